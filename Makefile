@@ -1,0 +1,87 @@
+# accel: top-level GNU make build.
+#
+# `make` builds the nbdkit plugin; `make check` installs test dependencies
+# (tools/install-deps), builds everything and runs tests/run, which ends
+# with "N passed, N failed".  `make install` honours PREFIX and DESTDIR.
+#
+# Everything in common/ is compiled once into common/libaccel-common.a; the
+# plugin, tools and unit tests link that archive, so adding a common module
+# or a unit test (tests/unit/test-NAME.c) needs no change here.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+# SANITIZE=address,undefined builds everything with those sanitizers.
+SANITIZE ?=
+
+PKGS := nbdkit libcurl openssl sqlite3
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs libcurl openssl sqlite3 2>/dev/null)
+PLUGINDIR := $(shell $(PKG_CONFIG) nbdkit --variable=plugindir 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wvla -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) -Icommon \
+  $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS := -pthread $(LDFLAGS)
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+ALL_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+COMMON_SRCS := $(sort $(wildcard common/*.c))
+COMMON_OBJS := $(COMMON_SRCS:.c=.o)
+COMMON_LIB := common/libaccel-common.a
+
+PLUGIN_SRCS := $(sort $(wildcard plugin/*.c))
+PLUGIN_OBJS := $(PLUGIN_SRCS:.c=.o)
+PLUGIN := plugin/nbdkit-accel-plugin.so
+
+# Unit tests: one tests/unit/test-NAME.c per pure module.  A unit test of a
+# plugin module links that module's object directly.
+UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_BINS := $(UNIT_SRCS:.c=)
+
+HEADERS := $(wildcard common/*.h plugin/*.h tests/unit/*.h)
+
+.PHONY: all check check-deps demo install clean format format-check
+
+all: $(PLUGIN) $(UNIT_BINS)
+
+%.o: %.c $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(COMMON_LIB): $(COMMON_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(PLUGIN): $(PLUGIN_OBJS) $(COMMON_LIB) plugin/plugin.syms
+	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) \
+	  -Wl,--version-script=plugin/plugin.syms -Wl,-z,defs $(PKG_LIBS)
+
+tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(filter-out plugin/accel.o,$(PLUGIN_OBJS)) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -Iplugin -o $@ $< \
+	  $(filter-out plugin/accel.o,$(PLUGIN_OBJS)) $(COMMON_LIB) \
+	  $(ALL_LDFLAGS) $(PKG_LIBS) -ldl
+
+check-deps:
+	tools/install-deps
+
+check: check-deps
+	$(MAKE) all
+	tests/run
+
+install: $(PLUGIN)
+	install -d $(DESTDIR)$(PLUGINDIR)
+	install -m 0755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
+
+format:
+	clang-format -i $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] tools/*.[ch] tests/unit/*.[ch])
+
+format-check:
+	clang-format --dry-run --Werror $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] tools/*.[ch] tests/unit/*.[ch])
+
+clean:
+	rm -f common/*.o plugin/*.o $(COMMON_LIB) $(PLUGIN) $(UNIT_BINS)
