@@ -39,16 +39,25 @@ PLUGIN_SRCS := $(sort $(wildcard plugin/*.c))
 PLUGIN_OBJS := $(PLUGIN_SRCS:.c=.o)
 PLUGIN := plugin/nbdkit-accel-plugin.so
 
+INDEXER_SRCS := $(sort $(wildcard indexer/*.c))
+INDEXER_OBJS := $(INDEXER_SRCS:.c=.o)
+INDEXER := indexer/accel-index
+
+# Small programs that integration tests drive (never run by tests/run
+# directly): tests/helpers/NAME.c.
+TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+TEST_HELPER_BINS := $(TEST_HELPER_SRCS:.c=)
+
 # Unit tests: one tests/unit/test-NAME.c per pure module.  A unit test of a
 # plugin module links that module's object directly.
 UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS := $(UNIT_SRCS:.c=)
 
-HEADERS := $(wildcard common/*.h plugin/*.h tests/unit/*.h)
+HEADERS := $(wildcard common/*.h plugin/*.h indexer/*.h tests/unit/*.h)
 
 .PHONY: all check check-deps demo install clean format format-check
 
-all: $(PLUGIN) $(UNIT_BINS)
+all: $(PLUGIN) $(INDEXER) $(UNIT_BINS) $(TEST_HELPER_BINS)
 
 %.o: %.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -60,6 +69,12 @@ $(COMMON_LIB): $(COMMON_OBJS)
 $(PLUGIN): $(PLUGIN_OBJS) $(COMMON_LIB) plugin/plugin.syms
 	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) \
 	  -Wl,--version-script=plugin/plugin.syms -Wl,-z,defs $(PKG_LIBS)
+
+$(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB)
+	$(CC) -o $@ $(INDEXER_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
+
+tests/helpers/%: tests/helpers/%.c $(COMMON_LIB) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
 
 tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(filter-out plugin/accel.o,$(PLUGIN_OBJS)) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Iplugin -o $@ $< \
@@ -73,9 +88,10 @@ check: check-deps
 	$(MAKE) all
 	tests/run
 
-install: $(PLUGIN)
-	install -d $(DESTDIR)$(PLUGINDIR)
+install: $(PLUGIN) $(INDEXER)
+	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
+	install -m 0755 $(INDEXER) $(DESTDIR)$(BINDIR)/
 
 format:
 	clang-format -i $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] tools/*.[ch] tests/unit/*.[ch])
@@ -84,4 +100,5 @@ format-check:
 	clang-format --dry-run --Werror $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] tools/*.[ch] tests/unit/*.[ch])
 
 clean:
-	rm -f common/*.o plugin/*.o $(COMMON_LIB) $(PLUGIN) $(UNIT_BINS)
+	rm -f common/*.o plugin/*.o indexer/*.o $(COMMON_LIB) $(PLUGIN) $(INDEXER) \
+	  $(UNIT_BINS) $(TEST_HELPER_BINS)
