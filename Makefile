@@ -48,8 +48,7 @@ INDEXER := indexer/accel-index
 TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 TEST_HELPER_BINS := $(TEST_HELPER_SRCS:.c=)
 
-# Unit tests: one tests/unit/test-NAME.c per pure module.  A unit test of a
-# plugin module links that module's object directly.
+# Unit tests: one tests/unit/test-NAME.c per pure module.
 UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS := $(UNIT_SRCS:.c=)
 
@@ -68,7 +67,7 @@ $(COMMON_LIB): $(COMMON_OBJS)
 
 $(PLUGIN): $(PLUGIN_OBJS) $(COMMON_LIB) plugin/plugin.syms
 	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) \
-	  -Wl,--version-script=plugin/plugin.syms -Wl,-z,defs $(PKG_LIBS)
+	  -Wl,--version-script=plugin/plugin.syms $(PKG_LIBS)
 
 $(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB)
 	$(CC) -o $@ $(INDEXER_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
@@ -76,10 +75,8 @@ $(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB)
 tests/helpers/%: tests/helpers/%.c $(COMMON_LIB) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
 
-tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(filter-out plugin/accel.o,$(PLUGIN_OBJS)) $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -Iplugin -o $@ $< \
-	  $(filter-out plugin/accel.o,$(PLUGIN_OBJS)) $(COMMON_LIB) \
-	  $(ALL_LDFLAGS) $(PKG_LIBS) -ldl
+tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
 
 check-deps:
 	tools/install-deps
@@ -87,6 +84,10 @@ check-deps:
 check: check-deps
 	$(MAKE) all
 	tests/run
+
+demo: check-deps
+	$(MAKE) all
+	tools/demo
 
 install: $(PLUGIN) $(INDEXER)
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)

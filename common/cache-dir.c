@@ -1,0 +1,280 @@
+/* accel: the cache directory — creation, the format marker, the
+ * directory-wide lock and the measure of how many bytes it holds.
+ *
+ * The lock is an flock on DIR/lock, taken by every process before it
+ * writes chunk bytes or evicts, so the cap holds across processes.  It is
+ * never taken by a cache hit and never held over network I/O.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache-internal.h"
+#include "cleanup.h"
+#include "report.h"
+
+/* mkdir -p with mode for the last component.  Parents get 0755 (they are
+ * usually system directories like /var/cache).
+ */
+static int
+make_dirs (const char *path, mode_t mode)
+{
+  CLEANUP_FREE char *copy = strdup (path);
+  char *p;
+
+  if (copy == NULL) {
+    report_error ("strdup: %m");
+    return -1;
+  }
+  for (p = copy + 1; *p; p++) {
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir (copy, 0755) == -1 && errno != EEXIST) {
+        report_error ("cache-dir: mkdir: %s: %m", copy);
+        return -1;
+      }
+      *p = '/';
+    }
+  }
+  if (mkdir (copy, mode) == -1 && errno != EEXIST) {
+    report_error ("cache-dir: mkdir: %s: %m", copy);
+    return -1;
+  }
+  return 0;
+}
+
+/* A new directory gets the marker; an existing one must have it (or be
+ * empty), so that we never scribble over something else.
+ */
+static int
+check_marker (const char *path)
+{
+  CLEANUP_FREE char *marker = NULL;
+  DIR *dir;
+  struct dirent *ent;
+  bool empty = true;
+  int fd;
+
+  if (asprintf (&marker, "%s/%s", path, CACHE_MARKER) == -1) {
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  if (access (marker, F_OK) == 0)
+    return 0;
+
+  dir = opendir (path);
+  if (dir == NULL) {
+    report_error ("cache-dir: %s: %m", path);
+    return -1;
+  }
+  while ((ent = readdir (dir)) != NULL) {
+    if (strcmp (ent->d_name, ".") != 0 && strcmp (ent->d_name, "..") != 0 &&
+        strcmp (ent->d_name, "lost+found") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir (dir);
+  if (!empty) {
+    report_error ("cache-dir: %s is not empty and is not an accel cache "
+                  "of format %d (no %s file): refusing to use it",
+                  path, CACHE_FORMAT_VERSION, CACHE_MARKER);
+    return -1;
+  }
+
+  fd = open (marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd == -1) {
+    report_error ("cache-dir: %s: %m", marker);
+    return -1;
+  }
+  close (fd);
+  return 0;
+}
+
+struct cache_dir *
+cache_dir_open (const char *path, uint64_t cap)
+{
+  struct cache_dir *d;
+  CLEANUP_FREE char *lock = NULL, *images = NULL;
+
+  d = calloc (1, sizeof *d);
+  if (d == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  d->lock_fd = -1;
+  pthread_mutex_init (&d->store_lock, NULL);
+  d->cap = cap;
+  d->path = strdup (path);
+  if (d->path == NULL) {
+    report_error ("strdup: %m");
+    goto err;
+  }
+
+  if (make_dirs (path, 0700) == -1)
+    goto err;
+  /* NB: an existing directory keeps its owner; tighten its mode if it is
+   * ours, because cached data may be private.
+   */
+  if (chmod (path, 0700) == -1 && errno != EPERM) {
+    report_error ("cache-dir: chmod: %s: %m", path);
+    goto err;
+  }
+  if (check_marker (path) == -1)
+    goto err;
+
+  if (asprintf (&images, "%s/images", path) == -1 ||
+      asprintf (&lock, "%s/lock", path) == -1) {
+    report_error ("asprintf: %m");
+    goto err;
+  }
+  if (mkdir (images, 0700) == -1 && errno != EEXIST) {
+    report_error ("cache-dir: mkdir: %s: %m", images);
+    goto err;
+  }
+  d->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (d->lock_fd == -1) {
+    report_error ("cache-dir: %s: %m", lock);
+    goto err;
+  }
+  return d;
+
+ err:
+  cache_dir_close (d);
+  return NULL;
+}
+
+void
+cache_dir_close (struct cache_dir *d)
+{
+  if (d == NULL)
+    return;
+  if (d->lock_fd >= 0)
+    close (d->lock_fd);
+  pthread_mutex_destroy (&d->store_lock);
+  free (d->path);
+  free (d);
+}
+
+/* Take the directory lock: the mutex for threads of this process, the
+ * flock for other processes.
+ */
+int
+cache_dir_lock (struct cache_dir *d)
+{
+  pthread_mutex_lock (&d->store_lock);
+  while (flock (d->lock_fd, LOCK_EX) == -1) {
+    if (errno != EINTR) {
+      report_error ("cache-dir: flock: %s/lock: %m", d->path);
+      pthread_mutex_unlock (&d->store_lock);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void
+cache_dir_unlock (struct cache_dir *d)
+{
+  flock (d->lock_fd, LOCK_UN);
+  pthread_mutex_unlock (&d->store_lock);
+}
+
+/* Bytes held: the blocks allocated to every image's data file.  This is
+ * the truth on disk, so it needs no bookkeeping that a crash could
+ * break.  NB: costs one fstatat per image; fine for the tens of images a
+ * node holds.
+ */
+int
+cache_dir_usage_locked (struct cache_dir *d, uint64_t *bytes)
+{
+  CLEANUP_FREE char *images = NULL;
+  DIR *dir;
+  struct dirent *ent;
+  uint64_t total = 0;
+  int dfd;
+
+  if (asprintf (&images, "%s/images", d->path) == -1) {
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  dir = opendir (images);
+  if (dir == NULL) {
+    report_error ("cache-dir: %s: %m", images);
+    return -1;
+  }
+  dfd = dirfd (dir);
+  while ((ent = readdir (dir)) != NULL) {
+    char name[300];
+    struct stat st;
+
+    if (ent->d_name[0] == '.')
+      continue;
+    if (snprintf (name, sizeof name, "%s/data", ent->d_name) >=
+        (int) sizeof name)
+      continue;
+    if (fstatat (dfd, name, &st, 0) == 0)
+      total += (uint64_t) st.st_blocks * 512;
+  }
+  closedir (dir);
+  *bytes = total;
+  return 0;
+}
+
+int
+cache_dir_usage (struct cache_dir *d, uint64_t *bytes)
+{
+  int r;
+
+  if (cache_dir_lock (d) == -1)
+    return -1;
+  r = cache_dir_usage_locked (d, bytes);
+  cache_dir_unlock (d);
+  return r;
+}
+
+int
+cache_dir_evict_to (struct cache_dir *d, uint64_t target)
+{
+  uint64_t usage;
+  int r = 0;
+
+  if (cache_dir_lock (d) == -1)
+    return -1;
+  if (cache_dir_usage_locked (d, &usage) == -1)
+    r = -1;
+  else if (usage > target)
+    r = cache_evict_locked (d, usage, target);
+  cache_dir_unlock (d);
+  return r;
+}
+
+/* Punch a hole (keeping the file size): the bytes read back as zeros and
+ * their blocks go back to the filesystem.
+ */
+int
+cache_punch (int fd, uint64_t offset, uint64_t len)
+{
+  if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 offset, len) == -1) {
+    report_error ("cache: punching a hole: %m");
+    return -1;
+  }
+  return 0;
+}
+
+/* Coarse clock for LRU; the map stores 32-bit seconds. */
+uint32_t
+cache_now (void)
+{
+  return (uint32_t) time (NULL);
+}

@@ -1,0 +1,365 @@
+/* accel: reading and storing chunks in an image's cache.
+ *
+ * The read path takes no lock: it checks a chunk's state word, preads the
+ * bytes and checks the state again (a seqlock against eviction by any
+ * process).  The first read of a chunk by this process reads the whole
+ * chunk and verifies its hash.  Stores write under the directory lock
+ * (so the cap holds across processes) and are recorded in batches by
+ * cache_flush after one fdatasync.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "cache-internal.h"
+#include "cleanup.h"
+#include "report.h"
+
+/* Seconds caching stays off after a write failed for lack of space. */
+#define STORE_RETRY_SECONDS 30
+
+static uint32_t
+chunk_len (const struct cache_image *ci, uint64_t idx)
+{
+  uint64_t off = idx * ci->chunk_size;
+
+  if (off + ci->chunk_size > ci->image_size)
+    return ci->image_size - off;
+  return ci->chunk_size;
+}
+
+/* pread all of count bytes; returns bytes read (short at end of file). */
+static ssize_t
+pread_full (int fd, void *buf, size_t count, uint64_t offset)
+{
+  size_t done = 0;
+
+  while (done < count) {
+    ssize_t r = pread (fd, (char *) buf + done, count - done, offset + done);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    if (r == 0)
+      break;
+    done += r;
+  }
+  return done;
+}
+
+/* Generation bits of a map state as kept in a local word. */
+static uint32_t
+local_gen (uint32_t state)
+{
+  return (state >> 1) << LOCAL_GEN_SHIFT;
+}
+
+static void
+touch (struct map_entry *e)
+{
+  uint32_t now = cache_now ();
+
+  if (atomic_load_explicit (&e->atime, memory_order_relaxed) != now)
+    atomic_store_explicit (&e->atime, now, memory_order_relaxed);
+}
+
+/* First read of a present chunk by this process: read it whole, check
+ * its hash, and only then serve from it.
+ */
+static int
+read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1,
+             uint32_t offset, uint32_t len, void *buf)
+{
+  struct map_entry *e = &ci->entries[idx];
+  uint32_t clen = chunk_len (ci, idx);
+  CLEANUP_FREE unsigned char *chunk = malloc (clen);
+  unsigned char want[32], got[32];
+  ssize_t r;
+  int have;
+
+  if (chunk == NULL) {
+    report_error ("malloc: %m");
+    return -1;
+  }
+  r = pread_full (ci->data_fd, chunk, clen, idx * ci->chunk_size);
+  if (r == -1) {
+    report_error ("cache: %s/data: read: %m", ci->path);
+    return -1;
+  }
+  if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
+    return 0;                   /* evicted meanwhile: a miss */
+
+  have = 0;
+  if (ci->expected) {
+    have = ci->expected (ci->expected_opaque, idx, want);
+    if (have == -1)
+      return -1;
+  }
+  if (!have)
+    memcpy (want, e->sha256, 32);
+
+  SHA256 (chunk, clen, got);
+  if (r != clen || memcmp (want, got, 32) != 0) {
+    ci->stats.verify_failed++;
+    report_debug ("cache: %s: chunk %" PRIu64 " is %s: dropping it",
+                  ci->path, idx, r != clen ? "short" : "damaged (hash mismatch)");
+    if (cache_image_drop (ci, idx, s1) == -1)
+      return -1;
+    return 0;
+  }
+
+  ci->stats.verified++;
+  atomic_fetch_or (&ci->local[idx], LOCAL_VERIFIED);
+  memcpy (buf, chunk + offset, len);
+  touch (e);
+  return 1;
+}
+
+int
+cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset,
+            uint32_t len, void *buf)
+{
+  struct map_entry *e;
+  uint32_t local, s1, s2;
+  ssize_t r;
+
+  if (idx >= ci->nr_chunks || (uint64_t) offset + len > chunk_len (ci, idx)) {
+    report_error ("cache: read out of range: chunk %" PRIu64, idx);
+    return -1;
+  }
+  e = &ci->entries[idx];
+  local = atomic_load (&ci->local[idx]);
+
+  s1 = atomic_load_explicit (&e->state, memory_order_acquire);
+  if (!(s1 & STATE_PRESENT) && !(local & LOCAL_PENDING)) {
+    ci->stats.misses++;
+    return 0;
+  }
+
+  if ((s1 & STATE_PRESENT) && !(local & LOCAL_VERIFIED)) {
+    r = read_verify (ci, idx, s1, offset, len, buf);
+    if (r == 1)
+      ci->stats.hits++;
+    else if (r == 0)
+      ci->stats.misses++;
+    return r;
+  }
+
+  r = pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
+  if (r == -1) {
+    report_error ("cache: %s/data: read: %m", ci->path);
+    return -1;
+  }
+  s2 = atomic_load_explicit (&e->state, memory_order_acquire);
+  if (s1 & STATE_PRESENT) {
+    if (s2 != s1)
+      goto miss;                /* evicted underneath us */
+  }
+  else if (local_gen (s2) != (local & ~(LOCAL_VERIFIED | LOCAL_PENDING)))
+    goto miss;                  /* pending chunk, evicted meanwhile */
+  if (r != len) {
+    /* The data file was truncated behind our back. */
+    if (s1 & STATE_PRESENT)
+      cache_image_drop (ci, idx, s1);
+    goto miss;
+  }
+  touch (e);
+  ci->stats.hits++;
+  return 1;
+
+ miss:
+  ci->stats.misses++;
+  return 0;
+}
+
+bool
+cache_contains (struct cache_image *ci, uint64_t idx)
+{
+  return (atomic_load (&ci->entries[idx].state) & STATE_PRESENT) ||
+    (atomic_load (&ci->local[idx]) & LOCAL_PENDING);
+}
+
+/* With the directory locked: make room for len more bytes under the cap.
+ * Returns 0 if there is room, 1 if not (everything evictable is gone).
+ */
+static int
+make_room_locked (struct cache_dir *d, uint32_t len)
+{
+  uint64_t usage, target, slack;
+
+  if (d->cap == 0)
+    return 0;
+  if (d->cap < len)
+    return 1;
+  if (cache_dir_usage_locked (d, &usage) == -1)
+    return -1;
+  if (usage + len <= d->cap)
+    return 0;
+
+  /* Evict a little more than needed so that the next stores do not each
+   * pay for a scan.
+   */
+  slack = d->cap / 20;
+  if (slack < len)
+    slack = len;
+  target = d->cap > slack ? d->cap - slack : 0;
+  if (cache_evict_locked (d, usage, target) == -1)
+    return -1;
+  if (cache_dir_usage_locked (d, &usage) == -1)
+    return -1;
+  return usage + len <= d->cap ? 0 : 1;
+}
+
+/* A write failed: free what it allocated and turn caching off for a
+ * while.  Reads go on from the origin.  Warn once per episode.
+ */
+static void
+store_failed_locked (struct cache_image *ci, uint64_t off, uint32_t len,
+                     int err)
+{
+  struct cache_dir *d = ci->dir;
+
+  cache_punch (ci->data_fd, off, len);
+  d->store_disabled_until = time (NULL) + STORE_RETRY_SECONDS;
+  if (!d->warned_full) {
+    d->warned_full = true;
+    errno = err;
+    report_error ("warning: cache: %s/data: cannot write (%m): serving "
+                  "from the origin without caching for now", ci->path);
+  }
+}
+
+int
+cache_store (struct cache_image *ci, uint64_t idx, const void *data,
+             uint32_t len)
+{
+  struct cache_dir *d = ci->dir;
+  struct map_entry *e;
+  unsigned char sha[32];
+  uint64_t off;
+  uint32_t s0;
+  ssize_t w;
+  size_t done;
+  int r;
+
+  if (idx >= ci->nr_chunks || len != chunk_len (ci, idx)) {
+    report_error ("cache: store of chunk %" PRIu64 " with wrong length %"
+                  PRIu32, idx, len);
+    return -1;
+  }
+  e = &ci->entries[idx];
+  off = idx * ci->chunk_size;
+
+  if (cache_pending (ci) >= ci->max_pending && cache_flush (ci) == -1)
+    return -1;
+
+  SHA256 (data, len, sha);      /* outside the lock */
+
+  if (cache_dir_lock (d) == -1)
+    return -1;
+  if (d->store_disabled_until > time (NULL)) {
+    r = 1;
+    goto out;
+  }
+  r = make_room_locked (d, len);
+  if (r != 0)
+    goto out;
+  d->warned_full = false;
+
+  s0 = atomic_load (&e->state);
+  if (s0 & STATE_PRESENT)
+    goto out;                   /* another process stored it already */
+
+  for (done = 0; done < len; done += w) {
+    w = pwrite (ci->data_fd, (const char *) data + done, len - done,
+                off + done);
+    if (w == -1 && errno == EINTR)
+      w = 0;
+    else if (w <= 0) {
+      store_failed_locked (ci, off, len, w == -1 ? errno : EIO);
+      r = 1;
+      goto out;
+    }
+  }
+  memcpy (e->sha256, sha, 32);
+  cache_dir_unlock (d);
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->pending_lock);
+    ci->pending[ci->nr_pending].idx = idx;
+    ci->pending[ci->nr_pending].state = s0;
+    ci->nr_pending++;
+    atomic_store (&ci->local[idx],
+                  local_gen (s0) | LOCAL_PENDING | LOCAL_VERIFIED);
+  }
+  ci->stats.stored++;
+  return 0;
+
+ out:
+  cache_dir_unlock (d);
+  if (r == 1)
+    ci->stats.store_skipped++;
+  return r;
+}
+
+unsigned
+cache_pending (struct cache_image *ci)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->pending_lock);
+  return ci->nr_pending;
+}
+
+int
+cache_flush (struct cache_image *ci)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->flush_lock);
+  CLEANUP_FREE struct pending *batch = NULL;
+  size_t i, n;
+  int r = 0;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->pending_lock);
+    n = ci->nr_pending;
+    if (n == 0)
+      return 0;
+    batch = malloc (n * sizeof *batch);
+    if (batch == NULL) {
+      report_error ("malloc: %m");
+      return -1;
+    }
+    memcpy (batch, ci->pending, n * sizeof *batch);
+    ci->nr_pending = 0;
+  }
+
+  /* The bytes must be durable before any of them is recorded. */
+  if (fdatasync (ci->data_fd) == -1) {
+    report_error ("cache: %s/data: fdatasync: %m", ci->path);
+    r = -1;
+  }
+
+  for (i = 0; i < n; i++) {
+    struct map_entry *e = &ci->entries[batch[i].idx];
+    uint32_t s = batch[i].state;
+
+    /* NB: the CAS fails if the chunk was evicted (its generation bumped,
+     * and its bytes punched) since we wrote it: then it is forgotten.
+     */
+    if (r == 0 &&
+        atomic_compare_exchange_strong (&e->state, &s,
+                                        batch[i].state | STATE_PRESENT)) {
+      touch (e);
+      atomic_store (&ci->local[batch[i].idx], LOCAL_VERIFIED);
+    }
+    else
+      atomic_store (&ci->local[batch[i].idx], 0);
+  }
+  return r;
+}

@@ -1,0 +1,365 @@
+/* nbdkit-accel-plugin: serve a read-only disk image stored in S3, with a
+ * persistent, verified, sparse local block cache.
+ *
+ *   nbdkit accel url=s3://bucket/datasets/genome.img cache-dir=/var/cache/accel
+ *
+ * This file is the nbdkit glue: configuration keys, the callbacks, and
+ * the per-connection handle.  The work is done by image.c (opening the
+ * object, manifest and cache), fetch.c (the read path) and background.c
+ * (readahead and flushing).
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "background.h"
+#include "fetch.h"
+#include "image.h"
+#include "report.h"
+
+/* Debug flags: -D accel.stats=1 prints the counters at exit. */
+NBDKIT_DLL_PUBLIC int accel_debug_stats = 0;
+
+static struct image_config cfg = {
+  .cache_dir = "/var/cache/accel",
+  .s3 = { .connections = 16, .retries = 6, .timeout = 60, .tls_verify = true },
+};
+static uint32_t request_size = 8 * 1024 * 1024;
+static uint64_t readahead = 8 * 1024 * 1024;
+static unsigned readahead_threads = 2;
+
+static struct image *img;
+
+static void
+accel_load (void)
+{
+  report_set_handlers (nbdkit_verror, nbdkit_vdebug);
+}
+
+/* Parse a size that must fit in 32 bits and be a power of two. */
+static int
+parse_pow2 (const char *key, const char *value, uint32_t min, uint32_t max,
+            uint32_t *out)
+{
+  int64_t r = nbdkit_parse_size (value);
+
+  if (r == -1)
+    return -1;
+  if (r < min || r > max || (r & (r - 1)) != 0) {
+    nbdkit_error ("%s: must be a power of two between %" PRIu32 " and %"
+                  PRIu32 " bytes", key, min, max);
+    return -1;
+  }
+  *out = r;
+  return 0;
+}
+
+static int
+accel_config (const char *key, const char *value)
+{
+  int64_t r;
+
+  if (strcmp (key, "cache-dir") == 0)
+    cfg.cache_dir = value;
+  else if (strcmp (key, "cache-size") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    cfg.cache_size = r;
+  }
+  else if (strcmp (key, "cainfo") == 0)
+    cfg.s3.cainfo = value;
+  else if (strcmp (key, "chunk-size") == 0)
+    return parse_pow2 (key, value, MANIFEST_MIN_CHUNK_SIZE,
+                       MANIFEST_MAX_CHUNK_SIZE, &cfg.chunk_size);
+  else if (strcmp (key, "connections") == 0) {
+    if (nbdkit_parse_unsigned (key, value, &cfg.s3.connections) == -1)
+      return -1;
+    if (cfg.s3.connections < 1 || cfg.s3.connections > 1024) {
+      nbdkit_error ("connections: must be between 1 and 1024");
+      return -1;
+    }
+  }
+  else if (strcmp (key, "endpoint") == 0)
+    cfg.s3.endpoint = value;
+  else if (strcmp (key, "manifest") == 0)
+    cfg.manifest = value;
+  else if (strcmp (key, "profile") == 0)
+    cfg.s3.profile = value;
+  else if (strcmp (key, "readahead") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    readahead = r;
+  }
+  else if (strcmp (key, "region") == 0)
+    cfg.s3.region = value;
+  else if (strcmp (key, "request-size") == 0)
+    return parse_pow2 (key, value, MANIFEST_MIN_CHUNK_SIZE, 256 << 20,
+                       &request_size);
+  else if (strcmp (key, "retries") == 0)
+    return nbdkit_parse_unsigned (key, value, &cfg.s3.retries);
+  else if (strcmp (key, "timeout") == 0)
+    return nbdkit_parse_unsigned (key, value, &cfg.s3.timeout);
+  else if (strcmp (key, "tls-verify") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1)
+      return -1;
+    cfg.s3.tls_verify = b;
+  }
+  else if (strcmp (key, "url") == 0)
+    cfg.url = value;
+  else {
+    nbdkit_error ("unknown parameter '%s' (see nbdkit accel --help)", key);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+accel_config_complete (void)
+{
+  if (cfg.url == NULL) {
+    nbdkit_error ("url=s3://BUCKET/KEY (or an http(s) URL) is required");
+    return -1;
+  }
+  if (cfg.cache_dir[0] != '/') {
+    nbdkit_error ("cache-dir=%s: must be an absolute path (nbdkit changes "
+                  "directory when it becomes a daemon)", cfg.cache_dir);
+    return -1;
+  }
+  if (cfg.chunk_size && request_size < cfg.chunk_size) {
+    nbdkit_error ("request-size must be at least chunk-size");
+    return -1;
+  }
+  if (cfg.s3.timeout == 0) {
+    nbdkit_error ("timeout must be at least 1 second");
+    return -1;
+  }
+  return 0;
+}
+
+#define accel_config_help \
+  "url=s3://BUCKET/KEY   (required) The image; or an http(s):// URL.\n" \
+  "endpoint=URL          S3-compatible endpoint (path-style addressing).\n" \
+  "region=REGION         Default: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1.\n" \
+  "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
+  "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n" \
+  "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n" \
+  "cache-size=SIZE       Cap on the bytes the cache dir holds (default: none).\n" \
+  "chunk-size=SIZE       Default: the manifest's, else 1M.\n" \
+  "connections=N         HTTP connections to the origin (default 16).\n" \
+  "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n" \
+  "readahead=SIZE        Fetch ahead of sequential readers (default 8M, 0=off).\n" \
+  "retries=N             Retries of a failed request (default 6).\n" \
+  "timeout=SECS          Stall timeout of a request (default 60).\n" \
+  "tls-verify=false      Do not verify TLS certificates (default true).\n" \
+  "cainfo=FILE           CA certificates for TLS."
+
+/* Open the image before nbdkit forks, so that a bad URL, credentials or
+ * manifest fail at start-up with a clear message.
+ */
+static int
+accel_get_ready (void)
+{
+  if (request_size < MANIFEST_MIN_CHUNK_SIZE)
+    request_size = MANIFEST_MIN_CHUNK_SIZE;
+  img = image_open (&cfg);
+  if (img == NULL)
+    return -1;
+  if (request_size < img->chunk_size)
+    request_size = img->chunk_size;
+  fetch_init (request_size);
+  return 0;
+}
+
+static int
+accel_after_fork (void)
+{
+  return background_start (img, readahead_threads, readahead);
+}
+
+static void
+accel_cleanup (void)
+{
+  background_stop ();
+  if (img && accel_debug_stats) {
+    struct fetch_stats f;
+    struct cache_stats c;
+
+    fetch_get_stats (&f);
+    cache_image_stats (img->cache, &c);
+    nbdkit_debug ("stats: chunk fetches %" PRIu64 ", GETs %" PRIu64
+                  ", waits %" PRIu64 ", verify failures %" PRIu64
+                  ", cache hits %" PRIu64 ", misses %" PRIu64
+                  ", stored %" PRIu64 ", not stored %" PRIu64
+                  ", verified %" PRIu64 ", damaged %" PRIu64,
+                  f.chunk_fetches, f.requests, f.waits, f.verify_failures,
+                  c.hits, c.misses, c.stored, c.store_skipped, c.verified,
+                  c.verify_failed);
+  }
+  image_close (img);
+  img = NULL;
+}
+
+static void *
+accel_open (int readonly)
+{
+  struct readahead_state *h = calloc (1, sizeof *h);
+
+  (void) readonly;
+  if (h == NULL)
+    nbdkit_error ("calloc: %m");
+  return h;
+}
+
+static void
+accel_close (void *handle)
+{
+  free (handle);
+}
+
+static int64_t
+accel_get_size (void *handle)
+{
+  (void) handle;
+  return img->size;
+}
+
+static int
+accel_can_write (void *handle)
+{
+  (void) handle;
+  return 0;
+}
+
+static int
+accel_can_multi_conn (void *handle)
+{
+  (void) handle;
+  return 1;
+}
+
+static int
+accel_can_cache (void *handle)
+{
+  (void) handle;
+  return NBDKIT_CACHE_NATIVE;
+}
+
+static int
+accel_can_extents (void *handle)
+{
+  (void) handle;
+  return 1;
+}
+
+static int
+accel_is_rotational (void *handle)
+{
+  (void) handle;
+  return 0;
+}
+
+/* NBD can carry only a few errno values (nbdkit sends EINVAL for the
+ * rest, which would mislead): whatever went wrong with the origin or the
+ * image is an I/O error to the client.  The log has the real cause.
+ */
+static void
+set_nbd_errno (void)
+{
+  switch (errno) {
+  case EPERM: case EIO: case ENOMEM: case EINVAL: case ENOSPC:
+  case EOVERFLOW: case ENOTSUP: case ESHUTDOWN:
+    break;
+  default:
+    errno = EIO;
+  }
+}
+
+static int
+accel_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+             uint32_t flags)
+{
+  (void) flags;
+  if (fetch_read (img, buf, count, offset) == -1) {
+    set_nbd_errno ();
+    return -1;
+  }
+  background_note_read (handle, offset, count);
+  return 0;
+}
+
+static int
+accel_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  (void) handle;
+  (void) flags;
+  if (fetch_read (img, NULL, count, offset) == -1) {
+    set_nbd_errno ();
+    return -1;
+  }
+  return 0;
+}
+
+/* Chunks the manifest marks all-zero are holes that read as zeros; the
+ * rest is data.  Without a manifest everything is data.
+ */
+static int
+accel_extents (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
+               struct nbdkit_extents *extents)
+{
+  uint64_t end = offset + count, pos = offset;
+
+  (void) handle;
+  while (pos < end) {
+    uint64_t idx = pos / img->chunk_size;
+    uint64_t next = (idx + 1) * img->chunk_size;
+    uint32_t type = image_chunk_is_zero (img, idx)
+      ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+
+    if (next > img->size)
+      next = img->size;
+    if (nbdkit_add_extent (extents, pos, next - pos, type) == -1)
+      return -1;
+    pos = next;
+    if (flags & NBDKIT_FLAG_REQ_ONE)
+      break;
+  }
+  return 0;
+}
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct nbdkit_plugin plugin = {
+  .name = "accel",
+  .longname = "accel: S3 images with a persistent verified block cache",
+  .version = "0.1",
+  .load = accel_load,
+  .config = accel_config,
+  .config_complete = accel_config_complete,
+  .config_help = accel_config_help,
+  .magic_config_key = "url",
+  .get_ready = accel_get_ready,
+  .after_fork = accel_after_fork,
+  .cleanup = accel_cleanup,
+  .open = accel_open,
+  .close = accel_close,
+  .get_size = accel_get_size,
+  .can_write = accel_can_write,
+  .can_multi_conn = accel_can_multi_conn,
+  .can_cache = accel_can_cache,
+  .can_extents = accel_can_extents,
+  .is_rotational = accel_is_rotational,
+  .pread = accel_pread,
+  .cache = accel_cache,
+  .extents = accel_extents,
+  .errno_is_preserved = 1,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)

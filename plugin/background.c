@@ -1,0 +1,194 @@
+/* accel plugin: background threads.
+ *
+ * The flusher records written chunks every FLUSH_MS (one fdatasync per
+ * batch, see cache_flush), so reads never wait for a sync.
+ *
+ * Readahead: a connection whose reads follow each other gets the next
+ * `window` bytes queued; worker threads fetch them into the cache with
+ * the same read path as demand reads (so a chunk is still fetched only
+ * once).  The queue is small and drops requests when full: readahead is
+ * a hint, never a debt.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "background.h"
+#include "cleanup.h"
+#include "fetch.h"
+#include "report.h"
+
+#define FLUSH_MS 100
+#define QUEUE_LEN 64
+#define MAX_WORKERS 16
+
+/* Reads in a row that make a reader sequential. */
+#define STREAK 2
+
+struct ra_request {
+  uint64_t offset;
+  uint32_t count;
+};
+
+/* lock protects the queue and quit; workers sleep on queue_cond, the
+ * flusher on quit_cond.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t quit_cond = PTHREAD_COND_INITIALIZER;
+static struct ra_request queue[QUEUE_LEN];
+static size_t q_head, q_len;
+static bool quit;
+
+static struct image *image;
+static uint64_t window;
+static pthread_t flusher, workers[MAX_WORKERS];
+static unsigned nr_workers;
+static bool flusher_running;
+
+static void *
+flusher_main (void *arg)
+{
+  (void) arg;
+  for (;;) {
+    struct timespec ts;
+
+    {
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
+      if (quit)
+        break;
+      clock_gettime (CLOCK_REALTIME, &ts);
+      ts.tv_nsec += FLUSH_MS * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait (&quit_cond, &lock, &ts);
+      if (quit)
+        break;
+    }
+    if (cache_pending (image->cache) > 0)
+      cache_flush (image->cache);
+  }
+  return NULL;
+}
+
+static void *
+worker_main (void *arg)
+{
+  (void) arg;
+  for (;;) {
+    struct ra_request req;
+
+    {
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
+      while (!quit && q_len == 0)
+        pthread_cond_wait (&queue_cond, &lock);
+      if (quit)
+        break;
+      req = queue[q_head];
+      q_head = (q_head + 1) % QUEUE_LEN;
+      q_len--;
+    }
+    /* Errors were reported by the read path; a demand read will retry. */
+    fetch_read (image, NULL, req.count, req.offset);
+  }
+  return NULL;
+}
+
+int
+background_start (struct image *img, unsigned threads, uint64_t win)
+{
+  unsigned i;
+  int err;
+
+  image = img;
+  window = win;
+  quit = false;
+  err = pthread_create (&flusher, NULL, flusher_main, NULL);
+  if (err) {
+    errno = err;
+    report_error ("pthread_create: %m");
+    return -1;
+  }
+  flusher_running = true;
+  if (window == 0)
+    threads = 0;
+  if (threads > MAX_WORKERS)
+    threads = MAX_WORKERS;
+  for (i = 0; i < threads; i++) {
+    err = pthread_create (&workers[i], NULL, worker_main, NULL);
+    if (err) {
+      errno = err;
+      report_error ("pthread_create: %m");
+      return -1;
+    }
+    nr_workers++;
+  }
+  return 0;
+}
+
+void
+background_stop (void)
+{
+  unsigned i;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
+    quit = true;
+    pthread_cond_broadcast (&queue_cond);
+    pthread_cond_broadcast (&quit_cond);
+  }
+  for (i = 0; i < nr_workers; i++)
+    pthread_join (workers[i], NULL);
+  nr_workers = 0;
+  if (flusher_running)
+    pthread_join (flusher, NULL);
+  flusher_running = false;
+  if (image && image->cache)
+    cache_flush (image->cache);
+}
+
+void
+background_note_read (struct readahead_state *st, uint64_t offset,
+                      uint32_t count)
+{
+  uint64_t end = offset + count, from, until;
+
+  if (offset == st->next_offset)
+    st->streak++;
+  else {
+    st->streak = 0;
+    st->queued_until = 0;
+  }
+  st->next_offset = end;
+  if (nr_workers == 0 || st->streak < STREAK || image == NULL)
+    return;
+
+  from = end > st->queued_until ? end : st->queued_until;
+  until = end + window;
+  if (until > image->size)
+    until = image->size;
+  /* Ask in chunk-aligned pieces, at least half a window at a time, so
+   * that each request can become one GET.
+   */
+  from -= from % image->chunk_size;
+  if (from >= until || until - from < window / 2)
+    return;
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
+  while (from < until && q_len < QUEUE_LEN) {
+    uint64_t n = until - from;
+    if (n > image->chunk_size * 8ULL)
+      n = image->chunk_size * 8ULL;
+    queue[(q_head + q_len) % QUEUE_LEN] =
+      (struct ra_request) { .offset = from, .count = n };
+    q_len++;
+    from += n;
+  }
+  st->queued_until = from;
+  pthread_cond_broadcast (&queue_cond);
+}

@@ -1,0 +1,32 @@
+/* accel plugin: work done off the request path — readahead for
+ * sequential readers and the periodic flush that records cached chunks.
+ */
+
+#ifndef ACCEL_BACKGROUND_H
+#define ACCEL_BACKGROUND_H
+
+#include <stdint.h>
+
+#include "image.h"
+
+/* Per-connection sequential read detection. */
+struct readahead_state {
+  uint64_t next_offset;        /* where a sequential read would start */
+  unsigned streak;             /* sequential reads in a row */
+  uint64_t queued_until;       /* readahead already asked up to here */
+};
+
+/* Start the threads (from .after_fork): one flusher, and `threads`
+ * readahead workers that keep `window` bytes ahead of a sequential
+ * reader (window 0: no readahead).
+ */
+int background_start (struct image *img, unsigned threads, uint64_t window);
+
+/* Stop and join them (from .cleanup), flushing once more. */
+void background_stop (void);
+
+/* Tell readahead about a read that was just served. */
+void background_note_read (struct readahead_state *st, uint64_t offset,
+                           uint32_t count);
+
+#endif /* ACCEL_BACKGROUND_H */

@@ -1,0 +1,36 @@
+/* accel plugin: the read path — serve a byte range from the cache, and
+ * fetch what is missing from the origin once, however many threads want
+ * it.
+ */
+
+#ifndef ACCEL_FETCH_H
+#define ACCEL_FETCH_H
+
+#include <stdint.h>
+
+#include "image.h"
+
+/* Counters of the read path (for debug output and, later, metrics). */
+struct fetch_stats {
+  uint64_t chunk_fetches;      /* chunks fetched from the origin */
+  uint64_t requests;           /* ranged GETs issued for them */
+  uint64_t waits;              /* reads that waited for another's fetch */
+  uint64_t verify_failures;    /* fetched chunks that did not match */
+  uint64_t zero_reads;         /* chunk reads answered from the manifest */
+};
+
+/* request_size caps one GET (adjacent missing chunks are coalesced up
+ * to it).
+ */
+void fetch_init (uint32_t request_size);
+
+/* Read count bytes at offset into buf.  buf == NULL only brings the range
+ * into the cache (NBD_CMD_CACHE, readahead).  Returns 0, or -1 after
+ * reporting the error, with errno set.
+ */
+int fetch_read (struct image *img, void *buf, uint32_t count,
+                uint64_t offset);
+
+void fetch_get_stats (struct fetch_stats *out);
+
+#endif /* ACCEL_FETCH_H */

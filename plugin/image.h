@@ -1,0 +1,56 @@
+/* accel plugin: the one image this nbdkit process serves — where its
+ * bytes come from (an S3 object), what they must hash to (the manifest,
+ * optional) and where they are kept (the cache).
+ */
+
+#ifndef ACCEL_IMAGE_H
+#define ACCEL_IMAGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "manifest.h"
+#include "s3.h"
+
+/* Settings from nbdkit's command line (see accel.c for the keys). */
+struct image_config {
+  const char *url;
+  const char *manifest;        /* URL, file, "none", or NULL = default */
+  const char *cache_dir;
+  uint64_t cache_size;         /* 0 = no cap */
+  uint32_t chunk_size;         /* 0 = the manifest's, else 1 MiB */
+  struct s3_config s3;
+};
+
+struct image {
+  struct s3_client *s3;
+  struct s3_object *obj;
+  struct manifest *manifest;   /* NULL: serving without verification */
+  struct cache_dir *dir;
+  struct cache_image *cache;
+  uint64_t size;
+  uint32_t chunk_size;
+  uint64_t nr_chunks;
+
+  /* Set when the origin object changed under us (HTTP 412): from then on
+   * every read fails rather than mix two versions.
+   */
+  atomic_bool stale;
+};
+
+/* Open everything, reporting any problem clearly.  One request learns
+ * the object's size and ETag; the manifest is downloaded only if the
+ * local copy is not the current one.
+ */
+struct image *image_open (const struct image_config *cfg);
+void image_close (struct image *img);
+
+/* Bytes of chunk idx (the last one may be short). */
+uint32_t image_chunk_len (const struct image *img, uint64_t idx);
+
+/* True if the manifest says chunk idx is all zeros. */
+bool image_chunk_is_zero (const struct image *img, uint64_t idx);
+
+#endif /* ACCEL_IMAGE_H */

@@ -1,0 +1,196 @@
+# accel: shell functions for integration tests (source it).
+#
+# Every resource a test starts is registered with on_exit, and one trap
+# releases them all in reverse order on every path (pass, failure,
+# signal).  Tests start real servers on loopback only.
+
+set -u
+top=${ACCEL_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+export ACCEL_TOP="$top"
+plugin="$top/plugin/nbdkit-accel-plugin.so"
+
+# Never let the credential chain reach for an instance metadata service.
+export AWS_EC2_METADATA_DISABLED=true
+
+_cleanups=()
+on_exit () { _cleanups+=("$1"); }
+_run_cleanups () {
+  local i
+  for (( i=${#_cleanups[@]}-1; i>=0; i-- )); do
+    eval "${_cleanups[$i]}" >/dev/null 2>&1 || :
+  done
+  _cleanups=()
+}
+trap '_rc=$?; _run_cleanups; exit $_rc' EXIT
+trap 'exit 130' INT TERM
+
+# On failure, show the tail of every log the test wrote, then the reason.
+fail () {
+  local f
+  for f in "${tmp:-/nonexistent}"/*.log; do
+    [ -f "$f" ] || continue
+    echo "--- $f (last 40 lines)" >&2
+    tail -n "${ACCEL_LOG_LINES:-40}" "$f" >&2
+  done
+  echo "FAIL: $*" >&2
+  exit 1
+}
+skip () { echo "SKIP: $*"; exit 77; }
+requires () { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
+
+# A temp dir removed at exit.
+make_tmpdir () {
+  local d
+  d=$(mktemp -d /tmp/accel-test.XXXXXX)
+  on_exit "rm -rf '$d'"
+  echo "$d"
+}
+
+# The shared test S3 server, or our own when run alone.
+needs_s3 () {
+  if [ -z "${ACCEL_TEST_S3_ENDPOINT:-}" ]; then
+    local d
+    d=$(mktemp -d /tmp/accel-rgw.XXXXXX)
+    on_exit "rm -rf '$d'"
+    on_exit "'$top/tests/lib/rgw.sh' stop '$d'"
+    "$top/tests/lib/rgw.sh" start "$d" >&2 || fail "could not start radosgw"
+    . "$d/env"
+  fi
+  export ACCEL_TEST_S3_ENDPOINT ACCEL_TEST_S3_ACCESS_KEY ACCEL_TEST_S3_SECRET_KEY
+  export AWS_ACCESS_KEY_ID="$ACCEL_TEST_S3_ACCESS_KEY"
+  export AWS_SECRET_ACCESS_KEY="$ACCEL_TEST_S3_SECRET_KEY"
+  export AWS_REGION=us-east-1
+  unset AWS_SESSION_TOKEN AWS_PROFILE
+}
+
+# Signed requests with curl (test set-up only; the plugin has its own).
+s3_curl () {
+  curl -sS --fail-with-body --aws-sigv4 "aws:amz:us-east-1:s3" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+    --user "$ACCEL_TEST_S3_ACCESS_KEY:$ACCEL_TEST_S3_SECRET_KEY" "$@"
+}
+s3_mkbucket () { s3_curl -X PUT "$ACCEL_TEST_S3_ENDPOINT/$1" >/dev/null; }
+s3_put () { s3_curl -X PUT --upload-file "$1" "$ACCEL_TEST_S3_ENDPOINT/$2" >/dev/null; }
+
+# A bucket name unique to this test run.
+unique_bucket () { echo "t-$(basename "$0" .sh | tr -cd 'a-z0-9-')-$$-$RANDOM"; }
+
+# Start the counting proxy in front of the S3 server: sets proxy_url,
+# proxy_stats (JSON file) and proxy_faults (rules file, initially []).
+start_proxy () {
+  local d=$1 port
+  proxy_stats="$d/proxy-stats.json"
+  proxy_faults="$d/proxy-faults.json"
+  echo '[]' > "$proxy_faults"
+  rm -f "$d/proxy-port"
+  python3 "$top/tests/lib/s3proxy.py" --upstream "$ACCEL_TEST_S3_ENDPOINT" \
+    --port-file "$d/proxy-port" --stats-file "$proxy_stats" \
+    --faults "$proxy_faults" > "$d/proxy.log" 2>&1 &
+  local pid=$!
+  on_exit "kill $pid; wait $pid"
+  for _ in $(seq 100); do
+    [ -s "$d/proxy-port" ] && break
+    sleep 0.1
+  done
+  [ -s "$d/proxy-port" ] || fail "proxy did not start: $(cat "$d/proxy.log")"
+  port=$(cat "$d/proxy-port")
+  proxy_url="http://127.0.0.1:$port"
+}
+
+# proxy_count KEY: a counter from the proxy's stats (GET, HEAD, bytes...).
+proxy_count () {
+  python3 -c 'import json,sys
+try: s = json.load(open(sys.argv[1]))
+except FileNotFoundError: s = {}
+print(s.get(sys.argv[2], 0))' "$proxy_stats" "$1"
+}
+
+# start_nbdkit NAME ARGS...: nbdkit with the plugin on a private Unix
+# socket, as a daemon (NB: nbdkit 1.32 in the foreground dies with the
+# script that started it), waiting for its pidfile.  Sets sock_NAME and
+# pid_NAME; its log is $tmp/NAME.log.  Returns nbdkit's exit status if
+# it fails to start.
+start_nbdkit () {
+  local name=$1; shift
+  local sock="$tmp/$name.sock" pidf="$tmp/$name.pid" log="$tmp/$name.log"
+  rm -f "$sock" "$pidf"
+  nbdkit -U "$sock" -P "$pidf" -v "$plugin" "$@" > "$log" 2>&1
+  local rc=$?
+  [ $rc = 0 ] || return $rc
+  for _ in $(seq 100); do
+    [ -s "$pidf" ] && break
+    sleep 0.1
+  done
+  [ -s "$pidf" ] || fail "nbdkit $name did not write its pidfile"
+  local pid
+  pid=$(cat "$pidf")
+  on_exit "kill $pid"
+  eval "sock_$name='$sock' pid_$name=$pid"
+}
+
+# stop_nbdkit NAME: stop it and wait until it has exited (it flushes
+# its cache on the way out).
+stop_nbdkit () {
+  local pid
+  eval "pid=\$pid_$1"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null
+  fail "nbdkit $1 did not exit on SIGTERM"
+}
+
+# nbd_uri NAME: the NBD URI of a started nbdkit.
+nbd_uri () { eval "echo \"nbd+unix:///?socket=\$sock_$1\""; }
+
+# A random test image with a few all-zero chunks: make_image FILE MiB
+make_image () {
+  local f=$1 mib=$2
+  head -c $((mib * 1024 * 1024)) /dev/urandom > "$f"
+  # Zero chunks 2 and 3 (1 MiB chunks) and the last half-chunk stays data.
+  dd if=/dev/zero of="$f" bs=1M seek=2 count=2 conv=notrunc status=none
+}
+
+# libnbd's Python bindings are installed for Debian's python3, not for
+# any other python3 that may come first in PATH.
+nbdcheck () { /usr/bin/python3 "$top/tests/lib/nbdcheck.py" "$@"; }
+
+# make_tree DIR: a small tree of awkward files (nested, empty, sparse,
+# hard-linked, long and non-ASCII names) for filesystem tests.
+make_tree () {
+  local d=$1
+  mkdir -p "$d/a/b/c/d/e" "$d/empty-dir" "$d/ünïcødé dir"
+  head -c 3000000 /dev/urandom > "$d/a/big.bin"
+  head -c 1 /dev/urandom > "$d/a/b/one-byte"
+  : > "$d/a/b/c/empty"
+  echo "hello accel" > "$d/a/b/c/d/e/deep.txt"
+  truncate -s 5M "$d/sparse.bin"
+  printf 'middle' | dd of="$d/sparse.bin" bs=1 seek=3000000 conv=notrunc status=none
+  ln "$d/a/big.bin" "$d/a/hardlink.bin"
+  echo "名前" > "$d/ünïcødé dir/ファイル.txt"
+  echo long > "$d/$(printf 'n%.0s' $(seq 200))"
+  local i
+  for i in $(seq 50); do echo "file $i" > "$d/a/b/small-$i.txt"; done
+}
+
+# mount_export URI MNT: the stand-in for nbd-client + mount on machines
+# without the nbd driver: nbdfuse exposes the export as a file, a
+# read-only loop device is made of it, and that is mounted read-only.
+# Everything is undone at exit.  Sets loopdev.
+mount_export () {
+  local uri=$1 mnt=$2 fusedir="$tmp/fuse"
+  mkdir -p "$fusedir" "$mnt"
+  nbdfuse -r -P "$tmp/nbdfuse.pid" "$fusedir" "$uri" > "$tmp/nbdfuse.log" 2>&1 &
+  on_exit "fusermount3 -u '$fusedir'"
+  for _ in $(seq 100); do
+    [ -s "$tmp/nbdfuse.pid" ] && break
+    sleep 0.1
+  done
+  [ -e "$fusedir/nbd" ] || fail "nbdfuse: $(cat "$tmp/nbdfuse.log")"
+  loopdev=$(losetup -f --show -r "$fusedir/nbd") || fail "losetup"
+  on_exit "losetup -d $loopdev"
+  mount -o ro "$loopdev" "$mnt" || fail "mount $loopdev"
+  on_exit "umount '$mnt'"
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""Read an NBD export with libnbd and compare it with a local file.
+
+  nbdcheck.py random URI FILE COUNT [SEED]   COUNT random reads (sizes 1 B
+      to 256 KiB, anywhere) must equal FILE's bytes at the same offsets
+  nbdcheck.py same URI FILE OFFSET LEN N      N connections read the same
+      range at once (threads released together); all must equal FILE
+  nbdcheck.py read URI OFFSET LEN            read once; exit 1 on error,
+      printing libnbd's error message
+
+Exit status 0 on success, 1 on a mismatch or error (with a message).
+"""
+
+import random
+import sys
+import threading
+
+import nbd
+
+
+def connect(uri):
+    h = nbd.NBD()
+    h.connect_uri(uri)
+    return h
+
+
+def expect(data, path, offset, length, what):
+    with open(path, "rb") as f:
+        f.seek(offset)
+        want = f.read(length)
+    if data != want:
+        bad = next(i for i in range(len(want)) if data[i] != want[i])
+        sys.exit("%s: mismatch at offset %d (+%d)" % (what, offset, bad))
+
+
+def random_reads(uri, path, count, seed):
+    h = connect(uri)
+    size = h.get_size()
+    rng = random.Random(seed)
+    for i in range(count):
+        length = rng.randint(1, 256 * 1024)
+        offset = rng.randrange(0, size - length)
+        expect(h.pread(length, offset), path, offset, length, "read %d" % i)
+    h.shutdown()
+
+
+def same_range(uri, path, offset, length, n):
+    handles = [connect(uri) for _ in range(n)]
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def run(h):
+        barrier.wait()
+        try:
+            data = h.pread(length, offset)
+            expect(data, path, offset, length, "concurrent read")
+        except BaseException as e:      # noqa: B036 (SystemExit too)
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=run, args=(h,)) for h in handles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        sys.exit("; ".join(errors))
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "random":
+        seed = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+        random_reads(sys.argv[2], sys.argv[3], int(sys.argv[4]), seed)
+    elif mode == "same":
+        same_range(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                   int(sys.argv[5]), int(sys.argv[6]))
+    elif mode == "read":
+        h = connect(sys.argv[2])
+        try:
+            h.pread(int(sys.argv[4]), int(sys.argv[3]))
+        except nbd.Error as e:
+            sys.exit("read failed: %s" % e)
+    else:
+        sys.exit("unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main()
