@@ -122,15 +122,16 @@ cache_dir_open (const char *path, uint64_t cap)
 
   if (make_dirs (path, 0700) == -1)
     goto err;
+  if (check_marker (path) == -1)
+    goto err;
   /* NB: an existing directory keeps its owner; tighten its mode if it is
-   * ours, because cached data may be private.
+   * ours, because cached data may be private.  Only after the marker
+   * check: a directory we refuse must be left as it was.
    */
   if (chmod (path, 0700) == -1 && errno != EPERM) {
     report_error ("cache-dir: chmod: %s: %m", path);
     goto err;
   }
-  if (check_marker (path) == -1)
-    goto err;
 
   if (asprintf (&images, "%s/images", path) == -1 ||
       asprintf (&lock, "%s/lock", path) == -1) {
@@ -253,7 +254,7 @@ cache_dir_evict_to (struct cache_dir *d, uint64_t target)
   if (cache_dir_usage_locked (d, &usage) == -1)
     r = -1;
   else if (usage > target)
-    r = cache_evict_locked (d, usage, target);
+    r = cache_evict_locked (d, usage, target, NULL);
   cache_dir_unlock (d);
   return r;
 }

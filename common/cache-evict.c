@@ -87,7 +87,9 @@ open_image (int images_fd, const char *name, struct evict_image *im)
   if (memcmp (h->magic, MAP_MAGIC, 8) != 0 ||
       h->version != CACHE_FORMAT_VERSION ||
       h->entry_size != sizeof (struct map_entry) ||
-      h->chunk_size == 0 ||
+      h->chunk_size == 0 || (h->chunk_size & (h->chunk_size - 1)) != 0 ||
+      h->image_size == 0 ||
+      h->nr_chunks != (h->image_size + h->chunk_size - 1) / h->chunk_size ||
       h->nr_chunks > (im->map_len - MAP_HEADER_SIZE) / h->entry_size)
     return 0;
   return 1;
@@ -104,6 +106,16 @@ close_image (struct evict_image *im)
     close (im->data_fd);
 }
 
+/* Bytes of chunk idx (the last one may be short). */
+static uint64_t
+chunk_bytes (const struct map_header *h, uint64_t idx)
+{
+  uint64_t off = idx * h->chunk_size;
+
+  return off + h->chunk_size > h->image_size
+    ? h->image_size - off : h->chunk_size;
+}
+
 static struct map_entry *
 image_entries (const struct evict_image *im)
 {
@@ -111,7 +123,8 @@ image_entries (const struct evict_image *im)
 }
 
 int
-cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target)
+cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
+                    uint64_t *nr_evicted)
 {
   CLEANUP_FREE char *images_path = NULL;
   CLEANUP_FREE struct evict_image *ims = NULL;
@@ -180,7 +193,8 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target)
     }
   }
 
-  qsort (cands, nr_cands, sizeof *cands, compare_atime);
+  if (nr_cands > 0)
+    qsort (cands, nr_cands, sizeof *cands, compare_atime);
 
   /* Mark the oldest absent until enough is freed. */
   for (n = 0; n < nr_cands && freed < need; n++) {
@@ -194,7 +208,7 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target)
       continue;
     }
     im->dirty = true;
-    freed += im->map->chunk_size;
+    freed += chunk_bytes (im->map, cands[n].idx);
   }
 
   /* The maps must say "absent" on disk before any hole is punched. */
@@ -211,9 +225,7 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target)
     if (!(cands[i].state & STATE_PRESENT))
       continue;
     off = cands[i].idx * im->map->chunk_size;
-    len = im->map->chunk_size;
-    if (off + len > im->map->image_size)
-      len = im->map->image_size - off;
+    len = chunk_bytes (im->map, cands[i].idx);
     if (cache_punch (im->data_fd, off, len) == -1)
       goto out;
     evicted++;
@@ -221,6 +233,8 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target)
   report_debug ("cache: evicted %" PRIu64 " chunks (%" PRIu64 " bytes) "
                 "to bring %" PRIu64 " bytes under %" PRIu64,
                 evicted, freed, usage, target);
+  if (nr_evicted)
+    *nr_evicted += evicted;
   r = 0;
 
  out:

@@ -202,6 +202,18 @@ open_files_locked (struct cache_image *ci, const char *description)
       return -1;
   }
 
+  /* NB: every page of the map gets its blocks now.  Touching a hole of
+   * a shared mapping when the filesystem is full is a SIGBUS, not an
+   * error (on tmpfs even reading one), and others may fill the
+   * filesystem at any time.  40 bytes per chunk.
+   */
+  if (fallocate (ci->map_fd, 0, 0, ci->map_len) == -1 &&
+      errno != EOPNOTSUPP) {
+    report_error ("cache: %s/map: allocating %zu bytes: %m", ci->path,
+                  ci->map_len);
+    return -1;
+  }
+
   if (fstat (ci->data_fd, &st) == -1) {
     report_error ("cache: %s/data: %m", ci->path);
     return -1;

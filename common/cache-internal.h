@@ -114,9 +114,11 @@ void cache_dir_unlock (struct cache_dir *d);
 int cache_dir_usage_locked (struct cache_dir *d, uint64_t *bytes);
 
 /* cache-evict.c: with the directory locked, evict least recently used
- * chunks until usage is at most target.
+ * chunks until usage is at most target.  Adds the number of chunks
+ * evicted to *nr_evicted if it is not NULL.
  */
-int cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target);
+int cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
+                        uint64_t *nr_evicted);
 
 /* cache-image.c: drop one chunk of an image (found damaged) under the
  * directory lock.

@@ -183,6 +183,8 @@ cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset,
 bool
 cache_contains (struct cache_image *ci, uint64_t idx)
 {
+  if (idx >= ci->nr_chunks)
+    return false;
   return (atomic_load (&ci->entries[idx].state) & STATE_PRESENT) ||
     (atomic_load (&ci->local[idx]) & LOCAL_PENDING);
 }
@@ -191,9 +193,10 @@ cache_contains (struct cache_image *ci, uint64_t idx)
  * Returns 0 if there is room, 1 if not (everything evictable is gone).
  */
 static int
-make_room_locked (struct cache_dir *d, uint32_t len)
+make_room_locked (struct cache_image *ci, uint32_t len)
 {
-  uint64_t usage, target, slack;
+  struct cache_dir *d = ci->dir;
+  uint64_t usage, target, slack, evicted = 0;
 
   if (d->cap == 0)
     return 0;
@@ -211,8 +214,9 @@ make_room_locked (struct cache_dir *d, uint32_t len)
   if (slack < len)
     slack = len;
   target = d->cap > slack ? d->cap - slack : 0;
-  if (cache_evict_locked (d, usage, target) == -1)
+  if (cache_evict_locked (d, usage, target, &evicted) == -1)
     return -1;
+  ci->stats.evicted += evicted;
   if (cache_dir_usage_locked (d, &usage) == -1)
     return -1;
   return usage + len <= d->cap ? 0 : 1;
@@ -222,12 +226,14 @@ make_room_locked (struct cache_dir *d, uint32_t len)
  * while.  Reads go on from the origin.  Warn once per episode.
  */
 static void
-store_failed_locked (struct cache_image *ci, uint64_t off, uint32_t len,
-                     int err)
+store_failed_locked (struct cache_image *ci, int err)
 {
   struct cache_dir *d = ci->dir;
 
-  cache_punch (ci->data_fd, off, len);
+  /* NB: no punch: another process may hold this chunk written but not
+   * yet recorded.  Our partial bytes are never recorded, and are punched
+   * by the next process that opens the image alone.
+   */
   d->store_disabled_until = time (NULL) + STORE_RETRY_SECONDS;
   if (!d->warned_full) {
     d->warned_full = true;
@@ -269,10 +275,9 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
     r = 1;
     goto out;
   }
-  r = make_room_locked (d, len);
+  r = make_room_locked (ci, len);
   if (r != 0)
     goto out;
-  d->warned_full = false;
 
   s0 = atomic_load (&e->state);
   if (s0 & STATE_PRESENT)
@@ -284,16 +289,31 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
     if (w == -1 && errno == EINTR)
       w = 0;
     else if (w <= 0) {
-      store_failed_locked (ci, off, len, w == -1 ? errno : EIO);
+      store_failed_locked (ci, w == -1 ? errno : EIO);
       r = 1;
       goto out;
     }
   }
   memcpy (e->sha256, sha, 32);
+  d->warned_full = false;       /* warn again if it fills again */
   cache_dir_unlock (d);
 
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->pending_lock);
+    /* NB: threads that passed the flush check above together can all
+     * get here with the batch full.
+     */
+    if (ci->nr_pending == ci->max_pending) {
+      size_t m = ci->max_pending * 2;
+      struct pending *p = realloc (ci->pending, m * sizeof *p);
+
+      if (p == NULL) {
+        report_error ("realloc: %m");
+        return -1;
+      }
+      ci->pending = p;
+      ci->max_pending = m;
+    }
     ci->pending[ci->nr_pending].idx = idx;
     ci->pending[ci->nr_pending].state = s0;
     ci->nr_pending++;

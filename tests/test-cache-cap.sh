@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy
 needs_s3
-tmp=$(make_tmpdir)
+make_tmpdir
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
 head -c $((24 * 1048576)) /dev/urandom > "$tmp/disk.img"

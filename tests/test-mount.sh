@@ -9,7 +9,7 @@ requires nbdkit; requires nbdfuse; requires mke2fs; requires losetup
 [ "$(id -u)" = 0 ] || skip "needs root to mount"
 [ -e /dev/fuse ] || skip "no /dev/fuse"
 needs_s3
-tmp=$(make_tmpdir)
+make_tmpdir
 make_tree "$tmp/src"
 mke2fs -q -t ext4 -b 4096 -d "$tmp/src" -L accel-test "$tmp/fs.img" 32M ||
   fail "mke2fs"

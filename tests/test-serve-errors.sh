@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy
 needs_s3
-tmp=$(make_tmpdir)
+make_tmpdir
 start_proxy "$tmp"
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
@@ -71,7 +71,6 @@ s3_put "$tmp/other.img" "$bucket/disk.img"
 if nbdcheck read "$(nbd_uri c)" $((6 * 1048576)) 4096; then
   fail "read of a replaced object succeeded"
 fi
-grep -q "412\|changed since it was opened" "$tmp/c.log" || {
+grep -q "changed since it was opened.*refusing to mix versions" "$tmp/c.log" || {
   cat "$tmp/c.log"; fail "no clear error for a replaced object"; }
-grep -v "debug:" "$tmp/c.log"
 echo OK

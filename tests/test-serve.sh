@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy; requires nbdinfo
 needs_s3
-tmp=$(make_tmpdir)
+make_tmpdir
 start_proxy "$tmp"
 
 bucket=$(unique_bucket)

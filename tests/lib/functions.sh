@@ -38,12 +38,11 @@ fail () {
 skip () { echo "SKIP: $*"; exit 77; }
 requires () { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
 
-# A temp dir removed at exit.
+# make_tmpdir: set tmp to a new temp dir, removed at exit.  NB: not
+# tmp=$(make_tmpdir): the cleanup would be registered in a subshell.
 make_tmpdir () {
-  local d
-  d=$(mktemp -d /tmp/accel-test.XXXXXX)
-  on_exit "rm -rf '$d'"
-  echo "$d"
+  tmp=$(mktemp -d /tmp/accel-test.XXXXXX) || fail "mktemp"
+  on_exit "rm -rf '$tmp'"
 }
 
 # The shared test S3 server, or our own when run alone.
@@ -114,7 +113,8 @@ start_nbdkit () {
   local name=$1; shift
   local sock="$tmp/$name.sock" pidf="$tmp/$name.pid" log="$tmp/$name.log"
   rm -f "$sock" "$pidf"
-  nbdkit -U "$sock" -P "$pidf" -v "$plugin" "$@" > "$log" 2>&1
+  # NB: --log=stderr, else a daemon sends its errors to syslog.
+  nbdkit -U "$sock" -P "$pidf" --log=stderr -v "$plugin" "$@" > "$log" 2>&1
   local rc=$?
   [ $rc = 0 ] || return $rc
   for _ in $(seq 100); do
@@ -182,6 +182,7 @@ make_tree () {
 mount_export () {
   local uri=$1 mnt=$2 fusedir="$tmp/fuse"
   mkdir -p "$fusedir" "$mnt"
+  rm -f "$tmp/nbdfuse.pid"
   nbdfuse -r -P "$tmp/nbdfuse.pid" "$fusedir" "$uri" > "$tmp/nbdfuse.log" 2>&1 &
   on_exit "fusermount3 -u '$fusedir'"
   for _ in $(seq 100); do
@@ -193,4 +194,10 @@ mount_export () {
   on_exit "losetup -d $loopdev"
   mount -o ro "$loopdev" "$mnt" || fail "mount $loopdev"
   on_exit "umount '$mnt'"
+}
+
+# unmount_export MNT: undo mount_export now (the exit trap's undo then
+# finds nothing left to do).
+unmount_export () {
+  umount "$1" && losetup -d "$loopdev" && fusermount3 -u "$tmp/fuse"
 }

@@ -1,0 +1,709 @@
+/* accel: fetch temporary AWS credentials over the network.
+ *
+ * These requests are rare (once at start, then once per credential
+ * lifetime), so each uses its own libcurl easy handle rather than the
+ * data path's connection pool.  Every handle is restricted to http and
+ * https, never follows redirects, never uses signals, and has a timeout;
+ * the instance metadata service gets a very short one, because on a
+ * machine that is not an EC2 instance nothing answers at all and the
+ * chain must fall through to "anonymous" quickly.  Bodies are capped at
+ * CREDS_MAX_RESPONSE and wiped before they are freed, since they hold
+ * secrets.
+ *
+ * NB: nothing here may print a secret key, a session token, a web
+ * identity token or an IMDS token, even in debug messages.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cleanup.h"
+#include "creds-fetch.h"
+#include "creds-parse.h"
+#include "report.h"
+
+#define IMDS_CONNECT_MS 1000L
+#define IMDS_TOTAL_MS 3000L
+#define STS_CONNECT_MS 5000L
+#define STS_TOTAL_MS 30000L
+
+/* Longest IMDSv2 session token we accept (they are ~60 bytes). */
+#define IMDS_MAX_TOKEN 4096
+
+/* Where server-provided text is cut before it is printed. */
+#define MAX_MESSAGE 512
+
+#define IMDS_CREDS_PATH "/latest/meta-data/iam/security-credentials/"
+
+/* Free a string holding a secret, wiping it first. */
+static void
+cleanup_free_secret (char **ptr)
+{
+  if (*ptr) {
+    explicit_bzero (*ptr, strlen (*ptr));
+    free (*ptr);
+  }
+}
+#define CLEANUP_FREE_SECRET __attribute__ ((cleanup (cleanup_free_secret)))
+
+/* A response body, at most CREDS_MAX_RESPONSE bytes. */
+struct http_body {
+  char *data; /* NUL-terminated */
+  size_t len;
+  bool too_big;
+};
+
+/* Free a body at scope exit, wiping it: it may hold credentials. */
+static void
+cleanup_http_body (struct http_body *b)
+{
+  if (b->data) {
+    explicit_bzero (b->data, b->len);
+    free (b->data);
+  }
+}
+#define CLEANUP_HTTP_BODY __attribute__ ((cleanup (cleanup_http_body)))
+
+/* Free a curl handle at scope exit. */
+static void
+cleanup_curl (CURL **h)
+{
+  if (*h)
+    curl_easy_cleanup (*h);
+}
+#define CLEANUP_CURL __attribute__ ((cleanup (cleanup_curl)))
+
+/* Free a curl header list at scope exit. */
+static void
+cleanup_slist (struct curl_slist **l)
+{
+  curl_slist_free_all (*l);
+}
+#define CLEANUP_SLIST __attribute__ ((cleanup (cleanup_slist)))
+
+/* The buffer is allocated at its full size once so that realloc never
+ * leaves copies of secrets behind in freed memory.
+ */
+static size_t
+http_write (char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+  struct http_body *b = opaque;
+  size_t n = size * nmemb;
+
+  if (b->data == NULL) {
+    b->data = malloc (CREDS_MAX_RESPONSE + 1);
+    if (b->data == NULL)
+      return 0;
+  }
+  if (n > CREDS_MAX_RESPONSE - b->len) {
+    b->too_big = true;
+    return 0;
+  }
+  memcpy (b->data + b->len, ptr, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return n;
+}
+
+/* One small request. */
+struct http_request {
+  const char *url;
+  const char *method; /* NULL for GET, or POST if post is set */
+  const char *post; /* request body, or NULL */
+  struct curl_slist *headers;
+  long connect_ms, total_ms;
+  bool no_proxy;
+};
+
+/* Perform req.  Returns 0 with *status and body filled in, or -1 with
+ * errbuf describing a transport failure.  NB: transport failures are not
+ * reported here: for IMDS that is simply what "not on EC2" looks like,
+ * so the caller decides.
+ */
+static int
+http_do (const struct http_request *req, struct http_body *body, long *status,
+         char *errbuf)
+{
+  CLEANUP_CURL CURL *h = NULL;
+  CURLcode rc;
+
+  errbuf[0] = '\0';
+  h = curl_easy_init ();
+  if (h == NULL) {
+    snprintf (errbuf, CURL_ERROR_SIZE, "curl_easy_init failed");
+    return -1;
+  }
+  rc = curl_easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_URL, req->url);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_FOLLOWLOCATION, 0L);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT_MS, req->connect_ms);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_TIMEOUT_MS, req->total_ms);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_USERAGENT, "accel");
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, http_write);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt (h, CURLOPT_WRITEDATA, body);
+  if (rc == CURLE_OK && req->headers)
+    rc = curl_easy_setopt (h, CURLOPT_HTTPHEADER, req->headers);
+  if (rc == CURLE_OK && req->no_proxy)
+    rc = curl_easy_setopt (h, CURLOPT_NOPROXY, "*");
+  if (rc == CURLE_OK && req->post)
+    rc = curl_easy_setopt (h, CURLOPT_POSTFIELDS, req->post);
+  if (rc == CURLE_OK && req->post)
+    rc = curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE, (long) strlen (req->post));
+  if (rc == CURLE_OK && req->method)
+    rc = curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, req->method);
+  if (rc != CURLE_OK) {
+    snprintf (errbuf, CURL_ERROR_SIZE, "curl_easy_setopt: %s",
+              curl_easy_strerror (rc));
+    return -1;
+  }
+
+  rc = curl_easy_perform (h);
+  if (body->too_big) {
+    snprintf (errbuf, CURL_ERROR_SIZE, "response larger than %d bytes",
+              CREDS_MAX_RESPONSE);
+    return -1;
+  }
+  if (rc != CURLE_OK) {
+    if (errbuf[0] == '\0')
+      snprintf (errbuf, CURL_ERROR_SIZE, "%s", curl_easy_strerror (rc));
+    return -1;
+  }
+  curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, status);
+  if (body->data == NULL) { /* empty body */
+    body->data = calloc (1, 1);
+    if (body->data == NULL) {
+      snprintf (errbuf, CURL_ERROR_SIZE, "out of memory");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Make server-provided text safe to print: control characters become
+ * '?' and it is cut at MAX_MESSAGE bytes.
+ */
+static void
+sanitize_message (char *s)
+{
+  size_t i;
+
+  for (i = 0; s[i]; ++i) {
+    if (i == MAX_MESSAGE) {
+      s[i] = '\0';
+      break;
+    }
+    if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+      s[i] = '?';
+  }
+}
+
+/* An endpoint URL from the environment must be plain http(s) with no
+ * characters that could smuggle anything into a request line.
+ */
+static bool
+valid_endpoint (const char *url)
+{
+  size_t i;
+
+  if (strncasecmp (url, "http://", 7) != 0 &&
+      strncasecmp (url, "https://", 8) != 0)
+    return false;
+  for (i = 0; url[i]; ++i)
+    if ((unsigned char) url[i] <= 0x20 || url[i] == 0x7f)
+      return false;
+  return i < 2048;
+}
+
+/* The STS URL: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or the regional
+ * endpoint.  NB: region ends up in a host name, so it is checked.
+ */
+static char *
+sts_url (const char *region)
+{
+  const char *ep = creds_getenv ("AWS_ENDPOINT_URL_STS");
+  char *url;
+  size_t i, n;
+
+  if (ep == NULL)
+    ep = creds_getenv ("AWS_ENDPOINT_URL");
+  if (ep) {
+    if (!valid_endpoint (ep)) {
+      report_error ("STS endpoint: not an http(s) URL: %s", ep);
+      return NULL;
+    }
+    n = strlen (ep);
+    if (asprintf (&url, "%s%s", ep, ep[n - 1] == '/' ? "" : "/") == -1) {
+      report_error ("asprintf: %m");
+      return NULL;
+    }
+    return url;
+  }
+
+  n = strlen (region);
+  for (i = 0; i < n; ++i)
+    if (!islower ((unsigned char) region[i]) &&
+        !isdigit ((unsigned char) region[i]) && region[i] != '-')
+      break;
+  if (n == 0 || n > 64 || i < n) {
+    report_error ("STS endpoint: invalid region name: %s", region);
+    return NULL;
+  }
+  if (asprintf (&url, "https://sts.%s.%s/", region,
+                strncmp (region, "cn-", 3) == 0 ? "amazonaws.com.cn"
+                                                : "amazonaws.com") == -1) {
+    report_error ("asprintf: %m");
+    return NULL;
+  }
+  return url;
+}
+
+/* Read the web identity token (a JWT: a secret).  The file is
+ * rewritten periodically by whoever provides it (e.g. Kubernetes), which
+ * is why it is read afresh on every refresh.
+ */
+static char *
+read_token_file (const char *path)
+{
+  char *buf;
+  size_t len = 0;
+  int fd;
+
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1) {
+    report_error ("web identity token file: %s: %m", path);
+    return NULL;
+  }
+  buf = malloc (CREDS_MAX_TOKEN_FILE + 1);
+  if (buf == NULL) {
+    report_error ("malloc: %m");
+    close (fd);
+    return NULL;
+  }
+  while (len < CREDS_MAX_TOKEN_FILE + 1) {
+    ssize_t r = read (fd, buf + len, CREDS_MAX_TOKEN_FILE + 1 - len);
+
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      report_error ("web identity token file: %s: read: %m", path);
+      goto err;
+    }
+    if (r == 0)
+      break;
+    len += r;
+  }
+  if (len > CREDS_MAX_TOKEN_FILE) {
+    report_error ("web identity token file: %s: larger than %d bytes", path,
+                  CREDS_MAX_TOKEN_FILE);
+    goto err;
+  }
+  while (len > 0 && isspace ((unsigned char) buf[len - 1]))
+    len--;
+  buf[len] = '\0';
+  if (len == 0 || strlen (buf) != len) {
+    report_error ("web identity token file: %s: %s", path,
+                  len == 0 ? "empty" : "contains a NUL byte");
+    goto err;
+  }
+  close (fd);
+  return buf;
+
+err:
+  explicit_bzero (buf, len);
+  free (buf);
+  close (fd);
+  return NULL;
+}
+
+/* Turn STS's <ErrorResponse> into one clear message. */
+static void
+sts_report_error (const char *role_arn, long status, const struct http_body *b)
+{
+  CLEANUP_FREE char *code = NULL, *message = NULL;
+  const char *err;
+  size_t err_len;
+
+  if (creds_xml_find (b->data, b->len, "Error", &err, &err_len) == 0) {
+    code = creds_xml_text (err, err_len, "Code");
+    message = creds_xml_text (err, err_len, "Message");
+  }
+  if (code)
+    sanitize_message (code);
+  if (message)
+    sanitize_message (message);
+  if (code && message)
+    report_error ("STS AssumeRoleWithWebIdentity for %s: %s: %s (HTTP %ld)",
+                  role_arn, code, message, status);
+  else if (code)
+    report_error ("STS AssumeRoleWithWebIdentity for %s: %s (HTTP %ld)",
+                  role_arn, code, status);
+  else
+    report_error ("STS AssumeRoleWithWebIdentity for %s: HTTP %ld "
+                  "without an error code",
+                  role_arn, status);
+}
+
+/* Pull one required text field out of an XML or JSON document, saying
+ * which field is wrong if it cannot.
+ */
+static char *
+required_field (const char *what, bool xml, const char *doc, size_t len,
+                const char *name)
+{
+  char *v = xml ? creds_xml_text (doc, len, name)
+                : creds_json_string (doc, len, name);
+
+  if (v == NULL)
+    report_error ("%s: %s %s", what, name,
+                  errno == ENOENT       ? "is missing"
+                      : errno == ENOMEM ? "could not be allocated"
+                                        : "is malformed");
+  return v;
+}
+
+/* Parse the <Credentials> of an AssumeRoleWithWebIdentityResponse. */
+static int
+sts_parse_credentials (const struct http_body *b, struct aws_creds **out)
+{
+  static const char what[] = "STS AssumeRoleWithWebIdentity response";
+  CLEANUP_FREE_SECRET char *sk = NULL, *token = NULL;
+  CLEANUP_FREE char *ak = NULL, *exp = NULL;
+  const char *xml;
+  size_t len;
+  time_t expiration;
+
+  if (creds_xml_find (b->data, b->len, "Credentials", &xml, &len) == -1) {
+    report_error ("%s: no <Credentials>", what);
+    return -1;
+  }
+  ak = required_field (what, true, xml, len, "AccessKeyId");
+  sk = ak ? required_field (what, true, xml, len, "SecretAccessKey") : NULL;
+  token = sk ? required_field (what, true, xml, len, "SessionToken") : NULL;
+  exp = token ? required_field (what, true, xml, len, "Expiration") : NULL;
+  if (exp == NULL)
+    return -1;
+  if (creds_parse_time (exp, &expiration) == -1) {
+    sanitize_message (exp);
+    report_error ("%s: invalid Expiration: %s", what, exp);
+    return -1;
+  }
+  *out = creds_new (ak, sk, token, expiration, "web-identity");
+  return *out ? 0 : -1;
+}
+
+/* Read the token, POST the unsigned form, parse the XML answer. */
+int
+creds_fetch_web_identity (const char *region, const char *role_arn,
+                          const char *token_file, const char *session_name,
+                          struct aws_creds **out)
+{
+  CLEANUP_FREE char *url = NULL;
+  CLEANUP_FREE_SECRET char *token = NULL, *post = NULL;
+  CLEANUP_SLIST struct curl_slist *headers = NULL;
+  CLEANUP_HTTP_BODY struct http_body body = { 0 };
+  CLEANUP_CURL CURL *escaper = NULL;
+  char *e_arn = NULL, *e_name = NULL, *e_token = NULL;
+  char errbuf[CURL_ERROR_SIZE];
+  struct http_request req = { 0 };
+  long status = 0;
+  int r;
+
+  url = sts_url (region);
+  if (url == NULL)
+    return -1;
+  token = read_token_file (token_file);
+  if (token == NULL)
+    return -1;
+
+  /* NB: libcurl before 7.82 needs a handle to escape with. */
+  escaper = curl_easy_init ();
+  if (escaper) {
+    e_arn = curl_easy_escape (escaper, role_arn, 0);
+    e_name = curl_easy_escape (escaper, session_name, 0);
+    e_token = curl_easy_escape (escaper, token, 0);
+  }
+  if (e_arn && e_name && e_token)
+    r = asprintf (&post,
+                  "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
+                  "&RoleArn=%s&RoleSessionName=%s&WebIdentityToken=%s",
+                  e_arn, e_name, e_token);
+  else
+    r = -1;
+  if (e_token)
+    explicit_bzero (e_token, strlen (e_token));
+  curl_free (e_arn);
+  curl_free (e_name);
+  curl_free (e_token);
+  if (r == -1) {
+    post = NULL;
+    report_error ("STS request: out of memory");
+    return -1;
+  }
+  headers = curl_slist_append (
+      NULL, "Content-Type: application/x-www-form-urlencoded; charset=utf-8");
+  if (headers == NULL) {
+    report_error ("curl_slist_append: out of memory");
+    return -1;
+  }
+
+  report_debug ("credentials: AssumeRoleWithWebIdentity %s as %s at %s",
+                role_arn, session_name, url);
+  req.url = url;
+  req.post = post;
+  req.headers = headers;
+  req.connect_ms = STS_CONNECT_MS;
+  req.total_ms = STS_TOTAL_MS;
+  if (http_do (&req, &body, &status, errbuf) == -1) {
+    report_error ("STS AssumeRoleWithWebIdentity for %s: %s: %s", role_arn, url,
+                  errbuf);
+    return -1;
+  }
+  if (status != 200) {
+    sts_report_error (role_arn, status, &body);
+    return -1;
+  }
+  return sts_parse_credentials (&body, out);
+}
+
+/* The IMDS base URL, without a trailing '/'. */
+static char *
+imds_base (void)
+{
+  const char *ep = creds_getenv ("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  const char *mode = creds_getenv ("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+  char *base;
+  size_t n;
+
+  if (ep == NULL)
+    ep = mode && strcasecmp (mode, "IPv6") == 0 ? "http://[fd00:ec2::254]"
+                                                : "http://169.254.169.254";
+  if (!valid_endpoint (ep)) {
+    report_error ("AWS_EC2_METADATA_SERVICE_ENDPOINT: not an http(s) URL: %s",
+                  ep);
+    return NULL;
+  }
+  base = strdup (ep);
+  if (base == NULL) {
+    report_error ("strdup: %m");
+    return NULL;
+  }
+  n = strlen (base);
+  while (n > 0 && base[n - 1] == '/')
+    base[--n] = '\0';
+  return base;
+}
+
+/* One IMDS request; token is the IMDSv2 session token, or NULL for the
+ * PUT that obtains it.  Transport failures are returned, not reported.
+ */
+static int
+imds_request (const char *base, const char *path, const char *token,
+              struct http_body *body, long *status, char *errbuf)
+{
+  CLEANUP_FREE char *url = NULL;
+  CLEANUP_FREE_SECRET char *header = NULL;
+  CLEANUP_SLIST struct curl_slist *headers = NULL;
+  struct http_request req = { 0 };
+  int r;
+
+  if (asprintf (&url, "%s%s", base, path) == -1) {
+    url = NULL;
+    snprintf (errbuf, CURL_ERROR_SIZE, "out of memory");
+    return -1;
+  }
+  if (token)
+    r = asprintf (&header, "X-aws-ec2-metadata-token: %s", token);
+  else
+    r = asprintf (&header, "X-aws-ec2-metadata-token-ttl-seconds: 21600");
+  if (r == -1) {
+    header = NULL;
+    snprintf (errbuf, CURL_ERROR_SIZE, "out of memory");
+    return -1;
+  }
+  headers = curl_slist_append (NULL, header);
+  if (headers == NULL) {
+    snprintf (errbuf, CURL_ERROR_SIZE, "curl_slist_append failed");
+    return -1;
+  }
+  req.url = url;
+  req.method = token ? NULL : "PUT";
+  req.headers = headers;
+  req.connect_ms = IMDS_CONNECT_MS;
+  req.total_ms = IMDS_TOTAL_MS;
+  req.no_proxy = true; /* a link-local service: never via a proxy */
+  r = http_do (&req, body, status, errbuf);
+  /* NB: the list holds its own copy of the header, with the token. */
+  explicit_bzero (headers->data, strlen (headers->data));
+  return r;
+}
+
+/* IMDSv2 session token: it goes into a header, so no control characters
+ * or spaces.
+ */
+static char *
+imds_token (const struct http_body *b)
+{
+  size_t i, n = b->len;
+
+  while (n > 0 && isspace ((unsigned char) b->data[n - 1]))
+    n--;
+  if (n == 0 || n > IMDS_MAX_TOKEN)
+    return NULL;
+  for (i = 0; i < n; ++i)
+    if ((unsigned char) b->data[i] <= 0x20 || b->data[i] == 0x7f)
+      return NULL;
+  return strndup (b->data, n);
+}
+
+/* The role name is the first line of the listing; it becomes part of a
+ * URL path, so only IAM's role name characters are allowed.
+ */
+static char *
+imds_role_name (const struct http_body *b)
+{
+  size_t n = strcspn (b->data, "\r\n");
+  size_t i;
+
+  if (n == 0 || n > 64)
+    return NULL;
+  for (i = 0; i < n; ++i)
+    if (!isalnum ((unsigned char) b->data[i]) &&
+        strchr ("+=,.@_-", b->data[i]) == NULL)
+      return NULL;
+  return strndup (b->data, n);
+}
+
+/* Parse the instance role's credentials document. */
+static int
+imds_parse_credentials (const struct http_body *b, struct aws_creds **out)
+{
+  static const char what[] = "instance metadata credentials";
+  CLEANUP_FREE_SECRET char *sk = NULL, *token = NULL;
+  CLEANUP_FREE char *code = NULL, *ak = NULL, *exp = NULL;
+  time_t expiration;
+
+  code = creds_json_string (b->data, b->len, "Code");
+  if (code == NULL && errno != ENOENT) {
+    report_error ("%s: not a valid JSON document", what);
+    return -1;
+  }
+  if (code && strcmp (code, "Success") != 0) {
+    sanitize_message (code);
+    report_error ("%s: Code is %s", what, code);
+    return -1;
+  }
+  ak = required_field (what, false, b->data, b->len, "AccessKeyId");
+  sk = ak ? required_field (what, false, b->data, b->len, "SecretAccessKey")
+          : NULL;
+  token = sk ? required_field (what, false, b->data, b->len, "Token") : NULL;
+  exp = token ? required_field (what, false, b->data, b->len, "Expiration")
+              : NULL;
+  if (exp == NULL)
+    return -1;
+  if (creds_parse_time (exp, &expiration) == -1) {
+    sanitize_message (exp);
+    report_error ("%s: invalid Expiration: %s", what, exp);
+    return -1;
+  }
+  *out = creds_new (ak, sk, token, expiration, "imds");
+  return *out ? 0 : -1;
+}
+
+/* Token, role name, credentials: three requests, as IMDSv2 wants. */
+int
+creds_fetch_imds (struct aws_creds **out)
+{
+  CLEANUP_FREE char *base = NULL, *role = NULL, *path = NULL;
+  CLEANUP_FREE_SECRET char *token = NULL;
+  CLEANUP_HTTP_BODY struct http_body tb = { 0 }, lb = { 0 }, cb = { 0 };
+  const char *disabled = creds_getenv ("AWS_EC2_METADATA_DISABLED");
+  char errbuf[CURL_ERROR_SIZE];
+  long status = 0;
+
+  if (disabled && strcasecmp (disabled, "true") == 0) {
+    report_debug ("credentials: instance metadata disabled by "
+                  "AWS_EC2_METADATA_DISABLED");
+    return 1;
+  }
+  base = imds_base ();
+  if (base == NULL)
+    return -1;
+
+  /* Not answering the token request is how "not an EC2 instance" (or
+   * IMDSv2 switched off) looks, so it is not an error.
+   */
+  if (imds_request (base, "/latest/api/token", NULL, &tb, &status, errbuf) ==
+      -1) {
+    report_debug ("credentials: instance metadata service at %s "
+                  "not reachable: %s",
+                  base, errbuf);
+    return 1;
+  }
+  if (status != 200) {
+    report_debug ("credentials: instance metadata service at %s "
+                  "gave no IMDSv2 token (HTTP %ld)",
+                  base, status);
+    return 1;
+  }
+  token = imds_token (&tb);
+  if (token == NULL) {
+    report_error ("instance metadata: %s: invalid IMDSv2 token", base);
+    return -1;
+  }
+
+  if (imds_request (base, IMDS_CREDS_PATH, token, &lb, &status, errbuf) == -1) {
+    report_error ("instance metadata: %s%s: %s", base, IMDS_CREDS_PATH, errbuf);
+    return -1;
+  }
+  if (status == 404) {
+    report_debug ("credentials: no IAM role attached to this instance");
+    return 1;
+  }
+  if (status != 200) {
+    report_error ("instance metadata: %s%s: HTTP %ld", base, IMDS_CREDS_PATH,
+                  status);
+    return -1;
+  }
+  role = imds_role_name (&lb);
+  if (role == NULL) {
+    report_error ("instance metadata: %s%s: invalid role name", base,
+                  IMDS_CREDS_PATH);
+    return -1;
+  }
+
+  if (asprintf (&path, "%s%s", IMDS_CREDS_PATH, role) == -1) {
+    path = NULL;
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  if (imds_request (base, path, token, &cb, &status, errbuf) == -1) {
+    report_error ("instance metadata: %s%s: %s", base, path, errbuf);
+    return -1;
+  }
+  if (status != 200) {
+    report_error ("instance metadata: %s%s: HTTP %ld", base, path, status);
+    return -1;
+  }
+  report_debug ("credentials: instance role %s", role);
+  return imds_parse_credentials (&cb, out);
+}

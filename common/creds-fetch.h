@@ -1,0 +1,38 @@
+/* accel: fetch temporary AWS credentials over the network.
+ *
+ * The two network steps of the credential chain (creds.h): STS
+ * AssumeRoleWithWebIdentity and the EC2 instance metadata service
+ * (IMDSv2).  creds.c decides when to call them.
+ */
+
+#ifndef ACCEL_CREDS_FETCH_H
+#define ACCEL_CREDS_FETCH_H
+
+#include "creds.h"
+
+/* Caps on what we read from files and the network. */
+#define CREDS_MAX_TOKEN_FILE 65536
+#define CREDS_MAX_RESPONSE 65536
+
+/* getenv, but an empty variable counts as unset (as in the AWS CLI).
+ * Shared by creds.c and creds-fetch.c.
+ */
+const char *creds_getenv (const char *name);
+
+/* Exchange the web identity token in token_file for credentials of
+ * role_arn.  region picks the STS endpoint unless AWS_ENDPOINT_URL_STS
+ * or AWS_ENDPOINT_URL is set.  Returns 0 with *out set, or -1 after
+ * reporting an error (including STS's own error code and message).
+ */
+int creds_fetch_web_identity (const char *region, const char *role_arn,
+                              const char *token_file, const char *session_name,
+                              struct aws_creds **out);
+
+/* The EC2 instance role's credentials.  Returns 0 with *out set, 1 if
+ * there is no instance metadata service (unreachable, disabled by
+ * AWS_EC2_METADATA_DISABLED) or no role attached, or -1 after reporting
+ * an error.
+ */
+int creds_fetch_imds (struct aws_creds **out);
+
+#endif /* ACCEL_CREDS_FETCH_H */

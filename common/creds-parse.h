@@ -1,0 +1,48 @@
+/* accel: tiny bounded extractors for credential service responses.
+ *
+ * STS answers in XML and the EC2 instance metadata service in JSON; both
+ * responses are small and flat, so instead of a parser library we pull
+ * out the few values we need.  Inputs larger than CREDS_PARSE_MAX are
+ * refused.  Exposed in a header so that unit tests can feed them
+ * malformed input.
+ *
+ * NB: these functions do not report errors: only the caller knows
+ * whether a missing field is an error and what to call it.  They return
+ * -1 (or NULL) with errno set to ENOENT (field absent), EINVAL
+ * (malformed), E2BIG (input over the cap) or ENOMEM.
+ */
+
+#ifndef ACCEL_CREDS_PARSE_H
+#define ACCEL_CREDS_PARSE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#define CREDS_PARSE_MAX 65536
+
+/* Find the first element <name>...</name> in xml[0..len), skipping
+ * comments, CDATA and processing instructions.  On success *inner and
+ * *inner_len give its raw content (for <name/>, the empty string).
+ * Nested elements of the same name are not supported.
+ */
+int creds_xml_find (const char *xml, size_t len, const char *name,
+                    const char **inner, size_t *inner_len);
+
+/* The text of the first element <name>, with the five predefined
+ * entities and numeric character references decoded, as a malloc'd
+ * string.  Content containing markup is EINVAL.
+ */
+char *creds_xml_text (const char *xml, size_t len, const char *name);
+
+/* The string value of key in the top-level JSON object json[0..len), with
+ * escapes decoded, as a malloc'd string.  The whole document must be
+ * well-formed; a key whose value is not a string is EINVAL.
+ */
+char *creds_json_string (const char *json, size_t len, const char *key);
+
+/* Parse an ISO 8601 UTC timestamp as AWS writes it,
+ * "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)".
+ */
+int creds_parse_time (const char *s, time_t *t);
+
+#endif /* ACCEL_CREDS_PARSE_H */

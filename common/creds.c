@@ -1,0 +1,661 @@
+/* accel: AWS credentials and region, found the way the AWS CLI finds them.
+ *
+ * creds_resolve walks the chain described in creds.h once: environment,
+ * profile files, web identity, instance metadata (the last two through
+ * creds-fetch.c).  The profile's two files are loaded once per
+ * resolution and shared by the steps that need them.
+ *
+ * creds_provider puts a cache in front of it for the plugin's many
+ * threads.  Temporary credentials are refreshed by whichever caller
+ * first notices they are close to expiry; the cache's lock is released
+ * for the duration of that network round trip, so every other caller
+ * keeps getting the old credentials without waiting.  Only when there is
+ * nothing usable at all (first use, or expired) do callers wait for the
+ * refresh in progress.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "creds-fetch.h"
+#include "creds.h"
+#include "ini.h"
+#include "report.h"
+
+#define DEFAULT_REGION "us-east-1"
+#define DEFAULT_REFRESH_MARGIN 300
+#define DEFAULT_RETRY_INTERVAL 5
+#define MAX_TIMING_ENV 86400
+
+/* The AWS CLI treats an empty variable as unset; so do we. */
+const char *
+creds_getenv (const char *name)
+{
+  const char *v = getenv (name);
+
+  return v && *v ? v : NULL;
+}
+
+/* An empty value in a file counts as unset, as in the environment. */
+static const char *
+nonempty (const char *v)
+{
+  return v && *v ? v : NULL;
+}
+
+/* Copies, so that callers can pass strings from files or env. */
+struct aws_creds *
+creds_new (const char *access_key, const char *secret_key,
+           const char *session_token, time_t expiration, const char *source)
+{
+  struct aws_creds *c = calloc (1, sizeof *c);
+
+  if (c == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  c->refs = 1;
+  c->access_key = strdup (access_key);
+  c->secret_key = strdup (secret_key);
+  c->session_token = session_token ? strdup (session_token) : NULL;
+  if (c->access_key == NULL || c->secret_key == NULL ||
+      (session_token && c->session_token == NULL)) {
+    report_error ("strdup: %m");
+    creds_put (c);
+    return NULL;
+  }
+  c->expiration = expiration;
+  c->source = source;
+  return c;
+}
+
+/* Take another reference; callers may hold them from any thread. */
+static struct aws_creds *
+creds_ref (struct aws_creds *c)
+{
+  __atomic_add_fetch (&c->refs, 1, __ATOMIC_RELAXED);
+  return c;
+}
+
+/* Free the string after wiping it, since it is a secret. */
+static void
+free_secret (char *s)
+{
+  if (s) {
+    explicit_bzero (s, strlen (s));
+    free (s);
+  }
+}
+
+/* The last reference wipes the secrets before freeing them. */
+void
+creds_put (struct aws_creds *c)
+{
+  if (c == NULL || __atomic_sub_fetch (&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  free (c->access_key);
+  free_secret (c->secret_key);
+  free_secret (c->session_token);
+  free (c);
+}
+
+/* Say where credentials came from, without the secrets: the access key
+ * id is cut to its first 4 characters (which give its kind: AKIA
+ * long-term, ASIA temporary).
+ */
+static void
+creds_describe (const struct aws_creds *c)
+{
+  if (c->expiration)
+    report_debug ("credentials: from %s, access key %.4s..., "
+                  "expire in %lld s",
+                  c->source, c->access_key,
+                  (long long) (c->expiration - time (NULL)));
+  else
+    report_debug ("credentials: from %s, access key %.4s...", c->source,
+                  c->access_key);
+}
+
+/* The profile in use and its two files, loaded once per resolution. */
+struct profile {
+  const char *name;
+  bool explicit; /* passed by the caller */
+  bool named; /* explicit, or from AWS_PROFILE */
+  char *credentials_path, *config_path;
+  struct ini *credentials, *config; /* NULL if the file does not exist */
+  const char *config_section; /* its section in config, or NULL */
+  char *config_profile; /* "profile NAME" */
+};
+
+/* The path of one of the shared files: the environment variable (with a
+ * leading "~/" expanded, as the AWS CLI does), else ~/.aws/LEAF.
+ * Returns NULL with errno = ENOENT if there is no HOME to find it in.
+ */
+static char *
+shared_file_path (const char *env, const char *leaf)
+{
+  const char *p = creds_getenv (env);
+  const char *home = creds_getenv ("HOME");
+  char *path;
+  int r;
+
+  if (p && !(p[0] == '~' && (p[1] == '/' || p[1] == '\0'))) {
+    path = strdup (p);
+    if (path == NULL)
+      report_error ("strdup: %m");
+    return path;
+  }
+  if (home == NULL) {
+    report_debug ("credentials: HOME is not set: no ~/.aws/%s", leaf);
+    errno = ENOENT;
+    return NULL;
+  }
+  if (p)
+    r = asprintf (&path, "%s%s", home, p + 1);
+  else
+    r = asprintf (&path, "%s/.aws/%s", home, leaf);
+  if (r == -1) {
+    report_error ("asprintf: %m");
+    return NULL;
+  }
+  return path;
+}
+
+/* Load one shared file; a missing file is not an error. */
+static int
+load_shared_file (const char *env, const char *leaf, char **path,
+                  struct ini **ini)
+{
+  *path = shared_file_path (env, leaf);
+  if (*path == NULL)
+    return errno == ENOENT ? 0 : -1;
+  *ini = ini_load (*path);
+  if (*ini == NULL && errno != ENOENT)
+    return -1;
+  return 0;
+}
+
+/* Release what profile_load allocated. */
+static void
+profile_free (struct profile *pf)
+{
+  free (pf->credentials_path);
+  free (pf->config_path);
+  ini_free (pf->credentials);
+  ini_free (pf->config);
+  free (pf->config_profile);
+}
+
+/* Pick the profile and load its files (the credentials file only if
+ * want_credentials).  The config file names it "[profile NAME]", or for
+ * the default profile also "[default]"; as in the AWS CLI the former
+ * wins if both exist.
+ */
+static int
+profile_load (struct profile *pf, const char *profile, bool want_credentials)
+{
+  memset (pf, 0, sizeof *pf);
+  pf->explicit = profile != NULL;
+  if (profile == NULL)
+    profile = creds_getenv ("AWS_PROFILE");
+  pf->named = profile != NULL;
+  pf->name = profile ? profile : "default";
+
+  if (want_credentials &&
+      load_shared_file ("AWS_SHARED_CREDENTIALS_FILE", "credentials",
+                        &pf->credentials_path, &pf->credentials) == -1)
+    goto err;
+  if (load_shared_file ("AWS_CONFIG_FILE", "config", &pf->config_path,
+                        &pf->config) == -1)
+    goto err;
+
+  if (asprintf (&pf->config_profile, "profile %s", pf->name) == -1) {
+    pf->config_profile = NULL;
+    report_error ("asprintf: %m");
+    goto err;
+  }
+  if (pf->config) {
+    if (ini_has_section (pf->config, pf->config_profile))
+      pf->config_section = pf->config_profile;
+    else if (strcmp (pf->name, "default") == 0 &&
+             ini_has_section (pf->config, "default"))
+      pf->config_section = "default";
+  }
+  return 0;
+
+err:
+  profile_free (pf);
+  return -1;
+}
+
+/* A key of the profile's section in the config file, or NULL. */
+static const char *
+profile_config_get (const struct profile *pf, const char *key)
+{
+  if (pf->config_section == NULL)
+    return NULL;
+  return nonempty (ini_get (pf->config, pf->config_section, key));
+}
+
+/* A profile named by the user must exist somewhere (the default one
+ * need not), otherwise a typo would silently fall through to other
+ * credentials.
+ */
+static int
+profile_check (const struct profile *pf)
+{
+  if (!pf->named || strcmp (pf->name, "default") == 0)
+    return 0;
+  if (pf->config_section ||
+      (pf->credentials && ini_has_section (pf->credentials, pf->name)))
+    return 0;
+  report_error ("credentials: profile %s not found in %s or %s", pf->name,
+                pf->credentials_path ? pf->credentials_path : "(no file)",
+                pf->config_path ? pf->config_path : "(no file)");
+  return -1;
+}
+
+/* The region, in the order of creds_default_region. */
+static char *
+profile_region (const struct profile *pf)
+{
+  const char *r = creds_getenv ("AWS_REGION");
+  char *region;
+
+  if (r == NULL)
+    r = creds_getenv ("AWS_DEFAULT_REGION");
+  if (r == NULL && pf)
+    r = profile_config_get (pf, "region");
+  if (r == NULL)
+    r = DEFAULT_REGION;
+  region = strdup (r);
+  if (region == NULL)
+    report_error ("strdup: %m");
+  return region;
+}
+
+/* The same order as the AWS CLI (see creds.h). */
+char *
+creds_default_region (const char *profile)
+{
+  struct profile pf;
+  char *region;
+
+  /* The environment wins: no need to read any file. */
+  if (creds_getenv ("AWS_REGION") || creds_getenv ("AWS_DEFAULT_REGION"))
+    return profile_region (NULL);
+  if (profile_load (&pf, profile, false) == -1)
+    return NULL;
+  region = profile_region (&pf);
+  profile_free (&pf);
+  return region;
+}
+
+/* Step 1: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
+static int
+creds_from_env (struct aws_creds **out)
+{
+  const char *ak = creds_getenv ("AWS_ACCESS_KEY_ID");
+  const char *sk = creds_getenv ("AWS_SECRET_ACCESS_KEY");
+
+  if (ak == NULL && sk == NULL)
+    return 1;
+  if (ak == NULL || sk == NULL) {
+    report_error ("credentials: %s is set but %s is not",
+                  ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                  ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+    return -1;
+  }
+  *out = creds_new (ak, sk, creds_getenv ("AWS_SESSION_TOKEN"), 0, "env");
+  return *out ? 0 : -1;
+}
+
+/* Static keys in one section of one file.  Half a key pair is an
+ * error rather than a reason to look elsewhere.
+ */
+static int
+creds_from_section (const char *path, const struct ini *ini,
+                    const char *section, struct aws_creds **out)
+{
+  const char *ak, *sk;
+
+  if (ini == NULL || section == NULL)
+    return 1;
+  ak = nonempty (ini_get (ini, section, "aws_access_key_id"));
+  sk = nonempty (ini_get (ini, section, "aws_secret_access_key"));
+  if (ak == NULL && sk == NULL)
+    return 1;
+  if (ak == NULL || sk == NULL) {
+    report_error ("credentials: %s: [%s]: %s without %s", path, section,
+                  ak ? "aws_access_key_id" : "aws_secret_access_key",
+                  ak ? "aws_secret_access_key" : "aws_access_key_id");
+    return -1;
+  }
+  *out =
+      creds_new (ak, sk, nonempty (ini_get (ini, section, "aws_session_token")),
+                 0, "profile");
+  return *out ? 0 : -1;
+}
+
+/* Step 2: the profile's keys, credentials file first. */
+static int
+creds_from_profile (const struct profile *pf, struct aws_creds **out)
+{
+  int r;
+
+  r = creds_from_section (pf->credentials_path, pf->credentials, pf->name, out);
+  if (r != 1)
+    return r;
+  return creds_from_section (pf->config_path, pf->config, pf->config_section,
+                             out);
+}
+
+/* Step 3: web identity.  Each setting comes from its environment
+ * variable, else from the profile (as in the AWS CLI, which therefore
+ * lets the two be mixed).
+ */
+static int
+creds_from_web_identity (const struct profile *pf, struct aws_creds **out)
+{
+  const char *token_file = NULL, *role_arn = NULL, *session = NULL;
+  CLEANUP_FREE char *region = NULL;
+  char default_session[32];
+
+  if (!pf->explicit) {
+    token_file = creds_getenv ("AWS_WEB_IDENTITY_TOKEN_FILE");
+    role_arn = creds_getenv ("AWS_ROLE_ARN");
+    session = creds_getenv ("AWS_ROLE_SESSION_NAME");
+  }
+  if (token_file == NULL)
+    token_file = profile_config_get (pf, "web_identity_token_file");
+  if (role_arn == NULL)
+    role_arn = profile_config_get (pf, "role_arn");
+  if (session == NULL)
+    session = profile_config_get (pf, "role_session_name");
+
+  if (token_file == NULL) {
+    if (role_arn)
+      report_debug ("credentials: ignoring role ARN %s: only web identity "
+                    "role assumption is supported",
+                    role_arn);
+    return 1;
+  }
+  if (role_arn == NULL) {
+    report_error ("credentials: web identity token file %s but no role ARN "
+                  "(AWS_ROLE_ARN or role_arn)",
+                  token_file);
+    return -1;
+  }
+  if (session == NULL) {
+    snprintf (default_session, sizeof default_session, "accel-%ld",
+              (long) getpid ());
+    session = default_session;
+  }
+  region = profile_region (pf);
+  if (region == NULL)
+    return -1;
+  return creds_fetch_web_identity (region, role_arn, token_file, session, out);
+}
+
+/* One pass over the chain; the first source that has credentials wins. */
+int
+creds_resolve (const char *profile, struct aws_creds **out)
+{
+  struct profile pf;
+  int r;
+
+  *out = NULL;
+  /* NB: an explicit profile overrides the environment's keys, as the
+   * AWS CLI's --profile does.
+   */
+  if (profile == NULL) {
+    r = creds_from_env (out);
+    if (r != 1)
+      goto done;
+  }
+
+  if (profile_load (&pf, profile, true) == -1)
+    return -1;
+  r = profile_check (&pf);
+  if (r == 0)
+    r = creds_from_profile (&pf, out);
+  if (r == 1)
+    r = creds_from_web_identity (&pf, out);
+  profile_free (&pf);
+  if (r == 1)
+    r = creds_fetch_imds (out);
+
+done:
+  if (r == 0)
+    creds_describe (*out);
+  else if (r == 1)
+    report_debug ("credentials: none found: anonymous access");
+  return r;
+}
+
+struct creds_provider {
+  char *profile; /* NULL: AWS_PROFILE or "default" */
+  struct creds_provider_hooks hooks;
+
+  /* lock protects every field below.  It is held only to look at or
+   * swap them, never across a resolution (network I/O).
+   */
+  pthread_mutex_t lock;
+  pthread_cond_t refreshed; /* broadcast when a resolution ends */
+  struct aws_creds *current; /* the provider's own reference, or NULL */
+  bool resolved; /* some resolution has succeeded */
+  bool anonymous; /* ... and found nothing: final */
+  bool refreshing; /* one caller is resolving right now */
+  unsigned generation; /* counts finished resolutions */
+  time_t next_attempt; /* no new attempt before this time */
+};
+
+/* The default hooks: the real chain and the real clock. */
+static int
+provider_resolve (void *opaque __attribute__ ((unused)), const char *profile,
+                  struct aws_creds **out)
+{
+  return creds_resolve (profile, out);
+}
+
+/* The real clock; tests replace it to step through expiry. */
+static time_t
+provider_now (void *opaque __attribute__ ((unused)))
+{
+  return time (NULL);
+}
+
+/* A number of seconds from the environment (test knobs). */
+static int
+env_seconds (const char *name, time_t def, time_t *out)
+{
+  const char *s = creds_getenv (name);
+  char *end;
+  long v;
+
+  *out = def;
+  if (s == NULL)
+    return 0;
+  errno = 0;
+  v = strtol (s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < 0 || v > MAX_TIMING_ENV) {
+    report_error ("%s: expected seconds from 0 to %d: %s", name, MAX_TIMING_ENV,
+                  s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* The real provider: real chain, real clock, timings from the environment. */
+struct creds_provider *
+creds_provider_new (const char *profile)
+{
+  struct creds_provider_hooks hooks = {
+    .resolve = provider_resolve,
+    .now = provider_now,
+  };
+
+  if (env_seconds ("ACCEL_CREDS_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN,
+                   &hooks.refresh_margin) == -1 ||
+      env_seconds ("ACCEL_CREDS_RETRY_INTERVAL", DEFAULT_RETRY_INTERVAL,
+                   &hooks.retry_interval) == -1)
+    return NULL;
+  return creds_provider_new_with_hooks (profile, &hooks);
+}
+
+/* Nothing is resolved until the first creds_provider_get. */
+struct creds_provider *
+creds_provider_new_with_hooks (const char *profile,
+                               const struct creds_provider_hooks *hooks)
+{
+  struct creds_provider *p = calloc (1, sizeof *p);
+
+  if (p == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  if (profile) {
+    p->profile = strdup (profile);
+    if (p->profile == NULL) {
+      report_error ("strdup: %m");
+      free (p);
+      return NULL;
+    }
+  }
+  p->hooks = *hooks;
+  pthread_mutex_init (&p->lock, NULL);
+  pthread_cond_init (&p->refreshed, NULL);
+  return p;
+}
+
+/* Callers hold their own references, so credentials may outlive p. */
+void
+creds_provider_free (struct creds_provider *p)
+{
+  if (p == NULL)
+    return;
+  creds_put (p->current);
+  pthread_cond_destroy (&p->refreshed);
+  pthread_mutex_destroy (&p->lock);
+  free (p->profile);
+  free (p);
+}
+
+/* Usable: not expired, so a request may still be signed with them. */
+static bool
+creds_usable (const struct aws_creds *c, time_t now)
+{
+  return c && (c->expiration == 0 || now < c->expiration);
+}
+
+/* Fresh: not within the margin of expiring, so no refresh is due. */
+static bool
+creds_fresh (const struct aws_creds *c, time_t now, time_t margin)
+{
+  return c && (c->expiration == 0 || now < c->expiration - margin);
+}
+
+/* See creds.h.  The lock is dropped around the resolution, so the
+ * refresher is the only caller that waits for the network.
+ */
+int
+creds_provider_get (struct creds_provider *p, struct aws_creds **out)
+{
+  struct aws_creds *old = NULL, *fresh = NULL;
+  bool waited = false;
+  time_t now;
+  int r;
+
+  *out = NULL;
+  pthread_mutex_lock (&p->lock);
+  for (;;) {
+    now = p->hooks.now (p->hooks.opaque);
+    if (p->anonymous) {
+      pthread_mutex_unlock (&p->lock);
+      return 1;
+    }
+    /* Old but usable credentials are fine while someone else refreshes
+     * or while we back off after a failure.
+     */
+    if (creds_fresh (p->current, now, p->hooks.refresh_margin) ||
+        (creds_usable (p->current, now) &&
+         (p->refreshing || now < p->next_attempt))) {
+      *out = creds_ref (p->current);
+      pthread_mutex_unlock (&p->lock);
+      return 0;
+    }
+    if (!p->refreshing) {
+      if (!waited && now >= p->next_attempt)
+        break; /* we refresh */
+      pthread_mutex_unlock (&p->lock);
+      report_error ("AWS credentials: none available: the last attempt "
+                    "to get them failed");
+      return -1;
+    }
+    /* Nothing usable and a refresh in progress: wait for its result. */
+    {
+      unsigned generation = p->generation;
+
+      while (p->refreshing && p->generation == generation)
+        pthread_cond_wait (&p->refreshed, &p->lock);
+    }
+    waited = true;
+  }
+
+  p->refreshing = true;
+  if (creds_usable (p->current, now))
+    old = creds_ref (p->current);
+  pthread_mutex_unlock (&p->lock);
+
+  if (old)
+    report_debug ("credentials: refreshing, current ones expire in %lld s",
+                  (long long) (old->expiration - now));
+
+  /* NB: network I/O, so no lock held. */
+  r = p->hooks.resolve (p->hooks.opaque, p->profile, &fresh);
+
+  pthread_mutex_lock (&p->lock);
+  now = p->hooks.now (p->hooks.opaque);
+  p->refreshing = false;
+  p->generation++;
+  p->next_attempt = now + p->hooks.retry_interval;
+  pthread_cond_broadcast (&p->refreshed);
+  if (r == 0) {
+    creds_put (p->current);
+    p->current = fresh;
+    p->resolved = true;
+    *out = creds_ref (fresh);
+    pthread_mutex_unlock (&p->lock);
+    creds_put (old);
+    return 0;
+  }
+  if (r == 1 && !p->resolved) {
+    p->anonymous = true;
+    pthread_mutex_unlock (&p->lock);
+    return 1;
+  }
+  pthread_mutex_unlock (&p->lock);
+
+  /* The refresh failed (or found nothing, which after having had
+   * credentials is a failure too).
+   */
+  if (creds_usable (old, now)) {
+    report_debug ("credentials: refresh failed; keeping the current ones "
+                  "(valid for %lld s more), next attempt in %lld s",
+                  (long long) (old->expiration - now),
+                  (long long) p->hooks.retry_interval);
+    *out = old;
+    return 0;
+  }
+  creds_put (old);
+  if (r == 1)
+    report_error ("AWS credentials: expired, and no new ones were found");
+  return -1;
+}

@@ -1,0 +1,104 @@
+/* accel: AWS credentials and region, found the way the AWS CLI finds them.
+ *
+ * Credentials are looked for in this order:
+ *
+ *  1. the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
+ *     AWS_SESSION_TOKEN);
+ *  2. the profile (the explicit profile argument, else AWS_PROFILE, else
+ *     "default"): aws_access_key_id, aws_secret_access_key and
+ *     aws_session_token in the shared credentials file
+ *     (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials), else in
+ *     the config file (AWS_CONFIG_FILE, default ~/.aws/config);
+ *  3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (and
+ *     AWS_ROLE_SESSION_NAME), or the profile's web_identity_token_file,
+ *     role_arn and role_session_name, exchanged with STS
+ *     AssumeRoleWithWebIdentity (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or
+ *     https://sts.REGION.amazonaws.com);
+ *  4. the EC2 instance role, through IMDSv2 at
+ *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254),
+ *     unless AWS_EC2_METADATA_DISABLED=true.
+ *
+ * Finding nothing is not an error here: it means anonymous access, and
+ * the caller decides whether that is acceptable.
+ *
+ * NB: as in the AWS CLI, an explicit profile argument (not AWS_PROFILE)
+ * disables the environment variables of steps 1 and 3.
+ *
+ * NB: libcurl must have been initialized (curl_global_init) before any
+ * thread calls into this module.
+ */
+
+#ifndef ACCEL_CREDS_H
+#define ACCEL_CREDS_H
+
+#include <time.h>
+
+struct aws_creds {
+  char *access_key, *secret_key, *session_token; /* session_token may be NULL */
+  time_t expiration; /* 0 = does not expire */
+  const char *source; /* "env", "profile", "web-identity", "imds" */
+  unsigned refs; /* private: see creds_put */
+};
+
+/* New credentials holding one reference.  Strings are copied;
+ * session_token may be NULL.  Returns NULL after reporting an error.
+ */
+struct aws_creds *
+creds_new (const char *access_key, const char *secret_key,
+           const char *session_token, time_t expiration, const char *source);
+
+/* Drop a reference; the last one wipes the secrets and frees. */
+void creds_put (struct aws_creds *c);
+
+/* Resolve credentials once, in the order above.  profile may be NULL.
+ * Returns 0 with *out set (one reference), 1 with *out = NULL if no
+ * credentials were found anywhere (anonymous), -1 after reporting an
+ * error.
+ */
+int creds_resolve (const char *profile, struct aws_creds **out);
+
+/* The region: AWS_REGION, AWS_DEFAULT_REGION, the profile's "region" in
+ * the config file, else "us-east-1".  profile may be NULL (AWS_PROFILE or
+ * "default").  Returns a malloc'd string, or NULL after reporting an
+ * error.
+ */
+char *creds_default_region (const char *profile);
+
+/* A thread-safe cache of credentials in front of creds_resolve.
+ *
+ * creds_provider_get returns a reference to the current credentials
+ * (release it with creds_put), resolving them on the first call.  When
+ * they are within the refresh margin of their expiry (5 minutes, or
+ * ACCEL_CREDS_REFRESH_MARGIN seconds), exactly one caller refreshes
+ * while the others keep getting the old, still valid, ones at once.  If
+ * a refresh fails while the old ones are still valid they are kept, and
+ * the next attempt waits for the retry interval (5 seconds, or
+ * ACCEL_CREDS_RETRY_INTERVAL).  Returns 0 with *out set, 1 with *out =
+ * NULL for anonymous access (decided once, by the first successful
+ * resolution), or -1 after reporting an error (no usable credentials).
+ */
+struct creds_provider;
+
+/* Does not resolve anything yet.  profile may be NULL.  Returns NULL
+ * after reporting an error.
+ */
+struct creds_provider *creds_provider_new (const char *profile);
+int creds_provider_get (struct creds_provider *p, struct aws_creds **out);
+
+/* No other thread may be using p. */
+void creds_provider_free (struct creds_provider *p);
+
+/* For tests: a provider with its resolver, clock and timings replaced. */
+struct creds_provider_hooks {
+  /* Like creds_resolve. */
+  int (*resolve) (void *opaque, const char *profile, struct aws_creds **out);
+  time_t (*now) (void *opaque);
+  void *opaque;
+  time_t refresh_margin; /* seconds */
+  time_t retry_interval; /* seconds */
+};
+struct creds_provider *
+creds_provider_new_with_hooks (const char *profile,
+                               const struct creds_provider_hooks *hooks);
+
+#endif /* ACCEL_CREDS_H */

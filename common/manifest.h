@@ -1,0 +1,134 @@
+/* accel: the manifest, a sqlite3 database describing one image.
+ *
+ * Every image in S3 has a manifest beside it, written once by
+ * accel-index and read by the plugin.  It lists the SHA-256 of each
+ * fixed-size chunk of the image, so that every chunk fetched from S3 (or
+ * found in the local cache) can be verified before it is served, and a
+ * zero flag per chunk so that zero chunks are never fetched at all.
+ *
+ * Format version 1 (full description: docs/manifest-format.md):
+ *
+ *   meta (key TEXT PRIMARY KEY, value NOT NULL)
+ *     format_version  integer, 1
+ *     image_size      integer, 1 .. 2^50 bytes
+ *     chunk_size      integer, a power of two, 4 KiB .. 64 MiB
+ *     image_sha256    text, 64 lowercase hex digits, SHA-256 of the image
+ *     fs_type         text, "ext4", "squashfs" or "raw"
+ *     created_by      text, the program that wrote the manifest
+ *   chunks (idx INTEGER PRIMARY KEY, sha256 BLOB NOT NULL, zero INTEGER
+ *           NOT NULL), with an index on sha256: exactly one row for each
+ *     idx in 0 .. nr_chunks-1, where nr_chunks = ceil (image_size /
+ *     chunk_size); sha256 is 32 bytes; zero is 1 if every byte of the
+ *     chunk is 0, else 0.  The last chunk may be short.
+ *   files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,
+ *          size INTEGER NOT NULL, mode INTEGER NOT NULL)
+ *   extents (file_id INTEGER NOT NULL, file_offset INTEGER NOT NULL,
+ *            image_offset INTEGER NOT NULL, length INTEGER NOT NULL)
+ *     the map from files inside the image to byte ranges of the image
+ *     (may be empty).
+ *   hot (rank INTEGER PRIMARY KEY, chunk_idx INTEGER NOT NULL)
+ *     chunks worth prefetching, most important first (may be empty).
+ *
+ * The plugin treats a manifest as untrusted input: manifest_open checks
+ * the file's size and header, opens it read-only with sqlite's defensive
+ * settings and limits, runs a quick integrity check and then checks every
+ * rule above, failing with a message that names the file and the rule.
+ * After that the plugin can rely on the values this API returns.
+ */
+
+#ifndef ACCEL_MANIFEST_H
+#define ACCEL_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The newest format this code reads and the only one it writes. */
+#define MANIFEST_FORMAT_VERSION 1
+
+/* Limits of the format (see docs/manifest-format.md for why). */
+#define MANIFEST_MIN_CHUNK_SIZE (UINT32_C (4) * 1024)
+#define MANIFEST_MAX_CHUNK_SIZE (UINT32_C (64) * 1024 * 1024)
+#define MANIFEST_MAX_IMAGE_SIZE (UINT64_C (1) << 50)
+#define MANIFEST_MAX_CHUNKS (UINT64_C (1) << 24)
+#define MANIFEST_MAX_FILE_SIZE (UINT64_C (2) * 1024 * 1024 * 1024)
+#define MANIFEST_MAX_PATH_LEN 4096
+
+/* Reader.  After manifest_open returns, every function may be called
+ * from any number of threads at once.
+ */
+struct manifest;
+
+/* Open and fully validate a manifest.  NULL (error reported) on any
+ * problem.
+ */
+struct manifest *manifest_open (const char *path);
+void manifest_close (struct manifest *m);
+
+uint64_t manifest_image_size (const struct manifest *m);
+uint32_t manifest_chunk_size (const struct manifest *m);
+uint64_t manifest_nr_chunks (const struct manifest *m);
+/* The SHA-256 (32 bytes) of the whole image. */
+const unsigned char *manifest_image_sha256 (const struct manifest *m);
+/* "ext4", "squashfs" or "raw". */
+const char *manifest_fs_type (const struct manifest *m);
+
+/* True if chunk idx is all zero bytes.  Answered from memory; false for
+ * idx >= nr_chunks.
+ */
+bool manifest_chunk_is_zero (const struct manifest *m, uint64_t idx);
+
+/* Copy the SHA-256 of chunk idx to out.  0, or -1 (error reported). */
+int
+manifest_chunk_sha256 (struct manifest *m, uint64_t idx, unsigned char out[32]);
+
+/* Find the lowest chunk whose SHA-256 is sha256.  0 found (*idx set),
+ * 1 not found, -1 error (reported).
+ */
+int manifest_find_chunk (struct manifest *m, const unsigned char sha256[32],
+                         uint64_t *idx);
+
+/* The hot chunk list in rank order, as a malloc'd array the caller
+ * frees (NULL when *n is 0).  0, or -1 (error reported).
+ */
+int manifest_hot_chunks (struct manifest *m, uint64_t **chunks, size_t *n);
+
+/* Writer (accel-index).  Rows go into PATH.tmp inside one transaction;
+ * manifest_writer_finish renames it over PATH, so a reader never sees a
+ * partial manifest.  The output depends only on the calls made (and the
+ * sqlite version): the same calls give a byte-identical file.
+ * A writer must be used by one thread at a time.
+ */
+struct manifest_writer;
+
+/* NULL (error reported) if an argument breaks a rule of the format or
+ * the temporary file cannot be created.
+ */
+struct manifest_writer *
+manifest_writer_create (const char *path, uint64_t image_size,
+                        uint32_t chunk_size, const char *fs_type);
+
+/* Chunks must be added in order, idx 0, 1, 2, ... */
+int manifest_writer_add_chunk (struct manifest_writer *w, uint64_t idx,
+                               const unsigned char sha256[32], bool zero);
+int manifest_writer_add_file (struct manifest_writer *w, const char *path,
+                              uint64_t size, uint32_t mode, int64_t *file_id);
+int manifest_writer_add_extent (struct manifest_writer *w, int64_t file_id,
+                                uint64_t file_offset, uint64_t image_offset,
+                                uint64_t length);
+int manifest_writer_add_hot (struct manifest_writer *w, uint64_t rank,
+                             uint64_t chunk_idx);
+
+/* Check that every chunk was added, commit, fsync and rename over PATH.
+ * Frees w whether it succeeds or fails; on failure the temporary file is
+ * removed and PATH is untouched.  0, or -1 (error reported).  NB: if only
+ * the final fsync of PATH's directory fails, the new manifest is already
+ * in place (but may not survive a crash), and -1 is returned.
+ */
+int manifest_writer_finish (struct manifest_writer *w,
+                            const unsigned char image_sha256[32]);
+
+/* Give up: remove the temporary file and free w.  NULL is allowed. */
+void manifest_writer_abort (struct manifest_writer *w);
+
+#endif /* ACCEL_MANIFEST_H */

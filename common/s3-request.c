@@ -1,0 +1,396 @@
+/* accel: one HTTP exchange with S3.
+ *
+ * s3_perform signs and sends one request and streams its body into the
+ * caller's buffer or fd, never past the size asked for.  Error bodies
+ * go to a small separate buffer, so that S3's <Code> and <Message> can
+ * be shown.  Whether the exchange gave what we asked for is decided
+ * afterwards, by s3-check.c.
+ *
+ * NB: no message or trace here contains the secret key, the session
+ * token, the Authorization header or a URL's query string.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cleanup.h"
+#include "creds.h"
+#include "http-parse.h"
+#include "http.h"
+#include "report.h"
+#include "s3-internal.h"
+#include "s3-url.h"
+#include "sigv4.h"
+
+/* SHA-256 of the empty body of GET and HEAD. */
+#define EMPTY_SHA256                                                           \
+  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* Past this many bytes of an error body we give up on the connection
+ * rather than read a hostile server's endless reply.
+ */
+#define MAX_ERROR_BODY_READ (64 * HTTP_MAX_ERROR_BODY)
+
+/* A response starts empty; the callbacks fill it in. */
+void
+s3_response_init (struct s3_response *rs)
+{
+  memset (rs, 0, sizeof *rs);
+}
+
+/* Frees only the error body: the rest stays readable. */
+void
+s3_response_free (struct s3_response *rs)
+{
+  free (rs->err_body);
+  rs->err_body = NULL;
+  rs->err_len = 0;
+}
+
+/* Remember one header's value.  A value too long for our buffer, or a
+ * header sent twice, is kept as "" so that it fails every check.
+ */
+static void
+store_header (struct s3_header *h, const char *value, size_t len)
+{
+  h->count++;
+  if (h->count > 1 || len >= sizeof h->value || memchr (value, 0, len)) {
+    h->value[0] = '\0';
+    return;
+  }
+  memcpy (h->value, value, len);
+  h->value[len] = '\0';
+}
+
+/* Forget the headers of an interim (1xx) response. */
+static void
+reset_headers (struct s3_response *rs)
+{
+  memset (&rs->content_range, 0, sizeof rs->content_range);
+  memset (&rs->content_length, 0, sizeof rs->content_length);
+  memset (&rs->etag, 0, sizeof rs->etag);
+  memset (&rs->bucket_region, 0, sizeof rs->bucket_region);
+}
+
+/* libcurl calls this once per header line ("Name: value\r\n", not
+ * NUL-terminated); we keep only the few headers we check.
+ */
+static size_t
+header_cb (char *ptr, size_t size, size_t nitems, void *opaque)
+{
+  struct s3_response *rs = opaque;
+  size_t n = size * nitems, len = n, name_len, vlen;
+  const char *colon, *value;
+  struct s3_header *h;
+
+  if (len >= 5 && memcmp (ptr, "HTTP/", 5) == 0) {
+    reset_headers (rs);
+    return n;
+  }
+  while (len > 0 && (ptr[len - 1] == '\r' || ptr[len - 1] == '\n'))
+    len--;
+  colon = memchr (ptr, ':', len);
+  if (colon == NULL)
+    return n;
+  name_len = colon - ptr;
+  value = colon + 1;
+  vlen = len - name_len - 1;
+  while (vlen > 0 && (*value == ' ' || *value == '\t'))
+    value++, vlen--;
+  while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+    vlen--;
+
+#define IS(s) (name_len == strlen (s) && strncasecmp (ptr, s, name_len) == 0)
+  if (IS ("content-range"))
+    h = &rs->content_range;
+  else if (IS ("content-length"))
+    h = &rs->content_length;
+  else if (IS ("etag"))
+    h = &rs->etag;
+  else if (IS ("x-amz-bucket-region"))
+    h = &rs->bucket_region;
+  else
+    return n;
+#undef IS
+  store_header (h, value, vlen);
+  return n;
+}
+
+/* Keep the start of an error body for its <Code> and <Message>. */
+static size_t
+keep_error_body (struct s3_response *rs, const char *ptr, size_t n)
+{
+  size_t room;
+
+  rs->err_total += n;
+  if (rs->err_total > MAX_ERROR_BODY_READ)
+    return 0;
+  if (rs->err_body == NULL) {
+    rs->err_body = malloc (HTTP_MAX_ERROR_BODY);
+    if (rs->err_body == NULL)
+      return n; /* we only lose the details */
+  }
+  room = HTTP_MAX_ERROR_BODY - rs->err_len;
+  if (n < room)
+    room = n;
+  memcpy (rs->err_body + rs->err_len, ptr, room);
+  rs->err_len += room;
+  return n;
+}
+
+/* Write all of buf to fd. */
+static int
+write_all (int fd, const char *buf, size_t n)
+{
+  while (n > 0) {
+    ssize_t r = write (fd, buf, n);
+
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    buf += r;
+    n -= r;
+  }
+  return 0;
+}
+
+/* libcurl calls this with each piece of the body.  A 2xx body goes to
+ * the caller, bounded by rq->len: returning less than n makes libcurl
+ * abort the transfer (CURLE_WRITE_ERROR), which is how an oversized
+ * body becomes an error instead of an overflow.
+ */
+static size_t
+write_cb (char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+  struct s3_response *rs = opaque;
+  const struct s3_request *rq = rs->rq;
+  size_t n = size * nmemb;
+  long status = 0;
+
+  curl_easy_getinfo (rs->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status > 299)
+    return keep_error_body (rs, ptr, n);
+
+  if (n > rq->len - rs->got || (rq->buf == NULL && rq->fd < 0)) {
+    rs->overflow = true;
+    return 0;
+  }
+  if (rq->buf)
+    memcpy (rq->buf + rs->got, ptr, n);
+  else if (write_all (rq->fd, ptr, n) == -1) {
+    rs->write_errno = errno;
+    return 0;
+  }
+  rs->got += n;
+  return n;
+}
+
+/* Append "name: value" to a header list.  The line is wiped before it
+ * is freed, since some values (token, signature) are secrets.
+ */
+static int
+add_header (struct curl_slist **list, const char *name, const char *value)
+{
+  size_t nlen = strlen (name), vlen = strlen (value);
+  struct curl_slist *l;
+  char *line;
+
+  line = malloc (nlen + vlen + 3);
+  if (line == NULL) {
+    report_error ("malloc: %m");
+    return -1;
+  }
+  memcpy (line, name, nlen);
+  memcpy (line + nlen, ": ", 2);
+  memcpy (line + nlen + 2, value, vlen + 1);
+  l = curl_slist_append (*list, line);
+  explicit_bzero (line, nlen + vlen + 2);
+  free (line);
+  if (l == NULL) {
+    report_error ("curl_slist_append: out of memory");
+    errno = ENOMEM;
+    return -1;
+  }
+  *list = l;
+  return 0;
+}
+
+/* "AKIA...MPLE": enough to tell keys apart, for messages. */
+static void
+set_key_hint (struct s3_response *rs, const char *key)
+{
+  size_t len = strlen (key);
+
+  if (len >= 12)
+    snprintf (rs->key_hint, sizeof rs->key_hint, "%.4s...%s", key,
+              key + len - 4);
+  else
+    snprintf (rs->key_hint, sizeof rs->key_hint, "%.2s...", key);
+}
+
+/* Add the SigV4 headers (host, x-amz-date, x-amz-content-sha256,
+ * x-amz-security-token, Authorization) to *list, with the credentials
+ * of the moment.  Nothing is added if the provider says anonymous.
+ */
+static int
+sign_request (struct creds_provider *provider, const char *region,
+              const struct s3_url *url, const char *method,
+              struct curl_slist **list, struct s3_response *rs)
+{
+  struct aws_creds *cr = NULL;
+  char amz_date[17];
+  struct sigv4_kv h[4];
+  size_t nh = 0;
+  struct sigv4_request sr;
+  char *auth = NULL;
+  int r, ret = -1;
+
+  r = creds_provider_get (provider, &cr);
+  if (r == -1)
+    return -1;
+  if (r == 1) {
+    rs->anonymous = true;
+    return 0;
+  }
+  rs->was_signed = true;
+  set_key_hint (rs, cr->access_key);
+  snprintf (rs->creds_source, sizeof rs->creds_source, "%s",
+            cr->source ? cr->source : "?");
+
+  if (sigv4_format_date (time (NULL), amz_date) == -1)
+    goto out;
+  h[nh++] = (struct sigv4_kv){ "host", url->host };
+  h[nh++] = (struct sigv4_kv){ "x-amz-content-sha256", EMPTY_SHA256 };
+  h[nh++] = (struct sigv4_kv){ "x-amz-date", amz_date };
+  if (cr->session_token)
+    h[nh++] = (struct sigv4_kv){ "x-amz-security-token", cr->session_token };
+  sr = (struct sigv4_request){
+    .method = method,
+    .path = url->path,
+    .headers = h,
+    .nr_headers = nh,
+    .payload_hash = EMPTY_SHA256,
+    .region = region,
+    .service = "s3",
+    .amz_date = amz_date,
+  };
+  auth = sigv4_authorization (&sr, cr->access_key, cr->secret_key, ", ");
+  if (auth == NULL)
+    goto out;
+
+  /* We set Host ourselves so that what is sent is what was signed. */
+  for (size_t i = 0; i < nh; i++)
+    if (add_header (list, i == 0 ? "Host" : h[i].name, h[i].value) == -1)
+      goto out;
+  if (add_header (list, "Authorization", auth) == -1)
+    goto out;
+  ret = 0;
+
+out:
+  if (auth) {
+    explicit_bzero (auth, strlen (auth));
+    free (auth);
+  }
+  creds_put (cr);
+  return ret;
+}
+
+/* Fail the attempt on a setopt error (which only a libcurl that lacks
+ * a feature would give).
+ */
+#define SETOPT(h, opt, val)                                                    \
+  do {                                                                         \
+    CURLcode _r = curl_easy_setopt (h, opt, val);                              \
+    if (_r != CURLE_OK) {                                                      \
+      report_error ("libcurl: cannot set %s: %s", #opt,                        \
+                    curl_easy_strerror (_r));                                  \
+      errno = EIO;                                                             \
+      goto out;                                                                \
+    }                                                                          \
+  } while (0)
+
+/* One attempt: sign, send, stream.  Judging is left to s3-check.c. */
+int
+s3_perform (struct http_pool *pool, struct creds_provider *creds,
+            const char *region, const struct s3_url *url,
+            const struct s3_request *rq, struct s3_response *rs,
+            struct s3_counters *counters)
+{
+  CLEANUP_HTTP_CONN_PUT struct http_conn *conn = NULL;
+  struct curl_slist *list = NULL;
+  char range[64] = "", trace[80] = "";
+  struct timespec t0, t1;
+  long ms;
+  int ret = -1;
+
+  rs->rq = rq;
+  /* Before taking a handle: getting credentials may mean a refresh. */
+  if (url->sign &&
+      sign_request (creds, region, url, rq->method, &list, rs) == -1)
+    goto out;
+  if (rq->has_range) {
+    snprintf (range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, rq->first,
+              rq->last);
+    if (add_header (&list, "Range", range) == -1)
+      goto out;
+    snprintf (trace, sizeof trace, " %s", range);
+  }
+  if (rq->if_match && add_header (&list, "If-Match", rq->if_match) == -1)
+    goto out;
+
+  conn = http_conn_get (pool);
+  if (conn == NULL)
+    goto out;
+  rs->curl = conn->curl;
+  SETOPT (conn->curl, CURLOPT_URL, url->url);
+  SETOPT (conn->curl, CURLOPT_HTTPHEADER, list);
+  SETOPT (conn->curl, CURLOPT_HEADERFUNCTION, header_cb);
+  SETOPT (conn->curl, CURLOPT_HEADERDATA, rs);
+  SETOPT (conn->curl, CURLOPT_WRITEFUNCTION, write_cb);
+  SETOPT (conn->curl, CURLOPT_WRITEDATA, rs);
+  if (strcmp (rq->method, "HEAD") == 0)
+    SETOPT (conn->curl, CURLOPT_NOBODY, 1L);
+  else
+    SETOPT (conn->curl, CURLOPT_HTTPGET, 1L);
+
+  atomic_fetch_add_explicit (&counters->requests, 1, memory_order_relaxed);
+  if (strcmp (rq->method, "HEAD") == 0)
+    atomic_fetch_add_explicit (&counters->heads, 1, memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit (&counters->gets, 1, memory_order_relaxed);
+
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  rs->cc = curl_easy_perform (conn->curl);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  curl_easy_getinfo (conn->curl, CURLINFO_RESPONSE_CODE, &rs->status);
+  snprintf (rs->curl_error, sizeof rs->curl_error, "%s", conn->errbuf);
+
+  ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  if (rs->cc == CURLE_OK)
+    report_debug ("s3: %s %s%s: %ld, %" PRIu64 " bytes, %ld ms", rq->method,
+                  url->name, trace, rs->status, rs->got, ms);
+  else
+    report_debug ("s3: %s %s%s: %ld, %s, %ld ms", rq->method, url->name, trace,
+                  rs->status, curl_easy_strerror (rs->cc), ms);
+  ret = 0;
+
+out:
+  /* NB: the handle keeps a pointer to list until its next reset, but
+   * it will not be used before then.
+   */
+  curl_slist_free_all (list);
+  return ret;
+}

@@ -1,0 +1,463 @@
+/* accel: reading objects from S3 by range (see s3.h).
+ *
+ * This file owns clients and objects, and turns each public read into
+ * a loop of attempts.  One attempt (s3-request.c) takes a handle from
+ * the pool, signs the request with the current credentials, streams
+ * the body straight into the caller's buffer (bounded: a server that
+ * sends more than we asked for is an error, never an overflow), and
+ * judges the response against RFC 9110 and what we know of the object:
+ * done, retry (transient: 5xx, 429, reset, timeout, short body) or
+ * fail, with a message.  Only the loop here reports, once, after the
+ * last attempt, so a retried hiccup leaves nothing but a debug line.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cleanup.h"
+#include "creds.h"
+#include "http-parse.h"
+#include "http.h"
+#include "report.h"
+#include "s3-internal.h"
+#include "s3-url.h"
+#include "s3.h"
+#include "sigv4.h"
+
+/* Full-jitter exponential backoff between attempts. */
+#define BACKOFF_BASE_MS 100
+#define BACKOFF_CAP_MS 5000
+
+struct s3_client {
+  char *endpoint, *region, *profile;
+  unsigned retries;
+  struct http_pool *pool;
+  struct creds_provider *creds;
+  struct s3_counters counters;
+};
+
+struct s3_object {
+  struct s3_client *c;
+  struct s3_url url;
+  uint64_t size;
+  char etag[HTTP_MAX_ETAG];
+};
+
+/* Defaults in one place, so that a zeroed config does not mean "no
+ * TLS verification".
+ */
+void
+s3_config_init (struct s3_config *cfg)
+{
+  memset (cfg, 0, sizeof *cfg);
+  cfg->connections = HTTP_DEFAULT_CONNECTIONS;
+  cfg->retries = S3_DEFAULT_RETRIES;
+  cfg->tls_verify = true;
+}
+
+/* strdup that accepts NULL (optional settings). */
+static int
+dup_opt (const char *s, char **out)
+{
+  *out = NULL;
+  if (s && (*out = strdup (s)) == NULL) {
+    report_error ("strdup: %m");
+    return -1;
+  }
+  return 0;
+}
+
+/* A client is shared by all objects and threads: one pool of
+ * connections, one source of credentials.
+ */
+struct s3_client *
+s3_client_new (const struct s3_config *cfg)
+{
+  struct s3_client *c;
+  struct http_pool_config pc = {
+    .connections = cfg->connections,
+    .timeout = cfg->timeout,
+    .tls_verify = cfg->tls_verify,
+    .cainfo = cfg->cainfo,
+  };
+
+  if (cfg->retries > S3_MAX_RETRIES) {
+    report_error ("retries=%u: the most is %d", cfg->retries, S3_MAX_RETRIES);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (cfg->region && !s3_region_valid (cfg->region)) {
+    report_error ("region=%s: invalid region name", cfg->region);
+    errno = EINVAL;
+    return NULL;
+  }
+
+  c = calloc (1, sizeof *c);
+  if (c == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  c->retries = cfg->retries;
+  if (dup_opt (cfg->endpoint, &c->endpoint) == -1 ||
+      dup_opt (cfg->profile, &c->profile) == -1)
+    goto err;
+  if (cfg->region) {
+    if (dup_opt (cfg->region, &c->region) == -1)
+      goto err;
+  }
+  else if ((c->region = creds_default_region (cfg->profile)) == NULL)
+    goto err;
+
+  /* The pool first: it initializes libcurl, which creds.h needs. */
+  c->pool = http_pool_new (&pc);
+  if (c->pool == NULL)
+    goto err;
+  c->creds = creds_provider_new (cfg->profile);
+  if (c->creds == NULL)
+    goto err;
+  return c;
+
+err:
+  s3_client_free (c);
+  return NULL;
+}
+
+/* Free a client after its last object is closed. */
+void
+s3_client_free (struct s3_client *c)
+{
+  if (c == NULL)
+    return;
+  if (c->creds)
+    creds_provider_free (c->creds);
+  http_pool_free (c->pool);
+  free (c->endpoint);
+  free (c->region);
+  free (c->profile);
+  free (c);
+}
+
+/* Each counter is read on its own: the snapshot is not atomic as a
+ * whole, which is fine for statistics.
+ */
+void
+s3_counters_snapshot (struct s3_counters *k, struct s3_stats *out)
+{
+  out->requests = atomic_load_explicit (&k->requests, memory_order_relaxed);
+  out->gets = atomic_load_explicit (&k->gets, memory_order_relaxed);
+  out->heads = atomic_load_explicit (&k->heads, memory_order_relaxed);
+  out->bytes = atomic_load_explicit (&k->bytes, memory_order_relaxed);
+  out->retries = atomic_load_explicit (&k->retries, memory_order_relaxed);
+  out->errors = atomic_load_explicit (&k->errors, memory_order_relaxed);
+}
+
+/* For --stats and debug output. */
+void
+s3_client_stats (struct s3_client *c, struct s3_stats *out)
+{
+  s3_counters_snapshot (&c->counters, out);
+}
+
+/* A random delay in [0, min (cap, base * 2^attempt)] ms.  Full jitter
+ * (rather than equal or none) spreads the retries of many threads that
+ * all failed at once, e.g. on SlowDown.
+ */
+static unsigned
+backoff_ms (unsigned attempt)
+{
+  static __thread uint64_t state;
+  uint64_t ceiling = BACKOFF_CAP_MS;
+
+  if (attempt < 16 && ((uint64_t) BACKOFF_BASE_MS << attempt) < ceiling)
+    ceiling = (uint64_t) BACKOFF_BASE_MS << attempt;
+
+  /* xorshift64, seeded per thread from the clock and the thread. */
+  if (state == 0) {
+    struct timespec ts;
+
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    state = ((uint64_t) ts.tv_nsec << 20) ^ (uint64_t) ts.tv_sec ^
+        (uint64_t) pthread_self () ^ 0x9e3779b97f4a7c15ULL;
+  }
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return state % (ceiling + 1);
+}
+
+/* Sleep for ms milliseconds, carrying on after signals. */
+static void
+sleep_ms (unsigned ms)
+{
+  struct timespec ts = { .tv_sec = ms / 1000,
+                         .tv_nsec = (long) (ms % 1000) * 1000000 };
+
+  while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+    ;
+}
+
+/* Put fd back where a whole-object download started, for a retry.
+ * Returns false if it cannot be done (a pipe, say).
+ */
+static bool
+rewind_fd (int fd, off_t start)
+{
+  if (start < 0)
+    return false;
+  return ftruncate (fd, start) == 0 && lseek (fd, start, SEEK_SET) == start;
+}
+
+/* A response to HEAD has no body, so a HEAD that failed with 4xx
+ * tells only the status, while S3's <Code> (SignatureDoesNotMatch or
+ * InvalidAccessKeyId, NoSuchBucket or NoSuchKey) is what says what to
+ * fix.  Ask again with a GET of byte 0 and, if the status is the same,
+ * use its message instead.  Only ever on the way to reporting an error.
+ */
+static void
+explain_head_failure (struct s3_object *o, long status, char *msg,
+                      size_t msglen, int *err)
+{
+  struct s3_client *c = o->c;
+  struct s3_request rq = { .purpose = S3_OPEN, .method = "GET", .fd = -1 };
+  struct s3_response rs;
+  enum s3_outcome outcome;
+  char byte0, msg2[2048];
+  int r, err2;
+
+  if (status != 400 && status != 401 && status != 403 && status != 404)
+    return;
+  rq.has_range = true;
+  rq.buf = &byte0;
+  rq.len = 1;
+  s3_response_init (&rs);
+  r = s3_perform (c->pool, c->creds, c->region, &o->url, &rq, &rs,
+                  &c->counters);
+  if (r == 0 && rs.status == status) {
+    outcome =
+        s3_check_response (&o->url, &rq, &rs, 0, "", msg2, sizeof msg2, &err2);
+    if (outcome != S3_OK) {
+      snprintf (msg, msglen, "%s", msg2);
+      *err = err2;
+    }
+  }
+  s3_response_free (&rs);
+}
+
+/* Attempts until success, a permanent failure or the last retry; then
+ * report once.  If quiet_enoent, a 404 is returned as ENOENT without a
+ * message (s3_object_open's missing_ok).
+ */
+static int
+run_request (struct s3_object *o, struct s3_request *rq, bool quiet_enoent)
+{
+  struct s3_client *c = o->c;
+  off_t fd_start = -1;
+  unsigned attempt;
+
+  if (rq->fd >= 0)
+    fd_start = lseek (rq->fd, 0, SEEK_CUR);
+
+  for (attempt = 0;; attempt++) {
+    struct s3_response rs;
+    enum s3_outcome outcome;
+    char msg[2048];
+    int r, err = EIO;
+    unsigned ms;
+
+    if (attempt > 0)
+      atomic_fetch_add_explicit (&c->counters.retries, 1, memory_order_relaxed);
+    s3_response_init (&rs);
+    r = s3_perform (c->pool, c->creds, c->region, &o->url, rq, &rs,
+                    &c->counters);
+    if (r == -1) {
+      s3_response_free (&rs);
+      goto fail_reported;
+    }
+    outcome = s3_check_response (&o->url, rq, &rs, o->size, o->etag, msg,
+                                 sizeof msg, &err);
+    s3_response_free (&rs);
+
+    if (outcome == S3_OK) {
+      atomic_fetch_add_explicit (&c->counters.bytes, rs.got,
+                                 memory_order_relaxed);
+      if (rq->purpose == S3_OPEN) {
+        o->size = rs.size;
+        memcpy (o->etag, rs.learned_etag, sizeof o->etag);
+      }
+      return 0;
+    }
+    if (outcome == S3_RETRY && attempt < c->retries) {
+      if (rq->fd >= 0 && rs.got > 0 && !rewind_fd (rq->fd, fd_start)) {
+        report_error ("%s: %s (cannot retry: the output cannot be "
+                      "rewound: %m)",
+                      o->url.name, msg);
+        goto fail_reported;
+      }
+      ms = backoff_ms (attempt);
+      report_debug ("s3: %s: %s: retry %u of %u in %u ms", o->url.name, msg,
+                    attempt + 1, c->retries, ms);
+      sleep_ms (ms);
+      continue;
+    }
+
+    if (quiet_enoent && err == ENOENT) {
+      errno = ENOENT;
+      return -1;
+    }
+    if (strcmp (rq->method, "HEAD") == 0)
+      explain_head_failure (o, rs.status, msg, sizeof msg, &err);
+    if (outcome == S3_RETRY && attempt > 0)
+      report_error ("%s: %s (gave up after %u attempts)", o->url.name, msg,
+                    attempt + 1);
+    else
+      report_error ("%s: %s", o->url.name, msg);
+    atomic_fetch_add_explicit (&c->counters.errors, 1, memory_order_relaxed);
+    errno = err;
+    return -1;
+  }
+
+fail_reported:
+  atomic_fetch_add_explicit (&c->counters.errors, 1, memory_order_relaxed);
+  if (errno == 0)
+    errno = EIO;
+  return -1;
+}
+
+/* Pin the object's size and ETag, which every later read relies on. */
+struct s3_object *
+s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
+{
+  struct s3_object *o;
+  struct s3_request rq = { .fd = -1, .purpose = S3_OPEN };
+  char byte0;
+  int saved_errno;
+
+  o = calloc (1, sizeof *o);
+  if (o == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  o->c = c;
+  if (s3_url_parse (url, c->endpoint, c->region, &o->url) == -1)
+    goto err;
+
+  /* A presigned URL is signed for one method: probe it with a GET of
+   * the first byte, which also tells the size (Content-Range).
+   */
+  if (o->url.presigned) {
+    rq.method = "GET";
+    rq.has_range = true;
+    rq.first = rq.last = 0;
+    rq.buf = &byte0;
+    rq.len = 1;
+  }
+  else
+    rq.method = "HEAD";
+  if (run_request (o, &rq, missing_ok) == -1)
+    goto err;
+  report_debug ("s3: opened %s: size %" PRIu64 ", ETag %s", o->url.name,
+                o->size, o->etag);
+  return o;
+
+err:
+  saved_errno = errno;
+  s3_object_close (o);
+  errno = saved_errno;
+  return NULL;
+}
+
+/* Objects hold no connection: closing just frees memory. */
+void
+s3_object_close (struct s3_object *o)
+{
+  if (o == NULL)
+    return;
+  s3_url_free (&o->url);
+  free (o);
+}
+
+/* Accessors: an object never changes after open. */
+uint64_t
+s3_object_size (const struct s3_object *o)
+{
+  return o->size;
+}
+
+/* Quotes included, as sent: the value of If-Match. */
+const char *
+s3_object_etag (const struct s3_object *o)
+{
+  return o->etag;
+}
+
+/* What messages call the object (no secrets, no query string). */
+const char *
+s3_object_name (const struct s3_object *o)
+{
+  return o->url.name;
+}
+
+/* What a cache may key the object by. */
+const char *
+s3_object_identity (const struct s3_object *o)
+{
+  return o->url.identity;
+}
+
+/* The hot path: one ranged GET per call, from any thread, checked
+ * against the size and ETag pinned at open.
+ */
+int
+s3_object_get_range (struct s3_object *o, uint64_t offset, uint64_t len,
+                     void *buf)
+{
+  struct s3_request rq = { .fd = -1, .purpose = S3_READ_RANGE };
+
+  if (len == 0 && offset <= o->size)
+    return 0;
+  if (offset > o->size || len > o->size - offset) {
+    report_error ("%s: read of %" PRIu64 " bytes at offset %" PRIu64
+                  " is beyond the end of the object (%" PRIu64 " bytes)",
+                  o->url.name, len, offset, o->size);
+    errno = ERANGE;
+    return -1;
+  }
+  rq.method = "GET";
+  rq.has_range = true;
+  rq.first = offset;
+  rq.last = offset + len - 1;
+  rq.buf = buf;
+  rq.len = len;
+  rq.if_match = o->etag;
+  return run_request (o, &rq, false);
+}
+
+/* Small whole objects (the manifest), streamed to a file with a cap. */
+int
+s3_object_get_to_fd (struct s3_object *o, int fd, uint64_t max_size)
+{
+  struct s3_request rq = { .fd = fd, .purpose = S3_READ_ALL };
+
+  if (o->size > max_size) {
+    report_error ("%s: the object is %" PRIu64 " bytes, more than the "
+                  "%" PRIu64 " allowed",
+                  o->url.name, o->size, max_size);
+    errno = EFBIG;
+    return -1;
+  }
+  rq.method = "GET";
+  rq.len = o->size;
+  rq.if_match = o->etag;
+  return run_request (o, &rq, false);
+}

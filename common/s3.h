@@ -1,0 +1,106 @@
+/* accel: reading objects from S3 (or any HTTP server) by range.
+ *
+ * The plugin's read path fetches chunks of an image with ranged GETs
+ * from many threads at once; the publishing tools read whole small
+ * objects (the manifest).  An s3_object is opened once, which pins the
+ * object's size and ETag, and every later read sends If-Match with that
+ * ETag, so that if the object is replaced we fail with ESTALE instead
+ * of mixing bytes of two versions.
+ *
+ * Errors are reported once, here, naming the object and what to check;
+ * functions then return -1 (or NULL) with errno set:
+ *   ENOENT  no such bucket or object        EACCES  403 (credentials?)
+ *   ESTALE  the object changed since open   ERANGE  read past the end
+ *   EIO     server errors after retries, protocol violations, ...
+ * Transient failures (5xx, 429, SlowDown, reset connections, timeouts,
+ * short bodies) are retried with full-jitter exponential backoff.
+ *
+ * Secrets (secret key, session token, Authorization header, presigned
+ * query strings) never appear in any message at any level.
+ */
+
+#ifndef ACCEL_S3_H
+#define ACCEL_S3_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define S3_DEFAULT_RETRIES 6
+#define S3_MAX_RETRIES 100
+
+struct s3_config {
+  const char *endpoint; /* "http[s]://HOST[:PORT]" (path-style), NULL = AWS */
+  const char *region; /* NULL = creds_default_region (profile) */
+  const char *profile; /* AWS profile for credentials, NULL = default */
+  unsigned connections; /* concurrent requests; 0 = default (16) */
+  unsigned retries; /* retries after the first attempt (6) */
+  unsigned timeout; /* seconds for one request; 0 = no limit */
+  bool tls_verify; /* verify certificates (normally true) */
+  const char *cainfo; /* CA bundle, NULL = system default */
+};
+
+/* Set cfg to the defaults: all NULL, 16 connections, 6 retries, no
+ * timeout, TLS verification on.
+ */
+extern void s3_config_init (struct s3_config *cfg);
+
+/* Create a client: a connection pool and a credentials provider.  The
+ * strings in cfg are copied.  Returns NULL after report_error.
+ */
+extern struct s3_client *s3_client_new (const struct s3_config *cfg);
+
+/* Free the client.  Every object must have been closed. */
+extern void s3_client_free (struct s3_client *c);
+
+/* Open url: s3://BUCKET/KEY, or an http:// or https:// URL (public or
+ * presigned).  Makes one request to learn the size and ETag (HEAD, or
+ * for a URL with a query string a GET of byte 0, since a presigned URL
+ * is valid for one method only).  If missing_ok and the object does not
+ * exist, returns NULL with errno = ENOENT and reports nothing.
+ * Otherwise returns NULL after report_error on failure.
+ */
+extern struct s3_object *
+s3_object_open (struct s3_client *c, const char *url, bool missing_ok);
+
+extern void s3_object_close (struct s3_object *o);
+
+extern uint64_t s3_object_size (const struct s3_object *o);
+
+/* The ETag as the server sent it, quotes included. */
+extern const char *s3_object_etag (const struct s3_object *o);
+
+/* For messages: "s3://bucket/key", or the URL without its query. */
+extern const char *s3_object_name (const struct s3_object *o);
+
+/* A stable string naming the object (endpoint, bucket and key, or the
+ * URL without its query), e.g. to key a cache.
+ */
+extern const char *s3_object_identity (const struct s3_object *o);
+
+/* Read exactly len bytes at offset into buf.  Thread-safe.  Returns 0,
+ * or -1 after report_error (errno ESTALE if the object changed).
+ */
+extern int s3_object_get_range (struct s3_object *o, uint64_t offset,
+                                uint64_t len, void *buf);
+
+/* Write the whole object to fd (from its current offset), refusing it
+ * if it is larger than max_size.  For retries fd should be a regular
+ * file (it is truncated back to where it started).  Returns 0, or -1
+ * after report_error.
+ */
+extern int s3_object_get_to_fd (struct s3_object *o, int fd, uint64_t max_size);
+
+/* Counters, summed over all threads since the client was created. */
+struct s3_stats {
+  uint64_t requests; /* HTTP requests sent, retries included */
+  uint64_t gets; /* ... of which GET */
+  uint64_t heads; /* ... of which HEAD */
+  uint64_t bytes; /* body bytes received into callers' buffers/fds */
+  uint64_t retries; /* requests that were a retry */
+  uint64_t errors; /* operations that failed (after any retries) */
+};
+
+/* A snapshot of the counters. */
+extern void s3_client_stats (struct s3_client *c, struct s3_stats *out);
+
+#endif /* ACCEL_S3_H */

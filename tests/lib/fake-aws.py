@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""A fake AWS STS and EC2 instance metadata service (IMDSv2) for tests.
+
+tests/test-creds.sh points AWS_ENDPOINT_URL_STS and
+AWS_EC2_METADATA_SERVICE_ENDPOINT at it to exercise the web identity and
+instance role steps of common/creds.c without any real AWS host.  It
+listens on 127.0.0.1 only.
+
+Usage:
+  fake-aws.py --port-file F --issued-file I [--role-arn ARN]
+              [--web-identity-token T] [--imds-role NAME] [--expires N]
+              [--delay S]
+
+F receives the port once the server accepts connections.  Every issued
+set of credentials is appended to I as "ACCESS_KEY SECRET TOKEN" so a
+test can check what the client parsed without the client printing a
+secret.  Each issuance gets distinct keys from a counter
+(ASIAFAKESTS000001, ASIAFAKEIMDS000002, ...) and expires N seconds later
+(default 3600); S delays each issuance (to show a slow refresh does not
+stall readers).  Secrets and tokens start with "fakeSecret" and
+"fakeToken", and IMDS session tokens with "fakeImdsToken", so a test can
+grep its output for leaks; secrets contain XML-special characters, so
+the client must decode entities.
+
+STS (POST / with a form body) checks what a real STS would: Action,
+Version, RoleArn (must equal --role-arn), WebIdentityToken (must equal
+--web-identity-token), RoleSessionName, and that the request is not
+signed.  Errors are STS's <ErrorResponse> XML.
+
+IMDS: PUT /latest/api/token needs X-aws-ec2-metadata-token-ttl-seconds;
+GETs need a valid X-aws-ec2-metadata-token (401 otherwise);
+/latest/meta-data/iam/security-credentials/ lists --imds-role (404 if
+empty) and .../ROLE returns the credentials JSON.
+
+Control (for the test script):
+  GET /_stats     JSON counters
+  POST /_control  a JSON object changing any of: "expires", "delay",
+    "imds_role", "imds_code" (the JSON "Code", default "Success"),
+    "sts_error" ([status, code, message] or null), "fail_after"
+    (issue this many more credentials, then answer every request with
+    an error; null for never)
+"""
+
+import argparse
+import datetime
+import http.server
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+from xml.sax.saxutils import escape
+
+STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+CREDS_PATH = "/latest/meta-data/iam/security-credentials/"
+
+
+class State:
+    """Everything the handlers share, behind one lock."""
+
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        self.args = args
+        self.expires = args.expires
+        self.delay = args.delay
+        self.imds_role = args.imds_role
+        self.imds_code = "Success"
+        self.sts_error = None
+        self.fail_after = None
+        self.counter = 0
+        self.imds_tokens = set()
+        self.stats = {
+            "sts_requests": 0, "sts_issued": 0, "sts_errors": 0,
+            "imds_token_requests": 0, "imds_unauthorized": 0,
+            "imds_requests": 0, "imds_issued": 0,
+        }
+
+    def count(self, name):
+        with self.lock:
+            self.stats[name] += 1
+
+    def issue(self, kind):
+        """New credentials, or None if fail_after says to fail."""
+        with self.lock:
+            if self.fail_after is not None:
+                if self.fail_after <= 0:
+                    return None
+                self.fail_after -= 1
+            self.counter += 1
+            n = self.counter
+            expires = self.expires
+        tag = kind.upper()
+        access = "ASIAFAKE%s%06d" % (tag, n)
+        secret = "fakeSecret/%s+%d&<%s>" % (kind, n, secrets.token_hex(4))
+        token = "fakeToken-%s-%d-\"'%s" % (kind, n, secrets.token_hex(8))
+        exp = datetime.datetime.now(datetime.timezone.utc) + \
+            datetime.timedelta(seconds=expires)
+        with self.lock:
+            with open(self.args.issued_file, "a") as f:
+                f.write("%s %s %s\n" % (access, secret, token))
+        return access, secret, token, exp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sts_error_xml(code, message):
+    return ("<ErrorResponse xmlns=\"%s\">\n"
+            "  <Error>\n"
+            "    <Type>Sender</Type>\n"
+            "    <Code>%s</Code>\n"
+            "    <Message>%s</Message>\n"
+            "  </Error>\n"
+            "  <RequestId>%s</RequestId>\n"
+            "</ErrorResponse>\n" % (
+                STS_XMLNS, escape(code),
+                escape(message, {"\"": "&quot;", "'": "&apos;"}),
+                secrets.token_hex(8)))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-aws"
+
+    def log_message(self, fmt, *args):
+        # Paths and status codes only: never bodies or headers.
+        sys.stderr.write("fake-aws: %s\n" % (fmt % args))
+
+    def reply(self, status, body, ctype="text/plain"):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > 1 << 20:
+            raise ValueError("body too large")
+        return self.rfile.read(n)
+
+    # ---- STS ----
+    def sts(self):
+        st = self.server.state
+        st.count("sts_requests")
+        body = self.read_body().decode("utf-8", "replace")
+        form = urllib.parse.parse_qs(body, keep_blank_values=True)
+
+        def one(name):
+            v = form.get(name)
+            return v[0] if v and len(v) == 1 else None
+
+        with st.lock:
+            forced = st.sts_error
+            fail = st.fail_after is not None and st.fail_after <= 0
+            delay = st.delay
+        if delay:
+            time.sleep(delay)
+
+        err = None
+        ctype = self.headers.get("Content-Type", "")
+        if "Authorization" in self.headers or "X-Amz-Signature" in body:
+            err = (400, "InvalidRequest",
+                   "AssumeRoleWithWebIdentity must not be signed")
+        elif not ctype.startswith("application/x-www-form-urlencoded"):
+            err = (400, "InvalidRequest", "bad Content-Type " + ctype)
+        elif one("Action") != "AssumeRoleWithWebIdentity":
+            err = (400, "InvalidAction", "bad or missing Action")
+        elif one("Version") != "2011-06-15":
+            err = (400, "InvalidParameterValue", "bad or missing Version")
+        elif not re.fullmatch(r"[\w+=,.@-]{2,64}",
+                              one("RoleSessionName") or ""):
+            err = (400, "ValidationError", "bad RoleSessionName")
+        elif one("RoleArn") != self.server.state.args.role_arn:
+            err = (403, "AccessDenied",
+                   "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        elif one("WebIdentityToken") != \
+                self.server.state.args.web_identity_token:
+            err = (400, "InvalidIdentityToken",
+                   "The web identity token that was passed is invalid")
+        elif forced:
+            err = tuple(forced)
+        elif fail:
+            err = (503, "ServiceUnavailable", "fail_after reached")
+
+        creds = None if err else st.issue("sts")
+        if not err and creds is None:
+            err = (503, "ServiceUnavailable", "fail_after reached")
+        if err:
+            st.count("sts_errors")
+            self.reply(err[0], sts_error_xml(err[1], err[2]), "text/xml")
+            return
+        st.count("sts_issued")
+        access, secret, token, exp = creds
+        self.reply(200, (
+            "<AssumeRoleWithWebIdentityResponse xmlns=\"%s\">\n"
+            "  <AssumeRoleWithWebIdentityResult>\n"
+            "    <Audience>sts.amazonaws.com</Audience>\n"
+            "    <AssumedRoleUser>\n"
+            "      <AssumedRoleId>AROAFAKE:%s</AssumedRoleId>\n"
+            "      <Arn>%s</Arn>\n"
+            "    </AssumedRoleUser>\n"
+            "    <Credentials>\n"
+            "      <SessionToken>%s</SessionToken>\n"
+            "      <SecretAccessKey>%s</SecretAccessKey>\n"
+            "      <Expiration>%s</Expiration>\n"
+            "      <AccessKeyId>%s</AccessKeyId>\n"
+            "    </Credentials>\n"
+            "  </AssumeRoleWithWebIdentityResult>\n"
+            "  <ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata>\n"
+            "</AssumeRoleWithWebIdentityResponse>\n" % (
+                STS_XMLNS, escape(one("RoleSessionName")),
+                escape(one("RoleArn")),
+                escape(token, {"\"": "&quot;", "'": "&apos;"}),
+                escape(secret), exp, access, secrets.token_hex(8))),
+            "text/xml")
+
+    # ---- IMDS ----
+    def imds_authorized(self):
+        st = self.server.state
+        token = self.headers.get("X-aws-ec2-metadata-token")
+        with st.lock:
+            ok = token is not None and token in st.imds_tokens
+        if not ok:
+            st.count("imds_unauthorized")
+            self.reply(401, "")
+        return ok
+
+    def imds_get(self):
+        st = self.server.state
+        st.count("imds_requests")
+        if not self.imds_authorized():
+            return
+        with st.lock:
+            role, code, delay = st.imds_role, st.imds_code, st.delay
+        if self.path == CREDS_PATH:
+            if not role:
+                self.reply(404, "")
+            else:
+                self.reply(200, role)
+            return
+        if not role or self.path != CREDS_PATH + role:
+            self.reply(404, "")
+            return
+        if delay:
+            time.sleep(delay)
+        creds = st.issue("imds")
+        if creds is None:
+            self.reply(500, "")
+            return
+        st.count("imds_issued")
+        access, secret, token, exp = creds
+        self.reply(200, json.dumps({
+            "Code": code,
+            "LastUpdated": datetime.datetime.now(datetime.timezone.utc)
+            .strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Type": "AWS-HMAC",
+            "AccessKeyId": access,
+            "SecretAccessKey": secret,
+            "Token": token,
+            "Expiration": exp,
+        }, indent=2), "text/plain")
+
+    def do_PUT(self):
+        st = self.server.state
+        self.read_body()
+        if self.path != "/latest/api/token":
+            self.reply(404, "")
+            return
+        st.count("imds_token_requests")
+        ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
+        if not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
+            self.reply(400, "")
+            return
+        token = "fakeImdsToken-" + secrets.token_hex(16)
+        with st.lock:
+            st.imds_tokens.add(token)
+        self.reply(200, token)
+
+    def do_GET(self):
+        st = self.server.state
+        if self.path == "/_stats":
+            with st.lock:
+                self.reply(200, json.dumps(st.stats), "application/json")
+            return
+        if self.path.startswith("/latest/"):
+            self.imds_get()
+            return
+        self.reply(404, "")
+
+    def do_POST(self):
+        st = self.server.state
+        if self.path == "/_control":
+            change = json.loads(self.read_body() or b"{}")
+            with st.lock:
+                for k, v in change.items():
+                    if k not in ("expires", "delay", "imds_role", "imds_code",
+                                 "sts_error", "fail_after"):
+                        raise KeyError(k)
+                    setattr(st, k, v)
+            self.reply(200, "ok\n")
+            return
+        if self.path == "/":
+            self.sts()
+            return
+        self.read_body()
+        self.reply(404, "")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port-file", required=True)
+    p.add_argument("--issued-file", required=True)
+    p.add_argument("--role-arn",
+                   default="arn:aws:iam::123456789012:role/accel-test")
+    p.add_argument("--web-identity-token", default="fakeWebIdentityJWT")
+    p.add_argument("--imds-role", default="accel-test-role")
+    p.add_argument("--expires", type=int, default=3600)
+    p.add_argument("--delay", type=float, default=0)
+    args = p.parse_args()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.state = State(args)
+    open(args.issued_file, "w").close()
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % server.server_address[1])
+    os.rename(tmp, args.port_file)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

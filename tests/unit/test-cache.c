@@ -1,0 +1,1840 @@
+/* accel: unit test of the block cache (common/cache-*.c).
+ *
+ * Every case works in its own directory under /tmp and asserts on
+ * effects: the bytes a read returns, the files and modes on disk, which
+ * ranges of a data file hold blocks (SEEK_DATA), the bytes a directory
+ * uses against its cap, and what survives a close, damage at rest, a
+ * crash (a child that _exits without flushing), concurrent eviction by a
+ * thread or another process, and a full filesystem (a small tmpfs
+ * mounted in a private mount namespace; skipped if we cannot mount).
+ *
+ * Chunk bytes are a function of an image's seed and the chunk's index,
+ * so any process can tell right bytes from wrong ones.  Test-only
+ * knowledge of the map comes from cache-internal.h: the atime of entries
+ * is set directly to make LRU order deterministic (it has a 1-second
+ * clock).
+ *
+ * Each case runs in a child process, so that a crash fails that case
+ * only and its directory is still removed.  Output is one line per case
+ * and a final "cache: N cases, M failed"; the exit status is 1 if any
+ * case failed.  Usage: test-cache [PATTERN] runs only the cases whose
+ * name contains PATTERN.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "cache-internal.h"
+#include "cache.h"
+#include "cleanup.h"
+#include "report.h"
+
+#define CHUNK (64 * 1024)
+
+/* How long the eviction races run. */
+#define RACE_MS 1500
+
+/* ---- checks and errors ------------------------------------------- */
+
+static unsigned nr_failed_checks;
+static pid_t main_pid;
+
+/* Count one check; say which one failed.  In a child process the count
+ * decides its exit status.
+ */
+static void
+check (bool cond, const char *what, int line)
+{
+  if (cond)
+    return;
+  nr_failed_checks++;
+  if (nr_failed_checks <= 20)
+    printf ("FAIL check line %d%s: %s\n", line,
+            getpid () == main_pid ? "" : " (child)", what);
+  else if (nr_failed_checks == 21)
+    printf ("(further failed checks not shown)\n");
+}
+#define CHECK(cond) check ((cond), #cond, __LINE__)
+
+/* report_error calls since the last EXPECT_ERRORS.  Each refusal must
+ * report exactly one error and each success none.
+ */
+static unsigned nr_errors;
+
+/* The report_error handler: count, and still show the message. */
+static void
+count_error (const char *fs, va_list args)
+{
+  nr_errors++;
+  fputs ("test-cache: ", stderr);
+  vfprintf (stderr, fs, args);
+  fputc ('\n', stderr);
+}
+
+/* Exactly n errors must have been reported since the last call. */
+static void
+expect_errors_at (unsigned n, int line)
+{
+  char what[64];
+
+  snprintf (what, sizeof what, "%u error(s) reported, %u expected", nr_errors,
+            n);
+  check (nr_errors == n, what, line);
+  nr_errors = 0;
+}
+#define EXPECT_ERRORS(n) expect_errors_at ((n), __LINE__)
+
+/* Test buffers: no way to go on without them. */
+static void *
+xmalloc (size_t n)
+{
+  void *p = malloc (n);
+
+  if (p == NULL) {
+    perror ("malloc");
+    abort ();
+  }
+  return p;
+}
+
+/* ---- test images -------------------------------------------------- */
+
+/* A test image: its identity, geometry and the seed of its bytes. */
+struct geom {
+  const char *identity;
+  uint64_t size;
+  uint32_t chunk;
+  uint64_t seed;
+};
+
+/* Geometry, as the cache computes it. */
+static uint64_t
+nr_chunks_of (const struct geom *g)
+{
+  return (g->size + g->chunk - 1) / g->chunk;
+}
+
+/* Bytes in chunk idx: the last one may be short. */
+static uint32_t
+len_of (const struct geom *g, uint64_t idx)
+{
+  uint64_t off = idx * g->chunk;
+
+  return off + g->chunk > g->size ? g->size - off : g->chunk;
+}
+
+/* The bytes of chunk idx (xorshift64, never all zeros). */
+static void
+fill (const struct geom *g, uint64_t idx, unsigned char *buf)
+{
+  uint64_t x = ((g->seed << 32) ^ ((idx + 1) * 0x9e3779b97f4a7c15ULL)) | 1;
+  uint32_t i, len = len_of (g, idx);
+
+  for (i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    buf[i] = x >> 24;
+  }
+}
+
+/* cache_store of the right bytes of chunk idx. */
+static int
+store (struct cache_image *ci, const struct geom *g, uint64_t idx)
+{
+  CLEANUP_FREE unsigned char *buf = xmalloc (g->chunk);
+
+  fill (g, idx, buf);
+  return cache_store (ci, idx, buf, len_of (g, idx));
+}
+
+/* cache_read of [off, off+len) of chunk idx; 2 means "returned 1 with
+ * wrong bytes".
+ */
+static int
+read_range (struct cache_image *ci, const struct geom *g, uint64_t idx,
+            uint32_t off, uint32_t len)
+{
+  CLEANUP_FREE unsigned char *want = xmalloc (g->chunk);
+  CLEANUP_FREE unsigned char *got = xmalloc (len + 1);
+  int r;
+
+  memset (got, 0xa5, len);
+  r = cache_read (ci, idx, off, len, got);
+  if (r == 1) {
+    fill (g, idx, want);
+    if (memcmp (got, want + off, len) != 0)
+      r = 2;
+  }
+  return r;
+}
+
+/* read_range of the whole chunk. */
+static int
+read_all (struct cache_image *ci, const struct geom *g, uint64_t idx)
+{
+  return read_range (ci, g, idx, 0, len_of (g, idx));
+}
+
+/* Open a test image without expected hashes. */
+static struct cache_image *
+open_image (struct cache_dir *d, const struct geom *g)
+{
+  return cache_image_open (d, g->identity, "test", g->size, g->chunk, NULL,
+                           NULL);
+}
+
+/* Make a chunk's last access time what LRU order needs. */
+static void
+set_atime (struct cache_image *ci, uint64_t idx, uint32_t t)
+{
+  atomic_store (&ci->entries[idx].atime, t);
+}
+
+/* The image directory's name for an identity. */
+static void
+sha256_hex (const char *s, char hex[65])
+{
+  unsigned char id[32];
+  int i;
+
+  SHA256 ((const unsigned char *) s, strlen (s), id);
+  for (i = 0; i < 32; i++)
+    snprintf (&hex[i * 2], 3, "%02x", id[i]);
+}
+
+/* DIR/images/ID/NAME of an image, whether or not it is open. */
+static const char *
+image_file (char *buf, size_t n, const char *dir, const struct geom *g,
+            const char *name)
+{
+  char hex[65];
+
+  sha256_hex (g->identity, hex);
+  if (snprintf (buf, n, "%s/images/%s/%s", dir, hex, name) >= (int) n)
+    abort ();
+  return buf;
+}
+
+/* ---- files --------------------------------------------------------- */
+
+/* DIR/NAME into buf. */
+static const char *
+join (char *buf, size_t n, const char *dir, const char *name)
+{
+  if (snprintf (buf, n, "%s/%s", dir, name) >= (int) n)
+    abort ();
+  return buf;
+}
+
+/* st_mode of path, or 0 if it does not exist. */
+static mode_t
+mode_of (const char *path)
+{
+  struct stat st;
+
+  return lstat (path, &st) == 0 ? st.st_mode : 0;
+}
+
+/* st_size, or -1. */
+static int64_t
+size_of (const char *path)
+{
+  struct stat st;
+
+  return stat (path, &st) == 0 ? st.st_size : -1;
+}
+
+/* Bytes of [off, off+len) of a file that are data, not holes. */
+static int64_t
+data_bytes (const char *path, uint64_t off, uint64_t len)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  uint64_t end = off + len;
+  int64_t total = 0;
+
+  if (fd == -1)
+    return -1;
+  while (off < end) {
+    off_t d = lseek (fd, off, SEEK_DATA), h;
+    if (d == -1 || (uint64_t) d >= end)
+      break;
+    h = lseek (fd, d, SEEK_HOLE);
+    if (h == -1)
+      break;
+    total += ((uint64_t) h < end ? (uint64_t) h : end) - d;
+    off = h;
+  }
+  close (fd);
+  return total;
+}
+
+/* Data bytes of chunk idx of g in its data file. */
+static int64_t
+chunk_data (const char *data, const struct geom *g, uint64_t idx)
+{
+  return data_bytes (data, idx * g->chunk, len_of (g, idx));
+}
+
+/* Bytes allocated to a file (st_blocks), or -1. */
+static int64_t
+blocks_of (const char *path)
+{
+  struct stat st;
+
+  return stat (path, &st) == 0 ? (int64_t) st.st_blocks * 512 : -1;
+}
+
+/* True if [off, off+len) of a file reads as zeros. */
+static bool
+reads_zeros (const char *path, uint64_t off, uint32_t len)
+{
+  CLEANUP_FREE unsigned char *buf = xmalloc (len);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  ssize_t r;
+  uint32_t i;
+
+  if (fd == -1)
+    return false;
+  r = pread (fd, buf, len, off);
+  close (fd);
+  if (r < 0)
+    return false;
+  for (i = 0; i < (uint32_t) r; i++)
+    if (buf[i])
+      return false;
+  return true;
+}
+
+/* Overwrite len bytes at off (damage, garbage headers). */
+static int
+write_file (const char *path, uint64_t off, const void *buf, size_t len)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ssize_t r;
+
+  if (fd == -1)
+    return -1;
+  r = pwrite (fd, buf, len, off);
+  close (fd);
+  return r == (ssize_t) len ? 0 : -1;
+}
+
+/* rm -rf, for the cases' directories. */
+static int
+rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) flag;
+  (void) ftw;
+  remove (path);
+  return 0;
+}
+
+/* Remove a tree, not following symlinks. */
+static void
+rm_rf (const char *path)
+{
+  nftw (path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Open file descriptors of this process. */
+static int
+count_fds (void)
+{
+  DIR *dir = opendir ("/proc/self/fd");
+  int n = 0;
+
+  if (dir == NULL)
+    return -1;
+  while (readdir (dir) != NULL)
+    n++;
+  closedir (dir);
+  return n;
+}
+
+/* cache_dir_usage, or UINT64_MAX on error. */
+static uint64_t
+usage_of (struct cache_dir *d)
+{
+  uint64_t u = UINT64_MAX;
+
+  if (cache_dir_usage (d, &u) == -1)
+    return UINT64_MAX;
+  return u;
+}
+
+/* Usage must be known and within cap; show it if not. */
+static void
+check_usage_at (struct cache_dir *d, uint64_t cap, int line)
+{
+  uint64_t u = usage_of (d);
+  char what[96];
+
+  snprintf (what, sizeof what, "usage %" PRIu64 " <= cap %" PRIu64, u, cap);
+  check (u <= cap, what, line);
+}
+#define CHECK_USAGE(d, cap) check_usage_at ((d), (cap), __LINE__)
+
+/* Milliseconds since start (CLOCK_MONOTONIC). */
+static uint64_t
+elapsed_ms (const struct timespec *start)
+{
+  struct timespec now;
+
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - start->tv_sec) * 1000 +
+      (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* ---- child processes ----------------------------------------------- */
+
+/* fork, with nothing buffered that both processes would print. */
+static pid_t
+start_child (void)
+{
+  pid_t pid;
+
+  fflush (stdout);
+  fflush (stderr);
+  pid = fork ();
+  if (pid == -1)
+    perror ("fork");
+  return pid;
+}
+
+/* End a child: 0 if none of its checks failed since failed_before. */
+static void child_exit (unsigned failed_before) __attribute__ ((noreturn));
+
+static void
+child_exit (unsigned failed_before)
+{
+  fflush (stdout);
+  fflush (stderr);
+  _exit (nr_failed_checks > failed_before ? 1 : 0);
+}
+
+/* Wait for a child; its exit status (77: skipped), or -1 if it died of
+ * a signal (which is shown).
+ */
+static int
+wait_child (pid_t pid)
+{
+  int status;
+
+  if (pid == -1)
+    return -1;
+  while (waitpid (pid, &status, 0) == -1)
+    if (errno != EINTR) {
+      perror ("waitpid");
+      return -1;
+    }
+  if (WIFSIGNALED (status)) {
+    printf ("child %d killed by signal %d (%s)\n", (int) pid, WTERMSIG (status),
+            strsignal (WTERMSIG (status)));
+    return -1;
+  }
+  return WEXITSTATUS (status);
+}
+
+/* Run fn in a child with a tmpfs (options: "size=...") mounted at mnt
+ * in a mount namespace of its own, so the mount goes away with the
+ * child whatever happens.  Returns false if the child could not mount.
+ */
+static bool
+in_tmpfs (const char *mnt, const char *options, void (*fn) (const char *mnt))
+{
+  unsigned failed = nr_failed_checks;
+  pid_t pid;
+  int r;
+
+  pid = start_child ();
+  if (pid == 0) {
+    if (unshare (CLONE_NEWNS) == -1 ||
+        mount ("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == -1 ||
+        mount ("tmpfs", mnt, "tmpfs", 0, options) == -1) {
+      printf ("  cannot mount a tmpfs: %s\n", strerror (errno));
+      fflush (stdout);
+      _exit (77);
+    }
+    fn (mnt);
+    child_exit (failed);
+  }
+  r = wait_child (pid);
+  if (r == 77)
+    return false;
+  CHECK (r == 0);
+  return true;
+}
+
+/* ---- 1. a new directory -------------------------------------------- */
+
+/* Creation, modes and the files of an image; what is refused, untouched. */
+static void
+test_new_dir (const char *tmp)
+{
+  const struct geom g = { "new-dir", 3 * CHUNK + 5, CHUNK, 1 };
+  char path[PATH_MAX], f[PATH_MAX], other[PATH_MAX], want[PATH_MAX];
+  char hex[65], info[512];
+  struct cache_dir *d;
+  struct cache_image *ci;
+  struct map_header h;
+  int fd;
+  ssize_t n;
+
+  snprintf (path, sizeof path, "%s/a/b/cache", tmp);
+  d = cache_dir_open (path, 0);
+  CHECK (d != NULL);
+  EXPECT_ERRORS (0);
+  if (d == NULL)
+    return;
+  CHECK (mode_of (path) == (S_IFDIR | 0700));
+  CHECK (mode_of (join (f, sizeof f, path, CACHE_MARKER)) == (S_IFREG | 0600));
+  CHECK (mode_of (join (f, sizeof f, path, "lock")) == (S_IFREG | 0600));
+  CHECK (mode_of (join (f, sizeof f, path, "images")) == (S_IFDIR | 0700));
+
+  ci = cache_image_open (d, g.identity, "s3://bucket/key", g.size, g.chunk,
+                         NULL, NULL);
+  CHECK (ci != NULL);
+  EXPECT_ERRORS (0);
+  if (ci) {
+    sha256_hex (g.identity, hex);
+    CHECK (snprintf (want, sizeof want, "%s/images/%s", path, hex) <
+           (int) sizeof want);
+    CHECK (strcmp (cache_image_dir (ci), want) == 0);
+    CHECK (mode_of (want) == (S_IFDIR | 0700));
+    CHECK (mode_of (join (f, sizeof f, want, "map")) == (S_IFREG | 0600));
+    CHECK (mode_of (join (f, sizeof f, want, "data")) == (S_IFREG | 0600));
+    CHECK (mode_of (join (f, sizeof f, want, "serve.lock")) ==
+           (S_IFREG | 0600));
+    CHECK (mode_of (join (f, sizeof f, want, "info")) == (S_IFREG | 0600));
+    CHECK (size_of (join (f, sizeof f, want, "data")) == (int64_t) g.size);
+    CHECK (blocks_of (f) == 0);
+    CHECK (size_of (join (f, sizeof f, want, "map")) ==
+           MAP_HEADER_SIZE + 4 * (int64_t) sizeof (struct map_entry));
+
+    /* The header as docs/cache-format.md describes it. */
+    memset (&h, 0, sizeof h);
+    fd = open (f, O_RDONLY | O_CLOEXEC);
+    n = fd >= 0 ? pread (fd, &h, sizeof h, 0) : -1;
+    if (fd >= 0)
+      close (fd);
+    CHECK (n == (ssize_t) sizeof h);
+    CHECK (memcmp (h.magic, "ACCELMAP", 8) == 0);
+    CHECK (h.version == 1 && h.header_size == 4096 && h.entry_size == 40);
+    CHECK (h.image_size == g.size && h.chunk_size == g.chunk);
+    CHECK (h.nr_chunks == 4);
+
+    memset (info, 0, sizeof info);
+    fd = open (join (f, sizeof f, want, "info"), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      n = read (fd, info, sizeof info - 1);
+      close (fd);
+    }
+    CHECK (strstr (info, "identity: new-dir\n") != NULL);
+    CHECK (strstr (info, "description: s3://bucket/key\n") != NULL);
+    cache_image_close (ci);
+  }
+  cache_dir_close (d);
+
+  /* An existing cache opens without complaint. */
+  d = cache_dir_open (path, 0);
+  CHECK (d != NULL);
+  EXPECT_ERRORS (0);
+  cache_dir_close (d);
+
+  /* A non-empty directory that is not a cache is refused, untouched. */
+  join (other, sizeof other, tmp, "home");
+  CHECK (mkdir (other, 0755) == 0 && chmod (other, 0755) == 0);
+  CHECK (write_file (join (f, sizeof f, other, "precious"), 0, "x", 1) == 0);
+  d = cache_dir_open (other, 0);
+  CHECK (d == NULL);
+  EXPECT_ERRORS (1);
+  cache_dir_close (d);
+  CHECK (mode_of (other) == (S_IFDIR | 0755));
+  CHECK (mode_of (join (f, sizeof f, other, CACHE_MARKER)) == 0);
+  CHECK (mode_of (join (f, sizeof f, other, "images")) == 0);
+  CHECK (mode_of (join (f, sizeof f, other, "lock")) == 0);
+  CHECK (size_of (join (f, sizeof f, other, "precious")) == 1);
+
+  /* A regular file is refused, untouched. */
+  CHECK (chmod (f, 0644) == 0);
+  d = cache_dir_open (f, 0);
+  CHECK (d == NULL);
+  EXPECT_ERRORS (1);
+  cache_dir_close (d);
+  CHECK (mode_of (f) == (S_IFREG | 0644));
+
+  /* An empty directory (lost+found aside) becomes a cache, made private. */
+  join (other, sizeof other, tmp, "empty");
+  CHECK (mkdir (other, 0755) == 0 && chmod (other, 0755) == 0);
+  CHECK (mkdir (join (f, sizeof f, other, "lost+found"), 0700) == 0);
+  d = cache_dir_open (other, 0);
+  CHECK (d != NULL);
+  EXPECT_ERRORS (0);
+  cache_dir_close (d);
+  CHECK (mode_of (other) == (S_IFDIR | 0700));
+  CHECK (mode_of (join (f, sizeof f, other, CACHE_MARKER)) == (S_IFREG | 0600));
+}
+
+/* ---- 2. store, flush, read ----------------------------------------- */
+
+/* Exact bytes of any sub-range, pending and flushed; argument errors. */
+static void
+test_store_read (const char *tmp)
+{
+  /* 11 chunks, the last one 1000 bytes. */
+  const struct geom g = { "store-read", 10 * CHUNK + 1000, CHUNK, 2 };
+  const uint64_t missing = 3, last = 10;
+  char path[PATH_MAX], data[PATH_MAX];
+  CLEANUP_FREE unsigned char *buf = xmalloc (CHUNK);
+  CLEANUP_FREE unsigned char *want = xmalloc (CHUNK);
+  uint64_t hits = 0, misses = 0, blocks, i;
+  struct cache_dir *d;
+  struct cache_image *ci = NULL;
+  struct cache_stats st;
+  struct stat sb;
+  unsigned seed = 2;
+  int pass, k, fd;
+
+  join (path, sizeof path, tmp, "cache");
+  d = cache_dir_open (path, 0);
+  CHECK (d != NULL);
+  if (d)
+    ci = open_image (d, &g);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  image_file (data, sizeof data, path, &g, "data");
+
+  for (i = 0; i <= last; i++)
+    if (i != missing)
+      CHECK (store (ci, &g, i) == 0);
+  CHECK (cache_pending (ci) == 10);
+  for (i = 0; i <= last; i++)
+    CHECK (cache_contains (ci, i) == (i != missing));
+  CHECK (!cache_contains (ci, last + 1));
+  CHECK (!cache_contains (ci, UINT64_MAX / CHUNK));
+
+  /* pass 0 reads pending chunks, pass 1 flushed ones. */
+  for (pass = 0; pass < 2; pass++) {
+    for (i = 0; i <= last; i++) {
+      uint32_t clen = len_of (&g, i);
+
+      if (i == missing) {
+        CHECK (read_all (ci, &g, i) == 0);
+        CHECK (read_range (ci, &g, i, 10, 10) == 0);
+        misses += 2;
+        continue;
+      }
+      CHECK (read_all (ci, &g, i) == 1);
+      CHECK (read_range (ci, &g, i, 0, 1) == 1);
+      CHECK (read_range (ci, &g, i, clen - 1, 1) == 1);
+      CHECK (read_range (ci, &g, i, clen / 3, clen / 2) == 1);
+      hits += 4;
+      for (k = 0; k < 8; k++) {
+        uint32_t off = rand_r (&seed) % clen;
+        uint32_t len = 1 + rand_r (&seed) % (clen - off);
+        CHECK (read_range (ci, &g, i, off, len) == 1);
+        hits++;
+      }
+    }
+    if (pass == 0) {
+      CHECK (cache_flush (ci) == 0);
+      CHECK (cache_pending (ci) == 0);
+      CHECK (cache_flush (ci) == 0);
+      for (i = 0; i <= last; i++)
+        CHECK (cache_contains (ci, i) == (i != missing));
+    }
+  }
+  EXPECT_ERRORS (0);
+
+  /* The data file holds the image's bytes at their offsets, and nothing
+   * where the missing chunk is.
+   */
+  fd = open (data, O_RDONLY | O_CLOEXEC);
+  CHECK (fd >= 0);
+  for (i = 0; fd >= 0 && i <= last; i++) {
+    if (i == missing)
+      continue;
+    fill (&g, i, want);
+    CHECK (pread (fd, buf, len_of (&g, i), i * CHUNK) ==
+           (ssize_t) len_of (&g, i));
+    CHECK (memcmp (buf, want, len_of (&g, i)) == 0);
+  }
+  if (fd >= 0)
+    close (fd);
+  CHECK (chunk_data (data, &g, missing) == 0);
+  CHECK (chunk_data (data, &g, 0) == CHUNK);
+
+  /* Bad arguments: one error each, nothing stored. */
+  CHECK (cache_read (ci, last + 1, 0, 1, buf) == -1);
+  EXPECT_ERRORS (1);
+  CHECK (cache_read (ci, last, 900, 101, buf) == -1);
+  EXPECT_ERRORS (1);
+  CHECK (cache_read (ci, 0, CHUNK, 1, buf) == -1);
+  EXPECT_ERRORS (1);
+  CHECK (cache_read (ci, 0, UINT32_MAX, 2, buf) == -1);
+  EXPECT_ERRORS (1);
+  memset (buf, 0, CHUNK);
+  CHECK (cache_store (ci, last, buf, CHUNK) == -1);
+  EXPECT_ERRORS (1);
+  CHECK (cache_store (ci, missing, buf, 1000) == -1);
+  EXPECT_ERRORS (1);
+  CHECK (cache_store (ci, last + 1, buf, CHUNK) == -1);
+  EXPECT_ERRORS (1);
+  CHECK (!cache_contains (ci, missing));
+  CHECK (cache_pending (ci) == 0);
+
+  /* Storing a present chunk again does not change it: an image's bytes
+   * never change, so the first copy stands.
+   */
+  memset (buf, 0x5a, CHUNK);
+  CHECK (cache_store (ci, 0, buf, CHUNK) == 0);
+  CHECK (cache_flush (ci) == 0);
+  CHECK (read_all (ci, &g, 0) == 1);
+  hits++;
+
+  cache_image_stats (ci, &st);
+  CHECK (st.stored == 10);
+  CHECK (st.store_skipped == 0);
+  CHECK (st.hits == hits);
+  CHECK (st.misses == misses);
+  CHECK (st.verified == 0); /* stored here: verified by the caller */
+  CHECK (st.verify_failed == 0);
+  CHECK (st.evicted == 0);
+
+  /* The missing chunk can be stored later. */
+  CHECK (store (ci, &g, missing) == 0);
+  CHECK (cache_contains (ci, missing));
+  CHECK (read_range (ci, &g, missing, 7, 77) == 1);
+  CHECK (cache_flush (ci) == 0);
+  CHECK (read_all (ci, &g, missing) == 1);
+  /* Ten whole chunks and the short last one, in whole blocks. */
+  CHECK (stat (data, &sb) == 0);
+  blocks = (1000 + sb.st_blksize - 1) / sb.st_blksize * sb.st_blksize;
+  CHECK (usage_of (d) == 10 * (uint64_t) CHUNK + blocks);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* ---- 3. persistence and verification -------------------------------- */
+
+/* What the expected_fn of a test answers. */
+struct expected {
+  const struct geom *g;
+  int64_t wrong_idx; /* gets a wrong hash */
+  int64_t unknown_idx; /* "not known": 0 */
+  int64_t error_idx; /* -1 */
+  unsigned calls;
+  uint64_t last_idx;
+};
+
+/* The cache_expected_fn of the tests: a manifest, wrong where told. */
+static int
+expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
+{
+  struct expected *x = opaque;
+  CLEANUP_FREE unsigned char *buf = xmalloc (x->g->chunk);
+
+  x->calls++;
+  x->last_idx = idx;
+  if ((int64_t) idx == x->error_idx)
+    return -1;
+  if ((int64_t) idx == x->unknown_idx)
+    return 0;
+  fill (x->g, idx, buf);
+  if ((int64_t) idx == x->wrong_idx)
+    buf[0] ^= 1;
+  SHA256 (buf, len_of (x->g, idx), sha256);
+  return 1;
+}
+
+/* Hits after reopening, verified once; a manifest that disagrees. */
+static void
+test_persistence (const char *tmp)
+{
+  const struct geom g = { "persist", 8 * CHUNK - 7, CHUNK, 3 };
+  struct expected x = { &g, 2, 4, 6, 0, 0 };
+  char path[PATH_MAX], data[PATH_MAX];
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  struct cache_stats st;
+  uint64_t i;
+
+  join (path, sizeof path, tmp, "cache");
+  image_file (data, sizeof data, path, &g, "data");
+  d = cache_dir_open (path, 0);
+  CHECK (d != NULL);
+  if (d)
+    ci = open_image (d, &g);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 8; i++)
+    CHECK (store (ci, &g, i) == 0);
+  /* No flush: close must record them. */
+  cache_image_close (ci);
+  cache_dir_close (d);
+
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 8; i++) {
+    CHECK (cache_contains (ci, i));
+    CHECK (read_range (ci, &g, i, 100, 200) == 1);
+    cache_image_stats (ci, &st);
+    CHECK (st.verified == i + 1); /* first read of each verifies */
+    CHECK (read_range (ci, &g, i, 0, 10) == 1);
+    cache_image_stats (ci, &st);
+    CHECK (st.verified == i + 1); /* the second does not */
+  }
+  cache_image_stats (ci, &st);
+  CHECK (st.hits == 16 && st.misses == 0 && st.verify_failed == 0);
+  cache_image_close (ci);
+  ci = NULL;
+
+  /* With a manifest that disagrees about chunk 2. */
+  ci = cache_image_open (d, g.identity, "test", g.size, g.chunk, expected_hash,
+                         &x);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  CHECK (read_range (ci, &g, 0, 1, 1) == 1);
+  CHECK (x.calls == 1 && x.last_idx == 0);
+  CHECK (chunk_data (data, &g, 2) == CHUNK);
+  CHECK (read_range (ci, &g, 2, 0, 4096) == 0);
+  CHECK (x.calls == 2 && x.last_idx == 2);
+  cache_image_stats (ci, &st);
+  CHECK (st.verify_failed == 1 && st.verified == 1);
+  CHECK (!cache_contains (ci, 2));
+  CHECK (chunk_data (data, &g, 2) == 0);
+  CHECK (reads_zeros (data, 2 * CHUNK, CHUNK));
+  CHECK (read_all (ci, &g, 2) == 0); /* stays a miss */
+  cache_image_stats (ci, &st);
+  CHECK (st.verify_failed == 1 && st.misses == 2);
+  /* Unknown to the manifest: the recorded hash is used. */
+  CHECK (read_all (ci, &g, 4) == 1);
+  /* The manifest cannot answer: an error, and the chunk stays. */
+  CHECK (read_all (ci, &g, 6) == -1);
+  CHECK (cache_contains (ci, 6));
+  x.error_idx = -1;
+  CHECK (read_all (ci, &g, 6) == 1);
+  CHECK (read_all (ci, &g, 7) == 1); /* the partial last chunk */
+  cache_image_stats (ci, &st);
+  CHECK (st.verified == 4 && st.verify_failed == 1);
+  cache_image_close (ci);
+  cache_dir_close (d);
+
+  /* The drop was durable. */
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  CHECK (!cache_contains (ci, 2));
+  CHECK (read_all (ci, &g, 2) == 0);
+  CHECK (read_all (ci, &g, 3) == 1);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* ---- 4. damage at rest --------------------------------------------- */
+
+/* Scribbled, truncated and lost files: misses, never wrong bytes. */
+static void
+test_damage (const char *tmp)
+{
+  const struct geom g = { "damage", 6 * CHUNK, CHUNK, 4 };
+  char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX];
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  struct cache_stats st;
+  uint64_t i;
+
+  join (path, sizeof path, tmp, "cache");
+  image_file (data, sizeof data, path, &g, "data");
+  image_file (map, sizeof map, path, &g, "map");
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 6; i++)
+    CHECK (store (ci, &g, i) == 0);
+  cache_image_close (ci);
+
+  /* Scribble on chunk 1; read a part of it that is not scribbled on. */
+  CHECK (write_file (data, CHUNK + 5000, "XXXX", 4) == 0);
+  ci = open_image (d, &g);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  CHECK (read_range (ci, &g, 1, 0, 16) == 0);
+  cache_image_stats (ci, &st);
+  CHECK (st.verify_failed == 1);
+  CHECK (!cache_contains (ci, 1));
+  CHECK (chunk_data (data, &g, 1) == 0);
+  CHECK (read_all (ci, &g, 0) == 1);
+  cache_image_close (ci);
+
+  /* Truncate the data file in the middle of chunk 2. */
+  CHECK (truncate (data, 2 * CHUNK + CHUNK / 2) == 0);
+  ci = open_image (d, &g);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  CHECK (size_of (data) == (int64_t) g.size);
+  CHECK (read_all (ci, &g, 0) == 1);
+  for (i = 2; i < 6; i++) {
+    CHECK (read_range (ci, &g, i, 0, 100) == 0);
+    CHECK (!cache_contains (ci, i));
+  }
+  cache_image_stats (ci, &st);
+  CHECK (st.verify_failed == 4 && st.hits == 1);
+
+  /* Truncated behind the back of a process that verified chunk 0. */
+  CHECK (truncate (data, 0) == 0);
+  CHECK (read_all (ci, &g, 0) == 0);
+  CHECK (!cache_contains (ci, 0));
+  /* It can be stored again. */
+  CHECK (store (ci, &g, 0) == 0);
+  CHECK (cache_flush (ci) == 0);
+  CHECK (read_all (ci, &g, 0) == 1);
+  cache_image_close (ci);
+
+  /* A lost map forgets every chunk and frees their blocks. */
+  CHECK (unlink (map) == 0);
+  ci = open_image (d, &g);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 6; i++)
+    CHECK (read_all (ci, &g, i) == 0);
+  CHECK (blocks_of (data) == 0);
+  CHECK (size_of (data) == (int64_t) g.size);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* ---- 5. crash safety ------------------------------------------------ */
+
+/* In a child: store 0..3 and flush, store 4..7, then "crash". */
+static void crash_child (const char *path, const struct geom *g,
+                         bool flush_first) __attribute__ ((noreturn));
+
+static void
+crash_child (const char *path, const struct geom *g, bool flush_first)
+{
+  unsigned failed = nr_failed_checks;
+  struct cache_dir *d = cache_dir_open (path, 0);
+  struct cache_image *ci = d ? open_image (d, g) : NULL;
+  uint64_t i;
+
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    child_exit (failed);
+  for (i = 0; i < 8; i++) {
+    if (i == 4 && flush_first)
+      CHECK (cache_flush (ci) == 0);
+    CHECK (store (ci, g, i) == 0);
+  }
+  CHECK (cache_pending (ci) == (flush_first ? 4 : 8));
+  child_exit (failed);
+}
+
+/* Unrecorded bytes of a dead process are never served, then punched. */
+static void
+test_crash (const char *tmp)
+{
+  const struct geom g = { "crash", 8 * CHUNK, CHUNK, 5 };
+  const struct geom g2 = { "crash-served", 8 * CHUNK, CHUNK, 6 };
+  char path[PATH_MAX], data[PATH_MAX], data2[PATH_MAX];
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  pid_t pid;
+  uint64_t i;
+
+  join (path, sizeof path, tmp, "cache");
+  image_file (data, sizeof data, path, &g, "data");
+  image_file (data2, sizeof data2, path, &g2, "data");
+
+  pid = start_child ();
+  if (pid == 0)
+    crash_child (path, &g, true);
+  CHECK (wait_child (pid) == 0);
+  /* The unrecorded bytes are there (the child did write them) ... */
+  CHECK (data_bytes (data, 0, g.size) == 8 * CHUNK);
+
+  /* ... until the next process opens the image alone. */
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 4; i++) {
+    CHECK (cache_contains (ci, i));
+    CHECK (chunk_data (data, &g, i) == CHUNK);
+    CHECK (read_all (ci, &g, i) == 1);
+  }
+  for (i = 4; i < 8; i++) {
+    CHECK (!cache_contains (ci, i));
+    CHECK (chunk_data (data, &g, i) == 0);
+    CHECK (read_all (ci, &g, i) == 0);
+  }
+  CHECK (blocks_of (data) >= 4 * CHUNK && blocks_of (data) < 5 * CHUNK);
+  cache_image_close (ci);
+
+  /* A crash while another process serves the image: its bytes stay
+   * until the image is opened alone, and are never served.
+   */
+  ci = open_image (d, &g2);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  pid = start_child ();
+  if (pid == 0)
+    crash_child (path, &g2, false);
+  CHECK (wait_child (pid) == 0);
+  CHECK (data_bytes (data2, 0, g2.size) == 8 * CHUNK);
+  for (i = 0; i < 8; i++)
+    CHECK (read_all (ci, &g2, i) == 0);
+  cache_image_close (ci);
+  ci = open_image (d, &g2);
+  CHECK (ci != NULL);
+  CHECK (data_bytes (data2, 0, g2.size) == 0);
+  CHECK (blocks_of (data2) == 0);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* ---- 6. the cap and LRU ---------------------------------------------- */
+
+/* Usage never exceeds the cap; the least recently used chunks go. */
+static void
+test_cap (const char *tmp)
+{
+  const uint64_t cap = 8 * (uint64_t) CHUNK;
+  const struct geom ga = { "lru-a", 40 * CHUNK, CHUNK, 7 };
+  const struct geom gb = { "lru-b", 40 * CHUNK, CHUNK, 8 };
+  char path[PATH_MAX], data[PATH_MAX];
+  struct cache_dir *d = NULL;
+  struct cache_image *a = NULL, *b = NULL;
+  struct cache_stats st;
+  uint32_t base = cache_now () - 10000;
+  uint64_t i;
+
+  /* One image: 21 chunks through a cap of 8.  Chunks 0 and 1 are read
+   * (made recent) after 0..7 are stored, so they outlive the others.
+   */
+  join (path, sizeof path, tmp, "one");
+  image_file (data, sizeof data, path, &ga, "data");
+  d = cache_dir_open (path, cap);
+  a = d ? open_image (d, &ga) : NULL;
+  CHECK (a != NULL);
+  if (a == NULL)
+    goto out;
+  for (i = 0; i < 21; i++) {
+    CHECK (store (a, &ga, i) == 0);
+    CHECK_USAGE (d, cap);
+    CHECK (cache_flush (a) == 0);
+    /* 19 and 20 keep the atime their flush gave them: now. */
+    if (i < 19)
+      set_atime (a, i, base + i);
+    if (i == 7) {
+      CHECK (read_range (a, &ga, 0, 0, 1) == 1);
+      CHECK (read_range (a, &ga, 1, 0, 1) == 1);
+      CHECK (atomic_load (&a->entries[0].atime) >= cache_now () - 1);
+    }
+  }
+  for (i = 0; i < 21; i++) {
+    bool want = i < 2 || i >= 15;
+    CHECK (cache_contains (a, i) == want);
+    CHECK (chunk_data (data, &ga, i) == (want ? CHUNK : 0));
+    CHECK (read_all (a, &ga, i) == (want ? 1 : 0));
+  }
+  CHECK (usage_of (d) == cap);
+  cache_image_stats (a, &st);
+  CHECK (st.stored == 21 && st.store_skipped == 0);
+  CHECK (st.evicted == 13);
+
+  /* Evicting everything. */
+  CHECK (cache_dir_evict_to (d, 0) == 0);
+  CHECK (usage_of (d) == 0);
+  for (i = 0; i < 21; i++)
+    CHECK (read_all (a, &ga, i) == 0);
+  cache_image_close (a);
+  a = NULL;
+  cache_dir_close (d);
+
+  /* Two images share the cap: the least recently used chunks go, of
+   * whichever image.
+   */
+  join (path, sizeof path, tmp, "two");
+  d = cache_dir_open (path, cap);
+  a = d ? open_image (d, &ga) : NULL;
+  b = d ? open_image (d, &gb) : NULL;
+  CHECK (a != NULL && b != NULL);
+  if (a == NULL || b == NULL)
+    goto out;
+  for (i = 0; i < 6; i++) {
+    CHECK (store (a, &ga, i) == 0);
+    CHECK (cache_flush (a) == 0);
+    set_atime (a, i, base + i);
+  }
+  for (i = 0; i < 6; i++) {
+    CHECK (store (b, &gb, i) == 0);
+    CHECK_USAGE (d, cap);
+    CHECK (cache_flush (b) == 0);
+    set_atime (b, i, base + 100 + i);
+  }
+  for (i = 0; i < 6; i++) {
+    CHECK (cache_contains (a, i) == (i >= 4));
+    CHECK (cache_contains (b, i));
+  }
+  CHECK (read_all (a, &ga, 4) == 1 && read_all (a, &ga, 5) == 1);
+  for (i = 6; i < 8; i++) {
+    CHECK (store (b, &gb, i) == 0);
+    CHECK_USAGE (d, cap);
+    CHECK (cache_flush (b) == 0);
+    set_atime (b, i, base + 200 + i);
+  }
+  for (i = 0; i < 8; i++) {
+    CHECK (read_all (a, &ga, i) == (i == 4 || i == 5 ? 1 : 0));
+    CHECK (read_all (b, &gb, i) == (i >= 2 ? 1 : 0));
+  }
+  CHECK (usage_of (d) == cap);
+  cache_image_close (a);
+  cache_image_close (b);
+  a = b = NULL;
+  cache_dir_close (d);
+
+  /* Chunks written but not yet recorded cannot be evicted: a store that
+   * finds only those is skipped, not an error.
+   */
+  join (path, sizeof path, tmp, "pending");
+  d = cache_dir_open (path, 4 * (uint64_t) CHUNK);
+  a = d ? open_image (d, &ga) : NULL;
+  CHECK (a != NULL);
+  if (a == NULL)
+    goto out;
+  for (i = 0; i < 4; i++)
+    CHECK (store (a, &ga, i) == 0);
+  CHECK (store (a, &ga, 4) == 1);
+  CHECK (!cache_contains (a, 4));
+  CHECK_USAGE (d, 4 * (uint64_t) CHUNK);
+  CHECK (cache_flush (a) == 0);
+  for (i = 0; i < 4; i++)
+    set_atime (a, i, base + 10 - i);
+  CHECK (store (a, &ga, 4) == 0); /* evicts chunk 3, the oldest */
+  CHECK (cache_flush (a) == 0);
+  CHECK (!cache_contains (a, 3) && cache_contains (a, 0));
+  CHECK (read_all (a, &ga, 4) == 1);
+  cache_image_stats (a, &st);
+  CHECK (st.store_skipped == 1 && st.stored == 5);
+  cache_image_close (a);
+  a = NULL;
+  cache_dir_close (d);
+
+  /* A cap below one chunk caches nothing. */
+  join (path, sizeof path, tmp, "tiny");
+  d = cache_dir_open (path, CHUNK / 2);
+  a = d ? open_image (d, &ga) : NULL;
+  CHECK (a != NULL);
+  if (a == NULL)
+    goto out;
+  CHECK (store (a, &ga, 0) == 1);
+  CHECK (usage_of (d) == 0);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (a);
+  cache_image_close (b);
+  cache_dir_close (d);
+}
+
+/* ---- 7. eviction against readers ------------------------------------ */
+
+struct race {
+  struct cache_image *ci;
+  const struct geom *g;
+  atomic_bool stop;
+  atomic_uint_fast64_t hits, misses, wrong, errors;
+};
+
+/* Read random ranges of chunk 0 until told to stop. */
+static void *
+race_reader (void *arg)
+{
+  struct race *rc = arg;
+  const uint32_t clen = len_of (rc->g, 0);
+  CLEANUP_FREE unsigned char *want = xmalloc (clen);
+  CLEANUP_FREE unsigned char *got = xmalloc (clen);
+  unsigned seed = (uintptr_t) arg;
+
+  fill (rc->g, 0, want);
+  while (!atomic_load (&rc->stop)) {
+    uint32_t off = rand_r (&seed) % clen;
+    uint32_t len = 1 + rand_r (&seed) % (clen - off);
+    int r;
+
+    if (rand_r (&seed) % 4 == 0)
+      off = 0, len = clen;
+    memset (got, 0, len);
+    r = cache_read (rc->ci, 0, off, len, got);
+    if (r == 1 && memcmp (got, want + off, len) == 0)
+      rc->hits++;
+    else if (r == 1)
+      rc->wrong++;
+    else if (r == 0)
+      rc->misses++;
+    else
+      rc->errors++;
+  }
+  return NULL;
+}
+
+/* Evict everything and store chunk 0 again, until the time is up;
+ * returns the number of failed calls.
+ */
+static unsigned
+evict_store_loop (struct cache_dir *d, struct cache_image *ci,
+                  const struct geom *g, uint64_t *cycles)
+{
+  struct timespec start;
+  unsigned bad = 0;
+  uint64_t n;
+
+  clock_gettime (CLOCK_MONOTONIC, &start);
+  for (n = 0; elapsed_ms (&start) < RACE_MS; n++) {
+    bad += cache_dir_evict_to (d, 0) != 0;
+    bad += store (ci, g, 0) != 0;
+    /* Leave it pending now and then, so readers see that state too;
+     * else leave it present for a moment, so they see hits.
+     */
+    if (n % 3 != 2) {
+      bad += cache_flush (ci) != 0;
+      usleep (100);
+    }
+  }
+  *cycles = n;
+  return bad;
+}
+
+/* Readers of chunk 0 while a thread, then a process, evicts it. */
+static void
+evict_race (const char *tmp)
+{
+  const struct geom g = { "race", 2 * CHUNK, CHUNK, 9 };
+  char path[PATH_MAX];
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL, *ci2 = NULL;
+  struct race r1, r2;
+  struct cache_stats st;
+  pthread_t t1, t2;
+  uint64_t cycles = 0;
+  unsigned failed = nr_failed_checks;
+  int phase, go[2];
+  pid_t pid = -1;
+
+  join (path, sizeof path, tmp, "cache");
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  /* A second opening of the image: its own first-read verification. */
+  ci2 = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL && ci2 != NULL);
+  if (ci == NULL || ci2 == NULL)
+    goto out;
+
+  /* Phase 0: a thread evicts; phase 1: another process does. */
+  for (phase = 0; phase < 2; phase++) {
+    memset (&r1, 0, sizeof r1);
+    memset (&r2, 0, sizeof r2);
+    r1.ci = ci, r1.g = &g;
+    r2.ci = ci2, r2.g = &g;
+    CHECK (store (ci, &g, 0) == 0 && cache_flush (ci) == 0);
+    /* NB: the process is forked before the readers start, so that it
+     * holds none of their memory.
+     */
+    if (phase == 1) {
+      if (pipe (go) == -1)
+        abort ();
+      pid = start_child ();
+      if (pid == 0) {
+        struct cache_dir *cd = cache_dir_open (path, 0);
+        struct cache_image *cci = cd ? open_image (cd, &g) : NULL;
+        char c;
+
+        close (go[1]);
+        CHECK (read (go[0], &c, 1) == 0); /* the readers are running */
+        CHECK (cci != NULL);
+        if (cci) {
+          CHECK (evict_store_loop (cd, cci, &g, &cycles) == 0);
+          CHECK (cycles >= 2);
+        }
+        cache_image_close (cci);
+        cache_dir_close (cd);
+        child_exit (failed);
+      }
+      close (go[0]);
+    }
+    if (pthread_create (&t1, NULL, race_reader, &r1) != 0 ||
+        pthread_create (&t2, NULL, race_reader, &r2) != 0)
+      abort ();
+    if (phase == 0) {
+      CHECK (evict_store_loop (d, ci, &g, &cycles) == 0);
+      CHECK (cycles >= 2);
+    }
+    else {
+      close (go[1]);
+      CHECK (wait_child (pid) == 0);
+    }
+    atomic_store (&r1.stop, true);
+    atomic_store (&r2.stop, true);
+    pthread_join (t1, NULL);
+    pthread_join (t2, NULL);
+    printf ("  evict race (%s): hits/misses: %" PRIuFAST64 "/%" PRIuFAST64
+            ", %" PRIuFAST64 "/%" PRIuFAST64 "\n",
+            phase == 0 ? "thread" : "process", r1.hits, r1.misses, r2.hits,
+            r2.misses);
+    CHECK (r1.wrong == 0 && r2.wrong == 0);
+    CHECK (r1.errors == 0 && r2.errors == 0);
+    /* Both outcomes happened, or the race was not run. */
+    CHECK (r1.hits > 0 && r1.misses > 0);
+    CHECK (r2.hits > 0 && r2.misses > 0);
+  }
+  cache_image_stats (ci2, &st);
+  CHECK (st.verify_failed == 0);
+  cache_image_stats (ci, &st);
+  CHECK (st.verify_failed == 0);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_image_close (ci2);
+  cache_dir_close (d);
+}
+
+/* On a tmpfs an eviction takes microseconds (msync and fdatasync cost
+ * nothing), so evictions overlap reads far more often than on a disk.
+ */
+static void
+test_evict_race (const char *tmp)
+{
+  char mnt[PATH_MAX];
+
+  join (mnt, sizeof mnt, tmp, "mnt");
+  CHECK (mkdir (mnt, 0700) == 0);
+  if (!in_tmpfs (mnt, "size=64m", evict_race)) {
+    printf ("  no tmpfs: racing on %s instead\n", tmp);
+    evict_race (tmp);
+  }
+}
+
+/* ---- 8. two processes, one cap ------------------------------------- */
+
+/* Store 30 chunks of g under cap, checking usage after each, then read
+ * back whatever is still cached.
+ */
+static void
+two_procs_worker (const char *path, const struct geom *g, uint64_t cap,
+                  int go_fd)
+{
+  struct cache_dir *d = cache_dir_open (path, cap);
+  struct cache_image *ci = d ? open_image (d, g) : NULL;
+  unsigned stored = 0, hits = 0;
+  uint64_t i;
+  char c;
+  int r;
+
+  CHECK (ci != NULL);
+  if (go_fd >= 0)
+    CHECK (read (go_fd, &c, 1) == 0); /* start together */
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 30; i++) {
+    r = store (ci, g, i);
+    CHECK (r == 0 || r == 1);
+    stored += r == 0;
+    CHECK_USAGE (d, cap);
+    if (i % 2 == 1)
+      CHECK (cache_flush (ci) == 0);
+  }
+  CHECK (cache_flush (ci) == 0);
+  CHECK_USAGE (d, cap);
+  for (i = 0; i < 30; i++) {
+    r = read_all (ci, g, i);
+    CHECK (r == 0 || r == 1);
+    hits += r == 1;
+  }
+  /* Each process has at most 2 chunks pending, so there is always
+   * something to evict.
+   */
+  CHECK (stored == 30);
+  CHECK (hits > 0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* Two processes storing under one cap at once. */
+static void
+test_two_procs (const char *tmp)
+{
+  const uint64_t cap = 8 * (uint64_t) CHUNK;
+  const struct geom ga = { "proc-a", 30 * CHUNK, CHUNK, 10 };
+  const struct geom gb = { "proc-b", 30 * CHUNK, CHUNK, 11 };
+  char path[PATH_MAX];
+  unsigned failed = nr_failed_checks;
+  struct cache_dir *d;
+  struct cache_image *ci = NULL;
+  uint64_t i;
+  int go[2];
+  pid_t pid;
+
+  join (path, sizeof path, tmp, "cache");
+  if (pipe (go) == -1)
+    abort ();
+  pid = start_child ();
+  if (pid == 0) {
+    close (go[1]);
+    two_procs_worker (path, &gb, cap, go[0]);
+    child_exit (failed);
+  }
+  close (go[0]);
+  usleep (10000);
+  close (go[1]);
+  two_procs_worker (path, &ga, cap, -1);
+  CHECK (wait_child (pid) == 0);
+
+  /* Whatever the child left cached is right, here too. */
+  d = cache_dir_open (path, cap);
+  ci = d ? open_image (d, &gb) : NULL;
+  CHECK (ci != NULL);
+  for (i = 0; ci && i < 30; i++)
+    CHECK (read_all (ci, &gb, i) != 2);
+  CHECK_USAGE (d, cap);
+  cache_image_close (ci);
+  cache_dir_close (d);
+  EXPECT_ERRORS (0);
+}
+
+/* ---- 9. a full filesystem ------------------------------------------- */
+
+/* Fill a 4 MiB tmpfs with 64 KiB chunks, no cap. */
+static void
+full_store (const char *mnt)
+{
+  const struct geom g = { "full", 200 * CHUNK + 123, CHUNK, 12 };
+  char path[PATH_MAX];
+  bool stored[201];
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  struct cache_stats st;
+  unsigned nr_stored = 0, nr_skipped = 0;
+  uint64_t i;
+  int r;
+
+  join (path, sizeof path, mnt, "cache");
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < nr_chunks_of (&g); i++) {
+    r = store (ci, &g, i);
+    CHECK (r == 0 || r == 1);
+    stored[i] = r == 0;
+    nr_stored += r == 0;
+    nr_skipped += r == 1;
+    if (i % 8 == 7)
+      CHECK (cache_flush (ci) == 0);
+  }
+  CHECK (nr_skipped > 0); /* it did fill up */
+  CHECK (nr_stored > 0 && nr_stored < 64); /* 4 MiB */
+  EXPECT_ERRORS (1); /* one warning */
+  CHECK (cache_flush (ci) == 0);
+  for (i = 0; i < nr_chunks_of (&g); i++)
+    CHECK (read_all (ci, &g, i) == (stored[i] ? 1 : 0));
+  cache_image_stats (ci, &st);
+  CHECK (st.stored == nr_stored && st.store_skipped == nr_skipped);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* A filesystem filled by someone else (the cache shares it with other
+ * files): chunks whose entries lie in pages of the map never touched
+ * before must be misses and skipped stores, not a SIGBUS.
+ */
+static void
+full_by_others (const char *mnt)
+{
+  const struct geom g = { "full-others", 20000 * 4096ULL, 4096, 13 };
+  const uint64_t far = 10000; /* its entry is in page 98 of the map */
+  char path[PATH_MAX], filler[PATH_MAX];
+  CLEANUP_FREE char *buf = xmalloc (4096);
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  struct statvfs sv;
+  uint64_t i;
+  int fd;
+
+  join (path, sizeof path, mnt, "cache");
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 4; i++)
+    CHECK (store (ci, &g, i) == 0);
+  CHECK (cache_flush (ci) == 0);
+
+  memset (buf, 1, 4096);
+  fd = open (join (filler, sizeof filler, mnt, "filler"),
+             O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  CHECK (fd >= 0);
+  while (fd >= 0 && write (fd, buf, 4096) == 4096)
+    ;
+  if (fd >= 0)
+    close (fd);
+  CHECK (statvfs (mnt, &sv) == 0 && sv.f_bavail == 0);
+
+  CHECK (read_all (ci, &g, 1) == 1); /* cached chunks are still served */
+  CHECK (read_all (ci, &g, far) == 0);
+  CHECK (!cache_contains (ci, far + 200));
+  CHECK (store (ci, &g, far + 400) == 1);
+  CHECK (store (ci, &g, 5) == 1);
+  CHECK (read_all (ci, &g, 2) == 1);
+  EXPECT_ERRORS (1); /* one warning */
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* A full filesystem: stores are skipped, nothing crashes. */
+static void
+test_full_disk (const char *tmp)
+{
+  char mnt[PATH_MAX];
+
+  join (mnt, sizeof mnt, tmp, "mnt1");
+  CHECK (mkdir (mnt, 0700) == 0);
+  if (!in_tmpfs (mnt, "size=4m", full_store)) {
+    printf ("  SKIP: full disk (no tmpfs)\n");
+    return;
+  }
+  join (mnt, sizeof mnt, tmp, "mnt2");
+  CHECK (mkdir (mnt, 0700) == 0);
+  in_tmpfs (mnt, "size=4m", full_by_others);
+}
+
+/* ---- 10. geometry --------------------------------------------------- */
+
+/* Bad geometry refused; maps of another format or geometry rebuilt. */
+static void
+test_geometry (const char *tmp)
+{
+  const struct geom g = { "geometry", 4 * CHUNK, CHUNK, 14 };
+  const struct geom half = { "geometry", 4 * CHUNK, CHUNK / 2, 14 };
+  const struct geom big = { "geometry", 5 * CHUNK, CHUNK, 14 };
+  char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX];
+  struct cache_dir *d;
+  struct cache_image *ci = NULL, *ci2;
+  struct map_header h;
+  uint64_t i;
+  int fd;
+
+  join (path, sizeof path, tmp, "cache");
+  image_file (data, sizeof data, path, &g, "data");
+  image_file (map, sizeof map, path, &g, "map");
+  d = cache_dir_open (path, 0);
+  CHECK (d != NULL);
+  if (d == NULL)
+    return;
+
+  ci2 = cache_image_open (d, "x", NULL, 10 * CHUNK, 3000, NULL, NULL);
+  CHECK (ci2 == NULL);
+  EXPECT_ERRORS (1);
+  cache_image_close (ci2);
+  ci2 = cache_image_open (d, "x", NULL, 10 * CHUNK, 0, NULL, NULL);
+  CHECK (ci2 == NULL);
+  EXPECT_ERRORS (1);
+  cache_image_close (ci2);
+  ci2 = cache_image_open (d, "x", NULL, 0, CHUNK, NULL, NULL);
+  CHECK (ci2 == NULL);
+  EXPECT_ERRORS (1);
+  cache_image_close (ci2);
+  /* One byte, no description: fine. */
+  ci2 = cache_image_open (d, "x", NULL, 1, CHUNK, NULL, NULL);
+  CHECK (ci2 != NULL);
+  EXPECT_ERRORS (0);
+  cache_image_close (ci2);
+
+  ci = open_image (d, &g);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 4; i++)
+    CHECK (store (ci, &g, i) == 0);
+  CHECK (cache_flush (ci) == 0);
+
+  /* A damaged header while another opening serves it: refused. */
+  CHECK (write_file (map, 0, "GARBAGE!", 8) == 0);
+  ci2 = open_image (d, &g);
+  CHECK (ci2 == NULL);
+  EXPECT_ERRORS (1);
+  cache_image_close (ci2);
+  cache_image_close (ci);
+
+  /* Alone: rebuilt, every chunk forgotten and its blocks freed. */
+  ci = open_image (d, &g);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  EXPECT_ERRORS (0);
+  for (i = 0; i < 4; i++)
+    CHECK (read_all (ci, &g, i) == 0);
+  CHECK (blocks_of (data) == 0);
+  memset (&h, 0, sizeof h);
+  fd = open (map, O_RDONLY | O_CLOEXEC);
+  CHECK (fd >= 0 && pread (fd, &h, sizeof h, 0) == (ssize_t) sizeof h);
+  if (fd >= 0)
+    close (fd);
+  CHECK (memcmp (h.magic, MAP_MAGIC, 8) == 0 && h.nr_chunks == 4);
+
+  /* The same identity with another geometry (chunk size, image size),
+   * and a short map: each is a new, empty cache.
+   */
+  for (i = 0; i < 4; i++)
+    CHECK (store (ci, &g, i) == 0);
+  cache_image_close (ci);
+  ci = open_image (d, &half);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 8; i++)
+    CHECK (read_all (ci, &half, i) == 0);
+  CHECK (blocks_of (data) == 0);
+  CHECK (store (ci, &half, 7) == 0);
+  cache_image_close (ci);
+  ci = open_image (d, &big);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  CHECK (read_all (ci, &big, 3) == 0);
+  CHECK (blocks_of (data) == 0 && size_of (data) == 5 * CHUNK);
+  CHECK (store (ci, &big, 4) == 0);
+  cache_image_close (ci);
+  CHECK (truncate (map, 100) == 0);
+  ci = open_image (d, &big);
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  CHECK (read_all (ci, &big, 4) == 0 && blocks_of (data) == 0);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* ---- 11. many storing threads --------------------------------------- */
+
+struct storer {
+  struct cache_image *ci;
+  const struct geom *g;
+  unsigned first, n, bad;
+};
+
+/* Store chunks first .. first+n-1. */
+static void *
+storer_main (void *arg)
+{
+  struct storer *s = arg;
+  unsigned i;
+
+  for (i = 0; i < s->n; i++)
+    s->bad += store (s->ci, s->g, s->first + i) != 0;
+  return NULL;
+}
+
+/* nbdkit calls cache_store from many threads at once.  First, threads
+ * that all find one slot left in the batch of pending chunks (held at
+ * the directory lock until all have checked), then free-running ones
+ * storing more than a batch with nobody flushing but cache_store.
+ */
+static void
+test_threads (const char *tmp)
+{
+  enum { THREADS = 8, PER_THREAD = 100 };
+  const struct geom g = { "threads", 2 * THREADS * PER_THREAD * 4096, 4096,
+                          15 };
+  char path[PATH_MAX];
+  struct storer s[THREADS];
+  pthread_t t[THREADS];
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  struct cache_stats st;
+  unsigned i, n, bad = 0;
+
+  join (path, sizeof path, tmp, "cache");
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+
+  for (n = 0; n < ci->max_pending - 1; n++)
+    CHECK (store (ci, &g, n) == 0);
+  CHECK (cache_pending (ci) == ci->max_pending - 1);
+  CHECK (cache_dir_lock (d) == 0);
+  for (i = 0; i < THREADS; i++) {
+    s[i] = (struct storer){ ci, &g, n + i, 1, 0 };
+    if (pthread_create (&t[i], NULL, storer_main, &s[i]) != 0)
+      abort ();
+  }
+  usleep (200000);
+  cache_dir_unlock (d);
+  for (i = 0; i < THREADS; i++) {
+    pthread_join (t[i], NULL);
+    bad += s[i].bad;
+  }
+  n += THREADS;
+  CHECK (bad == 0);
+  CHECK (cache_pending (ci) <= ci->max_pending);
+
+  for (i = 0; i < THREADS; i++) {
+    s[i] = (struct storer){ ci, &g, n + i * PER_THREAD, PER_THREAD, 0 };
+    if (pthread_create (&t[i], NULL, storer_main, &s[i]) != 0)
+      abort ();
+  }
+  for (i = 0; i < THREADS; i++) {
+    pthread_join (t[i], NULL);
+    bad += s[i].bad;
+  }
+  n += THREADS * PER_THREAD;
+  CHECK (bad == 0);
+  CHECK (cache_pending (ci) <= ci->max_pending);
+  CHECK (cache_flush (ci) == 0);
+  cache_image_stats (ci, &st);
+  CHECK (st.stored == n);
+  for (i = 0; i < n; i++) {
+    CHECK (cache_contains (ci, i));
+    CHECK (read_all (ci, &g, i) == 1);
+  }
+  cache_image_close (ci);
+  ci = open_image (d, &g);
+  for (i = 0; ci && i < n; i++)
+    CHECK (read_all (ci, &g, i) == 1);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* ---- main ----------------------------------------------------------- */
+
+static unsigned nr_cases, nr_failed_cases;
+static const char *only; /* run only cases whose name contains this */
+
+/* Run one case in a child process and a directory of its own, removed
+ * afterwards whatever happened: a crash, or a deadlock ended by the
+ * alarm, fails that case only and leaves nothing behind.
+ */
+static void
+run_case (const char *name, void (*fn) (const char *tmp))
+{
+  char tmp[] = "/tmp/accel-test-cache.XXXXXX";
+  pid_t pid;
+  int r = -1;
+
+  if (only && strstr (name, only) == NULL)
+    return;
+  nr_cases++;
+  if (mkdtemp (tmp) == NULL)
+    perror ("mkdtemp");
+  else {
+    pid = start_child ();
+    if (pid == 0) {
+      int fds = count_fds ();
+
+      main_pid = getpid ();
+      alarm (120);
+      fn (tmp);
+      CHECK (count_fds () == fds); /* every descriptor closed */
+      child_exit (0);
+    }
+    r = wait_child (pid);
+    rm_rf (tmp);
+  }
+  if (r != 0)
+    nr_failed_cases++;
+  printf ("%s %s\n", r == 0 ? "PASS" : "FAIL", name);
+}
+
+/* Usage: test-cache [PATTERN] (only the cases whose name contains it). */
+int
+main (int argc, char *argv[])
+{
+  if (argc > 1)
+    only = argv[1];
+  setvbuf (stdout, NULL, _IOLBF, 0);
+  report_set_handlers (count_error, NULL);
+  umask (0); /* modes on disk are exactly those the cache asks for */
+
+  run_case ("new directory: modes, marker, refusals", test_new_dir);
+  run_case ("store, flush, read", test_store_read);
+  run_case ("persistence and verification", test_persistence);
+  run_case ("damage at rest", test_damage);
+  run_case ("crash before flush", test_crash);
+  run_case ("cap and LRU eviction", test_cap);
+  run_case ("eviction against readers", test_evict_race);
+  run_case ("two processes under one cap", test_two_procs);
+  run_case ("full filesystem", test_full_disk);
+  run_case ("geometry and foreign maps", test_geometry);
+  run_case ("many storing threads", test_threads);
+
+  printf ("cache: %u cases, %u failed\n", nr_cases, nr_failed_cases);
+  return nr_failed_cases == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
