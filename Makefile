@@ -43,6 +43,16 @@ INDEXER_SRCS := $(sort $(wildcard indexer/*.c))
 INDEXER_OBJS := $(INDEXER_SRCS:.c=.o)
 INDEXER := indexer/accel-index
 
+# Command line tools: each directory tools/NAME/ holds the sources of
+# tools/accel-NAME (one file per job, main in NAME.c).
+TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+TOOLS := $(foreach d,$(TOOL_DIRS),tools/accel-$(notdir $(d)))
+
+# Extra libraries some programs need (libext2fs, libsquashfuse).
+EXTRA_PKGS := ext2fs squashfuse
+EXTRA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(EXTRA_PKGS) 2>/dev/null)
+EXTRA_LIBS := $(shell $(PKG_CONFIG) --libs $(EXTRA_PKGS) 2>/dev/null)
+
 # Small programs that integration tests drive (never run by tests/run
 # directly): tests/helpers/NAME.c.
 TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
@@ -52,11 +62,14 @@ TEST_HELPER_BINS := $(TEST_HELPER_SRCS:.c=)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS := $(UNIT_SRCS:.c=)
 
-HEADERS := $(wildcard common/*.h plugin/*.h indexer/*.h tests/unit/*.h)
+HEADERS := $(wildcard common/*.h plugin/*.h indexer/*.h tools/*/*.h tests/unit/*.h)
+
+FORMAT_FILES = $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] \
+  tools/*/*.[ch] tests/unit/*.[ch] tests/helpers/*.[ch])
 
 .PHONY: all check check-deps demo install clean format format-check
 
-all: $(PLUGIN) $(INDEXER) $(UNIT_BINS) $(TEST_HELPER_BINS)
+all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS)
 
 %.o: %.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -69,8 +82,16 @@ $(PLUGIN): $(PLUGIN_OBJS) $(COMMON_LIB) plugin/plugin.syms
 	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) \
 	  -Wl,--version-script=plugin/plugin.syms $(PKG_LIBS)
 
+indexer/%.o tools/%.o: ALL_CFLAGS += $(EXTRA_CFLAGS)
+
 $(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB)
-	$(CC) -o $@ $(INDEXER_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
+	$(CC) -o $@ $(INDEXER_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
+	  $(EXTRA_LIBS)
+
+.SECONDEXPANSION:
+tools/accel-%: $$(patsubst %.c,%.o,$$(wildcard tools/%/*.c)) $(COMMON_LIB)
+	$(CC) -o $@ $(filter %.o,$^) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
+	  $(EXTRA_LIBS)
 
 tests/helpers/%: tests/helpers/%.c $(COMMON_LIB) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
@@ -89,17 +110,18 @@ demo: check-deps
 	$(MAKE) all
 	tools/demo
 
-install: $(PLUGIN) $(INDEXER)
+install: $(PLUGIN) $(INDEXER) $(TOOLS)
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
-	install -m 0755 $(INDEXER) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(INDEXER) $(TOOLS) $(DESTDIR)$(BINDIR)/
 
 format:
-	clang-format -i $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] tools/*.[ch] tests/unit/*.[ch])
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] tools/*.[ch] tests/unit/*.[ch])
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -f common/*.o plugin/*.o indexer/*.o $(COMMON_LIB) $(PLUGIN) $(INDEXER) \
+	rm -f common/*.o plugin/*.o indexer/*.o tools/*/*.o $(COMMON_LIB) \
+	  $(PLUGIN) $(INDEXER) $(TOOLS) \
 	  $(UNIT_BINS) $(TEST_HELPER_BINS)

@@ -149,7 +149,7 @@ cache_dir_open (const char *path, uint64_t cap)
   }
   return d;
 
- err:
+err:
   cache_dir_close (d);
   return NULL;
 }
@@ -265,8 +265,8 @@ cache_dir_evict_to (struct cache_dir *d, uint64_t target)
 int
 cache_punch (int fd, uint64_t offset, uint64_t len)
 {
-  if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                 offset, len) == -1) {
+  if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, len) ==
+      -1) {
     report_error ("cache: punching a hole: %m");
     return -1;
   }

@@ -86,9 +86,8 @@ open_image (int images_fd, const char *name, struct evict_image *im)
   h = im->map;
   if (memcmp (h->magic, MAP_MAGIC, 8) != 0 ||
       h->version != CACHE_FORMAT_VERSION ||
-      h->entry_size != sizeof (struct map_entry) ||
-      h->chunk_size == 0 || (h->chunk_size & (h->chunk_size - 1)) != 0 ||
-      h->image_size == 0 ||
+      h->entry_size != sizeof (struct map_entry) || h->chunk_size == 0 ||
+      (h->chunk_size & (h->chunk_size - 1)) != 0 || h->image_size == 0 ||
       h->nr_chunks != (h->image_size + h->chunk_size - 1) / h->chunk_size ||
       h->nr_chunks > (im->map_len - MAP_HEADER_SIZE) / h->entry_size)
     return 0;
@@ -112,8 +111,8 @@ chunk_bytes (const struct map_header *h, uint64_t idx)
 {
   uint64_t off = idx * h->chunk_size;
 
-  return off + h->chunk_size > h->image_size
-    ? h->image_size - off : h->chunk_size;
+  return off + h->chunk_size > h->image_size ? h->image_size - off
+                                             : h->chunk_size;
 }
 
 static struct map_entry *
@@ -186,9 +185,11 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
         cands = c;
         max_cands = m;
       }
-      cands[nr_cands++] = (struct candidate) {
-        .atime = atomic_load (&es[i].atime), .state = s,
-        .image = nr_ims - 1, .idx = i,
+      cands[nr_cands++] = (struct candidate){
+        .atime = atomic_load (&es[i].atime),
+        .state = s,
+        .image = nr_ims - 1,
+        .idx = i,
       };
     }
   }
@@ -202,9 +203,8 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
     struct map_entry *e = &image_entries (im)[cands[n].idx];
     uint32_t s = cands[n].state;
 
-    if (!atomic_compare_exchange_strong (&e->state, &s,
-                                         STATE_NEXT_GEN (s))) {
-      cands[n].state = 0;       /* changed meanwhile: leave it */
+    if (!atomic_compare_exchange_strong (&e->state, &s, STATE_NEXT_GEN (s))) {
+      cands[n].state = 0; /* changed meanwhile: leave it */
       continue;
     }
     im->dirty = true;
@@ -237,7 +237,7 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
     *nr_evicted += evicted;
   r = 0;
 
- out:
+out:
   for (i = 0; i < nr_ims; i++)
     close_image (&ims[i]);
   closedir (dir);

@@ -48,13 +48,10 @@ header_matches (const struct map_header *h, const struct cache_image *ci,
                 const unsigned char id[32])
 {
   return memcmp (h->magic, MAP_MAGIC, 8) == 0 &&
-    h->version == CACHE_FORMAT_VERSION &&
-    h->header_size == MAP_HEADER_SIZE &&
-    h->image_size == ci->image_size &&
-    h->chunk_size == ci->chunk_size &&
-    h->entry_size == sizeof (struct map_entry) &&
-    h->nr_chunks == ci->nr_chunks &&
-    memcmp (h->identity, id, 32) == 0;
+      h->version == CACHE_FORMAT_VERSION && h->header_size == MAP_HEADER_SIZE &&
+      h->image_size == ci->image_size && h->chunk_size == ci->chunk_size &&
+      h->entry_size == sizeof (struct map_entry) &&
+      h->nr_chunks == ci->nr_chunks && memcmp (h->identity, id, 32) == 0;
 }
 
 /* Write a fresh, empty map (every chunk absent) and empty the data file. */
@@ -74,8 +71,7 @@ init_map (struct cache_image *ci, const unsigned char id[32])
   memcpy (h.identity, id, 32);
 
   /* NB: data first, so that no moment has a valid map over old bytes. */
-  if (ftruncate (ci->data_fd, 0) == -1 ||
-      ftruncate (ci->map_fd, 0) == -1 ||
+  if (ftruncate (ci->data_fd, 0) == -1 || ftruncate (ci->map_fd, 0) == -1 ||
       ftruncate (ci->map_fd, ci->map_len) == -1) {
     report_error ("cache: %s: truncating: %m", ci->path);
     return -1;
@@ -103,7 +99,7 @@ recover_unrecorded (struct cache_image *ci)
 
     pos = lseek (ci->data_fd, pos, SEEK_DATA);
     if (pos == -1)
-      break;                    /* ENXIO: no more data */
+      break; /* ENXIO: no more data */
     end = lseek (ci->data_fd, pos, SEEK_HOLE);
     if (end == -1)
       break;
@@ -124,8 +120,8 @@ recover_unrecorded (struct cache_image *ci)
     pos = end;
   }
   if (punched > 0)
-    report_debug ("cache: %s: punched %" PRIu64 " unrecorded chunks",
-                  ci->path, punched);
+    report_debug ("cache: %s: punched %" PRIu64 " unrecorded chunks", ci->path,
+                  punched);
   return 0;
 }
 
@@ -143,7 +139,8 @@ write_info (struct cache_image *ci, const char *description)
     close (fd);
     return;
   }
-  fprintf (fp, "identity: %s\ndescription: %s\nimage-size: %" PRIu64
+  fprintf (fp,
+           "identity: %s\ndescription: %s\nimage-size: %" PRIu64
            "\nchunk-size: %" PRIu32 "\n",
            ci->identity, description ? description : "", ci->image_size,
            ci->chunk_size);
@@ -192,12 +189,14 @@ open_files_locked (struct cache_image *ci, const char *description)
     if (!exclusive) {
       report_error ("cache: %s/map: damaged or of another format, and "
                     "another process is serving this image: stop it, or "
-                    "remove %s", ci->path, ci->path);
+                    "remove %s",
+                    ci->path, ci->path);
       return -1;
     }
     if (r > 0)
       report_debug ("cache: %s/map: not a version %d map of this image: "
-                    "starting it anew", ci->path, CACHE_FORMAT_VERSION);
+                    "starting it anew",
+                    ci->path, CACHE_FORMAT_VERSION);
     if (init_map (ci, id) == -1)
       return -1;
   }
@@ -207,8 +206,7 @@ open_files_locked (struct cache_image *ci, const char *description)
    * error (on tmpfs even reading one), and others may fill the
    * filesystem at any time.  40 bytes per chunk.
    */
-  if (fallocate (ci->map_fd, 0, 0, ci->map_len) == -1 &&
-      errno != EOPNOTSUPP) {
+  if (fallocate (ci->map_fd, 0, 0, ci->map_len) == -1 && errno != EOPNOTSUPP) {
     report_error ("cache: %s/map: allocating %zu bytes: %m", ci->path,
                   ci->map_len);
     return -1;
@@ -312,7 +310,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
     goto err;
   return ci;
 
- err:
+err:
   cache_image_close (ci);
   return NULL;
 }
@@ -331,7 +329,7 @@ cache_image_close (struct cache_image *ci)
   if (ci->map_fd >= 0)
     close (ci->map_fd);
   if (ci->serve_fd >= 0)
-    close (ci->serve_fd);       /* releases the shared flock */
+    close (ci->serve_fd); /* releases the shared flock */
   pthread_mutex_destroy (&ci->pending_lock);
   pthread_mutex_destroy (&ci->flush_lock);
   free (ci->pending);

@@ -22,12 +22,12 @@
  * the version field guards any change).
  */
 struct map_header {
-  char magic[8];             /* MAP_MAGIC */
-  uint32_t version;          /* CACHE_FORMAT_VERSION */
-  uint32_t header_size;      /* MAP_HEADER_SIZE */
+  char magic[8]; /* MAP_MAGIC */
+  uint32_t version; /* CACHE_FORMAT_VERSION */
+  uint32_t header_size; /* MAP_HEADER_SIZE */
   uint64_t image_size;
   uint32_t chunk_size;
-  uint32_t entry_size;       /* sizeof (struct map_entry) */
+  uint32_t entry_size; /* sizeof (struct map_entry) */
   uint64_t nr_chunks;
   unsigned char identity[32]; /* SHA-256 of the identity string */
 };
@@ -38,8 +38,8 @@ struct map_header {
  */
 struct map_entry {
   _Atomic uint32_t state;
-  _Atomic uint32_t atime;    /* last access, seconds since the epoch */
-  unsigned char sha256[32];  /* hash of the stored bytes */
+  _Atomic uint32_t atime; /* last access, seconds since the epoch */
+  unsigned char sha256[32]; /* hash of the stored bytes */
 };
 
 #define STATE_PRESENT 1u
@@ -56,13 +56,13 @@ struct map_entry {
 /* A chunk written but not yet durable and recorded. */
 struct pending {
   uint64_t idx;
-  uint32_t state;            /* map state when its bytes were written */
+  uint32_t state; /* map state when its bytes were written */
 };
 
 struct cache_dir {
   char *path;
-  uint64_t cap;              /* 0 = no cap */
-  int lock_fd;               /* DIR/lock */
+  uint64_t cap; /* 0 = no cap */
+  int lock_fd; /* DIR/lock */
 
   /* store_lock serialises, within this process, everything done under
    * the directory's flock: writing chunk bytes, measuring usage,
@@ -79,16 +79,16 @@ struct cache_dir {
 
 struct cache_image {
   struct cache_dir *dir;
-  char *path;                /* DIR/images/ID */
+  char *path; /* DIR/images/ID */
   char *identity;
   uint64_t image_size;
   uint32_t chunk_size;
   uint64_t nr_chunks;
   int data_fd, map_fd, serve_fd;
-  struct map_header *map;    /* mmap of the whole map file */
+  struct map_header *map; /* mmap of the whole map file */
   size_t map_len;
   struct map_entry *entries; /* inside map */
-  _Atomic uint32_t *local;   /* LOCAL_* flags, one per chunk */
+  _Atomic uint32_t *local; /* LOCAL_* flags, one per chunk */
 
   cache_expected_fn expected;
   void *expected_opaque;

@@ -75,8 +75,8 @@ touch (struct map_entry *e)
  * its hash, and only then serve from it.
  */
 static int
-read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1,
-             uint32_t offset, uint32_t len, void *buf)
+read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
+             uint32_t len, void *buf)
 {
   struct map_entry *e = &ci->entries[idx];
   uint32_t clen = chunk_len (ci, idx);
@@ -95,7 +95,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1,
     return -1;
   }
   if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
-    return 0;                   /* evicted meanwhile: a miss */
+    return 0; /* evicted meanwhile: a miss */
 
   have = 0;
   if (ci->expected) {
@@ -109,8 +109,8 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1,
   SHA256 (chunk, clen, got);
   if (r != clen || memcmp (want, got, 32) != 0) {
     ci->stats.verify_failed++;
-    report_debug ("cache: %s: chunk %" PRIu64 " is %s: dropping it",
-                  ci->path, idx, r != clen ? "short" : "damaged (hash mismatch)");
+    report_debug ("cache: %s: chunk %" PRIu64 " is %s: dropping it", ci->path,
+                  idx, r != clen ? "short" : "damaged (hash mismatch)");
     if (cache_image_drop (ci, idx, s1) == -1)
       return -1;
     return 0;
@@ -124,8 +124,8 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1,
 }
 
 int
-cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset,
-            uint32_t len, void *buf)
+cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
+            void *buf)
 {
   struct map_entry *e;
   uint32_t local, s1, s2;
@@ -161,10 +161,10 @@ cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset,
   s2 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (s1 & STATE_PRESENT) {
     if (s2 != s1)
-      goto miss;                /* evicted underneath us */
+      goto miss; /* evicted underneath us */
   }
   else if (local_gen (s2) != (local & ~(LOCAL_VERIFIED | LOCAL_PENDING)))
-    goto miss;                  /* pending chunk, evicted meanwhile */
+    goto miss; /* pending chunk, evicted meanwhile */
   if (r != len) {
     /* The data file was truncated behind our back. */
     if (s1 & STATE_PRESENT)
@@ -175,7 +175,7 @@ cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset,
   ci->stats.hits++;
   return 1;
 
- miss:
+miss:
   ci->stats.misses++;
   return 0;
 }
@@ -186,7 +186,7 @@ cache_contains (struct cache_image *ci, uint64_t idx)
   if (idx >= ci->nr_chunks)
     return false;
   return (atomic_load (&ci->entries[idx].state) & STATE_PRESENT) ||
-    (atomic_load (&ci->local[idx]) & LOCAL_PENDING);
+      (atomic_load (&ci->local[idx]) & LOCAL_PENDING);
 }
 
 /* With the directory locked: make room for len more bytes under the cap.
@@ -239,7 +239,8 @@ store_failed_locked (struct cache_image *ci, int err)
     d->warned_full = true;
     errno = err;
     report_error ("warning: cache: %s/data: cannot write (%m): serving "
-                  "from the origin without caching for now", ci->path);
+                  "from the origin without caching for now",
+                  ci->path);
   }
 }
 
@@ -257,8 +258,9 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
   int r;
 
   if (idx >= ci->nr_chunks || len != chunk_len (ci, idx)) {
-    report_error ("cache: store of chunk %" PRIu64 " with wrong length %"
-                  PRIu32, idx, len);
+    report_error ("cache: store of chunk %" PRIu64
+                  " with wrong length %" PRIu32,
+                  idx, len);
     return -1;
   }
   e = &ci->entries[idx];
@@ -267,7 +269,7 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
   if (cache_pending (ci) >= ci->max_pending && cache_flush (ci) == -1)
     return -1;
 
-  SHA256 (data, len, sha);      /* outside the lock */
+  SHA256 (data, len, sha); /* outside the lock */
 
   if (cache_dir_lock (d) == -1)
     return -1;
@@ -281,7 +283,7 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
 
   s0 = atomic_load (&e->state);
   if (s0 & STATE_PRESENT)
-    goto out;                   /* another process stored it already */
+    goto out; /* another process stored it already */
 
   for (done = 0; done < len; done += w) {
     w = pwrite (ci->data_fd, (const char *) data + done, len - done,
@@ -295,7 +297,7 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
     }
   }
   memcpy (e->sha256, sha, 32);
-  d->warned_full = false;       /* warn again if it fills again */
+  d->warned_full = false; /* warn again if it fills again */
   cache_dir_unlock (d);
 
   {
@@ -323,7 +325,7 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
   ci->stats.stored++;
   return 0;
 
- out:
+out:
   cache_dir_unlock (d);
   if (r == 1)
     ci->stats.store_skipped++;

@@ -48,10 +48,10 @@ struct cache_image;
 
 /* Counters of one image's cache, for debug output and metrics. */
 struct cache_stats {
-  uint64_t hits, misses;          /* chunk lookups */
+  uint64_t hits, misses; /* chunk lookups */
   uint64_t stored, store_skipped; /* chunks written / not (full, disabled) */
   uint64_t verified, verify_failed;
-  uint64_t evicted;               /* chunks this process evicted */
+  uint64_t evicted; /* chunks this process evicted */
 };
 
 /* Open (creating if needed, mode 0700) a cache directory.  cap is the most
@@ -78,13 +78,11 @@ typedef int (*cache_expected_fn) (void *opaque, uint64_t idx,
  * image's content for ever (a manifest digest, or object + ETag + size);
  * description is kept for people (the URL).  expected may be NULL.
  */
-struct cache_image *cache_image_open (struct cache_dir *d,
-                                      const char *identity,
-                                      const char *description,
-                                      uint64_t image_size,
-                                      uint32_t chunk_size,
-                                      cache_expected_fn expected,
-                                      void *expected_opaque);
+struct cache_image *
+cache_image_open (struct cache_dir *d, const char *identity,
+                  const char *description, uint64_t image_size,
+                  uint32_t chunk_size, cache_expected_fn expected,
+                  void *expected_opaque);
 void cache_image_close (struct cache_image *ci);
 
 /* The image's directory inside the cache (for files kept beside it). */

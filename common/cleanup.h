@@ -27,9 +27,9 @@ cleanup_mutex_unlock (pthread_mutex_t **ptr)
 }
 #define ACCEL_UNIQUE_NAME2(a, b) a##b
 #define ACCEL_UNIQUE_NAME1(a, b) ACCEL_UNIQUE_NAME2 (a, b)
-#define ACQUIRE_LOCK_FOR_CURRENT_SCOPE(mutex)                               \
-  pthread_mutex_t *ACCEL_UNIQUE_NAME1 (_lock, __LINE__)                     \
-    __attribute__ ((cleanup (cleanup_mutex_unlock))) = (mutex);             \
+#define ACQUIRE_LOCK_FOR_CURRENT_SCOPE(mutex)                                  \
+  pthread_mutex_t *ACCEL_UNIQUE_NAME1 (_lock, __LINE__)                        \
+      __attribute__ ((cleanup (cleanup_mutex_unlock))) = (mutex);              \
   pthread_mutex_lock (ACCEL_UNIQUE_NAME1 (_lock, __LINE__))
 
 #endif /* ACCEL_CLEANUP_H */

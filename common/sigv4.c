@@ -99,9 +99,8 @@ out_take (struct out *o)
 static bool
 is_unreserved (unsigned char c)
 {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-         || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
-         || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
 /* RFC 9110 token characters: what a method or header name may hold.
@@ -111,9 +110,9 @@ is_unreserved (unsigned char c)
 static bool
 is_tchar (unsigned char c)
 {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-         || (c >= '0' && c <= '9')
-         || (c != '\0' && strchr ("!#$%&'*+-.^_`|~", c) != NULL);
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+      (c >= '0' && c <= '9') ||
+      (c != '\0' && strchr ("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* Every string input is present and bounded; checked before anything
@@ -148,7 +147,7 @@ check_token (const char *what, const char *s)
   for (i = 0; s[i]; i++) {
     if (!is_tchar (s[i])) {
       report_error ("sigv4: %s: character 0x%02x is not allowed", what,
-                    (unsigned char)s[i]);
+                    (unsigned char) s[i]);
       return false;
     }
   }
@@ -195,7 +194,7 @@ check_scope_part (const char *what, const char *s)
   for (i = 0; s[i]; i++) {
     if (!is_unreserved (s[i])) {
       report_error ("sigv4: %s: character 0x%02x is not allowed", what,
-                    (unsigned char)s[i]);
+                    (unsigned char) s[i]);
       return false;
     }
   }
@@ -269,11 +268,11 @@ check_request (const struct sigv4_request *r)
     report_error ("sigv4: request is missing");
     return false;
   }
-  if (!check_token ("method", r->method) || !check_string ("path", r->path)
-      || !check_payload_hash (r->payload_hash)
-      || !check_scope_part ("region", r->region)
-      || !check_scope_part ("service", r->service)
-      || !check_amz_date (r->amz_date))
+  if (!check_token ("method", r->method) || !check_string ("path", r->path) ||
+      !check_payload_hash (r->payload_hash) ||
+      !check_scope_part ("region", r->region) ||
+      !check_scope_part ("service", r->service) ||
+      !check_amz_date (r->amz_date))
     return false;
   if (r->path[0] != '/') {
     report_error ("sigv4: path does not start with '/'");
@@ -286,19 +285,19 @@ check_request (const struct sigv4_request *r)
                   r->nr_query, r->nr_headers, SIGV4_MAX_PAIRS);
     return false;
   }
-  if ((r->nr_query > 0 && r->query == NULL)
-      || (r->nr_headers > 0 && r->headers == NULL)) {
+  if ((r->nr_query > 0 && r->query == NULL) ||
+      (r->nr_headers > 0 && r->headers == NULL)) {
     report_error ("sigv4: query or header array is missing");
     return false;
   }
   for (i = 0; i < r->nr_query; i++) {
-    if (!check_string ("query parameter name", r->query[i].name)
-        || !check_string ("query parameter value", r->query[i].value))
+    if (!check_string ("query parameter name", r->query[i].name) ||
+        !check_string ("query parameter value", r->query[i].value))
       return false;
   }
   for (i = 0; i < r->nr_headers; i++) {
-    if (!check_token ("header name", r->headers[i].name)
-        || !check_header_value (r->headers[i].name, r->headers[i].value))
+    if (!check_token ("header name", r->headers[i].name) ||
+        !check_header_value (r->headers[i].name, r->headers[i].value))
       return false;
     if (strcasecmp (r->headers[i].name, "host") == 0)
       have_host = true;
@@ -332,8 +331,9 @@ hmac_sha256 (const void *key, size_t key_len, const void *data, size_t len,
 {
   unsigned int out_len = 0;
 
-  if (HMAC (EVP_sha256 (), key, (int)key_len, data, len, out, &out_len) == NULL
-      || out_len != SHA256_LEN) {
+  if (HMAC (EVP_sha256 (), key, (int) key_len, data, len, out, &out_len) ==
+          NULL ||
+      out_len != SHA256_LEN) {
     report_error ("sigv4: HMAC-SHA256 failed");
     return -1;
   }
@@ -347,8 +347,8 @@ sigv4_sha256_hex (const void *data, size_t len, char out[65])
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
 
-  if (!EVP_Digest (data, len, md, &md_len, EVP_sha256 (), NULL)
-      || md_len != SHA256_LEN) {
+  if (!EVP_Digest (data, len, md, &md_len, EVP_sha256 (), NULL) ||
+      md_len != SHA256_LEN) {
     report_error ("sigv4: SHA-256 failed");
     out[0] = '\0';
     return -1;
@@ -366,10 +366,10 @@ sigv4_format_date (time_t t, char out[17])
 {
   struct tm tm;
 
-  if (gmtime_r (&t, &tm) == NULL || tm.tm_year < 1000 - 1900
-      || tm.tm_year > 9999 - 1900
-      || strftime (out, 17, "%Y%m%dT%H%M%SZ", &tm) != 16) {
-    report_error ("sigv4: cannot format time %lld as a date", (long long)t);
+  if (gmtime_r (&t, &tm) == NULL || tm.tm_year < 1000 - 1900 ||
+      tm.tm_year > 9999 - 1900 ||
+      strftime (out, 17, "%Y%m%dT%H%M%SZ", &tm) != 16) {
+    report_error ("sigv4: cannot format time %lld as a date", (long long) t);
     out[0] = '\0';
     return -1;
   }
@@ -639,8 +639,7 @@ credential_scope (const struct sigv4_request *r)
   char *ret;
 
   if (asprintf (&ret, "%.8s/%s/%s/aws4_request", r->amz_date, r->region,
-                r->service)
-      == -1) {
+                r->service) == -1) {
     report_error ("sigv4: asprintf: %m");
     return NULL;
   }
@@ -665,12 +664,12 @@ sigv4_string_to_sign (const struct sigv4_request *r,
     return NULL;
   }
   scope = credential_scope (r);
-  if (scope == NULL
-      || sigv4_sha256_hex (canonical_request, strlen (canonical_request), hash)
-             == -1)
+  if (scope == NULL ||
+      sigv4_sha256_hex (canonical_request, strlen (canonical_request), hash) ==
+          -1)
     return NULL;
-  if (asprintf (&ret, ALGORITHM "\n%s\n%s\n%s", r->amz_date, scope, hash)
-      == -1) {
+  if (asprintf (&ret, ALGORITHM "\n%s\n%s\n%s", r->amz_date, scope, hash) ==
+      -1) {
     report_error ("sigv4: asprintf: %m");
     return NULL;
   }
@@ -728,8 +727,8 @@ out:
 static bool
 check_keys (const char *access_key, const char *secret_key)
 {
-  if (!check_scope_part ("access key", access_key)
-      || !check_string ("secret key", secret_key))
+  if (!check_scope_part ("access key", access_key) ||
+      !check_string ("secret key", secret_key))
     return false;
   if (secret_key[0] == '\0') {
     report_error ("sigv4: secret key is empty");
@@ -756,8 +755,8 @@ sigv4_authorization (const struct sigv4_request *r, const char *access_key,
 
   if (!check_request (r) || !check_keys (access_key, secret_key))
     return NULL;
-  if (separator == NULL
-      || (strcmp (separator, ",") != 0 && strcmp (separator, ", ") != 0)) {
+  if (separator == NULL ||
+      (strcmp (separator, ",") != 0 && strcmp (separator, ", ") != 0)) {
     report_error ("sigv4: separator must be \",\" or \", \"");
     return NULL;
   }
@@ -765,13 +764,12 @@ sigv4_authorization (const struct sigv4_request *r, const char *access_key,
   if (query == NULL || canonical_headers (r, &headers, &signed_headers) == -1)
     return NULL;
   creq = assemble_canonical_request (r, query, headers, signed_headers);
-  if (creq == NULL || (scope = credential_scope (r)) == NULL
-      || signature (r, secret_key, creq, sig) == -1)
+  if (creq == NULL || (scope = credential_scope (r)) == NULL ||
+      signature (r, secret_key, creq, sig) == -1)
     return NULL;
-  if (asprintf (&ret,
-                ALGORITHM " Credential=%s/%s%sSignedHeaders=%s%sSignature=%s",
-                access_key, scope, separator, signed_headers, separator, sig)
-      == -1) {
+  if (asprintf (
+          &ret, ALGORITHM " Credential=%s/%s%sSignedHeaders=%s%sSignature=%s",
+          access_key, scope, separator, signed_headers, separator, sig) == -1) {
     report_error ("sigv4: asprintf: %m");
     return NULL;
   }
@@ -798,8 +796,8 @@ sigv4_presign_query (const struct sigv4_request *r, const char *access_key,
   size_t n = 0;
   char *ret;
 
-  if (!check_request (r) || !check_keys (access_key, secret_key)
-      || (session_token && !check_string ("session token", session_token)))
+  if (!check_request (r) || !check_keys (access_key, secret_key) ||
+      (session_token && !check_string ("session token", session_token)))
     return NULL;
   if (expires_seconds < 1 || expires_seconds > SIGV4_MAX_EXPIRES) {
     report_error ("sigv4: presigned URL lifetime %u is not 1 .. %d seconds",

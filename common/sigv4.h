@@ -20,7 +20,7 @@
 
 /* Limits on what a caller may ask us to sign. */
 #define SIGV4_MAX_STRING 8192 /* bytes in any one input string */
-#define SIGV4_MAX_PAIRS 64    /* headers, or query parameters */
+#define SIGV4_MAX_PAIRS 64 /* headers, or query parameters */
 
 /* Longest presigned URL lifetime that S3 accepts (7 days). */
 #define SIGV4_MAX_EXPIRES 604800
@@ -55,8 +55,8 @@ struct sigv4_request {
   /* Lowercase hex SHA-256 of the body, or "UNSIGNED-PAYLOAD". */
   const char *payload_hash;
 
-  const char *region;   /* "us-east-1" */
-  const char *service;  /* "s3" */
+  const char *region; /* "us-east-1" */
+  const char *service; /* "s3" */
   const char *amz_date; /* "YYYYMMDDTHHMMSSZ" */
 };
 
@@ -77,10 +77,9 @@ extern char *sigv4_string_to_sign (const struct sigv4_request *r,
 /* The value of the Authorization header.  separator goes between its
  * three parts: ", " (most clients) or "," (the S3 docs).
  */
-extern char *sigv4_authorization (const struct sigv4_request *r,
-                                  const char *access_key,
-                                  const char *secret_key,
-                                  const char *separator);
+extern char *
+sigv4_authorization (const struct sigv4_request *r, const char *access_key,
+                     const char *secret_key, const char *separator);
 
 /* The query string of a presigned URL: r's own query parameters plus
  * X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders (and
@@ -88,11 +87,10 @@ extern char *sigv4_authorization (const struct sigv4_request *r,
  * followed by &X-Amz-Signature=.  r->payload_hash is normally
  * "UNSIGNED-PAYLOAD".  expires_seconds is 1 .. SIGV4_MAX_EXPIRES.
  */
-extern char *sigv4_presign_query (const struct sigv4_request *r,
-                                  const char *access_key,
-                                  const char *secret_key,
-                                  const char *session_token,
-                                  unsigned expires_seconds);
+extern char *
+sigv4_presign_query (const struct sigv4_request *r, const char *access_key,
+                     const char *secret_key, const char *session_token,
+                     unsigned expires_seconds);
 
 /* Format t as "YYYYMMDDTHHMMSSZ" (UTC).  Returns 0, or -1 after
  * report_error if t is outside years 1000 .. 9999.

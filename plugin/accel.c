@@ -51,8 +51,9 @@ parse_pow2 (const char *key, const char *value, uint32_t min, uint32_t max,
   if (r == -1)
     return -1;
   if (r < min || r > max || (r & (r - 1)) != 0) {
-    nbdkit_error ("%s: must be a power of two between %" PRIu32 " and %"
-                  PRIu32 " bytes", key, min, max);
+    nbdkit_error ("%s: must be a power of two between %" PRIu32 " and %" PRIu32
+                  " bytes",
+                  key, min, max);
     return -1;
   }
   *out = r;
@@ -130,7 +131,8 @@ accel_config_complete (void)
   }
   if (cfg.cache_dir[0] != '/') {
     nbdkit_error ("cache-dir=%s: must be an absolute path (nbdkit changes "
-                  "directory when it becomes a daemon)", cfg.cache_dir);
+                  "directory when it becomes a daemon)",
+                  cfg.cache_dir);
     return -1;
   }
   if (cfg.chunk_size && request_size < cfg.chunk_size) {
@@ -144,21 +146,24 @@ accel_config_complete (void)
   return 0;
 }
 
-#define accel_config_help \
-  "url=s3://BUCKET/KEY   (required) The image; or an http(s):// URL.\n" \
-  "endpoint=URL          S3-compatible endpoint (path-style addressing).\n" \
-  "region=REGION         Default: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1.\n" \
+#define accel_config_help                                                      \
+  "url=s3://BUCKET/KEY   (required) The image; or an http(s):// URL.\n"        \
+  "endpoint=URL          S3-compatible endpoint (path-style addressing).\n"    \
+  "region=REGION         Default: AWS_REGION, AWS_DEFAULT_REGION, profile, "   \
+  "us-east-1.\n"                                                               \
   "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
-  "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n" \
-  "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n" \
-  "cache-size=SIZE       Cap on the bytes the cache dir holds (default: none).\n" \
-  "chunk-size=SIZE       Default: the manifest's, else 1M.\n" \
-  "connections=N         HTTP connections to the origin (default 16).\n" \
-  "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n" \
-  "readahead=SIZE        Fetch ahead of sequential readers (default 8M, 0=off).\n" \
-  "retries=N             Retries of a failed request (default 6).\n" \
-  "timeout=SECS          Stall timeout of a request (default 60).\n" \
-  "tls-verify=false      Do not verify TLS certificates (default true).\n" \
+  "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n"      \
+  "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n"       \
+  "cache-size=SIZE       Cap on the bytes the cache dir holds (default: "      \
+  "none).\n"                                                                   \
+  "chunk-size=SIZE       Default: the manifest's, else 1M.\n"                  \
+  "connections=N         HTTP connections to the origin (default 16).\n"       \
+  "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n"    \
+  "readahead=SIZE        Fetch ahead of sequential readers (default 8M, "      \
+  "0=off).\n"                                                                  \
+  "retries=N             Retries of a failed request (default 6).\n"           \
+  "timeout=SECS          Stall timeout of a request (default 60).\n"           \
+  "tls-verify=false      Do not verify TLS certificates (default true).\n"     \
   "cainfo=FILE           CA certificates for TLS."
 
 /* Open the image before nbdkit forks, so that a bad URL, credentials or
@@ -194,14 +199,13 @@ accel_cleanup (void)
 
     fetch_get_stats (&f);
     cache_image_stats (img->cache, &c);
-    nbdkit_debug ("stats: chunk fetches %" PRIu64 ", GETs %" PRIu64
-                  ", waits %" PRIu64 ", verify failures %" PRIu64
-                  ", cache hits %" PRIu64 ", misses %" PRIu64
-                  ", stored %" PRIu64 ", not stored %" PRIu64
-                  ", verified %" PRIu64 ", damaged %" PRIu64,
-                  f.chunk_fetches, f.requests, f.waits, f.verify_failures,
-                  c.hits, c.misses, c.stored, c.store_skipped, c.verified,
-                  c.verify_failed);
+    nbdkit_debug (
+        "stats: chunk fetches %" PRIu64 ", GETs %" PRIu64 ", waits %" PRIu64
+        ", verify failures %" PRIu64 ", cache hits %" PRIu64 ", misses %" PRIu64
+        ", stored %" PRIu64 ", not stored %" PRIu64 ", verified %" PRIu64
+        ", damaged %" PRIu64,
+        f.chunk_fetches, f.requests, f.waits, f.verify_failures, c.hits,
+        c.misses, c.stored, c.store_skipped, c.verified, c.verify_failed);
   }
   image_close (img);
   img = NULL;
@@ -274,8 +278,14 @@ static void
 set_nbd_errno (void)
 {
   switch (errno) {
-  case EPERM: case EIO: case ENOMEM: case EINVAL: case ENOSPC:
-  case EOVERFLOW: case ENOTSUP: case ESHUTDOWN:
+  case EPERM:
+  case EIO:
+  case ENOMEM:
+  case EINVAL:
+  case ENOSPC:
+  case EOVERFLOW:
+  case ENOTSUP:
+  case ESHUTDOWN:
     break;
   default:
     errno = EIO;
@@ -321,7 +331,8 @@ accel_extents (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
     uint64_t idx = pos / img->chunk_size;
     uint64_t next = (idx + 1) * img->chunk_size;
     uint32_t type = image_chunk_is_zero (img, idx)
-      ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+        ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO
+        : 0;
 
     if (next > img->size)
       next = img->size;

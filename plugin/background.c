@@ -185,7 +185,7 @@ background_note_read (struct readahead_state *st, uint64_t offset,
     if (n > image->chunk_size * 8ULL)
       n = image->chunk_size * 8ULL;
     queue[(q_head + q_len) % QUEUE_LEN] =
-      (struct ra_request) { .offset = from, .count = n };
+        (struct ra_request){ .offset = from, .count = n };
     q_len++;
     from += n;
   }

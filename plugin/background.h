@@ -11,9 +11,9 @@
 
 /* Per-connection sequential read detection. */
 struct readahead_state {
-  uint64_t next_offset;        /* where a sequential read would start */
-  unsigned streak;             /* sequential reads in a row */
-  uint64_t queued_until;       /* readahead already asked up to here */
+  uint64_t next_offset; /* where a sequential read would start */
+  unsigned streak; /* sequential reads in a row */
+  uint64_t queued_until; /* readahead already asked up to here */
 };
 
 /* Start the threads (from .after_fork): one flusher, and `threads`

@@ -43,11 +43,11 @@ enum { FETCHING, DONE, FAILED };
 struct inflight {
   uint64_t idx;
   int state;
-  int err;                     /* errno when FAILED */
-  struct blob *blob;           /* when DONE: holds the chunk's bytes */
+  int err; /* errno when FAILED */
+  struct blob *blob; /* when DONE: holds the chunk's bytes */
   const unsigned char *data;
-  unsigned refs;               /* owner + waiters */
-  bool linked;                 /* still in the table */
+  unsigned refs; /* owner + waiters */
+  bool linked; /* still in the table */
   struct inflight *next;
 };
 
@@ -251,8 +251,7 @@ fetch_run (struct image *img, struct miss *run, size_t n)
       if (good != 1)
         cerr = good == 0 ? EIO : (errno ? errno : EIO);
       else if (cache_store (img->cache, run[i].idx, data, clen) == -1)
-        report_debug ("chunk %" PRIu64 " served but not cached",
-                      run[i].idx);
+        report_debug ("chunk %" PRIu64 " served but not cached", run[i].idx);
     }
 
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
@@ -323,7 +322,7 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
       if (r == 1)
         continue;
     }
-    misses[nr++] = (struct miss) { .idx = idx };
+    misses[nr++] = (struct miss){ .idx = idx };
   }
   if (nr == 0)
     return 0;
@@ -355,9 +354,9 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
       continue;
     }
     bytes = image_chunk_len (img, misses[i].idx);
-    for (j = i + 1; j < nr && misses[j].owner &&
-           misses[j].idx == misses[j - 1].idx + 1 &&
-           bytes + image_chunk_len (img, misses[j].idx) <= request_size;
+    for (j = i + 1;
+         j < nr && misses[j].owner && misses[j].idx == misses[j - 1].idx + 1 &&
+         bytes + image_chunk_len (img, misses[j].idx) <= request_size;
          j++)
       bytes += image_chunk_len (img, misses[j].idx);
     fetch_run (img, &misses[i], j - i);

@@ -12,11 +12,11 @@
 
 /* Counters of the read path (for debug output and, later, metrics). */
 struct fetch_stats {
-  uint64_t chunk_fetches;      /* chunks fetched from the origin */
-  uint64_t requests;           /* ranged GETs issued for them */
-  uint64_t waits;              /* reads that waited for another's fetch */
-  uint64_t verify_failures;    /* fetched chunks that did not match */
-  uint64_t zero_reads;         /* chunk reads answered from the manifest */
+  uint64_t chunk_fetches; /* chunks fetched from the origin */
+  uint64_t requests; /* ranged GETs issued for them */
+  uint64_t waits; /* reads that waited for another's fetch */
+  uint64_t verify_failures; /* fetched chunks that did not match */
+  uint64_t zero_reads; /* chunk reads answered from the manifest */
 };
 
 /* request_size caps one GET (adjacent missing chunks are coalesced up
@@ -28,8 +28,7 @@ void fetch_init (uint32_t request_size);
  * into the cache (NBD_CMD_CACHE, readahead).  Returns 0, or -1 after
  * reporting the error, with errno set.
  */
-int fetch_read (struct image *img, void *buf, uint32_t count,
-                uint64_t offset);
+int fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset);
 
 void fetch_get_stats (struct fetch_stats *out);
 

@@ -63,7 +63,7 @@ sha256_file (const char *path, char out[65])
   EVP_DigestFinal_ex (ctx, md, &len);
   hex32 (md, out);
   ret = 0;
- out:
+out:
   EVP_MD_CTX_free (ctx);
   close (fd);
   return ret;
@@ -100,8 +100,8 @@ write_small (const char *path, const char *text)
     return -1;
   }
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1 || write (fd, text, len) != (ssize_t) len ||
-      fsync (fd) == -1 || close (fd) == -1 || rename (tmp, path) == -1) {
+  if (fd == -1 || write (fd, text, len) != (ssize_t) len || fsync (fd) == -1 ||
+      close (fd) == -1 || rename (tmp, path) == -1) {
     report_error ("manifest: writing %s: %m", path);
     if (fd >= 0)
       close (fd);
@@ -178,7 +178,7 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
   s3_object_close (mobj);
   return path;
 
- err:
+err:
   s3_object_close (mobj);
   free (path);
   return NULL;
@@ -200,7 +200,7 @@ open_manifest (struct image *img, const struct image_config *cfg,
     return 0;
 
   if (where && strstr (where, "://") == NULL)
-    local = strdup (where);     /* a local file */
+    local = strdup (where); /* a local file */
   else {
     bool missing_ok = where == NULL, missing;
     if (where == NULL) {
@@ -217,7 +217,8 @@ open_manifest (struct image *img, const struct image_config *cfg,
     if (local == NULL) {
       if (missing) {
         report_debug ("no manifest at %s: chunks are verified only against "
-                      "the hashes recorded when they were cached", where);
+                      "the hashes recorded when they were cached",
+                      where);
         return 0;
       }
       return -1;
@@ -318,15 +319,15 @@ image_open (const struct image_config *cfg)
   if (img->cache == NULL)
     goto err;
 
-  report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %"
-                PRIu32 ", ETag %s, %s, cache %s",
+  report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %" PRIu32
+                ", ETag %s, %s, cache %s",
                 s3_object_name (img->obj), img->size, img->nr_chunks,
                 img->chunk_size, s3_object_etag (img->obj),
                 img->manifest ? "verified by manifest" : "no manifest",
                 cache_image_dir (img->cache));
   return img;
 
- err:
+err:
   image_close (img);
   return NULL;
 }

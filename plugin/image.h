@@ -17,17 +17,17 @@
 /* Settings from nbdkit's command line (see accel.c for the keys). */
 struct image_config {
   const char *url;
-  const char *manifest;        /* URL, file, "none", or NULL = default */
+  const char *manifest; /* URL, file, "none", or NULL = default */
   const char *cache_dir;
-  uint64_t cache_size;         /* 0 = no cap */
-  uint32_t chunk_size;         /* 0 = the manifest's, else 1 MiB */
+  uint64_t cache_size; /* 0 = no cap */
+  uint32_t chunk_size; /* 0 = the manifest's, else 1 MiB */
   struct s3_config s3;
 };
 
 struct image {
   struct s3_client *s3;
   struct s3_object *obj;
-  struct manifest *manifest;   /* NULL: serving without verification */
+  struct manifest *manifest; /* NULL: serving without verification */
   struct cache_dir *dir;
   struct cache_image *cache;
   uint64_t size;

@@ -69,4 +69,16 @@ echo "8 concurrent readers of one missing chunk: $((after - before)) GET"
 echo '[]' > "$proxy_faults"
 nbdcheck random "$(nbd_uri c)" "$tmp/disk.img" 300 7 || fail "cold random reads"
 stop_nbdkit c
+
+# 6. A sequential reader triggers readahead: far fewer, larger GETs than
+# one per chunk (18 data chunks), and the same bytes.
+rm -rf "$tmp/cache"
+start_nbdkit d url="s3://$bucket/images/disk.img" endpoint="$proxy_url" \
+  cache-dir="$tmp/cache" readahead=8M || fail "nbdkit: $(cat "$tmp/d.log")"
+before=$(proxy_count GET)
+nbdcheck seq "$(nbd_uri d)" "$tmp/disk.img" 131072 || fail "sequential read"
+after=$(proxy_count GET)
+echo "sequential read with readahead: $((after - before)) GETs"
+[ $((after - before)) -le 8 ] || fail "readahead did not coalesce: $((after - before)) GETs"
+stop_nbdkit d
 echo OK

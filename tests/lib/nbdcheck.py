@@ -5,6 +5,8 @@
       to 256 KiB, anywhere) must equal FILE's bytes at the same offsets
   nbdcheck.py same URI FILE OFFSET LEN N      N connections read the same
       range at once (threads released together); all must equal FILE
+  nbdcheck.py seq URI FILE BLOCK              read the whole export in
+      order, BLOCK bytes at a time, on one connection; must equal FILE
   nbdcheck.py read URI OFFSET LEN            read once; exit 1 on error,
       printing libnbd's error message
 
@@ -44,6 +46,15 @@ def random_reads(uri, path, count, seed):
     h.shutdown()
 
 
+def sequential(uri, path, block):
+    h = connect(uri)
+    size = h.get_size()
+    for offset in range(0, size, block):
+        length = min(block, size - offset)
+        expect(h.pread(length, offset), path, offset, length, "seq read")
+    h.shutdown()
+
+
 def same_range(uri, path, offset, length, n):
     handles = [connect(uri) for _ in range(n)]
     barrier = threading.Barrier(n)
@@ -71,6 +82,8 @@ def main():
     if mode == "random":
         seed = int(sys.argv[5]) if len(sys.argv) > 5 else 1
         random_reads(sys.argv[2], sys.argv[3], int(sys.argv[4]), seed)
+    elif mode == "seq":
+        sequential(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif mode == "same":
         same_range(sys.argv[2], sys.argv[3], int(sys.argv[4]),
                    int(sys.argv[5]), int(sys.argv[6]))

@@ -63,7 +63,7 @@ static const struct keyset s3docs = {
 
 struct vector {
   const char *name; /* case directory and file stem */
-  const char *dir;  /* "" or "s3-docs/" */
+  const char *dir; /* "" or "s3-docs/" */
   const struct keyset *keys;
   unsigned presign_expires; /* 0: Authorization header, else presigned */
 };
@@ -151,9 +151,10 @@ percent_decode (char *s)
     unsigned x;
 
     if (s[0] == '%' && s[1] && s[2] && sscanf (s + 1, "%2x", &x) == 1) {
-      *out++ = (char)x;
+      *out++ = (char) x;
       s += 2;
-    } else
+    }
+    else
       *out++ = *s;
   }
   *out = '\0';
@@ -290,8 +291,8 @@ check_presigned_url (const struct vector *v, const struct parsed *p,
   query = sigv4_presign_query (&bare, v->keys->access_key, v->keys->secret_key,
                                NULL, v->presign_expires);
   path = sigv4_uri_encode (r->path, false);
-  if (host == NULL || query == NULL || path == NULL
-      || asprintf (&url, "https://%s%s?%s", host, path, query) == -1) {
+  if (host == NULL || query == NULL || path == NULL ||
+      asprintf (&url, "https://%s%s?%s", host, path, query) == -1) {
     url = NULL;
     return false;
   }
@@ -322,8 +323,8 @@ run_vector (const struct vector *v)
     fprintf (stderr, "%s: cannot parse .req\n", v->name);
     return false;
   }
-  if (sigv4_format_date (v->keys->clock, date) == -1
-      || sigv4_sha256_hex (p.body, p.body_len, body_hash) == -1)
+  if (sigv4_format_date (v->keys->clock, date) == -1 ||
+      sigv4_sha256_hex (p.body, p.body_len, body_hash) == -1)
     return false;
 
   /* The vector's own date must be our fixed clock, and a declared body
@@ -472,12 +473,12 @@ check_helpers (void)
   CHECK_STR (sigv4_uri_encode ("a b/c+d=e~*", true), "a%20b%2Fc%2Bd%3De~%2A");
   CHECK_STR (sigv4_uri_encode ("/\xe1\x88\xb4", false), "/%E1%88%B4");
   CHECK_STR (sigv4_uri_encode ("", true), "");
-  CHECK (sigv4_sha256_hex ("", 0, hash) == 0
-         && strcmp (hash, EMPTY_SHA256) == 0);
-  CHECK (sigv4_format_date (1440938160, date) == 0
-         && strcmp (date, "20150830T123600Z") == 0);
-  CHECK (sigv4_format_date (253402300799, date) == 0
-         && strcmp (date, "99991231T235959Z") == 0);
+  CHECK (sigv4_sha256_hex ("", 0, hash) == 0 &&
+         strcmp (hash, EMPTY_SHA256) == 0);
+  CHECK (sigv4_format_date (1440938160, date) == 0 &&
+         strcmp (date, "20150830T123600Z") == 0);
+  CHECK (sigv4_format_date (253402300799, date) == 0 &&
+         strcmp (date, "99991231T235959Z") == 0);
   nr_errors = 0;
   CHECK (sigv4_format_date (253402300800, date) == -1 && nr_errors == 1);
 }
@@ -551,8 +552,9 @@ check_errors (void)
   REFUSED (path, NULL);
   REFUSED (path, "relative");
   REFUSED (payload_hash, NULL);
-  REFUSED (payload_hash, "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA"
-                         "495991B7852B855");
+  REFUSED (payload_hash,
+           "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA"
+           "495991B7852B855");
   REFUSED (payload_hash, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
   REFUSED (region, NULL);
   REFUSED (region, "us/east-1");
@@ -622,10 +624,10 @@ check_presign_token (void)
   r.nr_headers = 1;
   q = sigv4_presign_query (&r, suite.access_key, suite.secret_key,
                            "tok/en=", 60);
-  CHECK (q != NULL
-         && strstr (q, "&X-Amz-Expires=60&X-Amz-Security-Token=tok%2Fen%3D"
-                       "&X-Amz-SignedHeaders=host&X-Amz-Signature=")
-                != NULL);
+  CHECK (q != NULL &&
+         strstr (q,
+                 "&X-Amz-Expires=60&X-Amz-Security-Token=tok%2Fen%3D"
+                 "&X-Amz-SignedHeaders=host&X-Amz-Signature=") != NULL);
 }
 
 int
