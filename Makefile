@@ -48,6 +48,9 @@ INDEXER := indexer/accel-index
 TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOLS := $(foreach d,$(TOOL_DIRS),tools/accel-$(notdir $(d)))
 
+# Tools written in shell (they drive system commands): tools/sh/accel-*.
+TOOL_SCRIPTS := $(wildcard tools/sh/accel-*)
+
 # Extra libraries some programs need (libext2fs, libsquashfuse).
 EXTRA_PKGS := ext2fs squashfuse
 EXTRA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(EXTRA_PKGS) 2>/dev/null)
@@ -113,7 +116,7 @@ demo: check-deps
 install: $(PLUGIN) $(INDEXER) $(TOOLS)
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
-	install -m 0755 $(INDEXER) $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(INDEXER) $(TOOLS) $(TOOL_SCRIPTS) $(DESTDIR)$(BINDIR)/
 
 format:
 	clang-format -i $(FORMAT_FILES)

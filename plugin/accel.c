@@ -34,6 +34,7 @@ static uint64_t readahead = 8 * 1024 * 1024;
 static unsigned readahead_threads = 2;
 
 static struct image *img;
+static char *url_owned; /* url= read from a file */
 
 static void
 accel_load (void)
@@ -113,8 +114,20 @@ accel_config (const char *key, const char *value)
       return -1;
     cfg.s3.tls_verify = b;
   }
-  else if (strcmp (key, "url") == 0)
-    cfg.url = value;
+  else if (strcmp (key, "url") == 0) {
+    /* url=+FILE or url=- read it with nbdkit_read_password: a presigned
+     * URL is a secret, and nbdkit -v logs every key=value it is given.
+     */
+    if (value[0] == '+' || value[0] == '-') {
+      char *url;
+      if (nbdkit_read_password (value, &url) == -1)
+        return -1;
+      free (url_owned);
+      cfg.url = url_owned = url;
+    }
+    else
+      cfg.url = value;
+  }
   else {
     nbdkit_error ("unknown parameter '%s' (see nbdkit accel --help)", key);
     return -1;
@@ -147,7 +160,8 @@ accel_config_complete (void)
 }
 
 #define accel_config_help                                                      \
-  "url=s3://BUCKET/KEY   (required) The image; or an http(s):// URL.\n"        \
+  "url=s3://BUCKET/KEY   (required) The image; or an http(s):// URL;\n"        \
+  "                      url=+FILE reads it from FILE (presigned URLs).\n"     \
   "endpoint=URL          S3-compatible endpoint (path-style addressing).\n"    \
   "region=REGION         Default: AWS_REGION, AWS_DEFAULT_REGION, profile, "   \
   "us-east-1.\n"                                                               \
@@ -209,6 +223,12 @@ accel_cleanup (void)
   }
   image_close (img);
   img = NULL;
+}
+
+static void
+accel_unload (void)
+{
+  free (url_owned);
 }
 
 static void *
@@ -352,6 +372,7 @@ static struct nbdkit_plugin plugin = {
   .longname = "accel: S3 images with a persistent verified block cache",
   .version = "0.1",
   .load = accel_load,
+  .unload = accel_unload,
   .config = accel_config,
   .config_complete = accel_config_complete,
   .config_help = accel_config_help,

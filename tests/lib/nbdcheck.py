@@ -7,6 +7,7 @@
       range at once (threads released together); all must equal FILE
   nbdcheck.py seq URI FILE BLOCK              read the whole export in
       order, BLOCK bytes at a time, on one connection; must equal FILE
+  nbdcheck.py cache URI OFFSET LEN           NBD_CMD_CACHE of the range
   nbdcheck.py read URI OFFSET LEN            read once; exit 1 on error,
       printing libnbd's error message
 
@@ -87,6 +88,11 @@ def main():
     elif mode == "same":
         same_range(sys.argv[2], sys.argv[3], int(sys.argv[4]),
                    int(sys.argv[5]), int(sys.argv[6]))
+    elif mode == "cache":
+        h = connect(sys.argv[2])
+        if not h.can_cache():
+            sys.exit("the server does not advertise NBD_CMD_CACHE")
+        h.cache(int(sys.argv[4]), int(sys.argv[3]))
     elif mode == "read":
         h = connect(sys.argv[2])
         try:
