@@ -91,8 +91,12 @@ $(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB)
 	$(CC) -o $@ $(INDEXER_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
 	  $(EXTRA_LIBS)
 
+# NB: in a pattern rule's prerequisites make replaces a bare %, so the
+# patsubst pattern needs a % that survives secondary expansion.
+pc := %
+.SECONDARY: $(patsubst %.c,%.o,$(wildcard tools/*/*.c))
 .SECONDEXPANSION:
-tools/accel-%: $$(patsubst %.c,%.o,$$(wildcard tools/%/*.c)) $(COMMON_LIB)
+tools/accel-%: $$(patsubst $$(pc).c,$$(pc).o,$$(wildcard tools/$$*/*.c)) $(COMMON_LIB)
 	$(CC) -o $@ $(filter %.o,$^) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
 	  $(EXTRA_LIBS)
 

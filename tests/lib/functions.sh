@@ -117,15 +117,51 @@ start_nbdkit () {
   nbdkit -U "$sock" -P "$pidf" --log=stderr -v "$plugin" "$@" > "$log" 2>&1
   local rc=$?
   [ $rc = 0 ] || return $rc
+  _nbdkit_started "$name" "$pidf"
+  eval "sock_$name='$sock'"
+}
+
+# start_nbdkit_tcp NAME ARGS...: the same, listening on a free TCP port
+# of 127.0.0.1 instead, for clients that cannot reach a Unix socket (a
+# VM).  Sets port_NAME and pid_NAME.
+start_nbdkit_tcp () {
+  local name=$1; shift
+  local pidf="$tmp/$name.pid" log="$tmp/$name.log" port rc
+  # NB: the port may be taken between free_port and nbdkit's bind.
+  for _ in 1 2 3; do
+    port=$(free_port) || fail "no free TCP port"
+    rm -f "$pidf"
+    nbdkit -p "$port" -i 127.0.0.1 -P "$pidf" --log=stderr -v "$plugin" "$@" \
+      > "$log" 2>&1
+    rc=$?
+    [ $rc = 0 ] && break
+    grep -q 'Address already in use' "$log" || return $rc
+  done
+  [ $rc = 0 ] || return $rc
+  _nbdkit_started "$name" "$pidf"
+  eval "port_$name=$port"
+}
+
+# _nbdkit_started NAME PIDFILE: wait for a daemonised nbdkit's pidfile,
+# register its kill and set pid_NAME.
+_nbdkit_started () {
+  local name=$1 pidf=$2 pid
   for _ in $(seq 100); do
     [ -s "$pidf" ] && break
     sleep 0.1
   done
   [ -s "$pidf" ] || fail "nbdkit $name did not write its pidfile"
-  local pid
   pid=$(cat "$pidf")
   on_exit "kill $pid"
-  eval "sock_$name='$sock' pid_$name=$pid"
+  eval "pid_$name=$pid"
+}
+
+# free_port: a TCP port of 127.0.0.1 that nothing listens on now.
+free_port () {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 # stop_nbdkit NAME: stop it and wait until it has exited (it flushes
