@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# accel-mount and accel-umount, on this machine's path: no nbd driver, so
+# nbdfuse + a read-only loop device (tests/test-vm-nbd.sh covers the
+# kernel's nbd client).  Two ext4 images (4 KiB and 1 KiB blocks) are
+# published and mounted at once; every file must equal its source.
+# Re-running either tool is harmless.  After accel-umount nothing may be
+# left: no process, loop device, FUSE mount, mount or state directory.
+# With nbdkit killed under a mounted filesystem, a read of an uncached
+# file must fail within a bounded time (not hang), and accel-umount then
+# accel-mount must recover.  A missing object, a wrong secret and an
+# image without a filesystem fail with a clear error, leaving nothing.
+. "$(dirname "$0")/lib/functions.sh"
+for c in nbdkit nbdinfo nbdfuse fusermount3 losetup findmnt flock mke2fs mksquashfs; do
+  requires "$c"
+done
+[ "$(id -u)" = 0 ] || skip "needs root to mount"
+[ -e /dev/fuse ] || skip "no /dev/fuse"
+needs_s3
+make_tmpdir
+mount_tool="$top/tools/sh/accel-mount"
+umount_tool="$top/tools/sh/accel-umount"
+# A private state directory: never the real /run/accel.
+export ACCEL_RUN_DIR="$tmp/run"
+ep="endpoint=$ACCEL_TEST_S3_ENDPOINT"
+# This test is about the fallback: where the nbd driver is there or can
+# be loaded, ask for the fallback (--fuse).
+fuse=()
+if [ -d /sys/module/nbd ] ||
+   { command -v modprobe > /dev/null && modprobe -n -q nbd 2>/dev/null; }; then
+  fuse=(--fuse)
+fi
+
+# leftovers: everything of ours still there, one line each: processes
+# with the run directory in their arguments, loop devices over files
+# under $tmp, mounts under $tmp and state directories.
+leftovers () {
+  local p args a b
+  for p in /proc/[0-9]*; do
+    mapfile -d '' args 2>/dev/null < "$p/cmdline" || continue
+    for a in "${args[@]}"; do
+      case $a in *"$ACCEL_RUN_DIR"*)
+        echo "process ${p#/proc/}: ${args[*]}"
+        break ;;
+      esac
+    done
+  done
+  for b in /sys/block/loop*/loop/backing_file; do
+    [ -f "$b" ] || continue
+    case $(cat "$b" 2>/dev/null) in "$tmp"/*)
+      echo "loop device ${b#/sys/block/}: $(cat "$b")" ;;
+    esac
+  done
+  grep -F " $tmp/" /proc/mounts | sed 's/^/mount: /'
+  for b in "$ACCEL_RUN_DIR"/*/; do
+    [ -d "$b" ] && echo "state directory: $b"
+  done
+  return 0
+}
+assert_nothing_left () {
+  local left
+  left=$(leftovers)
+  [ -z "$left" ] || fail "$1: left behind:
+$left"
+}
+# The safety net, should the tools fail: undo by hand whatever is left.
+force_cleanup () {
+  local m l p
+  grep -F " $tmp/" /proc/mounts | awk '{ print $2 }' | sort -r |
+    while read -r m; do umount -l "$(printf '%b' "$m")"; done
+  for l in /sys/block/loop*/loop/backing_file; do
+    case $(cat "$l" 2>/dev/null) in "$tmp"/*)
+      losetup -d "/dev/$(basename "$(dirname "$(dirname "$l")")")" ;;
+    esac
+  done
+  for p in $(leftovers | sed -n 's/^process \([0-9]*\):.*/\1/p'); do
+    kill -9 "$p"
+  done
+}
+on_exit force_cleanup
+on_exit "for d in '$ACCEL_RUN_DIR'/*/; do '$umount_tool' --name \"\$(basename \"\$d\")\"; done"
+
+# 1. Two ext4 images of different trees, indexed and published.
+make_tree "$tmp/src1"
+make_tree "$tmp/src2"
+head -c 2000000 /dev/urandom > "$tmp/src2/only-in-2.bin"
+mke2fs -q -t ext4 -b 4096 -d "$tmp/src1" -L one "$tmp/one.img" 32M || fail "mke2fs one"
+mke2fs -q -t ext4 -b 1024 -d "$tmp/src2" -L two "$tmp/two.img" 24M || fail "mke2fs two"
+mksquashfs "$tmp/src1" "$tmp/three.sqfs" -quiet -noappend -no-progress > /dev/null ||
+  fail "mksquashfs"
+head -c $((4 << 20)) /dev/urandom > "$tmp/raw.img"
+bucket=$(unique_bucket)
+s3_mkbucket "$bucket"
+for img in one.img two.img three.sqfs raw.img; do
+  "$top/indexer/accel-index" "$tmp/$img" -o "$tmp/$img.manifest" > /dev/null ||
+    fail "accel-index $img"
+  s3_put "$tmp/$img" "$bucket/$img"
+  s3_put "$tmp/$img.manifest" "$bucket/$img.manifest"
+done
+url1="s3://$bucket/one.img" url2="s3://$bucket/two.img"
+# Awkward names: the state directory is named as systemd-escape would,
+# and the socket path inside it then needs escaping in NBD URIs.
+mnt1="$tmp/mnt/data-set 1"
+mnt2="$tmp/mnt/two"
+name1='tmp-'$(basename "$tmp" | sed 's/-/\\x2d/g')'-mnt-data\x2dset\x201'
+
+# 2. Both at once.
+"$mount_tool" "${fuse[@]}" "$url1" "$mnt1" --cache-dir "$tmp/cache" "$ep" > "$tmp/mount1.out" 2>&1 &
+p1=$!
+"$mount_tool" "${fuse[@]}" "$url2" "$mnt2" --cache-dir "$tmp/cache" "$ep" cache-size=1G \
+  > "$tmp/mount2.out" 2>&1 &
+p2=$!
+wait $p1 || fail "accel-mount 1: $(cat "$tmp/mount1.out")"
+wait $p2 || fail "accel-mount 2: $(cat "$tmp/mount2.out")"
+cat "$tmp/mount1.out" "$tmp/mount2.out"
+if [ ${#fuse[@]} = 0 ]; then
+  grep -q "no nbd driver in this kernel: using nbdfuse + loop device" "$tmp/mount1.out" ||
+    fail "accel-mount did not say it falls back to nbdfuse"
+fi
+[ -d "$ACCEL_RUN_DIR/$name1" ] || fail "state directory is not $name1: $(ls "$ACCEL_RUN_DIR")"
+if command -v systemd-escape > /dev/null; then
+  [ "$(systemd-escape --path "$mnt1")" = "$name1" ] || fail "name differs from systemd-escape's"
+fi
+for m in "$mnt1" "$mnt2"; do
+  findmnt -n -M "$m" -o OPTIONS | grep -q '^ro,' || fail "$m is not mounted read-only"
+  touch "$m/new" 2>/dev/null && fail "$m is writable"
+done
+diff -r "$tmp/src1" "$mnt1" -x lost+found || fail "mount 1 differs from its source"
+diff -r "$tmp/src2" "$mnt2" -x lost+found || fail "mount 2 differs from its source"
+[ "$(stat -c %i "$mnt1/a/big.bin")" = "$(stat -c %i "$mnt1/a/hardlink.bin")" ] ||
+  fail "hard link lost"
+[ "$(findmnt -n -M "$mnt1" -o SOURCE)" != "$(findmnt -n -M "$mnt2" -o SOURCE)" ] ||
+  fail "both mounts on one device"
+[ "$(leftovers | grep -c '^process')" = 4 ] ||
+  fail "expected 2 nbdkit + 2 nbdfuse: $(leftovers)"
+
+# 3. Re-running accel-mount is harmless; another URL or a foreign mount
+# on the mountpoint is refused.
+before=$(leftovers)
+"$mount_tool" "${fuse[@]}" "$url1" "$mnt1" --cache-dir "$tmp/cache" "$ep" > "$tmp/again.out" 2>&1 ||
+  fail "accel-mount again: $(cat "$tmp/again.out")"
+cat "$tmp/again.out"
+grep -q "already mounted" "$tmp/again.out" || fail "re-run did not say already mounted"
+[ "$(leftovers)" = "$before" ] || fail "re-run changed something"
+if "$mount_tool" "${fuse[@]}" "$url2" "$mnt1" "$ep" > "$tmp/other.out" 2>&1; then
+  fail "accel-mount of another URL on a mounted mountpoint succeeded"
+fi
+cat "$tmp/other.out"
+grep -q "already an accel mount of $url1" "$tmp/other.out" || fail "unclear refusal"
+mkdir -p "$tmp/foreign"
+mount -t tmpfs -o size=1M accel-test "$tmp/foreign" || fail "mount tmpfs"
+on_exit "umount '$tmp/foreign'"
+rc=0
+"$mount_tool" "${fuse[@]}" "$url1" "$tmp/foreign" "$ep" > "$tmp/foreign.out" 2>&1 || rc=$?
+cat "$tmp/foreign.out"
+[ $rc = 1 ] || fail "accel-mount on a foreign mount: exit $rc, not 1"
+grep -q "not by accel-mount: refusing" "$tmp/foreign.out" || fail "unclear refusal"
+rc=0
+"$umount_tool" "$tmp/foreign" > "$tmp/foreign-umount.out" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "accel-umount of a foreign mount: exit $rc, not 1"
+findmnt -n -M "$tmp/foreign" > /dev/null || fail "accel-umount unmounted a foreign mount"
+umount "$tmp/foreign"
+[ "$(leftovers)" = "$before" ] || fail "a refused accel-mount changed something"
+
+# 4. accel-umount both: nothing left; again: nothing to do.
+"$umount_tool" "$mnt1" || fail "accel-umount 1"
+"$umount_tool" --name "$(basename "$(dirname "$(grep -lx "mountpoint=$mnt2" \
+  "$ACCEL_RUN_DIR"/*/state)")")" || fail "accel-umount --name 2"
+assert_nothing_left "accel-umount"
+if [ -e "$mnt1" ] || [ -e "$mnt2" ]; then
+  fail "the mountpoints accel-mount made are still there"
+fi
+"$umount_tool" "$mnt1" > "$tmp/umount-again.out" 2>&1 ||
+  fail "accel-umount again: $(cat "$tmp/umount-again.out")"
+grep -q "nothing to do" "$tmp/umount-again.out" || fail "re-run did not say nothing to do"
+
+# 5. A mount undone by hand behind accel-mount's back (as after a crash):
+# the next accel-mount cleans up what is left and mounts again.
+"$mount_tool" "${fuse[@]}" "$url1" "$mnt1" "$ep" --cache-dir "$tmp/cache" > /dev/null ||
+  fail "accel-mount 1 again"
+umount "$mnt1"
+"$mount_tool" "${fuse[@]}" "$url1" "$mnt1" "$ep" --cache-dir "$tmp/cache" > "$tmp/stale.out" 2>&1 ||
+  fail "accel-mount over stale state: $(cat "$tmp/stale.out")"
+cat "$tmp/stale.out"
+grep -q "undoing a previous mount" "$tmp/stale.out" || fail "stale state not reported"
+[ "$(leftovers | grep -c '^process')" = 2 ] || fail "stale processes: $(leftovers)"
+cmp "$tmp/src1/a/big.bin" "$mnt1/a/big.bin" || fail "remount reads wrong data"
+
+# ... and with a file held open: accel-umount detaches lazily, says so,
+# and everything is gone once the file is closed.
+exec {held}< "$mnt1/a/big.bin"
+"$umount_tool" "$mnt1" > "$tmp/busy.out" 2>&1 || fail "accel-umount busy: $(cat "$tmp/busy.out")"
+cat "$tmp/busy.out"
+grep -q "busy.*lazily" "$tmp/busy.out" || fail "lazy unmount not reported"
+findmnt -n -M "$mnt1" > /dev/null && fail "still mounted after a lazy unmount"
+exec {held}<&-
+for _ in $(seq 100); do
+  [ -z "$(leftovers)" ] && break
+  sleep 0.1
+done
+assert_nothing_left "accel-umount of a busy mount, once closed"
+
+# 6. nbdkit killed under a mounted filesystem: a fresh mount (nothing in
+# the page cache), one small file read, then kill -9.  Reading an uncached
+# file must fail, and quickly: timeout's 124 would mean it hung.
+"$mount_tool" "${fuse[@]}" "$url2" "$mnt2" "$ep" --cache-dir "$tmp/cache" > /dev/null ||
+  fail "accel-mount 2 again"
+[ "$(cat "$mnt2/a/b/c/d/e/deep.txt")" = "hello accel" ] || fail "first read"
+nbdkit_pid=$(cat "$ACCEL_RUN_DIR"/*/nbdkit.pid)
+kill -9 "$nbdkit_pid"
+t0=$(date +%s%N)
+rc=0
+timeout 60 cat "$mnt2/only-in-2.bin" > /dev/null 2> "$tmp/kill-read.err" || rc=$?
+t1=$(date +%s%N)
+ms=$(((t1 - t0) / 1000000))
+echo "read of an uncached file after kill -9 nbdkit: exit $rc after $ms ms: $(cat "$tmp/kill-read.err")"
+[ $rc != 0 ] || fail "the read succeeded with nbdkit dead"
+[ $rc != 124 ] || fail "the read hung (timed out after 60 s)"
+[ $ms -lt 30000 ] || fail "the read took $ms ms to fail"
+rc=0
+"$mount_tool" "${fuse[@]}" "$url2" "$mnt2" "$ep" > "$tmp/dead.out" 2>&1 || rc=$?
+cat "$tmp/dead.out"
+[ $rc = 1 ] || fail "accel-mount on a mount with a dead nbdkit: exit $rc, not 1"
+grep -q "has exited" "$tmp/dead.out" || fail "dead nbdkit not reported"
+"$umount_tool" "$mnt2" > "$tmp/dead-umount.out" 2>&1 ||
+  fail "accel-umount after kill: $(cat "$tmp/dead-umount.out")"
+cat "$tmp/dead-umount.out"
+grep -q "had already exited" "$tmp/dead-umount.out" || fail "dead nbdkit not reported"
+assert_nothing_left "accel-umount after kill -9 nbdkit"
+"$mount_tool" "${fuse[@]}" "$url2" "$mnt2" "$ep" --cache-dir "$tmp/cache" > /dev/null ||
+  fail "accel-mount after kill"
+diff -r "$tmp/src2" "$mnt2" -x lost+found || fail "mount after recovery differs"
+"$umount_tool" "$mnt2" > /dev/null || fail "accel-umount 2"
+
+# 7. A squashfs image (here --name names the state directory).
+"$mount_tool" "${fuse[@]}" "s3://$bucket/three.sqfs" "$tmp/mnt/three" --name three "$ep" \
+  --cache-dir "$tmp/cache" > "$tmp/three.out" || fail "accel-mount squashfs"
+grep -q '(squashfs, read-only)' "$tmp/three.out" || fail "not mounted as squashfs"
+[ -f "$ACCEL_RUN_DIR/three/state" ] || fail "--name ignored"
+diff -r "$tmp/src1" "$tmp/mnt/three" || fail "squashfs mount differs"
+"$umount_tool" --name three > /dev/null || fail "accel-umount --name three"
+assert_nothing_left "accel-umount squashfs"
+
+# 8. Failures at each stage leave nothing: a missing object and a wrong
+# secret (nbdkit refuses to start), an image with no filesystem (fails
+# after nbdkit, nbdfuse and the loop device are up).
+try_fail () {
+  local what=$1 want=$2 rc=0
+  shift 2
+  "$@" > "$tmp/fail.out" 2>&1 || rc=$?
+  echo "-- $what: exit $rc"
+  cat "$tmp/fail.out"
+  [ $rc = 1 ] || fail "$what: exit $rc, not 1"
+  grep -q "$want" "$tmp/fail.out" || fail "$what: no '$want' in the error"
+  assert_nothing_left "$what"
+  [ ! -e "$tmp/mnt/bad" ] || fail "$what: the mountpoint it made is left"
+}
+try_fail "missing object" "404" \
+  "$mount_tool" "${fuse[@]}" "s3://$bucket/missing.img" "$tmp/mnt/bad" "$ep" --cache-dir "$tmp/cache"
+try_fail "wrong secret" "403" env AWS_SECRET_ACCESS_KEY=wrong-secret-0123456789 \
+  "$mount_tool" "${fuse[@]}" "$url1" "$tmp/mnt/bad" "$ep" --cache-dir "$tmp/cache"
+grep -q "wrong-secret" "$tmp/fail.out" && fail "the secret appears in the error"
+try_fail "no filesystem" "no filesystem found" \
+  "$mount_tool" "${fuse[@]}" "s3://$bucket/raw.img" "$tmp/mnt/bad" "$ep" --cache-dir "$tmp/cache"
+
+# 9. Usage errors exit 2; --help describes the tools.
+rc=0; "$mount_tool" "${fuse[@]}" "$url1" > /dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "accel-mount with no mountpoint: exit $rc, not 2"
+rc=0; "$mount_tool" "${fuse[@]}" "$url1" "$mnt1" not-a-key > /dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "accel-mount with a bad KEY=VALUE: exit $rc, not 2"
+rc=0; "$umount_tool" > /dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "accel-umount with no argument: exit $rc, not 2"
+"$mount_tool" --help | grep -q '^SYNOPSIS' || fail "accel-mount --help"
+"$umount_tool" --help | grep -q '^SYNOPSIS' || fail "accel-umount --help"
+assert_nothing_left "the end"
+echo OK
