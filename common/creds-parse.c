@@ -1,10 +1,7 @@
 /* accel: tiny bounded extractors for credential service responses.
  *
- * The XML scanner walks from one '<' to the next, stepping over
- * comments, CDATA sections, processing instructions and declarations, and
- * stops at the first start tag with the wanted name; it is enough for
- * STS's flat documents and does not pretend to be a general XML parser.
- * The JSON reader is a real (if minimal) recursive descent over one
+ * The XML functions are xml.c's, under the tighter cap that credential
+ * responses get.  The JSON reader is a real (if minimal) recursive descent over one
  * object, so that a key is only matched at the top level and a truncated
  * or garbled document is refused as a whole.  Every loop is bounded by
  * the input length, which is capped at CREDS_PARSE_MAX; decoded output is
@@ -20,6 +17,7 @@
 #include <time.h>
 
 #include "creds-parse.h"
+#include "xml.h"
 
 /* JSON containers nested deeper than this are refused. */
 #define JSON_MAX_DEPTH 16
@@ -33,238 +31,27 @@ starts_with (const char *s, size_t len, const char *prefix)
   return len >= n && memcmp (s, prefix, n) == 0;
 }
 
-/* Encode a Unicode code point as UTF-8; returns the number of bytes.
- * The caller has rejected surrogates and values above U+10FFFF.
- */
-static size_t
-utf8_encode (uint32_t cp, char *out)
-{
-  if (cp < 0x80) {
-    out[0] = cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = 0xc0 | (cp >> 6);
-    out[1] = 0x80 | (cp & 0x3f);
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = 0xe0 | (cp >> 12);
-    out[1] = 0x80 | ((cp >> 6) & 0x3f);
-    out[2] = 0x80 | (cp & 0x3f);
-    return 3;
-  }
-  out[0] = 0xf0 | (cp >> 18);
-  out[1] = 0x80 | ((cp >> 12) & 0x3f);
-  out[2] = 0x80 | ((cp >> 6) & 0x3f);
-  out[3] = 0x80 | (cp & 0x3f);
-  return 4;
-}
-
-/* A code point we are willing to put in a C string. */
-static bool
-valid_code_point (uint32_t cp)
-{
-  return cp > 0 && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
-}
-
-/* Whether the character after "<name" ends the name, so that looking
- * for <AccessKeyId> does not match <AccessKeyIdX>.
- */
-static bool
-xml_name_ends (char c)
-{
-  return c == '>' || c == '/' || isspace ((unsigned char) c);
-}
-
-/* Find the matching "</name>" (blanks allowed before '>') from p. */
-static const char *
-xml_find_close (const char *p, const char *end, const char *name, size_t nlen,
-                const char **after)
-{
-  while (p < end) {
-    const char *q = memmem (p, end - p, "</", 2);
-    const char *r;
-
-    if (q == NULL)
-      return NULL;
-    r = q + 2;
-    if ((size_t) (end - r) > nlen && memcmp (r, name, nlen) == 0) {
-      r += nlen;
-      while (r < end && isspace ((unsigned char) *r))
-        r++;
-      if (r < end && *r == '>') {
-        *after = r + 1;
-        return q;
-      }
-    }
-    p = q + 2;
-  }
-  return NULL;
-}
-
-/* Skip whatever cannot contain a real start tag, then match names
- * exactly.
- */
+/* xml_find, under the cap of credential responses. */
 int
 creds_xml_find (const char *xml, size_t len, const char *name,
                 const char **inner, size_t *inner_len)
 {
-  const char *p = xml, *end = xml + len;
-  size_t nlen = strlen (name);
-
   if (len > CREDS_PARSE_MAX) {
     errno = E2BIG;
     return -1;
   }
-  if (nlen == 0) {
-    errno = EINVAL;
-    return -1;
-  }
-
-  while (p < end && (p = memchr (p, '<', end - p)) != NULL) {
-    size_t rest = end - p;
-    const char *skip_to = NULL, *q;
-
-    if (starts_with (p, rest, "<!--"))
-      skip_to = "-->";
-    else if (starts_with (p, rest, "<![CDATA["))
-      skip_to = "]]>";
-    else if (starts_with (p, rest, "<?"))
-      skip_to = "?>";
-    else if (starts_with (p, rest, "<!"))
-      skip_to = ">";
-    if (skip_to) {
-      q = memmem (p + 2, rest - 2, skip_to, strlen (skip_to));
-      if (q == NULL) {
-        errno = EINVAL;
-        return -1;
-      }
-      p = q + strlen (skip_to);
-      continue;
-    }
-
-    if (rest > nlen && memcmp (p + 1, name, nlen) == 0 &&
-        (rest == nlen + 1 || xml_name_ends (p[1 + nlen]))) {
-      const char *gt = memchr (p + 1 + nlen, '>', end - (p + 1 + nlen));
-      const char *close, *after;
-
-      if (gt == NULL) { /* also "<name" at the very end */
-        errno = EINVAL;
-        return -1;
-      }
-      if (gt[-1] == '/') { /* <name/> */
-        *inner = gt;
-        *inner_len = 0;
-        return 0;
-      }
-      close = xml_find_close (gt + 1, end, name, nlen, &after);
-      if (close == NULL) {
-        errno = EINVAL;
-        return -1;
-      }
-      *inner = gt + 1;
-      *inner_len = close - (gt + 1);
-      return 0;
-    }
-    p++;
-  }
-  errno = ENOENT;
-  return -1;
+  return xml_find (xml, len, name, inner, inner_len);
 }
 
-/* Decode one entity starting at s[0] == '&' into out; returns the
- * number of input bytes consumed, or 0 if it is malformed.
- */
-static size_t
-xml_decode_entity (const char *s, size_t len, char *out, size_t *outlen)
-{
-  static const struct {
-    const char *name;
-    char c;
-  } named[] = {
-    { "&amp;", '&' },  { "&lt;", '<' },    { "&gt;", '>' },
-    { "&quot;", '"' }, { "&apos;", '\'' },
-  };
-  const char *semi;
-  size_t i, n;
-  uint32_t cp = 0;
-
-  /* The longest reference we accept is "&#x0010FFFF;". */
-  semi = memchr (s, ';', len < 12 ? len : 12);
-  if (semi == NULL)
-    return 0;
-  n = semi - s + 1;
-  for (i = 0; i < sizeof named / sizeof named[0]; ++i) {
-    if (n == strlen (named[i].name) && memcmp (s, named[i].name, n) == 0) {
-      out[0] = named[i].c;
-      *outlen = 1;
-      return n;
-    }
-  }
-  if (n < 4 || s[1] != '#')
-    return 0;
-  if (s[2] == 'x' || s[2] == 'X') {
-    if (n < 5)
-      return 0;
-    for (i = 3; i < n - 1; ++i) {
-      if (!isxdigit ((unsigned char) s[i]))
-        return 0;
-      cp = cp * 16 +
-          (isdigit ((unsigned char) s[i])
-               ? s[i] - '0'
-               : (tolower ((unsigned char) s[i]) - 'a' + 10));
-    }
-  }
-  else {
-    for (i = 2; i < n - 1; ++i) {
-      if (!isdigit ((unsigned char) s[i]))
-        return 0;
-      cp = cp * 10 + (s[i] - '0');
-    }
-  }
-  /* At most 8 hex or 9 decimal digits, so cp did not overflow. */
-  if (!valid_code_point (cp))
-    return 0;
-  *outlen = utf8_encode (cp, out);
-  return n;
-}
-
-/* Decode in place into a buffer the size of the raw content. */
+/* xml_text, under the cap of credential responses. */
 char *
 creds_xml_text (const char *xml, size_t len, const char *name)
 {
-  const char *inner;
-  size_t inner_len, i, j = 0;
-  char *out;
-
-  if (creds_xml_find (xml, len, name, &inner, &inner_len) == -1)
+  if (len > CREDS_PARSE_MAX) {
+    errno = E2BIG;
     return NULL;
-  out = malloc (inner_len + 1);
-  if (out == NULL)
-    return NULL;
-  for (i = 0; i < inner_len;) {
-    if (inner[i] == '&') {
-      size_t outlen, n;
-
-      n = xml_decode_entity (&inner[i], inner_len - i, &out[j], &outlen);
-      if (n == 0)
-        goto bad;
-      i += n;
-      j += outlen;
-    }
-    else if (inner[i] == '<' || inner[i] == '\0')
-      goto bad;
-    else
-      out[j++] = inner[i++];
   }
-  out[j] = '\0';
-  return out;
-
-bad:
-  free (out);
-  errno = EINVAL;
-  return NULL;
+  return xml_text (xml, len, name);
 }
 
 /* A position in the JSON input. */
@@ -338,9 +125,9 @@ json_escape (struct json_cursor *c, char *out)
       return 0;
     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
   }
-  if (!valid_code_point (cp))
+  if (!xml_code_point_valid (cp))
     return 0;
-  return utf8_encode (cp, out);
+  return xml_utf8_encode (cp, out);
 }
 
 /* Read the string at c->p (which is '"').  If out is NULL the string is

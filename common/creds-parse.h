@@ -20,17 +20,19 @@
 
 #define CREDS_PARSE_MAX 65536
 
-/* Find the first element <name>...</name> in xml[0..len), skipping
- * comments, CDATA and processing instructions.  On success *inner and
- * *inner_len give its raw content (for <name/>, the empty string).
- * Nested elements of the same name are not supported.
+/* xml_find (xml.h), refusing inputs over CREDS_PARSE_MAX: find the
+ * first element <name>...</name> in xml[0..len), skipping comments,
+ * CDATA and processing instructions.  On success *inner and *inner_len
+ * give its raw content (for <name/>, the empty string).  Nested
+ * elements of the same name are not supported.
  */
 int creds_xml_find (const char *xml, size_t len, const char *name,
                     const char **inner, size_t *inner_len);
 
-/* The text of the first element <name>, with the five predefined
- * entities and numeric character references decoded, as a malloc'd
- * string.  Content containing markup is EINVAL.
+/* xml_text (xml.h), with the same cap: the text of the first element
+ * <name>, with the five predefined entities and numeric character
+ * references decoded, as a malloc'd string.  Content containing markup
+ * is EINVAL.
  */
 char *creds_xml_text (const char *xml, size_t len, const char *name);
 

@@ -4,10 +4,12 @@
  * by what we know of the object, whether it gave exactly what we asked
  * for: the right status, a Content-Range naming exactly our range and
  * the size seen at open, a body of exactly the right length, and the
- * same ETag.  If not, we decide whether another attempt could help
- * (5xx, 429, reset, timeout, short body: yes; 403, 404, 412 or a
- * server that breaks the protocol: no) and write the one message that
- * the caller will report, saying what to check.
+ * same ETag; for an upload, the ETag of what was stored, or an XML
+ * reply that is not an <Error> in disguise.  If not, we decide whether
+ * another attempt could help (5xx, 429, reset, timeout, short body:
+ * yes; 403, 404, 412 or a server that breaks the protocol: no) and
+ * write the one message that the caller will report, saying what to
+ * check.
  *
  * Messages never include secrets: only the access key ID's ends and
  * where the credentials came from.
@@ -82,8 +84,7 @@ format_access_hint (const struct s3_url *url, const struct s3_response *rs,
 /* A response with a status other than 2xx. */
 static enum s3_outcome
 judge_status (const struct s3_url *url, const struct s3_request *rq,
-              struct s3_response *rs, const char *etag, char *msg,
-              size_t msglen, int *err)
+              struct s3_response *rs, char *msg, size_t msglen, int *err)
 {
   struct http_s3_error xe;
   char detail[2 * HTTP_MAX_XML_FIELD + 8], hint[256];
@@ -122,6 +123,10 @@ judge_status (const struct s3_url *url, const struct s3_request *rq,
       return verdict (S3_FAIL, e, err, msg, msglen,
                       "no such bucket (404 Not Found, NoSuchBucket): check "
                       "the bucket name and the endpoint/region");
+    if (strcmp (xe.code, "NoSuchUpload") == 0)
+      return verdict (S3_FAIL, e, err, msg, msglen,
+                      "no such upload (404 Not Found, NoSuchUpload): it was "
+                      "completed or aborted meanwhile");
     return verdict (S3_FAIL, e, err, msg, msglen,
                     "no such object (404 Not Found%s%s): check the %s",
                     xe.code[0] ? ", " : "", xe.code,
@@ -130,7 +135,7 @@ judge_status (const struct s3_url *url, const struct s3_request *rq,
     return verdict (S3_FAIL, e, err, msg, msglen,
                     "the object changed since it was opened (ETag was %s): "
                     "refusing to mix versions",
-                    etag);
+                    rq->if_match ? rq->if_match : "?");
   case 416:
     return verdict (S3_FAIL, e, err, msg, msglen,
                     "416 Range Not Satisfiable for bytes %" PRIu64 "-%" PRIu64
@@ -181,7 +186,7 @@ etag_changed (const struct s3_response *rs, const char *etag)
 {
   char got[HTTP_MAX_ETAG];
 
-  if (http_parse_etag (rs->etag.value, got) == -1)
+  if (etag == NULL || http_parse_etag (rs->etag.value, got) == -1)
     return false;
   return strcmp (got, etag) != 0;
 }
@@ -309,14 +314,70 @@ judge_all (const struct s3_request *rq, const struct s3_response *rs,
   return S3_OK;
 }
 
-/* Order matters: local write errors, then any status other than 2xx
+/* The response to S3_SEND: the ETag of what was stored is what
+ * CompleteMultipartUpload must name.
+ */
+static enum s3_outcome
+judge_send (const struct s3_request *rq, struct s3_response *rs, char *msg,
+            size_t msglen, int *err)
+{
+  if (rs->status != 200)
+    return verdict (S3_FAIL, EPROTO, err, msg, msglen,
+                    "unexpected status %ld to a %s", rs->status, rq->method);
+  if (rs->sent != rq->body_len)
+    return verdict (S3_RETRY, EIO, err, msg, msglen,
+                    "the server answered after %" PRIu64 " of %" PRIu64
+                    " bytes",
+                    rs->sent, rq->body_len);
+  if (http_parse_etag (rs->etag.value, rs->learned_etag) == -1)
+    return verdict (S3_FAIL, EPROTO, err, msg, msglen,
+                    "the server sent no usable ETag for what it stored "
+                    "(\"%s\")",
+                    rs->etag.value);
+  return S3_OK;
+}
+
+/* S3 errors to retry when they come in the body of a 200: a
+ * CompleteMultipartUpload can fail after its 200 was sent.
+ */
+static bool
+error_code_retryable (const char *code)
+{
+  return strcmp (code, "InternalError") == 0 ||
+      strcmp (code, "SlowDown") == 0 ||
+      strcmp (code, "ServiceUnavailable") == 0 ||
+      strcmp (code, "RequestTimeout") == 0;
+}
+
+/* The response to S3_XML: a 200 whose document is not an <Error>.
+ * What the document says is for the caller to parse.
+ */
+static enum s3_outcome
+judge_xml (const struct s3_request *rq, const struct s3_response *rs, char *msg,
+           size_t msglen, int *err)
+{
+  struct http_s3_error xe;
+  char detail[2 * HTTP_MAX_XML_FIELD + 8];
+
+  if (rs->status != 200)
+    return verdict (S3_FAIL, EPROTO, err, msg, msglen,
+                    "unexpected status %ld to a %s", rs->status, rq->method);
+  if (rq->buf && memmem (rq->buf, rs->got, "<Error>", 7)) {
+    http_parse_s3_error (rq->buf, rs->got, &xe);
+    format_detail (&xe, detail, sizeof detail);
+    return verdict (error_code_retryable (xe.code) ? S3_RETRY : S3_FAIL, EIO,
+                    err, msg, msglen, "200 OK with an error%s", detail);
+  }
+  return S3_OK;
+}
+
+/* Order matters: local read and write errors, then any status other than 2xx
  * (judged even if its body was cut short), then transfer errors, then
  * the strict checks of a 2xx.
  */
 enum s3_outcome
 s3_check_response (const struct s3_url *url, const struct s3_request *rq,
-                   struct s3_response *rs, uint64_t size, const char *etag,
-                   char *msg, size_t msglen, int *err)
+                   struct s3_response *rs, char *msg, size_t msglen, int *err)
 {
   uint64_t complete;
 
@@ -327,6 +388,14 @@ s3_check_response (const struct s3_url *url, const struct s3_request *rq,
     return verdict (S3_FAIL, rs->write_errno, err, msg, msglen,
                     "writing the object: %m");
   }
+  if (rs->read_errno) {
+    errno = rs->read_errno;
+    return verdict (S3_FAIL, rs->read_errno, err, msg, msglen,
+                    "reading the file to upload: %m");
+  }
+  if (rs->body_shrank)
+    return verdict (S3_FAIL, ESTALE, err, msg, msglen,
+                    "the file to upload shrank during the upload");
   if (rs->overflow && rs->status == 200 && rq->has_range)
     return verdict (S3_FAIL, EPROTO, err, msg, msglen,
                     "200 OK with more than the %" PRIu64 " bytes asked "
@@ -349,7 +418,7 @@ s3_check_response (const struct s3_url *url, const struct s3_request *rq,
             0 &&
         complete == 0)
       return judge_open (rq, rs, msg, msglen, err);
-    return judge_status (url, rq, rs, etag, msg, msglen, err);
+    return judge_status (url, rq, rs, msg, msglen, err);
   }
   if (rs->cc != CURLE_OK)
     return judge_curl (rs, msg, msglen, err);
@@ -360,9 +429,15 @@ s3_check_response (const struct s3_url *url, const struct s3_request *rq,
   case S3_OPEN:
     return judge_open (rq, rs, msg, msglen, err);
   case S3_READ_RANGE:
-    return judge_range (rq, rs, size, etag, msg, msglen, err);
+    return judge_range (rq, rs, rq->size, rq->if_match, msg, msglen, err);
+  case S3_SEND:
+    return judge_send (rq, rs, msg, msglen, err);
+  case S3_XML:
+    return judge_xml (rq, rs, msg, msglen, err);
+  case S3_DELETE:
+    return S3_OK;
   case S3_READ_ALL:
   default:
-    return judge_all (rq, rs, etag, msg, msglen, err);
+    return judge_all (rq, rs, rq->if_match, msg, msglen, err);
   }
 }

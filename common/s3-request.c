@@ -4,7 +4,8 @@
  * caller's buffer or fd, never past the size asked for.  Error bodies
  * go to a small separate buffer, so that S3's <Code> and <Message> can
  * be shown.  Whether the exchange gave what we asked for is decided
- * afterwards, by s3-check.c.
+ * afterwards, by s3-check.c.  A request body (uploads) is signed with
+ * its SHA-256 and streamed from memory or, with pread, from a file.
  *
  * NB: no message or trace here contains the secret key, the session
  * token, the Authorization header or a URL's query string.
@@ -198,8 +199,62 @@ write_cb (char *ptr, size_t size, size_t nmemb, void *opaque)
   return n;
 }
 
-/* Append "name: value" to a header list.  The line is wiped before it
- * is freed, since some values (token, signature) are secrets.
+/* libcurl asks for the request body piece by piece, again from the
+ * start on every attempt (rs is new each time), so a retried part is
+ * read from the file again.  A file that ends early is not padded:
+ * the transfer is aborted and s3-check.c says why.
+ */
+static size_t
+read_cb (char *ptr, size_t size, size_t nitems, void *opaque)
+{
+  struct s3_response *rs = opaque;
+  const struct s3_request *rq = rs->rq;
+  uint64_t left = rq->body_len - rs->sent;
+  size_t n = size * nitems;
+  ssize_t r;
+
+  if (n > left)
+    n = left;
+  if (n == 0)
+    return 0;
+  if (rq->body)
+    memcpy (ptr, rq->body + rs->sent, n);
+  else {
+    do
+      r = pread (rq->body_fd, ptr, n, rq->body_offset + rs->sent);
+    while (r == -1 && errno == EINTR);
+    if (r == -1) {
+      rs->read_errno = errno;
+      return CURL_READFUNC_ABORT;
+    }
+    if (r == 0) {
+      rs->body_shrank = true;
+      return CURL_READFUNC_ABORT;
+    }
+    n = r;
+  }
+  rs->sent += n;
+  return n;
+}
+
+/* libcurl rewinds the body when it must send it again on a new
+ * connection (a kept-alive one that the server had closed).
+ */
+static int
+seek_cb (void *opaque, curl_off_t offset, int origin)
+{
+  struct s3_response *rs = opaque;
+
+  if (origin != SEEK_SET || offset < 0 || (uint64_t) offset > rs->rq->body_len)
+    return CURL_SEEKFUNC_CANTSEEK;
+  rs->sent = offset;
+  return CURL_SEEKFUNC_OK;
+}
+
+/* Append "name: value" to a header list, or "name:" for an empty
+ * value, which tells libcurl not to send a header it would add itself
+ * (Expect).  The line is wiped before it is freed, since some values
+ * (token, signature) are secrets.
  */
 static int
 add_header (struct curl_slist **list, const char *name, const char *value)
@@ -215,7 +270,7 @@ add_header (struct curl_slist **list, const char *name, const char *value)
   }
   memcpy (line, name, nlen);
   memcpy (line + nlen, ": ", 2);
-  memcpy (line + nlen + 2, value, vlen + 1);
+  memcpy (line + nlen + (vlen ? 2 : 1), value, vlen + 1);
   l = curl_slist_append (*list, line);
   explicit_bzero (line, nlen + vlen + 2);
   free (line);
@@ -243,16 +298,18 @@ set_key_hint (struct s3_response *rs, const char *key)
 
 /* Add the SigV4 headers (host, x-amz-date, x-amz-content-sha256,
  * x-amz-security-token, Authorization) to *list, with the credentials
- * of the moment.  Nothing is added if the provider says anonymous.
+ * of the moment, signing Content-MD5 and Content-Type too when rq has
+ * them.  Nothing is added if the provider says anonymous.
  */
 static int
 sign_request (struct creds_provider *provider, const char *region,
-              const struct s3_url *url, const char *method,
+              const struct s3_url *url, const struct s3_request *rq,
               struct curl_slist **list, struct s3_response *rs)
 {
+  const char *payload_hash = rq->body_sha256 ? rq->body_sha256 : EMPTY_SHA256;
   struct aws_creds *cr = NULL;
   char amz_date[17];
-  struct sigv4_kv h[4];
+  struct sigv4_kv h[6];
   size_t nh = 0;
   struct sigv4_request sr;
   char *auth = NULL;
@@ -273,16 +330,22 @@ sign_request (struct creds_provider *provider, const char *region,
   if (sigv4_format_date (time (NULL), amz_date) == -1)
     goto out;
   h[nh++] = (struct sigv4_kv){ "host", url->host };
-  h[nh++] = (struct sigv4_kv){ "x-amz-content-sha256", EMPTY_SHA256 };
+  h[nh++] = (struct sigv4_kv){ "x-amz-content-sha256", payload_hash };
   h[nh++] = (struct sigv4_kv){ "x-amz-date", amz_date };
   if (cr->session_token)
     h[nh++] = (struct sigv4_kv){ "x-amz-security-token", cr->session_token };
+  if (rq->content_md5)
+    h[nh++] = (struct sigv4_kv){ "Content-MD5", rq->content_md5 };
+  if (rq->content_type)
+    h[nh++] = (struct sigv4_kv){ "Content-Type", rq->content_type };
   sr = (struct sigv4_request){
-    .method = method,
+    .method = rq->method,
     .path = url->path,
+    .query = rq->query,
+    .nr_query = rq->nr_query,
     .headers = h,
     .nr_headers = nh,
-    .payload_hash = EMPTY_SHA256,
+    .payload_hash = payload_hash,
     .region = region,
     .service = "s3",
     .amz_date = amz_date,
@@ -322,6 +385,90 @@ out:
     }                                                                          \
   } while (0)
 
+/* The URL to request: url's, followed by rq's query parameters, each
+ * name and value encoded exactly as the signer encodes them.
+ */
+static char *
+request_url (const struct s3_url *url, const struct s3_request *rq)
+{
+  char *r = NULL;
+  size_t len = 0, i;
+  FILE *fp;
+
+  if (rq->nr_query > 0 && (!url->sign || strchr (url->url, '?'))) {
+    report_error ("%s: query parameters need an s3:// URL", url->name);
+    errno = EINVAL;
+    return NULL;
+  }
+  fp = open_memstream (&r, &len);
+  if (fp == NULL) {
+    report_error ("open_memstream: %m");
+    return NULL;
+  }
+  fputs (url->url, fp);
+  for (i = 0; i < rq->nr_query; i++) {
+    CLEANUP_FREE char *name = sigv4_uri_encode (rq->query[i].name, true);
+    CLEANUP_FREE char *value = sigv4_uri_encode (rq->query[i].value, true);
+
+    if (name == NULL || value == NULL) {
+      fclose (fp);
+      free (r);
+      return NULL;
+    }
+    fprintf (fp, "%c%s=%s", i == 0 ? '?' : '&', name, value);
+  }
+  if (fclose (fp) == EOF) {
+    report_error ("%s: building the request URL: %m", url->name);
+    free (r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Method-specific options: how libcurl sends the request and counts
+ * it.  Returns 0, or -1 after report_error.
+ */
+static int
+set_method (CURL *h, const struct s3_request *rq, struct s3_response *rs,
+            struct s3_counters *counters)
+{
+  _Atomic uint64_t *counter;
+
+  if (strcmp (rq->method, "HEAD") == 0) {
+    SETOPT (h, CURLOPT_NOBODY, 1L);
+    counter = &counters->heads;
+  }
+  else if (strcmp (rq->method, "PUT") == 0) {
+    SETOPT (h, CURLOPT_UPLOAD, 1L);
+    SETOPT (h, CURLOPT_INFILESIZE_LARGE, (curl_off_t) rq->body_len);
+    counter = &counters->puts;
+  }
+  else if (strcmp (rq->method, "POST") == 0) {
+    SETOPT (h, CURLOPT_POST, 1L);
+    SETOPT (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) rq->body_len);
+    counter = &counters->posts;
+  }
+  else if (strcmp (rq->method, "DELETE") == 0) {
+    SETOPT (h, CURLOPT_CUSTOMREQUEST, "DELETE");
+    counter = &counters->deletes;
+  }
+  else {
+    SETOPT (h, CURLOPT_HTTPGET, 1L);
+    counter = &counters->gets;
+  }
+  /* Always ours: libcurl's default would read stdin. */
+  SETOPT (h, CURLOPT_READFUNCTION, read_cb);
+  SETOPT (h, CURLOPT_READDATA, rs);
+  SETOPT (h, CURLOPT_SEEKFUNCTION, seek_cb);
+  SETOPT (h, CURLOPT_SEEKDATA, rs);
+  atomic_fetch_add_explicit (&counters->requests, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit (counter, 1, memory_order_relaxed);
+  return 0;
+
+out:
+  return -1;
+}
+
 /* One attempt: sign, send, stream.  Judging is left to s3-check.c. */
 int
 s3_perform (struct http_pool *pool, struct creds_provider *creds,
@@ -330,16 +477,19 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
             struct s3_counters *counters)
 {
   CLEANUP_HTTP_CONN_PUT struct http_conn *conn = NULL;
+  CLEANUP_FREE char *req_url = NULL;
   struct curl_slist *list = NULL;
-  char range[64] = "", trace[80] = "";
+  char range[64] = "", trace[160] = "", sent[48] = "";
   struct timespec t0, t1;
   long ms;
   int ret = -1;
 
   rs->rq = rq;
+  req_url = request_url (url, rq);
+  if (req_url == NULL)
+    goto out;
   /* Before taking a handle: getting credentials may mean a refresh. */
-  if (url->sign &&
-      sign_request (creds, region, url, rq->method, &list, rs) == -1)
+  if (url->sign && sign_request (creds, region, url, rq, &list, rs) == -1)
     goto out;
   if (rq->has_range) {
     snprintf (range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, rq->first,
@@ -350,38 +500,50 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
   }
   if (rq->if_match && add_header (&list, "If-Match", rq->if_match) == -1)
     goto out;
+  /* Signed headers were added by sign_request; unsigned requests
+   * (anonymous) still send them.
+   */
+  if (!rs->was_signed) {
+    if (rq->content_md5 &&
+        add_header (&list, "Content-MD5", rq->content_md5) == -1)
+      goto out;
+    if (rq->content_type &&
+        add_header (&list, "Content-Type", rq->content_type) == -1)
+      goto out;
+  }
+  /* Waiting for "100 Continue" costs a round trip per part. */
+  if (rq->body_len > 0 && add_header (&list, "Expect", "") == -1)
+    goto out;
+  if (rq->what)
+    snprintf (trace + strlen (trace), sizeof trace - strlen (trace), " (%s)",
+              rq->what);
 
   conn = http_conn_get (pool);
   if (conn == NULL)
     goto out;
   rs->curl = conn->curl;
-  SETOPT (conn->curl, CURLOPT_URL, url->url);
+  SETOPT (conn->curl, CURLOPT_URL, req_url);
   SETOPT (conn->curl, CURLOPT_HTTPHEADER, list);
   SETOPT (conn->curl, CURLOPT_HEADERFUNCTION, header_cb);
   SETOPT (conn->curl, CURLOPT_HEADERDATA, rs);
   SETOPT (conn->curl, CURLOPT_WRITEFUNCTION, write_cb);
   SETOPT (conn->curl, CURLOPT_WRITEDATA, rs);
-  if (strcmp (rq->method, "HEAD") == 0)
-    SETOPT (conn->curl, CURLOPT_NOBODY, 1L);
-  else
-    SETOPT (conn->curl, CURLOPT_HTTPGET, 1L);
-
-  atomic_fetch_add_explicit (&counters->requests, 1, memory_order_relaxed);
-  if (strcmp (rq->method, "HEAD") == 0)
-    atomic_fetch_add_explicit (&counters->heads, 1, memory_order_relaxed);
-  else
-    atomic_fetch_add_explicit (&counters->gets, 1, memory_order_relaxed);
+  if (set_method (conn->curl, rq, rs, counters) == -1)
+    goto out;
 
   clock_gettime (CLOCK_MONOTONIC, &t0);
   rs->cc = curl_easy_perform (conn->curl);
   clock_gettime (CLOCK_MONOTONIC, &t1);
+  atomic_fetch_add_explicit (&counters->sent, rs->sent, memory_order_relaxed);
   curl_easy_getinfo (conn->curl, CURLINFO_RESPONSE_CODE, &rs->status);
   snprintf (rs->curl_error, sizeof rs->curl_error, "%s", conn->errbuf);
 
   ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  if (rq->body_len > 0)
+    snprintf (sent, sizeof sent, "%" PRIu64 " bytes sent, ", rs->sent);
   if (rs->cc == CURLE_OK)
-    report_debug ("s3: %s %s%s: %ld, %" PRIu64 " bytes, %ld ms", rq->method,
-                  url->name, trace, rs->status, rs->got, ms);
+    report_debug ("s3: %s %s%s: %ld, %s%" PRIu64 " bytes, %ld ms", rq->method,
+                  url->name, trace, rs->status, sent, rs->got, ms);
   else
     report_debug ("s3: %s %s%s: %ld, %s, %ld ms", rq->method, url->name, trace,
                   rs->status, curl_easy_strerror (rs->cc), ms);

@@ -378,6 +378,65 @@ parse_http (const char *url, struct s3_url *u)
   return 0;
 }
 
+/* Derived from obj rather than parsed again, so that the endpoint,
+ * addressing style and host are the object's.  NB: obj->url is the
+ * base followed by sigv4_uri_encode (obj->path), which gives the base.
+ */
+int
+s3_url_bucket (const struct s3_url *obj, struct s3_url *out)
+{
+  CLEANUP_FREE char *enc_obj = NULL, *enc_bucket = NULL;
+  struct s3_url u = { 0 };
+  size_t klen, plen, base_len;
+
+  if (!obj->sign || obj->key == NULL || obj->path == NULL) {
+    report_error ("%s: not an s3:// URL", obj->name);
+    errno = EINVAL;
+    return -1;
+  }
+  klen = strlen (obj->key);
+  plen = strlen (obj->path);
+  enc_obj = sigv4_uri_encode (obj->path, false);
+  if (enc_obj == NULL)
+    return -1;
+  if (plen <= klen || strcmp (obj->path + plen - klen, obj->key) != 0 ||
+      strlen (obj->url) < strlen (enc_obj)) {
+    report_error ("%s: cannot derive the bucket's URL", obj->name);
+    errno = EINVAL;
+    return -1;
+  }
+  base_len = strlen (obj->url) - strlen (enc_obj);
+
+  /* "/bucket/" loses its slash, "/" (virtual-hosted) keeps it. */
+  plen -= klen;
+  if (plen > 1)
+    plen--;
+  u.sign = true;
+  u.path = strndup (obj->path, plen);
+  u.bucket = strdup (obj->bucket);
+  u.key = strdup (obj->key);
+  u.host = strdup (obj->host);
+  if (u.path == NULL || u.bucket == NULL || u.key == NULL || u.host == NULL)
+    goto enomem;
+  enc_bucket = sigv4_uri_encode (u.path, false);
+  if (enc_bucket == NULL)
+    goto err;
+  u.url = str_printf ("%.*s%s", (int) base_len, obj->url, enc_bucket);
+  u.name = str_printf ("s3://%s/", obj->bucket);
+  u.identity = u.url ? strdup (u.url) : NULL;
+  if (u.url == NULL || u.name == NULL || u.identity == NULL)
+    goto enomem;
+  *out = u;
+  return 0;
+
+enomem:
+  report_error ("%s: out of memory", obj->name);
+  errno = ENOMEM;
+err:
+  s3_url_free (&u);
+  return -1;
+}
+
 /* Show at most a plausible scheme: whatever else was passed might be
  * a secret pasted in the wrong place.
  */

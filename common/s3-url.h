@@ -45,6 +45,14 @@ struct s3_url {
 extern int s3_url_parse (const char *url, const char *endpoint,
                          const char *region, struct s3_url *out);
 
+/* The URL of obj's bucket (for bucket operations such as listing the
+ * multipart uploads in progress): "/BUCKET" path-style, "/" for a
+ * virtual-hosted bucket.  obj must be an s3:// URL.  key and bucket
+ * are copied, path and url are the bucket's, name is "s3://BUCKET/".
+ * Returns 0, or -1 after report_error; free out with s3_url_free.
+ */
+extern int s3_url_bucket (const struct s3_url *obj, struct s3_url *out);
+
 /* Free the strings inside u (not u itself).  u may be zeroed. */
 extern void s3_url_free (struct s3_url *u);
 

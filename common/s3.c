@@ -1,14 +1,15 @@
 /* accel: reading objects from S3 by range (see s3.h).
  *
- * This file owns clients and objects, and turns each public read into
- * a loop of attempts.  One attempt (s3-request.c) takes a handle from
- * the pool, signs the request with the current credentials, streams
- * the body straight into the caller's buffer (bounded: a server that
- * sends more than we asked for is an error, never an overflow), and
- * judges the response against RFC 9110 and what we know of the object:
- * done, retry (transient: 5xx, 429, reset, timeout, short body) or
- * fail, with a message.  Only the loop here reports, once, after the
- * last attempt, so a retried hiccup leaves nothing but a debug line.
+ * This file owns clients and objects, and turns each request (a read
+ * here, a step of an upload in s3-upload.c) into a loop of attempts.
+ * One attempt (s3-request.c) takes a handle from the pool, signs the
+ * request with the current credentials, streams the body straight
+ * into the caller's buffer (bounded: a server that sends more than we
+ * asked for is an error, never an overflow), and judges the response
+ * against RFC 9110 and what we know of the object: done, retry
+ * (transient: 5xx, 429, reset, timeout, short body) or fail, with a
+ * message.  Only the loop here reports, once, after the last attempt,
+ * so a retried hiccup leaves nothing but a debug line.
  */
 
 #include <errno.h>
@@ -157,7 +158,11 @@ s3_counters_snapshot (struct s3_counters *k, struct s3_stats *out)
   out->requests = atomic_load_explicit (&k->requests, memory_order_relaxed);
   out->gets = atomic_load_explicit (&k->gets, memory_order_relaxed);
   out->heads = atomic_load_explicit (&k->heads, memory_order_relaxed);
+  out->puts = atomic_load_explicit (&k->puts, memory_order_relaxed);
+  out->posts = atomic_load_explicit (&k->posts, memory_order_relaxed);
+  out->deletes = atomic_load_explicit (&k->deletes, memory_order_relaxed);
   out->bytes = atomic_load_explicit (&k->bytes, memory_order_relaxed);
+  out->sent = atomic_load_explicit (&k->sent, memory_order_relaxed);
   out->retries = atomic_load_explicit (&k->retries, memory_order_relaxed);
   out->errors = atomic_load_explicit (&k->errors, memory_order_relaxed);
 }
@@ -225,10 +230,9 @@ rewind_fd (int fd, off_t start)
  * use its message instead.  Only ever on the way to reporting an error.
  */
 static void
-explain_head_failure (struct s3_object *o, long status, char *msg,
-                      size_t msglen, int *err)
+explain_head_failure (struct s3_client *c, const struct s3_url *url,
+                      long status, char *msg, size_t msglen, int *err)
 {
-  struct s3_client *c = o->c;
   struct s3_request rq = { .purpose = S3_OPEN, .method = "GET", .fd = -1 };
   struct s3_response rs;
   enum s3_outcome outcome;
@@ -241,11 +245,9 @@ explain_head_failure (struct s3_object *o, long status, char *msg,
   rq.buf = &byte0;
   rq.len = 1;
   s3_response_init (&rs);
-  r = s3_perform (c->pool, c->creds, c->region, &o->url, &rq, &rs,
-                  &c->counters);
+  r = s3_perform (c->pool, c->creds, c->region, url, &rq, &rs, &c->counters);
   if (r == 0 && rs.status == status) {
-    outcome =
-        s3_check_response (&o->url, &rq, &rs, 0, "", msg2, sizeof msg2, &err2);
+    outcome = s3_check_response (url, &rq, &rs, msg2, sizeof msg2, &err2);
     if (outcome != S3_OK) {
       snprintf (msg, msglen, "%s", msg2);
       *err = err2;
@@ -254,16 +256,24 @@ explain_head_failure (struct s3_object *o, long status, char *msg,
   s3_response_free (&rs);
 }
 
-/* Attempts until success, a permanent failure or the last retry; then
- * report once.  If quiet_enoent, a 404 is returned as ENOENT without a
- * message (s3_object_open's missing_ok).
- */
-static int
-run_request (struct s3_object *o, struct s3_request *rq, bool quiet_enoent)
+/* Every s3:// URL of this client is made with its endpoint and region. */
+int
+s3_client_url (struct s3_client *c, const char *url, struct s3_url *out)
 {
-  struct s3_client *c = o->c;
+  return s3_url_parse (url, c->endpoint, c->region, out);
+}
+
+/* Attempts until success, a permanent failure or the last retry; then
+ * one message, reported or handed back in errbuf.
+ */
+int
+s3_run (struct s3_client *c, const struct s3_url *url,
+        const struct s3_request *rq, struct s3_response *out, char *errbuf,
+        size_t errlen)
+{
   off_t fd_start = -1;
   unsigned attempt;
+  char line[2560];
 
   if (rq->fd >= 0)
     fd_start = lseek (rq->fd, 0, SEEK_CUR);
@@ -271,63 +281,66 @@ run_request (struct s3_object *o, struct s3_request *rq, bool quiet_enoent)
   for (attempt = 0;; attempt++) {
     struct s3_response rs;
     enum s3_outcome outcome;
-    char msg[2048];
+    char msg[2048], gave_up[64] = "";
     int r, err = EIO;
     unsigned ms;
 
     if (attempt > 0)
       atomic_fetch_add_explicit (&c->counters.retries, 1, memory_order_relaxed);
     s3_response_init (&rs);
-    r = s3_perform (c->pool, c->creds, c->region, &o->url, rq, &rs,
-                    &c->counters);
+    r = s3_perform (c->pool, c->creds, c->region, url, rq, &rs, &c->counters);
     if (r == -1) {
       s3_response_free (&rs);
       goto fail_reported;
     }
-    outcome = s3_check_response (&o->url, rq, &rs, o->size, o->etag, msg,
-                                 sizeof msg, &err);
+    outcome = s3_check_response (url, rq, &rs, msg, sizeof msg, &err);
     s3_response_free (&rs);
 
     if (outcome == S3_OK) {
       atomic_fetch_add_explicit (&c->counters.bytes, rs.got,
                                  memory_order_relaxed);
-      if (rq->purpose == S3_OPEN) {
-        o->size = rs.size;
-        memcpy (o->etag, rs.learned_etag, sizeof o->etag);
-      }
+      if (out)
+        *out = rs;
       return 0;
     }
     if (outcome == S3_RETRY && attempt < c->retries) {
       if (rq->fd >= 0 && rs.got > 0 && !rewind_fd (rq->fd, fd_start)) {
         report_error ("%s: %s (cannot retry: the output cannot be "
                       "rewound: %m)",
-                      o->url.name, msg);
+                      url->name, msg);
         goto fail_reported;
       }
       ms = backoff_ms (attempt);
-      report_debug ("s3: %s: %s: retry %u of %u in %u ms", o->url.name, msg,
+      report_debug ("s3: %s%s%s: %s: retry %u of %u in %u ms", url->name,
+                    rq->what ? ": " : "", rq->what ? rq->what : "", msg,
                     attempt + 1, c->retries, ms);
       sleep_ms (ms);
       continue;
     }
 
-    if (quiet_enoent && err == ENOENT) {
+    if (rq->missing_ok && err == ENOENT) {
       errno = ENOENT;
       return -1;
     }
     if (strcmp (rq->method, "HEAD") == 0)
-      explain_head_failure (o, rs.status, msg, sizeof msg, &err);
+      explain_head_failure (c, url, rs.status, msg, sizeof msg, &err);
     if (outcome == S3_RETRY && attempt > 0)
-      report_error ("%s: %s (gave up after %u attempts)", o->url.name, msg,
-                    attempt + 1);
+      snprintf (gave_up, sizeof gave_up, " (gave up after %u attempts)",
+                attempt + 1);
+    snprintf (line, sizeof line, "%s%s%s: %s%s", url->name,
+              rq->what ? ": " : "", rq->what ? rq->what : "", msg, gave_up);
+    if (errbuf)
+      snprintf (errbuf, errlen, "%s", line);
     else
-      report_error ("%s: %s", o->url.name, msg);
+      report_error ("%s", line);
     atomic_fetch_add_explicit (&c->counters.errors, 1, memory_order_relaxed);
     errno = err;
     return -1;
   }
 
 fail_reported:
+  if (errbuf && errlen > 0)
+    errbuf[0] = '\0';
   atomic_fetch_add_explicit (&c->counters.errors, 1, memory_order_relaxed);
   if (errno == 0)
     errno = EIO;
@@ -340,6 +353,7 @@ s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
 {
   struct s3_object *o;
   struct s3_request rq = { .fd = -1, .purpose = S3_OPEN };
+  struct s3_response rs;
   char byte0;
   int saved_errno;
 
@@ -349,7 +363,7 @@ s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
     return NULL;
   }
   o->c = c;
-  if (s3_url_parse (url, c->endpoint, c->region, &o->url) == -1)
+  if (s3_client_url (c, url, &o->url) == -1)
     goto err;
 
   /* A presigned URL is signed for one method: probe it with a GET of
@@ -364,8 +378,11 @@ s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
   }
   else
     rq.method = "HEAD";
-  if (run_request (o, &rq, missing_ok) == -1)
+  rq.missing_ok = missing_ok;
+  if (s3_run (c, &o->url, &rq, &rs, NULL, 0) == -1)
     goto err;
+  o->size = rs.size;
+  memcpy (o->etag, rs.learned_etag, sizeof o->etag);
   report_debug ("s3: opened %s: size %" PRIu64 ", ETag %s", o->url.name,
                 o->size, o->etag);
   return o;
@@ -440,7 +457,8 @@ s3_object_get_range (struct s3_object *o, uint64_t offset, uint64_t len,
   rq.buf = buf;
   rq.len = len;
   rq.if_match = o->etag;
-  return run_request (o, &rq, false);
+  rq.size = o->size;
+  return s3_run (o->c, &o->url, &rq, NULL, NULL, 0);
 }
 
 /* Small whole objects (the manifest), streamed to a file with a cap. */
@@ -459,5 +477,6 @@ s3_object_get_to_fd (struct s3_object *o, int fd, uint64_t max_size)
   rq.method = "GET";
   rq.len = o->size;
   rq.if_match = o->etag;
-  return run_request (o, &rq, false);
+  rq.size = o->size;
+  return s3_run (o->c, &o->url, &rq, NULL, NULL, 0);
 }

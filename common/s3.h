@@ -95,7 +95,11 @@ struct s3_stats {
   uint64_t requests; /* HTTP requests sent, retries included */
   uint64_t gets; /* ... of which GET */
   uint64_t heads; /* ... of which HEAD */
+  uint64_t puts; /* ... of which PUT */
+  uint64_t posts; /* ... of which POST */
+  uint64_t deletes; /* ... of which DELETE */
   uint64_t bytes; /* body bytes received into callers' buffers/fds */
+  uint64_t sent; /* request body bytes sent (uploads), retries included */
   uint64_t retries; /* requests that were a retry */
   uint64_t errors; /* operations that failed (after any retries) */
 };

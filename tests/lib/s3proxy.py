@@ -182,6 +182,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if chunked and limit is None:
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+        if self.command == "HEAD":
+            # Done with the (empty) response, or the upstream connection
+            # refuses the next request ("Request-sent").
+            resp.read()
 
         if limit is not None:
             self.upstream.close()

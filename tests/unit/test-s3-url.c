@@ -327,6 +327,54 @@ test_bucket_names (void)
            "bucket name", buckets[i].name);
 }
 
+/* Bucket URLs derived from object URLs, for bucket operations. */
+static const struct {
+  const char *in, *endpoint, *region;
+  const char *url, *path, *name;
+} bucket_urls[] = {
+  { "s3://bucket/disk.img", "http://127.0.0.1:8000", "us-east-1",
+    "http://127.0.0.1:8000/bucket", "/bucket", "s3://bucket/" },
+  { "s3://bucket/dir/my file+%.img", "http://h:1/", "us-east-1",
+    "http://h:1/bucket", "/bucket", "s3://bucket/" },
+  { "s3://bucket/a/b", NULL, "eu-west-1",
+    "https://bucket.s3.eu-west-1.amazonaws.com/", "/", "s3://bucket/" },
+  { "s3://my.bucket/k", NULL, "us-east-1",
+    "https://s3.us-east-1.amazonaws.com/my.bucket", "/my.bucket",
+    "s3://my.bucket/" },
+};
+
+/* s3_url_bucket: the bucket's URL, and a refusal for http URLs. */
+static void
+test_bucket_urls (void)
+{
+  struct s3_url obj, b;
+  size_t i;
+  unsigned before;
+
+  for (i = 0; i < sizeof bucket_urls / sizeof bucket_urls[0]; i++) {
+    if (s3_url_parse (bucket_urls[i].in, bucket_urls[i].endpoint,
+                      bucket_urls[i].region, &obj) == -1) {
+      check (false, "parse for s3_url_bucket", bucket_urls[i].in);
+      continue;
+    }
+    check (s3_url_bucket (&obj, &b) == 0, "s3_url_bucket", bucket_urls[i].in);
+    check (streq (b.url, bucket_urls[i].url), "bucket url", b.url);
+    check (streq (b.path, bucket_urls[i].path), "bucket path", b.path);
+    check (streq (b.name, bucket_urls[i].name), "bucket name", b.name);
+    check (streq (b.host, obj.host) && streq (b.key, obj.key) && b.sign,
+           "bucket host, key", bucket_urls[i].in);
+    s3_url_free (&b);
+    s3_url_free (&obj);
+  }
+
+  check (s3_url_parse ("http://h/x", NULL, NULL, &obj) == 0, "parse",
+         "http://h/x");
+  before = errors_reported;
+  check (s3_url_bucket (&obj, &b) == -1 && errors_reported == before + 1,
+         "s3_url_bucket refuses http URLs", "http://h/x");
+  s3_url_free (&obj);
+}
+
 /* Route report_error to our counter, run every group. */
 int
 main (void)
@@ -336,6 +384,7 @@ main (void)
   test_bad ();
   test_lengths ();
   test_bucket_names ();
+  test_bucket_urls ();
   printf ("s3-url: %u checks, %u failed\n", checks, failures);
   return failures ? EXIT_FAILURE : EXIT_SUCCESS;
 }
