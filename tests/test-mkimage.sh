@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# accel-mkimage end to end.
+#
+#  1. Reproducible: a tree of awkward files (sparse, hard links, long
+#     and dangling symlinks, a FIFO, odd modes, non-ASCII and 200-byte
+#     names, a 3000-entry directory) built twice gives byte-identical
+#     ext4 and squashfs images and manifests; so does a copy made in
+#     reverse creation order on another file system (tmpfs when there
+#     is one), written densely (no holes), with random timestamps,
+#     owners and xattrs.  Changing one byte or one mode changes the
+#     image.  e2fsck finds the ext4 image clean, its big directory
+#     indexed.
+#  2. Mounted read-only from a loop device (as root), both images hold
+#     exactly the source tree: names, types, modes, sizes, contents,
+#     link targets, hard links; owner 0 and one timestamp everywhere.
+#  3. A local directory DEST gets NAME.img and NAME.img.manifest and no
+#     temporary files; --keep-image keeps the image; the work directory
+#     in TMPDIR is gone after success, failure and SIGINT.
+#  4. Bad SRC exits 1 with a clear message; bad options exit 2 with a
+#     pointer to --help.
+#  5. S3 DEST (radosgw, through the counting proxy): both objects are
+#     there, equal to the local files; a second run sends no PUT or POST;
+#     the plugin serves the image byte for byte.
+. "$(dirname "$0")/lib/functions.sh"
+# mke2fs and e2fsck are in /usr/sbin, not in a user's PATH on Debian.
+PATH=$PATH:/usr/sbin:/sbin
+requires mke2fs; requires mksquashfs; requires e2fsck; requires python3
+requires sqlite3; requires blkid; requires debugfs
+mk="$top/tools/accel-mkimage"
+[ -x "$mk" ] || fail "$mk is not built"
+[ -x "$top/indexer/accel-index" ] || fail "accel-index is not built"
+make_tmpdir
+work="$tmp/work"
+mkdir -p "$work"
+
+# mkimage ARGS...: the tool, building in $work (checked empty after).
+mkimage () { TMPDIR="$work" "$mk" "$@"; }
+work_is_empty () {
+  [ -z "$(ls -A "$work")" ] || fail "left in TMPDIR: $(ls -A "$work")"
+}
+
+# tree_list DIR: one line per entry, sorted: path, type, mode, size,
+# SHA-256, link target, link count of non-directories.  With --image,
+# also check owner 0 and a single timestamp, and skip lost+found.
+tree_list () {
+  /usr/bin/python3 - "$@" <<'EOF'
+import hashlib, os, stat, sys
+image = sys.argv[1] == "--image"
+top = sys.argv[-1]
+times = set()
+out = []
+for root, dirs, files in os.walk(top):
+    if image and root == top and "lost+found" in dirs:
+        dirs.remove("lost+found")
+    for name in dirs + files:
+        p = os.path.join(root, name)
+        st = os.lstat(p)
+        rel = os.path.relpath(p, top)
+        f = [rel, oct(st.st_mode)]
+        if stat.S_ISREG(st.st_mode):
+            with open(p, "rb") as fh:
+                f += [str(st.st_size), hashlib.sha256(fh.read()).hexdigest()]
+        if stat.S_ISLNK(st.st_mode):
+            f.append(os.readlink(p))
+        if not stat.S_ISDIR(st.st_mode):
+            f.append("nlink=%d" % st.st_nlink)
+        if image:
+            if st.st_uid or st.st_gid:
+                sys.exit("%s: owner %d:%d" % (rel, st.st_uid, st.st_gid))
+            times.update((st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns))
+        out.append("|".join(f))
+if image and len(times) != 1:
+    sys.exit("more than one timestamp: %s" % sorted(times))
+print("\n".join(sorted(out)))
+EOF
+}
+
+# The source tree.
+src="$tmp/src"
+make_tree "$src"
+ln -s big.bin "$src/a/short-link"
+ln -s "$(printf 'long-target-%.0s' $(seq 10))" "$src/a/dangling-long-link"
+ln -P "$src/a/short-link" "$src/a/hardlink-to-symlink"
+mkfifo "$src/a/fifo"
+echo secret > "$src/a/setuid" && chmod 4750 "$src/a/setuid"
+echo ro > "$src/a/readonly" && chmod 0400 "$src/a/readonly"
+mkdir "$src/wide"
+for i in $(seq 3000); do : > "$src/wide/entry-with-a-long-name-$i"; done
+# Zeros in the middle of a file, written (not a hole).
+{ head -c 100000 /dev/urandom; head -c 300000 /dev/zero; echo end; } \
+  > "$src/zeros-inside"
+chmod 0750 "$src"
+
+# The same tree, created in reverse order elsewhere, densely, with
+# random times and owners and extended attributes.
+copydir="$tmp"
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  copydir=$(mktemp -d /dev/shm/accel-test.XXXXXX) || fail "mktemp /dev/shm"
+  on_exit "rm -rf '$copydir'"
+fi
+copy="$copydir/copy-with-another-name"
+/usr/bin/python3 - "$src" "$copy" <<'EOF' || fail "reverse copy"
+import os, random, stat, sys
+src, dst = sys.argv[1], sys.argv[2]
+entries = []
+for root, dirs, files in os.walk(src):
+    for n in dirs + files:
+        entries.append(os.path.relpath(os.path.join(root, n), src))
+entries.sort(reverse=True)
+os.mkdir(dst)
+for e in sorted(entries, key=lambda e: e.count("/")):
+    if stat.S_ISDIR(os.lstat(os.path.join(src, e)).st_mode):
+        os.mkdir(os.path.join(dst, e))
+first = {}
+for e in entries:
+    s, d = os.path.join(src, e), os.path.join(dst, e)
+    st = os.lstat(s)
+    key = (st.st_dev, st.st_ino)
+    if stat.S_ISDIR(st.st_mode):
+        pass
+    elif st.st_nlink > 1 and key in first:
+        os.link(first[key], d, follow_symlinks=False)
+        continue
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(s), d)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(d)
+    else:
+        with open(s, "rb") as f, open(d, "wb") as g:
+            g.write(f.read())
+    first[key] = d
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(d, stat.S_IMODE(st.st_mode))
+for e in entries + ["."]:
+    d = os.path.join(dst, e)
+    if os.geteuid() == 0:
+        os.lchown(d, random.randint(1, 60000), random.randint(1, 60000))
+    if not os.path.islink(d):
+        try:
+            os.setxattr(d, "user.accel-test", os.urandom(8))
+        except OSError:
+            pass
+        os.chmod(d, stat.S_IMODE(os.lstat(os.path.join(src, e)).st_mode))
+    t = random.randint(10**8, 2 * 10**9)
+    os.utime(d, (t, t + 12345), follow_symlinks=False)
+EOF
+[ "$(tree_list "$src")" = "$(tree_list "$copy")" ] || fail "the copy differs"
+[ "$(stat -c %b "$src/sparse.bin")" -lt "$(stat -c %b "$copy/sparse.bin")" ] ||
+  fail "the copy of sparse.bin should be dense"
+
+# 1. Reproducible builds, for both file systems.
+for fs in ext4 squashfs; do
+  for run in 1 2 copy; do
+    dir="$tmp/$fs-$run"
+    mkdir "$dir"
+    from=$src
+    [ $run = copy ] && from=$copy
+    mkimage "$from" "$dir" --fs "$fs" --name tree > "$tmp/out" 2> "$tmp/err" ||
+      fail "$fs build $run: $(cat "$tmp/err")"
+    cat "$tmp/err"
+    work_is_empty
+    [ "$(cat "$tmp/out")" = "$dir/tree.img
+$dir/tree.img.manifest" ] || fail "stdout: $(cat "$tmp/out")"
+    ls -A "$dir" | grep -q tmp && fail "temporary file left in $dir"
+  done
+  for run in 2 copy; do
+    cmp "$tmp/$fs-1/tree.img" "$tmp/$fs-$run/tree.img" ||
+      fail "$fs: image of build $run differs"
+    cmp "$tmp/$fs-1/tree.img.manifest" "$tmp/$fs-$run/tree.img.manifest" ||
+      fail "$fs: manifest of build $run differs"
+  done
+  [ "$(sqlite3 "$tmp/$fs-1/tree.img.manifest" \
+       "SELECT value FROM meta WHERE key = 'fs_type'")" = "$fs" ] ||
+    fail "$fs: manifest fs_type"
+  echo "ok: $fs: 3 builds, identical ($(stat -c %s "$tmp/$fs-1/tree.img") bytes)"
+done
+e2fsck -fn "$tmp/ext4-1/tree.img" > "$tmp/fsck.log" 2>&1 ||
+  fail "e2fsck: $(cat "$tmp/fsck.log")"
+# The big directory is indexed (htree: EXT4_INDEX_FL, 0x1000).
+flags=$(debugfs -R "stat /wide" "$tmp/ext4-1/tree.img" 2>/dev/null |
+        sed -n 's/.*Flags: \(0x[0-9a-f]*\).*/\1/p')
+[ $((flags & 0x1000)) != 0 ] || fail "/wide is not indexed (flags $flags)"
+blkid -o value -s UUID "$tmp/ext4-1/tree.img" | grep -q . ||
+  fail "the ext4 image has no UUID"
+
+# One byte, or one mode, changes the image.
+changed="$tmp/changed"
+cp -a "$src" "$changed"
+printf 'X' | dd of="$changed/a/big.bin" bs=1 seek=1000 conv=notrunc status=none
+modechanged="$tmp/modechanged"
+cp -a "$src" "$modechanged"
+chmod 0600 "$modechanged/a/b/one-byte"
+for fs in ext4 squashfs; do
+  for t in changed modechanged; do
+    mkdir "$tmp/$fs-$t"
+    mkimage "$tmp/$t" "$tmp/$fs-$t" --fs $fs --name tree > /dev/null 2>&1 ||
+      fail "$fs: build of $t tree"
+    cmp -s "$tmp/$fs-1/tree.img" "$tmp/$fs-$t/tree.img" &&
+      fail "$fs: $t tree gives the same image"
+  done
+done
+[ "$(blkid -o value -s UUID "$tmp/ext4-1/tree.img")" != \
+  "$(blkid -o value -s UUID "$tmp/ext4-changed/tree.img")" ] ||
+  fail "a different tree got the same UUID"
+echo "ok: a changed byte or mode changes both images"
+
+# 2. The images hold the tree (needs root and loop devices).
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null &&
+   losetup -f >/dev/null 2>&1; then
+  want=$(tree_list "$src")
+  for fs in ext4 squashfs; do
+    mnt="$tmp/mnt-$fs"
+    mkdir "$mnt"
+    dev=$(losetup -f --show -r "$tmp/$fs-1/tree.img") || fail "losetup"
+    on_exit "losetup -d $dev"
+    mount -t "$fs" -o ro "$dev" "$mnt" || fail "mount $fs"
+    on_exit "umount '$mnt'"
+    got=$(tree_list --image "$mnt") || fail "$fs: $got"
+    [ "$got" = "$want" ] ||
+      fail "$fs: mounted tree differs: $(diff <(echo "$want") <(echo "$got"))"
+    [ "$(stat -c %i "$mnt/a/big.bin")" = \
+      "$(stat -c %i "$mnt/a/hardlink.bin")" ] || fail "$fs: hard link lost"
+    [ "$(stat -c %a "$mnt")" = 750 ] || fail "$fs: root mode"
+    umount "$mnt" && losetup -d "$dev" || fail "$fs: umount"
+    echo "ok: $fs: the mounted image holds the tree"
+  done
+else
+  echo "skipped the mounts: needs root and a free loop device"
+fi
+
+# 3. Local DEST again, with --keep-image and a chunk size.
+pub="$tmp/pub"
+mkdir "$pub"
+mkimage "$src/" "$pub" --keep-image "$tmp/kept.img" --chunk-size 256K -v \
+  > "$tmp/out" 2> "$tmp/err" || fail "publish: $(cat "$tmp/err")"
+work_is_empty
+[ "$(ls -A "$pub")" = "src.img
+src.img.manifest" ] || fail "published: $(ls -A "$pub")"
+cmp "$tmp/kept.img" "$pub/src.img" || fail "--keep-image differs"
+cmp "$tmp/kept.img" "$tmp/ext4-1/tree.img" ||
+  fail "the name changed the image"
+[ "$(sqlite3 "$pub/src.img.manifest" \
+     "SELECT value FROM meta WHERE key = 'chunk_size'")" = 262144 ] ||
+  fail "--chunk-size was not passed to the indexer"
+grep -q 'running: mke2fs' "$tmp/err" || fail "-v does not say what it runs"
+echo "ok: local DEST, --keep-image, --chunk-size"
+
+# The work directory goes on SIGINT too.
+head -c $((64 * 1048576)) /dev/urandom > "$tmp/bigsrc-file"
+mkdir "$tmp/bigsrc" && mv "$tmp/bigsrc-file" "$tmp/bigsrc/f"
+mkdir "$tmp/pub-int"
+TMPDIR="$work" "$mk" "$tmp/bigsrc" "$tmp/pub-int" > /dev/null 2>&1 &
+pid=$!
+sleep 0.3
+kill -INT $pid 2>/dev/null
+wait $pid
+rc=$?
+echo "interrupted run: exit status $rc"
+work_is_empty
+ls -A "$tmp/pub-int" | grep -q tmp && fail "temporary file left in DEST"
+echo "ok: nothing left after SIGINT"
+
+# 4. Errors.
+expect () {
+  local want_rc=$1 want_msg=$2 rc
+  shift 2
+  mkimage "$@" > "$tmp/out" 2> "$tmp/err"
+  rc=$?
+  [ $rc = "$want_rc" ] || fail "$*: exit $rc, not $want_rc: $(cat "$tmp/err")"
+  grep -q -- "$want_msg" "$tmp/err" ||
+    fail "$*: no '$want_msg' in: $(cat "$tmp/err")"
+  [ -s "$tmp/out" ] && fail "$*: printed on stdout: $(cat "$tmp/out")"
+  work_is_empty
+  echo "ok: $* -> $rc: $(head -n 1 "$tmp/err")"
+}
+expect 1 "accel-mkimage: $tmp/nonexistent: No such file or directory" \
+  "$tmp/nonexistent" "$pub"
+expect 1 "accel-mkimage: $src/a/big.bin: not a directory" \
+  "$src/a/big.bin" "$pub"
+expect 1 "accel-mkimage: $tmp/nodest: No such file or directory" \
+  "$src" "$tmp/nodest"
+expect 2 "Try 'accel-mkimage --help'" "$src"
+expect 2 "Try 'accel-mkimage --help'" "$src" "$pub" extra
+expect 2 "--fs: 'xfs'" "$src" "$pub" --fs xfs
+expect 2 "--chunk-size" "$src" "$pub" --chunk-size 3K
+expect 2 "--label" "$src" "$pub" --label 12345678901234567
+expect 2 "--compress" "$src" "$pub" --compress
+expect 2 "--endpoint" "$src" "$pub" --endpoint http://127.0.0.1:1
+expect 2 "--name" "$src" "$pub" --name a/b
+expect 2 "Try 'accel-mkimage --help'" "$src" "$pub" --no-such-option
+expect 2 "no bucket" "$src" s3://
+mkimage --help | grep -q '^SYNOPSIS' || fail "--help"
+mkimage --version | grep -q '^accel-mkimage ' || fail "--version"
+
+# 5. S3.
+requires nbdkit; requires nbdcopy; requires curl
+needs_s3
+start_proxy "$tmp"
+bucket=$(unique_bucket)
+s3_mkbucket "$bucket" || fail "could not create bucket $bucket"
+ep=$ACCEL_TEST_S3_ENDPOINT
+# The server keeps objects in memory: remove ours.
+on_exit "s3_curl -X DELETE '$ep/$bucket' >/dev/null 2>&1"
+on_exit "s3_curl -X DELETE '$ep/$bucket/sets/tree.img' >/dev/null 2>&1"
+on_exit "s3_curl -X DELETE '$ep/$bucket/sets/tree.img.manifest' >/dev/null 2>&1"
+
+mkimage "$src" "s3://$bucket/sets/" --name tree --endpoint "$proxy_url" \
+  > "$tmp/out" 2> "$tmp/err" || fail "S3 publish: $(cat "$tmp/err")"
+cat "$tmp/err"
+work_is_empty
+[ "$(cat "$tmp/out")" = "nbdkit accel url=s3://$bucket/sets/tree.img cache-dir=/var/cache/accel endpoint=$proxy_url" ] ||
+  fail "stdout: $(cat "$tmp/out")"
+puts=$(proxy_count PUT)
+[ "$puts" -ge 2 ] || fail "only $puts PUTs"
+for k in tree.img tree.img.manifest; do
+  s3_curl -I "$ep/$bucket/sets/$k" > /dev/null || fail "HEAD $k"
+  s3_curl -o "$tmp/got" "$ep/$bucket/sets/$k" || fail "GET $k"
+  cmp "$tmp/got" "$tmp/ext4-1/$k" || fail "$k in S3 differs"
+done
+echo "ok: S3: both objects are there ($puts PUTs)"
+
+before_put=$(proxy_count PUT) before_post=$(proxy_count POST)
+mkimage "$src" "s3://$bucket/sets" --name tree --endpoint "$proxy_url" \
+  > /dev/null 2> "$tmp/err" || fail "S3 publish again: $(cat "$tmp/err")"
+[ "$(proxy_count PUT)" = "$before_put" ] ||
+  fail "the second run made $(($(proxy_count PUT) - before_put)) PUTs"
+[ "$(proxy_count POST)" = "$before_post" ] || fail "the second run POSTed"
+grep -q "uploaded 0 B" "$tmp/err" || fail "summary: $(cat "$tmp/err")"
+echo "ok: S3: nothing uploaded again"
+
+# Wrong credentials fail before the build; a missing bucket fails the
+# upload.  Both exit 1 saying so, with nothing left behind.
+before_put=$(proxy_count PUT)
+AWS_SECRET_ACCESS_KEY=wrong mkimage "$src" "s3://$bucket/sets" --name bad \
+  --endpoint "$proxy_url" > "$tmp/out" 2> "$tmp/err"
+rc=$?
+[ $rc = 1 ] || fail "wrong secret: exit $rc: $(cat "$tmp/err")"
+grep -q 'SignatureDoesNotMatch\|403' "$tmp/err" ||
+  fail "wrong secret: $(cat "$tmp/err")"
+grep -q wrong "$tmp/err" && fail "the secret was printed"
+grep -q 'running: mke2fs' "$tmp/err" && fail "built before checking S3"
+work_is_empty
+echo "ok: wrong secret: $(head -n 1 "$tmp/err")"
+mkimage "$src" "s3://$bucket-missing/sets" --name tree \
+  --endpoint "$proxy_url" > "$tmp/out" 2> "$tmp/err"
+rc=$?
+[ $rc = 1 ] || fail "missing bucket: exit $rc: $(cat "$tmp/err")"
+grep -q 'NoSuchBucket\|no such bucket' "$tmp/err" ||
+  fail "missing bucket: $(cat "$tmp/err")"
+work_is_empty
+[ "$(proxy_count PUT)" -le $((before_put + 1)) ] ||
+  fail "PUTs to a missing bucket went on"
+echo "ok: missing bucket: $(head -n 1 "$tmp/err")"
+
+start_nbdkit a url="s3://$bucket/sets/tree.img" endpoint="$ep" \
+  cache-dir="$tmp/cache" || fail "nbdkit: $(cat "$tmp/a.log")"
+nbdcopy "$(nbd_uri a)" "$tmp/served.img" || fail "nbdcopy"
+cmp "$tmp/served.img" "$tmp/ext4-1/tree.img" ||
+  fail "the plugin serves other bytes"
+stop_nbdkit a
+echo "ok: the plugin serves the published image"
+echo OK

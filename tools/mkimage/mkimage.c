@@ -1,0 +1,548 @@
+/* accel-mkimage: turn a directory into a published, indexed, read-only
+ * file system image.
+ *
+ *   accel-mkimage SRC_DIR DEST [--fs ext4|squashfs] [--chunk-size SIZE]
+ *                 [--label NAME] [--name NAME] [--endpoint URL]
+ *                 [--keep-image PATH] [--compress] [-v]
+ *
+ * The steps, each in its own file: build the image reproducibly
+ * (ext4.c, squashfs.c), index it by running accel-index (run.c),
+ * publish image then manifest (publish-s3.c, publish-dir.c), and print
+ * the nbdkit command line a node needs.  Everything temporary lives in
+ * one directory that is removed on every exit path (workdir.c).
+ *
+ * This file: the command line, its checks (bad usage exits 2 before any
+ * work is done), the order of the steps and the summary.
+ *
+ * Exit status: 0 done, 1 error, 2 bad usage.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "manifest.h"
+#include "report.h"
+#include "mkimage.h"
+
+/* The Makefile may pass the real version with -DACCEL_VERSION=... */
+#ifndef ACCEL_VERSION
+#define ACCEL_VERSION "0.1"
+#endif
+
+/* Exit status for bad usage, as distinct from a failure (1). */
+#define EXIT_USAGE 2
+
+/* Timestamps of every file when SOURCE_DATE_EPOCH is not set:
+ * 2000-01-01T00:00:00Z.  NB: not 0, which libext2fs takes for "use
+ * the clock".
+ */
+#define DEFAULT_EPOCH 946684800
+
+#define EXT4_LABEL_MAX 16
+#define NAME_MAX_LEN 200
+
+enum {
+  HELP_OPTION = CHAR_MAX + 1,
+  VERSION_OPTION,
+  CHUNK_SIZE_OPTION,
+  COMPRESS_OPTION,
+  ENDPOINT_OPTION,
+  FS_OPTION,
+  KEEP_IMAGE_OPTION,
+  LABEL_OPTION,
+  NAME_OPTION,
+};
+
+/* A leading ':' : getopt_long reports nothing, usage_error does. */
+static const char short_options[] = ":v";
+static const struct option long_options[] = {
+  { "chunk-size", required_argument, NULL, CHUNK_SIZE_OPTION },
+  { "compress", no_argument, NULL, COMPRESS_OPTION },
+  { "endpoint", required_argument, NULL, ENDPOINT_OPTION },
+  { "fs", required_argument, NULL, FS_OPTION },
+  { "help", no_argument, NULL, HELP_OPTION },
+  { "keep-image", required_argument, NULL, KEEP_IMAGE_OPTION },
+  { "label", required_argument, NULL, LABEL_OPTION },
+  { "name", required_argument, NULL, NAME_OPTION },
+  { "verbose", no_argument, NULL, 'v' },
+  { "version", no_argument, NULL, VERSION_OPTION },
+  { NULL, 0, NULL, 0 },
+};
+
+/* --help: a manual page in brief. */
+static void
+usage (void)
+{
+  printf (
+      "NAME\n"
+      "  " PROGNAME " - publish a directory as an indexed read-only image\n"
+      "\n"
+      "SYNOPSIS\n"
+      "  " PROGNAME " SRC_DIR DEST [--fs ext4|squashfs] [--chunk-size SIZE]\n"
+      "                [--label LABEL] [--name NAME] [--endpoint URL]\n"
+      "                [--keep-image PATH] [--compress] [-v]\n"
+      "  " PROGNAME " --help | --version\n"
+      "\n"
+      "DESCRIPTION\n"
+      "  Builds a read-only file system image of SRC_DIR, writes its\n"
+      "  manifest with accel-index, publishes both to DEST as NAME.img and\n"
+      "  NAME.img.manifest (the manifest last), and prints the nbdkit\n"
+      "  command that serves the image on a node.\n"
+      "\n"
+      "  The build is reproducible: the same tree (names, contents,\n"
+      "  permission bits, symbolic link targets, hard links, device\n"
+      "  numbers) gives a byte-identical image and manifest, whatever the\n"
+      "  files' timestamps, owners and extended attributes, the order they\n"
+      "  were created in and the file system they are on.  None of those\n"
+      "  are stored: every file is owned by root and has the same\n"
+      "  timestamp, and there are no extended attributes.  Results are\n"
+      "  reproducible with the same versions of e2fsprogs or\n"
+      "  squashfs-tools.  SRC_DIR must not change during the build.\n"
+      "\n"
+      "  DEST is either s3://BUCKET[/PREFIX], where the image goes up with\n"
+      "  multipart uploads (run again, only what is missing or different\n"
+      "  is sent), or a local directory, where each file is written under\n"
+      "  a temporary name and renamed into place.\n"
+      "\n"
+      "OPTIONS\n"
+      "  --fs ext4|squashfs  file system of the image (default ext4).\n"
+      "                      ext4: sized to fit the tree with little room\n"
+      "                      to spare, no journal, directories indexed,\n"
+      "                      all-zero blocks left as holes.  squashfs:\n"
+      "                      made by mksquashfs, file data uncompressed\n"
+      "                      (each file one range of the image) unless\n"
+      "                      --compress is given.\n"
+      "  --chunk-size SIZE   manifest chunk size, a power of two from 4K\n"
+      "                      to 64M (suffix K or M; default 1M).\n"
+      "  --label LABEL       ext4 volume label, at most 16 bytes (default\n"
+      "                      none).\n"
+      "  --name NAME         image name (default: the last component of\n"
+      "                      SRC_DIR).\n"
+      "  --endpoint URL      S3-compatible endpoint, path-style\n"
+      "                      (http[s]://HOST[:PORT]); default AWS.\n"
+      "  --keep-image PATH   also keep the built image at PATH.\n"
+      "  --compress          squashfs: compress file data (smaller, but a\n"
+      "                      file's bytes are no longer one range of the\n"
+      "                      image).\n"
+      "  -v, --verbose       say what is being done, with the output of\n"
+      "                      mke2fs, e2fsck, mksquashfs and accel-index.\n"
+      "  --help              print this help.\n"
+      "  --version           print the version.\n"
+      "\n"
+      "  On a terminal, long steps show a progress line; otherwise only a\n"
+      "  summary is printed (on stderr).  The nbdkit command line (or, for\n"
+      "  a local DEST, the paths written) is printed on stdout.\n"
+      "\n"
+      "ENVIRONMENT\n"
+      "  SOURCE_DATE_EPOCH   the timestamp of every file, in seconds since\n"
+      "                      1970 (default 946684800, 2000-01-01 UTC).\n"
+      "  TMPDIR              where the image is built (default /tmp); it\n"
+      "                      needs room for the whole image.  The work\n"
+      "                      directory made there is removed on every\n"
+      "                      exit, error or signal.\n"
+      "  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,\n"
+      "  AWS_PROFILE, AWS_REGION, ...\n"
+      "                      credentials and region, found as the AWS CLI\n"
+      "                      finds them.\n"
+      "\n"
+      "EXIT STATUS\n"
+      "  0 published, 1 error, 2 bad usage.\n"
+      "\n"
+      "EXAMPLES\n"
+      "  " PROGNAME " ./hg38 s3://genomes/refs --label hg38\n"
+      "  " PROGNAME " ./weights /srv/mirror --fs squashfs --name llm-7b\n");
+}
+
+/* Bad usage: say why and where help is, then exit 2. */
+static void __attribute__ ((noreturn, format (printf, 1, 2)))
+usage_error (const char *fs, ...)
+{
+  va_list args;
+
+  fprintf (stderr, PROGNAME ": ");
+  va_start (args, fs);
+  vfprintf (stderr, fs, args);
+  va_end (args);
+  fprintf (stderr, "\nTry '" PROGNAME " --help' for more information.\n");
+  exit (EXIT_USAGE);
+}
+
+/* --chunk-size, with accel-index's rules: digits with an optional K or
+ * M suffix, a power of two within the manifest format's limits.
+ * Checked here so that a typo fails before a long build, not after.
+ */
+static uint32_t
+parse_chunk_size (const char *arg)
+{
+  unsigned long long n;
+  uint64_t mult = 1;
+  char *end;
+
+  errno = 0;
+  if (arg[0] < '0' || arg[0] > '9')
+    goto bad;
+  n = strtoull (arg, &end, 10);
+  if (errno != 0)
+    goto bad;
+  if (strcmp (end, "K") == 0 || strcmp (end, "k") == 0)
+    mult = 1024;
+  else if (strcmp (end, "M") == 0 || strcmp (end, "m") == 0)
+    mult = 1024 * 1024;
+  else if (*end != '\0')
+    goto bad;
+  if (n > MANIFEST_MAX_CHUNK_SIZE / mult)
+    goto bad;
+  n *= mult;
+  if (n < MANIFEST_MIN_CHUNK_SIZE || (n & (n - 1)) != 0)
+    goto bad;
+  return n;
+
+bad:
+  usage_error ("--chunk-size: '%s' is not a power of two from 4K to 64M", arg);
+}
+
+/* SOURCE_DATE_EPOCH, or the default. */
+static uint32_t
+parse_epoch (void)
+{
+  const char *s = getenv ("SOURCE_DATE_EPOCH");
+  unsigned long long n;
+  char *end;
+
+  if (s == NULL || *s == '\0')
+    return DEFAULT_EPOCH;
+  errno = 0;
+  n = strtoull (s, &end, 10);
+  if (s[0] < '0' || s[0] > '9' || errno != 0 || *end != '\0' || n == 0 ||
+      n > UINT32_MAX)
+    usage_error ("SOURCE_DATE_EPOCH: '%s' is not a number of seconds from 1 "
+                 "to 4294967295",
+                 s);
+  return n;
+}
+
+/* An image name becomes part of a file name and an S3 key. */
+static void
+check_name (const char *name)
+{
+  const char *p;
+
+  if (*name == '\0' || strcmp (name, ".") == 0 || strcmp (name, "..") == 0 ||
+      strlen (name) > NAME_MAX_LEN)
+    usage_error ("--name: '%s' is not a usable image name", name);
+  for (p = name; *p; p++)
+    if (*p == '/' || (unsigned char) *p < 0x20 || *p == 0x7f)
+      usage_error ("--name: '%s': no '/' or control characters, please", name);
+}
+
+/* The default name: the last component of SRC_DIR, resolved (so that
+ * "." and "dir/" name the directory itself).
+ */
+static char *
+default_name (const char *src)
+{
+  CLEANUP_FREE char *real = realpath (src, NULL);
+  const char *slash;
+  char *name;
+
+  if (real == NULL) {
+    report_error ("%s: %m", src);
+    exit (EXIT_FAILURE);
+  }
+  slash = strrchr (real, '/');
+  name = strdup (slash ? slash + 1 : real);
+  if (name == NULL) {
+    report_error ("strdup: %m");
+    exit (EXIT_FAILURE);
+  }
+  if (*name == '\0') {
+    report_error ("%s: cannot name an image after '/': use --name", src);
+    exit (EXIT_FAILURE);
+  }
+  return name;
+}
+
+/* SRC_DIR must be a directory (followed if a symbolic link). */
+static void
+check_src (const char *src)
+{
+  struct stat st;
+
+  if (stat (src, &st) == -1) {
+    report_error ("%s: %m", src);
+    exit (EXIT_FAILURE);
+  }
+  if (!S_ISDIR (st.st_mode)) {
+    report_error ("%s: not a directory", src);
+    exit (EXIT_FAILURE);
+  }
+}
+
+static bool
+is_s3 (const char *dest)
+{
+  return strncmp (dest, "s3://", 5) == 0;
+}
+
+/* A local DEST must be an existing directory; s3:// needs a bucket. */
+static void
+check_dest (const char *dest)
+{
+  struct stat st;
+
+  if (is_s3 (dest)) {
+    if (dest[5] == '\0' || dest[5] == '/')
+      usage_error ("%s: no bucket in the S3 URL", dest);
+    return;
+  }
+  if (strstr (dest, "://") != NULL)
+    usage_error ("%s: DEST is s3://BUCKET[/PREFIX] or a local directory", dest);
+  if (stat (dest, &st) == -1) {
+    report_error ("%s: %m", dest);
+    exit (EXIT_FAILURE);
+  }
+  if (!S_ISDIR (st.st_mode)) {
+    report_error ("%s: not a directory", dest);
+    exit (EXIT_FAILURE);
+  }
+}
+
+/* Run accel-index on image. */
+static int
+index_image (const struct mkimage_options *o, const char *image,
+             const char *manifest)
+{
+  CLEANUP_FREE char *indexer = find_indexer ();
+  const char *argv[] = {
+    indexer,
+    image,
+    "-o",
+    manifest,
+    "--chunk-size",
+    o->chunk_size,
+    o->verbose ? "-v" : NULL,
+    NULL,
+  };
+  int r;
+
+  /* The indexer writes MANIFEST.tmp and renames it. */
+  workdir_file ("image.img.manifest.tmp");
+  progress_start ("indexing", 0);
+  r = run_program ("accel-index", argv, NULL, workdir_file ("index.log"));
+  progress_end ();
+  return r;
+}
+
+/* --keep-image: move the image there if it is on the same file system,
+ * else copy it.  *image then names the kept copy.
+ */
+static int
+keep_image (const char *keep, const char **image)
+{
+  if (rename (*image, keep) == 0) {
+    *image = keep;
+    return 0;
+  }
+  if (errno != EXDEV) {
+    report_error ("%s: rename from %s: %m", keep, *image);
+    return -1;
+  }
+  return copy_file_atomic (*image, keep, "keeping image");
+}
+
+/* Seconds on a monotonic clock, for the summary. */
+static double
+now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The last lines: a summary on stderr, what a node needs on stdout. */
+static void
+print_result (const struct mkimage_options *o, const struct build_result *r,
+              uint64_t manifest_size, uint64_t uploaded, double secs)
+{
+  char isz[32], fsz[32], msz[32], usz[32], frsz[32], slack[32];
+  size_t len = strlen (o->dest);
+
+  /* The overhead is only meaningful for more than a few files. */
+  slack[0] = '\0';
+  if (r->file_bytes >= 1024 * 1024)
+    snprintf (slack, sizeof slack, " (%+.1f%%)",
+              ((double) r->image_size - r->file_bytes) * 100 / r->file_bytes);
+  fprintf (stderr,
+           PROGNAME ": %s.img: %s, %" PRIu64 " entries, %s for %s of files%s, "
+                    "manifest %s",
+           o->name, o->fs, r->nr_entries,
+           human_size (r->image_size, isz, sizeof isz),
+           human_size (r->file_bytes, fsz, sizeof fsz), slack,
+           human_size (manifest_size, msz, sizeof msz));
+  if (strcmp (o->fs, "ext4") == 0)
+    fprintf (stderr, ", %s free",
+             human_size (r->free_bytes, frsz, sizeof frsz));
+  if (r->attempts > 1)
+    fprintf (stderr, ", built in %u attempts", r->attempts);
+  if (is_s3 (o->dest))
+    fprintf (stderr, "; uploaded %s", human_size (uploaded, usz, sizeof usz));
+  fprintf (stderr, "; %.1f s\n", secs);
+
+  while (len > 1 && o->dest[len - 1] == '/')
+    len--;
+  if (is_s3 (o->dest)) {
+    printf ("nbdkit accel url=%.*s/%s.img cache-dir=/var/cache/accel",
+            (int) len, o->dest, o->name);
+    if (o->endpoint)
+      printf (" endpoint=%s", o->endpoint);
+    printf ("\n");
+  }
+  else
+    printf ("%.*s/%s.img\n%.*s/%s.img.manifest\n", (int) len, o->dest, o->name,
+            (int) len, o->dest, o->name);
+}
+
+/* The steps, in order.  0, or -1 (error reported). */
+static int
+mkimage (struct mkimage_options *o)
+{
+  struct build_result r = { 0 };
+  const char *image, *manifest;
+  uint64_t uploaded = 0;
+  double start = now ();
+  struct stat st;
+  int ret;
+
+  if (is_s3 (o->dest) && publish_s3_check (o) == -1)
+    return -1;
+  if (workdir_create () == -1)
+    return -1;
+  image = workdir_file ("image.img");
+  manifest = workdir_file ("image.img.manifest");
+
+  if (strcmp (o->fs, "ext4") == 0)
+    ret = ext4_build (o, image, &r);
+  else
+    ret = squashfs_build (o, image, &r);
+  if (ret == -1 || index_image (o, image, manifest) == -1)
+    return -1;
+  if (o->keep_image && keep_image (o->keep_image, &image) == -1)
+    return -1;
+
+  if (is_s3 (o->dest))
+    ret = publish_s3 (o, image, manifest, &uploaded);
+  else
+    ret = publish_dir (o, image, manifest);
+  if (ret == -1)
+    return -1;
+
+  if (stat (manifest, &st) == -1) {
+    report_error ("%s: stat: %m", manifest);
+    return -1;
+  }
+  print_result (o, &r, st.st_size, uploaded, now () - start);
+  return 0;
+}
+
+/* Options first (bad usage exits 2 before any work), then one run. */
+int
+main (int argc, char *argv[])
+{
+  struct mkimage_options o = { .fs = "ext4", .chunk_size = "1048576" };
+  CLEANUP_FREE char *name = NULL;
+  char chunk[24];
+  int c;
+
+  report_set_tool (PROGNAME, false);
+  opterr = 0;
+  for (;;) {
+    c = getopt_long (argc, argv, short_options, long_options, NULL);
+    if (c == -1)
+      break;
+    switch (c) {
+    case 'v':
+      o.verbose = true;
+      break;
+    case CHUNK_SIZE_OPTION:
+      snprintf (chunk, sizeof chunk, "%" PRIu32, parse_chunk_size (optarg));
+      o.chunk_size = chunk;
+      break;
+    case COMPRESS_OPTION:
+      o.compress = true;
+      break;
+    case ENDPOINT_OPTION:
+      o.endpoint = optarg;
+      break;
+    case FS_OPTION:
+      if (strcmp (optarg, "ext4") != 0 && strcmp (optarg, "squashfs") != 0)
+        usage_error ("--fs: '%s': ext4 or squashfs", optarg);
+      o.fs = optarg;
+      break;
+    case KEEP_IMAGE_OPTION:
+      o.keep_image = optarg;
+      break;
+    case LABEL_OPTION:
+      o.label = optarg;
+      break;
+    case NAME_OPTION:
+      o.name = optarg;
+      break;
+    case HELP_OPTION:
+      usage ();
+      exit (EXIT_SUCCESS);
+    case VERSION_OPTION:
+      printf (PROGNAME " " ACCEL_VERSION "\n");
+      exit (EXIT_SUCCESS);
+    case ':':
+      usage_error ("%s: needs an argument", argv[optind - 1]);
+    default:
+      if (optopt)
+        usage_error ("unknown option '-%c'", optopt);
+      usage_error ("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (argc - optind != 2)
+    usage_error (argc - optind < 2 ? "SRC_DIR and DEST are required"
+                                   : "too many arguments");
+  o.src = argv[optind];
+  o.dest = argv[optind + 1];
+  if (*o.src == '\0' || *o.dest == '\0')
+    usage_error ("SRC_DIR and DEST must not be empty");
+  if (o.label && strcmp (o.fs, "ext4") != 0)
+    usage_error ("--label: only ext4 images have a label");
+  if (o.label && strlen (o.label) > EXT4_LABEL_MAX)
+    usage_error ("--label: '%s' is longer than %d bytes", o.label,
+                 EXT4_LABEL_MAX);
+  if (o.compress && strcmp (o.fs, "squashfs") != 0)
+    usage_error ("--compress: only for --fs squashfs");
+  if (o.endpoint && !is_s3 (o.dest))
+    usage_error ("--endpoint: only for an s3:// DEST");
+  if (o.name)
+    check_name (o.name);
+  check_dest (o.dest);
+  o.epoch = parse_epoch ();
+
+  report_set_tool (PROGNAME, o.verbose);
+  progress_init ();
+  check_src (o.src);
+  if (o.name == NULL) {
+    name = default_name (o.src);
+    check_name (name);
+    o.name = name;
+  }
+
+  return mkimage (&o) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,151 @@
+/* accel-mkimage: publish to S3.
+ *
+ * DEST s3://BUCKET[/PREFIX] receives PREFIX/NAME.img and then
+ * PREFIX/NAME.img.manifest.  The manifest goes last: the plugin only
+ * serves an image once its manifest is there, so no reader ever sees a
+ * manifest beside a half-uploaded image.  s3_put_file (common/
+ * s3-upload.c) skips an object that is already there with the same
+ * content and resumes an interrupted multipart upload, so running the
+ * tool again after a failure, or on an unchanged tree, sends only what
+ * is missing.
+ *
+ * Before the image is even built, publish_s3_check makes one HEAD of
+ * the image's key, so that a wrong endpoint, bucket or credentials
+ * fail in a second rather than after a long build.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "report.h"
+#include "s3.h"
+#include "s3-upload.h"
+#include "mkimage.h"
+
+/* s3_put_file's progress callback: one call at a time. */
+static void
+upload_progress (void *opaque, uint64_t done, uint64_t total)
+{
+  (void) opaque;
+  (void) total;
+  progress_update (done);
+}
+
+/* Upload path to url; adds the bytes sent to *uploaded. */
+static int
+put (struct s3_client *c, const char *url, const char *path,
+     const char *content_type, const char *what, uint64_t *uploaded)
+{
+  struct s3_put_options opts = {
+    .progress = upload_progress,
+    .content_type = content_type,
+  };
+  struct stat st;
+  int r;
+
+  if (stat (path, &st) == -1) {
+    report_error ("%s: stat: %m", path);
+    return -1;
+  }
+  progress_start (what, st.st_size);
+  r = s3_put_file (c, url, path, &opts);
+  progress_end ();
+  if (r == -1)
+    return -1;
+  if (r == 1)
+    report_debug ("%s: already there, skipped", url);
+  else {
+    report_debug ("%s: uploaded %" PRIu64 " bytes", url, (uint64_t) st.st_size);
+    *uploaded += st.st_size;
+  }
+  return 0;
+}
+
+/* One HEAD of url: a missing object is fine, anything else that fails
+ * (endpoint, bucket, credentials) is reported.
+ */
+static int
+preflight (struct s3_client *c, const char *url)
+{
+  struct s3_object *obj = s3_object_open (c, url, true);
+
+  if (obj == NULL)
+    return errno == ENOENT ? 0 : -1;
+  report_debug ("%s exists (%" PRIu64 " bytes)", url, s3_object_size (obj));
+  s3_object_close (obj);
+  return 0;
+}
+
+/* s3://BUCKET/PREFIX/NAME.img (a trailing '/' of DEST is dropped):
+ * a string to free, or NULL (error reported).
+ */
+static char *
+image_url (const struct mkimage_options *o)
+{
+  size_t len = strlen (o->dest);
+  char *url;
+
+  while (len > 5 && o->dest[len - 1] == '/')
+    len--;
+  if (asprintf (&url, "%.*s/%s.img", (int) len, o->dest, o->name) == -1) {
+    report_error ("%s: asprintf: %m", o->dest);
+    return NULL;
+  }
+  return url;
+}
+
+static struct s3_client *
+new_client (const struct mkimage_options *o)
+{
+  struct s3_config cfg;
+
+  s3_config_init (&cfg);
+  cfg.endpoint = o->endpoint;
+  return s3_client_new (&cfg);
+}
+
+int
+publish_s3_check (const struct mkimage_options *o)
+{
+  CLEANUP_FREE char *img_url = image_url (o);
+  struct s3_client *c;
+  int r;
+
+  if (img_url == NULL || (c = new_client (o)) == NULL)
+    return -1;
+  r = preflight (c, img_url);
+  s3_client_free (c);
+  return r;
+}
+
+int
+publish_s3 (const struct mkimage_options *o, const char *image,
+            const char *manifest, uint64_t *uploaded)
+{
+  CLEANUP_FREE char *img_url = image_url (o), *man_url = NULL;
+  struct s3_client *c;
+  int r = -1;
+
+  if (img_url == NULL)
+    return -1;
+  if (asprintf (&man_url, "%s.manifest", img_url) == -1) {
+    man_url = NULL;
+    report_error ("%s: asprintf: %m", o->dest);
+    return -1;
+  }
+  c = new_client (o);
+  if (c == NULL)
+    return -1;
+  if (put (c, img_url, image, "application/octet-stream", "uploading image",
+           uploaded) == 0 &&
+      put (c, man_url, manifest, "application/vnd.sqlite3",
+           "uploading manifest", uploaded) == 0)
+    r = 0;
+  s3_client_free (c);
+  return r;
+}
