@@ -320,7 +320,7 @@ done
 echo "ok: S3: both objects are there ($puts PUTs)"
 
 before_put=$(proxy_count PUT) before_post=$(proxy_count POST)
-mkimage "$src" "s3://$bucket/sets" --name tree --endpoint "$proxy_url" \
+mkimage "$src" "s3://$bucket/sets/tree" --endpoint "$proxy_url" \
   > /dev/null 2> "$tmp/err" || fail "S3 publish again: $(cat "$tmp/err")"
 [ "$(proxy_count PUT)" = "$before_put" ] ||
   fail "the second run made $(($(proxy_count PUT) - before_put)) PUTs"
@@ -331,7 +331,7 @@ echo "ok: S3: nothing uploaded again"
 # Wrong credentials fail before the build; a missing bucket fails the
 # upload.  Both exit 1 saying so, with nothing left behind.
 before_put=$(proxy_count PUT)
-AWS_SECRET_ACCESS_KEY=wrong mkimage "$src" "s3://$bucket/sets" --name bad \
+AWS_SECRET_ACCESS_KEY=wrong mkimage "$src" "s3://$bucket/sets/bad" \
   --endpoint "$proxy_url" > "$tmp/out" 2> "$tmp/err"
 rc=$?
 [ $rc = 1 ] || fail "wrong secret: exit $rc: $(cat "$tmp/err")"
@@ -341,7 +341,7 @@ grep -q wrong "$tmp/err" && fail "the secret was printed"
 grep -q 'running: mke2fs' "$tmp/err" && fail "built before checking S3"
 work_is_empty
 echo "ok: wrong secret: $(head -n 1 "$tmp/err")"
-mkimage "$src" "s3://$bucket-missing/sets" --name tree \
+mkimage "$src" "s3://$bucket-missing/sets/tree" \
   --endpoint "$proxy_url" > "$tmp/out" 2> "$tmp/err"
 rc=$?
 [ $rc = 1 ] || fail "missing bucket: exit $rc: $(cat "$tmp/err")"

@@ -111,10 +111,12 @@ usage (void)
       "  reproducible with the same versions of e2fsprogs or\n"
       "  squashfs-tools.  SRC_DIR must not change during the build.\n"
       "\n"
-      "  DEST is either s3://BUCKET[/PREFIX], where the image goes up with\n"
-      "  multipart uploads (run again, only what is missing or different\n"
-      "  is sent), or a local directory, where each file is written under\n"
-      "  a temporary name and renamed into place.\n"
+      "  DEST is s3://BUCKET/PREFIX/NAME (the objects are PREFIX/NAME.img\n"
+      "  and PREFIX/NAME.img.manifest), s3://BUCKET/PREFIX/ (with a final\n"
+      "  '/': NAME comes from --name or SRC_DIR), or a local directory.\n"
+      "  To S3 the image goes up with multipart uploads (run again, only\n"
+      "  what is missing or different is sent); in a directory each file\n"
+      "  is written under a temporary name and renamed into place.\n"
       "\n"
       "OPTIONS\n"
       "  --fs ext4|squashfs  file system of the image (default ext4).\n"
@@ -308,7 +310,8 @@ check_dest (const char *dest)
     return;
   }
   if (strstr (dest, "://") != NULL)
-    usage_error ("%s: DEST is s3://BUCKET[/PREFIX] or a local directory", dest);
+    usage_error ("%s: DEST is s3://BUCKET/PREFIX/NAME or a local directory",
+                 dest);
   if (stat (dest, &st) == -1) {
     report_error ("%s: %m", dest);
     exit (EXIT_FAILURE);
@@ -457,12 +460,42 @@ mkimage (struct mkimage_options *o)
   return 0;
 }
 
+/* s3://BUCKET/PREFIX/NAME names the image: the objects are
+ * PREFIX/NAME.img and PREFIX/NAME.img.manifest.  A DEST that is only a
+ * bucket or ends in '/' is a prefix, and NAME comes from --name or
+ * SRC_DIR.  Sets o->dest to the prefix part (in *prefix, to free).
+ */
+static void
+split_s3_dest (struct mkimage_options *o, char **prefix)
+{
+  const char *key, *slash;
+
+  if (!is_s3 (o->dest))
+    return;
+  key = strchr (o->dest + 5, '/');
+  if (key == NULL || key[1] == '\0' || o->dest[strlen (o->dest) - 1] == '/')
+    return;
+  slash = strrchr (o->dest, '/');
+  if (o->name && strcmp (o->name, slash + 1) != 0)
+    usage_error ("--name %s: DEST %s already names the image '%s' (end DEST "
+                 "with '/' to give a prefix)",
+                 o->name, o->dest, slash + 1);
+  check_name (slash + 1);
+  o->name = slash + 1;
+  *prefix = strndup (o->dest, slash - o->dest);
+  if (*prefix == NULL) {
+    perror (PROGNAME ": strndup");
+    exit (EXIT_FAILURE);
+  }
+  o->dest = *prefix;
+}
+
 /* Options first (bad usage exits 2 before any work), then one run. */
 int
 main (int argc, char *argv[])
 {
   struct mkimage_options o = { .fs = "ext4", .chunk_size = "1048576" };
-  CLEANUP_FREE char *name = NULL;
+  CLEANUP_FREE char *name = NULL, *dest_prefix = NULL;
   char chunk[24];
   int c;
 
@@ -533,6 +566,7 @@ main (int argc, char *argv[])
   if (o.name)
     check_name (o.name);
   check_dest (o.dest);
+  split_s3_dest (&o, &dest_prefix);
   o.epoch = parse_epoch ();
 
   report_set_tool (PROGNAME, o.verbose);
