@@ -5,15 +5,15 @@
  * operator, so it trusts nothing: the file's size and header are checked
  * before sqlite sees it, sqlite runs read-only with its defensive
  * settings and tight limits, and every rule of the format is checked with
- * aggregate queries before manifest_open returns.  Chunk hashes stay on
- * disk (a large image has millions of them); only a bitmap of the zero
- * chunks is kept in memory.
+ * aggregate queries before manifest_open returns.  Chunk hashes and the
+ * file map stay on disk (a large image has millions of chunks and
+ * extents); only a bitmap of the zero chunks is kept in memory.
  *
  * The writer runs in accel-index.  It builds the whole file inside one
- * transaction with no journal, creates the sha256 index last (a sorted
- * build is faster and denser than growing it row by row) and renames the
- * finished file into place, so that the same inputs always give the same
- * bytes and no reader ever sees half a manifest.
+ * transaction with no journal, creates the sha256 and extents indexes
+ * last (a sorted build is faster and denser than growing them row by
+ * row) and renames the finished file into place, so that the same inputs
+ * always give the same bytes and no reader ever sees half a manifest.
  */
 
 #include <errno.h>
@@ -51,7 +51,7 @@
 
 struct manifest {
   char *path; /* for messages */
-  uint64_t image_size, nr_chunks;
+  uint64_t image_size, nr_chunks, nr_zero_chunks, nr_files;
   uint32_t chunk_size;
   unsigned char image_sha256[32];
   char fs_type[FS_TYPE_SIZE];
@@ -64,6 +64,7 @@ struct manifest {
   pthread_mutex_t lock;
   sqlite3 *db;
   sqlite3_stmt *chunk_stmt, *find_stmt, *hot_stmt;
+  sqlite3_stmt *file_stmt, *extents_stmt;
 };
 
 struct manifest_writer {
@@ -72,6 +73,11 @@ struct manifest_writer {
   uint64_t image_size, nr_chunks;
   uint64_t next_chunk; /* chunks arrive in order; this one is next */
   uint32_t chunk_size;
+  /* The last file added, the only one that may get extents, and where
+   * its extents have reached (they must come in order).
+   */
+  int64_t file_id;
+  uint64_t file_size, file_end, file_extents;
   sqlite3 *db;
   sqlite3_stmt *meta_stmt, *chunk_stmt, *file_stmt, *extent_stmt, *hot_stmt;
 };
@@ -725,9 +731,8 @@ check_chunks (struct manifest *m)
   return 0;
 }
 
-/* The tables the reader does not use yet must still exist, so that a
- * manifest valid today stays valid when they are used; the hot list
- * must name real chunks and cannot be longer than the chunk list.
+/* The other tables must exist even when empty; the hot list must name
+ * real chunks and cannot be longer than the chunk list.
  */
 static int
 check_other_tables (struct manifest *m)
@@ -763,6 +768,182 @@ check_other_tables (struct manifest *m)
   return 0;
 }
 
+/* The files table: each path absolute text of 1 to MANIFEST_MAX_PATH_LEN
+ * bytes without NULs, each size and mode in range, and (when there are
+ * files) a plain unique index on path alone, which makes paths unique
+ * and lookups fast.  Sets m->nr_files.
+ */
+static int
+check_files (struct manifest *m)
+{
+  CLEANUP_FINALIZE sqlite3_stmt *stmt = NULL;
+  char sql[1024];
+  int64_t count;
+
+  snprintf (sql, sizeof sql,
+            "SELECT count (*), total (typeof (id) <> 'integer'),"
+            " min (CASE WHEN typeof (path) <> 'text'"
+            "   OR length (CAST (path AS BLOB)) NOT BETWEEN 1 AND %d"
+            "   OR substr (path, 1, 1) <> '/'"
+            "   OR instr (CAST (path AS BLOB), x'00') > 0 THEN id END),"
+            " min (CASE WHEN typeof (size) <> 'integer' OR size < 0"
+            "   THEN id END),"
+            " min (CASE WHEN typeof (mode) <> 'integer' OR mode < 0"
+            "   OR mode > 4294967295 THEN id END)"
+            " FROM files",
+            MANIFEST_MAX_PATH_LEN);
+  if (query_row (m, sql, NULL, "checking files", &stmt) == -1)
+    return -1;
+  count = sqlite3_column_int64 (stmt, 0);
+  if (sqlite3_column_double (stmt, 1) != 0) {
+    report_error ("manifest: %s: files: some ids are not integers", m->path);
+    return -1;
+  }
+  if (sqlite3_column_type (stmt, 2) != SQLITE_NULL) {
+    report_error ("manifest: %s: files: file %" PRId64 ": path is not "
+                  "text of 1 to %d bytes starting with '/' (without NUL)",
+                  m->path, (int64_t) sqlite3_column_int64 (stmt, 2),
+                  MANIFEST_MAX_PATH_LEN);
+    return -1;
+  }
+  if (sqlite3_column_type (stmt, 3) != SQLITE_NULL) {
+    report_error ("manifest: %s: files: file %" PRId64 ": size is not a "
+                  "non-negative integer",
+                  m->path, (int64_t) sqlite3_column_int64 (stmt, 3));
+    return -1;
+  }
+  if (sqlite3_column_type (stmt, 4) != SQLITE_NULL) {
+    report_error ("manifest: %s: files: file %" PRId64 ": mode is not an "
+                  "integer between 0 and 2^32-1",
+                  m->path, (int64_t) sqlite3_column_int64 (stmt, 4));
+    return -1;
+  }
+  m->nr_files = count;
+  if (count == 0)
+    return 0;
+  sqlite3_finalize (stmt);
+  stmt = NULL;
+
+  if (query_row (m,
+                 "SELECT count (*) FROM pragma_index_list ('files') AS l"
+                 " WHERE l.\"unique\" = 1 AND l.partial = 0"
+                 " AND (SELECT count (*) FROM pragma_index_info (l.name)) = 1"
+                 " AND (SELECT name FROM pragma_index_info (l.name)) = 'path'"
+                 " AND (SELECT coll FROM pragma_index_xinfo (l.name)"
+                 "      WHERE key = 1) = 'BINARY'",
+                 NULL, "reading the schema", &stmt) == -1)
+    return -1;
+  if (sqlite3_column_int64 (stmt, 0) < 1) {
+    report_error ("manifest: %s: files: no unique index on path, so paths "
+                  "could repeat",
+                  m->path);
+    return -1;
+  }
+  return 0;
+}
+
+/* The extents table, in two aggregate passes: every value an integer,
+ * every extent of an existing file, inside the image and inside the
+ * file; then, in (file_id, file_offset) order through the index (which
+ * must exist when there are extents), no extent overlapping the one
+ * before it and no file with more than MANIFEST_MAX_FILE_EXTENTS.
+ * Runs after check_files, so sizes are known to be integers.
+ */
+static int
+check_extents (struct manifest *m)
+{
+  CLEANUP_FINALIZE sqlite3_stmt *stmt = NULL;
+  char sql[1024];
+
+  snprintf (sql, sizeof sql,
+            "SELECT count (*),"
+            " total (typeof (e.file_id) <> 'integer'"
+            "   OR typeof (e.file_offset) <> 'integer'"
+            "   OR typeof (e.image_offset) <> 'integer'"
+            "   OR typeof (e.length) <> 'integer'),"
+            " min (CASE WHEN f.id IS NULL THEN e.file_id END),"
+            " min (CASE WHEN e.length < 1 OR e.image_offset < 0"
+            "   OR e.length > %" PRIu64 " OR e.image_offset > %" PRIu64
+            "   - e.length THEN e.file_id END),"
+            " min (CASE WHEN e.file_offset < 0 OR e.length > f.size"
+            "   OR e.file_offset > f.size - e.length THEN e.file_id END)"
+            " FROM extents AS e LEFT JOIN files AS f ON f.id = e.file_id",
+            m->image_size, m->image_size);
+  if (query_row (m, sql, NULL, "checking extents", &stmt) == -1)
+    return -1;
+  if (sqlite3_column_int64 (stmt, 0) == 0)
+    return 0;
+  if (sqlite3_column_double (stmt, 1) != 0) {
+    report_error ("manifest: %s: extents: some values are not integers",
+                  m->path);
+    return -1;
+  }
+  if (sqlite3_column_type (stmt, 2) != SQLITE_NULL) {
+    report_error ("manifest: %s: extents: file %" PRId64 " does not exist",
+                  m->path, (int64_t) sqlite3_column_int64 (stmt, 2));
+    return -1;
+  }
+  if (sqlite3_column_type (stmt, 3) != SQLITE_NULL) {
+    report_error ("manifest: %s: extents: file %" PRId64 ": an extent is "
+                  "empty or not inside the image (%" PRIu64 " bytes)",
+                  m->path, (int64_t) sqlite3_column_int64 (stmt, 3),
+                  m->image_size);
+    return -1;
+  }
+  if (sqlite3_column_type (stmt, 4) != SQLITE_NULL) {
+    report_error ("manifest: %s: extents: file %" PRId64 ": an extent "
+                  "ends beyond the file's size",
+                  m->path, (int64_t) sqlite3_column_int64 (stmt, 4));
+    return -1;
+  }
+  sqlite3_finalize (stmt);
+  stmt = NULL;
+
+  /* Without this index every lookup of a file's extents is a full scan,
+   * and the pass below a sort.
+   */
+  if (query_row (m,
+                 "SELECT count (*) FROM pragma_index_list ('extents') AS l"
+                 " WHERE l.partial = 0"
+                 " AND (SELECT name FROM pragma_index_info (l.name)"
+                 "      WHERE seqno = 0) = 'file_id'"
+                 " AND (SELECT name FROM pragma_index_info (l.name)"
+                 "      WHERE seqno = 1) = 'file_offset'",
+                 NULL, "reading the schema", &stmt) == -1)
+    return -1;
+  if (sqlite3_column_int64 (stmt, 0) < 1) {
+    report_error ("manifest: %s: extents: no index on (file_id, "
+                  "file_offset)",
+                  m->path);
+    return -1;
+  }
+  sqlite3_finalize (stmt);
+  stmt = NULL;
+
+  if (query_row (m,
+                 "SELECT min (CASE WHEN prev_end > file_offset"
+                 "   THEN file_id END), max (n) FROM"
+                 " (SELECT file_id, file_offset,"
+                 "  lag (file_offset + length) OVER w AS prev_end,"
+                 "  row_number () OVER w AS n FROM extents"
+                 "  WINDOW w AS (PARTITION BY file_id ORDER BY file_offset))",
+                 NULL, "checking extents", &stmt) == -1)
+    return -1;
+  if (sqlite3_column_type (stmt, 0) != SQLITE_NULL) {
+    report_error ("manifest: %s: extents: file %" PRId64 ": extents "
+                  "overlap",
+                  m->path, (int64_t) sqlite3_column_int64 (stmt, 0));
+    return -1;
+  }
+  if ((uint64_t) sqlite3_column_int64 (stmt, 1) > MANIFEST_MAX_FILE_EXTENTS) {
+    report_error ("manifest: %s: extents: a file has more than the limit "
+                  "of %" PRIu64 " extents",
+                  m->path, MANIFEST_MAX_FILE_EXTENTS);
+    return -1;
+  }
+  return 0;
+}
+
 /* The zero flags are needed on every read, so they live in memory: one
  * bit a chunk, at most MANIFEST_MAX_CHUNKS / 8 bytes.
  */
@@ -789,6 +970,7 @@ load_zero_bitmap (struct manifest *m)
       return -1;
     }
     m->zero_bitmap[idx / 8] |= 1 << (idx % 8);
+    m->nr_zero_chunks++;
   }
   if (r != SQLITE_DONE) {
     report_sqlite (m->path, m->db, "reading chunks");
@@ -826,6 +1008,7 @@ manifest_open (const char *path)
   if (check_file (path) == -1 || open_db (m) == -1 ||
       check_integrity (m) == -1 || read_meta (m) == -1 ||
       check_chunks (m) == -1 || check_other_tables (m) == -1 ||
+      check_files (m) == -1 || check_extents (m) == -1 ||
       load_zero_bitmap (m) == -1 ||
       prepare (m, "SELECT sha256 FROM chunks WHERE idx = ?1", "reading chunks",
                &m->chunk_stmt) == -1 ||
@@ -834,7 +1017,13 @@ manifest_open (const char *path)
                "ORDER BY idx LIMIT 1",
                "reading chunks", &m->find_stmt) == -1 ||
       prepare (m, "SELECT chunk_idx FROM hot ORDER BY rank", "reading hot",
-               &m->hot_stmt) == -1)
+               &m->hot_stmt) == -1 ||
+      prepare (m, "SELECT id, size, mode FROM files WHERE path = ?1",
+               "reading files", &m->file_stmt) == -1 ||
+      prepare (m,
+               "SELECT file_offset, image_offset, length FROM extents "
+               "WHERE file_id = ?1 ORDER BY file_offset",
+               "reading extents", &m->extents_stmt) == -1)
     goto err;
   return m;
 
@@ -852,6 +1041,8 @@ manifest_close (struct manifest *m)
   sqlite3_finalize (m->chunk_stmt);
   sqlite3_finalize (m->find_stmt);
   sqlite3_finalize (m->hot_stmt);
+  sqlite3_finalize (m->file_stmt);
+  sqlite3_finalize (m->extents_stmt);
   sqlite3_close (m->db);
   pthread_mutex_destroy (&m->lock);
   free (m->zero_bitmap);
@@ -1031,6 +1222,225 @@ err:
   sqlite3_reset (stmt);
   free (list);
   return -1;
+}
+
+/* Counted while loading the zero bitmap. */
+uint64_t
+manifest_nr_zero_chunks (const struct manifest *m)
+{
+  return m->nr_zero_chunks;
+}
+
+/* Counted while checking the files table. */
+uint64_t
+manifest_nr_files (const struct manifest *m)
+{
+  return m->nr_files;
+}
+
+/* Read the current row of a files query (id, path, size, mode in
+ * columns first..first+3, path optional) into *f, checking again what
+ * was checked at open: the values bound memory and loops in callers.
+ * f->path points into the statement's row.
+ */
+static int
+read_file_row (struct manifest *m, sqlite3_stmt *stmt, bool with_path,
+               struct manifest_file *f)
+{
+  int64_t id, size, mode;
+  const char *path = NULL;
+  int col = 0;
+
+  id = sqlite3_column_int64 (stmt, col++);
+  if (with_path) {
+    path = (const char *) sqlite3_column_text (stmt, col);
+    if (path == NULL ||
+        strlen (path) != (size_t) sqlite3_column_bytes (stmt, col) ||
+        path[0] != '/') {
+      report_error ("manifest: %s: files: file %" PRId64 ": bad path (was "
+                    "the file modified?)",
+                    m->path, id);
+      return -1;
+    }
+    col++;
+  }
+  size = sqlite3_column_int64 (stmt, col++);
+  mode = sqlite3_column_int64 (stmt, col++);
+  if (size < 0 || mode < 0 || mode > UINT32_MAX) {
+    report_error ("manifest: %s: files: file %" PRId64 ": bad size or mode "
+                  "(was the file modified?)",
+                  m->path, id);
+    return -1;
+  }
+  f->id = id;
+  f->path = path;
+  f->size = size;
+  f->mode = mode;
+  return 0;
+}
+
+/* A statement of its own, stepped under the lock with fn called outside
+ * it, so that fn may use m and several walks may run at once.  NB: a
+ * row's text stays valid until its statement is stepped again, which
+ * only this function does.
+ */
+int
+manifest_foreach_file (struct manifest *m, manifest_file_fn fn, void *opaque)
+{
+  sqlite3_stmt *stmt = NULL;
+  struct manifest_file f;
+  int r, ret = -1;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+    if (prepare (m, "SELECT id, path, size, mode FROM files ORDER BY path",
+                 "reading files", &stmt) == -1)
+      return -1;
+  }
+  for (;;) {
+    {
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+      r = sqlite3_step (stmt);
+      if (r == SQLITE_DONE) {
+        ret = 0;
+        break;
+      }
+      if (r != SQLITE_ROW) {
+        report_sqlite (m->path, m->db, "reading files");
+        break;
+      }
+      if (read_file_row (m, stmt, true, &f) == -1)
+        break;
+    }
+    if (fn (opaque, &f) == -1)
+      break;
+  }
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+  sqlite3_finalize (stmt);
+  return ret;
+}
+
+/* Append one extent to a growing array (doubling), within the cap. */
+static int
+append_extent (struct manifest *m, const char *path,
+               struct manifest_extent **list, size_t *len, size_t *alloc,
+               const struct manifest_extent *e)
+{
+  if (*len >= MANIFEST_MAX_FILE_EXTENTS) {
+    report_error ("manifest: %s: file %s has more than %" PRIu64 " extents",
+                  m->path, path, MANIFEST_MAX_FILE_EXTENTS);
+    return -1;
+  }
+  if (*len == *alloc) {
+    size_t new_alloc = *alloc ? *alloc * 2 : 16;
+    struct manifest_extent *p = reallocarray (*list, new_alloc, sizeof **list);
+
+    if (p == NULL) {
+      report_error ("manifest: %s: extents: realloc: %m", m->path);
+      return -1;
+    }
+    *list = p;
+    *alloc = new_alloc;
+  }
+  (*list)[(*len)++] = *e;
+  return 0;
+}
+
+/* The body of manifest_file_extents, under m->lock: the extents of file
+ * f, checked again as they are read (in the image, in the file, in
+ * order) since callers will use them as offsets.
+ */
+static int
+read_extents (struct manifest *m, const char *path,
+              const struct manifest_file *f, struct manifest_extent **list,
+              size_t *len)
+{
+  sqlite3_stmt *stmt = m->extents_stmt;
+  size_t alloc = 0;
+  uint64_t end = 0;
+  int r;
+
+  if (sqlite3_bind_int64 (stmt, 1, f->id) != SQLITE_OK) {
+    report_sqlite (m->path, m->db, "reading extents");
+    return -1;
+  }
+  while ((r = sqlite3_step (stmt)) == SQLITE_ROW) {
+    struct manifest_extent e;
+    int64_t fo = sqlite3_column_int64 (stmt, 0);
+    int64_t io = sqlite3_column_int64 (stmt, 1);
+    int64_t len64 = sqlite3_column_int64 (stmt, 2);
+
+    if (fo < 0 || io < 0 || len64 < 1 || (uint64_t) fo < end ||
+        (uint64_t) len64 > f->size || (uint64_t) fo > f->size - len64 ||
+        (uint64_t) len64 > m->image_size ||
+        (uint64_t) io > m->image_size - len64) {
+      report_error ("manifest: %s: file %s: bad extent (was the file "
+                    "modified?)",
+                    m->path, path);
+      sqlite3_reset (stmt);
+      return -1;
+    }
+    e.file_offset = fo;
+    e.image_offset = io;
+    e.length = len64;
+    end = e.file_offset + e.length;
+    if (append_extent (m, path, list, len, &alloc, &e) == -1) {
+      sqlite3_reset (stmt);
+      return -1;
+    }
+  }
+  sqlite3_reset (stmt);
+  if (r != SQLITE_DONE) {
+    report_sqlite (m->path, m->db, "reading extents");
+    return -1;
+  }
+  return 0;
+}
+
+/* Two indexed lookups: the file by path, its extents by file_id. */
+int
+manifest_file_extents (struct manifest *m, const char *path,
+                       struct manifest_file *f,
+                       struct manifest_extent **extents, size_t *n)
+{
+  sqlite3_stmt *stmt = m->file_stmt;
+  struct manifest_extent *list = NULL;
+  size_t len = 0;
+  int r;
+
+  /* Nothing longer can be in the map (and sqlite would refuse it). */
+  if (strlen (path) > MANIFEST_MAX_PATH_LEN)
+    return 1;
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+  if (sqlite3_bind_text (stmt, 1, path, -1, SQLITE_STATIC) != SQLITE_OK) {
+    report_sqlite (m->path, m->db, "reading files");
+    return -1;
+  }
+  r = sqlite3_step (stmt);
+  if (r == SQLITE_DONE) {
+    sqlite3_reset (stmt);
+    return 1;
+  }
+  if (r != SQLITE_ROW) {
+    report_sqlite (m->path, m->db, "reading files");
+    sqlite3_reset (stmt);
+    return -1;
+  }
+  r = read_file_row (m, stmt, false, f);
+  sqlite3_reset (stmt);
+  if (r == -1)
+    return -1;
+  f->path = path;
+
+  if (read_extents (m, path, f, &list, &len) == -1) {
+    free (list);
+    return -1;
+  }
+  *extents = list;
+  *n = len;
+  return 0;
 }
 
 /* Writer. */
@@ -1269,33 +1679,48 @@ manifest_writer_add_chunk (struct manifest_writer *w, uint64_t idx,
   return 0;
 }
 
-/* For the file map (not written by accel-index yet). */
+/* A repeated path is refused by sqlite (the UNIQUE constraint).  Paths
+ * come from images: messages show control characters as '?'.
+ */
 int
 manifest_writer_add_file (struct manifest_writer *w, const char *path,
                           uint64_t size, uint32_t mode, int64_t *file_id)
 {
   sqlite3_stmt *stmt = w->file_stmt;
-  size_t len = strlen (path);
+  size_t len = strlen (path), i;
+  char what[MANIFEST_MAX_PATH_LEN + 32];
+  int n;
 
-  if (len == 0 || len > MANIFEST_MAX_PATH_LEN || size > INT64_MAX) {
-    report_error ("manifest: %s: file %s: path length or size out of range",
-                  w->path, path);
+  n = snprintf (what, sizeof what, "writing file %s", path);
+  for (i = sizeof "writing file"; n > 0 && i < (size_t) n && what[i]; ++i)
+    if ((unsigned char) what[i] < ' ' || what[i] == 0x7f)
+      what[i] = '?';
+  if (len == 0 || len > MANIFEST_MAX_PATH_LEN || path[0] != '/' ||
+      size > INT64_MAX) {
+    report_error ("manifest: %s: %s: path not absolute, path length or size "
+                  "out of range",
+                  w->path, what);
     return -1;
   }
   if (sqlite3_bind_text (stmt, 1, path, len, SQLITE_STATIC) != SQLITE_OK ||
       sqlite3_bind_int64 (stmt, 2, size) != SQLITE_OK ||
       sqlite3_bind_int64 (stmt, 3, mode) != SQLITE_OK) {
-    report_sqlite (w->path, w->db, "writing files");
+    report_sqlite (w->path, w->db, what);
     return -1;
   }
-  if (writer_step (w, stmt, "writing files") == -1)
+  if (writer_step (w, stmt, what) == -1)
     return -1;
   *file_id = sqlite3_last_insert_rowid (w->db);
+  w->file_id = *file_id;
+  w->file_size = size;
+  w->file_end = 0;
+  w->file_extents = 0;
   return 0;
 }
 
-/* An extent must lie inside the image; the file's own size is not
- * checked (a sparse file may be larger than its extents).
+/* Every rule the reader checks, checked here one extent at a time: the
+ * extent lies inside the image and inside its file (the last one
+ * added), after the file's previous extent.
  */
 int
 manifest_writer_add_extent (struct manifest_writer *w, int64_t file_id,
@@ -1305,12 +1730,37 @@ manifest_writer_add_extent (struct manifest_writer *w, int64_t file_id,
   sqlite3_stmt *stmt = w->extent_stmt;
 
   if (file_id < 1 || length == 0 || length > w->image_size ||
-      image_offset > w->image_size - length ||
-      file_offset > INT64_MAX - length) {
+      image_offset > w->image_size - length) {
     report_error ("manifest: %s: extent of file %" PRId64
                   " (file offset %" PRIu64 ", image offset %" PRIu64
                   ", length %" PRIu64 ") is outside the image",
                   w->path, file_id, file_offset, image_offset, length);
+    return -1;
+  }
+  if (file_id != w->file_id) {
+    report_error ("manifest: %s: extent of file %" PRId64 " added after "
+                  "another file (%" PRId64 ")",
+                  w->path, file_id, w->file_id);
+    return -1;
+  }
+  if (length > w->file_size || file_offset > w->file_size - length) {
+    report_error ("manifest: %s: extent of file %" PRId64
+                  " (file offset %" PRIu64 ", length %" PRIu64 ") ends "
+                  "beyond the file's size %" PRIu64,
+                  w->path, file_id, file_offset, length, w->file_size);
+    return -1;
+  }
+  if (file_offset < w->file_end) {
+    report_error ("manifest: %s: extent of file %" PRId64
+                  " (file offset %" PRIu64 ") out of order or overlapping "
+                  "the previous one (which ends at %" PRIu64 ")",
+                  w->path, file_id, file_offset, w->file_end);
+    return -1;
+  }
+  if (w->file_extents >= MANIFEST_MAX_FILE_EXTENTS) {
+    report_error ("manifest: %s: file %" PRId64 " has more than %" PRIu64
+                  " extents",
+                  w->path, file_id, MANIFEST_MAX_FILE_EXTENTS);
     return -1;
   }
   if (sqlite3_bind_int64 (stmt, 1, file_id) != SQLITE_OK ||
@@ -1320,7 +1770,11 @@ manifest_writer_add_extent (struct manifest_writer *w, int64_t file_id,
     report_sqlite (w->path, w->db, "writing extents");
     return -1;
   }
-  return writer_step (w, stmt, "writing extents");
+  if (writer_step (w, stmt, "writing extents") == -1)
+    return -1;
+  w->file_end = file_offset + length;
+  w->file_extents++;
+  return 0;
 }
 
 /* A hot entry must name a real chunk; a repeated rank is refused by
@@ -1384,6 +1838,28 @@ fsync_parent (const char *path)
   return fsync_path (dir);
 }
 
+/* The reader refuses a file above MANIFEST_MAX_FILE_SIZE; so does the
+ * writer, rather than publish what nobody can open.
+ */
+static int
+check_file_size (struct manifest_writer *w)
+{
+  struct stat st;
+
+  if (stat (w->tmp_path, &st) == -1) {
+    report_error ("manifest: %s: stat: %m", w->tmp_path);
+    return -1;
+  }
+  if ((uint64_t) st.st_size > MANIFEST_MAX_FILE_SIZE) {
+    report_error ("manifest: %s: the manifest would be %jd bytes, more than "
+                  "the limit of %" PRIu64 " (too many chunks or files: use "
+                  "a larger chunk size)",
+                  w->path, (intmax_t) st.st_size, MANIFEST_MAX_FILE_SIZE);
+    return -1;
+  }
+  return 0;
+}
+
 /* Only a complete manifest is ever renamed into place. */
 int
 manifest_writer_finish (struct manifest_writer *w,
@@ -1407,8 +1883,12 @@ manifest_writer_finish (struct manifest_writer *w,
   if (writer_meta (w, "image_sha256", hex, 0) == -1 ||
       writer_exec (w, "CREATE INDEX chunks_sha256 ON chunks (sha256);",
                    "creating the sha256 index") == -1 ||
+      writer_exec (w,
+                   "CREATE INDEX extents_file ON extents"
+                   " (file_id, file_offset, image_offset, length);",
+                   "creating the extents index") == -1 ||
       writer_exec (w, "COMMIT;", "commit") == -1 || !writer_close_db (w) ||
-      fsync_path (w->tmp_path) == -1)
+      check_file_size (w) == -1 || fsync_path (w->tmp_path) == -1)
     goto err;
   if (rename (w->tmp_path, w->path) == -1) {
     report_error ("manifest: %s: rename from %s: %m", w->path, w->tmp_path);

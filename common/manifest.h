@@ -22,10 +22,17 @@
  *     chunk is 0, else 0.  The last chunk may be short.
  *   files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,
  *          size INTEGER NOT NULL, mode INTEGER NOT NULL)
+ *     one row per path of a regular file in the image: the absolute path
+ *     ("/a/b"), the size in bytes and st_mode.
  *   extents (file_id INTEGER NOT NULL, file_offset INTEGER NOT NULL,
- *            image_offset INTEGER NOT NULL, length INTEGER NOT NULL)
- *     the map from files inside the image to byte ranges of the image
- *     (may be empty).
+ *            image_offset INTEGER NOT NULL, length INTEGER NOT NULL),
+ *           with an index on (file_id, file_offset, ...)
+ *     the map from files inside the image to byte ranges of the image:
+ *     length > 0 bytes of the file at file_offset are the image's bytes
+ *     at image_offset.  A file's extents do not overlap and end within
+ *     its size.  Bytes of a file outside its extents are holes (zeros),
+ *     or for squashfs may also be compressed data (both tables may be
+ *     empty).
  *   hot (rank INTEGER PRIMARY KEY, chunk_idx INTEGER NOT NULL)
  *     chunks worth prefetching, most important first (may be empty).
  *
@@ -53,6 +60,7 @@
 #define MANIFEST_MAX_CHUNKS (UINT64_C (1) << 24)
 #define MANIFEST_MAX_FILE_SIZE (UINT64_C (2) * 1024 * 1024 * 1024)
 #define MANIFEST_MAX_PATH_LEN 4096
+#define MANIFEST_MAX_FILE_EXTENTS (UINT64_C (1) << 24)
 
 /* Reader.  After manifest_open returns, every function may be called
  * from any number of threads at once.
@@ -93,6 +101,48 @@ int manifest_find_chunk (struct manifest *m, const unsigned char sha256[32],
  */
 int manifest_hot_chunks (struct manifest *m, uint64_t **chunks, size_t *n);
 
+/* How many chunks are all zero bytes (counted at open). */
+uint64_t manifest_nr_zero_chunks (const struct manifest *m);
+
+/* The file map: regular files of the image and their extents, checked
+ * at open like everything else (every extent inside the image and
+ * inside its file, no overlaps, a file's path unique).
+ */
+struct manifest_file {
+  int64_t id;
+  const char *path; /* absolute, "/a/b"; see each function for lifetime */
+  uint64_t size;
+  uint32_t mode; /* st_mode, with S_IFREG */
+};
+
+struct manifest_extent {
+  uint64_t file_offset, image_offset, length;
+};
+
+/* How many files rows there are (counted at open). */
+uint64_t manifest_nr_files (const struct manifest *m);
+
+/* Return 0 to go on, or -1 (with the error reported) to stop. */
+typedef int (*manifest_file_fn) (void *opaque, const struct manifest_file *f);
+
+/* Call fn for every file, in order of path (bytewise, as memcmp).
+ * f->path is valid only during the call.  fn runs without the
+ * manifest's lock held, so it may call other functions on m (such as
+ * manifest_file_extents).  0, or -1 if fn or the reading failed.
+ */
+int
+manifest_foreach_file (struct manifest *m, manifest_file_fn fn, void *opaque);
+
+/* Look up one file by its path.  On 0 (found), *f is filled in with
+ * f->path pointing to the path argument itself (so it lives as long as
+ * the caller's string), and *extents is a malloc'd array of *n extents
+ * in order of file_offset, which the caller frees (NULL when *n is 0).
+ * 1 if there is no such file, -1 on error (reported).
+ */
+int manifest_file_extents (struct manifest *m, const char *path,
+                           struct manifest_file *f,
+                           struct manifest_extent **extents, size_t *n);
+
 /* Writer (accel-index).  Rows go into PATH.tmp inside one transaction;
  * manifest_writer_finish renames it over PATH, so a reader never sees a
  * partial manifest.  The output depends only on the calls made (and the
@@ -111,6 +161,15 @@ manifest_writer_create (const char *path, uint64_t image_size,
 /* Chunks must be added in order, idx 0, 1, 2, ... */
 int manifest_writer_add_chunk (struct manifest_writer *w, uint64_t idx,
                                const unsigned char sha256[32], bool zero);
+
+/* The file map.  A file's extents are added right after the file (the
+ * file_id from manifest_writer_add_file), in increasing, non-overlapping
+ * order of file_offset, each inside the image and inside the file's
+ * size, at most MANIFEST_MAX_FILE_EXTENTS of them; paths are absolute
+ * and unique.  Anything else is refused (error reported), so that the
+ * writer cannot produce a map the reader would refuse.  Files and chunks
+ * may be added in any order relative to each other.
+ */
 int manifest_writer_add_file (struct manifest_writer *w, const char *path,
                               uint64_t size, uint32_t mode, int64_t *file_id);
 int manifest_writer_add_extent (struct manifest_writer *w, int64_t file_id,
@@ -119,7 +178,8 @@ int manifest_writer_add_extent (struct manifest_writer *w, int64_t file_id,
 int manifest_writer_add_hot (struct manifest_writer *w, uint64_t rank,
                              uint64_t chunk_idx);
 
-/* Check that every chunk was added, commit, fsync and rename over PATH.
+/* Check that every chunk was added, commit, check that the file is
+ * within MANIFEST_MAX_FILE_SIZE, fsync and rename over PATH.
  * Frees w whether it succeeds or fails; on failure the temporary file is
  * removed and PATH is untouched.  0, or -1 (error reported).  NB: if only
  * the final fsync of PATH's directory fails, the new manifest is already

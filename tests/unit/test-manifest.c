@@ -131,8 +131,9 @@ test_sha256 (uint64_t idx, unsigned char out[32])
 
 static const unsigned char image_sha256[32] = "0123456789abcdef0123456789abcde";
 
-/* Write a manifest of the fake content with nr_hot hot chunks and one
- * file.  0 or -1.
+/* Write a manifest of the fake content with nr_hot hot chunks and a
+ * small file map: /etc/hostname (1 byte, one extent), /usr/bin/tool
+ * (10000 bytes, two extents and holes), /empty.  0 or -1.
  */
 static int
 write_test_manifest (const char *path, uint64_t image_size, uint32_t chunk_size,
@@ -140,6 +141,7 @@ write_test_manifest (const char *path, uint64_t image_size, uint32_t chunk_size,
 {
   struct manifest_writer *w;
   uint64_t nr = (image_size + chunk_size - 1) / chunk_size, i;
+  uint64_t tail = image_size < 100 ? image_size : 100;
   unsigned char sha[32];
   int64_t id;
 
@@ -155,7 +157,12 @@ write_test_manifest (const char *path, uint64_t image_size, uint32_t chunk_size,
     if (manifest_writer_add_hot (w, i, (i * 7) % nr) == -1)
       goto err;
   if (manifest_writer_add_file (w, "/etc/hostname", 1, 0100644, &id) == -1 ||
-      manifest_writer_add_extent (w, id, 0, 0, 1) == -1)
+      manifest_writer_add_extent (w, id, 0, 0, 1) == -1 ||
+      manifest_writer_add_file (w, "/usr/bin/tool", 10000, 0100755, &id) ==
+          -1 ||
+      manifest_writer_add_extent (w, id, 0, image_size - tail, tail) == -1 ||
+      manifest_writer_add_extent (w, id, 5000, 0, 1) == -1 ||
+      manifest_writer_add_file (w, "/empty", 0, 0100600, &id) == -1)
     goto err;
   return manifest_writer_finish (w, image_sha256);
 
@@ -278,6 +285,35 @@ check_round_trip (uint64_t image_size, uint32_t chunk_size, const char *fs_type,
       ok = false;
   CHECK (ok);
   CHECK (nr_hot > 0 || hot == NULL);
+
+  /* The file map of write_test_manifest. */
+  {
+    struct manifest_extent *ext = NULL;
+    struct manifest_file f;
+    uint64_t tail = image_size < 100 ? image_size : 100, nr_zero = 0;
+    const char *tool = "/usr/bin/tool";
+    size_t n;
+
+    for (i = 0; i < nr; ++i)
+      nr_zero += test_zero (i);
+    CHECK (manifest_nr_zero_chunks (m) == nr_zero);
+    CHECK (manifest_nr_files (m) == 3);
+    CHECK (manifest_file_extents (m, tool, &f, &ext, &n) == 0);
+    CHECK (f.path == tool && f.size == 10000 && f.mode == 0100755);
+    CHECK (n == 2);
+    if (n == 2) {
+      CHECK (ext[0].file_offset == 0 && ext[0].length == tail &&
+             ext[0].image_offset == image_size - tail);
+      CHECK (ext[1].file_offset == 5000 && ext[1].image_offset == 0 &&
+             ext[1].length == 1);
+    }
+    free (ext);
+    ext = NULL;
+    CHECK (manifest_file_extents (m, "/empty", &f, &ext, &n) == 0);
+    CHECK (f.size == 0 && f.mode == 0100600 && n == 0 && ext == NULL);
+    CHECK (manifest_file_extents (m, "/usr/bin", &f, &ext, &n) == 1);
+    CHECK (manifest_file_extents (m, "", &f, &ext, &n) == 1);
+  }
   manifest_close (m);
 }
 
@@ -356,6 +392,111 @@ check_threads (void)
   unlink (path);
 }
 
+/* What the foreach callback of check_file_map saw. */
+struct walk {
+  struct manifest *m;
+  unsigned calls, stop_after;
+  char paths[8][64];
+  bool lookups_ok;
+};
+
+/* Record each path and look it up again from inside the callback (the
+ * manifest's lock is not held here).
+ */
+static int
+walk_file (void *opaque, const struct manifest_file *f)
+{
+  struct walk *wk = opaque;
+  struct manifest_extent *ext = NULL;
+  struct manifest_file g;
+  size_t n;
+
+  if (wk->calls < 8)
+    snprintf (wk->paths[wk->calls], sizeof wk->paths[0], "%s", f->path);
+  wk->calls++;
+  if (manifest_file_extents (wk->m, f->path, &g, &ext, &n) != 0 ||
+      g.id != f->id || g.size != f->size || g.mode != f->mode)
+    wk->lookups_ok = false;
+  free (ext);
+  if (wk->stop_after && wk->calls == wk->stop_after)
+    return -1;
+  return 0;
+}
+
+/* The file map's reader: files in path order (bytewise, not insertion
+ * order), lookups from inside the walk, a walk stopped by its callback,
+ * extents merged by nobody (the reader returns what was written).
+ */
+static void
+check_file_map (void)
+{
+  CLEANUP_FREE char *path = tmp_path ("filemap.db");
+  static const char *const names[] = {
+    "/zeta", "/a/b", "/ä", "/a", "/B", "/a/b/c", "/\xe5\x90\x8d", "/a.txt",
+  };
+  static const char *const sorted[] = {
+    "/B",     "/a",    "/a.txt",    "/a/b",
+    "/a/b/c", "/zeta", "/\xc3\xa4", "/\xe5\x90\x8d",
+  };
+  struct manifest_writer *w;
+  struct manifest_extent *ext = NULL;
+  struct manifest_file f;
+  struct walk wk = { .lookups_ok = true };
+  unsigned char sha[32] = { 0 };
+  struct manifest *m;
+  size_t i, n;
+  int64_t id;
+  bool ok = true;
+
+  w = manifest_writer_create (path, 64 * 4096, 4096, "ext4");
+  CHECK (w != NULL);
+  if (w == NULL)
+    return;
+  for (i = 0; i < 64; ++i)
+    CHECK (manifest_writer_add_chunk (w, i, sha, true) == 0);
+  for (i = 0; i < 8; ++i) {
+    CHECK (manifest_writer_add_file (w, names[i], 4096 * (i + 1), 0100644,
+                                     &id) == 0);
+    /* i + 1 one-block extents, every other block (so none merge). */
+    for (n = 0; n <= i; n += 2)
+      CHECK (manifest_writer_add_extent (w, id, n * 4096, (i * 8 + n) * 4096,
+                                         4096) == 0);
+  }
+  CHECK (manifest_writer_finish (w, image_sha256) == 0);
+
+  m = manifest_open (path);
+  CHECK (m != NULL);
+  if (m == NULL)
+    return;
+  CHECK (manifest_nr_files (m) == 8);
+  CHECK (manifest_nr_zero_chunks (m) == 64);
+  wk.m = m;
+  CHECK (manifest_foreach_file (m, walk_file, &wk) == 0);
+  CHECK (wk.calls == 8);
+  for (i = 0; i < 8; ++i)
+    if (strcmp (wk.paths[i], sorted[i]) != 0)
+      ok = false;
+  CHECK (ok);
+  CHECK (wk.lookups_ok);
+
+  /* A callback's -1 stops the walk and is passed on. */
+  wk.calls = 0;
+  wk.stop_after = 3;
+  CHECK (manifest_foreach_file (m, walk_file, &wk) == -1);
+  CHECK (wk.calls == 3);
+
+  CHECK (manifest_file_extents (m, "/a/b/c", &f, &ext, &n) == 0);
+  CHECK (f.size == 6 * 4096 && n == 3);
+  ok = n == 3;
+  for (i = 0; i < n && ok; ++i)
+    ok = ext[i].file_offset == 2 * i * 4096 &&
+        ext[i].image_offset == (5 * 8 + 2 * i) * 4096 && ext[i].length == 4096;
+  CHECK (ok);
+  free (ext);
+  manifest_close (m);
+  unlink (path);
+}
+
 /* The writer refuses what the reader would refuse, and never leaves a
  * temporary file or a half manifest behind.
  */
@@ -415,15 +556,33 @@ check_writer_errors (void)
   CHECK (manifest_writer_add_hot (w, 0, 2) == 0);
   CHECK (manifest_writer_add_hot (w, 0, 1) == -1);
   CHECK (error_says (path, "UNIQUE"));
-  CHECK (manifest_writer_add_file (w, "/a", 1, 0644, &file_id) == 0);
+  CHECK (manifest_writer_add_file (w, "/a", 100, 0644, &file_id) == 0);
   CHECK (manifest_writer_add_file (w, "/a", 1, 0644, &file_id) == -1);
-  CHECK (error_says (path, "UNIQUE"));
+  CHECK (error_says (path, "writing file /a: UNIQUE"));
   CHECK (manifest_writer_add_file (w, "", 1, 0644, &file_id) == -1);
+  CHECK (manifest_writer_add_file (w, "a/b", 1, 0644, &file_id) == -1);
+  CHECK (error_says (path, "path not absolute"));
+  CHECK (manifest_writer_add_file (w, "/big", (uint64_t) INT64_MAX + 1, 0644,
+                                   &file_id) == -1);
   CHECK (manifest_writer_add_extent (w, 1, 0, 3 * 4096 - 10, 11) == -1);
   CHECK (error_says (path, "outside the image"));
   CHECK (manifest_writer_add_extent (w, 1, 0, 0, 0) == -1);
   CHECK (manifest_writer_add_extent (w, 1, 0, UINT64_MAX, 2) == -1);
   CHECK (manifest_writer_add_extent (w, 1, 0, 3 * 4096 - 10, 10) == 0);
+  /* The file map's rules: in order, inside the file, after the file. */
+  CHECK (manifest_writer_add_extent (w, 1, 5, 0, 10) == -1);
+  CHECK (error_says (path, "out of order or overlapping"));
+  CHECK (manifest_writer_add_extent (w, 1, 10, 0, 91) == -1);
+  CHECK (error_says (path, "beyond the file's size 100"));
+  CHECK (manifest_writer_add_extent (w, 1, UINT64_MAX - 5, 0, 10) == -1);
+  CHECK (error_says (path, "beyond the file's size"));
+  CHECK (manifest_writer_add_extent (w, 1, 10, 0, 90) == 0);
+  CHECK (manifest_writer_add_extent (w, 2, 0, 0, 1) == -1);
+  CHECK (error_says (path, "added after another file (1)"));
+  CHECK (manifest_writer_add_file (w, "/b", 100, 0644, &file_id) == 0);
+  CHECK (file_id == 2);
+  CHECK (manifest_writer_add_extent (w, 1, 0, 0, 1) == -1);
+  CHECK (error_says (path, "added after another file (2)"));
   CHECK (manifest_writer_finish (w, image_sha256) == -1);
   CHECK (error_says (path, "only 1 of 3 chunks"));
   CHECK (!exists (tmp));
@@ -560,6 +719,74 @@ static const struct bad_sql bad_sql[] = {
   { "INSERT INTO hot VALUES (100, 'x')", "hot: entries whose chunk_idx" },
   { "INSERT INTO hot SELECT idx + 100, idx FROM chunks",
     "hot: 14 entries, more than the 11 chunks" },
+
+  /* File map: /etc/hostname is file 1 (1 byte, extent 0+1 at 0),
+   * /usr/bin/tool file 2 (10000 bytes, extents 0+100 and 5000+1),
+   * /empty file 3; the image has 41060 bytes.
+   */
+  { "UPDATE files SET path = 'etc/hostname' WHERE id = 1",
+    "files: file 1: path is not text of 1 to 4096 bytes starting with '/'" },
+  { "UPDATE files SET path = '' WHERE id = 1", "files: file 1: path" },
+  { "UPDATE files SET path = '/a' || char (0) || 'b' WHERE id = 2",
+    "files: file 2: path" },
+  { "UPDATE files SET path = CAST ('/ab' AS BLOB) WHERE id = 2",
+    "files: file 2: path" },
+  { "UPDATE files SET path = printf ('/%.5000c', 'x') WHERE id = 3",
+    "files: file 3: path" },
+  { "UPDATE files SET size = -1 WHERE id = 3",
+    "files: file 3: size is not a non-negative integer" },
+  { "UPDATE files SET size = 1.5 WHERE id = 3", "files: file 3: size" },
+  { "UPDATE files SET size = 'ten' WHERE id = 3", "files: file 3: size" },
+  { "UPDATE files SET mode = 4294967296 WHERE id = 1",
+    "files: file 1: mode is not an integer between 0 and 2^32-1" },
+  { "UPDATE files SET mode = -1 WHERE id = 1", "files: file 1: mode" },
+  { "UPDATE files SET mode = 'rw' WHERE id = 1", "files: file 1: mode" },
+  { "CREATE TABLE f2 AS SELECT * FROM files; DROP TABLE files;"
+    "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
+    " size INTEGER NOT NULL, mode INTEGER NOT NULL);"
+    "INSERT INTO files SELECT * FROM f2; DROP TABLE f2",
+    "files: no unique index on path" },
+  { "CREATE TABLE f2 AS SELECT * FROM files; DROP TABLE files;"
+    "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
+    " size INTEGER NOT NULL, mode INTEGER NOT NULL, UNIQUE (path, size));"
+    "INSERT INTO files SELECT * FROM f2; DROP TABLE f2",
+    "files: no unique index on path" },
+  { "DROP INDEX extents_file", "extents: no index on (file_id, file_offset)" },
+  { "INSERT INTO extents VALUES (9, 0, 0, 1)",
+    "extents: file 9 does not exist" },
+  { "UPDATE extents SET length = '1x' WHERE file_id = 1",
+    "extents: some values are not integers" },
+  { "UPDATE extents SET image_offset = 2.5 WHERE file_id = 1",
+    "extents: some values are not integers" },
+  { "UPDATE extents SET length = 0 WHERE file_id = 1",
+    "extents: file 1: an extent is empty or not inside the image (41060 "
+    "bytes)" },
+  { "UPDATE extents SET length = -1 WHERE file_id = 1",
+    "extents: file 1: an extent is empty" },
+  { "UPDATE extents SET image_offset = 41060 WHERE file_id = 1",
+    "extents: file 1: an extent is empty or not inside the image" },
+  { "UPDATE extents SET image_offset = -1 WHERE file_id = 1",
+    "extents: file 1: an extent is empty or not inside the image" },
+  { "UPDATE extents SET image_offset = 41000 WHERE file_offset = 0"
+    " AND file_id = 2",
+    "extents: file 2: an extent is empty or not inside the image" },
+  { "UPDATE extents SET length = 9223372036854775807 WHERE file_id = 2"
+    " AND file_offset = 5000",
+    "extents: file 2: an extent is empty or not inside the image" },
+  { "UPDATE files SET size = 0 WHERE id = 1",
+    "extents: file 1: an extent ends beyond the file's size" },
+  { "UPDATE extents SET file_offset = 10000 WHERE file_offset = 5000",
+    "extents: file 2: an extent ends beyond the file's size" },
+  { "UPDATE extents SET file_offset = -1 WHERE file_id = 1",
+    "extents: file 1: an extent ends beyond" },
+  { "UPDATE extents SET file_offset = 9223372036854775807 WHERE file_id = 1",
+    "extents: file 1: an extent ends beyond" },
+  { "INSERT INTO extents VALUES (2, 99, 0, 1)",
+    "extents: file 2: extents overlap" },
+  { "INSERT INTO extents VALUES (2, 4000, 0, 1001)",
+    "extents: file 2: extents overlap" },
+  { "INSERT INTO extents VALUES (2, 0, 7, 1)",
+    "extents: file 2: extents overlap" },
 
   /* Some other program's database. */
   { "PRAGMA application_id = 42", "not an accel manifest" },
@@ -708,6 +935,11 @@ check_bad_files (const char *good)
         for (j = 0; j < nr_hot; ++j)
           CHECK (hot[j] < manifest_nr_chunks (m));
       free (hot);
+      {
+        struct walk wk = { .m = m, .lookups_ok = true };
+
+        manifest_foreach_file (m, walk_file, &wk);
+      }
       manifest_close (m);
     }
   }
@@ -755,6 +987,7 @@ main (void)
   check_round_trip (64 * MiB - 1, 4096, "raw", 100);
   check_determinism ();
   check_threads ();
+  check_file_map ();
   check_writer_errors ();
 
   /* 11 chunks, the last one short; chunks 2 and 7 are zero. */
