@@ -52,7 +52,7 @@ TOOLS := $(foreach d,$(TOOL_DIRS),tools/accel-$(notdir $(d)))
 TOOL_SCRIPTS := $(wildcard tools/sh/accel-*)
 
 # Extra libraries some programs need (libext2fs, libsquashfuse).
-EXTRA_PKGS := ext2fs squashfuse
+EXTRA_PKGS := ext2fs com_err squashfuse
 EXTRA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(EXTRA_PKGS) 2>/dev/null)
 EXTRA_LIBS := $(shell $(PKG_CONFIG) --libs $(EXTRA_PKGS) 2>/dev/null)
 

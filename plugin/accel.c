@@ -91,6 +91,14 @@ accel_config (const char *key, const char *value)
     cfg.s3.endpoint = value;
   else if (strcmp (key, "manifest") == 0)
     cfg.manifest = value;
+  else if (strcmp (key, "manifest-sha256") == 0) {
+    if (strlen (value) != 64 ||
+        strspn (value, "0123456789abcdefABCDEF") != 64) {
+      nbdkit_error ("manifest-sha256: must be 64 hex digits");
+      return -1;
+    }
+    cfg.manifest_sha256 = value;
+  }
   else if (strcmp (key, "profile") == 0)
     cfg.s3.profile = value;
   else if (strcmp (key, "readahead") == 0) {
@@ -167,6 +175,7 @@ accel_config_complete (void)
   "us-east-1.\n"                                                               \
   "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
   "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n"      \
+  "manifest-sha256=HEX   Accept only the manifest with this SHA-256.\n"        \
   "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n"       \
   "cache-size=SIZE       Cap on the bytes the cache dir holds (default: "      \
   "none).\n"                                                                   \

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,8 +197,13 @@ open_manifest (struct image *img, const struct image_config *cfg,
   char digest[65];
 
   *identity = NULL;
-  if (where && strcmp (where, "none") == 0)
+  if (where && strcmp (where, "none") == 0) {
+    if (cfg->manifest_sha256) {
+      report_error ("manifest-sha256= pins a manifest, but manifest=none");
+      return -1;
+    }
     return 0;
+  }
 
   if (where && strstr (where, "://") == NULL)
     local = strdup (where); /* a local file */
@@ -215,6 +221,11 @@ open_manifest (struct image *img, const struct image_config *cfg,
     }
     local = fetch_manifest (img, cfg->cache_dir, where, missing_ok, &missing);
     if (local == NULL) {
+      if (missing && cfg->manifest_sha256) {
+        report_error ("%s: no manifest there, but manifest-sha256= pins one",
+                      where);
+        return -1;
+      }
       if (missing) {
         report_debug ("no manifest at %s: chunks are verified only against "
                       "the hashes recorded when they were cached",
@@ -229,10 +240,17 @@ open_manifest (struct image *img, const struct image_config *cfg,
     return -1;
   }
 
+  /* NB: the pin is checked before the manifest is parsed at all. */
+  if (sha256_file (local, digest) == -1)
+    return -1;
+  if (cfg->manifest_sha256 && strcasecmp (cfg->manifest_sha256, digest) != 0) {
+    report_error ("manifest %s has SHA-256 %s, but manifest-sha256= pins %s: "
+                  "refusing it",
+                  where ? where : local, digest, cfg->manifest_sha256);
+    return -1;
+  }
   img->manifest = manifest_open (local);
   if (img->manifest == NULL)
-    return -1;
-  if (sha256_file (local, digest) == -1)
     return -1;
   if (asprintf (identity, "manifest:%s", digest) == -1) {
     *identity = NULL;

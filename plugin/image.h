@@ -18,6 +18,7 @@
 struct image_config {
   const char *url;
   const char *manifest; /* URL, file, "none", or NULL = default */
+  const char *manifest_sha256; /* pin: the only manifest accepted */
   const char *cache_dir;
   uint64_t cache_size; /* 0 = no cap */
   uint32_t chunk_size; /* 0 = the manifest's, else 1 MiB */

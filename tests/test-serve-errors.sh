@@ -36,6 +36,25 @@ cat "$tmp/missing.log"
 grep -q "404\|no such\|No such\|NoSuchKey" "$tmp/missing.log" ||
   fail "missing object: unclear error"
 
+# 2b. manifest-sha256= pins the manifest: the right digest serves, any
+# other is refused before the manifest is even parsed.
+good=$(sha256sum "$tmp/disk.img.manifest" | cut -d' ' -f1)
+bad=$(printf '%064d' 0)
+if start_nbdkit pin url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
+     manifest-sha256="$bad"; then
+  fail "nbdkit accepted a manifest that does not match its pin"
+fi
+grep -q "manifest-sha256= pins $bad: refusing it" "$tmp/pin.log" ||
+  fail "no clear error for a pinned manifest mismatch"
+start_nbdkit pin2 url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
+  manifest-sha256="$good" || fail "nbdkit refused the pinned manifest"
+nbdcheck read "$(nbd_uri pin2)" 0 4096 || fail "read with a pinned manifest"
+stop_nbdkit pin2
+if start_nbdkit pin3 url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
+     manifest=none manifest-sha256="$good"; then
+  fail "nbdkit started with manifest=none and a pin"
+fi
+
 # 3. Corrupted byte in the cache: detected at the first read after a
 # restart, refetched, never served.
 start_nbdkit a url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
