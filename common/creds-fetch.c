@@ -381,25 +381,23 @@ required_field (const char *what, bool xml, const char *doc, size_t len,
   return v;
 }
 
-/* Parse the <Credentials> of an AssumeRoleWithWebIdentityResponse. */
+/* The four fields of temporary credentials in an XML or JSON document,
+ * as credentials from source.  STS and IMDS name them alike but for the
+ * token (token_name: SessionToken, Token).
+ */
 static int
-sts_parse_credentials (const struct http_body *b, struct aws_creds **out)
+credentials_from_fields (const char *what, bool xml, const char *doc,
+                         size_t len, const char *token_name, const char *source,
+                         struct aws_creds **out)
 {
-  static const char what[] = "STS AssumeRoleWithWebIdentity response";
   CLEANUP_FREE_SECRET char *sk = NULL, *token = NULL;
   CLEANUP_FREE char *ak = NULL, *exp = NULL;
-  const char *xml;
-  size_t len;
   time_t expiration;
 
-  if (creds_xml_find (b->data, b->len, "Credentials", &xml, &len) == -1) {
-    report_error ("%s: no <Credentials>", what);
-    return -1;
-  }
-  ak = required_field (what, true, xml, len, "AccessKeyId");
-  sk = ak ? required_field (what, true, xml, len, "SecretAccessKey") : NULL;
-  token = sk ? required_field (what, true, xml, len, "SessionToken") : NULL;
-  exp = token ? required_field (what, true, xml, len, "Expiration") : NULL;
+  ak = required_field (what, xml, doc, len, "AccessKeyId");
+  sk = ak ? required_field (what, xml, doc, len, "SecretAccessKey") : NULL;
+  token = sk ? required_field (what, xml, doc, len, token_name) : NULL;
+  exp = token ? required_field (what, xml, doc, len, "Expiration") : NULL;
   if (exp == NULL)
     return -1;
   if (creds_parse_time (exp, &expiration) == -1) {
@@ -407,8 +405,24 @@ sts_parse_credentials (const struct http_body *b, struct aws_creds **out)
     report_error ("%s: invalid Expiration: %s", what, exp);
     return -1;
   }
-  *out = creds_new (ak, sk, token, expiration, "web-identity");
+  *out = creds_new (ak, sk, token, expiration, source);
   return *out ? 0 : -1;
+}
+
+/* Parse the <Credentials> of an AssumeRoleWithWebIdentityResponse. */
+static int
+sts_parse_credentials (const struct http_body *b, struct aws_creds **out)
+{
+  static const char what[] = "STS AssumeRoleWithWebIdentity response";
+  const char *xml;
+  size_t len;
+
+  if (creds_xml_find (b->data, b->len, "Credentials", &xml, &len) == -1) {
+    report_error ("%s: no <Credentials>", what);
+    return -1;
+  }
+  return credentials_from_fields (what, true, xml, len, "SessionToken",
+                                  "web-identity", out);
 }
 
 /* Read the token, POST the unsigned form, parse the XML answer. */
@@ -598,9 +612,7 @@ static int
 imds_parse_credentials (const struct http_body *b, struct aws_creds **out)
 {
   static const char what[] = "instance metadata credentials";
-  CLEANUP_FREE_SECRET char *sk = NULL, *token = NULL;
-  CLEANUP_FREE char *code = NULL, *ak = NULL, *exp = NULL;
-  time_t expiration;
+  CLEANUP_FREE char *code = NULL;
 
   code = creds_json_string (b->data, b->len, "Code");
   if (code == NULL && errno != ENOENT) {
@@ -612,21 +624,8 @@ imds_parse_credentials (const struct http_body *b, struct aws_creds **out)
     report_error ("%s: Code is %s", what, code);
     return -1;
   }
-  ak = required_field (what, false, b->data, b->len, "AccessKeyId");
-  sk = ak ? required_field (what, false, b->data, b->len, "SecretAccessKey")
-          : NULL;
-  token = sk ? required_field (what, false, b->data, b->len, "Token") : NULL;
-  exp = token ? required_field (what, false, b->data, b->len, "Expiration")
-              : NULL;
-  if (exp == NULL)
-    return -1;
-  if (creds_parse_time (exp, &expiration) == -1) {
-    sanitize_message (exp);
-    report_error ("%s: invalid Expiration: %s", what, exp);
-    return -1;
-  }
-  *out = creds_new (ak, sk, token, expiration, "imds");
-  return *out ? 0 : -1;
+  return credentials_from_fields (what, false, b->data, b->len, "Token", "imds",
+                                  out);
 }
 
 /* Token, role name, credentials: three requests, as IMDSv2 wants. */

@@ -244,19 +244,15 @@ judge_open (const struct s3_request *rq, struct s3_response *rs, char *msg,
   return S3_OK;
 }
 
-/* The response to S3_READ_RANGE. */
+/* The status and Content-Range of the response to S3_READ_RANGE of an
+ * object of size bytes.
+ */
 static enum s3_outcome
 judge_range (const struct s3_request *rq, const struct s3_response *rs,
-             uint64_t size, const char *etag, char *msg, size_t msglen,
-             int *err)
+             uint64_t size, char *msg, size_t msglen, int *err)
 {
   struct http_content_range cr;
 
-  if (etag_changed (rs, etag))
-    return verdict (S3_FAIL, ESTALE, err, msg, msglen,
-                    "the object changed since it was opened (ETag was %s, "
-                    "now %s): refusing to mix versions",
-                    etag, rs->etag.value);
   if (rs->status == 200) {
     /* RFC 9110 allows ignoring Range; we allow it only when the range
      * was the whole object anyway.
@@ -285,25 +281,30 @@ judge_range (const struct s3_request *rq, const struct s3_response *rs,
   else
     return verdict (S3_FAIL, EPROTO, err, msg, msglen,
                     "unexpected status %ld to a range request", rs->status);
-
-  if (rs->got != rq->len)
-    return verdict (S3_RETRY, EIO, err, msg, msglen,
-                    "short body: %" PRIu64 " of %" PRIu64 " bytes", rs->got,
-                    rq->len);
   return S3_OK;
 }
 
-/* The response to S3_READ_ALL. */
+/* The response to a read of an opened object, S3_READ_RANGE or
+ * S3_READ_ALL: the version it was opened at (etag), the status the
+ * request asks for, then every byte of the body.
+ */
 static enum s3_outcome
-judge_all (const struct s3_request *rq, const struct s3_response *rs,
-           const char *etag, char *msg, size_t msglen, int *err)
+judge_read (const struct s3_request *rq, const struct s3_response *rs,
+            const char *etag, char *msg, size_t msglen, int *err)
 {
+  enum s3_outcome o;
+
   if (etag_changed (rs, etag))
     return verdict (S3_FAIL, ESTALE, err, msg, msglen,
                     "the object changed since it was opened (ETag was %s, "
                     "now %s): refusing to mix versions",
                     etag, rs->etag.value);
-  if (rs->status != 200)
+  if (rq->purpose == S3_READ_RANGE) {
+    o = judge_range (rq, rs, rq->size, msg, msglen, err);
+    if (o != S3_OK)
+      return o;
+  }
+  else if (rs->status != 200)
     return verdict (S3_FAIL, EPROTO, err, msg, msglen,
                     "unexpected status %ld to a GET of the whole object",
                     rs->status);
@@ -428,16 +429,15 @@ s3_check_response (const struct s3_url *url, const struct s3_request *rq,
   switch (rq->purpose) {
   case S3_OPEN:
     return judge_open (rq, rs, msg, msglen, err);
-  case S3_READ_RANGE:
-    return judge_range (rq, rs, rq->size, rq->if_match, msg, msglen, err);
   case S3_SEND:
     return judge_send (rq, rs, msg, msglen, err);
   case S3_XML:
     return judge_xml (rq, rs, msg, msglen, err);
   case S3_DELETE:
     return S3_OK;
+  case S3_READ_RANGE:
   case S3_READ_ALL:
   default:
-    return judge_all (rq, rs, rq->if_match, msg, msglen, err);
+    return judge_read (rq, rs, rq->if_match, msg, msglen, err);
   }
 }

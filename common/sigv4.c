@@ -132,9 +132,11 @@ check_string (const char *what, const char *s)
   return true;
 }
 
-/* Methods and header names go on the wire as they are: tokens only. */
+/* A string that is present, bounded, not empty and made only of the
+ * characters allowed accepts.
+ */
 static bool
-check_token (const char *what, const char *s)
+check_chars (const char *what, const char *s, bool (*allowed) (unsigned char))
 {
   size_t i;
 
@@ -145,13 +147,20 @@ check_token (const char *what, const char *s)
     return false;
   }
   for (i = 0; s[i]; i++) {
-    if (!is_tchar (s[i])) {
+    if (!allowed (s[i])) {
       report_error ("sigv4: %s: character 0x%02x is not allowed", what,
                     (unsigned char) s[i]);
       return false;
     }
   }
   return true;
+}
+
+/* Methods and header names go on the wire as they are: tokens only. */
+static bool
+check_token (const char *what, const char *s)
+{
+  return check_chars (what, s, is_tchar);
 }
 
 /* A header value may not hold CR or LF (header injection) nor other
@@ -183,22 +192,7 @@ check_header_value (const char *name, const char *s)
 static bool
 check_scope_part (const char *what, const char *s)
 {
-  size_t i;
-
-  if (!check_string (what, s))
-    return false;
-  if (s[0] == '\0') {
-    report_error ("sigv4: %s is empty", what);
-    return false;
-  }
-  for (i = 0; s[i]; i++) {
-    if (!is_unreserved (s[i])) {
-      report_error ("sigv4: %s: character 0x%02x is not allowed", what,
-                    (unsigned char) s[i]);
-      return false;
-    }
-  }
-  return true;
+  return check_chars (what, s, is_unreserved);
 }
 
 /* The date is copied into the scope and string to sign by position, so

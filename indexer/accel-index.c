@@ -4,7 +4,7 @@
  *
  * Recognises the image's file system (fstype.c), maps its files to
  * image bytes (filemap.c, for ext4 and squashfs), reads the image once
- * (scan.c) and writes the manifest (common/manifest.c): the file map,
+ * (scan.c) and writes the manifest (common/manifest-write.c): the file map,
  * the SHA-256 and zero flag of every chunk and the SHA-256 of the whole
  * image.  The manifest is uploaded beside the image; the plugin refuses
  * any chunk that does not match it.

@@ -24,13 +24,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,74 +48,12 @@
 #include "cache.h"
 #include "cleanup.h"
 #include "report.h"
+#include "test.h"
 
 #define CHUNK (64 * 1024)
 
 /* How long the eviction races run. */
 #define RACE_MS 1500
-
-/* ---- checks and errors ------------------------------------------- */
-
-static unsigned nr_failed_checks;
-static pid_t main_pid;
-
-/* Count one check; say which one failed.  In a child process the count
- * decides its exit status.
- */
-static void
-check (bool cond, const char *what, int line)
-{
-  if (cond)
-    return;
-  nr_failed_checks++;
-  if (nr_failed_checks <= 20)
-    printf ("FAIL check line %d%s: %s\n", line,
-            getpid () == main_pid ? "" : " (child)", what);
-  else if (nr_failed_checks == 21)
-    printf ("(further failed checks not shown)\n");
-}
-#define CHECK(cond) check ((cond), #cond, __LINE__)
-
-/* report_error calls since the last EXPECT_ERRORS.  Each refusal must
- * report exactly one error and each success none.
- */
-static unsigned nr_errors;
-
-/* The report_error handler: count, and still show the message. */
-static void
-count_error (const char *fs, va_list args)
-{
-  nr_errors++;
-  fputs ("test-cache: ", stderr);
-  vfprintf (stderr, fs, args);
-  fputc ('\n', stderr);
-}
-
-/* Exactly n errors must have been reported since the last call. */
-static void
-expect_errors_at (unsigned n, int line)
-{
-  char what[64];
-
-  snprintf (what, sizeof what, "%u error(s) reported, %u expected", nr_errors,
-            n);
-  check (nr_errors == n, what, line);
-  nr_errors = 0;
-}
-#define EXPECT_ERRORS(n) expect_errors_at ((n), __LINE__)
-
-/* Test buffers: no way to go on without them. */
-static void *
-xmalloc (size_t n)
-{
-  void *p = malloc (n);
-
-  if (p == NULL) {
-    perror ("malloc");
-    abort ();
-  }
-  return p;
-}
 
 /* ---- test images -------------------------------------------------- */
 
@@ -164,7 +100,7 @@ fill (const struct geom *g, uint64_t idx, unsigned char *buf)
 static int
 store (struct cache_image *ci, const struct geom *g, uint64_t idx)
 {
-  CLEANUP_FREE unsigned char *buf = xmalloc (g->chunk);
+  CLEANUP_FREE unsigned char *buf = test_alloc (g->chunk);
 
   fill (g, idx, buf);
   return cache_store (ci, idx, buf, len_of (g, idx));
@@ -177,8 +113,8 @@ static int
 read_range (struct cache_image *ci, const struct geom *g, uint64_t idx,
             uint32_t off, uint32_t len)
 {
-  CLEANUP_FREE unsigned char *want = xmalloc (g->chunk);
-  CLEANUP_FREE unsigned char *got = xmalloc (len + 1);
+  CLEANUP_FREE unsigned char *want = test_alloc (g->chunk);
+  CLEANUP_FREE unsigned char *got = test_alloc (len + 1);
   int r;
 
   memset (got, 0xa5, len);
@@ -311,7 +247,7 @@ blocks_of (const char *path)
 static bool
 reads_zeros (const char *path, uint64_t off, uint32_t len)
 {
-  CLEANUP_FREE unsigned char *buf = xmalloc (len);
+  CLEANUP_FREE unsigned char *buf = test_alloc (len);
   int fd = open (path, O_RDONLY | O_CLOEXEC);
   ssize_t r;
   uint32_t i;
@@ -340,24 +276,6 @@ write_file (const char *path, uint64_t off, const void *buf, size_t len)
   r = pwrite (fd, buf, len, off);
   close (fd);
   return r == (ssize_t) len ? 0 : -1;
-}
-
-/* rm -rf, for the cases' directories. */
-static int
-rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  (void) st;
-  (void) flag;
-  (void) ftw;
-  remove (path);
-  return 0;
-}
-
-/* Remove a tree, not following symlinks. */
-static void
-rm_rf (const char *path)
-{
-  nftw (path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Open file descriptors of this process. */
@@ -391,10 +309,9 @@ static void
 check_usage_at (struct cache_dir *d, uint64_t cap, int line)
 {
   uint64_t u = usage_of (d);
-  char what[96];
 
-  snprintf (what, sizeof what, "usage %" PRIu64 " <= cap %" PRIu64, u, cap);
-  check (u <= cap, what, line);
+  test_check (u <= cap, __FILE__, line, "usage %" PRIu64 " <= cap %" PRIu64, u,
+              cap);
 }
 #define CHECK_USAGE(d, cap) check_usage_at ((d), (cap), __LINE__)
 
@@ -433,7 +350,7 @@ child_exit (unsigned failed_before)
 {
   fflush (stdout);
   fflush (stderr);
-  _exit (nr_failed_checks > failed_before ? 1 : 0);
+  _exit (test_nr_failed > failed_before ? 1 : 0);
 }
 
 /* Wait for a child; its exit status (77: skipped), or -1 if it died of
@@ -466,7 +383,7 @@ wait_child (pid_t pid)
 static bool
 in_tmpfs (const char *mnt, const char *options, void (*fn) (const char *mnt))
 {
-  unsigned failed = nr_failed_checks;
+  unsigned failed = test_nr_failed;
   pid_t pid;
   int r;
 
@@ -609,8 +526,8 @@ test_store_read (const char *tmp)
   const struct geom g = { "store-read", 10 * CHUNK + 1000, CHUNK, 2 };
   const uint64_t missing = 3, last = 10;
   char path[PATH_MAX], data[PATH_MAX];
-  CLEANUP_FREE unsigned char *buf = xmalloc (CHUNK);
-  CLEANUP_FREE unsigned char *want = xmalloc (CHUNK);
+  CLEANUP_FREE unsigned char *buf = test_alloc (CHUNK);
+  CLEANUP_FREE unsigned char *want = test_alloc (CHUNK);
   uint64_t hits = 0, misses = 0, blocks, i;
   struct cache_dir *d;
   struct cache_image *ci = NULL;
@@ -760,7 +677,7 @@ static int
 expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
 {
   struct expected *x = opaque;
-  CLEANUP_FREE unsigned char *buf = xmalloc (x->g->chunk);
+  CLEANUP_FREE unsigned char *buf = test_alloc (x->g->chunk);
 
   x->calls++;
   x->last_idx = idx;
@@ -959,7 +876,7 @@ static void crash_child (const char *path, const struct geom *g,
 static void
 crash_child (const char *path, const struct geom *g, bool flush_first)
 {
-  unsigned failed = nr_failed_checks;
+  unsigned failed = test_nr_failed;
   struct cache_dir *d = cache_dir_open (path, 0);
   struct cache_image *ci = d ? open_image (d, g) : NULL;
   uint64_t i;
@@ -1204,8 +1121,8 @@ race_reader (void *arg)
 {
   struct race *rc = arg;
   const uint32_t clen = len_of (rc->g, 0);
-  CLEANUP_FREE unsigned char *want = xmalloc (clen);
-  CLEANUP_FREE unsigned char *got = xmalloc (clen);
+  CLEANUP_FREE unsigned char *want = test_alloc (clen);
+  CLEANUP_FREE unsigned char *got = test_alloc (clen);
   unsigned seed = (uintptr_t) arg;
 
   fill (rc->g, 0, want);
@@ -1269,7 +1186,7 @@ evict_race (const char *tmp)
   struct cache_stats st;
   pthread_t t1, t2;
   uint64_t cycles = 0;
-  unsigned failed = nr_failed_checks;
+  unsigned failed = test_nr_failed;
   int phase, go[2];
   pid_t pid = -1;
 
@@ -1422,7 +1339,7 @@ test_two_procs (const char *tmp)
   const struct geom ga = { "proc-a", 30 * CHUNK, CHUNK, 10 };
   const struct geom gb = { "proc-b", 30 * CHUNK, CHUNK, 11 };
   char path[PATH_MAX];
-  unsigned failed = nr_failed_checks;
+  unsigned failed = test_nr_failed;
   struct cache_dir *d;
   struct cache_image *ci = NULL;
   uint64_t i;
@@ -1511,7 +1428,7 @@ full_by_others (const char *mnt)
   const struct geom g = { "full-others", 20000 * 4096ULL, 4096, 13 };
   const uint64_t far = 10000; /* its entry is in page 98 of the map */
   char path[PATH_MAX], filler[PATH_MAX];
-  CLEANUP_FREE char *buf = xmalloc (4096);
+  CLEANUP_FREE char *buf = test_alloc (4096);
   struct cache_dir *d = NULL;
   struct cache_image *ci = NULL;
   struct statvfs sv;
@@ -1799,14 +1716,14 @@ run_case (const char *name, void (*fn) (const char *tmp))
     if (pid == 0) {
       int fds = count_fds ();
 
-      main_pid = getpid ();
+      test_main_pid = getpid ();
       alarm (120);
       fn (tmp);
       CHECK (count_fds () == fds); /* every descriptor closed */
       child_exit (0);
     }
     r = wait_child (pid);
-    rm_rf (tmp);
+    test_remove_tree (tmp);
   }
   if (r != 0)
     nr_failed_cases++;
@@ -1820,7 +1737,7 @@ main (int argc, char *argv[])
   if (argc > 1)
     only = argv[1];
   setvbuf (stdout, NULL, _IOLBF, 0);
-  report_set_handlers (count_error, NULL);
+  test_capture_errors (true);
   umask (0); /* modes on disk are exactly those the cache asks for */
 
   run_case ("new directory: modes, marker, refusals", test_new_dir);

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,117 +33,22 @@
 #include "creds-parse.h"
 #include "creds.h"
 #include "report.h"
-
-static unsigned nr_checks, nr_failed;
-
-/* The last error reported by the code under test.  Errors may come from
- * the provider's threads, hence the lock.
- */
-static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
-static char last_error[4096];
-static unsigned nr_errors;
-
-static char tmpdir[4096];
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    nr_checks++;                                                               \
-    if (!(cond)) {                                                             \
-      nr_failed++;                                                             \
-      fprintf (stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);        \
-    }                                                                          \
-  } while (0)
-
-/* Keep errors for the checks instead of printing them. */
-static void
-capture_error (const char *fs, va_list args)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&error_lock);
-  vsnprintf (last_error, sizeof last_error, fs, args);
-  nr_errors++;
-}
-
-/* Debug messages are not under test. */
-static void
-ignore_debug (const char *fs, va_list args)
-{
-  (void) fs;
-  (void) args;
-}
-
-/* Forget the last error before a step that should (not) report one. */
-static void
-clear_error (void)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&error_lock);
-  last_error[0] = '\0';
-  nr_errors = 0;
-}
-
-/* True if an error was reported and the last one contains both
- * strings.
- */
-static bool
-error_says (const char *a, const char *b)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&error_lock);
-  if (nr_errors == 0 || strstr (last_error, a) == NULL ||
-      (b && strstr (last_error, b) == NULL)) {
-    fprintf (stderr, "unexpected error (%u): %s (wanted \"%s\" and \"%s\")\n",
-             nr_errors, last_error, a, b ? b : "");
-    return false;
-  }
-  return true;
-}
-
-/* Compare strings where NULL means "absent". */
-static bool
-str_is (const char *got, const char *want)
-{
-  if (got == NULL || want == NULL) {
-    if (got != want)
-      fprintf (stderr, "got %s, wanted %s\n", got ? got : "NULL",
-               want ? want : "NULL");
-    return got == want;
-  }
-  if (strcmp (got, want) != 0) {
-    fprintf (stderr, "got \"%s\", wanted \"%s\"\n", got, want);
-    return false;
-  }
-  return true;
-}
-
-/* A path in the test directory. */
-static char *
-tmp_path (const char *name)
-{
-  char *path;
-
-  if (asprintf (&path, "%s/%s", tmpdir, name) == -1) {
-    perror ("asprintf");
-    exit (EXIT_FAILURE);
-  }
-  return path;
-}
+#include "test.h"
 
 /* Write a file in the test directory. */
 static void
 write_file (const char *name, const char *text)
 {
-  CLEANUP_FREE char *path = tmp_path (name);
-  FILE *fp = fopen (path, "w");
+  CLEANUP_FREE char *path = test_tmp_path (name);
 
-  if (fp == NULL || fputs (text, fp) == EOF || fclose (fp) != 0) {
-    perror (path);
-    exit (EXIT_FAILURE);
-  }
+  test_write_file (path, text, strlen (text));
 }
 
 /* Point an environment variable at a file of the test directory. */
 static void
 setenv_path (const char *var, const char *name)
 {
-  CLEANUP_FREE char *path = tmp_path (name);
+  CLEANUP_FREE char *path = test_tmp_path (name);
 
   setenv (var, path, 1);
 }
@@ -181,7 +85,7 @@ reset_env (void)
   /* NB: should anything reach STS by mistake, it is a closed local port. */
   setenv ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1", 1);
   setenv_path ("HOME", "home");
-  clear_error ();
+  test_clear_errors ();
 }
 
 /* Resolve and check the source and access key (NULL: anonymous). */
@@ -199,9 +103,10 @@ resolves_to (const char *profile, const char *source, const char *access_key,
     fprintf (stderr, "creds_resolve: returned %d\n", r);
     return false;
   }
-  ok = str_is (c->source, source) && str_is (c->access_key, access_key) &&
-      str_is (c->secret_key, secret_key) &&
-      str_is (c->session_token, session_token) && c->expiration == 0;
+  ok = test_str_is (c->source, source) &&
+      test_str_is (c->access_key, access_key) &&
+      test_str_is (c->secret_key, secret_key) &&
+      test_str_is (c->session_token, session_token) && c->expiration == 0;
   creds_put (c);
   return ok;
 }
@@ -213,9 +118,9 @@ resolve_fails (const char *profile, const char *a, const char *b)
   struct aws_creds *c = NULL;
   int r;
 
-  clear_error ();
+  test_clear_errors ();
   r = creds_resolve (profile, &c);
-  return r == -1 && c == NULL && error_says (a, b);
+  return r == -1 && c == NULL && test_error_says (a, b);
 }
 
 /* Step 1 alone. */
@@ -232,7 +137,7 @@ test_env (void)
   /* An empty variable is an unset one. */
   setenv ("AWS_SESSION_TOKEN", "", 1);
   CHECK (resolves_to (NULL, "env", "AKIAENV", "envsecret", NULL));
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   /* Half a key pair is an error, not a reason to look elsewhere. */
   unsetenv ("AWS_SECRET_ACCESS_KEY");
@@ -305,7 +210,7 @@ test_profile (void)
   CHECK (resolves_to ("roleonly", NULL, NULL, NULL, NULL));
   /* An empty key is an unset key. */
   CHECK (resolves_to ("empty", NULL, NULL, NULL, NULL));
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
   /* In the config file only "[profile NAME]" names a profile. */
   CHECK (resolve_fails ("noprefix", "profile noprefix not found", "config"));
 
@@ -338,7 +243,7 @@ test_profile (void)
               "[profile default]\n"
               "aws_access_key_id = AKIAPREFIXED\n"
               "aws_secret_access_key = prefixed\n");
-  clear_error ();
+  test_clear_errors ();
   setenv_path ("AWS_CONFIG_FILE", "config2");
   setenv ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null", 1);
   CHECK (resolves_to (NULL, "profile", "AKIAPREFIXED", "prefixed", NULL));
@@ -358,8 +263,8 @@ test_profile (void)
   CHECK (resolves_to ("dev", "profile", "AKIADEV", "devsecret", "devtoken"));
   unsetenv ("AWS_SHARED_CREDENTIALS_FILE");
   {
-    CLEANUP_FREE char *aws = tmp_path (".aws");
-    CLEANUP_FREE char *cred = tmp_path (".aws/credentials");
+    CLEANUP_FREE char *aws = test_tmp_path (".aws");
+    CLEANUP_FREE char *cred = test_tmp_path (".aws/credentials");
 
     CHECK (mkdir (aws, 0700) == 0);
     write_file (".aws/credentials",
@@ -373,7 +278,7 @@ test_profile (void)
   /* No HOME: no default files, and not an error. */
   unsetenv ("HOME");
   CHECK (resolves_to (NULL, NULL, NULL, NULL, NULL));
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   /* A malformed file is an error naming it. */
   reset_env ();
@@ -391,7 +296,7 @@ region_is (const char *profile, const char *want)
 {
   CLEANUP_FREE char *region = creds_default_region (profile);
 
-  return str_is (region, want);
+  return test_str_is (region, want);
 }
 
 /* AWS_REGION, AWS_DEFAULT_REGION, the profile, us-east-1. */
@@ -414,15 +319,15 @@ test_region (void)
   CHECK (region_is ("dev", "sa-east-1"));
   setenv ("AWS_REGION", "", 1);
   CHECK (region_is (NULL, "ap-east-1"));
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   /* A broken config file matters only when it is read. */
   unsetenv ("AWS_DEFAULT_REGION");
   write_file ("broken", "[default\n");
   setenv_path ("AWS_CONFIG_FILE", "broken");
-  clear_error ();
+  test_clear_errors ();
   CHECK (creds_default_region (NULL) == NULL);
-  CHECK (error_says ("broken", "line 1"));
+  CHECK (test_error_says ("broken", "line 1"));
   setenv ("AWS_REGION", "us-west-1", 1);
   CHECK (region_is (NULL, "us-west-1"));
 }
@@ -467,7 +372,7 @@ test_web_identity (void)
   /* The same settings from the profile. */
   unsetenv ("AWS_ROLE_ARN");
   {
-    CLEANUP_FREE char *token = tmp_path ("token");
+    CLEANUP_FREE char *token = test_tmp_path ("token");
     CLEANUP_FREE char *config = NULL;
 
     if (asprintf (&config,
@@ -509,7 +414,7 @@ test_imds (void)
   start = time (NULL);
   CHECK (resolves_to (NULL, NULL, NULL, NULL, NULL));
   CHECK (time (NULL) - start <= 4);
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   setenv ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "file:///etc/passwd", 1);
   CHECK (resolve_fails (NULL, "AWS_EC2_METADATA_SERVICE_ENDPOINT",
@@ -533,7 +438,7 @@ xml_is (const char *xml, const char *name, const char *want, int err)
     }
     return true;
   }
-  return str_is (got, want);
+  return test_str_is (got, want);
 }
 
 /* STS-like documents, entities, decoys and malformed XML. */
@@ -602,11 +507,7 @@ test_xml (void)
   CHECK (creds_xml_text ("<a>x\0y</a>", 10, "a") == NULL && errno == EINVAL);
 
   /* The size cap. */
-  big = calloc (1, CREDS_PARSE_MAX + 2);
-  if (big == NULL) {
-    perror ("calloc");
-    exit (EXIT_FAILURE);
-  }
+  big = test_alloc (CREDS_PARSE_MAX + 2);
   memset (big, ' ', CREDS_PARSE_MAX + 1);
   memcpy (big, "<a>x</a>", 8);
   CHECK (xml_is (big, "a", NULL, E2BIG));
@@ -628,7 +529,7 @@ json_is (const char *json, const char *key, const char *want, int err)
     }
     return true;
   }
-  return str_is (got, want);
+  return test_str_is (got, want);
 }
 
 /* {"a": [[[...]]], "k": "v"} with levels brackets. */
@@ -711,12 +612,8 @@ test_json (void)
   CHECK (creds_json_string ("{\"k\":\"a\0\"}", 10, "k") == NULL &&
          errno == EINVAL);
   {
-    CLEANUP_FREE char *big = calloc (1, CREDS_PARSE_MAX + 2);
+    CLEANUP_FREE char *big = test_alloc (CREDS_PARSE_MAX + 2);
 
-    if (big == NULL) {
-      perror ("calloc");
-      exit (EXIT_FAILURE);
-    }
     memset (big, ' ', CREDS_PARSE_MAX + 1);
     memcpy (big, "{\"k\":\"v\"}", 9);
     CHECK (json_is (big, "k", NULL, E2BIG));
@@ -874,7 +771,7 @@ script_provider (int result, time_t lifetime)
   p = creds_provider_new_with_hooks ("test", &hooks);
   if (p == NULL)
     exit (EXIT_FAILURE);
-  clear_error ();
+  test_clear_errors ();
   return p;
 }
 
@@ -884,7 +781,7 @@ get_is (struct creds_provider *p, int r, const char *key)
 {
   struct aws_creds *c = NULL;
   int got = creds_provider_get (p, &c);
-  bool ok = got == r && (key ? c && str_is (c->access_key, key) : !c);
+  bool ok = got == r && (key ? c && test_str_is (c->access_key, key) : !c);
 
   if (got != r)
     fprintf (stderr, "creds_provider_get: returned %d, wanted %d\n", got, r);
@@ -917,15 +814,15 @@ test_provider_basic (void)
   SCRIPT_SET (now, 1000000 + 3600);
   CHECK (get_is (p, 1, NULL));
   CHECK (script_calls () == 1);
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
   creds_provider_free (p);
 
   /* A failing first resolution is not retried before the back-off. */
   p = script_provider (-1, 3600);
   CHECK (get_is (p, -1, NULL));
-  CHECK (error_says ("scripted failure", NULL));
+  CHECK (test_error_says ("scripted failure", NULL));
   CHECK (get_is (p, -1, NULL));
-  CHECK (error_says ("none available", NULL));
+  CHECK (test_error_says ("none available", NULL));
   CHECK (script_calls () == 1);
   SCRIPT_SET (now, 1000000 + 5);
   SCRIPT_SET (result, 0);
@@ -962,7 +859,7 @@ test_provider_refresh (void)
   CHECK (script_calls () == 2);
   CHECK (get_is (p, 0, "AKID2"));
   CHECK (script_calls () == 2);
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   /* The next refresh fails: old ones kept, retried after the back-off,
    * not on every call.
@@ -971,12 +868,12 @@ test_provider_refresh (void)
   SCRIPT_SET (now, 1000000 + 700 + 700);
   CHECK (get_is (p, 0, "AKID2"));
   CHECK (script_calls () == 3);
-  errors = nr_errors;
+  errors = test_nr_errors ();
   CHECK (get_is (p, 0, "AKID2"));
   SCRIPT_SET (now, 1000000 + 700 + 704);
   CHECK (get_is (p, 0, "AKID2"));
   CHECK (script_calls () == 3);
-  CHECK (nr_errors == errors);
+  CHECK (test_nr_errors () == errors);
   SCRIPT_SET (now, 1000000 + 700 + 706);
   CHECK (get_is (p, 0, "AKID2"));
   CHECK (script_calls () == 4);
@@ -990,17 +887,17 @@ test_provider_refresh (void)
   /* Expired: an error, not retried during the back-off ... */
   SCRIPT_SET (result, -1);
   SCRIPT_SET (now, 1000000 + 700 + 1000);
-  clear_error ();
+  test_clear_errors ();
   CHECK (get_is (p, -1, NULL));
-  CHECK (error_says ("scripted failure", NULL));
+  CHECK (test_error_says ("scripted failure", NULL));
   CHECK (script_calls () == 6);
   CHECK (get_is (p, -1, NULL));
-  CHECK (error_says ("none available", NULL));
+  CHECK (test_error_says ("none available", NULL));
   CHECK (script_calls () == 6);
   SCRIPT_SET (result, 1);
   SCRIPT_SET (now, 1000000 + 700 + 1010);
   CHECK (get_is (p, -1, NULL));
-  CHECK (error_says ("expired", "no new ones"));
+  CHECK (test_error_says ("expired", "no new ones"));
   CHECK (script_calls () == 7);
   /* ... and recovered from. */
   SCRIPT_SET (result, 0);
@@ -1121,8 +1018,8 @@ test_provider_concurrent (void)
   SCRIPT_SET (block, false);
   pthread_join (a.thread, NULL);
   pthread_join (b.thread, NULL);
-  CHECK (a.r == 0 && str_is (a.key, "AKID2"));
-  CHECK (b.r == 0 && str_is (b.key, "AKID1"));
+  CHECK (a.r == 0 && test_str_is (a.key, "AKID2"));
+  CHECK (b.r == 0 && test_str_is (b.key, "AKID1"));
   CHECK (get_is (p, 0, "AKID2"));
 
   /* Expired: b refreshes and blocks; c must wait for b's result. */
@@ -1137,8 +1034,8 @@ test_provider_concurrent (void)
   SCRIPT_SET (block, false);
   pthread_join (b.thread, NULL);
   pthread_join (c.thread, NULL);
-  CHECK (b.r == 0 && str_is (b.key, "AKID3"));
-  CHECK (c.r == 0 && str_is (c.key, "AKID3"));
+  CHECK (b.r == 0 && test_str_is (b.key, "AKID3"));
+  CHECK (c.r == 0 && test_str_is (c.key, "AKID3"));
   CHECK (script_calls () == 3);
 
   /* Same, but b's refresh fails: c gets the error, without a
@@ -1178,13 +1075,14 @@ test_provider_env (void)
 
   setenv ("ACCEL_CREDS_REFRESH_MARGIN", "ten", 1);
   CHECK (creds_provider_new (NULL) == NULL);
-  CHECK (error_says ("ACCEL_CREDS_REFRESH_MARGIN", "ten"));
+  CHECK (test_error_says ("ACCEL_CREDS_REFRESH_MARGIN", "ten"));
   setenv ("ACCEL_CREDS_REFRESH_MARGIN", "-1", 1);
   CHECK (creds_provider_new (NULL) == NULL);
+  EXPECT_ERRORS (1);
   setenv ("ACCEL_CREDS_REFRESH_MARGIN", "10", 1);
   setenv ("ACCEL_CREDS_RETRY_INTERVAL", "99999999999999999999", 1);
   CHECK (creds_provider_new (NULL) == NULL);
-  CHECK (error_says ("ACCEL_CREDS_RETRY_INTERVAL", NULL));
+  CHECK (test_error_says ("ACCEL_CREDS_RETRY_INTERVAL", NULL));
 
   /* Environment credentials through a real provider. */
   unsetenv ("ACCEL_CREDS_RETRY_INTERVAL");
@@ -1202,15 +1100,8 @@ test_provider_env (void)
 int
 main (void)
 {
-  const char *t = getenv ("TMPDIR");
-
-  report_set_handlers (capture_error, ignore_debug);
-  snprintf (tmpdir, sizeof tmpdir, "%s/accel-test-creds.XXXXXX",
-            t && *t ? t : "/tmp");
-  if (mkdtemp (tmpdir) == NULL) {
-    perror ("mkdtemp");
-    exit (EXIT_FAILURE);
-  }
+  test_capture_errors (false);
+  test_make_tmpdir ("accel-test-creds");
 
   test_env ();
   test_profile ();
@@ -1225,20 +1116,6 @@ main (void)
   test_provider_concurrent ();
   test_provider_env ();
 
-  {
-    static const char *const files[] = {
-      "credentials", "config", "config2",     "config3",
-      "broken",      "token",  "empty-token",
-    };
-    size_t i;
-
-    for (i = 0; i < sizeof files / sizeof files[0]; ++i) {
-      CLEANUP_FREE char *path = tmp_path (files[i]);
-
-      unlink (path);
-    }
-  }
-  rmdir (tmpdir);
-  printf ("creds: %u checks, %u failed\n", nr_checks, nr_failed);
-  return nr_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  test_remove_tree (test_tmpdir);
+  return test_summary ("creds");
 }

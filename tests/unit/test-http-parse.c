@@ -19,19 +19,7 @@
 #include <curl/curl.h>
 
 #include "http-parse.h"
-
-static unsigned checks, failures;
-
-/* Count a check; print it if it failed. */
-static void
-check (bool ok, const char *what, const char *input)
-{
-  checks++;
-  if (!ok) {
-    failures++;
-    printf ("FAIL: %s: input \"%s\"\n", what, input);
-  }
-}
+#include "test.h"
 
 /* Content-Range: r is -1 for invalid input. */
 static const struct {
@@ -97,10 +85,10 @@ test_content_range (void)
     struct http_content_range cr = { 7, 7, 7, true };
     int r = http_parse_content_range (content_ranges[i].in, &cr);
 
-    check (r == content_ranges[i].r, "content-range: result",
-           content_ranges[i].in);
+    CHECK_INPUT (r == content_ranges[i].r, "content-range: result",
+                 content_ranges[i].in);
     if (r == 0 && content_ranges[i].r == 0) {
-      check (
+      CHECK_INPUT (
           cr.first == content_ranges[i].first &&
               cr.last == content_ranges[i].last &&
               cr.complete_known == content_ranges[i].known &&
@@ -108,8 +96,9 @@ test_content_range (void)
           "content-range: values", content_ranges[i].in);
     }
     if (r == -1)
-      check (cr.first == 7 && cr.last == 7,
-             "content-range: output untouched on error", content_ranges[i].in);
+      CHECK_INPUT (cr.first == 7 && cr.last == 7,
+                   "content-range: output untouched on error",
+                   content_ranges[i].in);
   }
 }
 
@@ -119,19 +108,20 @@ test_unsatisfied_range (void)
 {
   uint64_t n = 1;
 
-  check (http_parse_unsatisfied_range ("bytes */0", &n) == 0 && n == 0,
-         "unsatisfied", "bytes */0");
-  check (http_parse_unsatisfied_range ("bytes */1234", &n) == 0 && n == 1234,
-         "unsatisfied", "bytes */1234");
-  check (http_parse_unsatisfied_range ("bytes */", &n) == -1, "unsatisfied",
-         "bytes */");
-  check (http_parse_unsatisfied_range ("bytes 0-1/2", &n) == -1, "unsatisfied",
-         "bytes 0-1/2");
-  check (http_parse_unsatisfied_range ("bytes */18446744073709551616", &n) ==
-             -1,
-         "unsatisfied", "overflow");
-  check (http_parse_unsatisfied_range ("bytes */*", &n) == -1, "unsatisfied",
-         "bytes */*");
+  CHECK_INPUT (http_parse_unsatisfied_range ("bytes */0", &n) == 0 && n == 0,
+               "unsatisfied", "bytes */0");
+  CHECK_INPUT (http_parse_unsatisfied_range ("bytes */1234", &n) == 0 &&
+                   n == 1234,
+               "unsatisfied", "bytes */1234");
+  CHECK_INPUT (http_parse_unsatisfied_range ("bytes */", &n) == -1,
+               "unsatisfied", "bytes */");
+  CHECK_INPUT (http_parse_unsatisfied_range ("bytes 0-1/2", &n) == -1,
+               "unsatisfied", "bytes 0-1/2");
+  CHECK_INPUT (
+      http_parse_unsatisfied_range ("bytes */18446744073709551616", &n) == -1,
+      "unsatisfied", "overflow");
+  CHECK_INPUT (http_parse_unsatisfied_range ("bytes */*", &n) == -1,
+               "unsatisfied", "bytes */*");
 }
 
 static const struct {
@@ -165,8 +155,8 @@ test_uint64 (void)
     uint64_t v = 0;
     int r = http_parse_uint64 (uint64s[i].in, &v);
 
-    check (r == uint64s[i].r && (r == -1 || v == uint64s[i].v), "uint64",
-           uint64s[i].in);
+    CHECK_INPUT (r == uint64s[i].r && (r == -1 || v == uint64s[i].v), "uint64",
+                 uint64s[i].in);
   }
 }
 
@@ -206,9 +196,10 @@ test_etag (void)
     int r = http_parse_etag (etags[i].in, out);
 
     if (etags[i].out)
-      check (r == 0 && strcmp (out, etags[i].out) == 0, "etag", etags[i].in);
+      CHECK_INPUT (r == 0 && strcmp (out, etags[i].out) == 0, "etag",
+                   etags[i].in);
     else
-      check (r == -1, "etag: invalid", etags[i].in);
+      CHECK_INPUT (r == -1, "etag: invalid", etags[i].in);
   }
 
   /* The longest that fits, and one byte more. */
@@ -216,12 +207,13 @@ test_etag (void)
   big[0] = '"';
   big[HTTP_MAX_ETAG - 2] = '"';
   big[HTTP_MAX_ETAG - 1] = '\0';
-  check (http_parse_etag (big, out) == 0 && strcmp (out, big) == 0,
-         "etag: longest", "(255 bytes)");
+  CHECK_INPUT (http_parse_etag (big, out) == 0 && strcmp (out, big) == 0,
+               "etag: longest", "(255 bytes)");
   big[HTTP_MAX_ETAG - 2] = 'a';
   big[HTTP_MAX_ETAG - 1] = '"';
   big[HTTP_MAX_ETAG] = '\0';
-  check (http_parse_etag (big, out) == -1, "etag: too long", "(256 bytes)");
+  CHECK_INPUT (http_parse_etag (big, out) == -1, "etag: too long",
+               "(256 bytes)");
 }
 
 /* XML error bodies. */
@@ -296,54 +288,51 @@ test_xml_error (void)
 
   for (i = 0; i < sizeof xml_errors / sizeof xml_errors[0]; i++) {
     http_parse_s3_error (xml_errors[i].body, strlen (xml_errors[i].body), &xe);
-    check (strcmp (xe.code, xml_errors[i].code) == 0, "xml: code",
-           xml_errors[i].what);
-    check (strcmp (xe.message, xml_errors[i].message) == 0, "xml: message",
-           xml_errors[i].what);
-    check (strcmp (xe.region, xml_errors[i].region) == 0, "xml: region",
-           xml_errors[i].what);
+    CHECK_INPUT (strcmp (xe.code, xml_errors[i].code) == 0, "xml: code",
+                 xml_errors[i].what);
+    CHECK_INPUT (strcmp (xe.message, xml_errors[i].message) == 0,
+                 "xml: message", xml_errors[i].what);
+    CHECK_INPUT (strcmp (xe.region, xml_errors[i].region) == 0, "xml: region",
+                 xml_errors[i].what);
   }
 
   /* NULL body. */
   http_parse_s3_error (NULL, 10, &xe);
-  check (xe.code[0] == '\0' && xe.message[0] == '\0', "xml: NULL", "NULL");
+  CHECK_INPUT (xe.code[0] == '\0' && xe.message[0] == '\0', "xml: NULL",
+               "NULL");
 
   /* The body need not be NUL-terminated: only len bytes are read. */
   http_parse_s3_error ("<Code>ab</Code>", 12, &xe);
-  check (xe.code[0] == '\0', "xml: len respected", "<Code>ab</Co");
+  CHECK_INPUT (xe.code[0] == '\0', "xml: len respected", "<Code>ab</Co");
 
   /* A huge message is cut to the field size, at a UTF-8 boundary. */
   n = 3 * HTTP_MAX_XML_FIELD;
-  big = malloc (n + 64);
-  if (big == NULL)
-    abort ();
+  big = test_alloc (n + 64);
   memcpy (big, "<Message>", 9);
   for (i = 9; i < n; i += 2)
     memcpy (big + i, "\xc3\xa9", 2);
   memcpy (big + i, "</Message>", 11);
   http_parse_s3_error (big, strlen (big), &xe);
-  check (strlen (xe.message) > 0 && strlen (xe.message) < HTTP_MAX_XML_FIELD &&
-             strlen (xe.message) % 2 == 0 &&
-             (unsigned char) xe.message[0] == 0xc3,
-         "xml: long message cut on a character boundary", "(1.5 KB)");
+  CHECK_INPUT (
+      strlen (xe.message) > 0 && strlen (xe.message) < HTTP_MAX_XML_FIELD &&
+          strlen (xe.message) % 2 == 0 && (unsigned char) xe.message[0] == 0xc3,
+      "xml: long message cut on a character boundary", "(1.5 KB)");
 
   /* Past HTTP_MAX_ERROR_BODY nothing is looked at. */
   free (big);
   n = HTTP_MAX_ERROR_BODY + 100;
-  big = malloc (n + 64);
-  if (big == NULL)
-    abort ();
+  big = test_alloc (n + 64);
   memset (big, ' ', n);
   memcpy (big + HTTP_MAX_ERROR_BODY - 10, "<Code>Late</Code>", 18);
   http_parse_s3_error (big, strlen (big), &xe);
-  check (xe.code[0] == '\0', "xml: element past the cap ignored",
-         "(16 KB of spaces)");
+  CHECK_INPUT (xe.code[0] == '\0', "xml: element past the cap ignored",
+               "(16 KB of spaces)");
   memset (big, ' ', n);
   memcpy (big + 100, "<Code>Early</Code>", 18);
   big[n] = '\0';
   http_parse_s3_error (big, n, &xe);
-  check (strcmp (xe.code, "Early") == 0, "xml: element before the cap",
-         "(16 KB)");
+  CHECK_INPUT (strcmp (xe.code, "Early") == 0, "xml: element before the cap",
+               "(16 KB)");
   free (big);
 }
 
@@ -371,14 +360,15 @@ test_status (void)
 
   for (i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
     snprintf (what, sizeof what, "%ld", statuses[i].status);
-    check (http_status_errno (statuses[i].status) == statuses[i].err,
-           "status errno", what);
-    check (http_status_retryable (statuses[i].status) == statuses[i].retry,
-           "status retryable", what);
+    CHECK_INPUT (http_status_errno (statuses[i].status) == statuses[i].err,
+                 "status errno", what);
+    CHECK_INPUT (http_status_retryable (statuses[i].status) ==
+                     statuses[i].retry,
+                 "status retryable", what);
   }
-  check (strcmp (http_status_text (403), "Forbidden") == 0, "status text",
-         "403");
-  check (strcmp (http_status_text (299), "") == 0, "status text", "299");
+  CHECK_INPUT (strcmp (http_status_text (403), "Forbidden") == 0, "status text",
+               "403");
+  CHECK_INPUT (strcmp (http_status_text (299), "") == 0, "status text", "299");
 }
 
 static const struct {
@@ -409,10 +399,10 @@ test_curl_codes (void)
   for (i = 0; i < sizeof curl_codes / sizeof curl_codes[0]; i++) {
     const char *what = curl_easy_strerror (curl_codes[i].cc);
 
-    check (http_curl_retryable (curl_codes[i].cc) == curl_codes[i].retry,
-           "curl retryable", what);
-    check (http_curl_errno (curl_codes[i].cc) == curl_codes[i].err,
-           "curl errno", what);
+    CHECK_INPUT (http_curl_retryable (curl_codes[i].cc) == curl_codes[i].retry,
+                 "curl retryable", what);
+    CHECK_INPUT (http_curl_errno (curl_codes[i].cc) == curl_codes[i].err,
+                 "curl errno", what);
   }
 }
 
@@ -427,6 +417,5 @@ main (void)
   test_xml_error ();
   test_status ();
   test_curl_codes ();
-  printf ("http-parse: %u checks, %u failed\n", checks, failures);
-  return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_summary ("http-parse");
 }

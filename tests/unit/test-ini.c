@@ -13,7 +13,6 @@
  */
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,79 +22,13 @@
 #include "cleanup.h"
 #include "ini.h"
 #include "report.h"
-
-static unsigned nr_checks, nr_failed;
-
-/* The last error reported by the code under test. */
-static char last_error[4096];
-static unsigned nr_errors;
-
-static char tmpdir[4096];
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    nr_checks++;                                                               \
-    if (!(cond)) {                                                             \
-      nr_failed++;                                                             \
-      fprintf (stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);        \
-    }                                                                          \
-  } while (0)
-
-/* Keep errors for the checks instead of printing them. */
-static void
-capture_error (const char *fs, va_list args)
-{
-  vsnprintf (last_error, sizeof last_error, fs, args);
-  nr_errors++;
-}
-
-/* Debug messages are not under test. */
-static void
-ignore_debug (const char *fs, va_list args)
-{
-  (void) fs;
-  (void) args;
-}
-
-/* Forget the last error before a step that should (not) report one. */
-static void
-clear_error (void)
-{
-  last_error[0] = '\0';
-  nr_errors = 0;
-}
-
-/* True if exactly one error was reported and it contains both strings. */
-static bool
-error_says (const char *a, const char *b)
-{
-  if (nr_errors != 1 || strstr (last_error, a) == NULL ||
-      (b && strstr (last_error, b) == NULL)) {
-    fprintf (stderr, "unexpected error (%u): %s (wanted \"%s\" and \"%s\")\n",
-             nr_errors, last_error, a, b ? b : "");
-    return false;
-  }
-  return true;
-}
-
-/* Compare a looked-up value, where NULL means "absent". */
-static bool
-value_is (const char *got, const char *want)
-{
-  if (got == NULL || want == NULL)
-    return got == want;
-  if (strcmp (got, want) != 0) {
-    fprintf (stderr, "got \"%s\", wanted \"%s\"\n", got, want);
-    return false;
-  }
-  return true;
-}
+#include "test.h"
 
 /* Parse a string; the test's file name is "test.ini". */
 static struct ini *
 parse (const char *s)
 {
-  clear_error ();
+  test_clear_errors ();
   return ini_parse ("test.ini", s, strlen (s));
 }
 
@@ -103,18 +36,9 @@ parse (const char *s)
 static char *
 write_file (const char *name, const char *data, size_t len)
 {
-  char *path;
-  FILE *fp;
+  char *path = test_tmp_path (name);
 
-  if (asprintf (&path, "%s/%s", tmpdir, name) == -1) {
-    perror ("asprintf");
-    exit (EXIT_FAILURE);
-  }
-  fp = fopen (path, "w");
-  if (fp == NULL || fwrite (data, 1, len, fp) != len || fclose (fp) != 0) {
-    perror (path);
-    exit (EXIT_FAILURE);
-  }
+  test_write_file (path, data, len);
   return path;
 }
 
@@ -137,20 +61,20 @@ test_syntax (void)
                "empty =\n"
                "Mixed_Case = yes\n");
   CHECK (ini != NULL);
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
   if (ini == NULL)
     return;
-  CHECK (
-      value_is (ini_get (ini, "default", "aws_access_key_id"), "AKIDEFAULT"));
-  CHECK (value_is (ini_get (ini, "default", "aws_secret_access_key"),
-                   "secret/with+slash="));
-  CHECK (value_is (ini_get (ini, "default", "region"), "eu-west-1"));
-  CHECK (value_is (ini_get (ini, "profile dev", "role_arn"),
-                   "arn:aws:iam::123456789012:role/x=y"));
-  CHECK (value_is (ini_get (ini, "profile dev", "empty"), ""));
+  CHECK (test_str_is (ini_get (ini, "default", "aws_access_key_id"),
+                      "AKIDEFAULT"));
+  CHECK (test_str_is (ini_get (ini, "default", "aws_secret_access_key"),
+                      "secret/with+slash="));
+  CHECK (test_str_is (ini_get (ini, "default", "region"), "eu-west-1"));
+  CHECK (test_str_is (ini_get (ini, "profile dev", "role_arn"),
+                      "arn:aws:iam::123456789012:role/x=y"));
+  CHECK (test_str_is (ini_get (ini, "profile dev", "empty"), ""));
   /* Keys are case-insensitive, section names are not. */
-  CHECK (value_is (ini_get (ini, "profile dev", "mixed_case"), "yes"));
-  CHECK (value_is (ini_get (ini, "profile dev", "MIXED_CASE"), "yes"));
+  CHECK (test_str_is (ini_get (ini, "profile dev", "mixed_case"), "yes"));
+  CHECK (test_str_is (ini_get (ini, "profile dev", "MIXED_CASE"), "yes"));
   CHECK (ini_get (ini, "Default", "region") == NULL);
   /* Keys do not leak between sections. */
   CHECK (ini_get (ini, "profile dev", "region") == NULL);
@@ -168,8 +92,8 @@ test_syntax (void)
                "b = 2");
   CHECK (ini != NULL);
   if (ini) {
-    CHECK (value_is (ini_get (ini, "default", "a"), "1"));
-    CHECK (value_is (ini_get (ini, "default", "b"), "2"));
+    CHECK (test_str_is (ini_get (ini, "default", "a"), "1"));
+    CHECK (test_str_is (ini_get (ini, "default", "b"), "2"));
     ini_free (ini);
   }
 
@@ -181,7 +105,8 @@ test_syntax (void)
                "[x];c\n");
   CHECK (ini != NULL);
   if (ini) {
-    CHECK (value_is (ini_get (ini, "default", "region"), "us-east-2 # ohio"));
+    CHECK (
+        test_str_is (ini_get (ini, "default", "region"), "us-east-2 # ohio"));
     CHECK (ini_has_section (ini, "x"));
     ini_free (ini);
   }
@@ -219,19 +144,19 @@ test_nested (void)
                "[profile other]\n"
                "  first = indented but first in section\n");
   CHECK (ini != NULL);
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
   if (ini == NULL)
     return;
-  CHECK (value_is (ini_get (ini, "default", "s3"), ""));
+  CHECK (test_str_is (ini_get (ini, "default", "s3"), ""));
   CHECK (ini_get (ini, "default", "aws_access_key_id") == NULL);
   CHECK (ini_get (ini, "default", "max_concurrent_requests") == NULL);
   CHECK (ini_get (ini, "default", "signature_version") == NULL);
-  CHECK (value_is (ini_get (ini, "default", "region"), "us-west-2"));
+  CHECK (test_str_is (ini_get (ini, "default", "region"), "us-west-2"));
   /* "indented" is deeper than "region" above it: a continuation. */
   CHECK (ini_get (ini, "default", "indented") == NULL);
   CHECK (ini_get (ini, "default", "deeper") == NULL);
-  CHECK (value_is (ini_get (ini, "profile other", "first"),
-                   "indented but first in section"));
+  CHECK (test_str_is (ini_get (ini, "profile other", "first"),
+                      "indented but first in section"));
   ini_free (ini);
 }
 
@@ -252,9 +177,9 @@ test_repeats (void)
   CHECK (ini != NULL);
   if (ini == NULL)
     return;
-  CHECK (value_is (ini_get (ini, "a", "k"), "3"));
-  CHECK (value_is (ini_get (ini, "a", "only_first"), "yes"));
-  CHECK (value_is (ini_get (ini, "b", "k"), "b"));
+  CHECK (test_str_is (ini_get (ini, "a", "k"), "3"));
+  CHECK (test_str_is (ini_get (ini, "a", "only_first"), "yes"));
+  CHECK (test_str_is (ini_get (ini, "b", "k"), "b"));
   ini_free (ini);
 }
 
@@ -284,15 +209,15 @@ test_malformed (void)
 
     CHECK (ini == NULL);
     CHECK (errno == EINVAL);
-    CHECK (error_says ("test.ini", cases[i].line));
-    CHECK (error_says ("test.ini", cases[i].words));
+    CHECK (test_last_error_has (cases[i].words));
+    CHECK (test_error_says ("test.ini", cases[i].line));
     ini_free (ini);
   }
 
   /* A NUL byte: not a text file. */
-  clear_error ();
+  test_clear_errors ();
   CHECK (ini_parse ("test.ini", "[a]\nk = v\0x\n", 10) == NULL);
-  CHECK (error_says ("test.ini", "NUL"));
+  CHECK (test_error_says ("test.ini", "NUL"));
 }
 
 /* Every cap is enforced, and just under each cap is accepted. */
@@ -300,25 +225,20 @@ static void
 test_caps (void)
 {
   size_t size = INI_MAX_FILE_SIZE + 1, i, len;
-  char *buf = malloc (size + 1);
+  char *buf = test_alloc (size + 1);
   struct ini *ini;
-
-  if (buf == NULL) {
-    perror ("malloc");
-    exit (EXIT_FAILURE);
-  }
 
   /* File size. */
   memset (buf, '#', size);
   buf[size] = '\0';
-  clear_error ();
+  test_clear_errors ();
   CHECK (ini_parse ("big.ini", buf, size) == NULL);
   CHECK (errno == EFBIG);
-  CHECK (error_says ("big.ini", "larger than"));
-  clear_error ();
+  CHECK (test_error_says ("big.ini", "larger than"));
+  test_clear_errors ();
   ini = ini_parse ("big.ini", buf, size - 1); /* one long comment line */
   CHECK (ini == NULL);
-  CHECK (error_says ("big.ini", "line 1: longer than"));
+  CHECK (test_error_says ("big.ini", "line 1: longer than"));
 
   /* Line length: exactly INI_MAX_LINE is fine, one more is not. */
   len = snprintf (buf, size, "[a]\nk = ");
@@ -336,7 +256,7 @@ test_caps (void)
   ini = parse (buf);
   CHECK (ini == NULL);
   CHECK (errno == E2BIG);
-  CHECK (error_says ("test.ini", "line 2: longer than"));
+  CHECK (test_error_says ("test.ini", "line 2: longer than"));
 
   /* Number of entries: the header plus INI_MAX_ENTRIES - 1 keys fit. */
   len = snprintf (buf, size, "[a]\n");
@@ -349,7 +269,7 @@ test_caps (void)
   ini = parse (buf);
   CHECK (ini == NULL);
   CHECK (errno == E2BIG);
-  CHECK (error_says ("test.ini", "more than"));
+  CHECK (test_error_says ("test.ini", "more than"));
 
   /* Headers count too. */
   len = 0;
@@ -357,7 +277,7 @@ test_caps (void)
     len += snprintf (buf + len, size - len, "[s]\n");
   ini = parse (buf);
   CHECK (ini == NULL);
-  CHECK (error_says ("test.ini", "more than"));
+  CHECK (test_error_says ("test.ini", "more than"));
 
   free (buf);
 }
@@ -369,71 +289,62 @@ test_files (void)
   static const char text[] = "[default]\n"
                              "region = ap-south-1\n";
   CLEANUP_FREE char *path = write_file ("config", text, sizeof text - 1);
-  CLEANUP_FREE char *missing = NULL, *big = NULL, *bad = NULL;
-  CLEANUP_FREE char *notdir = NULL;
+  CLEANUP_FREE char *missing = test_tmp_path ("no-such-file");
+  CLEANUP_FREE char *notdir = test_tmp_path ("config/below-a-file");
+  CLEANUP_FREE char *big = NULL, *bad = NULL;
   CLEANUP_FREE char *value = NULL, *buf = NULL;
   struct ini *ini;
 
-  if (asprintf (&missing, "%s/no-such-file", tmpdir) == -1 ||
-      asprintf (&notdir, "%s/config/below-a-file", tmpdir) == -1) {
-    perror ("asprintf");
-    exit (EXIT_FAILURE);
-  }
-
-  clear_error ();
+  test_clear_errors ();
   ini = ini_load (path);
   CHECK (ini != NULL);
   if (ini) {
-    CHECK (value_is (ini_get (ini, "default", "region"), "ap-south-1"));
+    CHECK (test_str_is (ini_get (ini, "default", "region"), "ap-south-1"));
     ini_free (ini);
   }
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   ini = ini_load (missing);
   CHECK (ini == NULL && errno == ENOENT);
   ini = ini_load (notdir);
   CHECK (ini == NULL && errno == ENOENT);
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   /* A directory is an error, and not ENOENT. */
-  ini = ini_load (tmpdir);
+  ini = ini_load (test_tmpdir);
   CHECK (ini == NULL && errno != ENOENT);
-  CHECK (error_says (tmpdir, NULL));
+  CHECK (test_error_says (test_tmpdir, NULL));
 
   /* /dev/null is a common way to say "no credentials file". */
-  clear_error ();
+  test_clear_errors ();
   ini = ini_load ("/dev/null");
   CHECK (ini != NULL);
   ini_free (ini);
 
   /* A file over the cap is refused without reading all of it. */
-  buf = calloc (1, INI_MAX_FILE_SIZE + 100);
-  if (buf == NULL) {
-    perror ("calloc");
-    exit (EXIT_FAILURE);
-  }
+  buf = test_alloc (INI_MAX_FILE_SIZE + 100);
   memset (buf, '\n', INI_MAX_FILE_SIZE + 100);
   big = write_file ("big", buf, INI_MAX_FILE_SIZE + 100);
-  clear_error ();
+  test_clear_errors ();
   CHECK (ini_load (big) == NULL);
   CHECK (errno != ENOENT);
-  CHECK (error_says (big, "larger than"));
+  CHECK (test_error_says (big, "larger than"));
 
   /* ini_lookup: found, absent key, absent section, absent file. */
-  clear_error ();
+  test_clear_errors ();
   CHECK (ini_lookup (path, "default", "region", &value) == 0);
-  CHECK (value_is (value, "ap-south-1"));
+  CHECK (test_str_is (value, "ap-south-1"));
   free (value);
   CHECK (ini_lookup (path, "default", "nope", &value) == 0 && value == NULL);
   CHECK (ini_lookup (path, "nope", "region", &value) == 0 && value == NULL);
   CHECK (ini_lookup (missing, "default", "region", &value) == 0 &&
          value == NULL);
-  CHECK (nr_errors == 0);
+  CHECK (test_nr_errors () == 0);
 
   /* ... and a malformed file is an error. */
   bad = write_file ("bad", "[default\n", 9);
   CHECK (ini_lookup (bad, "default", "region", &value) == -1 && value == NULL);
-  CHECK (error_says (bad, "line 1"));
+  CHECK (test_error_says (bad, "line 1"));
 
   unlink (path);
   unlink (big);
@@ -444,15 +355,8 @@ test_files (void)
 int
 main (void)
 {
-  const char *t = getenv ("TMPDIR");
-
-  report_set_handlers (capture_error, ignore_debug);
-  snprintf (tmpdir, sizeof tmpdir, "%s/accel-test-ini.XXXXXX",
-            t && *t ? t : "/tmp");
-  if (mkdtemp (tmpdir) == NULL) {
-    perror ("mkdtemp");
-    exit (EXIT_FAILURE);
-  }
+  test_capture_errors (false);
+  test_make_tmpdir ("accel-test-ini");
 
   test_syntax ();
   test_nested ();
@@ -461,7 +365,6 @@ main (void)
   test_caps ();
   test_files ();
 
-  rmdir (tmpdir);
-  printf ("ini: %u checks, %u failed\n", nr_checks, nr_failed);
-  return nr_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  test_remove_tree (test_tmpdir);
+  return test_summary ("ini");
 }

@@ -18,7 +18,16 @@
 /* The real file, compiled in (it is not part of libaccel-common). */
 #include "../../tools/inspect/format.c"
 
-static unsigned nr_checks, nr_failed;
+#include "test.h"
+
+/* Compare a formatted value with want. */
+static void
+check_equal (const char *file, int line, const char *got, const char *want)
+{
+  test_check (strcmp (got, want) == 0, file, line, "got \"%s\", wanted \"%s\"",
+              got, want);
+}
+#define EQUAL(got, want) check_equal (__FILE__, __LINE__, got, want)
 
 /* Compare what fn printed for in with want. */
 static void
@@ -35,31 +44,13 @@ check_string (const char *file, int line, void (*fn) (FILE *, const char *),
   }
   fn (fp, in);
   fclose (fp);
-  nr_checks++;
-  if (strcmp (buf, want) != 0) {
-    nr_failed++;
-    fprintf (stderr, "%s:%d: FAIL: got \"%s\", wanted \"%s\"\n", file, line,
-             buf, want);
-  }
+  check_equal (file, line, buf, want);
   free (buf);
 }
 #define TEXT(in, want)                                                         \
   check_string (__FILE__, __LINE__, format_text_string, in, want)
 #define JSON(in, want)                                                         \
   check_string (__FILE__, __LINE__, format_json_string, in, want)
-
-/* Compare a formatted value with want. */
-static void
-check_equal (const char *file, int line, const char *got, const char *want)
-{
-  nr_checks++;
-  if (strcmp (got, want) != 0) {
-    nr_failed++;
-    fprintf (stderr, "%s:%d: FAIL: got \"%s\", wanted \"%s\"\n", file, line,
-             got, want);
-  }
-}
-#define EQUAL(got, want) check_equal (__FILE__, __LINE__, got, want)
 
 static void
 test_text (void)
@@ -146,6 +137,5 @@ main (void)
   test_text ();
   test_json ();
   test_numbers ();
-  printf ("inspect-format: %u checks, %u failed\n", nr_checks, nr_failed);
-  return nr_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_summary ("inspect-format");
 }

@@ -1,4 +1,4 @@
-/* accel: unit test of common/manifest.c.
+/* accel: unit test of common/manifest-*.c.
  *
  * The writer and reader are tested against each other (round trips of
  * several geometries, including a short last chunk, zero chunks, hot
@@ -16,10 +16,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,79 +31,10 @@
 #include "cleanup.h"
 #include "manifest.h"
 #include "report.h"
+#include "test.h"
 
 #define KiB (UINT64_C (1024))
 #define MiB (KiB * 1024)
-
-static unsigned nr_checks, nr_failed;
-
-/* The last error reported by the code under test. */
-static char last_error[4096];
-static unsigned nr_errors;
-
-static char tmpdir[4096];
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    nr_checks++;                                                               \
-    if (!(cond)) {                                                             \
-      nr_failed++;                                                             \
-      fprintf (stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);        \
-    }                                                                          \
-  } while (0)
-
-/* Keep errors for the checks instead of printing them. */
-static void
-capture_error (const char *fs, va_list args)
-{
-  vsnprintf (last_error, sizeof last_error, fs, args);
-  nr_errors++;
-}
-
-/* Debug messages are not under test. */
-static void
-ignore_debug (const char *fs, va_list args)
-{
-  (void) fs;
-  (void) args;
-}
-
-/* A path inside the test's directory. */
-static char *
-tmp_path (const char *name)
-{
-  char *path;
-
-  if (asprintf (&path, "%s/%s", tmpdir, name) == -1) {
-    perror ("asprintf");
-    exit (EXIT_FAILURE);
-  }
-  return path;
-}
-
-/* True if an error was reported and it contains both strings (the
- * first is normally the file's path).
- */
-static bool
-error_says (const char *a, const char *b)
-{
-  if (nr_errors == 0)
-    return false;
-  if (strstr (last_error, a) == NULL || (b && strstr (last_error, b) == NULL)) {
-    fprintf (stderr, "unexpected error: %s (wanted \"%s\" and \"%s\")\n",
-             last_error, a, b ? b : "");
-    return false;
-  }
-  return true;
-}
-
-/* Before each step whose error message is checked. */
-static void
-clear_error (void)
-{
-  last_error[0] = '\0';
-  nr_errors = 0;
-}
 
 /* Fake chunk hashes: zero chunks share one hash (as real zero chunks
  * of the same length do), the others are distinct.
@@ -193,18 +122,6 @@ read_file (const char *path, size_t *len)
   return buf;
 }
 
-/* Write (or replace) a small file.  Exits on error. */
-static void
-write_file (const char *path, const void *buf, size_t len)
-{
-  FILE *fp = fopen (path, "wb");
-
-  if (fp == NULL || fwrite (buf, 1, len, fp) != len || fclose (fp) != 0) {
-    perror (path);
-    exit (EXIT_FAILURE);
-  }
-}
-
 /* For the determinism checks: same length, same bytes. */
 static bool
 files_equal (const char *a, const char *b)
@@ -230,8 +147,8 @@ static void
 check_round_trip (uint64_t image_size, uint32_t chunk_size, const char *fs_type,
                   uint64_t nr_hot)
 {
-  CLEANUP_FREE char *path = tmp_path ("round-trip.db");
-  CLEANUP_FREE char *tmp = tmp_path ("round-trip.db.tmp");
+  CLEANUP_FREE char *path = test_tmp_path ("round-trip.db");
+  CLEANUP_FREE char *tmp = test_tmp_path ("round-trip.db.tmp");
   CLEANUP_FREE uint64_t *hot = NULL;
   uint64_t nr = (image_size + chunk_size - 1) / chunk_size, i, found;
   unsigned char sha[32], want[32];
@@ -239,7 +156,7 @@ check_round_trip (uint64_t image_size, uint32_t chunk_size, const char *fs_type,
   size_t nr_hot_read;
   bool ok;
 
-  clear_error ();
+  test_clear_errors ();
   CHECK (write_test_manifest (path, image_size, chunk_size, fs_type, nr_hot) ==
          0);
   CHECK (!exists (tmp));
@@ -247,7 +164,7 @@ check_round_trip (uint64_t image_size, uint32_t chunk_size, const char *fs_type,
   CHECK (m != NULL);
   if (m == NULL) {
     fprintf (stderr, "round trip %" PRIu64 "/%" PRIu32 ": %s\n", image_size,
-             chunk_size, last_error);
+             chunk_size, test_last_error);
     return;
   }
   CHECK (manifest_image_size (m) == image_size);
@@ -266,9 +183,9 @@ check_round_trip (uint64_t image_size, uint32_t chunk_size, const char *fs_type,
   CHECK (ok);
   CHECK (!manifest_chunk_is_zero (m, nr));
   CHECK (!manifest_chunk_is_zero (m, UINT64_MAX));
-  clear_error ();
+  test_clear_errors ();
   CHECK (manifest_chunk_sha256 (m, nr, sha) == -1);
-  CHECK (error_says (path, "out of range"));
+  CHECK (test_error_says (path, "out of range"));
 
   /* Each distinct hash is found at its first chunk. */
   test_sha256 (nr - 1, want);
@@ -321,8 +238,8 @@ check_round_trip (uint64_t image_size, uint32_t chunk_size, const char *fs_type,
 static void
 check_determinism (void)
 {
-  CLEANUP_FREE char *a = tmp_path ("a.db");
-  CLEANUP_FREE char *b = tmp_path ("b.db");
+  CLEANUP_FREE char *a = test_tmp_path ("a.db");
+  CLEANUP_FREE char *b = test_tmp_path ("b.db");
 
   CHECK (write_test_manifest (a, 100 * 4096 + 17, 4096, "ext4", 20) == 0);
   CHECK (write_test_manifest (b, 100 * 4096 + 17, 4096, "ext4", 20) == 0);
@@ -368,7 +285,7 @@ lookup_thread (void *arg)
 static void
 check_threads (void)
 {
-  CLEANUP_FREE char *path = tmp_path ("threads.db");
+  CLEANUP_FREE char *path = test_tmp_path ("threads.db");
   struct lookup_thread t[4];
   pthread_t tid[4];
   struct manifest *m;
@@ -430,7 +347,7 @@ walk_file (void *opaque, const struct manifest_file *f)
 static void
 check_file_map (void)
 {
-  CLEANUP_FREE char *path = tmp_path ("filemap.db");
+  CLEANUP_FREE char *path = test_tmp_path ("filemap.db");
   static const char *const names[] = {
     "/zeta", "/a/b", "/ä", "/a", "/B", "/a/b/c", "/\xe5\x90\x8d", "/a.txt",
   };
@@ -503,33 +420,33 @@ check_file_map (void)
 static void
 check_writer_errors (void)
 {
-  CLEANUP_FREE char *path = tmp_path ("writer.db");
-  CLEANUP_FREE char *tmp = tmp_path ("writer.db.tmp");
+  CLEANUP_FREE char *path = test_tmp_path ("writer.db");
+  CLEANUP_FREE char *tmp = test_tmp_path ("writer.db.tmp");
   struct manifest_writer *w;
   unsigned char sha[32] = { 0 };
   int64_t file_id;
 
-  clear_error ();
+  test_clear_errors ();
   CHECK (manifest_writer_create (path, 8192, 3000, "raw") == NULL);
-  CHECK (error_says (path, "chunk_size 3000 is not a power of two"));
+  CHECK (test_error_says (path, "chunk_size 3000 is not a power of two"));
   CHECK (manifest_writer_create (path, 8192, 2048, "raw") == NULL);
-  CHECK (error_says (path, "chunk_size 2048"));
+  CHECK (test_error_says (path, "chunk_size 2048"));
   CHECK (manifest_writer_create (path, 8192, 128 * MiB, "raw") == NULL);
-  CHECK (error_says (path, "chunk_size 134217728"));
+  CHECK (test_error_says (path, "chunk_size 134217728"));
   CHECK (manifest_writer_create (path, 0, 4096, "raw") == NULL);
-  CHECK (error_says (path, "image_size 0 is not between"));
+  CHECK (test_error_says (path, "image_size 0 is not between"));
   CHECK (manifest_writer_create (path, MANIFEST_MAX_IMAGE_SIZE + 1, 64 * MiB,
                                  "raw") == NULL);
-  CHECK (error_says (path, "image_size 1125899906842625"));
+  CHECK (test_error_says (path, "image_size 1125899906842625"));
   CHECK (manifest_writer_create (path, UINT64_MAX, 64 * MiB, "raw") == NULL);
-  CHECK (error_says (path, "image_size 18446744073709551615"));
+  CHECK (test_error_says (path, "image_size 18446744073709551615"));
   CHECK (manifest_writer_create (path, MANIFEST_MAX_IMAGE_SIZE, 32 * MiB,
                                  "raw") == NULL);
-  CHECK (error_says (path, "use a larger chunk size"));
+  CHECK (test_error_says (path, "use a larger chunk size"));
   CHECK (manifest_writer_create (path, 8192, 4096, "xfs") == NULL);
-  CHECK (error_says (path, "fs_type \"xfs\""));
+  CHECK (test_error_says (path, "fs_type \"xfs\""));
   CHECK (manifest_writer_create ("", 8192, 4096, "raw") == NULL);
-  CHECK (error_says ("path length 0", NULL));
+  CHECK (test_error_says ("path length 0", NULL));
   CHECK (!exists (tmp));
 
   /* The largest image is allowed (with 64 MiB chunks). */
@@ -546,45 +463,50 @@ check_writer_errors (void)
   CHECK (w != NULL);
   if (w == NULL)
     return;
-  clear_error ();
+  test_clear_errors ();
   CHECK (manifest_writer_add_chunk (w, 1, sha, false) == -1);
-  CHECK (error_says (path, "out of order"));
+  CHECK (test_error_says (path, "out of order"));
   CHECK (manifest_writer_add_chunk (w, 0, sha, false) == 0);
   CHECK (manifest_writer_add_chunk (w, 0, sha, false) == -1);
+  EXPECT_ERRORS (1);
   CHECK (manifest_writer_add_hot (w, 0, 3) == -1);
-  CHECK (error_says (path, "chunk 3 out of range"));
+  CHECK (test_error_says (path, "chunk 3 out of range"));
   CHECK (manifest_writer_add_hot (w, 0, 2) == 0);
   CHECK (manifest_writer_add_hot (w, 0, 1) == -1);
-  CHECK (error_says (path, "UNIQUE"));
+  CHECK (test_error_says (path, "UNIQUE"));
   CHECK (manifest_writer_add_file (w, "/a", 100, 0644, &file_id) == 0);
   CHECK (manifest_writer_add_file (w, "/a", 1, 0644, &file_id) == -1);
-  CHECK (error_says (path, "writing file /a: UNIQUE"));
+  CHECK (test_error_says (path, "writing file /a: UNIQUE"));
   CHECK (manifest_writer_add_file (w, "", 1, 0644, &file_id) == -1);
+  EXPECT_ERRORS (1);
   CHECK (manifest_writer_add_file (w, "a/b", 1, 0644, &file_id) == -1);
-  CHECK (error_says (path, "path not absolute"));
+  CHECK (test_error_says (path, "path not absolute"));
   CHECK (manifest_writer_add_file (w, "/big", (uint64_t) INT64_MAX + 1, 0644,
                                    &file_id) == -1);
+  EXPECT_ERRORS (1);
   CHECK (manifest_writer_add_extent (w, 1, 0, 3 * 4096 - 10, 11) == -1);
-  CHECK (error_says (path, "outside the image"));
+  CHECK (test_error_says (path, "outside the image"));
   CHECK (manifest_writer_add_extent (w, 1, 0, 0, 0) == -1);
+  EXPECT_ERRORS (1);
   CHECK (manifest_writer_add_extent (w, 1, 0, UINT64_MAX, 2) == -1);
+  EXPECT_ERRORS (1);
   CHECK (manifest_writer_add_extent (w, 1, 0, 3 * 4096 - 10, 10) == 0);
   /* The file map's rules: in order, inside the file, after the file. */
   CHECK (manifest_writer_add_extent (w, 1, 5, 0, 10) == -1);
-  CHECK (error_says (path, "out of order or overlapping"));
+  CHECK (test_error_says (path, "out of order or overlapping"));
   CHECK (manifest_writer_add_extent (w, 1, 10, 0, 91) == -1);
-  CHECK (error_says (path, "beyond the file's size 100"));
+  CHECK (test_error_says (path, "beyond the file's size 100"));
   CHECK (manifest_writer_add_extent (w, 1, UINT64_MAX - 5, 0, 10) == -1);
-  CHECK (error_says (path, "beyond the file's size"));
+  CHECK (test_error_says (path, "beyond the file's size"));
   CHECK (manifest_writer_add_extent (w, 1, 10, 0, 90) == 0);
   CHECK (manifest_writer_add_extent (w, 2, 0, 0, 1) == -1);
-  CHECK (error_says (path, "added after another file (1)"));
+  CHECK (test_error_says (path, "added after another file (1)"));
   CHECK (manifest_writer_add_file (w, "/b", 100, 0644, &file_id) == 0);
   CHECK (file_id == 2);
   CHECK (manifest_writer_add_extent (w, 1, 0, 0, 1) == -1);
-  CHECK (error_says (path, "added after another file (2)"));
+  CHECK (test_error_says (path, "added after another file (2)"));
   CHECK (manifest_writer_finish (w, image_sha256) == -1);
-  CHECK (error_says (path, "only 1 of 3 chunks"));
+  CHECK (test_error_says (path, "only 1 of 3 chunks"));
   CHECK (!exists (tmp));
   {
     struct manifest *m = manifest_open (path);
@@ -594,10 +516,10 @@ check_writer_errors (void)
   }
 
   /* A missing directory fails at create. */
-  clear_error ();
+  test_clear_errors ();
   CHECK (manifest_writer_create ("/nonexistent-dir/x.db", 4096, 4096, "raw") ==
          NULL);
-  CHECK (error_says ("/nonexistent-dir/x.db", NULL));
+  CHECK (test_error_says ("/nonexistent-dir/x.db", NULL));
   manifest_writer_abort (NULL);
   unlink (path);
 }
@@ -695,6 +617,9 @@ static const struct bad_sql bad_sql[] = {
   { "UPDATE meta SET value = 'abc' WHERE key = 'image_sha256'",
     "image_sha256 is not 64 hex digits" },
   { "UPDATE meta SET value = printf ('%.64c', 'g') WHERE key = 'image_sha256'",
+    "image_sha256 is not 64 hex digits" },
+  /* Only the very last digit (a low half) is bad. */
+  { "UPDATE meta SET value = printf ('%.63cg', '0') WHERE key = 'image_sha256'",
     "image_sha256 is not 64 hex digits" },
   { "UPDATE meta SET value = printf ('%.65c', 'a') WHERE key = 'image_sha256'",
     "image_sha256 is longer than 64 bytes" },
@@ -796,7 +721,7 @@ static const struct bad_sql bad_sql[] = {
 static void
 check_bad_sql (const char *good, const struct bad_sql *t)
 {
-  CLEANUP_FREE char *path = tmp_path ("bad.db");
+  CLEANUP_FREE char *path = test_tmp_path ("bad.db");
   CLEANUP_FREE unsigned char *buf = NULL;
   struct manifest *m;
   char *errmsg = NULL;
@@ -804,28 +729,22 @@ check_bad_sql (const char *good, const struct bad_sql *t)
   size_t len;
 
   buf = read_file (good, &len);
-  write_file (path, buf, len);
+  test_write_file (path, buf, len);
   if (sqlite3_open (path, &db) != SQLITE_OK ||
       sqlite3_exec (db, t->sql, NULL, NULL, &errmsg) != SQLITE_OK) {
-    fprintf (stderr, "FAIL: %s: cannot apply: %s\n", t->sql,
-             errmsg ? errmsg : sqlite3_errmsg (db));
-    nr_failed++;
+    test_check (false, __FILE__, __LINE__, "%s: cannot apply: %s", t->sql,
+                errmsg ? errmsg : sqlite3_errmsg (db));
     sqlite3_free (errmsg);
     sqlite3_close (db);
     return;
   }
   sqlite3_close (db);
 
-  clear_error ();
+  test_clear_errors ();
   m = manifest_open (path);
-  nr_checks++;
-  if (m != NULL || !error_says (path, t->error)) {
-    fprintf (stderr, "FAIL: %s: %s\n", t->sql,
-             m ? "accepted" : "wrong message");
-    nr_failed++;
-  }
-  else
-    printf ("refused: %s\n  %s\n", t->sql, last_error);
+  if (test_check (m == NULL && test_error_says (path, t->error), __FILE__,
+                  __LINE__, "%s: %s", t->sql, m ? "accepted" : "wrong message"))
+    printf ("refused: %s\n  %s\n", t->sql, test_last_error);
   manifest_close (m);
   unlink (path);
 }
@@ -838,11 +757,11 @@ expect_refused (const char *path, const char *what, const char *want)
 {
   struct manifest *m;
 
-  clear_error ();
+  test_clear_errors ();
   m = manifest_open (path);
   CHECK (m == NULL);
-  CHECK (error_says (path, want));
-  printf ("refused: %s\n  %s\n", what, last_error);
+  CHECK (test_error_says (path, want));
+  printf ("refused: %s\n  %s\n", what, test_last_error);
   manifest_close (m);
 }
 
@@ -852,7 +771,7 @@ expect_refused (const char *path, const char *what, const char *want)
 static void
 check_bad_files (const char *good)
 {
-  CLEANUP_FREE char *path = tmp_path ("bad.db");
+  CLEANUP_FREE char *path = test_tmp_path ("bad.db");
   CLEANUP_FREE unsigned char *buf = NULL;
   unsigned char *copy;
   size_t len, i;
@@ -865,35 +784,35 @@ check_bad_files (const char *good)
     exit (EXIT_FAILURE);
 
   expect_refused (path, "missing file", "No such file");
-  expect_refused (tmpdir, "directory", "not a regular file");
+  expect_refused (test_tmpdir, "directory", "not a regular file");
 
-  write_file (path, "", 0);
+  test_write_file (path, "", 0);
   expect_refused (path, "empty file", "too small");
-  write_file (path, buf, 100);
+  test_write_file (path, buf, 100);
   expect_refused (path, "100 bytes", "too small");
 
   /* Not sqlite at all. */
   for (i = 0; i < len; ++i)
     copy[i] = rand_r (&seed);
-  write_file (path, copy, len);
+  test_write_file (path, copy, len);
   expect_refused (path, "random bytes", "not a sqlite3 database");
   memset (copy, 'x', len);
-  write_file (path, copy, len);
+  test_write_file (path, copy, len);
   expect_refused (path, "text", "not a sqlite3 database");
 
   /* Truncated at various points, including a page boundary. */
   for (i = 512; i < len; i += len / 7) {
-    write_file (path, buf, i);
+    test_write_file (path, buf, i);
     expect_refused (path, "truncated", "corrupt or truncated");
   }
-  write_file (path, buf, 4096);
+  test_write_file (path, buf, 4096);
   expect_refused (path, "truncated to one page", "corrupt or truncated");
 
   /* A page of garbage in the middle. */
   memcpy (copy, buf, len);
   for (i = 4096 * 3; i < 4096 * 4 && i < len; ++i)
     copy[i] = rand_r (&seed);
-  write_file (path, copy, len);
+  test_write_file (path, copy, len);
   expect_refused (path, "garbage page", "corrupt or truncated");
 
   /* Larger than the cap (a sparse file). */
@@ -916,12 +835,12 @@ check_bad_files (const char *good)
     memcpy (copy, buf, len);
     for (i = 0; i < n; ++i)
       copy[16 + rand_r (&seed) % (len - 16)] = rand_r (&seed);
-    write_file (path, copy, len);
-    clear_error ();
+    test_write_file (path, copy, len);
+    test_clear_errors ();
     m = manifest_open (path);
     if (m == NULL) {
       refused++;
-      CHECK (error_says (path, NULL));
+      CHECK (test_error_says (path, NULL));
     }
     else {
       uint64_t j, found, *hot = NULL;
@@ -950,33 +869,15 @@ check_bad_files (const char *good)
   unlink (path);
 }
 
-/* Remove one entry of the test directory (for nftw). */
-static int
-remove_entry (const char *path, const struct stat *st, int flag,
-              struct FTW *ftw)
-{
-  (void) st;
-  (void) flag;
-  (void) ftw;
-  remove (path);
-  return 0;
-}
-
 /* Round trips and writer checks first, then the broken manifests. */
 int
 main (void)
 {
-  const char *dir = getenv ("TMPDIR");
   CLEANUP_FREE char *good = NULL;
   size_t i;
 
-  report_set_handlers (capture_error, ignore_debug);
-  snprintf (tmpdir, sizeof tmpdir, "%s/test-manifest.XXXXXX",
-            dir && *dir ? dir : "/tmp");
-  if (mkdtemp (tmpdir) == NULL) {
-    perror ("mkdtemp");
-    exit (EXIT_FAILURE);
-  }
+  test_capture_errors (false);
+  test_make_tmpdir ("test-manifest");
 
   check_round_trip (1, 4096, "raw", 0);
   check_round_trip (4096, 4096, "raw", 1);
@@ -991,13 +892,12 @@ main (void)
   check_writer_errors ();
 
   /* 11 chunks, the last one short; chunks 2 and 7 are zero. */
-  good = tmp_path ("good.db");
+  good = test_tmp_path ("good.db");
   CHECK (write_test_manifest (good, 10 * 4096 + 100, 4096, "raw", 3) == 0);
   for (i = 0; i < sizeof bad_sql / sizeof bad_sql[0]; ++i)
     check_bad_sql (good, &bad_sql[i]);
   check_bad_files (good);
 
-  nftw (tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-  printf ("manifest: %u checks, %u failed\n", nr_checks, nr_failed);
-  return nr_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  test_remove_tree (test_tmpdir);
+  return test_summary ("manifest");
 }

@@ -22,23 +22,10 @@
 
 #include "cleanup.h"
 #include "s3-multipart.h"
+#include "test.h"
 #include "xml.h"
 
 #define MiB (1024ULL * 1024)
-
-static unsigned checks, failures;
-
-/* Count a check; print it if it failed. */
-static void
-check (bool ok, const char *what, int line)
-{
-  checks++;
-  if (!ok) {
-    failures++;
-    printf ("FAIL: line %d: %s\n", line, what);
-  }
-}
-#define CHECK(expr) check ((expr), #expr, __LINE__)
 
 /* Append s at buf[*len] (the caller made room) and keep it a string. */
 static void
@@ -155,7 +142,7 @@ test_upload_id (void)
       " xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>b</Bucket>"
       "<Key>k</Key><UploadId>2~GmYJCP58gr3Onj_VFImr5VC_I3lu1tB</UploadId>"
       "</InitiateMultipartUploadResult>";
-  char *long_id = malloc (S3_MAX_UPLOAD_ID + 64);
+  char *long_id = test_alloc (S3_MAX_UPLOAD_ID + 64);
   char *id;
   size_t len = 0;
 
@@ -172,8 +159,6 @@ test_upload_id (void)
          errno == EINVAL);
   CHECK (s3_parse_upload_id ("<UploadId>abc", 13) == NULL && errno == EINVAL);
   CHECK (s3_parse_upload_id ("", 0) == NULL && errno == EINVAL);
-  if (long_id == NULL)
-    abort ();
   append (long_id, &len, "<UploadId>");
   memset (long_id + len, 'x', S3_MAX_UPLOAD_ID);
   len += S3_MAX_UPLOAD_ID;
@@ -326,14 +311,12 @@ test_list_uploads (void)
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int r = uploads (bad[i], &s, &next);
 
-    check (r == -1 && errno == EINVAL && next.key_marker == NULL, bad[i],
-           __LINE__);
+    CHECK_INPUT (r == -1 && errno == EINVAL && next.key_marker == NULL,
+                 "refused", bad[i]);
   }
 
   /* More entries than a page may hold, and more than a document may. */
-  big = malloc (XML_MAX_DOCUMENT + 200);
-  if (big == NULL)
-    abort ();
+  big = test_alloc (XML_MAX_DOCUMENT + 200);
   append (big, &len,
           "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>");
   for (i = 0; i <= S3_LIST_PAGE; i++)
@@ -413,14 +396,12 @@ test_list_parts (void)
   CHECK (s.numbers[0] == 10000 && s.sizes[0] == S3_MAX_PART_SIZE);
 
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    check (parts (bad[i], &s, &next) == -1 && errno == EINVAL, bad[i],
-           __LINE__);
+    CHECK_INPUT (parts (bad[i], &s, &next) == -1 && errno == EINVAL, "refused",
+                 bad[i]);
 
   /* An ETag longer than any we keep. */
-  etag = malloc (HTTP_MAX_ETAG + 1);
-  big = malloc (HTTP_MAX_ETAG + 256);
-  if (etag == NULL || big == NULL)
-    abort ();
+  etag = test_alloc (HTTP_MAX_ETAG + 1);
+  big = test_alloc (HTTP_MAX_ETAG + 256);
   memset (etag, 'e', HTTP_MAX_ETAG);
   etag[HTTP_MAX_ETAG] = '\0';
   snprintf (big, HTTP_MAX_ETAG + 256,
@@ -433,9 +414,7 @@ test_list_parts (void)
   free (big);
 
   /* A page of more parts than we asked for. */
-  big = malloc ((S3_LIST_PAGE + 1) * 200 + 200);
-  if (big == NULL)
-    abort ();
+  big = test_alloc ((S3_LIST_PAGE + 1) * 200 + 200);
   append (big, &len, "<ListPartsResult><IsTruncated>false</IsTruncated>");
   for (i = 0; i <= S3_LIST_PAGE; i++)
     append (big, &len, PART ("1", "e", "1"));
@@ -454,6 +433,5 @@ main (void)
   test_upload_id ();
   test_list_uploads ();
   test_list_parts ();
-  printf ("s3-upload: %u checks, %u failed\n", checks, failures);
-  return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_summary ("s3-upload");
 }

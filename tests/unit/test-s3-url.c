@@ -11,7 +11,6 @@
  * must be reported exactly once, without leaking a password.
  */
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,46 +20,7 @@
 #include "report.h"
 #include "s3-url.h"
 #include "sigv4.h"
-
-static unsigned checks, failures;
-static unsigned errors_reported;
-static char last_error[1024];
-
-/* Count a check; print it if it failed. */
-static void
-check (bool ok, const char *what, const char *input)
-{
-  checks++;
-  if (!ok) {
-    failures++;
-    printf ("FAIL: %s: input \"%s\"\n", what, input);
-  }
-}
-
-/* report_error lands here, so that we can count and inspect it. */
-static void
-on_error (const char *fs, va_list args)
-{
-  errors_reported++;
-  vsnprintf (last_error, sizeof last_error, fs, args);
-}
-
-/* Debug messages are not part of the test. */
-static void
-on_debug (const char *fs, va_list args)
-{
-  (void) fs;
-  (void) args;
-}
-
-/* strcmp that treats two NULLs as equal. */
-static bool
-streq (const char *a, const char *b)
-{
-  if (a == NULL || b == NULL)
-    return a == b;
-  return strcmp (a, b) == 0;
-}
+#include "test.h"
 
 /* Good URLs: everything s3_url_parse must produce. */
 static const struct {
@@ -146,15 +106,15 @@ check_signer_agrees (const struct s3_url *u)
   const char *url_path, *line, *end;
 
   if (creq == NULL) {
-    check (false, "signer: canonical request", u->url);
+    CHECK_INPUT (false, "signer: canonical request", u->url);
     return;
   }
   url_path = strchr (strstr (u->url, "://") + 3, '/');
   line = strchr (creq, '\n') + 1;
   end = strchr (line, '\n');
-  check (url_path && end && (size_t) (end - line) == strlen (url_path) &&
-             memcmp (line, url_path, end - line) == 0,
-         "signer: canonical URI == URL path", u->url);
+  CHECK_INPUT (url_path && end && (size_t) (end - line) == strlen (url_path) &&
+                   memcmp (line, url_path, end - line) == 0,
+               "signer: canonical URI == URL path", u->url);
 }
 
 /* Every field of every good case, and signer agreement. */
@@ -165,26 +125,28 @@ test_good (void)
 
   for (i = 0; i < sizeof good / sizeof good[0]; i++) {
     struct s3_url u;
-    unsigned before = errors_reported;
-    int r = s3_url_parse (good[i].in, good[i].endpoint, good[i].region, &u);
+    int r;
 
-    check (r == 0 && errors_reported == before, "parse", good[i].in);
+    test_clear_errors ();
+    r = s3_url_parse (good[i].in, good[i].endpoint, good[i].region, &u);
+    CHECK_INPUT (r == 0 && test_nr_errors () == 0, "parse", good[i].in);
     if (r == -1) {
-      printf ("  error: %s\n", last_error);
+      printf ("  error: %s\n", test_last_error);
       continue;
     }
-    check (u.sign == good[i].sign, "sign", good[i].in);
-    check (u.presigned == good[i].presigned, "presigned", good[i].in);
-    check (streq (u.bucket, good[i].bucket), "bucket", good[i].in);
-    check (streq (u.key, good[i].key), "key", good[i].in);
-    check (streq (u.url, good[i].url), "url", good[i].in);
-    check (streq (u.host, good[i].host), "host", good[i].in);
-    check (streq (u.path, good[i].path), "path", good[i].in);
-    check (streq (u.name, good[i].name), "name", good[i].in);
-    check (streq (u.identity, good[i].identity), "identity", good[i].in);
+    CHECK_INPUT (u.sign == good[i].sign, "sign", good[i].in);
+    CHECK_INPUT (u.presigned == good[i].presigned, "presigned", good[i].in);
+    CHECK_INPUT (test_str_is (u.bucket, good[i].bucket), "bucket", good[i].in);
+    CHECK_INPUT (test_str_is (u.key, good[i].key), "key", good[i].in);
+    CHECK_INPUT (test_str_is (u.url, good[i].url), "url", good[i].in);
+    CHECK_INPUT (test_str_is (u.host, good[i].host), "host", good[i].in);
+    CHECK_INPUT (test_str_is (u.path, good[i].path), "path", good[i].in);
+    CHECK_INPUT (test_str_is (u.name, good[i].name), "name", good[i].in);
+    CHECK_INPUT (test_str_is (u.identity, good[i].identity), "identity",
+                 good[i].in);
     if (u.sign)
       check_signer_agrees (&u);
-    if (failures)
+    if (test_nr_failed)
       printf ("  got url=%s name=%s identity=%s\n", u.url, u.name, u.identity);
     s3_url_free (&u);
   }
@@ -245,16 +207,17 @@ test_bad (void)
 
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct s3_url u;
-    unsigned before = errors_reported;
-    int r = s3_url_parse (bad[i].in, bad[i].endpoint, bad[i].region, &u);
+    int r;
 
-    check (r == -1, "must fail", bad[i].in);
+    test_clear_errors ();
+    r = s3_url_parse (bad[i].in, bad[i].endpoint, bad[i].region, &u);
+    CHECK_INPUT (r == -1, "must fail", bad[i].in);
     if (r == 0)
       s3_url_free (&u);
-    check (errors_reported == before + 1, "reported once", bad[i].in);
+    CHECK_INPUT (test_nr_errors () == 1, "reported once", bad[i].in);
     if (bad[i].secret)
-      check (strstr (last_error, bad[i].secret) == NULL,
-             "message has no password", last_error);
+      CHECK_INPUT (strstr (test_last_error, bad[i].secret) == NULL,
+                   "message has no password", test_last_error);
   }
 }
 
@@ -262,35 +225,33 @@ test_bad (void)
 static void
 test_lengths (void)
 {
-  char *url = malloc (S3_MAX_URL + 16);
+  char *url = test_alloc (S3_MAX_URL + 16);
   struct s3_url u;
   size_t n;
 
-  if (url == NULL)
-    abort ();
   memcpy (url, "s3://bucket/", 12);
   memset (url + 12, 'k', S3_MAX_KEY);
   url[12 + S3_MAX_KEY] = '\0';
-  check (s3_url_parse (url, "http://h", "us-east-1", &u) == 0 &&
-             strlen (u.key) == S3_MAX_KEY,
-         "key of 1024 bytes", "s3://bucket/kkk...");
+  CHECK_INPUT (s3_url_parse (url, "http://h", "us-east-1", &u) == 0 &&
+                   strlen (u.key) == S3_MAX_KEY,
+               "key of 1024 bytes", "s3://bucket/kkk...");
   s3_url_free (&u);
   url[12 + S3_MAX_KEY] = 'k';
   url[13 + S3_MAX_KEY] = '\0';
-  check (s3_url_parse (url, "http://h", "us-east-1", &u) == -1,
-         "key of 1025 bytes", "s3://bucket/kkk...");
+  CHECK_INPUT (s3_url_parse (url, "http://h", "us-east-1", &u) == -1,
+               "key of 1025 bytes", "s3://bucket/kkk...");
 
   memcpy (url, "http://host/", 12);
   n = S3_MAX_URL;
   memset (url + 12, 'x', n - 12);
   url[n] = '\0';
-  check (s3_url_parse (url, NULL, NULL, &u) == 0, "URL of 8192 bytes",
-         "http://host/xxx...");
+  CHECK_INPUT (s3_url_parse (url, NULL, NULL, &u) == 0, "URL of 8192 bytes",
+               "http://host/xxx...");
   s3_url_free (&u);
   url[n] = 'x';
   url[n + 1] = '\0';
-  check (s3_url_parse (url, NULL, NULL, &u) == -1, "URL of 8193 bytes",
-         "http://host/xxx...");
+  CHECK_INPUT (s3_url_parse (url, NULL, NULL, &u) == -1, "URL of 8193 bytes",
+               "http://host/xxx...");
   free (url);
 }
 
@@ -323,8 +284,8 @@ test_bucket_names (void)
   size_t i;
 
   for (i = 0; i < sizeof buckets / sizeof buckets[0]; i++)
-    check (s3_bucket_name_valid (buckets[i].name) == buckets[i].ok,
-           "bucket name", buckets[i].name);
+    CHECK_INPUT (s3_bucket_name_valid (buckets[i].name) == buckets[i].ok,
+                 "bucket name", buckets[i].name);
 }
 
 /* Bucket URLs derived from object URLs, for bucket operations. */
@@ -349,29 +310,32 @@ test_bucket_urls (void)
 {
   struct s3_url obj, b;
   size_t i;
-  unsigned before;
 
   for (i = 0; i < sizeof bucket_urls / sizeof bucket_urls[0]; i++) {
     if (s3_url_parse (bucket_urls[i].in, bucket_urls[i].endpoint,
                       bucket_urls[i].region, &obj) == -1) {
-      check (false, "parse for s3_url_bucket", bucket_urls[i].in);
+      CHECK_INPUT (false, "parse for s3_url_bucket", bucket_urls[i].in);
       continue;
     }
-    check (s3_url_bucket (&obj, &b) == 0, "s3_url_bucket", bucket_urls[i].in);
-    check (streq (b.url, bucket_urls[i].url), "bucket url", b.url);
-    check (streq (b.path, bucket_urls[i].path), "bucket path", b.path);
-    check (streq (b.name, bucket_urls[i].name), "bucket name", b.name);
-    check (streq (b.host, obj.host) && streq (b.key, obj.key) && b.sign,
-           "bucket host, key", bucket_urls[i].in);
+    CHECK_INPUT (s3_url_bucket (&obj, &b) == 0, "s3_url_bucket",
+                 bucket_urls[i].in);
+    CHECK_INPUT (test_str_is (b.url, bucket_urls[i].url), "bucket url", b.url);
+    CHECK_INPUT (test_str_is (b.path, bucket_urls[i].path), "bucket path",
+                 b.path);
+    CHECK_INPUT (test_str_is (b.name, bucket_urls[i].name), "bucket name",
+                 b.name);
+    CHECK_INPUT (test_str_is (b.host, obj.host) &&
+                     test_str_is (b.key, obj.key) && b.sign,
+                 "bucket host, key", bucket_urls[i].in);
     s3_url_free (&b);
     s3_url_free (&obj);
   }
 
-  check (s3_url_parse ("http://h/x", NULL, NULL, &obj) == 0, "parse",
-         "http://h/x");
-  before = errors_reported;
-  check (s3_url_bucket (&obj, &b) == -1 && errors_reported == before + 1,
-         "s3_url_bucket refuses http URLs", "http://h/x");
+  CHECK_INPUT (s3_url_parse ("http://h/x", NULL, NULL, &obj) == 0, "parse",
+               "http://h/x");
+  test_clear_errors ();
+  CHECK_INPUT (s3_url_bucket (&obj, &b) == -1 && test_nr_errors () == 1,
+               "s3_url_bucket refuses http URLs", "http://h/x");
   s3_url_free (&obj);
 }
 
@@ -379,12 +343,11 @@ test_bucket_urls (void)
 int
 main (void)
 {
-  report_set_handlers (on_error, on_debug);
+  test_capture_errors (false);
   test_good ();
   test_bad ();
   test_lengths ();
   test_bucket_names ();
   test_bucket_urls ();
-  printf ("s3-url: %u checks, %u failed\n", checks, failures);
-  return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_summary ("s3-url");
 }

@@ -14,7 +14,6 @@
  * line per case and a final "sigv4: N cases, N checks, N failed".
  */
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include "cleanup.h"
 #include "report.h"
 #include "sigv4.h"
+#include "test.h"
 
 #define EMPTY_SHA256                                                           \
   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -96,8 +96,6 @@ struct parsed {
   struct sigv4_kv query[SIGV4_MAX_PAIRS], headers[SIGV4_MAX_PAIRS];
   size_t nr_query, nr_headers;
 };
-
-static unsigned nr_checks, nr_failed;
 
 /* Read one vector file whole.  NB: the files have no trailing newline
  * and may hold raw UTF-8, so they are compared as bytes.
@@ -370,46 +368,18 @@ run_vector (const struct vector *v)
   return ok;
 }
 
-/* Count one check; say which one failed. */
-static void
-check (bool cond, const char *what, int line)
-{
-  nr_checks++;
-  if (!cond) {
-    nr_failed++;
-    printf ("FAIL check line %d: %s\n", line, what);
-  }
-}
-#define CHECK(cond) check ((cond), #cond, __LINE__)
-
-/* Errors reported since the last reset.  Each refusal must report
- * exactly one (errors are reported once, where they happen) and each
- * success none.
- */
-static unsigned nr_errors;
-
-/* The report_error handler: count, and still show the message. */
-static void
-count_error (const char *fs, va_list args)
-{
-  nr_errors++;
-  fputs ("test-sigv4: ", stderr);
-  vfprintf (stderr, fs, args);
-  fputc ('\n', stderr);
-}
-
 /* A refused call must return NULL after one error; free anything it
  * wrongly returned.
  */
 static void
 check_null (char *s, const char *what, int line)
 {
-  check (s == NULL && nr_errors == 1, what, line);
+  test_check (s == NULL && test_nr_errors () == 1, __FILE__, line, "%s", what);
   free (s);
 }
 #define CHECK_NULL(expr)                                                       \
   do {                                                                         \
-    nr_errors = 0;                                                             \
+    test_clear_errors ();                                                      \
     check_null ((expr), #expr, __LINE__);                                      \
   } while (0)
 
@@ -417,16 +387,14 @@ check_null (char *s, const char *what, int line)
 static void
 check_str (char *s, const char *want, const char *what, int line)
 {
-  bool ok = s != NULL && strcmp (s, want) == 0 && nr_errors == 0;
+  bool ok = s != NULL && test_str_is (s, want) && test_nr_errors () == 0;
 
-  if (s && !ok)
-    fprintf (stderr, "got \"%s\", want \"%s\"\n", s, want);
-  check (ok, what, line);
+  test_check (ok, __FILE__, line, "%s", what);
   free (s);
 }
 #define CHECK_STR(expr, want)                                                  \
   do {                                                                         \
-    nr_errors = 0;                                                             \
+    test_clear_errors ();                                                      \
     check_str ((expr), (want), #expr, __LINE__);                               \
   } while (0)
 
@@ -434,9 +402,10 @@ check_str (char *s, const char *want, const char *what, int line)
 #define CHECK_OK(expr)                                                         \
   do {                                                                         \
     char *s_;                                                                  \
-    nr_errors = 0;                                                             \
+    test_clear_errors ();                                                      \
     s_ = (expr);                                                               \
-    check (s_ != NULL && nr_errors == 0, #expr, __LINE__);                     \
+    test_check (s_ != NULL && test_nr_errors () == 0, __FILE__, __LINE__,      \
+                "%s", #expr);                                                  \
     free (s_);                                                                 \
   } while (0)
 
@@ -479,8 +448,9 @@ check_helpers (void)
          strcmp (date, "20150830T123600Z") == 0);
   CHECK (sigv4_format_date (253402300799, date) == 0 &&
          strcmp (date, "99991231T235959Z") == 0);
-  nr_errors = 0;
-  CHECK (sigv4_format_date (253402300800, date) == -1 && nr_errors == 1);
+  test_clear_errors ();
+  CHECK (sigv4_format_date (253402300800, date) == -1 &&
+         test_nr_errors () == 1);
 }
 
 /* Limits are inclusive: the largest allowed input is still signed. */
@@ -544,7 +514,7 @@ check_errors (void)
   do {                                                                         \
     r = base_request ();                                                       \
     r.field = (val);                                                           \
-    nr_errors = 0;                                                             \
+    test_clear_errors ();                                                      \
     check_null (sigv4_canonical_request (&r), #field " = " #val, __LINE__);    \
   } while (0)
   REFUSED (method, NULL);
@@ -635,14 +605,14 @@ main (void)
 {
   size_t i;
 
-  report_set_handlers (count_error, NULL);
+  test_capture_errors (true);
 
   for (i = 0; i < NR_VECTORS; i++) {
     bool ok = run_vector (&vectors[i]);
 
     printf ("%s %s%s\n", ok ? "PASS" : "FAIL", vectors[i].dir, vectors[i].name);
     if (!ok)
-      nr_failed++;
+      test_nr_failed++;
   }
 
   check_helpers ();
@@ -650,7 +620,7 @@ main (void)
   check_errors ();
   check_presign_token ();
 
-  printf ("sigv4: %zu cases, %u checks, %u failed\n", NR_VECTORS, nr_checks,
-          nr_failed);
-  return nr_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  printf ("sigv4: %zu cases, %u checks, %u failed\n", NR_VECTORS,
+          (unsigned) test_nr_checks, (unsigned) test_nr_failed);
+  return test_nr_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
