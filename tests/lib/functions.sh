@@ -96,12 +96,33 @@ start_proxy () {
   proxy_url="http://127.0.0.1:$port"
 }
 
-# proxy_count KEY: a counter from the proxy's stats (GET, HEAD, bytes...).
+# proxy_count KEY: a counter from the proxy's stats (GET, HEAD, bytes...);
+# KEY may name one inside "status" or "faults": status.503, faults.reset.
 proxy_count () {
   python3 -c 'import json,sys
 try: s = json.load(open(sys.argv[1]))
 except FileNotFoundError: s = {}
-print(s.get(sys.argv[2], 0))' "$proxy_stats" "$1"
+for k in sys.argv[2].split("."): s = s.get(k, {}) if isinstance(s, dict) else {}
+print(s if isinstance(s, int) else 0)' "$proxy_stats" "$1"
+}
+
+# proxy_faults_summary: "kind=N ..." of every fault the proxy injected.
+proxy_faults_summary () {
+  python3 -c 'import json,sys
+f = json.load(open(sys.argv[1])).get("faults", {})
+print(" ".join("%s=%d" % kv for kv in sorted(f.items())) or "none")' "$proxy_stats"
+}
+
+# nbdkit_stat NAME KEY: a counter from the "stats:" line that
+# -D accel.stats=1 makes a stopped nbdkit print to $tmp/NAME.log, e.g.
+# nbdkit_stat a "verify failures".  Prints nothing (and says why) if
+# there is none, so that the caller's comparison fails.
+nbdkit_stat () {
+  local line
+  line=$(grep -o 'stats: .*' "$tmp/$1.log" | tail -n 1)
+  [ -n "$line" ] || fail "nbdkit $1 printed no stats (is -D accel.stats=1 set?)"
+  echo "$line" | grep -oE "(: |, )$2 [0-9]+" | grep -oE '[0-9]+$' ||
+    fail "no counter '$2' in: $line"
 }
 
 # start_nbdkit NAME ARGS...: nbdkit with the plugin on a private Unix

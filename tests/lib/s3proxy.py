@@ -16,8 +16,11 @@ body byte before the client can see it:
   {"requests": 13, "GET": 12, "HEAD": 1, "status": {"206": 12, "200": 1},
    "bytes": 12582912, "faults": {"status": 2}}
 R is re-read at every request: a JSON list of rules.  The first live one
-whose "method" (default any) and "match" (substring of path and query,
-default any) fit the request applies:
+whose "method" (default any), "match" (substring of path and query,
+default any) and "range" (substring of the Range header, e.g.
+"bytes=6291456-" for GETs that start at that offset; default any, and a
+rule with "range" never fits a request without one) fit the request
+applies:
   {"action": "status", "status": 503}     answer with an S3 XML error
                                           ("code": ...) instead of forwarding
   {"action": "delay", "seconds": 2}       sleep, then forward
@@ -82,7 +85,7 @@ def publish(method=None, status=None, nbytes=0):
             write_atomically(args.stats_file, json.dumps(stats, indent=1))
 
 
-def pick_fault(method, path):
+def pick_fault(method, path, range_header):
     """Return the first live rule matching the request, using it up."""
     if not args.faults:
         return None
@@ -95,7 +98,8 @@ def pick_fault(method, path):
     with lock:
         for rule in rules:
             if rule.get("method", method) != method or \
-               rule.get("match", "") not in path:
+               rule.get("match", "") not in path or \
+               ("range" in rule and rule["range"] not in range_header):
                 continue
             key = json.dumps(rule, sort_keys=True)
             if "count" in rule and rule_uses.get(key, 0) >= rule["count"]:
@@ -134,7 +138,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     def forward(self):
         """Answer one request, from upstream or from a fault rule."""
         length = int(self.headers.get("Content-Length", 0))
-        rule = pick_fault(self.command, self.path) or {}
+        rule = pick_fault(self.command, self.path,
+                          self.headers.get("Range", "")) or {}
         action = rule.get("action")
         if action == "status":
             while length > 0:       # drain the request body, unsent
