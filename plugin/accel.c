@@ -219,16 +219,20 @@ accel_cleanup (void)
   if (img && accel_debug_stats) {
     struct fetch_stats f;
     struct cache_stats c;
+    struct s3_stats s;
 
     fetch_get_stats (&f);
     cache_image_stats (img->cache, &c);
+    s3_client_stats (img->s3, &s);
     nbdkit_debug (
         "stats: chunk fetches %" PRIu64 ", GETs %" PRIu64 ", waits %" PRIu64
         ", verify failures %" PRIu64 ", cache hits %" PRIu64 ", misses %" PRIu64
         ", stored %" PRIu64 ", not stored %" PRIu64 ", verified %" PRIu64
-        ", damaged %" PRIu64,
+        ", damaged %" PRIu64 ", evicted %" PRIu64 ", origin requests %" PRIu64
+        ", retries %" PRIu64 ", errors %" PRIu64 ", origin bytes %" PRIu64,
         f.chunk_fetches, f.requests, f.waits, f.verify_failures, c.hits,
-        c.misses, c.stored, c.store_skipped, c.verified, c.verify_failed);
+        c.misses, c.stored, c.store_skipped, c.verified, c.verify_failed,
+        c.evicted, s.requests, s.retries, s.errors, s.bytes);
   }
   image_close (img);
   img = NULL;
