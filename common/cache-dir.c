@@ -84,6 +84,12 @@ check_marker (const char *path)
     }
   }
   closedir (dir);
+  /* NB: another process may have just made it a cache: the marker is the
+   * first thing it writes, so what we saw is fine if the marker is there
+   * now.
+   */
+  if (!empty && access (marker, F_OK) == 0)
+    return 0;
   if (!empty) {
     report_error ("cache-dir: %s is not empty and is not an accel cache "
                   "of format %d (no %s file): refusing to use it",

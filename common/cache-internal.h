@@ -39,7 +39,10 @@ struct map_header {
 struct map_entry {
   _Atomic uint32_t state;
   _Atomic uint32_t atime; /* last access, seconds since the epoch */
-  unsigned char sha256[32]; /* hash of the stored bytes */
+  /* Hash of the stored bytes.  NB: read without a lock (a seqlock, see
+   * read_verify), so accessed with relaxed atomics.
+   */
+  _Atomic unsigned char sha256[32];
 };
 
 #define STATE_PRESENT 1u

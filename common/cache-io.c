@@ -71,6 +71,25 @@ touch (struct map_entry *e)
     atomic_store_explicit (&e->atime, now, memory_order_relaxed);
 }
 
+/* Copies of a chunk's hash out of and into the map. */
+static void
+hash_load (unsigned char *out, const _Atomic unsigned char *hash)
+{
+  size_t i;
+
+  for (i = 0; i < 32; i++)
+    out[i] = atomic_load_explicit (&hash[i], memory_order_relaxed);
+}
+
+static void
+hash_store (_Atomic unsigned char *hash, const unsigned char *in)
+{
+  size_t i;
+
+  for (i = 0; i < 32; i++)
+    atomic_store_explicit (&hash[i], in[i], memory_order_relaxed);
+}
+
 /* First read of a present chunk by this process: read it whole, check
  * its hash, and only then serve from it.
  */
@@ -94,17 +113,20 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     report_error ("cache: %s/data: read: %m", ci->path);
     return -1;
   }
-  if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
-    return 0; /* evicted meanwhile: a miss */
-
   have = 0;
   if (ci->expected) {
     have = ci->expected (ci->expected_opaque, idx, want);
     if (have == -1)
       return -1;
   }
+  /* NB: the hash, like the bytes, is read before the state is checked
+   * again: if the chunk was evicted meanwhile (and maybe stored again,
+   * its hash rewritten), neither is used.
+   */
   if (!have)
-    memcpy (want, e->sha256, 32);
+    hash_load (want, e->sha256);
+  if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
+    return 0; /* evicted meanwhile: a miss */
 
   SHA256 (chunk, clen, got);
   if (r != clen || memcmp (want, got, 32) != 0) {
@@ -244,6 +266,14 @@ store_failed_locked (struct cache_image *ci, int err)
   }
 }
 
+/* Whether this process's batch of written chunks is due a flush. */
+static bool
+pending_full (struct cache_image *ci)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->pending_lock);
+  return ci->nr_pending >= ci->max_pending;
+}
+
 int
 cache_store (struct cache_image *ci, uint64_t idx, const void *data,
              uint32_t len)
@@ -266,7 +296,7 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
   e = &ci->entries[idx];
   off = idx * ci->chunk_size;
 
-  if (cache_pending (ci) >= ci->max_pending && cache_flush (ci) == -1)
+  if (pending_full (ci) && cache_flush (ci) == -1)
     return -1;
 
   SHA256 (data, len, sha); /* outside the lock */
@@ -296,7 +326,7 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
       goto out;
     }
   }
-  memcpy (e->sha256, sha, 32);
+  hash_store (e->sha256, sha);
   d->warned_full = false; /* warn again if it fills again */
   cache_dir_unlock (d);
 

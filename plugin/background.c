@@ -33,8 +33,8 @@ struct ra_request {
   uint32_t count;
 };
 
-/* lock protects the queue and quit; workers sleep on queue_cond, the
- * flusher on quit_cond.
+/* lock protects the queue, quit and every connection's readahead_state;
+ * workers sleep on queue_cond, the flusher on quit_cond.
  */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
@@ -158,6 +158,12 @@ background_note_read (struct readahead_state *st, uint64_t offset,
 {
   uint64_t end = offset + count, from, until;
 
+  if (nr_workers == 0 || image == NULL)
+    return;
+  /* NB: nbdkit serves a connection's requests in several threads at once
+   * (thread model parallel), so st is shared by them too.
+   */
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
   if (offset == st->next_offset)
     st->streak++;
   else {
@@ -165,7 +171,7 @@ background_note_read (struct readahead_state *st, uint64_t offset,
     st->queued_until = 0;
   }
   st->next_offset = end;
-  if (nr_workers == 0 || st->streak < STREAK || image == NULL)
+  if (st->streak < STREAK)
     return;
 
   from = end > st->queued_until ? end : st->queued_until;
@@ -179,7 +185,6 @@ background_note_read (struct readahead_state *st, uint64_t offset,
   if (from >= until || until - from < window / 2)
     return;
 
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
   while (from < until && q_len < QUEUE_LEN) {
     uint64_t n = until - from;
     if (n > image->chunk_size * 8ULL)
