@@ -14,10 +14,12 @@
  * one way both report sqlite's errors.
  */
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -39,6 +41,34 @@ manifest_valid_fs_type (const char *s)
 {
   return strcmp (s, "ext4") == 0 || strcmp (s, "squashfs") == 0 ||
       strcmp (s, "raw") == 0;
+}
+
+int
+manifest_parse_chunk_size (const char *arg, uint32_t *out)
+{
+  unsigned long long n;
+  uint64_t mult = 1;
+  char *end;
+
+  errno = 0;
+  if (arg[0] < '0' || arg[0] > '9')
+    return -1;
+  n = strtoull (arg, &end, 10);
+  if (errno != 0)
+    return -1;
+  if (strcmp (end, "K") == 0 || strcmp (end, "k") == 0)
+    mult = 1024;
+  else if (strcmp (end, "M") == 0 || strcmp (end, "m") == 0)
+    mult = 1024 * 1024;
+  else if (*end != '\0')
+    return -1;
+  if (n > MANIFEST_MAX_CHUNK_SIZE / mult)
+    return -1;
+  n *= mult;
+  if (n < MANIFEST_MIN_CHUNK_SIZE || (n & (n - 1)) != 0)
+    return -1;
+  *out = n;
+  return 0;
 }
 
 /* The size rules, shared by reader and writer for the same reason.  On

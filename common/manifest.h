@@ -65,6 +65,13 @@
 /* Reader.  After manifest_open returns, every function may be called
  * from any number of threads at once.
  */
+/* Parse a chunk size given by a user: digits with an optional K or M
+ * suffix, a power of two from MANIFEST_MIN_CHUNK_SIZE to
+ * MANIFEST_MAX_CHUNK_SIZE.  Returns 0, or -1 if it is not one (nothing is
+ * reported: the caller knows which option it was).
+ */
+int manifest_parse_chunk_size (const char *arg, uint32_t *out);
+
 struct manifest;
 
 /* Open and fully validate a manifest.  NULL (error reported) on any

@@ -188,31 +188,12 @@ usage_error (const char *fs, ...)
 static uint32_t
 parse_chunk_size (const char *arg)
 {
-  unsigned long long n;
-  uint64_t mult = 1;
-  char *end;
+  uint32_t n;
 
-  errno = 0;
-  if (arg[0] < '0' || arg[0] > '9')
-    goto bad;
-  n = strtoull (arg, &end, 10);
-  if (errno != 0)
-    goto bad;
-  if (strcmp (end, "K") == 0 || strcmp (end, "k") == 0)
-    mult = 1024;
-  else if (strcmp (end, "M") == 0 || strcmp (end, "m") == 0)
-    mult = 1024 * 1024;
-  else if (*end != '\0')
-    goto bad;
-  if (n > MANIFEST_MAX_CHUNK_SIZE / mult)
-    goto bad;
-  n *= mult;
-  if (n < MANIFEST_MIN_CHUNK_SIZE || (n & (n - 1)) != 0)
-    goto bad;
+  if (manifest_parse_chunk_size (arg, &n) == -1)
+    usage_error ("--chunk-size: '%s' is not a power of two from 4K to 64M",
+                 arg);
   return n;
-
-bad:
-  usage_error ("--chunk-size: '%s' is not a power of two from 4K to 64M", arg);
 }
 
 /* SOURCE_DATE_EPOCH, or the default. */
