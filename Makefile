@@ -13,7 +13,8 @@ BINDIR ?= $(PREFIX)/bin
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 
-# SANITIZE=address,undefined builds everything with those sanitizers.
+# SANITIZE=address,undefined builds everything with those sanitizers
+# (see "Sanitizers" below).
 SANITIZE ?=
 
 PKGS := nbdkit libcurl openssl sqlite3
@@ -26,10 +27,22 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) -Icommon \
   $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS)
+PLUGIN_LDFLAGS :=
 ifneq ($(SANITIZE),)
-ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+# NB: -fno-sanitize-recover: UBSan's reports abort, like ASan's.  The
+# plugin is never unloaded (-z nodelete), so that LeakSanitizer, which
+# runs when nbdkit exits after dlclose, can still name its functions.
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all \
+  -fno-omit-frame-pointer
 ALL_LDFLAGS += -fsanitize=$(SANITIZE)
+PLUGIN_LDFLAGS += -Wl,-z,nodelete
 endif
+
+# Every object and program depends on this file, which holds the flags
+# they were built with, so changing them (SANITIZE=, CFLAGS=) rebuilds
+# everything and a sanitized build never links plain objects.
+BUILD_FLAGS := .build-flags
+BUILD_FLAGS_NOW := $(CC) $(ALL_CFLAGS) | $(ALL_LDFLAGS) $(PLUGIN_LDFLAGS)
 
 COMMON_SRCS := $(sort $(wildcard common/*.c))
 COMMON_OBJS := $(COMMON_SRCS:.c=.o)
@@ -57,8 +70,11 @@ EXTRA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(EXTRA_PKGS) 2>/dev/null)
 EXTRA_LIBS := $(shell $(PKG_CONFIG) --libs $(EXTRA_PKGS) 2>/dev/null)
 
 # Small programs that integration tests drive (never run by tests/run
-# directly): tests/helpers/NAME.c.
-TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+# directly): tests/helpers/NAME.c.  The exception, sanitizer-preload.so,
+# goes into nbdkit with a sanitizer's runtime (SANITIZE= builds only).
+SANITIZER_PRELOAD := tests/helpers/sanitizer-preload.so
+TEST_HELPER_SRCS := $(filter-out $(SANITIZER_PRELOAD:.so=.c), \
+  $(sort $(wildcard tests/helpers/*.c)))
 TEST_HELPER_BINS := $(TEST_HELPER_SRCS:.c=)
 
 # Unit tests: one tests/unit/test-NAME.c per pure module.
@@ -70,24 +86,30 @@ HEADERS := $(wildcard common/*.h plugin/*.h indexer/*.h tools/*/*.h tests/unit/*
 FORMAT_FILES = $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] \
   tools/*/*.[ch] tests/unit/*.[ch] tests/helpers/*.[ch])
 
-.PHONY: all check check-deps demo install clean format format-check
+.PHONY: all check check-deps check-tsan check-valgrind demo install clean \
+  format format-check FORCE
 
-all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS)
+all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
+  $(if $(SANITIZE),$(SANITIZER_PRELOAD))
 
-%.o: %.c $(HEADERS)
+$(BUILD_FLAGS): FORCE
+	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_FLAGS_NOW)' ] || \
+	  echo '$(BUILD_FLAGS_NOW)' > $@
+
+%.o: %.c $(HEADERS) $(BUILD_FLAGS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(COMMON_LIB): $(COMMON_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(PLUGIN): $(PLUGIN_OBJS) $(COMMON_LIB) plugin/plugin.syms
+$(PLUGIN): $(PLUGIN_OBJS) $(COMMON_LIB) plugin/plugin.syms $(BUILD_FLAGS)
 	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) \
-	  -Wl,--version-script=plugin/plugin.syms $(PKG_LIBS)
+	  $(PLUGIN_LDFLAGS) -Wl,--version-script=plugin/plugin.syms $(PKG_LIBS)
 
 indexer/%.o tools/%.o: ALL_CFLAGS += $(EXTRA_CFLAGS)
 
-$(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB)
+$(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB) $(BUILD_FLAGS)
 	$(CC) -o $@ $(INDEXER_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
 	  $(EXTRA_LIBS)
 
@@ -96,22 +118,45 @@ $(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB)
 pc := %
 .SECONDARY: $(patsubst %.c,%.o,$(wildcard tools/*/*.c))
 .SECONDEXPANSION:
-tools/accel-%: $$(patsubst $$(pc).c,$$(pc).o,$$(wildcard tools/$$*/*.c)) $(COMMON_LIB)
+tools/accel-%: $$(patsubst $$(pc).c,$$(pc).o,$$(wildcard tools/$$*/*.c)) \
+  $(COMMON_LIB) $(BUILD_FLAGS)
 	$(CC) -o $@ $(filter %.o,$^) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
 	  $(EXTRA_LIBS)
 
-tests/helpers/%: tests/helpers/%.c $(COMMON_LIB) $(HEADERS)
+tests/helpers/%: tests/helpers/%.c $(COMMON_LIB) $(HEADERS) $(BUILD_FLAGS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
 
-tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(HEADERS)
+# Not instrumented: it only defines a symbol for the runtime to find.
+$(SANITIZER_PRELOAD): $(SANITIZER_PRELOAD:.so=.c)
+	$(CC) -shared -fPIC -O2 $(WARN) -o $@ $<
+
+tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(HEADERS) $(BUILD_FLAGS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
 
 check-deps:
 	tools/install-deps
 
+# TESTS=PATTERN...: run only the tests whose names contain one.
 check: check-deps
 	$(MAKE) all
-	tests/run
+	tests/run $(TESTS)
+
+# Sanitizers.  `make check SANITIZE=address,undefined` runs the whole
+# suite with ASan and UBSan; `make check-tsan` runs the tests that
+# exercise concurrency (the cache, the plugin's read path, the S3
+# clients) with ThreadSanitizer; `make check-valgrind` runs every unit
+# test under valgrind's memcheck.  Each rebuilds what it needs (see
+# BUILD_FLAGS).  tests/lib/sanitizer.sh has the run-time side: nbdkit
+# gets the runtime preloaded, and any report fails the test.
+TSAN_TESTS := unit/test-cache test-serve test-cache- test-faults test-s3
+
+check-tsan:
+	$(MAKE) check SANITIZE=thread TESTS="$(TSAN_TESTS)"
+
+check-valgrind: check-deps
+	@[ -z "$(SANITIZE)" ] || { echo "check-valgrind: no SANITIZE=" >&2; exit 1; }
+	$(MAKE) all
+	ACCEL_VALGRIND=1 tests/run unit/
 
 demo: check-deps
 	$(MAKE) all
@@ -130,5 +175,6 @@ format-check:
 
 clean:
 	rm -f common/*.o plugin/*.o indexer/*.o tools/*/*.o $(COMMON_LIB) \
+	  $(BUILD_FLAGS) \
 	  $(PLUGIN) $(INDEXER) $(TOOLS) \
-	  $(UNIT_BINS) $(TEST_HELPER_BINS)
+	  $(UNIT_BINS) $(TEST_HELPER_BINS) $(SANITIZER_PRELOAD)

@@ -8,6 +8,7 @@ set -u
 top=${ACCEL_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 export ACCEL_TOP="$top"
 plugin="$top/plugin/nbdkit-accel-plugin.so"
+. "$top/tests/lib/sanitizer.sh"
 
 # Never let the credential chain reach for an instance metadata service.
 export AWS_EC2_METADATA_DISABLED=true
@@ -21,8 +22,48 @@ _run_cleanups () {
   done
   _cleanups=()
 }
-trap '_rc=$?; _run_cleanups; exit $_rc' EXIT
+trap '_rc=$?; _run_cleanups; _exit_checks || _rc=1; exit $_rc' EXIT
 trap 'exit 130' INT TERM
+
+# A plugin built with `make SANITIZE=...`: nbdkit needs the runtime
+# preloaded (here and in accel-mount, through ACCEL_NBDKIT_PRELOAD), and
+# a report from any process of the test fails it (at exit, once the
+# cleanups have stopped every daemon).  tests/run gives each test its
+# own report directory; run alone, a test makes one.
+_san_preload=$(sanitizer_preload "$plugin")
+[ -z "$_san_preload" ] || export ACCEL_NBDKIT_PRELOAD="$_san_preload"
+_san_own_logs=
+if [ -n "$_san_preload" ] && [ -z "${ACCEL_SANITIZER_LOGS:-}" ]; then
+  _san_own_logs=$(mktemp -d /tmp/accel-sanitizer.XXXXXX)
+  sanitizer_env "$_san_own_logs"
+fi
+# _exit_checks: after the cleanups, a daemon that had to be killed
+# (_kill_wait) or any sanitizer report fails the test.
+_stuck=
+_exit_checks () {
+  local rc=0
+  if [ -n "$_stuck" ]; then
+    echo "FAIL: did not exit on SIGTERM within 10 s, killed:$_stuck" >&2
+    rc=1
+  fi
+  if sanitizer_reports; then
+    echo "FAIL: sanitizer reports (above)" >&2
+    rc=1
+  fi
+  [ -z "$_san_own_logs" ] || rm -rf "$_san_own_logs"
+  return $rc
+}
+
+# nbdkit: every nbdkit a test starts gets the sanitizer runtime the
+# plugin needs (none for a plain build).
+nbdkit () {
+  if [ -n "${ACCEL_NBDKIT_PRELOAD:-}" ]; then
+    LD_PRELOAD="$ACCEL_NBDKIT_PRELOAD${LD_PRELOAD:+:$LD_PRELOAD}" \
+      command nbdkit "$@"
+  else
+    command nbdkit "$@"
+  fi
+}
 
 # On failure, show the tail of every log the test wrote, then the reason.
 fail () {
@@ -164,7 +205,7 @@ start_nbdkit_tcp () {
 }
 
 # _nbdkit_started NAME PIDFILE: wait for a daemonised nbdkit's pidfile,
-# register its kill and set pid_NAME.
+# register its stop and set pid_NAME.
 _nbdkit_started () {
   local name=$1 pidf=$2 pid
   for _ in $(seq 100); do
@@ -173,8 +214,25 @@ _nbdkit_started () {
   done
   [ -s "$pidf" ] || fail "nbdkit $name did not write its pidfile"
   pid=$(cat "$pidf")
-  on_exit "kill $pid"
+  on_exit "_kill_wait $pid"
   eval "pid_$name=$pid"
+}
+
+# _kill_wait PID: SIGTERM, then wait up to 10 s for it to be gone (so
+# that what it does on the way out, a sanitizer's leak check too, is
+# over when the test ends); else SIGKILL, and the test fails.
+_kill_wait () {
+  kill "$1" 2>/dev/null || return 0
+  _wait_gone "$1" && return 0
+  kill -9 "$1" 2>/dev/null
+  _stuck+=" $1"
+}
+_wait_gone () {
+  for _ in $(seq 100); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 # free_port: a TCP port of 127.0.0.1 that nothing listens on now.
@@ -192,7 +250,11 @@ stop_nbdkit () {
   eval "pid=\$pid_$1"
   kill "$pid" 2>/dev/null || return 0
   for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      ! sanitizer_reports 2>/dev/null ||
+        fail "nbdkit $1 exited with sanitizer reports (below)"
+      return 0
+    fi
     sleep 0.1
   done
   kill -9 "$pid" 2>/dev/null
@@ -241,7 +303,10 @@ mount_export () {
   mkdir -p "$fusedir" "$mnt"
   rm -f "$tmp/nbdfuse.pid"
   nbdfuse -r -P "$tmp/nbdfuse.pid" "$fusedir" "$uri" > "$tmp/nbdfuse.log" 2>&1 &
-  on_exit "fusermount3 -u '$fusedir'"
+  # NB: the undo waits for nbdfuse to be gone, so that nbdkit, stopped
+  # next, has no client left.
+  _nbdfuse_pid=$!
+  on_exit "fusermount3 -u '$fusedir'; _wait_gone $_nbdfuse_pid"
   for _ in $(seq 100); do
     [ -s "$tmp/nbdfuse.pid" ] && break
     sleep 0.1
@@ -256,5 +321,6 @@ mount_export () {
 # unmount_export MNT: undo mount_export now (the exit trap's undo then
 # finds nothing left to do).
 unmount_export () {
-  umount "$1" && losetup -d "$loopdev" && fusermount3 -u "$tmp/fuse"
+  umount "$1" && losetup -d "$loopdev" && fusermount3 -u "$tmp/fuse" &&
+    _wait_gone "$_nbdfuse_pid"
 }
