@@ -164,6 +164,15 @@ accel_config_complete (void)
     nbdkit_error ("timeout must be at least 1 second");
     return -1;
   }
+  /* Said even without -v: anyone on the path can then serve other bytes,
+   * and without a manifest nothing would notice.
+   */
+  if (!cfg.s3.tls_verify)
+    nbdkit_error ("warning: tls-verify=false: TLS certificates are not "
+                  "verified%s",
+                  cfg.manifest && strcmp (cfg.manifest, "none") == 0
+                  ? " and there is no manifest: nothing checks the bytes"
+                  : "");
   return 0;
 }
 
