@@ -171,8 +171,8 @@ accel_config_complete (void)
     nbdkit_error ("warning: tls-verify=false: TLS certificates are not "
                   "verified%s",
                   cfg.manifest && strcmp (cfg.manifest, "none") == 0
-                  ? " and there is no manifest: nothing checks the bytes"
-                  : "");
+                      ? " and there is no manifest: nothing checks the bytes"
+                      : "");
   return 0;
 }
 

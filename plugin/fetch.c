@@ -32,6 +32,7 @@
 /* The bytes of one GET, shared by the chunks it carried. */
 struct blob {
   _Atomic unsigned refs;
+  uint64_t len; /* of data, counted in the GET budget */
   unsigned char data[];
 };
 
@@ -70,6 +71,7 @@ struct miss {
   uint64_t idx;
   struct inflight *e;
   bool owner;
+  bool handled; /* owner: its waiters have been told */
 };
 
 void
@@ -88,11 +90,15 @@ fetch_get_stats (struct fetch_stats *out)
   out->zero_reads = stats.zero_reads;
 }
 
+static void budget_release (uint64_t len);
+
 static void
 blob_put (struct blob *b)
 {
-  if (b && atomic_fetch_sub (&b->refs, 1) == 1)
+  if (b && atomic_fetch_sub (&b->refs, 1) == 1) {
+    budget_release (b->len);
     free (b);
+  }
 }
 
 /* With inflight_lock held: find chunk idx's entry, or create it (then the
@@ -177,12 +183,16 @@ chunk_good (struct image *img, uint64_t idx, const unsigned char *data,
   return memcmp (want, got, 32) == 0;
 }
 
-/* One ranged GET; marks the image stale on HTTP 412. */
+/* One ranged GET; marks the image stale on HTTP 412.  With progress,
+ * the bytes are handed over as they come (s3_object_get_range_progress).
+ */
 static int
-get_range (struct image *img, uint64_t offset, uint64_t len, void *buf)
+get_range (struct image *img, uint64_t offset, uint64_t len, void *buf,
+           struct s3_progress *progress)
 {
   stats.requests++;
-  if (s3_object_get_range (img->obj, offset, len, buf) == -1) {
+  if (s3_object_get_range_progress (img->obj, offset, len, buf, progress) ==
+      -1) {
     if (errno == ESTALE)
       atomic_store (&img->stale, true);
     return -1;
@@ -190,75 +200,191 @@ get_range (struct image *img, uint64_t offset, uint64_t len, void *buf)
   return 0;
 }
 
-/* Fetch the n owned chunks starting at chunk first with one GET, verify
- * and store them, and hand them to their waiters.
+/* Memory for GETs: the bytes of every blob alive are counted, and a new
+ * GET waits while they would pass INFLIGHT_BUDGET, unless no other GET
+ * is under way (then the blobs alive are only held by readers about to
+ * copy from them, and waiting could wait for ourselves).  This bounds
+ * the plugin's memory whatever the image size, the number of clients or
+ * request-size.
+ */
+#define INFLIGHT_BUDGET (32 * 1024 * 1024)
+
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t budget_freed = PTHREAD_COND_INITIALIZER;
+static uint64_t budget_used; /* bytes of live blobs */
+static unsigned budget_gets; /* GETs under way */
+
+static void
+budget_take (uint64_t len)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+  while (budget_gets > 0 && budget_used + len > INFLIGHT_BUDGET)
+    pthread_cond_wait (&budget_freed, &budget_lock);
+  budget_used += len;
+  budget_gets++;
+}
+
+static void
+budget_get_done (void)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+  budget_gets--;
+  pthread_cond_broadcast (&budget_freed);
+}
+
+static void
+budget_release (uint64_t len)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+  budget_used -= len;
+  pthread_cond_broadcast (&budget_freed);
+}
+
+/* A run of adjacent owned chunks being fetched with one GET. */
+struct run {
+  struct image *img;
+  struct miss *miss;
+  size_t n;
+  struct blob *b;
+  size_t next; /* chunks before this one have been handled */
+  uint64_t next_pos; /* where chunk next starts in b->data */
+};
+
+/* Hand chunk i of the run to its waiters (DONE with its bytes, or
+ * FAILED with err), storing good bytes in the cache first.
  */
 static void
-fetch_run (struct image *img, struct miss *run, size_t n)
+finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
 {
-  uint64_t first = run[0].idx;
-  uint64_t offset = first * img->chunk_size;
+  uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
+
+  if (err == 0 && cache_store (r->img->cache, r->miss[i].idx, data, clen) == -1)
+    report_debug ("chunk %" PRIu64 " served but not cached", r->miss[i].idx);
+  r->miss[i].handled = true;
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+  inflight_finish_locked (r->miss[i].e, r->b, data, err);
+  pthread_cond_broadcast (&inflight_done);
+}
+
+/* Bytes [0, done) of the run's blob have come: check and hand over
+ * every chunk now complete, so that a reader waiting for the first
+ * chunk of a long GET does not wait for the whole of it.  A chunk that
+ * does not match the manifest is left for fetch_run to fetch again.
+ */
+static void
+run_progress (void *opaque, uint64_t done)
+{
+  struct run *r = opaque;
+
+  while (r->next < r->n) {
+    size_t i = r->next;
+    uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
+    const unsigned char *data = r->b->data + r->next_pos;
+    int good;
+
+    if (r->next_pos + clen > done)
+      break;
+    r->next++;
+    r->next_pos += clen;
+    stats.chunk_fetches++;
+    good = chunk_good (r->img, r->miss[i].idx, data, clen);
+    if (good == 1)
+      finish_chunk (r, i, data, 0);
+    else if (good == -1)
+      finish_chunk (r, i, NULL, errno ? errno : EIO);
+    else {
+      stats.verify_failures++;
+      report_debug ("chunk %" PRIu64 " of %s does not match its manifest "
+                    "hash (try 1): fetching it again",
+                    r->miss[i].idx, s3_object_name (r->img->obj));
+    }
+  }
+}
+
+/* A chunk that failed its check once: fetch it alone until it matches,
+ * VERIFY_TRIES fetches in all.  Returns 1 (good), 0 (never matched,
+ * reported) or -1 (the GET failed, errno set).
+ */
+static int
+refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
+               uint32_t clen)
+{
+  int tries, good = 0;
+
+  for (tries = 2; tries <= VERIFY_TRIES; tries++) {
+    if (get_range (img, idx * img->chunk_size, clen, data, NULL) == -1)
+      return -1;
+    stats.chunk_fetches++;
+    good = chunk_good (img, idx, data, clen);
+    if (good != 0)
+      return good;
+    stats.verify_failures++;
+    report_debug ("chunk %" PRIu64 " of %s does not match its manifest hash "
+                  "(try %d)%s",
+                  idx, s3_object_name (img->obj), tries,
+                  tries < VERIFY_TRIES ? ": fetching it again" : "");
+  }
+  report_error ("chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 ") of %s "
+                "does not match the manifest's hash after %d fetches: "
+                "refusing to serve it (the object or its manifest is wrong)",
+                idx, idx * img->chunk_size, idx * img->chunk_size + clen - 1,
+                s3_object_name (img->obj), VERIFY_TRIES);
+  return 0;
+}
+
+/* Fetch the n owned chunks starting at run[0] with one GET, verify and
+ * store them, and hand them to their waiters as they come.
+ */
+static void
+fetch_run (struct image *img, struct miss *miss, size_t n)
+{
+  struct run r = { .img = img, .miss = miss, .n = n };
+  struct s3_progress progress = { .fn = run_progress, .opaque = &r };
   uint64_t len = 0, pos;
-  struct blob *b;
   int err = 0;
   size_t i;
 
   for (i = 0; i < n; i++)
-    len += image_chunk_len (img, run[i].idx);
+    len += image_chunk_len (img, miss[i].idx);
 
-  b = malloc (sizeof *b + len);
-  if (b == NULL) {
+  budget_take (len);
+  r.b = malloc (sizeof *r.b + len);
+  if (r.b == NULL) {
     report_error ("malloc: %m");
     err = ENOMEM;
   }
   else {
-    atomic_init (&b->refs, 1);
-    if (get_range (img, offset, len, b->data) == -1)
+    atomic_init (&r.b->refs, 1);
+    r.b->len = len;
+    if (get_range (img, miss[0].idx * img->chunk_size, len, r.b->data,
+                   &progress) == -1)
       err = errno ? errno : EIO;
   }
+  budget_get_done ();
 
-  for (i = 0, pos = 0; i < n; i++) {
-    uint32_t clen = image_chunk_len (img, run[i].idx);
-    unsigned char *data = err ? NULL : b->data + pos;
-    int cerr = err, good = 1, tries;
+  /* What the GET did not hand over: chunks that failed their check, and
+   * all those after a failure.
+   */
+  for (i = 0, pos = 0; i < n; pos += image_chunk_len (img, miss[i].idx), i++) {
+    uint32_t clen = image_chunk_len (img, miss[i].idx);
+    int good;
 
-    pos += clen;
-    if (cerr == 0) {
-      stats.chunk_fetches++;
-      for (tries = 1;; tries++) {
-        good = chunk_good (img, run[i].idx, data, clen);
-        if (good != 0)
-          break;
-        stats.verify_failures++;
-        report_debug ("chunk %" PRIu64 " of %s does not match its "
-                      "manifest hash (try %d): fetching it again",
-                      run[i].idx, s3_object_name (img->obj), tries);
-        if (tries == VERIFY_TRIES)
-          break;
-        if (get_range (img, run[i].idx * img->chunk_size, clen, data) == -1) {
-          good = -1;
-          break;
-        }
-      }
-      if (good == 0)
-        report_error ("chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
-                      ") of %s does not match the manifest's hash after %d "
-                      "fetches: refusing to serve it (the object or its "
-                      "manifest is wrong)",
-                      run[i].idx, run[i].idx * img->chunk_size,
-                      run[i].idx * img->chunk_size + clen - 1,
-                      s3_object_name (img->obj), VERIFY_TRIES);
-      if (good != 1)
-        cerr = good == 0 ? EIO : (errno ? errno : EIO);
-      else if (cache_store (img->cache, run[i].idx, data, clen) == -1)
-        report_debug ("chunk %" PRIu64 " served but not cached", run[i].idx);
+    if (miss[i].handled)
+      continue;
+    if (err || i >= r.next) {
+      finish_chunk (&r, i, NULL, err ? err : EIO);
+      continue;
     }
-
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
-    inflight_finish_locked (run[i].e, b, data, cerr);
-    pthread_cond_broadcast (&inflight_done);
+    good = refetch_chunk (img, miss[i].idx, r.b->data + pos, clen);
+    if (good == 1)
+      finish_chunk (&r, i, r.b->data + pos, 0);
+    else
+      finish_chunk (&r, i, NULL, good == 0 ? EIO : (errno ? errno : EIO));
   }
-  blob_put (b);
+  if (r.b == NULL)
+    budget_release (len);
+  blob_put (r.b);
 }
 
 /* Where chunk idx's part of the read [offset, offset+count) lies. */
