@@ -5,11 +5,13 @@
  * rest are fetched.  A table of in-flight chunks makes sure each missing
  * chunk is fetched by one thread only: the first thread to want it owns
  * it, later ones wait for it.  An owner fetches runs of adjacent owned
- * chunks with one ranged GET each (up to request_size bytes), checks each
- * chunk against the manifest (refetching a damaged one a few times, never
- * serving it), stores it in the cache, and hands the bytes to the waiters
- * before dropping them: a waiter never rereads the cache, so a store that
- * fails (full disk) costs nothing but the cache.
+ * chunks with one ranged GET each (up to request_size bytes).  As each
+ * chunk of the body comes, it is checked against the manifest (a damaged
+ * one is fetched again a few times, never served), handed to the
+ * waiters, then stored in the cache; the entry stays in the table until
+ * the store is done, so a reader arriving meanwhile gets the same bytes.
+ * A waiter never rereads the cache, so a store that fails (full disk)
+ * costs nothing but the cache.
  */
 
 #include <errno.h>
@@ -129,15 +131,35 @@ inflight_get_locked (uint64_t idx, bool *owner)
   return e;
 }
 
-/* With inflight_lock held: finish an entry and take it out of the table,
- * so later reads go to the cache.
+/* With inflight_lock held: take an entry out of the table, so that
+ * later reads go to the cache.
+ */
+static void
+inflight_unlink_locked (struct inflight *e)
+{
+  struct inflight **p;
+
+  if (!e->linked)
+    return;
+  for (p = &table[e->idx % INFLIGHT_BUCKETS]; *p; p = &(*p)->next) {
+    if (*p == e) {
+      *p = e->next;
+      break;
+    }
+  }
+  e->linked = false;
+}
+
+/* With inflight_lock held: finish an entry.  A failed one leaves the
+ * table at once (a later read tries again); a done one stays until its
+ * chunk is in the cache, handing its bytes to readers that come
+ * meanwhile, so that they neither fetch it again nor wait for the
+ * store.
  */
 static void
 inflight_finish_locked (struct inflight *e, struct blob *b,
                         const unsigned char *data, int err)
 {
-  struct inflight **p;
-
   if (err == 0) {
     e->state = DONE;
     e->blob = b;
@@ -147,14 +169,8 @@ inflight_finish_locked (struct inflight *e, struct blob *b,
   else {
     e->state = FAILED;
     e->err = err;
+    inflight_unlink_locked (e);
   }
-  for (p = &table[e->idx % INFLIGHT_BUCKETS]; *p; p = &(*p)->next) {
-    if (*p == e) {
-      *p = e->next;
-      break;
-    }
-  }
-  e->linked = false;
 }
 
 static void
@@ -251,20 +267,27 @@ struct run {
 };
 
 /* Hand chunk i of the run to its waiters (DONE with its bytes, or
- * FAILED with err), storing good bytes in the cache first.
+ * FAILED with err), then store good bytes in the cache: readers never
+ * wait for the store, which may wait for the cache directory's lock
+ * (another process evicting).
  */
 static void
 finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
 {
   uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
 
-  if (err == 0 && cache_store (r->img->cache, r->miss[i].idx, data, clen) == -1)
-    report_debug ("chunk %" PRIu64 " served but not cached", r->miss[i].idx);
   r->miss[i].handled = true;
-
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+    inflight_finish_locked (r->miss[i].e, r->b, data, err);
+    pthread_cond_broadcast (&inflight_done);
+  }
+  if (err)
+    return;
+  if (cache_store (r->img->cache, r->miss[i].idx, data, clen) == -1)
+    report_debug ("chunk %" PRIu64 " served but not cached", r->miss[i].idx);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
-  inflight_finish_locked (r->miss[i].e, r->b, data, err);
-  pthread_cond_broadcast (&inflight_done);
+  inflight_unlink_locked (r->miss[i].e);
 }
 
 /* Bytes [0, done) of the run's blob have come: check and hand over
