@@ -10,6 +10,11 @@
  * serving it), stores it in the cache, and hands the bytes to the waiters
  * before dropping them: a waiter never rereads the cache, so a store that
  * fails (full disk) costs nothing but the cache.
+ *
+ * Prefetch (fetch_prefetch) takes the same path, but is counted apart:
+ * it must stay behind everything else, so it asks how many foreground
+ * reads are waiting on the origin (fetch_foreground_misses) before each
+ * request.
  */
 
 #include <errno.h>
@@ -63,7 +68,11 @@ static uint32_t request_size = 8 * 1024 * 1024;
 static struct {
   _Atomic uint64_t chunk_fetches, requests, waits, verify_failures;
   _Atomic uint64_t zero_reads;
+  _Atomic uint64_t prefetch_chunks, prefetch_bytes;
 } stats;
+
+/* Foreground reads (not prefetch) now fetching or waiting for a fetch. */
+static _Atomic unsigned foreground_misses;
 
 /* A missing chunk of the current read. */
 struct miss {
@@ -86,6 +95,14 @@ fetch_get_stats (struct fetch_stats *out)
   out->waits = stats.waits;
   out->verify_failures = stats.verify_failures;
   out->zero_reads = stats.zero_reads;
+  out->prefetch_chunks = stats.prefetch_chunks;
+  out->prefetch_bytes = stats.prefetch_bytes;
+}
+
+unsigned
+fetch_foreground_misses (void)
+{
+  return atomic_load (&foreground_misses);
 }
 
 static void
@@ -181,6 +198,15 @@ chunk_good (struct image *img, uint64_t idx, const unsigned char *data,
 static int
 get_range (struct image *img, uint64_t offset, uint64_t len, void *buf)
 {
+  if (img->offline) {
+    report_error ("bytes %" PRIu64 "-%" PRIu64 " of %s are not in the cache, "
+                  "and the origin was unreachable when nbdkit started "
+                  "(serving offline): failing the read (restart nbdkit "
+                  "once the origin is reachable)",
+                  offset, offset + len - 1, img->name);
+    errno = EIO;
+    return -1;
+  }
   stats.requests++;
   if (s3_object_get_range (img->obj, offset, len, buf) == -1) {
     if (errno == ESTALE)
@@ -194,7 +220,7 @@ get_range (struct image *img, uint64_t offset, uint64_t len, void *buf)
  * and store them, and hand them to their waiters.
  */
 static void
-fetch_run (struct image *img, struct miss *run, size_t n)
+fetch_run (struct image *img, struct miss *run, size_t n, bool prefetch)
 {
   uint64_t first = run[0].idx;
   uint64_t offset = first * img->chunk_size;
@@ -252,6 +278,10 @@ fetch_run (struct image *img, struct miss *run, size_t n)
         cerr = good == 0 ? EIO : (errno ? errno : EIO);
       else if (cache_store (img->cache, run[i].idx, data, clen) == -1)
         report_debug ("chunk %" PRIu64 " served but not cached", run[i].idx);
+      if (good == 1 && prefetch) {
+        stats.prefetch_chunks++;
+        stats.prefetch_bytes += clen;
+      }
     }
 
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
@@ -276,10 +306,21 @@ chunk_part (const struct image *img, uint64_t idx, uint64_t offset,
   *boff = start - offset;
 }
 
-int
-fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
+/* Scope exit of a foreground read that waited on the origin. */
+static void
+foreground_done (bool *counted)
+{
+  if (*counted)
+    atomic_fetch_sub (&foreground_misses, 1);
+}
+
+/* fetch_read and fetch_prefetch. */
+static int
+read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
+            bool prefetch)
 {
   CLEANUP_FREE struct miss *misses = NULL;
+  __attribute__ ((cleanup (foreground_done))) bool counted = false;
   uint64_t first, last, idx;
   size_t nr = 0, i, j;
   uint32_t coff, clen, boff;
@@ -326,6 +367,10 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
   }
   if (nr == 0)
     return 0;
+  if (!prefetch) {
+    atomic_fetch_add (&foreground_misses, 1);
+    counted = true;
+  }
 
   /* Claim the missing chunks or join their fetches. */
   {
@@ -359,7 +404,7 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
          bytes + image_chunk_len (img, misses[j].idx) <= request_size;
          j++)
       bytes += image_chunk_len (img, misses[j].idx);
-    fetch_run (img, &misses[i], j - i);
+    fetch_run (img, &misses[i], j - i, prefetch);
   }
 
   /* Wait for the others' fetches, copy, let go. */
@@ -391,4 +436,16 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
     return -1;
   }
   return 0;
+}
+
+int
+fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
+{
+  return read_range (img, buf, count, offset, false);
+}
+
+int
+fetch_prefetch (struct image *img, uint32_t count, uint64_t offset)
+{
+  return read_range (img, NULL, count, offset, true);
 }
