@@ -69,6 +69,12 @@ EXTRA_PKGS := ext2fs com_err squashfuse
 EXTRA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(EXTRA_PKGS) 2>/dev/null)
 EXTRA_LIBS := $(shell $(PKG_CONFIG) --libs $(EXTRA_PKGS) 2>/dev/null)
 
+# accel-prefetch talks NBD to the plugin.
+NBD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnbd 2>/dev/null)
+NBD_LIBS := $(shell $(PKG_CONFIG) --libs libnbd 2>/dev/null)
+tools/prefetch/%.o: ALL_CFLAGS += $(NBD_CFLAGS)
+tools/accel-prefetch: EXTRA_LIBS += $(NBD_LIBS)
+
 # Small programs that integration tests drive (never run by tests/run
 # directly): tests/helpers/NAME.c.  The exception, sanitizer-preload.so,
 # goes into nbdkit with a sanitizer's runtime (SANITIZE= builds only).

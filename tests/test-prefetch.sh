@@ -101,6 +101,11 @@ wait_log c "prefetch: done" 10
 manifest_bytes=$(stat -c %s "$tmp/hot.manifest")
 got=$(($(data_bytes "$b0") - manifest_bytes))
 [ "$got" = $((5 * MiB)) ] || fail "prefetch=hot fetched $got bytes, not 5 MiB"
+# (recorded in the map by the next flush, every 100 ms)
+for _ in $(seq 50); do
+  [ "$(cached_chunks "$tmp/c2" | tr '\n' ' ')" = "5 7 12 15 16 " ] && break
+  sleep 0.1
+done
 [ "$(cached_chunks "$tmp/c2" | tr '\n' ' ')" = "5 7 12 15 16 " ] ||
   fail "cached after prefetch: $(cached_chunks "$tmp/c2" | tr '\n' ' ')"
 g0=$(proxy_count GET)
