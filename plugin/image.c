@@ -104,7 +104,7 @@ image_write_small (const char *path, const char *text)
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd == -1 || write (fd, text, len) != (ssize_t) len || fsync (fd) == -1 ||
       close (fd) == -1 || rename (tmp, path) == -1) {
-    report_error ("manifest: writing %s: %m", path);
+    report_error ("writing %s: %m", path);
     if (fd >= 0)
       close (fd);
     unlink (tmp);

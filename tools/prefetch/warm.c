@@ -220,12 +220,17 @@ int
 warm_run (struct manifest *m, const struct selection *s,
           const struct warm_options *o)
 {
-  struct run run = { .total = s->bytes };
+  /* NB: static, since libnbd may still call request_done for requests
+   * in flight when an error makes us return early.
+   */
+  static struct run run;
   double start = now (), secs;
   uint64_t idx = 0, offset;
   uint32_t count;
   bool more = true;
   char d[32], r[32];
+
+  run = (struct run){ .total = s->bytes };
 
   while (more || run.in_flight > 0) {
     while (more && run.in_flight < o->requests) {
