@@ -154,7 +154,8 @@ check: check-deps
 # test under valgrind's memcheck.  Each rebuilds what it needs (see
 # BUILD_FLAGS).  tests/lib/sanitizer.sh has the run-time side: nbdkit
 # gets the runtime preloaded, and any report fails the test.
-TSAN_TESTS := unit/test-cache test-serve test-cache- test-faults test-s3
+TSAN_TESTS := unit/test-cache test-serve test-cache- test-faults test-s3 \
+  test-prefetch
 
 check-tsan:
 	$(MAKE) check SANITIZE=thread TESTS="$(TSAN_TESTS)"
