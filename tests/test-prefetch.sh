@@ -8,8 +8,9 @@
 # stuck, and prefetch yields while a demand read waits on the origin;
 # prefetch-rate caps throughput; prefetch=all hydrates the whole image,
 # after which nbdkit starts and serves every byte with the origin
-# unreachable, while an image not fully cached, or replaced since, is
-# refused clearly.  Bad traces and bad keys fail clearly.
+# unreachable (a chunk then missing fails with EIO and a reason), while
+# an image not fully cached, or replaced since, is refused clearly.  Bad
+# traces and bad keys fail clearly.
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy; requires nbdinfo
 needs_s3
@@ -249,6 +250,20 @@ grep -q "cannot serve it offline" "$tmp/bad.log" || fail "no 'cannot serve it of
 expect_fail "offline, never served" "has never served it" \
   nbdkit_try "${args[@]}" cache-dir="$tmp/c8" retries=1
 echo "offline start refused for a partial cache and an unknown image"
+
+# Offline, a chunk the cache cannot serve (damaged at rest: dropped on
+# its first read) fails with EIO and says why.
+data=$(dirname "$(grep -l "^description: $url\$" "$tmp"/c7/images/*/info)")/data
+printf '\xff' | dd of="$data" bs=1 seek=$((10 * MiB + 5)) conv=notrunc status=none
+start_nbdkit k "${args[@]}" cache-dir="$tmp/c7" retries=1 ||
+  fail "offline start: $(cat "$tmp/k.log")"
+nbdcheck read "$(nbd_uri k)" $((10 * MiB)) 4096 > "$tmp/miss.out" 2>&1 &&
+  fail "a damaged chunk was served offline"
+grep -q "not in the cache, and the origin was unreachable when nbdkit started" "$tmp/k.log" ||
+  fail "no clear message for an offline miss"
+nbdcheck read "$(nbd_uri k)" $((11 * MiB)) 4096 || fail "offline read of chunk 11"
+stop_nbdkit k
+echo "offline miss: EIO, with the reason in the log"
 
 # 8. Never another version: with the origin back (the proxy again, on
 # the same port: the record is keyed by url= and endpoint=), the object
