@@ -12,6 +12,11 @@
  * the store is done, so a reader arriving meanwhile gets the same bytes.
  * A waiter never rereads the cache, so a store that fails (full disk)
  * costs nothing but the cache.
+ *
+ * Prefetch (fetch_prefetch) takes the same path, but is counted apart:
+ * it must stay behind everything else, so it asks how many foreground
+ * reads are waiting on the origin (fetch_foreground_misses) before each
+ * request.
  */
 
 #include <errno.h>
@@ -66,7 +71,11 @@ static uint32_t request_size = 8 * 1024 * 1024;
 static struct {
   _Atomic uint64_t chunk_fetches, requests, waits, verify_failures;
   _Atomic uint64_t zero_reads;
+  _Atomic uint64_t prefetch_chunks, prefetch_bytes;
 } stats;
+
+/* Foreground reads (not prefetch) now fetching or waiting for a fetch. */
+static _Atomic unsigned foreground_misses;
 
 /* A missing chunk of the current read. */
 struct miss {
@@ -90,6 +99,14 @@ fetch_get_stats (struct fetch_stats *out)
   out->waits = stats.waits;
   out->verify_failures = stats.verify_failures;
   out->zero_reads = stats.zero_reads;
+  out->prefetch_chunks = stats.prefetch_chunks;
+  out->prefetch_bytes = stats.prefetch_bytes;
+}
+
+unsigned
+fetch_foreground_misses (void)
+{
+  return atomic_load (&foreground_misses);
 }
 
 static void budget_release (uint64_t len);
@@ -206,6 +223,15 @@ static int
 get_range (struct image *img, uint64_t offset, uint64_t len, void *buf,
            struct s3_progress *progress)
 {
+  if (img->offline) {
+    report_error ("bytes %" PRIu64 "-%" PRIu64 " of %s are not in the cache, "
+                  "and the origin was unreachable when nbdkit started "
+                  "(serving offline): failing the read (restart nbdkit "
+                  "once the origin is reachable)",
+                  offset, offset + len - 1, img->name);
+    errno = EIO;
+    return -1;
+  }
   stats.requests++;
   if (s3_object_get_range_progress (img->obj, offset, len, buf, progress) ==
       -1) {
@@ -262,6 +288,7 @@ struct run {
   struct miss *miss;
   size_t n;
   struct blob *b;
+  bool prefetch; /* counted as prefetch (fetch_prefetch) */
   size_t next; /* chunks before this one have been handled */
   uint64_t next_pos; /* where chunk next starts in b->data */
 };
@@ -284,6 +311,10 @@ finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
   }
   if (err)
     return;
+  if (r->prefetch) {
+    stats.prefetch_chunks++;
+    stats.prefetch_bytes += clen;
+  }
   if (cache_store (r->img->cache, r->miss[i].idx, data, clen) == -1)
     report_debug ("chunk %" PRIu64 " served but not cached", r->miss[i].idx);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
@@ -320,7 +351,7 @@ run_progress (void *opaque, uint64_t done)
       stats.verify_failures++;
       report_debug ("chunk %" PRIu64 " of %s does not match its manifest "
                     "hash (try 1): fetching it again",
-                    r->miss[i].idx, s3_object_name (r->img->obj));
+                    r->miss[i].idx, r->img->name);
     }
   }
 }
@@ -345,14 +376,14 @@ refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
     stats.verify_failures++;
     report_debug ("chunk %" PRIu64 " of %s does not match its manifest hash "
                   "(try %d)%s",
-                  idx, s3_object_name (img->obj), tries,
+                  idx, img->name, tries,
                   tries < VERIFY_TRIES ? ": fetching it again" : "");
   }
   report_error ("chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 ") of %s "
                 "does not match the manifest's hash after %d fetches: "
                 "refusing to serve it (the object or its manifest is wrong)",
                 idx, idx * img->chunk_size, idx * img->chunk_size + clen - 1,
-                s3_object_name (img->obj), VERIFY_TRIES);
+                img->name, VERIFY_TRIES);
   return 0;
 }
 
@@ -360,9 +391,9 @@ refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
  * store them, and hand them to their waiters as they come.
  */
 static void
-fetch_run (struct image *img, struct miss *miss, size_t n)
+fetch_run (struct image *img, struct miss *miss, size_t n, bool prefetch)
 {
-  struct run r = { .img = img, .miss = miss, .n = n };
+  struct run r = { .img = img, .miss = miss, .n = n, .prefetch = prefetch };
   struct s3_progress progress = { .fn = run_progress, .opaque = &r };
   uint64_t len = 0, pos;
   int err = 0;
@@ -425,10 +456,21 @@ chunk_part (const struct image *img, uint64_t idx, uint64_t offset,
   *boff = start - offset;
 }
 
-int
-fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
+/* Scope exit of a foreground read that waited on the origin. */
+static void
+foreground_done (bool *counted)
+{
+  if (*counted)
+    atomic_fetch_sub (&foreground_misses, 1);
+}
+
+/* fetch_read and fetch_prefetch. */
+static int
+read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
+            bool prefetch)
 {
   CLEANUP_FREE struct miss *misses = NULL;
+  __attribute__ ((cleanup (foreground_done))) bool counted = false;
   uint64_t first, last, idx;
   size_t nr = 0, i, j;
   uint32_t coff, clen, boff;
@@ -439,7 +481,7 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
   if (atomic_load (&img->stale)) {
     report_error ("%s changed since it was opened: not serving it any "
                   "more (restart nbdkit to serve the new version)",
-                  s3_object_name (img->obj));
+                  img->name);
     errno = ESTALE;
     return -1;
   }
@@ -475,6 +517,10 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
   }
   if (nr == 0)
     return 0;
+  if (!prefetch) {
+    atomic_fetch_add (&foreground_misses, 1);
+    counted = true;
+  }
 
   /* Claim the missing chunks or join their fetches. */
   {
@@ -508,7 +554,7 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
          bytes + image_chunk_len (img, misses[j].idx) <= request_size;
          j++)
       bytes += image_chunk_len (img, misses[j].idx);
-    fetch_run (img, &misses[i], j - i);
+    fetch_run (img, &misses[i], j - i, prefetch);
   }
 
   /* Wait for the others' fetches, copy, let go. */
@@ -540,4 +586,16 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
     return -1;
   }
   return 0;
+}
+
+int
+fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
+{
+  return read_range (img, buf, count, offset, false);
+}
+
+int
+fetch_prefetch (struct image *img, uint32_t count, uint64_t offset)
+{
+  return read_range (img, NULL, count, offset, true);
 }

@@ -17,6 +17,8 @@ struct fetch_stats {
   uint64_t waits; /* reads that waited for another's fetch */
   uint64_t verify_failures; /* fetched chunks that did not match */
   uint64_t zero_reads; /* chunk reads answered from the manifest */
+  uint64_t prefetch_chunks; /* chunks fetched by prefetch (prefetch=) */
+  uint64_t prefetch_bytes; /* ... and their bytes */
 };
 
 /* request_size caps one GET (adjacent missing chunks are coalesced up
@@ -29,6 +31,17 @@ void fetch_init (uint32_t request_size);
  * reporting the error, with errno set.
  */
 int fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset);
+
+/* The same as fetch_read with buf == NULL, for prefetch: counted in
+ * the prefetch stats and not as a foreground read.
+ */
+int fetch_prefetch (struct image *img, uint32_t count, uint64_t offset);
+
+/* How many foreground reads (demand reads, NBD_CMD_CACHE, readahead)
+ * are fetching from the origin or waiting for a fetch right now.
+ * Prefetch issues nothing while this is above zero.
+ */
+unsigned fetch_foreground_misses (void);
 
 void fetch_get_stats (struct fetch_stats *out);
 
