@@ -20,6 +20,7 @@
 #include "background.h"
 #include "fetch.h"
 #include "image.h"
+#include "metrics.h"
 #include "report.h"
 
 /* Debug flags: -D accel.stats=1 prints the counters at exit. */
@@ -27,11 +28,14 @@ NBDKIT_DLL_PUBLIC int accel_debug_stats = 0;
 
 static struct image_config cfg = {
   .cache_dir = "/var/cache/accel",
+  .dedup = true,
   .s3 = { .connections = 16, .retries = 6, .timeout = 60, .tls_verify = true },
 };
 static uint32_t request_size = 8 * 1024 * 1024;
 static uint64_t readahead = 8 * 1024 * 1024;
 static unsigned readahead_threads = 2;
+static const char *metrics_file;
+static unsigned metrics_interval = 5;
 
 static struct image *img;
 static char *url_owned; /* url= read from a file */
@@ -87,6 +91,12 @@ accel_config (const char *key, const char *value)
       return -1;
     }
   }
+  else if (strcmp (key, "dedup") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1)
+      return -1;
+    cfg.dedup = b;
+  }
   else if (strcmp (key, "endpoint") == 0)
     cfg.s3.endpoint = value;
   else if (strcmp (key, "manifest") == 0)
@@ -98,6 +108,16 @@ accel_config (const char *key, const char *value)
       return -1;
     }
     cfg.manifest_sha256 = value;
+  }
+  else if (strcmp (key, "metrics-file") == 0)
+    metrics_file = value;
+  else if (strcmp (key, "metrics-interval") == 0) {
+    if (nbdkit_parse_unsigned (key, value, &metrics_interval) == -1)
+      return -1;
+    if (metrics_interval < 1 || metrics_interval > 3600) {
+      nbdkit_error ("metrics-interval: must be between 1 and 3600 seconds");
+      return -1;
+    }
   }
   else if (strcmp (key, "profile") == 0)
     cfg.s3.profile = value;
@@ -164,6 +184,12 @@ accel_config_complete (void)
     nbdkit_error ("timeout must be at least 1 second");
     return -1;
   }
+  if (metrics_file && metrics_file[0] != '/') {
+    nbdkit_error ("metrics-file=%s: must be an absolute path (nbdkit "
+                  "changes directory when it becomes a daemon)",
+                  metrics_file);
+    return -1;
+  }
   return 0;
 }
 
@@ -176,11 +202,14 @@ accel_config_complete (void)
   "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
   "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n"      \
   "manifest-sha256=HEX   Accept only the manifest with this SHA-256.\n"        \
+  "metrics-file=PATH     Write Prometheus metrics there (node_exporter).\n"    \
+  "metrics-interval=SECS How often to write them (default 5).\n"               \
   "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n"       \
   "cache-size=SIZE       Cap on the bytes the cache dir holds (default: "      \
   "none).\n"                                                                   \
   "chunk-size=SIZE       Default: the manifest's, else 1M.\n"                  \
   "connections=N         HTTP connections to the origin (default 16).\n"       \
+  "dedup=false           Do not copy chunks cached for other images.\n"        \
   "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n"    \
   "readahead=SIZE        Fetch ahead of sequential readers (default 8M, "      \
   "0=off).\n"                                                                  \
@@ -203,6 +232,8 @@ accel_get_ready (void)
   if (request_size < img->chunk_size)
     request_size = img->chunk_size;
   fetch_init (request_size);
+  if (metrics_file && metrics_start (metrics_file, metrics_interval, img) == -1)
+    return -1;
   return 0;
 }
 
@@ -216,23 +247,33 @@ static void
 accel_cleanup (void)
 {
   background_stop ();
+  metrics_stop ();
   if (img && accel_debug_stats) {
     struct fetch_stats f;
     struct cache_stats c;
+    struct cache_dedup_stats d = { 0 };
     struct s3_stats s;
 
     fetch_get_stats (&f);
     cache_image_stats (img->cache, &c);
+    if (img->dedup)
+      cache_dedup_stats (img->dedup, &d);
     s3_client_stats (img->s3, &s);
     nbdkit_debug (
         "stats: chunk fetches %" PRIu64 ", GETs %" PRIu64 ", waits %" PRIu64
         ", verify failures %" PRIu64 ", cache hits %" PRIu64 ", misses %" PRIu64
         ", stored %" PRIu64 ", not stored %" PRIu64 ", verified %" PRIu64
         ", damaged %" PRIu64 ", evicted %" PRIu64 ", origin requests %" PRIu64
-        ", retries %" PRIu64 ", errors %" PRIu64 ", origin bytes %" PRIu64,
+        ", retries %" PRIu64 ", errors %" PRIu64 ", origin bytes %" PRIu64
+        ", read hits %" PRIu64 ", read misses %" PRIu64 ", hit bytes %" PRIu64
+        ", miss bytes %" PRIu64 ", dedup chunks %" PRIu64
+        ", dedup bytes %" PRIu64 ", dedup mismatches %" PRIu64
+        ", dedup scans %" PRIu64 ", dedup scan us %" PRIu64,
         f.chunk_fetches, f.requests, f.waits, f.verify_failures, c.hits,
         c.misses, c.stored, c.store_skipped, c.verified, c.verify_failed,
-        c.evicted, s.requests, s.retries, s.errors, s.bytes);
+        c.evicted, s.requests, s.retries, s.errors, s.bytes, f.read_hits,
+        f.read_misses, f.hit_bytes, f.miss_bytes, d.chunks, d.bytes,
+        d.verify_failed, d.scans, d.scan_us);
   }
   image_close (img);
   img = NULL;

@@ -4,12 +4,14 @@
  * answered with zeros, cached chunks from the cache (no lock), and the
  * rest are fetched.  A table of in-flight chunks makes sure each missing
  * chunk is fetched by one thread only: the first thread to want it owns
- * it, later ones wait for it.  An owner fetches runs of adjacent owned
- * chunks with one ranged GET each (up to request_size bytes), checks each
- * chunk against the manifest (refetching a damaged one a few times, never
- * serving it), stores it in the cache, and hands the bytes to the waiters
- * before dropping them: a waiter never rereads the cache, so a store that
- * fails (full disk) costs nothing but the cache.
+ * it, later ones wait for it.  An owner first looks for its chunks
+ * locally (a copy that the cache holds for another image or offset:
+ * cache-dedup.h), then fetches runs of adjacent owned chunks with one
+ * ranged GET each (up to request_size bytes), checks each chunk against
+ * the manifest (refetching a damaged one a few times, never serving it),
+ * stores it in the cache, and hands the bytes to the waiters before
+ * dropping them: a waiter never rereads the cache, so a store that fails
+ * (full disk) costs nothing but the cache.
  */
 
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/sha.h>
 
@@ -60,9 +63,15 @@ static struct inflight *table[INFLIGHT_BUCKETS];
 
 static uint32_t request_size = 8 * 1024 * 1024;
 
+const double fetch_latency_bounds[FETCH_LATENCY_BUCKETS] = {
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
 static struct {
   _Atomic uint64_t chunk_fetches, requests, waits, verify_failures;
   _Atomic uint64_t zero_reads;
+  _Atomic uint64_t read_hits, read_misses, hit_bytes, miss_bytes;
+  _Atomic uint64_t latency[FETCH_LATENCY_BUCKETS + 1], latency_us;
 } stats;
 
 /* A missing chunk of the current read. */
@@ -86,6 +95,35 @@ fetch_get_stats (struct fetch_stats *out)
   out->waits = stats.waits;
   out->verify_failures = stats.verify_failures;
   out->zero_reads = stats.zero_reads;
+  out->read_hits = stats.read_hits;
+  out->read_misses = stats.read_misses;
+  out->hit_bytes = stats.hit_bytes;
+  out->miss_bytes = stats.miss_bytes;
+  for (size_t i = 0; i <= FETCH_LATENCY_BUCKETS; i++)
+    out->latency[i] = stats.latency[i];
+  out->latency_us = stats.latency_us;
+}
+
+static uint64_t
+now_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Count one GET's duration in its latency bucket. */
+static void
+observe_latency (uint64_t us)
+{
+  size_t i;
+
+  for (i = 0; i < FETCH_LATENCY_BUCKETS; i++)
+    if (us <= fetch_latency_bounds[i] * 1e6)
+      break;
+  stats.latency[i]++;
+  stats.latency_us += us;
 }
 
 static void
@@ -181,13 +219,60 @@ chunk_good (struct image *img, uint64_t idx, const unsigned char *data,
 static int
 get_range (struct image *img, uint64_t offset, uint64_t len, void *buf)
 {
+  uint64_t start = now_us ();
+  int r;
+
   stats.requests++;
-  if (s3_object_get_range (img->obj, offset, len, buf) == -1) {
-    if (errno == ESTALE)
-      atomic_store (&img->stale, true);
-    return -1;
+  r = s3_object_get_range (img->obj, offset, len, buf);
+  observe_latency (now_us () - start);
+  if (r == -1 && errno == ESTALE)
+    atomic_store (&img->stale, true);
+  return r;
+}
+
+/* Hand the bytes of an owned chunk (in b) to its waiters. */
+static void
+finish_owned (struct miss *m, struct blob *b)
+{
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+    inflight_finish_locked (m->e, b, b->data, 0);
+    pthread_cond_broadcast (&inflight_done);
   }
-  return 0;
+  blob_put (b);
+}
+
+/* Get an owned missing chunk without the origin, if we can: from the
+ * cache, if another thread stored it between our lookup and our claim
+ * (so it is not fetched twice); else a copy that the cache holds for
+ * any image (cache-dedup.h).  True if done: the chunk's entry then has
+ * its bytes, for us and any waiters.
+ */
+static bool
+fill_locally (struct image *img, struct miss *m)
+{
+  uint32_t len = image_chunk_len (img, m->idx);
+  unsigned char want[32];
+  struct blob *b;
+
+  if (!cache_contains (img->cache, m->idx) && img->dedup == NULL)
+    return false;
+  b = malloc (sizeof *b + len);
+  if (b == NULL)
+    return false;
+  atomic_init (&b->refs, 1);
+  if (cache_contains (img->cache, m->idx) &&
+      cache_read (img->cache, m->idx, 0, len, b->data) == 1) {
+    finish_owned (m, b);
+    return true;
+  }
+  if (img->dedup && manifest_chunk_sha256 (img->manifest, m->idx, want) == 0 &&
+      cache_dedup_copy (img->dedup, m->idx, want, b->data) == 1) {
+    finish_owned (m, b);
+    return true;
+  }
+  free (b);
+  return false;
 }
 
 /* Fetch the n owned chunks starting at chunk first with one GET, verify
@@ -307,8 +392,10 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
     chunk_part (img, idx, offset, count, &coff, &clen, &boff);
     if (image_chunk_is_zero (img, idx)) {
       stats.zero_reads++;
-      if (buf)
+      if (buf) {
         memset ((char *) buf + boff, 0, clen);
+        stats.hit_bytes += clen;
+      }
       continue;
     }
     if (buf == NULL) {
@@ -319,10 +406,19 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
       r = cache_read (img->cache, idx, coff, clen, (char *) buf + boff);
       if (r == -1)
         return -1;
-      if (r == 1)
+      if (r == 1) {
+        stats.hit_bytes += clen;
         continue;
+      }
+      stats.miss_bytes += clen;
     }
     misses[nr++] = (struct miss){ .idx = idx };
+  }
+  if (buf) {
+    if (nr == 0)
+      stats.read_hits++;
+    else
+      stats.read_misses++;
   }
   if (nr == 0)
     return 0;
@@ -344,6 +440,11 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
       }
     }
   }
+
+  /* What can be had without the origin (fill_locally). */
+  for (i = 0; i < nr; i++)
+    if (misses[i].owner && fill_locally (img, &misses[i]))
+      misses[i].owner = false; /* done: nothing left to fetch */
 
   /* Fetch runs of adjacent owned chunks, one GET each. */
   for (i = 0; i < nr; i = j) {
