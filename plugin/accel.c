@@ -23,6 +23,7 @@
 #include "fetch.h"
 #include "image.h"
 #include "prefetch.h"
+#include "metrics.h"
 #include "report.h"
 #include "trace.h"
 
@@ -31,6 +32,7 @@ NBDKIT_DLL_PUBLIC int accel_debug_stats = 0;
 
 static struct image_config cfg = {
   .cache_dir = "/var/cache/accel",
+  .dedup = true,
   .s3 = { .connections = 16, .retries = 6, .timeout = 60, .tls_verify = true },
 };
 static uint32_t request_size = 8 * 1024 * 1024;
@@ -47,6 +49,8 @@ static const char *trace_file;
  * not wait long, large enough to be one efficient GET.
  */
 #define PREFETCH_BATCH (4 * 1024 * 1024)
+static const char *metrics_file;
+static unsigned metrics_interval = 5;
 
 static struct image *img;
 static char *url_owned; /* url= read from a file */
@@ -107,6 +111,12 @@ accel_config (const char *key, const char *value)
       return -1;
     }
   }
+  else if (strcmp (key, "dedup") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1)
+      return -1;
+    cfg.dedup = b;
+  }
   else if (strcmp (key, "endpoint") == 0)
     cfg.s3.endpoint = value;
   else if (strcmp (key, "manifest") == 0)
@@ -140,6 +150,16 @@ accel_config (const char *key, const char *value)
       return -1;
     }
     prefetch_rate = r;
+  }
+  else if (strcmp (key, "metrics-file") == 0)
+    metrics_file = value;
+  else if (strcmp (key, "metrics-interval") == 0) {
+    if (nbdkit_parse_unsigned (key, value, &metrics_interval) == -1)
+      return -1;
+    if (metrics_interval < 1 || metrics_interval > 3600) {
+      nbdkit_error ("metrics-interval: must be between 1 and 3600 seconds");
+      return -1;
+    }
   }
   else if (strcmp (key, "profile") == 0)
     cfg.s3.profile = value;
@@ -227,6 +247,12 @@ accel_config_complete (void)
                   cfg.manifest && strcmp (cfg.manifest, "none") == 0
                       ? " and there is no manifest: nothing checks the bytes"
                       : "");
+  if (metrics_file && metrics_file[0] != '/') {
+    nbdkit_error ("metrics-file=%s: must be an absolute path (nbdkit "
+                  "changes directory when it becomes a daemon)",
+                  metrics_file);
+    return -1;
+  }
   return 0;
 }
 
@@ -239,11 +265,14 @@ accel_config_complete (void)
   "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
   "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n"      \
   "manifest-sha256=HEX   Accept only the manifest with this SHA-256.\n"        \
+  "metrics-file=PATH     Write Prometheus metrics there (node_exporter).\n"    \
+  "metrics-interval=SECS How often to write them (default 5).\n"               \
   "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n"       \
   "cache-size=SIZE       Cap on the bytes the cache dir holds (default: "      \
   "none).\n"                                                                   \
   "chunk-size=SIZE       Default: the manifest's, else 1M.\n"                  \
   "connections=N         HTTP connections to the origin (default 16).\n"       \
+  "dedup=false           Do not copy chunks cached for other images.\n"        \
   "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n"    \
   "readahead=SIZE        Fetch ahead of sequential readers (default 8M, "      \
   "0=off).\n"                                                                  \
@@ -282,6 +311,8 @@ accel_get_ready (void)
     nbdkit_error ("asprintf: %m");
     return -1;
   }
+  if (metrics_file && metrics_start (metrics_file, metrics_interval, img) == -1)
+    return -1;
   return 0;
 }
 
@@ -307,13 +338,17 @@ accel_cleanup (void)
   background_stop ();
   trace_close ();
   prefetch_free ();
+  metrics_stop ();
   if (img && accel_debug_stats) {
     struct fetch_stats f;
     struct cache_stats c;
+    struct cache_dedup_stats d = { 0 };
     struct s3_stats s;
 
     fetch_get_stats (&f);
     cache_image_stats (img->cache, &c);
+    if (img->dedup)
+      cache_dedup_stats (img->dedup, &d);
     s3_client_stats (img->s3, &s);
     nbdkit_debug (
         "stats: chunk fetches %" PRIu64 ", GETs %" PRIu64 ", waits %" PRIu64
@@ -321,11 +356,16 @@ accel_cleanup (void)
         ", stored %" PRIu64 ", not stored %" PRIu64 ", verified %" PRIu64
         ", damaged %" PRIu64 ", evicted %" PRIu64 ", origin requests %" PRIu64
         ", retries %" PRIu64 ", errors %" PRIu64 ", origin bytes %" PRIu64
-        ", prefetched chunks %" PRIu64 ", prefetched bytes %" PRIu64,
+        ", prefetched chunks %" PRIu64 ", prefetched bytes %" PRIu64
+        ", read hits %" PRIu64 ", read misses %" PRIu64 ", hit bytes %" PRIu64
+        ", miss bytes %" PRIu64 ", dedup chunks %" PRIu64
+        ", dedup bytes %" PRIu64 ", dedup mismatches %" PRIu64
+        ", dedup scans %" PRIu64 ", dedup scan us %" PRIu64,
         f.chunk_fetches, f.requests, f.waits, f.verify_failures, c.hits,
         c.misses, c.stored, c.store_skipped, c.verified, c.verify_failed,
         c.evicted, s.requests, s.retries, s.errors, s.bytes, f.prefetch_chunks,
-        f.prefetch_bytes);
+        f.prefetch_bytes, f.read_hits, f.read_misses, f.hit_bytes, f.miss_bytes,
+        d.chunks, d.bytes, d.verify_failed, d.scans, d.scan_us);
   }
   image_close (img);
   img = NULL;

@@ -1,7 +1,8 @@
 /* accel plugin: background threads.
  *
  * The flusher records written chunks every FLUSH_MS (one fdatasync per
- * batch, see cache_flush), so reads never wait for a sync.
+ * batch, see cache_flush), so reads never wait for a sync.  It also
+ * writes the metrics file when that is due (metrics.c).
  *
  * Readahead: a connection whose reads follow each other gets the next
  * `window` bytes queued; worker threads fetch them into the cache with
@@ -29,6 +30,7 @@
 #include "cleanup.h"
 #include "fetch.h"
 #include "prefetch.h"
+#include "metrics.h"
 #include "report.h"
 #include "trace.h"
 
@@ -92,6 +94,7 @@ flusher_main (void *arg)
     if (cache_pending (image->cache) > 0)
       cache_flush (image->cache);
     trace_flush ();
+    metrics_tick ();
   }
   return NULL;
 }

@@ -4,8 +4,10 @@
  * answered with zeros, cached chunks from the cache (no lock), and the
  * rest are fetched.  A table of in-flight chunks makes sure each missing
  * chunk is fetched by one thread only: the first thread to want it owns
- * it, later ones wait for it.  An owner fetches runs of adjacent owned
- * chunks with one ranged GET each (up to request_size bytes).  As each
+ * it, later ones wait for it.  An owner first looks for its chunks
+ * locally (a copy that the cache holds for another image or offset:
+ * cache-dedup.h), then fetches runs of adjacent owned chunks with one
+ * ranged GET each (up to request_size bytes).  As each
  * chunk of the body comes, it is checked against the manifest (a damaged
  * one is fetched again a few times, never served), handed to the
  * waiters, then stored in the cache; the entry stays in the table until
@@ -24,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/sha.h>
 
@@ -68,9 +71,15 @@ static struct inflight *table[INFLIGHT_BUCKETS];
 
 static uint32_t request_size = 8 * 1024 * 1024;
 
+const double fetch_latency_bounds[FETCH_LATENCY_BUCKETS] = {
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
 static struct {
   _Atomic uint64_t chunk_fetches, requests, waits, verify_failures;
   _Atomic uint64_t zero_reads;
+  _Atomic uint64_t read_hits, read_misses, hit_bytes, miss_bytes;
+  _Atomic uint64_t latency[FETCH_LATENCY_BUCKETS + 1], latency_us;
   _Atomic uint64_t prefetch_chunks, prefetch_bytes;
 } stats;
 
@@ -101,6 +110,35 @@ fetch_get_stats (struct fetch_stats *out)
   out->zero_reads = stats.zero_reads;
   out->prefetch_chunks = stats.prefetch_chunks;
   out->prefetch_bytes = stats.prefetch_bytes;
+  out->read_hits = stats.read_hits;
+  out->read_misses = stats.read_misses;
+  out->hit_bytes = stats.hit_bytes;
+  out->miss_bytes = stats.miss_bytes;
+  for (size_t i = 0; i <= FETCH_LATENCY_BUCKETS; i++)
+    out->latency[i] = stats.latency[i];
+  out->latency_us = stats.latency_us;
+}
+
+static uint64_t
+now_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Count one GET's duration in its latency bucket. */
+static void
+observe_latency (uint64_t us)
+{
+  size_t i;
+
+  for (i = 0; i < FETCH_LATENCY_BUCKETS; i++)
+    if (us <= fetch_latency_bounds[i] * 1e6)
+      break;
+  stats.latency[i]++;
+  stats.latency_us += us;
 }
 
 unsigned
@@ -232,14 +270,15 @@ get_range (struct image *img, uint64_t offset, uint64_t len, void *buf,
     errno = EIO;
     return -1;
   }
+  uint64_t start = now_us ();
+  int r;
+
   stats.requests++;
-  if (s3_object_get_range_progress (img->obj, offset, len, buf, progress) ==
-      -1) {
-    if (errno == ESTALE)
-      atomic_store (&img->stale, true);
-    return -1;
-  }
-  return 0;
+  r = s3_object_get_range_progress (img->obj, offset, len, buf, progress);
+  observe_latency (now_us () - start);
+  if (r == -1 && errno == ESTALE)
+    atomic_store (&img->stale, true);
+  return r;
 }
 
 /* Memory for GETs: the bytes of every blob alive are counted, and a new
@@ -387,6 +426,45 @@ refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
   return 0;
 }
 
+/* Get an owned missing chunk without the origin, if we can: from the
+ * cache, if another thread stored it between our lookup and our claim
+ * (so it is not fetched twice); else a copy that the cache holds for
+ * any image (cache-dedup.h), which that stores for this image too.  True
+ * if done: the chunk's entry then has its bytes, for us and any waiters.
+ * (The one-chunk blob is not counted in the GET budget: len 0.)
+ */
+static bool
+fill_locally (struct image *img, struct miss *m)
+{
+  uint32_t len = image_chunk_len (img, m->idx);
+  unsigned char want[32];
+  struct blob *b;
+  bool done = false;
+
+  if (!cache_contains (img->cache, m->idx) && img->dedup == NULL)
+    return false;
+  b = malloc (sizeof *b + len);
+  if (b == NULL)
+    return false;
+  atomic_init (&b->refs, 1);
+  b->len = 0;
+  if (cache_contains (img->cache, m->idx) &&
+      cache_read (img->cache, m->idx, 0, len, b->data) == 1)
+    done = true;
+  else if (img->dedup &&
+           manifest_chunk_sha256 (img->manifest, m->idx, want) == 0 &&
+           cache_dedup_copy (img->dedup, m->idx, want, b->data) == 1)
+    done = true;
+  if (done) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+    inflight_finish_locked (m->e, b, b->data, 0);
+    inflight_unlink_locked (m->e);
+    pthread_cond_broadcast (&inflight_done);
+  }
+  blob_put (b);
+  return done;
+}
+
 /* Fetch the n owned chunks starting at run[0] with one GET, verify and
  * store them, and hand them to their waiters as they come.
  */
@@ -498,8 +576,10 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
     chunk_part (img, idx, offset, count, &coff, &clen, &boff);
     if (image_chunk_is_zero (img, idx)) {
       stats.zero_reads++;
-      if (buf)
+      if (buf) {
         memset ((char *) buf + boff, 0, clen);
+        stats.hit_bytes += clen;
+      }
       continue;
     }
     if (buf == NULL) {
@@ -510,10 +590,19 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
       r = cache_read (img->cache, idx, coff, clen, (char *) buf + boff);
       if (r == -1)
         return -1;
-      if (r == 1)
+      if (r == 1) {
+        stats.hit_bytes += clen;
         continue;
+      }
+      stats.miss_bytes += clen;
     }
     misses[nr++] = (struct miss){ .idx = idx };
+  }
+  if (buf) {
+    if (nr == 0)
+      stats.read_hits++;
+    else
+      stats.read_misses++;
   }
   if (nr == 0)
     return 0;
@@ -539,6 +628,11 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
       }
     }
   }
+
+  /* What can be had without the origin (fill_locally). */
+  for (i = 0; i < nr; i++)
+    if (misses[i].owner && fill_locally (img, &misses[i]))
+      misses[i].owner = false; /* done: nothing left to fetch */
 
   /* Fetch runs of adjacent owned chunks, one GET each. */
   for (i = 0; i < nr; i = j) {

@@ -10,7 +10,13 @@
 
 #include "image.h"
 
-/* Counters of the read path (for debug output and, later, metrics). */
+/* Upper bounds (seconds) of the buckets of GET latencies; a last
+ * bucket, +Inf, holds the rest.
+ */
+#define FETCH_LATENCY_BUCKETS 13
+extern const double fetch_latency_bounds[FETCH_LATENCY_BUCKETS];
+
+/* Counters of the read path (for debug output and metrics). */
 struct fetch_stats {
   uint64_t chunk_fetches; /* chunks fetched from the origin */
   uint64_t requests; /* ranged GETs issued for them */
@@ -19,6 +25,17 @@ struct fetch_stats {
   uint64_t zero_reads; /* chunk reads answered from the manifest */
   uint64_t prefetch_chunks; /* chunks fetched by prefetch (prefetch=) */
   uint64_t prefetch_bytes; /* ... and their bytes */
+  /* Client reads (not readahead or NBD_CMD_CACHE): a hit needs no chunk
+   * that is missing from the cache (all-zero chunks count as cached).
+   */
+  uint64_t read_hits, read_misses;
+  uint64_t hit_bytes, miss_bytes;
+  /* Ranged GETs by duration (retries included): latency[i] counts those
+   * within fetch_latency_bounds[i] and above the bound before; the last
+   * one those above every bound.  Not cumulative.
+   */
+  uint64_t latency[FETCH_LATENCY_BUCKETS + 1];
+  uint64_t latency_us; /* their total duration */
 };
 
 /* request_size caps one GET (adjacent missing chunks are coalesced up

@@ -365,6 +365,14 @@ image_open (const struct image_config *cfg)
                                  img->chunk_size, image_expected_hash, img);
   if (img->cache == NULL)
     goto err;
+  /* NB: dedup needs the manifest's hashes: without them nothing says
+   * what a chunk of this image must be, so no other copy can be trusted.
+   */
+  if (cfg->dedup && img->manifest) {
+    img->dedup = cache_dedup_open (img->cache);
+    if (img->dedup == NULL)
+      goto err;
+  }
 
   report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %" PRIu32
                 ", ETag %s, %s, cache %s",
@@ -388,6 +396,7 @@ image_close (struct image *img)
 {
   if (img == NULL)
     return;
+  cache_dedup_close (img->dedup);
   cache_image_close (img->cache);
   cache_dir_close (img->dir);
   manifest_close (img->manifest);

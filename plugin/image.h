@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache-dedup.h"
 #include "cache.h"
 #include "manifest.h"
 #include "s3.h"
@@ -22,6 +23,7 @@ struct image_config {
   const char *cache_dir;
   uint64_t cache_size; /* 0 = no cap */
   uint32_t chunk_size; /* 0 = the manifest's, else 1 MiB */
+  bool dedup; /* copy chunks the cache holds for other images */
   struct s3_config s3;
 };
 
@@ -34,6 +36,7 @@ struct image {
   char *name; /* the object, for messages (no query string) */
   struct cache_dir *dir;
   struct cache_image *cache;
+  struct cache_dedup *dedup; /* NULL: no dedup (off, or no manifest) */
   uint64_t size;
   uint32_t chunk_size;
   uint64_t nr_chunks;
