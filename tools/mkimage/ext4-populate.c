@@ -25,9 +25,10 @@
  *     blocks whatever holes the source file has;
  *   - link counts are the links found within the tree.
  *
- * On the way it hashes the tree (a SHA-256 over each entry's path,
- * type, mode, size, content hash and link target, in walk order): the
- * UUID and directory hash seed are derived from that digest.
+ * On the way it hashes the tree's shape (a SHA-256 over each entry's
+ * path, type, mode, size and link target, in walk order, but not the
+ * files' contents): the UUID and directory hash seed are derived from
+ * that digest (see set_identity).
  */
 
 #include <errno.h>
@@ -268,30 +269,20 @@ write_blocks (ext2_file_t file, const unsigned char *buf, size_t len,
   return 0;
 }
 
-/* Copy the contents of the source file fd (size bytes) into inode ino,
- * hashing them into sha256.
- */
+/* Copy the contents of the source file fd (size bytes) into inode ino. */
 static int
 copy_data (struct populate *p, int fd, ext2_ino_t ino, uint64_t size,
-           const char *path, unsigned char sha256[32])
+           const char *path)
 {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
   ext2_file_t file;
   uint64_t off = 0;
   errcode_t err;
   ssize_t r;
   int ret = -1;
 
-  if (ctx == NULL || !EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL)) {
-    report_error ("%s: SHA-256 init failed", path);
-    EVP_MD_CTX_free (ctx);
-    return -1;
-  }
   err = ext2fs_file_open (p->fs, ino, EXT2_FILE_WRITE, &file);
-  if (err) {
-    EVP_MD_CTX_free (ctx);
+  if (err)
     return fail (p, err, "open image file", path);
-  }
   for (;;) {
     size_t want = READ_SIZE, got = 0;
 
@@ -314,7 +305,6 @@ copy_data (struct populate *p, int fd, ext2_ino_t ino, uint64_t size,
       report_error ("%s/%s: the file grew while being copied", p->o->src, path);
       goto out;
     }
-    EVP_DigestUpdate (ctx, p->buf, got);
     err = write_blocks (file, p->buf, got, off, p->fs->blocksize);
     if (err) {
       fail (p, err, "write", path);
@@ -330,14 +320,12 @@ copy_data (struct populate *p, int fd, ext2_ino_t ino, uint64_t size,
     report_error ("%s/%s: the file shrank while being copied", p->o->src, path);
     goto out;
   }
-  EVP_DigestFinal_ex (ctx, sha256, NULL);
   ret = 0;
 
 out:
   err = ext2fs_file_close (file);
   if (err && ret == 0)
     ret = fail (p, err, "close image file", path);
-  EVP_MD_CTX_free (ctx);
   return ret;
 }
 
@@ -421,11 +409,10 @@ add_inode (struct populate *p, const struct tree_node *n, ext2_ino_t *inop)
 static int
 add_file (struct populate *p, const struct tree_node *n, ext2_ino_t *inop)
 {
-  unsigned char sha256[32];
   char detail[128];
   ext2_ino_t ino;
   struct stat st;
-  int fd, r, i;
+  int fd, r;
 
   if (!S_ISREG (n->st->st_mode)) {
     dev_t dev = S_ISCHR (n->st->st_mode) || S_ISBLK (n->st->st_mode)
@@ -456,15 +443,12 @@ add_file (struct populate *p, const struct tree_node *n, ext2_ino_t *inop)
   }
   r = add_inode (p, n, &ino);
   if (r == 0)
-    r = copy_data (p, fd, ino, n->st->st_size, n->path, sha256);
+    r = copy_data (p, fd, ino, n->st->st_size, n->path);
   close (fd);
   if (r == -1)
     return -1;
 
-  r = snprintf (detail, sizeof detail, "%" PRIu64 " ",
-                (uint64_t) n->st->st_size);
-  for (i = 0; i < 32; i++)
-    r += snprintf (detail + r, sizeof detail - r, "%02x", sha256[i]);
+  snprintf (detail, sizeof detail, "%" PRIu64, (uint64_t) n->st->st_size);
   digest_entry (p, 'f', n->path, n->st->st_mode, detail);
   *inop = ino;
   return 0;
@@ -595,11 +579,15 @@ fix_inodes (struct populate *p)
   return changed;
 }
 
-/* The UUID and directory hash seed, from the tree digest: equal trees
- * get equal images, different trees (almost surely) different UUIDs,
- * so that two images mounted on one node are told apart.  NB: the
- * image is made with metadata_csum_seed, so checksums do not depend
- * on the UUID and it can be changed now without rewriting them.
+/* The UUID and directory hash seed, from the digest of the tree's
+ * shape: equal trees get equal images, and trees of different shapes
+ * (almost surely) different UUIDs, so that two datasets mounted on one
+ * node are told apart.  File contents are left out on purpose: a new
+ * version of a dataset whose files changed in place keeps the UUID, and
+ * its image then differs from the old one only in those files' blocks,
+ * which is what lets a node fetch just them (dedup by chunk hash).
+ * NB: the image is made with metadata_csum_seed, so checksums do not
+ * depend on the UUID and it can be changed now without rewriting them.
  */
 static int
 set_identity (ext2_filsys fs, const char *image, const unsigned char d[32])
