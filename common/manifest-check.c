@@ -592,7 +592,8 @@ check_other_tables (struct manifest *m)
 }
 
 /* The files table: each path absolute text of 1 to MANIFEST_MAX_PATH_LEN
- * bytes without NULs, each size and mode in range, and (when there are
+ * bytes without NULs, each size in range, each mode in range and a
+ * regular file's (S_IFREG: the rows are regular files), and (when there are
  * files) a plain unique index on path alone, which makes paths unique
  * and lookups fast.  Sets m->nr_files.
  */
@@ -612,7 +613,7 @@ check_files (struct manifest *m)
             " min (CASE WHEN typeof (size) <> 'integer' OR size < 0"
             "   THEN id END),"
             " min (CASE WHEN typeof (mode) <> 'integer' OR mode < 0"
-            "   OR mode > 4294967295 THEN id END)"
+            "   OR mode > 4294967295 OR (mode & 61440) <> 32768 THEN id END)"
             " FROM files",
             MANIFEST_MAX_PATH_LEN);
   if (query_row (m, sql, NULL, "checking files", &stmt) == -1)
@@ -637,7 +638,8 @@ check_files (struct manifest *m)
   }
   if (sqlite3_column_type (stmt, 4) != SQLITE_NULL) {
     report_error ("manifest: %s: files: file %" PRId64 ": mode is not an "
-                  "integer between 0 and 2^32-1",
+                  "integer between 0 and 2^32-1 with the type bits of a "
+                  "regular file (0100000)",
                   m->path, (int64_t) sqlite3_column_int64 (stmt, 4));
     return -1;
   }
