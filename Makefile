@@ -87,16 +87,28 @@ TEST_HELPER_BINS := $(TEST_HELPER_SRCS:.c=)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS := $(UNIT_SRCS:.c=)
 
+# Fuzz targets: one tests/fuzz/fuzz-NAME.c per parser of outside input.
+# `make fuzz` builds them with libFuzzer (see "Fuzzing" below); every
+# build also links each with tests/fuzz/replay.c as tests/fuzz/replay-NAME,
+# which tests/test-fuzz-corpus.sh runs over the seed corpus and the
+# regression inputs.
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz-%.c,%,$(FUZZ_SRCS))
+FUZZ_REPLAY_BINS := $(FUZZ_NAMES:%=tests/fuzz/replay-%)
+# The indexer's objects but its main.
+INDEXER_LIB_OBJS := $(filter-out indexer/accel-index.o,$(INDEXER_OBJS))
+
 HEADERS := $(wildcard common/*.h plugin/*.h indexer/*.h tools/*/*.h tests/unit/*.h)
+FUZZ_HEADERS := $(wildcard tests/fuzz/*.h)
 
 FORMAT_FILES = $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] \
-  tools/*/*.[ch] tests/unit/*.[ch] tests/helpers/*.[ch])
+  tools/*/*.[ch] tests/unit/*.[ch] tests/helpers/*.[ch] tests/fuzz/*.[ch])
 
 .PHONY: all check check-deps check-tsan check-valgrind demo install clean \
-  format format-check FORCE
+  format format-check fuzz FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
-  $(if $(SANITIZE),$(SANITIZER_PRELOAD))
+  $(FUZZ_REPLAY_BINS) $(if $(SANITIZE),$(SANITIZER_PRELOAD))
 
 $(BUILD_FLAGS): FORCE
 	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_FLAGS_NOW)' ] || \
@@ -139,6 +151,11 @@ $(SANITIZER_PRELOAD): $(SANITIZER_PRELOAD:.so=.c)
 tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(HEADERS) $(BUILD_FLAGS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
 
+tests/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(COMMON_LIB) \
+  $(INDEXER_LIB_OBJS) $(HEADERS) $(FUZZ_HEADERS) $(BUILD_FLAGS)
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -Iindexer -o $@ $< tests/fuzz/replay.c \
+	  $(INDEXER_LIB_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(EXTRA_LIBS)
+
 check-deps:
 	tools/install-deps
 
@@ -169,6 +186,36 @@ demo: check-deps
 	$(MAKE) all
 	tools/demo
 
+# Fuzzing.  `make fuzz` builds every tests/fuzz/fuzz-NAME.c with clang's
+# libFuzzer, ASan and UBSan into $(FUZZ_DIR)/fuzz-NAME, then runs each for
+# FUZZ_SECONDS from its seed corpus (tests/fuzz/run.sh); FUZZ_TARGETS=NAME...
+# runs only those.  The common library and the indexer are compiled again
+# with clang into $(FUZZ_DIR), so the normal build (and .build-flags) is
+# left alone.  A crash's input is saved in tests/fuzz/crashes/NAME/.
+FUZZ_CC ?= clang
+FUZZ_DIR := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) -Icommon -Iindexer \
+  $(PKG_CFLAGS) $(EXTRA_CFLAGS) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN)
+FUZZ_OBJS := $(addprefix $(FUZZ_DIR)/,$(COMMON_OBJS) $(INDEXER_LIB_OBJS))
+FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz-%)
+.SECONDARY: $(FUZZ_OBJS)
+
+$(FUZZ_DIR)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_OBJS) $(HEADERS) $(FUZZ_HEADERS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) \
+	  -pthread $(PKG_LIBS) $(EXTRA_LIBS)
+
+fuzz: check-deps
+	$(MAKE) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
+	FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 install: $(PLUGIN) $(INDEXER) $(TOOLS)
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
@@ -184,4 +231,6 @@ clean:
 	rm -f common/*.o plugin/*.o indexer/*.o tools/*/*.o $(COMMON_LIB) \
 	  $(BUILD_FLAGS) \
 	  $(PLUGIN) $(INDEXER) $(TOOLS) \
-	  $(UNIT_BINS) $(TEST_HELPER_BINS) $(SANITIZER_PRELOAD)
+	  $(UNIT_BINS) $(TEST_HELPER_BINS) $(SANITIZER_PRELOAD) \
+	  $(FUZZ_REPLAY_BINS)
+	rm -rf $(FUZZ_DIR)

@@ -146,19 +146,16 @@ query_row (struct manifest *m, const char *sql, const char *param,
   return 0;
 }
 
-/* A truncated or damaged file fails here with a message that says so,
- * rather than later with a confusing one (or with wrong answers).
- * quick_check is linear in the file size, which is capped.
+/* Run one of sqlite's integrity pragmas: anything but "ok" in its
+ * first row fails the open, quoting sqlite's report.
  */
 static int
-check_integrity (struct manifest *m)
+run_integrity_pragma (struct manifest *m, const char *sql)
 {
   CLEANUP_FINALIZE sqlite3_stmt *stmt = NULL;
   const char *result;
-  int64_t app_id;
 
-  if (manifest_prepare (m, "PRAGMA quick_check (1)", "integrity check",
-                        &stmt) == -1)
+  if (manifest_prepare (m, sql, "integrity check", &stmt) == -1)
     return -1;
   if (sqlite3_step (stmt) != SQLITE_ROW) {
     manifest_report_sqlite (m->path, m->db, "integrity check");
@@ -179,9 +176,22 @@ check_integrity (struct manifest *m)
                   m->path, msg);
     return -1;
   }
-  sqlite3_finalize (stmt);
-  stmt = NULL;
+  return 0;
+}
 
+/* A truncated or damaged file fails here with a message that says so,
+ * rather than later with a confusing one (or with wrong answers).
+ * quick_check is linear in the file size, which is capped.  NB: it does
+ * not compare indexes with their tables: see check_indexes.
+ */
+static int
+check_integrity (struct manifest *m)
+{
+  CLEANUP_FINALIZE sqlite3_stmt *stmt = NULL;
+  int64_t app_id;
+
+  if (run_integrity_pragma (m, "PRAGMA quick_check (1)") == -1)
+    return -1;
   if (query_row (m, "PRAGMA application_id", NULL, "reading application_id",
                  &stmt) == -1)
     return -1;
@@ -272,6 +282,24 @@ check_columns (struct manifest *m, const char *table, const char *columns,
     return -1;
   }
   return 0;
+}
+
+/* The indexes of table must hold exactly its rows.  Lookups in meta
+ * and files, the uniqueness of their keys, the order of files and the
+ * overlap check of extents all go through an index, and an index that
+ * disagrees with its table (which quick_check does not notice) would
+ * make them lie: a path listed twice, or listed but not found.
+ * integrity_check compares them, in time O(rows log rows).  NB: not
+ * for chunks, the table that grows with the image: the only query that
+ * uses its index, manifest_find_chunk, confirms the answer instead.
+ */
+static int
+check_indexes (struct manifest *m, const char *table)
+{
+  char sql[64];
+
+  snprintf (sql, sizeof sql, "PRAGMA integrity_check (%s)", table);
+  return run_integrity_pragma (m, sql);
 }
 
 /* Look up a meta key, which must be present exactly once, and check the
@@ -392,6 +420,7 @@ read_meta (struct manifest *m)
   size_t i;
 
   if (check_columns (m, "meta", "key, value", NULL) == -1 ||
+      check_indexes (m, "meta") == -1 ||
       manifest_prepare (m, "SELECT value FROM meta WHERE key = ?1",
                         "reading meta", &stmt) == -1 ||
       meta_get_int (m, stmt, "format_version", &version) == -1)
@@ -534,8 +563,10 @@ check_other_tables (struct manifest *m)
   int64_t count;
 
   if (check_columns (m, "files", "id, path, size, mode", "id") == -1 ||
+      check_indexes (m, "files") == -1 ||
       check_columns (m, "extents", "file_id, file_offset, image_offset, length",
                      NULL) == -1 ||
+      check_indexes (m, "extents") == -1 ||
       check_columns (m, "hot", "rank, chunk_idx", "rank") == -1)
     return -1;
   snprintf (sql, sizeof sql,
@@ -561,7 +592,8 @@ check_other_tables (struct manifest *m)
 }
 
 /* The files table: each path absolute text of 1 to MANIFEST_MAX_PATH_LEN
- * bytes without NULs, each size and mode in range, and (when there are
+ * bytes without NULs, each size in range, each mode in range and a
+ * regular file's (S_IFREG: the rows are regular files), and (when there are
  * files) a plain unique index on path alone, which makes paths unique
  * and lookups fast.  Sets m->nr_files.
  */
@@ -581,7 +613,7 @@ check_files (struct manifest *m)
             " min (CASE WHEN typeof (size) <> 'integer' OR size < 0"
             "   THEN id END),"
             " min (CASE WHEN typeof (mode) <> 'integer' OR mode < 0"
-            "   OR mode > 4294967295 THEN id END)"
+            "   OR mode > 4294967295 OR (mode & 61440) <> 32768 THEN id END)"
             " FROM files",
             MANIFEST_MAX_PATH_LEN);
   if (query_row (m, sql, NULL, "checking files", &stmt) == -1)
@@ -606,7 +638,8 @@ check_files (struct manifest *m)
   }
   if (sqlite3_column_type (stmt, 4) != SQLITE_NULL) {
     report_error ("manifest: %s: files: file %" PRId64 ": mode is not an "
-                  "integer between 0 and 2^32-1",
+                  "integer between 0 and 2^32-1 with the type bits of a "
+                  "regular file (0100000)",
                   m->path, (int64_t) sqlite3_column_int64 (stmt, 4));
     return -1;
   }

@@ -301,6 +301,11 @@ manifest_writer_add_file (struct manifest_writer *w, const char *path,
                   w->path, what);
     return -1;
   }
+  if (!S_ISREG (mode)) {
+    report_error ("manifest: %s: %s: mode %#o is not a regular file's", w->path,
+                  what, (unsigned) mode);
+    return -1;
+  }
   if (sqlite3_bind_text (stmt, 1, path, len, SQLITE_STATIC) != SQLITE_OK ||
       sqlite3_bind_int64 (stmt, 2, size) != SQLITE_OK ||
       sqlite3_bind_int64 (stmt, 3, mode) != SQLITE_OK) {

@@ -121,6 +121,12 @@ enum s3_outcome { S3_OK, S3_RETRY, S3_FAIL };
 extern void s3_response_init (struct s3_response *rs);
 extern void s3_response_free (struct s3_response *rs);
 
+/* libcurl's CURLOPT_HEADERFUNCTION for a response: takes one header
+ * line (size * nitems bytes, not NUL-terminated) into rs (opaque).
+ */
+extern size_t
+s3_response_header (char *ptr, size_t size, size_t nitems, void *opaque);
+
 /* Perform one exchange: take a handle, sign (if url->sign and we have
  * credentials), send, stream the body.  Returns 0 if the exchange was
  * made, whatever came of it (see rs), or -1 after report_error if it

@@ -85,10 +85,11 @@ reset_headers (struct s3_response *rs)
 }
 
 /* libcurl calls this once per header line ("Name: value\r\n", not
- * NUL-terminated); we keep only the few headers we check.
+ * NUL-terminated); we keep only the few headers we check.  Not static:
+ * tests/fuzz/fuzz-http.c feeds it header blocks.
  */
-static size_t
-header_cb (char *ptr, size_t size, size_t nitems, void *opaque)
+size_t
+s3_response_header (char *ptr, size_t size, size_t nitems, void *opaque)
 {
   struct s3_response *rs = opaque;
   size_t n = size * nitems, len = n, name_len, vlen;
@@ -559,7 +560,7 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
   rs->curl = conn->curl;
   SETOPT (conn->curl, CURLOPT_URL, req_url);
   SETOPT (conn->curl, CURLOPT_HTTPHEADER, list);
-  SETOPT (conn->curl, CURLOPT_HEADERFUNCTION, header_cb);
+  SETOPT (conn->curl, CURLOPT_HEADERFUNCTION, s3_response_header);
   SETOPT (conn->curl, CURLOPT_HEADERDATA, rs);
   SETOPT (conn->curl, CURLOPT_WRITEFUNCTION, write_cb);
   SETOPT (conn->curl, CURLOPT_WRITEDATA, rs);

@@ -474,14 +474,16 @@ check_writer_errors (void)
   CHECK (manifest_writer_add_hot (w, 0, 2) == 0);
   CHECK (manifest_writer_add_hot (w, 0, 1) == -1);
   CHECK (test_error_says (path, "UNIQUE"));
-  CHECK (manifest_writer_add_file (w, "/a", 100, 0644, &file_id) == 0);
-  CHECK (manifest_writer_add_file (w, "/a", 1, 0644, &file_id) == -1);
+  CHECK (manifest_writer_add_file (w, "/a", 100, 0100644, &file_id) == 0);
+  CHECK (manifest_writer_add_file (w, "/a", 1, 0100644, &file_id) == -1);
   CHECK (test_error_says (path, "writing file /a: UNIQUE"));
-  CHECK (manifest_writer_add_file (w, "", 1, 0644, &file_id) == -1);
+  CHECK (manifest_writer_add_file (w, "", 1, 0100644, &file_id) == -1);
   EXPECT_ERRORS (1);
-  CHECK (manifest_writer_add_file (w, "a/b", 1, 0644, &file_id) == -1);
+  CHECK (manifest_writer_add_file (w, "a/b", 1, 0100644, &file_id) == -1);
   CHECK (test_error_says (path, "path not absolute"));
-  CHECK (manifest_writer_add_file (w, "/big", (uint64_t) INT64_MAX + 1, 0644,
+  CHECK (manifest_writer_add_file (w, "/dir", 0, 040755, &file_id) == -1);
+  CHECK (test_error_says (path, "mode 040755 is not a regular file's"));
+  CHECK (manifest_writer_add_file (w, "/big", (uint64_t) INT64_MAX + 1, 0100644,
                                    &file_id) == -1);
   EXPECT_ERRORS (1);
   CHECK (manifest_writer_add_extent (w, 1, 0, 3 * 4096 - 10, 11) == -1);
@@ -501,7 +503,7 @@ check_writer_errors (void)
   CHECK (manifest_writer_add_extent (w, 1, 10, 0, 90) == 0);
   CHECK (manifest_writer_add_extent (w, 2, 0, 0, 1) == -1);
   CHECK (test_error_says (path, "added after another file (1)"));
-  CHECK (manifest_writer_add_file (w, "/b", 100, 0644, &file_id) == 0);
+  CHECK (manifest_writer_add_file (w, "/b", 100, 0100644, &file_id) == 0);
   CHECK (file_id == 2);
   CHECK (manifest_writer_add_extent (w, 1, 0, 0, 1) == -1);
   CHECK (test_error_says (path, "added after another file (2)"));
@@ -666,6 +668,10 @@ static const struct bad_sql bad_sql[] = {
     "files: file 1: mode is not an integer between 0 and 2^32-1" },
   { "UPDATE files SET mode = -1 WHERE id = 1", "files: file 1: mode" },
   { "UPDATE files SET mode = 'rw' WHERE id = 1", "files: file 1: mode" },
+  { "UPDATE files SET mode = 16877 WHERE id = 1", /* 040755, a directory */
+    "files: file 1: mode is not an integer between 0 and 2^32-1 with the "
+    "type bits of a regular file" },
+  { "UPDATE files SET mode = 420 WHERE id = 1", "files: file 1: mode" },
   { "CREATE TABLE f2 AS SELECT * FROM files; DROP TABLE files;"
     "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
     " size INTEGER NOT NULL, mode INTEGER NOT NULL);"
