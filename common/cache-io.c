@@ -9,6 +9,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,6 +356,14 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
     r = 1;
     goto out;
   }
+  /* NB: start writing the bytes back now, under the lock: that is when
+   * the file system allocates their blocks (delayed allocation).  While
+   * it does, a data file's st_blocks, our measure of usage, briefly
+   * misses them (ext4), so it must not happen while another process
+   * measures, as it could when our later fdatasync did it.
+   */
+  if (sync_file_range (ci->data_fd, off, len, SYNC_FILE_RANGE_WRITE) == -1)
+    report_debug ("cache: %s/data: sync_file_range: %m", ci->path);
   hash_store (e->sha256, sha256);
   d->warned_full = false; /* warn again if it fills again */
   cache_dir_unlock (d);
