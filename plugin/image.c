@@ -14,13 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "cleanup.h"
 #include "image.h"
 #include "offline.h"
 #include "report.h"
+#include "sha256-file.h"
 
 #define DEFAULT_CHUNK_SIZE (1024 * 1024)
 
@@ -34,41 +34,6 @@ hex32 (const unsigned char *in, char out[65])
 
   for (i = 0; i < 32; i++)
     snprintf (&out[i * 2], 3, "%02x", in[i]);
-}
-
-/* SHA-256 of a whole file: the manifest's digest names the image. */
-int
-image_sha256_file (const char *path, char out[65])
-{
-  unsigned char buf[65536], md[32];
-  EVP_MD_CTX *ctx;
-  unsigned len;
-  ssize_t r;
-  int fd, ret = -1;
-
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1) {
-    report_error ("manifest: %s: %m", path);
-    return -1;
-  }
-  ctx = EVP_MD_CTX_new ();
-  if (ctx == NULL || EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL) != 1) {
-    report_error ("manifest: %s: cannot start SHA-256", path);
-    goto out;
-  }
-  while ((r = read (fd, buf, sizeof buf)) > 0)
-    EVP_DigestUpdate (ctx, buf, r);
-  if (r == -1) {
-    report_error ("manifest: %s: read: %m", path);
-    goto out;
-  }
-  EVP_DigestFinal_ex (ctx, md, &len);
-  hex32 (md, out);
-  ret = 0;
-out:
-  EVP_MD_CTX_free (ctx);
-  close (fd);
-  return ret;
 }
 
 /* Read a small text file (the saved ETag); NULL if absent. */
@@ -242,7 +207,7 @@ open_manifest (struct image *img, const struct image_config *cfg,
   }
 
   /* NB: the pin is checked before the manifest is parsed at all. */
-  if (image_sha256_file (local, digest) == -1)
+  if (sha256_file (local, digest) == -1)
     return -1;
   if (cfg->manifest_sha256 && strcasecmp (cfg->manifest_sha256, digest) != 0) {
     report_error ("manifest %s has SHA-256 %s, but manifest-sha256= pins %s: "

@@ -72,11 +72,10 @@ image_cache_identity (const char *manifest_sha256, const char *object_identity,
  */
 int image_expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32]);
 
-/* Helpers shared with offline.c: the SHA-256 (hex) of a whole file,
- * and a small text file written atomically (temp file, fsync, rename).
- * 0, or -1 (error reported).
+/* Helper shared with offline.c: a small text file written atomically
+ * (temp file, fsync, rename).  0, or -1 (error reported).  The SHA-256
+ * of a whole file is sha256_file (common/sha256-file.h).
  */
-int image_sha256_file (const char *path, char out[65]);
 int image_write_small (const char *path, const char *text);
 
 /* Bytes of chunk idx (the last one may be short). */

@@ -46,6 +46,7 @@
 #include "cleanup.h"
 #include "offline.h"
 #include "report.h"
+#include "sha256-file.h"
 
 #define RECORD_MAGIC "accel-origin v1"
 
@@ -267,7 +268,7 @@ open_recorded_manifest (const struct image_config *cfg, struct image *img,
   }
   if (*rec->manifest == '\0')
     return 0;
-  if (image_sha256_file (rec->manifest, digest) == -1)
+  if (sha256_file (rec->manifest, digest) == -1)
     return -1;
   if (strcmp (digest, rec->manifest_sha256) != 0) {
     report_error ("%s: the local copy of the manifest has changed since "
