@@ -1,5 +1,5 @@
-/* accel: unit test of tools/inspect/format.c (accel-inspect's output
- * helpers).
+/* accel: unit test of common/format.c (the output helpers of
+ * accel-inspect and accel-cache).
  *
  * Paths in a manifest are untrusted bytes, so the two string printers
  * are fed what a hostile or merely odd image can hold: newlines, a
@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The real file, compiled in (it is not part of libaccel-common). */
-#include "../../tools/inspect/format.c"
+#include "format.h"
 
 #include "test.h"
 

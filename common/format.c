@@ -1,4 +1,5 @@
-/* accel-inspect: formatting helpers for untrusted strings and numbers.
+/* accel: formatting helpers for untrusted strings and numbers (see
+ * format.h).
  *
  * A manifest may come from anywhere, and paths in it are whatever bytes
  * the image's file system allowed: newlines, escape sequences that
@@ -12,7 +13,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "inspect.h"
+#include "format.h"
 
 /* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF), or 0.
