@@ -1,5 +1,6 @@
-/* accel: the cache directory — creation, the format marker, the
- * directory-wide lock and the measure of how many bytes it holds.
+/* accel: the cache directory — creation (or, for accel-cache, opening
+ * an existing one), the format marker, the directory-wide lock, the
+ * record of the cap and the measure of how many bytes it holds.
  *
  * The lock is an flock on DIR/lock, taken by every process before it
  * writes chunk bytes or evicts, so the cap holds across processes.  It is
@@ -9,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +108,73 @@ check_marker (const char *path)
   return 0;
 }
 
+/* Write down the cap this process will keep (DIR/cache-size), so that
+ * accel-cache can show usage against it.  The last process to open the
+ * directory wins: processes should agree on it anyway.  Not an error if
+ * it cannot be written: it is only for people.
+ */
+static void
+record_cap (struct cache_dir *d)
+{
+  CLEANUP_FREE char *path = NULL, *tmp = NULL;
+  char text[32];
+  int fd, len;
+
+  if (asprintf (&path, "%s/cache-size", d->path) == -1 ||
+      asprintf (&tmp, "%s/cache-size.tmp", d->path) == -1)
+    return;
+  len = snprintf (text, sizeof text, "%" PRIu64 "\n", d->cap);
+  /* NB: under the lock, so that two processes do not share the
+   * temporary file.
+   */
+  if (cache_dir_lock (d) == -1)
+    return;
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd == -1 || write (fd, text, len) != len || close (fd) == -1 ||
+      rename (tmp, path) == -1) {
+    report_debug ("cache-dir: recording the cap in %s: %m", path);
+    if (fd >= 0)
+      close (fd);
+    unlink (tmp);
+  }
+  cache_dir_unlock (d);
+}
+
+int
+cache_dir_recorded_cap (struct cache_dir *d, uint64_t *cap)
+{
+  CLEANUP_FREE char *path = NULL;
+  char text[32], *end;
+  ssize_t r;
+  int fd;
+
+  if (asprintf (&path, "%s/cache-size", d->path) == -1) {
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1) {
+    if (errno == ENOENT)
+      return 0;
+    report_error ("%s: %m", path);
+    return -1;
+  }
+  r = read (fd, text, sizeof text - 1);
+  close (fd);
+  if (r == -1) {
+    report_error ("%s: read: %m", path);
+    return -1;
+  }
+  text[r] = '\0';
+  errno = 0;
+  *cap = strtoull (text, &end, 10);
+  if (r == 0 || errno != 0 || end == text || (*end != '\n' && *end != '\0')) {
+    report_error ("%s: not a number of bytes", path);
+    return -1;
+  }
+  return 1;
+}
+
 struct cache_dir *
 cache_dir_open (const char *path, uint64_t cap)
 {
@@ -153,6 +222,91 @@ cache_dir_open (const char *path, uint64_t cap)
     report_error ("cache-dir: %s: %m", lock);
     goto err;
   }
+  record_cap (d);
+  return d;
+
+err:
+  cache_dir_close (d);
+  return NULL;
+}
+
+/* The format version of a directory holding another version's marker
+ * (accel-cache-vN), or 0 if it has none.
+ */
+static int
+other_version (const char *path)
+{
+  DIR *dir = opendir (path);
+  struct dirent *ent;
+  int v = 0;
+
+  if (dir == NULL)
+    return 0;
+  while ((ent = readdir (dir)) != NULL && v == 0) {
+    if (strncmp (ent->d_name, "accel-cache-v", 13) == 0 &&
+        sscanf (ent->d_name + 13, "%d", &v) != 1)
+      v = 0;
+  }
+  closedir (dir);
+  return v;
+}
+
+struct cache_dir *
+cache_dir_open_existing (const char *path)
+{
+  struct cache_dir *d;
+  CLEANUP_FREE char *marker = NULL, *lock = NULL;
+  struct stat st;
+  int v;
+
+  if (stat (path, &st) == -1) {
+    report_error ("%s: %m", path);
+    return NULL;
+  }
+  if (!S_ISDIR (st.st_mode)) {
+    report_error ("%s: not a directory", path);
+    return NULL;
+  }
+  if (asprintf (&marker, "%s/%s", path, CACHE_MARKER) == -1 ||
+      asprintf (&lock, "%s/lock", path) == -1) {
+    report_error ("asprintf: %m");
+    return NULL;
+  }
+  if (access (marker, F_OK) == -1) {
+    if (errno != ENOENT)
+      report_error ("%s: %m", path);
+    else if ((v = other_version (path)) != 0)
+      report_error ("%s is an accel cache of format %d; this program "
+                    "knows format %d only",
+                    path, v, CACHE_FORMAT_VERSION);
+    else
+      report_error ("%s is not an accel cache (it has no %s file)", path,
+                    CACHE_MARKER);
+    return NULL;
+  }
+
+  d = calloc (1, sizeof *d);
+  if (d == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  d->lock_fd = -1;
+  pthread_mutex_init (&d->store_lock, NULL);
+  d->path = strdup (path);
+  if (d->path == NULL) {
+    report_error ("strdup: %m");
+    goto err;
+  }
+  /* NB: flock works on a read-only descriptor too, for a user who may
+   * look but not change.
+   */
+  d->lock_fd = open (lock, O_RDWR | O_CLOEXEC);
+  if (d->lock_fd == -1 && errno == EACCES)
+    d->lock_fd = open (lock, O_RDONLY | O_CLOEXEC);
+  if (d->lock_fd == -1) {
+    report_error ("%s: %m", lock);
+    goto err;
+  }
   return d;
 
 err:
@@ -170,6 +324,12 @@ cache_dir_close (struct cache_dir *d)
   pthread_mutex_destroy (&d->store_lock);
   free (d->path);
   free (d);
+}
+
+const char *
+cache_dir_path (const struct cache_dir *d)
+{
+  return d->path;
 }
 
 /* Take the directory lock: the mutex for threads of this process, the

@@ -345,35 +345,28 @@ cache_image_dir (const struct cache_image *ci)
   return ci->path;
 }
 
-/* Forget one chunk found damaged or short: mark it absent (bumping its
- * generation, so concurrent readers retry), make that durable, then free
- * its blocks.  state is the state the caller saw; if it changed meanwhile
- * someone else already dealt with the chunk.
+/* Forget one chunk found damaged or short, as eviction does: mark it
+ * absent (bumping its generation, so concurrent readers retry), make
+ * that durable, then free its blocks.  state is the state the caller
+ * saw; if it changed meanwhile someone else already dealt with the chunk.
  */
 int
 cache_image_drop (struct cache_image *ci, uint64_t idx, uint32_t state)
 {
-  struct map_entry *e = &ci->entries[idx];
-  uint64_t off = idx * ci->chunk_size, len = ci->chunk_size;
-  long page = sysconf (_SC_PAGESIZE);
-  uintptr_t start;
-  int r = 0;
+  struct cache_view v = {
+    .map_fd = ci->map_fd,
+    .data_fd = ci->data_fd,
+    .map = ci->map,
+    .map_len = ci->map_len,
+    .entries = ci->entries,
+  };
+  struct cache_victim victim = { .v = &v, .idx = idx, .state = state };
+  int r;
 
-  if (off + len > ci->image_size)
-    len = ci->image_size - off;
-
+  snprintf (v.id, sizeof v.id, "%s", ci->path + strlen (ci->path) - 64);
   if (cache_dir_lock (ci->dir) == -1)
     return -1;
-  if (atomic_compare_exchange_strong (&e->state, &state,
-                                      STATE_NEXT_GEN (state))) {
-    start = (uintptr_t) e & ~(uintptr_t) (page - 1);
-    if (msync ((void *) start, (uintptr_t) (e + 1) - start, MS_SYNC) == -1) {
-      report_error ("cache: %s/map: msync: %m", ci->path);
-      r = -1;
-    }
-    else
-      r = cache_punch (ci->data_fd, off, len);
-  }
+  r = cache_evict_victims_locked (&victim, 1, NULL);
   cache_dir_unlock (ci->dir);
   return r;
 }

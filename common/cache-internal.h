@@ -1,6 +1,7 @@
 /* accel: structures shared by the cache's modules (cache-dir.c,
- * cache-image.c, cache-io.c, cache-evict.c).  Not for users of the cache:
- * they see cache.h.
+ * cache-image.c, cache-io.c, cache-evict.c, and the administration
+ * modules cache-scan.c, cache-admin.c, cache-verify.c).  Not for users of
+ * the cache: they see cache.h.
  */
 
 #ifndef ACCEL_CACHE_INTERNAL_H
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "cache.h"
@@ -30,6 +32,14 @@ struct map_header {
   uint32_t entry_size; /* sizeof (struct map_entry) */
   uint64_t nr_chunks;
   unsigned char identity[32]; /* SHA-256 of the identity string */
+
+  /* Reads of the image's chunks (cache_read), added to by every process
+   * serving it, for accel-cache stat.  NB: in the header's reserved bytes,
+   * which maps written before they existed hold as zeros, so the format
+   * version did not change (docs/cache-format.md, revision 2).
+   */
+  _Atomic uint64_t hit_reads, hit_bytes;
+  _Atomic uint64_t miss_reads, miss_bytes;
 };
 
 /* One chunk's entry.  state: bit 0 = present, bits 1-31 = generation,
@@ -111,10 +121,74 @@ struct cache_image {
   } stats;
 };
 
+/* An image's map and data file opened by name, without taking part in
+ * serving it (no serve.lock): what eviction and accel-cache work on.
+ */
+struct cache_view {
+  char id[65]; /* the directory's name */
+  int map_fd, data_fd;
+  struct map_header *map; /* the whole map file, mmap'd shared */
+  size_t map_len;
+  struct map_entry *entries; /* inside map */
+  /* Entries [dirty_lo, dirty_hi) hold states this process changed: they
+   * are msync'd before any hole is punched.
+   */
+  uint64_t dirty_lo, dirty_hi;
+};
+
+/* A chunk to evict, and its state when it was chosen. */
+struct cache_victim {
+  struct cache_view *v;
+  uint64_t idx;
+  uint32_t state;
+};
+
 /* cache-dir.c */
 int cache_dir_lock (struct cache_dir *d);
 void cache_dir_unlock (struct cache_dir *d);
 int cache_dir_usage_locked (struct cache_dir *d, uint64_t *bytes);
+
+/* cache-scan.c: open the view of image id (a directory in DIR/images;
+ * read-only unless writable).  1 if it is a valid map of this format, 0
+ * if not (the view is then closed: nothing to evict or list), -1 error.
+ */
+int cache_view_open (int images_fd, const char *id, bool writable,
+                     struct cache_view *v);
+void cache_view_close (struct cache_view *v);
+uint32_t cache_view_chunk_len (const struct cache_view *v, uint64_t idx);
+
+/* cache-scan.c: the valid views of every image (only_id: of that one),
+ * in a malloc'd array.  0, or -1 (error reported).
+ */
+int cache_views_open (struct cache_dir *d, const char *only_id, bool writable,
+                      struct cache_view **views, size_t *n);
+void cache_views_close (struct cache_view *views, size_t n);
+
+/* cache-scan.c: true if a process serves image id now.  With the
+ * directory lock held, so that nobody is between opening the image and
+ * taking its serve.lock.  If keep_fd is not NULL and nobody serves it,
+ * *keep_fd holds serve.lock exclusively (close it to let go).
+ */
+bool
+cache_image_serving_locked (struct cache_dir *d, const char *id, int *keep_fd);
+
+/* cache-evict.c: the one way chunks leave the cache.  With the
+ * directory lock held: mark each victim absent, if its state is still
+ * the one it was chosen in (bumping the generation, so readers in every
+ * process notice), msync the marked entries, then punch the chunks'
+ * holes.  Adds what was evicted to *res.
+ */
+int cache_evict_victims_locked (struct cache_victim *victims, size_t n,
+                                struct cache_evict_result *res);
+
+/* cache-evict.c: with the directory locked, evict present chunks least
+ * recently used first until need bytes are freed (UINT64_MAX: every one
+ * that matches): of image only_id (NULL: any), last used before `before`
+ * (0: any time).
+ */
+int cache_evict_lru_locked (struct cache_dir *d, const char *only_id,
+                            uint32_t before, uint64_t need,
+                            struct cache_evict_result *res);
 
 /* cache-evict.c: with the directory locked, evict least recently used
  * chunks until usage is at most target.  Adds the number of chunks
@@ -148,5 +222,10 @@ cache_write_buffer (void *opaque, int data_fd, uint64_t offset, uint32_t len);
 /* Helpers. */
 int cache_punch (int fd, uint64_t offset, uint64_t len);
 uint32_t cache_now (void);
+/* cache-io.c: pread all of count bytes (short only at end of file), and
+ * a copy of a chunk's hash out of the map.
+ */
+ssize_t cache_pread_full (int fd, void *buf, size_t count, uint64_t offset);
+void cache_hash_load (unsigned char out[32], const _Atomic unsigned char *hash);
 
 #endif /* ACCEL_CACHE_INTERNAL_H */

@@ -37,8 +37,8 @@ chunk_len (const struct cache_image *ci, uint64_t idx)
 }
 
 /* pread all of count bytes; returns bytes read (short at end of file). */
-static ssize_t
-pread_full (int fd, void *buf, size_t count, uint64_t offset)
+ssize_t
+cache_pread_full (int fd, void *buf, size_t count, uint64_t offset)
 {
   size_t done = 0;
 
@@ -73,8 +73,8 @@ touch (struct map_entry *e)
 }
 
 /* Copies of a chunk's hash out of and into the map. */
-static void
-hash_load (unsigned char *out, const _Atomic unsigned char *hash)
+void
+cache_hash_load (unsigned char out[32], const _Atomic unsigned char *hash)
 {
   size_t i;
 
@@ -89,6 +89,27 @@ hash_store (_Atomic unsigned char *hash, const unsigned char *in)
 
   for (i = 0; i < 32; i++)
     atomic_store_explicit (&hash[i], in[i], memory_order_relaxed);
+}
+
+/* Count a read, in this process's stats and in the map's header, where
+ * accel-cache stat finds the sum over every process serving the image.
+ * Relaxed atomics: nothing is ordered by them.
+ */
+static void
+count_read (struct cache_image *ci, bool hit, uint32_t len)
+{
+  struct map_header *h = ci->map;
+
+  if (hit) {
+    ci->stats.hits++;
+    atomic_fetch_add_explicit (&h->hit_reads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit (&h->hit_bytes, len, memory_order_relaxed);
+  }
+  else {
+    ci->stats.misses++;
+    atomic_fetch_add_explicit (&h->miss_reads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit (&h->miss_bytes, len, memory_order_relaxed);
+  }
 }
 
 /* First read of a present chunk by this process: read it whole, check
@@ -109,7 +130,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     report_error ("malloc: %m");
     return -1;
   }
-  r = pread_full (ci->data_fd, chunk, clen, idx * ci->chunk_size);
+  r = cache_pread_full (ci->data_fd, chunk, clen, idx * ci->chunk_size);
   if (r == -1) {
     report_error ("cache: %s/data: read: %m", ci->path);
     return -1;
@@ -125,7 +146,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
    * its hash rewritten), neither is used.
    */
   if (!have)
-    hash_load (want, e->sha256);
+    cache_hash_load (want, e->sha256);
   if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
     return 0; /* evicted meanwhile: a miss */
 
@@ -163,20 +184,18 @@ cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
 
   s1 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (!(s1 & STATE_PRESENT) && !(local & LOCAL_PENDING)) {
-    ci->stats.misses++;
+    count_read (ci, false, len);
     return 0;
   }
 
   if ((s1 & STATE_PRESENT) && !(local & LOCAL_VERIFIED)) {
     r = read_verify (ci, idx, s1, offset, len, buf);
-    if (r == 1)
-      ci->stats.hits++;
-    else if (r == 0)
-      ci->stats.misses++;
+    if (r != -1)
+      count_read (ci, r == 1, len);
     return r;
   }
 
-  r = pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
+  r = cache_pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
   if (r == -1) {
     report_error ("cache: %s/data: read: %m", ci->path);
     return -1;
@@ -195,11 +214,11 @@ cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     goto miss;
   }
   touch (e);
-  ci->stats.hits++;
+  count_read (ci, true, len);
   return 1;
 
 miss:
-  ci->stats.misses++;
+  count_read (ci, false, len);
   return 0;
 }
 

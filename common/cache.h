@@ -33,6 +33,12 @@
  * store would exceed it, the least recently used chunks of all images are
  * evicted by punching holes.  Usage is measured as the blocks the data
  * files really hold, so it is right even after a crash.
+ *
+ * Every read is counted (hit or miss, reads and bytes) in the map's
+ * header, shared by the processes serving the image, and the cap is
+ * recorded in the directory: accel-cache shows both.  The administration
+ * functions at the end (listing, evicting, verifying) are safe while
+ * other processes serve: they evict exactly as a store making room does.
  */
 
 #ifndef ACCEL_CACHE_H
@@ -120,5 +126,103 @@ void cache_image_stats (struct cache_image *ci, struct cache_stats *out);
  * process).  Costs one load per chunk.
  */
 uint64_t cache_image_cached_bytes (struct cache_image *ci);
+
+/* ---- Administration (accel-cache), safe while others serve ---------- */
+
+/* Open an existing cache directory to look at or tidy it.  Unlike
+ * cache_dir_open it creates nothing, records no cap, and says why a
+ * directory is refused: missing, not a cache, a cache of another format
+ * version, no permission.
+ */
+struct cache_dir *cache_dir_open_existing (const char *path);
+
+/* The directory's path, as it was opened. */
+const char *cache_dir_path (const struct cache_dir *d);
+
+/* The cap (cache-size=) that the last process to open the directory for
+ * serving gave, 0 meaning none.  1 if one is recorded, 0 if not, -1 on
+ * error.
+ */
+int cache_dir_recorded_cap (struct cache_dir *d, uint64_t *cap);
+
+/* What the cache holds of one image. */
+struct cache_image_info {
+  char id[65]; /* its directory in DIR/images: SHA-256 of the identity */
+  char *identity, *description; /* from its info file; NULL if unknown */
+  bool valid; /* false: no readable map (the numbers below are 0) */
+  bool serving; /* a process serves it now */
+  uint64_t image_size;
+  uint32_t chunk_size;
+  uint64_t nr_chunks;
+  uint64_t cached_chunks, cached_bytes; /* present chunks, their bytes */
+  uint64_t disk_bytes; /* blocks of its data file (what the cap counts) */
+  uint64_t hit_reads, hit_bytes; /* reads served from the cache */
+  uint64_t miss_reads, miss_bytes; /* reads that had to fetch */
+  uint32_t last_use; /* latest access of any chunk (0: none) */
+};
+
+/* Every image in the directory, sorted by description then id, in a
+ * malloc'd array.  0, or -1 (error reported).
+ */
+int cache_dir_list (struct cache_dir *d, struct cache_image_info **images,
+                    size_t *n);
+void cache_image_info_free (struct cache_image_info *images, size_t n);
+
+/* What an eviction or a gc did. */
+struct cache_evict_result {
+  uint64_t chunks, bytes; /* chunks evicted and their bytes */
+  uint64_t usage_before, usage_after; /* the directory's usage */
+  unsigned removed; /* image directories removed (nobody served them) */
+  unsigned busy; /* images kept: a process serves them */
+};
+
+/* Evict least recently used chunks of any image until the directory
+ * holds at most target bytes (accel-cache gc).  0, or -1.
+ */
+int cache_dir_gc (struct cache_dir *d, uint64_t target,
+                  struct cache_evict_result *res);
+
+/* Evict every chunk of image id.  If nobody serves it, its directory is
+ * removed too; if a process does, it stays and the server fetches again
+ * what it reads.  0, or -1.
+ */
+int cache_dir_evict_image (struct cache_dir *d, const char *id,
+                           struct cache_evict_result *res);
+
+/* Evict every chunk last used before `before` (seconds since the
+ * epoch), and remove the directories of images that nobody serves, that
+ * hold nothing any more and that were not used since.  0, or -1.
+ */
+int cache_dir_evict_older (struct cache_dir *d, uint32_t before,
+                           struct cache_evict_result *res);
+
+/* What a verification found. */
+struct cache_verify_result {
+  uint64_t checked; /* present chunks hashed */
+  uint64_t bad; /* of which damaged or short: dropped */
+  uint64_t changed; /* evicted or replaced while being read: skipped */
+};
+
+/* Hash every present chunk of image id against expected (the manifest;
+ * NULL or a 0 answer: the hash recorded in the map when it was stored)
+ * and drop the bad ones as eviction does, so that servers fetch them
+ * again.  0 (whatever was found), or -1 on error.
+ */
+int cache_dir_verify_image (struct cache_dir *d, const char *id,
+                            cache_expected_fn expected, void *opaque,
+                            struct cache_verify_result *res);
+
+/* The local copies of manifests (DIR/manifests/), by the SHA-256 that
+ * names the image they describe ("manifest:HEX" identities).
+ */
+struct cache_manifests;
+
+/* Hash every manifest copy in the directory.  NULL on error. */
+struct cache_manifests *cache_manifests_open (struct cache_dir *d);
+void cache_manifests_close (struct cache_manifests *ms);
+
+/* The path of the copy of the manifest an identity names, or NULL. */
+const char *
+cache_manifests_find (const struct cache_manifests *ms, const char *identity);
 
 #endif /* ACCEL_CACHE_H */

@@ -7,6 +7,9 @@
  * crash (a child that _exits without flushing), concurrent eviction by a
  * thread or another process, and a full filesystem (a small tmpfs
  * mounted in a private mount namespace; skipped if we cannot mount).
+ * Then what accel-cache does (cache-scan.c, cache-admin.c,
+ * cache-verify.c): listing images and their read counters, evicting
+ * served and idle images, by age and down to a size, and verifying.
  *
  * Chunk bytes are a function of an image's seed and the chunk's index,
  * so any process can tell right bytes from wrong ones.  Test-only
@@ -1690,6 +1693,420 @@ out:
   cache_dir_close (d);
 }
 
+/* ---- 12. administration: what accel-cache sees ---------------------- */
+
+/* The image of the list whose id is that of g, or NULL. */
+static const struct cache_image_info *
+find_info (const struct cache_image_info *infos, size_t n, const struct geom *g)
+{
+  char hex[65];
+  size_t i;
+
+  sha256_hex (g->identity, hex);
+  for (i = 0; i < n; i++)
+    if (strcmp (infos[i].id, hex) == 0)
+      return &infos[i];
+  return NULL;
+}
+
+/* Opening an existing directory; the recorded cap; list, counters. */
+static void
+test_admin_list (const char *tmp)
+{
+  /* An identity without a manifest spans lines, as the plugin's does. */
+  const struct geom g = { "object:e/b/k\netag:\"x\"\nsize:655360", 10 * CHUNK,
+                          CHUNK, 20 };
+  const struct geom g2 = { "manifest:0123", 3 * CHUNK + 10, CHUNK, 21 };
+  char path[PATH_MAX], f[PATH_MAX], hex[65];
+  struct cache_dir *d = NULL, *admin = NULL;
+  struct cache_image *ci = NULL, *ci2 = NULL;
+  struct cache_image_info *infos = NULL;
+  const struct cache_image_info *info;
+  uint64_t cap = 0, counters[4];
+  size_t n = 0;
+  int fd;
+
+  join (path, sizeof path, tmp, "cache");
+
+  /* Refusals: missing, not a cache, another format, a file.  Nothing is
+   * created.
+   */
+  CHECK (cache_dir_open_existing (path) == NULL);
+  CHECK (test_error_says (path, "No such file or directory"));
+  CHECK (mode_of (path) == 0);
+  CHECK (cache_dir_open_existing (tmp) == NULL);
+  CHECK (test_error_says ("is not an accel cache", CACHE_MARKER));
+  CHECK (write_file (join (f, sizeof f, tmp, "accel-cache-v7"), 0, "", 0) == 0);
+  CHECK (cache_dir_open_existing (tmp) == NULL);
+  CHECK (test_error_says ("is an accel cache of format 7", "format 1 only"));
+  CHECK (cache_dir_open_existing (f) == NULL);
+  CHECK (test_error_says (f, "not a directory"));
+  CHECK (mode_of (join (f, sizeof f, tmp, "lock")) == 0);
+
+  /* The cap of the last process that opened it to serve. */
+  d = cache_dir_open (path, 5 * (uint64_t) CHUNK);
+  admin = cache_dir_open_existing (path);
+  CHECK (d != NULL && admin != NULL);
+  if (d == NULL || admin == NULL)
+    goto out;
+  CHECK (strcmp (cache_dir_path (admin), path) == 0);
+  CHECK (cache_dir_recorded_cap (admin, &cap) == 1 &&
+         cap == 5 * (uint64_t) CHUNK);
+  cache_dir_close (admin);
+  admin = cache_dir_open_existing (path); /* records nothing */
+  CHECK (cache_dir_recorded_cap (admin, &cap) == 1 &&
+         cap == 5 * (uint64_t) CHUNK);
+  EXPECT_ERRORS (0);
+
+  /* Reads are counted in the map, by bytes and by reads. */
+  ci = cache_image_open (d, g.identity, "s3://b/one.img", g.size, g.chunk, NULL,
+                         NULL);
+  ci2 = cache_image_open (d, g2.identity, "s3://b/two.img", g2.size, g2.chunk,
+                          NULL, NULL);
+  CHECK (ci != NULL && ci2 != NULL);
+  if (ci == NULL || ci2 == NULL)
+    goto out;
+  CHECK (store (ci, &g, 0) == 0 && store (ci, &g, 1) == 0);
+  CHECK (store (ci, &g, 2) == 0 && store (ci2, &g2, 3) == 0);
+  CHECK (read_range (ci, &g, 0, 0, 100) == 1); /* pending: a hit */
+  CHECK (cache_flush (ci) == 0 && cache_flush (ci2) == 0);
+  CHECK (read_range (ci, &g, 1, 0, CHUNK) == 1);
+  CHECK (read_range (ci, &g, 7, 10, 1000) == 0);
+  CHECK (read_range (ci, &g, 8, 0, 5) == 0);
+
+  CHECK (cache_dir_list (admin, &infos, &n) == 0);
+  CHECK (n == 2);
+  info = find_info (infos, n, &g);
+  CHECK (info != NULL);
+  if (info) {
+    CHECK (info->valid && info->serving);
+    CHECK (test_str_is (info->identity, g.identity));
+    CHECK (test_str_is (info->description, "s3://b/one.img"));
+    CHECK (info->image_size == g.size && info->chunk_size == g.chunk);
+    CHECK (info->nr_chunks == 10);
+    CHECK (info->cached_chunks == 3 && info->cached_bytes == 3 * CHUNK);
+    CHECK (info->disk_bytes >= 3 * CHUNK && info->disk_bytes < 4 * CHUNK);
+    CHECK (info->hit_reads == 2 && info->hit_bytes == 100 + CHUNK);
+    CHECK (info->miss_reads == 2 && info->miss_bytes == 1005);
+    CHECK (info->last_use >= cache_now () - 2 &&
+           info->last_use <= cache_now ());
+  }
+  /* Sorted by description. */
+  CHECK (infos && test_str_is (infos[1].description, "s3://b/two.img"));
+  info = find_info (infos, n, &g2);
+  CHECK (info && info->cached_chunks == 1 && info->cached_bytes == 10);
+  cache_image_info_free (infos, n);
+  infos = NULL;
+
+  /* The counters are at the place docs/cache-format.md gives, and
+   * outlive the process that counted.
+   */
+  cache_image_close (ci);
+  ci = NULL;
+  fd = open (image_file (f, sizeof f, path, &g, "map"), O_RDONLY | O_CLOEXEC);
+  CHECK (fd >= 0 &&
+         pread (fd, counters, sizeof counters, 72) ==
+             (ssize_t) sizeof counters);
+  if (fd >= 0)
+    close (fd);
+  CHECK (counters[0] == 2 && counters[1] == 100 + CHUNK);
+  CHECK (counters[2] == 2 && counters[3] == 1005);
+  CHECK (cache_dir_list (admin, &infos, &n) == 0);
+  info = find_info (infos, n, &g);
+  CHECK (info && !info->serving && info->hit_bytes == 100 + CHUNK);
+  CHECK (info && info->cached_chunks == 3);
+  cache_image_info_free (infos, n);
+  infos = NULL;
+
+  /* A map of another format is listed, but as not valid. */
+  sha256_hex (g.identity, hex);
+  CHECK (write_file (image_file (f, sizeof f, path, &g, "map"), 8, "\x09", 1) ==
+         0);
+  CHECK (cache_dir_list (admin, &infos, &n) == 0);
+  info = find_info (infos, n, &g);
+  CHECK (info && !info->valid && info->cached_chunks == 0);
+  CHECK (info && strcmp (info->id, hex) == 0);
+  EXPECT_ERRORS (0);
+
+  /* A recorded cap of 0 is "no cap". */
+  cache_dir_close (cache_dir_open (path, 0));
+  CHECK (cache_dir_recorded_cap (admin, &cap) == 1 && cap == 0);
+
+out:
+  cache_image_info_free (infos, n);
+  cache_image_close (ci);
+  cache_image_close (ci2);
+  cache_dir_close (admin);
+  cache_dir_close (d);
+}
+
+/* ---- 13. administration: evict, evict older, gc --------------------- */
+
+/* Blocks of an image's data file, in chunks (rounded down). */
+static int64_t
+chunks_on_disk (const char *path, const struct geom *g)
+{
+  char f[PATH_MAX];
+
+  return blocks_of (image_file (f, sizeof f, path, g, "data")) / CHUNK;
+}
+
+/* Evicting an image that is served and one that is not; evicting by
+ * age; gc to a size, least recently used first.
+ */
+static void
+test_admin_evict (const char *tmp)
+{
+  const struct geom ga = { "admin-a", 8 * CHUNK, CHUNK, 22 };
+  const struct geom gb = { "admin-b", 8 * CHUNK, CHUNK, 23 };
+  const struct geom gc = { "admin-c", 4 * CHUNK, CHUNK, 24 };
+  char path[PATH_MAX], f[PATH_MAX], id_a[65], id_b[65], id_c[65];
+  struct cache_dir *d = NULL, *admin = NULL;
+  struct cache_image *a = NULL, *b = NULL, *c = NULL;
+  struct cache_evict_result res;
+  uint32_t now = cache_now ();
+  uint64_t i;
+
+  join (path, sizeof path, tmp, "cache");
+  sha256_hex (ga.identity, id_a);
+  sha256_hex (gb.identity, id_b);
+  sha256_hex (gc.identity, id_c);
+  d = cache_dir_open (path, 0);
+  admin = d ? cache_dir_open_existing (path) : NULL;
+  a = admin ? open_image (d, &ga) : NULL;
+  b = a ? open_image (d, &gb) : NULL;
+  c = b ? open_image (d, &gc) : NULL;
+  CHECK (c != NULL);
+  if (c == NULL)
+    goto out;
+  for (i = 0; i < 8; i++) {
+    CHECK (store (a, &ga, i) == 0 && store (b, &gb, i) == 0);
+    if (i < 4)
+      CHECK (store (c, &gc, i) == 0);
+  }
+  CHECK (cache_flush (a) == 0 && cache_flush (b) == 0 && cache_flush (c) == 0);
+  for (i = 0; i < 8; i++) {
+    CHECK (read_all (a, &ga, i) == 1); /* verified by this process */
+    set_atime (a, i, now - 100 + i);
+    set_atime (b, i, now - 2000 + i);
+    if (i < 4)
+      set_atime (c, i, now - 3000 + i);
+  }
+
+  /* A served image: its chunks go, its directory stays, and the server
+   * sees misses, then stores again.
+   */
+  CHECK (cache_dir_evict_image (admin, id_a, &res) == 0);
+  CHECK (res.chunks == 8 && res.bytes == 8 * CHUNK);
+  CHECK (res.removed == 0 && res.busy == 1);
+  CHECK (res.usage_before == 20 * (uint64_t) CHUNK &&
+         res.usage_after == 12 * (uint64_t) CHUNK);
+  CHECK (chunks_on_disk (path, &ga) == 0);
+  for (i = 0; i < 8; i++) {
+    CHECK (!cache_contains (a, i));
+    CHECK (read_all (a, &ga, i) == 0);
+  }
+  CHECK (store (a, &ga, 0) == 0 && cache_flush (a) == 0);
+  CHECK (read_all (a, &ga, 0) == 1);
+
+  /* Not served any more: the directory goes too. */
+  cache_image_close (c);
+  c = NULL;
+  CHECK (cache_dir_evict_image (admin, id_b, &res) == 0);
+  CHECK (res.chunks == 8 && res.busy == 1 && res.removed == 0);
+  CHECK (snprintf (f, sizeof f, "%s/images/%s", path, id_c) < (int) sizeof f);
+  CHECK (cache_dir_evict_image (admin, id_c, &res) == 0);
+  CHECK (res.chunks == 4 && res.removed == 1 && res.busy == 0);
+  CHECK (mode_of (f) == 0);
+  /* An image that is not there. */
+  CHECK (cache_dir_evict_image (admin, id_c, &res) == -1);
+  CHECK (test_error_says (f, "No such file or directory"));
+  /* And it can be opened again, from nothing. */
+  c = open_image (d, &gc);
+  CHECK (c != NULL && read_all (c, &gc, 0) == 0);
+  cache_image_close (c);
+  c = NULL;
+
+  /* By age: b's old chunks go; a recent one stays.  c (closed, nothing
+   * cached, last used never) is removed; b, served, is not.
+   */
+  for (i = 0; i < 8; i++) {
+    CHECK (store (b, &gb, i) == 0);
+  }
+  CHECK (cache_flush (b) == 0);
+  for (i = 0; i < 8; i++)
+    set_atime (b, i, i < 5 ? now - 2000 : now);
+  CHECK (cache_dir_evict_older (admin, now - 1000, &res) == 0);
+  CHECK (res.chunks == 5 && res.removed == 1 && res.busy == 0);
+  for (i = 0; i < 8; i++)
+    CHECK (cache_contains (b, i) == (i >= 5));
+  CHECK (read_all (a, &ga, 0) == 1);
+  image_file (f, sizeof f, path, &gc, "map");
+  CHECK (mode_of (f) == 0);
+
+  /* gc: least recently used first, down to the size asked. */
+  for (i = 0; i < 8; i++)
+    CHECK (store (a, &ga, i) == 0);
+  CHECK (cache_flush (a) == 0);
+  for (i = 0; i < 8; i++)
+    set_atime (a, i, now - 50 + i); /* older than b's 5..7 */
+  CHECK (cache_dir_gc (admin, 4 * CHUNK, &res) == 0);
+  CHECK (res.usage_before == 11 * (uint64_t) CHUNK);
+  CHECK (res.usage_after == 4 * (uint64_t) CHUNK);
+  CHECK (res.chunks == 7 && res.bytes == 7 * CHUNK);
+  for (i = 0; i < 8; i++)
+    CHECK (cache_contains (a, i) == (i == 7));
+  for (i = 5; i < 8; i++)
+    CHECK (read_all (b, &gb, i) == 1);
+  /* Nothing to do. */
+  CHECK (cache_dir_gc (admin, 100 * CHUNK, &res) == 0);
+  CHECK (res.chunks == 0 && res.usage_after == 4 * (uint64_t) CHUNK);
+  CHECK (cache_dir_gc (admin, 0, &res) == 0);
+  CHECK (res.chunks == 4 && res.usage_after == 0);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (a);
+  cache_image_close (b);
+  cache_image_close (c);
+  cache_dir_close (admin);
+  cache_dir_close (d);
+}
+
+/* ---- 14. administration: verify -------------------------------------- */
+
+/* cache_expected_fn for verify: the right hashes, except chunk 4's. */
+static int
+expected_but_4 (void *opaque, uint64_t idx, unsigned char sha256[32])
+{
+  const struct geom *g = opaque;
+  CLEANUP_FREE unsigned char *buf = test_alloc (g->chunk);
+
+  fill (g, idx, buf);
+  SHA256 (buf, len_of (g, idx), sha256);
+  if (idx == 4)
+    sha256[0] ^= 1;
+  return 1;
+}
+
+/* Damage under a process that trusts the chunk is found and dropped, so
+ * that process sees a miss; a manifest's hashes are used when given.
+ */
+static void
+test_admin_verify (const char *tmp)
+{
+  const struct geom g = { "admin-verify", 6 * CHUNK - 100, CHUNK, 25 };
+  char path[PATH_MAX], data[PATH_MAX], id[65];
+  struct cache_dir *d = NULL, *admin = NULL;
+  struct cache_image *ci = NULL;
+  struct cache_verify_result res;
+  uint64_t i;
+
+  join (path, sizeof path, tmp, "cache");
+  image_file (data, sizeof data, path, &g, "data");
+  sha256_hex (g.identity, id);
+  d = cache_dir_open (path, 0);
+  admin = d ? cache_dir_open_existing (path) : NULL;
+  ci = admin ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 6; i++)
+    CHECK (store (ci, &g, i) == 0);
+  CHECK (cache_flush (ci) == 0);
+  for (i = 0; i < 6; i++)
+    CHECK (read_all (ci, &g, i) == 1);
+
+  /* All good. */
+  CHECK (cache_dir_verify_image (admin, id, NULL, NULL, &res) == 0);
+  CHECK (res.checked == 6 && res.bad == 0 && res.changed == 0);
+
+  /* Scribbled on after this process checked it: it serves the damage
+   * (it verifies a chunk once) until verify drops the chunk.
+   */
+  CHECK (write_file (data, 2 * CHUNK + 77, "XY", 2) == 0);
+  CHECK (read_range (ci, &g, 2, 0, CHUNK) == 2);
+  CHECK (cache_dir_verify_image (admin, id, NULL, NULL, &res) == 0);
+  CHECK (res.checked == 6 && res.bad == 1);
+  CHECK (!cache_contains (ci, 2));
+  CHECK (read_range (ci, &g, 2, 0, CHUNK) == 0);
+  CHECK (chunk_data (data, &g, 2) == 0);
+  for (i = 0; i < 6; i++)
+    if (i != 2)
+      CHECK (read_all (ci, &g, i) == 1);
+
+  /* A short last chunk (the data file truncated). */
+  CHECK (truncate (data, 5 * CHUNK + 10) == 0);
+  CHECK (cache_dir_verify_image (admin, id, NULL, NULL, &res) == 0);
+  CHECK (res.checked == 5 && res.bad == 1);
+  CHECK (!cache_contains (ci, 5));
+  CHECK (truncate (data, g.size) == 0);
+
+  /* Against a manifest: chunk 4's bytes do not match it. */
+  CHECK (cache_dir_verify_image (admin, id, expected_but_4, (void *) &g,
+                                 &res) == 0);
+  CHECK (res.checked == 4 && res.bad == 1);
+  CHECK (!cache_contains (ci, 4));
+  CHECK (cache_contains (ci, 3));
+
+  /* An image that is not there. */
+  CHECK (cache_dir_verify_image (admin, "00ff", NULL, NULL, &res) == -1);
+  CHECK (test_error_says ("00ff", "no such image"));
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (admin);
+  cache_dir_close (d);
+}
+
+/* ---- 15. administration: manifest copies ---------------------------- */
+
+/* A manifest copy is found by the SHA-256 of its file. */
+static void
+test_admin_manifests (const char *tmp)
+{
+  char path[PATH_MAX], dir[PATH_MAX], f[PATH_MAX], want[PATH_MAX];
+  char identity[80], hex[65];
+  const char *name = "0000000000000000000000000000000000000000000000000000"
+                     "000000000001";
+  struct cache_dir *d = NULL;
+  struct cache_manifests *ms = NULL;
+
+  join (path, sizeof path, tmp, "cache");
+  d = cache_dir_open (path, 0);
+  CHECK (d != NULL);
+  if (d == NULL)
+    return;
+  /* No manifests directory at all. */
+  ms = cache_manifests_open (d);
+  CHECK (ms != NULL && cache_manifests_find (ms, "manifest:00") == NULL);
+  cache_manifests_close (ms);
+
+  join (dir, sizeof dir, path, "manifests");
+  CHECK (mkdir (dir, 0700) == 0);
+  CHECK (write_file (join (want, sizeof want, dir, name), 0, "manifest!", 9) ==
+         0);
+  CHECK (write_file (join (f, sizeof f, dir, "x.etag"), 0, "\"e\"", 3) == 0);
+  CHECK (snprintf (f, sizeof f, "%s/%s.tmp", dir, name) < (int) sizeof f);
+  CHECK (write_file (f, 0, "partial", 7) == 0);
+  sha256_hex ("manifest!", hex);
+  snprintf (identity, sizeof identity, "manifest:%s", hex);
+  ms = cache_manifests_open (d);
+  CHECK (ms != NULL);
+  if (ms) {
+    CHECK (test_str_is (cache_manifests_find (ms, identity), want));
+    sha256_hex ("partial", hex);
+    snprintf (identity, sizeof identity, "manifest:%s", hex);
+    CHECK (cache_manifests_find (ms, identity) == NULL);
+    CHECK (cache_manifests_find (ms, "object:x") == NULL);
+    CHECK (cache_manifests_find (ms, NULL) == NULL);
+  }
+  cache_manifests_close (ms);
+  EXPECT_ERRORS (0);
+  cache_dir_close (d);
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 static unsigned nr_cases, nr_failed_cases;
@@ -1751,6 +2168,10 @@ main (int argc, char *argv[])
   run_case ("full filesystem", test_full_disk);
   run_case ("geometry and foreign maps", test_geometry);
   run_case ("many storing threads", test_threads);
+  run_case ("admin: list, counters, recorded cap", test_admin_list);
+  run_case ("admin: evict, evict older, gc", test_admin_evict);
+  run_case ("admin: verify", test_admin_verify);
+  run_case ("admin: manifest copies", test_admin_manifests);
 
   printf ("cache: %u cases, %u failed\n", nr_cases, nr_failed_cases);
   return nr_failed_cases == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
