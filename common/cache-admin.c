@@ -101,6 +101,7 @@ with_lock (struct cache_dir *d, struct cache_evict_result *res,
   return r;
 }
 
+/* gc: LRU across images, measuring again, until under target. */
 static int
 gc_locked (struct cache_dir *d, struct cache_evict_result *res, const void *arg)
 {
@@ -126,6 +127,7 @@ cache_dir_gc (struct cache_dir *d, uint64_t target,
   return with_lock (d, res, gc_locked, &target);
 }
 
+/* evict IMAGE: every chunk, then the directory if nobody serves it. */
 static int
 evict_image_locked (struct cache_dir *d, struct cache_evict_result *res,
                     const void *arg)
@@ -168,6 +170,7 @@ unused_since (const struct cache_view *v, uint32_t t)
   return true;
 }
 
+/* evict --older-than: old chunks, then images unused since. */
 static int
 evict_older_locked (struct cache_dir *d, struct cache_evict_result *res,
                     const void *arg)

@@ -34,6 +34,7 @@ struct candidate {
   uint64_t idx;
 };
 
+/* qsort order: least recently used first. */
 static int
 compare_atime (const void *a, const void *b)
 {

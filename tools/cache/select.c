@@ -21,6 +21,7 @@
 /* Shortest id prefix accepted. */
 #define MIN_PREFIX 4
 
+/* Could be the beginning of an id. */
 static bool
 is_hex_prefix (const char *s)
 {

@@ -142,14 +142,14 @@ stat_text_image (const struct listing *l, size_t i)
   printf ("  state     %s\n", info->serving ? "being served" : "idle");
 }
 
+/* The text of stat: the directory, then a block per image. */
 static int
-stat_text (struct cache_dir *d, const struct listing *l, const char *path,
-           uint64_t usage, uint64_t cap, const char *cap_source)
+stat_text (const struct listing *l, const char *path, uint64_t usage,
+           uint64_t cap, const char *cap_source)
 {
   char h1[32], h2[32];
   size_t i, nr = 0, serving = 0;
 
-  (void) d;
   for (i = 0; i < l->n; i++) {
     nr += l->selected[i];
     serving += l->selected[i] && l->images[i].serving;
@@ -190,6 +190,7 @@ json_string_or_null (const char *key, const char *s)
     fputs ("null", stdout);
 }
 
+/* One image's object in stat --json. */
 static void
 stat_json_image (const struct listing *l, size_t i)
 {
@@ -232,6 +233,7 @@ stat_json_image (const struct listing *l, size_t i)
   fputs (" }", stdout);
 }
 
+/* stat --json: one object (see docs/accel-cache.md). */
 static int
 stat_json (const struct listing *l, const char *path, uint64_t usage,
            uint64_t cap, const char *cap_source)
@@ -269,7 +271,7 @@ show_stat (struct cache_dir *d, const struct listing *l, uint64_t cap,
     return -1;
   if (json)
     return stat_json (l, cache_dir_path (d), usage, cap, cap_source);
-  return stat_text (d, l, cache_dir_path (d), usage, cap, cap_source);
+  return stat_text (l, cache_dir_path (d), usage, cap, cap_source);
 }
 
 int
