@@ -24,6 +24,7 @@ make_image "$tmp/a.img" 24
 "$top/indexer/accel-index" "$tmp/a.img" -o "$tmp/a.img.manifest" > /dev/null ||
   fail "accel-index"
 head -c $((16 * MiB)) /dev/urandom > "$tmp/b.img"
+not_a_filesystem "$tmp/b.img"
 s3_put "$tmp/a.img" "$bucket/a.img"
 s3_put "$tmp/a.img.manifest" "$bucket/a.img.manifest"
 s3_put "$tmp/b.img" "$bucket/b.img"

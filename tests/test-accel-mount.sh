@@ -88,6 +88,7 @@ mke2fs -q -t ext4 -b 1024 -d "$tmp/src2" -L two "$tmp/two.img" 24M || fail "mke2
 mksquashfs "$tmp/src1" "$tmp/three.sqfs" -quiet -noappend -no-progress > /dev/null ||
   fail "mksquashfs"
 head -c $((4 << 20)) /dev/urandom > "$tmp/raw.img"
+not_a_filesystem "$tmp/raw.img"
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
 for img in one.img two.img three.sqfs raw.img; do

@@ -8,6 +8,7 @@ make_tmpdir
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
 head -c $((24 * 1048576)) /dev/urandom > "$tmp/disk.img"
+not_a_filesystem "$tmp/disk.img"
 s3_put "$tmp/disk.img" "$bucket/disk.img"
 
 cap=$((6 * 1048576))

@@ -10,6 +10,7 @@ make_tmpdir
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
 head -c $((16 * 1048576)) /dev/urandom > "$tmp/disk.img"
+not_a_filesystem "$tmp/disk.img"
 "$top/indexer/accel-index" "$tmp/disk.img" -o "$tmp/disk.img.manifest" ||
   fail "accel-index"
 s3_put "$tmp/disk.img" "$bucket/disk.img"

@@ -101,8 +101,10 @@ echo "v2 with dedup=false fetched $bytes bytes"
 # ---- 2. two images sharing chunks, two processes at once ----
 # Y's chunks 4-15 are X's chunks 0-11; both have a manifest (1 MiB).
 head -c $((16 << 20)) /dev/urandom > "$tmp/x.img"
+not_a_filesystem "$tmp/x.img"
 { head -c $((4 << 20)) /dev/urandom; head -c $((12 << 20)) "$tmp/x.img"; } \
   > "$tmp/y.img"
+not_a_filesystem "$tmp/y.img"
 for i in x y; do
   "$top/indexer/accel-index" "$tmp/$i.img" -o "$tmp/$i.img.manifest" ||
     fail "accel-index $i"

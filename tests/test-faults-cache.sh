@@ -254,6 +254,7 @@ faults '[]'
 
 echo "== 9. three nbdkits, two images, one cap"
 head -c $((16 * MiB)) /dev/urandom > "$tmp/other.img"
+not_a_filesystem "$tmp/other.img"
 "$top/indexer/accel-index" "$tmp/other.img" -o "$tmp/other.img.manifest" ||
   fail "accel-index"
 s3_put "$tmp/other.img" "$bucket/other.img"

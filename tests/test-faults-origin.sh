@@ -258,6 +258,7 @@ rm -rf "$tmp/cache"
 serve moved url="s3://$bucket/moving.img"
 range_check moved 0 $((2 * MiB))           # chunks 0 and 1 now cached
 head -c $((16 * MiB)) /dev/urandom > "$tmp/new.img"
+not_a_filesystem "$tmp/new.img"
 "$top/indexer/accel-index" "$tmp/new.img" -o "$tmp/new.img.manifest" ||
   fail "accel-index"
 s3_put "$tmp/new.img" "$bucket/moving.img"

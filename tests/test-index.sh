@@ -97,6 +97,7 @@ check_manifest "$tmp/tiny.img" "$tmp/tiny.manifest" 4096 raw
 
 # Chunks larger than the 8 MiB read buffer, the last one short.
 head -c $((20 * 1048576 + 5)) /dev/urandom > "$tmp/large.img"
+not_a_filesystem "$tmp/large.img"
 dd if=/dev/zero of="$tmp/large.img" bs=1M seek=16 count=4 conv=notrunc \
   status=none
 "$idx" "$tmp/large.img" -o "$tmp/large.manifest" --chunk-size 16M \

@@ -86,6 +86,7 @@ start_nbdkit c url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
   readahead=0 || fail "nbdkit: $(cat "$tmp/c.log")"
 nbdcheck read "$(nbd_uri c)" 0 4096 || fail "first read"
 head -c $((8 * 1048576)) /dev/urandom > "$tmp/other.img"
+not_a_filesystem "$tmp/other.img"
 s3_put "$tmp/other.img" "$bucket/disk.img"
 if nbdcheck read "$(nbd_uri c)" $((6 * 1048576)) 4096; then
   fail "read of a replaced object succeeded"

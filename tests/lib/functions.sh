@@ -285,6 +285,14 @@ make_image () {
   head -c $((mib * 1024 * 1024)) /dev/urandom > "$f"
   # Zero chunks 2 and 3 (1 MiB chunks) and the last half-chunk stays data.
   dd if=/dev/zero of="$f" bs=1M seek=2 count=2 conv=notrunc status=none
+  not_a_filesystem "$f"
+}
+
+# not_a_filesystem FILE: zero FILE's first 4 KiB, so that random bytes
+# never carry ext4's magic (0xEF53 at byte 1080, one image in 65536),
+# which would make accel-index take it for a damaged ext4 image.
+not_a_filesystem () {
+  dd if=/dev/zero of="$1" bs=4096 count=1 conv=notrunc status=none
 }
 
 # libnbd's Python bindings are installed for Debian's python3, not for
