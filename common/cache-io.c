@@ -167,9 +167,10 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   return 1;
 }
 
-int
-cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
-            void *buf)
+/* cache_read, counted in the image's hit and miss counters or not. */
+static int
+read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
+            void *buf, bool count)
 {
   struct map_entry *e;
   uint32_t local, s1, s2;
@@ -184,14 +185,16 @@ cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
 
   s1 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (!(s1 & STATE_PRESENT) && !(local & LOCAL_PENDING)) {
-    count_read (ci, false, len);
+    if (count)
+      count_read (ci, false, len);
     return 0;
   }
 
   if ((s1 & STATE_PRESENT) && !(local & LOCAL_VERIFIED)) {
     r = read_verify (ci, idx, s1, offset, len, buf);
     if (r != -1)
-      count_read (ci, r == 1, len);
+      if (count)
+        count_read (ci, r == 1, len);
     return r;
   }
 
@@ -214,12 +217,28 @@ cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     goto miss;
   }
   touch (e);
-  count_read (ci, true, len);
+  if (count)
+    count_read (ci, true, len);
   return 1;
 
 miss:
-  count_read (ci, false, len);
+  if (count)
+    count_read (ci, false, len);
   return 0;
+}
+
+int
+cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
+            void *buf)
+{
+  return read_chunk (ci, idx, offset, len, buf, true);
+}
+
+int
+cache_read_uncounted (struct cache_image *ci, uint64_t idx, uint32_t offset,
+                      uint32_t len, void *buf)
+{
+  return read_chunk (ci, idx, offset, len, buf, false);
 }
 
 bool

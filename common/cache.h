@@ -101,6 +101,13 @@ const char *cache_image_dir (const struct cache_image *ci);
 int cache_read (struct cache_image *ci, uint64_t idx, uint32_t offset,
                 uint32_t len, void *buf);
 
+/* The same, not counted in the image's hit and miss counters: for the
+ * read path's own second look at a chunk that a client read already
+ * counted.
+ */
+int cache_read_uncounted (struct cache_image *ci, uint64_t idx, uint32_t offset,
+                          uint32_t len, void *buf);
+
 /* True if chunk idx is in the cache (or about to be recorded). */
 bool cache_contains (struct cache_image *ci, uint64_t idx);
 

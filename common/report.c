@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "report.h"
 
@@ -72,4 +73,18 @@ report_debug (const char *fs, ...)
   else if (tool_verbose)
     report_to_stderr (fs, args);
   va_end (args);
+}
+
+void
+report_usage_error (const char *fs, ...)
+{
+  va_list args;
+
+  fprintf (stderr, "%s: ", program_invocation_short_name);
+  va_start (args, fs);
+  vfprintf (stderr, fs, args);
+  va_end (args);
+  fprintf (stderr, "\nTry '%s --help' for more information.\n",
+           program_invocation_short_name);
+  exit (2);
 }

@@ -32,4 +32,11 @@ void report_error (const char *fs, ...) __attribute__ ((format (printf, 1, 2)));
 /* A debug message (nbdkit -v, or a tool's --verbose). */
 void report_debug (const char *fs, ...) __attribute__ ((format (printf, 1, 2)));
 
+/* A tool's bad command line: "PROGNAME: message", where --help is,
+ * then exit status 2.  PROGNAME is the program's own name (the tool may
+ * not have called report_set_tool yet).
+ */
+void report_usage_error (const char *fs, ...)
+    __attribute__ ((noreturn, format (printf, 1, 2)));
+
 #endif /* ACCEL_REPORT_H */

@@ -137,20 +137,6 @@ usage (void)
           "Exit status: 0 on success, 1 on error, 2 on bad usage.\n");
 }
 
-/* Bad usage: say why and where help is, then exit 2. */
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-usage_error (const char *fs, ...)
-{
-  va_list args;
-
-  fprintf (stderr, PROGNAME ": ");
-  va_start (args, fs);
-  vfprintf (stderr, fs, args);
-  va_end (args);
-  fprintf (stderr, "\nTry '" PROGNAME " --help' for more information.\n");
-  exit (EXIT_USAGE);
-}
-
 /* Parse --chunk-size: digits with an optional K or M suffix, a power of
  * two within the format's limits.  Exits on a bad value.
  */
@@ -160,8 +146,8 @@ parse_chunk_size (const char *arg)
   uint32_t n;
 
   if (manifest_parse_chunk_size (arg, &n) == -1)
-    usage_error ("--chunk-size: '%s' is not a power of two from 4K to 64M",
-                 arg);
+    report_usage_error (
+        "--chunk-size: '%s' is not a power of two from 4K to 64M", arg);
   return n;
 }
 
@@ -475,12 +461,12 @@ main (int argc, char *argv[])
       break;
     case HOT_OPTION:
       if (*optarg == '\0')
-        usage_error ("--hot: empty file name");
+        report_usage_error ("--hot: empty file name");
       traces[nr_traces++] = optarg;
       break;
     case UPDATE_OPTION:
       if (*optarg == '\0')
-        usage_error ("--update: empty file name");
+        report_usage_error ("--update: empty file name");
       update = optarg;
       break;
     case HELP_OPTION:
@@ -500,22 +486,23 @@ main (int argc, char *argv[])
   }
   if (update) {
     if (optind != argc)
-      usage_error ("--update takes no IMAGE: it rewrites MANIFEST");
+      report_usage_error ("--update takes no IMAGE: it rewrites MANIFEST");
     if (nr_traces == 0)
-      usage_error ("--update needs at least one --hot TRACE");
+      report_usage_error ("--update needs at least one --hot TRACE");
     if (chunk_size_set)
-      usage_error ("--update keeps the manifest's chunk size: no "
-                   "--chunk-size");
+      report_usage_error ("--update keeps the manifest's chunk size: no "
+                          "--chunk-size");
     if (output && *output == '\0')
-      usage_error ("-o: empty file name");
+      report_usage_error ("-o: empty file name");
     if (output == NULL)
       output = update;
   }
   else {
     if (optind != argc - 1)
-      usage_error (optind == argc ? "no IMAGE given" : "more than one IMAGE");
+      report_usage_error (optind == argc ? "no IMAGE given"
+                                         : "more than one IMAGE");
     if (output == NULL || *output == '\0')
-      usage_error ("no manifest given (-o MANIFEST)");
+      report_usage_error ("no manifest given (-o MANIFEST)");
   }
   report_set_tool (PROGNAME, verbose);
 

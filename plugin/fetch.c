@@ -449,7 +449,7 @@ fill_locally (struct image *img, struct miss *m)
   atomic_init (&b->refs, 1);
   b->len = 0;
   if (cache_contains (img->cache, m->idx) &&
-      cache_read (img->cache, m->idx, 0, len, b->data) == 1)
+      cache_read_uncounted (img->cache, m->idx, 0, len, b->data) == 1)
     done = true;
   else if (img->dedup &&
            manifest_chunk_sha256 (img->manifest, m->idx, want) == 0 &&

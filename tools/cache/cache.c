@@ -137,20 +137,6 @@ usage (void)
       "chunks, 2 on bad usage.\n");
 }
 
-/* Bad usage: say why and where help is, then exit 2. */
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-usage_error (const char *fs, ...)
-{
-  va_list args;
-
-  fprintf (stderr, PROGNAME ": ");
-  va_start (args, fs);
-  vfprintf (stderr, fs, args);
-  va_end (args);
-  fprintf (stderr, "\nTry '" PROGNAME " --help' for more information.\n");
-  exit (EXIT_USAGE);
-}
-
 /* The command line, once parsed. */
 struct options {
   const char *dir;
@@ -171,22 +157,22 @@ check_options (const struct options *o)
 
   if (!is_stat && strcmp (c, "ls") != 0 && strcmp (c, "verify") != 0 &&
       !is_evict && strcmp (c, "gc") != 0)
-    usage_error ("unknown command '%s'", c);
+    report_usage_error ("unknown command '%s'", c);
   if (o->json && !is_stat)
-    usage_error ("--json is an option of stat");
+    report_usage_error ("--json is an option of stat");
   if (o->have_cap && !is_stat)
-    usage_error ("--cap is an option of stat");
+    report_usage_error ("--cap is an option of stat");
   if (o->have_older && !is_evict)
-    usage_error ("--older-than is an option of evict");
+    report_usage_error ("--older-than is an option of evict");
   if (o->have_to && strcmp (c, "gc") != 0)
-    usage_error ("--to is an option of gc");
+    report_usage_error ("--to is an option of gc");
   if (is_evict && o->have_older == (o->nr_images > 0))
-    usage_error ("evict needs either IMAGE... or --older-than DURATION");
+    report_usage_error ("evict needs either IMAGE... or --older-than DURATION");
   if (strcmp (c, "gc") == 0) {
     if (!o->have_to)
-      usage_error ("gc needs --to SIZE");
+      report_usage_error ("gc needs --to SIZE");
     if (o->nr_images > 0)
-      usage_error ("gc takes no IMAGE (it evicts from every image)");
+      report_usage_error ("gc takes no IMAGE (it evicts from every image)");
   }
 }
 
@@ -266,7 +252,7 @@ main (int argc, char *argv[])
     switch (c) {
     case 'd':
       if (*optarg == '\0')
-        usage_error ("--cache-dir: empty path");
+        report_usage_error ("--cache-dir: empty path");
       o.dir = optarg;
       break;
     case 'v':
@@ -274,7 +260,7 @@ main (int argc, char *argv[])
       break;
     case CAP_OPTION:
       if (parse_size (optarg, &o.cap) == -1)
-        usage_error ("--cap: '%s' is not a size (such as 8G)", optarg);
+        report_usage_error ("--cap: '%s' is not a size (such as 8G)", optarg);
       o.have_cap = true;
       break;
     case JSON_OPTION:
@@ -282,13 +268,13 @@ main (int argc, char *argv[])
       break;
     case OLDER_THAN_OPTION:
       if (parse_duration (optarg, &o.older_than) == -1)
-        usage_error ("--older-than: '%s' is not a duration (such as 7d)",
-                     optarg);
+        report_usage_error ("--older-than: '%s' is not a duration (such as 7d)",
+                            optarg);
       o.have_older = true;
       break;
     case TO_OPTION:
       if (parse_size (optarg, &o.to) == -1)
-        usage_error ("--to: '%s' is not a size (such as 8G)", optarg);
+        report_usage_error ("--to: '%s' is not a size (such as 8G)", optarg);
       o.have_to = true;
       break;
     case HELP_OPTION:
@@ -305,7 +291,7 @@ main (int argc, char *argv[])
     }
   }
   if (optind == argc)
-    usage_error ("no COMMAND given (stat, ls, verify, evict or gc)");
+    report_usage_error ("no COMMAND given (stat, ls, verify, evict or gc)");
   o.command = argv[optind];
   o.images = &argv[optind + 1];
   o.nr_images = argc - optind - 1;

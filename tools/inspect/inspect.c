@@ -125,20 +125,6 @@ usage (void)
       "a malformed manifest, a failed download), 2 on bad usage.\n");
 }
 
-/* Bad usage: say why and where help is, then exit 2. */
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-usage_error (const char *fs, ...)
-{
-  va_list args;
-
-  fprintf (stderr, PROGNAME ": ");
-  va_start (args, fs);
-  vfprintf (stderr, fs, args);
-  va_end (args);
-  fprintf (stderr, "\nTry '" PROGNAME " --help' for more information.\n");
-  exit (EXIT_USAGE);
-}
-
 /* Open the manifest (downloading it first if it is remote), print, and
  * check that stdout took it all.  0, or -1 (error reported).
  */
@@ -194,7 +180,7 @@ main (int argc, char *argv[])
     switch (c) {
     case 'f':
       if (*optarg == '\0')
-        usage_error ("--file: empty path");
+        report_usage_error ("--file: empty path");
       file = optarg;
       break;
     case 'v':
@@ -203,8 +189,8 @@ main (int argc, char *argv[])
     case ENDPOINT_OPTION:
       if (strncmp (optarg, "http://", 7) != 0 &&
           strncmp (optarg, "https://", 8) != 0)
-        usage_error ("--endpoint: '%s' is not an http:// or https:// URL",
-                     optarg);
+        report_usage_error (
+            "--endpoint: '%s' is not an http:// or https:// URL", optarg);
       endpoint = optarg;
       break;
     case JSON_OPTION:
@@ -226,10 +212,10 @@ main (int argc, char *argv[])
     }
   }
   if (optind != argc - 1)
-    usage_error (optind == argc ? "no MANIFEST given"
-                                : "more than one MANIFEST");
+    report_usage_error (optind == argc ? "no MANIFEST given"
+                                       : "more than one MANIFEST");
   if (argv[optind][0] == '\0')
-    usage_error ("MANIFEST is empty");
+    report_usage_error ("MANIFEST is empty");
   report_set_tool (PROGNAME, verbose);
 
   return inspect (argv[optind], endpoint, file, json) == 0 ? EXIT_SUCCESS

@@ -42,7 +42,6 @@
 #endif
 
 /* Exit status for bad usage, as distinct from a failure (1). */
-#define EXIT_USAGE 2
 
 /* Timestamps of every file when SOURCE_DATE_EPOCH is not set:
  * 2000-01-01T00:00:00Z.  NB: not 0, which libext2fs takes for "use
@@ -66,7 +65,7 @@ enum {
   NAME_OPTION,
 };
 
-/* A leading ':' : getopt_long reports nothing, usage_error does. */
+/* A leading ':' : getopt_long reports nothing, report_usage_error does. */
 static const char short_options[] = ":v";
 static const struct option long_options[] = {
   { "chunk-size", required_argument, NULL, CHUNK_SIZE_OPTION },
@@ -175,20 +174,6 @@ usage (void)
       "  " PROGNAME " ./weights /srv/mirror --fs squashfs --name llm-7b\n");
 }
 
-/* Bad usage: say why and where help is, then exit 2. */
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-usage_error (const char *fs, ...)
-{
-  va_list args;
-
-  fprintf (stderr, PROGNAME ": ");
-  va_start (args, fs);
-  vfprintf (stderr, fs, args);
-  va_end (args);
-  fprintf (stderr, "\nTry '" PROGNAME " --help' for more information.\n");
-  exit (EXIT_USAGE);
-}
-
 /* --chunk-size, with accel-index's rules: digits with an optional K or
  * M suffix, a power of two within the manifest format's limits.
  * Checked here so that a typo fails before a long build, not after.
@@ -199,8 +184,8 @@ parse_chunk_size (const char *arg)
   uint32_t n;
 
   if (manifest_parse_chunk_size (arg, &n) == -1)
-    usage_error ("--chunk-size: '%s' is not a power of two from 4K to 64M",
-                 arg);
+    report_usage_error (
+        "--chunk-size: '%s' is not a power of two from 4K to 64M", arg);
   return n;
 }
 
@@ -218,9 +203,10 @@ parse_epoch (void)
   n = strtoull (s, &end, 10);
   if (s[0] < '0' || s[0] > '9' || errno != 0 || *end != '\0' || n == 0 ||
       n > UINT32_MAX)
-    usage_error ("SOURCE_DATE_EPOCH: '%s' is not a number of seconds from 1 "
-                 "to 4294967295",
-                 s);
+    report_usage_error (
+        "SOURCE_DATE_EPOCH: '%s' is not a number of seconds from 1 "
+        "to 4294967295",
+        s);
   return n;
 }
 
@@ -232,10 +218,11 @@ check_name (const char *name)
 
   if (*name == '\0' || strcmp (name, ".") == 0 || strcmp (name, "..") == 0 ||
       strlen (name) > NAME_MAX_LEN)
-    usage_error ("--name: '%s' is not a usable image name", name);
+    report_usage_error ("--name: '%s' is not a usable image name", name);
   for (p = name; *p; p++)
     if (*p == '/' || (unsigned char) *p < 0x20 || *p == 0x7f)
-      usage_error ("--name: '%s': no '/' or control characters, please", name);
+      report_usage_error ("--name: '%s': no '/' or control characters, please",
+                          name);
 }
 
 /* The default name: the last component of SRC_DIR, resolved (so that
@@ -295,12 +282,12 @@ check_dest (const char *dest)
 
   if (is_s3 (dest)) {
     if (dest[5] == '\0' || dest[5] == '/')
-      usage_error ("%s: no bucket in the S3 URL", dest);
+      report_usage_error ("%s: no bucket in the S3 URL", dest);
     return;
   }
   if (strstr (dest, "://") != NULL)
-    usage_error ("%s: DEST is s3://BUCKET/PREFIX/NAME or a local directory",
-                 dest);
+    report_usage_error (
+        "%s: DEST is s3://BUCKET/PREFIX/NAME or a local directory", dest);
   if (stat (dest, &st) == -1) {
     report_error ("%s: %m", dest);
     exit (EXIT_FAILURE);
@@ -391,16 +378,16 @@ print_result (const struct mkimage_options *o, const struct build_result *r,
            PROGNAME ": %s.img: %s, %" PRIu64 " entries, %s for %s of files%s, "
                     "manifest %s",
            o->name, o->fs, r->nr_entries,
-           human_size (r->image_size, isz, sizeof isz),
-           human_size (r->file_bytes, fsz, sizeof fsz), slack,
-           human_size (manifest_size, msz, sizeof msz));
+           format_size (r->image_size, isz, sizeof isz),
+           format_size (r->file_bytes, fsz, sizeof fsz), slack,
+           format_size (manifest_size, msz, sizeof msz));
   if (strcmp (o->fs, "ext4") == 0)
     fprintf (stderr, ", %s free",
-             human_size (r->free_bytes, frsz, sizeof frsz));
+             format_size (r->free_bytes, frsz, sizeof frsz));
   if (r->attempts > 1)
     fprintf (stderr, ", built in %u attempts", r->attempts);
   if (is_s3 (o->dest))
-    fprintf (stderr, "; uploaded %s", human_size (uploaded, usz, sizeof usz));
+    fprintf (stderr, "; uploaded %s", format_size (uploaded, usz, sizeof usz));
   fprintf (stderr, "; %.1f s\n", secs);
 
   while (len > 1 && o->dest[len - 1] == '/')
@@ -476,9 +463,10 @@ split_s3_dest (struct mkimage_options *o, char **prefix)
     return;
   slash = strrchr (o->dest, '/');
   if (o->name && strcmp (o->name, slash + 1) != 0)
-    usage_error ("--name %s: DEST %s already names the image '%s' (end DEST "
-                 "with '/' to give a prefix)",
-                 o->name, o->dest, slash + 1);
+    report_usage_error (
+        "--name %s: DEST %s already names the image '%s' (end DEST "
+        "with '/' to give a prefix)",
+        o->name, o->dest, slash + 1);
   check_name (slash + 1);
   o->name = slash + 1;
   *prefix = strndup (o->dest, slash - o->dest);
@@ -528,7 +516,7 @@ main (int argc, char *argv[])
       break;
     case FS_OPTION:
       if (strcmp (optarg, "ext4") != 0 && strcmp (optarg, "squashfs") != 0)
-        usage_error ("--fs: '%s': ext4 or squashfs", optarg);
+        report_usage_error ("--fs: '%s': ext4 or squashfs", optarg);
       o.fs = optarg;
       break;
     case HOT_OPTION:
@@ -554,29 +542,29 @@ main (int argc, char *argv[])
       printf (PROGNAME " " ACCEL_VERSION "\n");
       exit (EXIT_SUCCESS);
     case ':':
-      usage_error ("%s: needs an argument", argv[optind - 1]);
+      report_usage_error ("%s: needs an argument", argv[optind - 1]);
     default:
       if (optopt)
-        usage_error ("unknown option '-%c'", optopt);
-      usage_error ("unknown option '%s'", argv[optind - 1]);
+        report_usage_error ("unknown option '-%c'", optopt);
+      report_usage_error ("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (argc - optind != 2)
-    usage_error (argc - optind < 2 ? "SRC_DIR and DEST are required"
-                                   : "too many arguments");
+    report_usage_error (argc - optind < 2 ? "SRC_DIR and DEST are required"
+                                          : "too many arguments");
   o.src = argv[optind];
   o.dest = argv[optind + 1];
   if (*o.src == '\0' || *o.dest == '\0')
-    usage_error ("SRC_DIR and DEST must not be empty");
+    report_usage_error ("SRC_DIR and DEST must not be empty");
   if (o.label && strcmp (o.fs, "ext4") != 0)
-    usage_error ("--label: only ext4 images have a label");
+    report_usage_error ("--label: only ext4 images have a label");
   if (o.label && strlen (o.label) > EXT4_LABEL_MAX)
-    usage_error ("--label: '%s' is longer than %d bytes", o.label,
-                 EXT4_LABEL_MAX);
+    report_usage_error ("--label: '%s' is longer than %d bytes", o.label,
+                        EXT4_LABEL_MAX);
   if (o.compress && strcmp (o.fs, "squashfs") != 0)
-    usage_error ("--compress: only for --fs squashfs");
+    report_usage_error ("--compress: only for --fs squashfs");
   if (o.endpoint && !is_s3 (o.dest))
-    usage_error ("--endpoint: only for an s3:// DEST");
+    report_usage_error ("--endpoint: only for an s3:// DEST");
   if (o.name)
     check_name (o.name);
   check_dest (o.dest);

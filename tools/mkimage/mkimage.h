@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "format.h"
+
 #define PROGNAME "accel-mkimage"
 
 /* Everything the command line decides. */
@@ -165,9 +167,6 @@ extern void progress_init (void);
 extern void progress_start (const char *what, uint64_t total);
 extern void progress_update (uint64_t done);
 extern void progress_end (void);
-
-/* "12.3 MiB": n bytes for humans, into buf. */
-extern const char *human_size (uint64_t n, char *buf, size_t len);
 
 /* publish-dir.c: copy path to dest atomically (temporary file in the
  * same directory, fsync, rename, fsync of the directory).  what is for

@@ -40,25 +40,6 @@ progress_init (void)
   enabled = isatty (STDERR_FILENO);
 }
 
-const char *
-human_size (uint64_t n, char *buf, size_t len)
-{
-  static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
-  double v = n;
-  int u = -1;
-
-  if (n < 1024) {
-    snprintf (buf, len, "%" PRIu64 " B", n);
-    return buf;
-  }
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    u++;
-  }
-  snprintf (buf, len, "%.1f %s", v, units[u]);
-  return buf;
-}
-
 void
 progress_start (const char *what, uint64_t bytes)
 {
@@ -94,9 +75,9 @@ progress_update (uint64_t done)
               left % 60);
   }
   fprintf (stderr, "\r\033[K%s: %s / %s  %3d%%  %s/s%s", label,
-           human_size (done, d, sizeof d), human_size (total, t, sizeof t),
+           format_size (done, d, sizeof d), format_size (total, t, sizeof t),
            total ? (int) (done * 100 / total) : 100,
-           human_size (rate, r, sizeof r), eta);
+           format_size (rate, r, sizeof r), eta);
   active = true;
 }
 

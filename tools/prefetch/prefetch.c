@@ -37,7 +37,6 @@
 #endif
 
 /* Exit status for bad usage, as distinct from a failure (1). */
-#define EXIT_USAGE 2
 
 #define DEFAULT_REQUESTS 4
 #define MAX_REQUESTS 64
@@ -52,7 +51,7 @@ enum {
   SOCKET_OPTION,
 };
 
-/* A leading ':' : getopt_long reports nothing, usage_error does. */
+/* A leading ':' : getopt_long reports nothing, report_usage_error does. */
 static const char short_options[] = ":nqr:v";
 static const struct option long_options[] = {
   { "batch", required_argument, NULL, BATCH_OPTION },
@@ -131,21 +130,7 @@ usage (void)
       DEFAULT_REQUESTS, MAX_REQUESTS);
 }
 
-/* Bad usage: say why and where help is, then exit 2. */
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-usage_error (const char *fs, ...)
-{
-  va_list args;
-
-  fprintf (stderr, PROGNAME ": ");
-  va_start (args, fs);
-  vfprintf (stderr, fs, args);
-  va_end (args);
-  fprintf (stderr, "\nTry '" PROGNAME " --help' for more information.\n");
-  exit (EXIT_USAGE);
-}
-
-/* A number from min to max, or usage_error. */
+/* A number from min to max, or report_usage_error. */
 static unsigned
 parse_count (const char *opt, const char *arg, unsigned min, unsigned max)
 {
@@ -155,7 +140,8 @@ parse_count (const char *opt, const char *arg, unsigned min, unsigned max)
   errno = 0;
   n = strtoul (arg, &end, 10);
   if (arg[0] < '0' || arg[0] > '9' || errno || *end || n < min || n > max)
-    usage_error ("%s: '%s' is not a number from %u to %u", opt, arg, min, max);
+    report_usage_error ("%s: '%s' is not a number from %u to %u", opt, arg, min,
+                        max);
   return n;
 }
 
@@ -175,7 +161,7 @@ parse_batch (const char *arg)
     mult = 1024 * 1024, end++;
   if (arg[0] < '0' || arg[0] > '9' || errno || *end || n == 0 ||
       n > MAX_BATCH / mult)
-    usage_error ("--batch: '%s' is not a size from 1 to 64M", arg);
+    report_usage_error ("--batch: '%s' is not a size from 1 to 64M", arg);
   return n * mult;
 }
 
@@ -225,7 +211,7 @@ run (struct target *t, char *const *args, size_t nr_args, bool dry_run,
              PROGNAME ": note: %s of these files are compressed or holes "
                       "in the squashfs image and cannot be located: they "
                       "are not warmed\n",
-             human_size (s.unmapped_bytes, b, sizeof b));
+             format_size (s.unmapped_bytes, b, sizeof b));
   if (dry_run) {
     printf ("%" PRIu64 " files, %" PRIu64 " chunks, %" PRIu64 " bytes\n",
             s.nr_files, s.nr_selected, s.bytes);
@@ -293,26 +279,27 @@ main (int argc, char *argv[])
       printf (PROGNAME " " ACCEL_VERSION "\n");
       exit (EXIT_SUCCESS);
     case ':':
-      usage_error ("%s: needs an argument", argv[optind - 1]);
+      report_usage_error ("%s: needs an argument", argv[optind - 1]);
     default:
       if (optopt)
-        usage_error ("unknown option '-%c'", optopt);
-      usage_error ("unknown option '%s'", argv[optind - 1]);
+        report_usage_error ("unknown option '-%c'", optopt);
+      report_usage_error ("unknown option '%s'", argv[optind - 1]);
     }
   }
   first = optind;
   if (sock == NULL) {
     if (manifest)
-      usage_error ("--manifest goes with --socket (a mount records its "
-                   "manifest)");
+      report_usage_error ("--manifest goes with --socket (a mount records its "
+                          "manifest)");
     if (argc - optind < 2)
-      usage_error (argc == optind ? "MOUNT and PATH... are required"
-                                  : "no PATH given: name files or "
-                                    "directories under MOUNT");
+      report_usage_error (argc == optind ? "MOUNT and PATH... are required"
+                                         : "no PATH given: name files or "
+                                           "directories under MOUNT");
     first = optind + 1;
   }
   else if (argc - optind < 1)
-    usage_error ("no PATH given: name files or directories in the image");
+    report_usage_error (
+        "no PATH given: name files or directories in the image");
   report_set_tool (PROGNAME, verbose);
   o.progress = !o.quiet && isatty (STDERR_FILENO);
 

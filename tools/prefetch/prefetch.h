@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format.h"
 #include "manifest.h"
 
 #define PROGNAME "accel-prefetch"
@@ -96,8 +97,5 @@ int warm_run (struct manifest *m, const struct selection *s,
               const struct warm_options *o);
 
 void warm_disconnect (void);
-
-/* A size for people: "12.3 MiB". */
-const char *human_size (uint64_t n, char *buf, size_t len);
 
 #endif /* ACCEL_PREFETCH_TOOL_H */

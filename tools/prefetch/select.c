@@ -87,7 +87,7 @@ select_file (struct manifest *m, struct selection *s, const char *path,
     for (p = path; *p; p++)
       fputc ((unsigned char) *p < ' ' || *p == 0x7f ? '?' : *p, stderr);
     fprintf (stderr, " (%s, %zu extents)\n",
-             human_size (f.size, size, sizeof size), n);
+             format_size (f.size, size, sizeof size), n);
   }
   select_extents (m, s, &f, e, n);
   return 0;

@@ -23,6 +23,7 @@
 #include <libnbd.h>
 
 #include "prefetch.h"
+#include "format.h"
 #include "report.h"
 
 #define BAR_WIDTH 30
@@ -52,25 +53,6 @@ now (void)
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-const char *
-human_size (uint64_t n, char *buf, size_t len)
-{
-  static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
-  double v = n;
-  int u = -1;
-
-  if (n < 1024) {
-    snprintf (buf, len, "%" PRIu64 " B", n);
-    return buf;
-  }
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    u++;
-  }
-  snprintf (buf, len, "%.1f %s", v, units[u]);
-  return buf;
 }
 
 /* Pull the manifest's path out of "accel: NAME manifest=PATH" (the
@@ -184,9 +166,9 @@ show_progress (const struct run *run, double start, bool final)
   memset (bar + fill, '.', BAR_WIDTH - fill);
   bar[BAR_WIDTH] = '\0';
   fprintf (stderr, "\r\033[K[%s] %3d%%  %s / %s  %s/s", bar, pct,
-           human_size (run->done, d, sizeof d),
-           human_size (run->total, t, sizeof t),
-           human_size (secs > 0 ? run->done / secs : 0, r, sizeof r));
+           format_size (run->done, d, sizeof d),
+           format_size (run->total, t, sizeof t),
+           format_size (secs > 0 ? run->done / secs : 0, r, sizeof r));
   if (final)
     fprintf (stderr, "\n");
 }
@@ -277,8 +259,8 @@ warm_run (struct manifest *m, const struct selection *s,
     fprintf (stderr,
              PROGNAME ": warmed %" PRIu64 " files: %" PRIu64 " chunks, %s "
                       "in %.1f s (%s/s)\n",
-             s->nr_files, s->nr_selected, human_size (run.done, d, sizeof d),
-             secs, human_size (secs > 0 ? run.done / secs : 0, r, sizeof r));
+             s->nr_files, s->nr_selected, format_size (run.done, d, sizeof d),
+             secs, format_size (secs > 0 ? run.done / secs : 0, r, sizeof r));
   return 0;
 }
 
