@@ -86,8 +86,8 @@ HEADERS := $(wildcard common/*.h plugin/*.h indexer/*.h tools/*/*.h tests/unit/*
 FORMAT_FILES = $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] \
   tools/*/*.[ch] tests/unit/*.[ch] tests/helpers/*.[ch])
 
-.PHONY: all check check-deps check-tsan check-valgrind demo install clean \
-  format format-check FORCE
+.PHONY: all bench check check-deps check-tsan check-valgrind demo install \
+  clean format format-check FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
   $(if $(SANITIZE),$(SANITIZER_PRELOAD))
@@ -161,6 +161,13 @@ check-valgrind: check-deps
 demo: check-deps
 	$(MAKE) all
 	tools/demo
+
+# The performance bench of issue 5 (not part of check): prints its table
+# and targets and writes them to docs/bench-results.md and README.md.
+# BENCH_QUICK=1 for the small variant; tests/bench/bench says more.
+bench: check-deps
+	$(MAKE) all
+	tests/bench/bench
 
 install: $(PLUGIN) $(INDEXER) $(TOOLS)
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
