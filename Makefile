@@ -69,6 +69,12 @@ EXTRA_PKGS := ext2fs com_err squashfuse
 EXTRA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(EXTRA_PKGS) 2>/dev/null)
 EXTRA_LIBS := $(shell $(PKG_CONFIG) --libs $(EXTRA_PKGS) 2>/dev/null)
 
+# accel-prefetch talks NBD to the plugin.
+NBD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnbd 2>/dev/null)
+NBD_LIBS := $(shell $(PKG_CONFIG) --libs libnbd 2>/dev/null)
+tools/prefetch/%.o: ALL_CFLAGS += $(NBD_CFLAGS)
+tools/accel-prefetch: EXTRA_LIBS += $(NBD_LIBS)
+
 # Small programs that integration tests drive (never run by tests/run
 # directly): tests/helpers/NAME.c.  The exception, sanitizer-preload.so,
 # goes into nbdkit with a sanitizer's runtime (SANITIZE= builds only).
@@ -148,7 +154,8 @@ check: check-deps
 # test under valgrind's memcheck.  Each rebuilds what it needs (see
 # BUILD_FLAGS).  tests/lib/sanitizer.sh has the run-time side: nbdkit
 # gets the runtime preloaded, and any report fails the test.
-TSAN_TESTS := unit/test-cache test-serve test-cache- test-faults test-s3
+TSAN_TESTS := unit/test-cache test-serve test-cache- test-faults test-s3 \
+  test-prefetch
 
 check-tsan:
 	$(MAKE) check SANITIZE=thread TESTS="$(TSAN_TESTS)"

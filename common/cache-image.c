@@ -389,3 +389,16 @@ cache_image_stats (struct cache_image *ci, struct cache_stats *out)
   out->verify_failed = ci->stats.verify_failed;
   out->evicted = ci->stats.evicted;
 }
+
+uint64_t
+cache_image_cached_bytes (struct cache_image *ci)
+{
+  uint64_t i, bytes = 0, last = ci->nr_chunks - 1;
+
+  for (i = 0; i < ci->nr_chunks; i++)
+    if (atomic_load_explicit (&ci->entries[i].state, memory_order_relaxed) &
+        STATE_PRESENT)
+      bytes +=
+          i < last ? ci->chunk_size : ci->image_size - last * ci->chunk_size;
+  return bytes;
+}

@@ -128,6 +128,23 @@ int cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
  */
 int cache_image_drop (struct cache_image *ci, uint64_t idx, uint32_t state);
 
+/* cache-io.c: store chunk idx (len bytes hashing to sha256, which the
+ * caller has verified) by following rule 1 of docs/cache-format.md;
+ * write_fn puts the bytes at offset of the data file, with the
+ * directory lock held.  It returns 0, or -1 with errno set (a failed
+ * write: caching is turned off for a while, as for any store).
+ * Returns as cache_store.
+ */
+typedef int (*cache_write_fn) (void *opaque, int data_fd, uint64_t offset,
+                               uint32_t len);
+int cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
+                      const unsigned char sha256[32], cache_write_fn write_fn,
+                      void *opaque);
+
+/* cache_write_fn that writes the buffer opaque (what cache_store uses). */
+int
+cache_write_buffer (void *opaque, int data_fd, uint64_t offset, uint32_t len);
+
 /* Helpers. */
 int cache_punch (int fd, uint64_t offset, uint64_t len);
 uint32_t cache_now (void);

@@ -275,16 +275,53 @@ pending_full (struct cache_image *ci)
 }
 
 int
+cache_write_buffer (void *opaque, int fd, uint64_t offset, uint32_t len)
+{
+  const char *data = opaque;
+  size_t done;
+  ssize_t w;
+
+  for (done = 0; done < len; done += w) {
+    w = pwrite (fd, data + done, len - done, offset + done);
+    if (w == -1 && errno == EINTR)
+      w = 0;
+    else if (w == 0) {
+      errno = EIO;
+      return -1;
+    }
+    else if (w == -1)
+      return -1;
+  }
+  return 0;
+}
+
+int
 cache_store (struct cache_image *ci, uint64_t idx, const void *data,
              uint32_t len)
 {
+  unsigned char sha[32];
+
+  if (idx >= ci->nr_chunks || len != chunk_len (ci, idx)) {
+    report_error ("cache: store of chunk %" PRIu64
+                  " with wrong length %" PRIu32,
+                  idx, len);
+    return -1;
+  }
+  SHA256 (data, len, sha); /* outside the lock */
+  return cache_store_with (ci, idx, len, sha, cache_write_buffer,
+                           (void *) data);
+}
+
+/* Rule 1 of docs/cache-format.md, whoever provides the bytes. */
+int
+cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
+                  const unsigned char sha256[32], cache_write_fn write_fn,
+                  void *opaque)
+{
   struct cache_dir *d = ci->dir;
   struct map_entry *e;
-  unsigned char sha[32];
   uint64_t off;
   uint32_t s0;
-  ssize_t w;
-  size_t done;
   int r;
 
   if (idx >= ci->nr_chunks || len != chunk_len (ci, idx)) {
@@ -298,8 +335,6 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
 
   if (pending_full (ci) && cache_flush (ci) == -1)
     return -1;
-
-  SHA256 (data, len, sha); /* outside the lock */
 
   if (cache_dir_lock (d) == -1)
     return -1;
@@ -315,18 +350,12 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
   if (s0 & STATE_PRESENT)
     goto out; /* another process stored it already */
 
-  for (done = 0; done < len; done += w) {
-    w = pwrite (ci->data_fd, (const char *) data + done, len - done,
-                off + done);
-    if (w == -1 && errno == EINTR)
-      w = 0;
-    else if (w <= 0) {
-      store_failed_locked (ci, w == -1 ? errno : EIO);
-      r = 1;
-      goto out;
-    }
+  if (write_fn (opaque, ci->data_fd, off, len) == -1) {
+    store_failed_locked (ci, errno ? errno : EIO);
+    r = 1;
+    goto out;
   }
-  hash_store (e->sha256, sha);
+  hash_store (e->sha256, sha256);
   d->warned_full = false; /* warn again if it fills again */
   cache_dir_unlock (d);
 

@@ -116,4 +116,9 @@ unsigned cache_pending (struct cache_image *ci);
 
 void cache_image_stats (struct cache_image *ci, struct cache_stats *out);
 
+/* Bytes of the image's chunks that the cache holds now (recorded by any
+ * process).  Costs one load per chunk.
+ */
+uint64_t cache_image_cached_bytes (struct cache_image *ci);
+
 #endif /* ACCEL_CACHE_H */

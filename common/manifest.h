@@ -34,7 +34,9 @@
  *     or for squashfs may also be compressed data (both tables may be
  *     empty).
  *   hot (rank INTEGER PRIMARY KEY, chunk_idx INTEGER NOT NULL)
- *     chunks worth prefetching, most important first (may be empty).
+ *     chunks worth prefetching, most important first (may be empty):
+ *     accel-index fills it from trace files (trace-file.h), in the order
+ *     the chunks were first read, leaving out all-zero chunks.
  *
  * The plugin treats a manifest as untrusted input: manifest_open checks
  * the file's size and header, opens it read-only with sqlite's defensive
@@ -197,5 +199,14 @@ int manifest_writer_finish (struct manifest_writer *w,
 
 /* Give up: remove the temporary file and free w.  NULL is allowed. */
 void manifest_writer_abort (struct manifest_writer *w);
+
+/* Write a copy of m to path with the hot list hot[0..nr_hot-1] instead
+ * of m's, byte-identical to the manifest that indexing m's image with
+ * that hot list would give (same sqlite version).  path may be m's own
+ * path: the copy is renamed over it when complete, and m stays usable.
+ * 0, or -1 (error reported; path untouched).
+ */
+int manifest_copy (struct manifest *m, const char *path, const uint64_t *hot,
+                   size_t nr_hot);
 
 #endif /* ACCEL_MANIFEST_H */

@@ -284,13 +284,13 @@ judge_range (const struct s3_request *rq, const struct s3_response *rs,
   return S3_OK;
 }
 
-/* The response to a read of an opened object, S3_READ_RANGE or
- * S3_READ_ALL: the version it was opened at (etag), the status the
- * request asks for, then every byte of the body.
+/* The headers of a response to a read of an opened object, S3_READ_RANGE
+ * or S3_READ_ALL: the version it was opened at (etag) and the status the
+ * request asks for.
  */
 static enum s3_outcome
-judge_read (const struct s3_request *rq, const struct s3_response *rs,
-            const char *etag, char *msg, size_t msglen, int *err)
+judge_read_headers (const struct s3_request *rq, const struct s3_response *rs,
+                    const char *etag, char *msg, size_t msglen, int *err)
 {
   enum s3_outcome o;
 
@@ -308,6 +308,30 @@ judge_read (const struct s3_request *rq, const struct s3_response *rs,
     return verdict (S3_FAIL, EPROTO, err, msg, msglen,
                     "unexpected status %ld to a GET of the whole object",
                     rs->status);
+  return S3_OK;
+}
+
+bool
+s3_read_headers_ok (const struct s3_request *rq, const struct s3_response *rs)
+{
+  char msg[1];
+  int err;
+
+  return judge_read_headers (rq, rs, rq->if_match, msg, sizeof msg, &err) ==
+      S3_OK;
+}
+
+/* The whole response to a read: its headers, then every byte of the
+ * body.
+ */
+static enum s3_outcome
+judge_read (const struct s3_request *rq, const struct s3_response *rs,
+            const char *etag, char *msg, size_t msglen, int *err)
+{
+  enum s3_outcome o = judge_read_headers (rq, rs, etag, msg, msglen, err);
+
+  if (o != S3_OK)
+    return o;
   if (rs->got != rq->len)
     return verdict (S3_RETRY, EIO, err, msg, msglen,
                     "short body: %" PRIu64 " of %" PRIu64 " bytes", rs->got,
@@ -421,6 +445,11 @@ s3_check_response (const struct s3_url *url, const struct s3_request *rq,
       return judge_open (rq, rs, msg, msglen, err);
     return judge_status (url, rq, rs, msg, msglen, err);
   }
+  /* Streamed to the caller as it came (s3_request.progress), the body
+   * was cut short when the headers were wrong: say what was wrong.
+   */
+  if (rs->headers_rejected)
+    return judge_read (rq, rs, rq->if_match, msg, msglen, err);
   if (rs->cc != CURLE_OK)
     return judge_curl (rs, msg, msglen, err);
   if (rs->status == 0)

@@ -56,6 +56,9 @@ struct s3_request {
   uint64_t len; /* ... or, with fd, the expected body size */
   int fd; /* -1, or where the response body goes */
 
+  /* With buf: told as the body's bytes land in it (see s3_progress). */
+  struct s3_progress *progress;
+
   /* The request body: body_len bytes of body or, if body is NULL, read
    * with pread from body_fd at body_offset, so that every attempt sends
    * the file's bytes again without holding them in memory.
@@ -82,6 +85,8 @@ struct s3_response {
   char curl_error[CURL_ERROR_SIZE];
 
   uint64_t got; /* body bytes accepted into buf or fd */
+  bool headers_checked; /* progress: s3_read_headers_ok was asked */
+  bool headers_rejected; /* ... and said no, so the body was refused */
   bool overflow; /* the server sent more than we allowed */
   int write_errno; /* writing to fd failed with this */
   uint64_t sent; /* request body bytes handed to libcurl */
@@ -133,6 +138,12 @@ extern int s3_perform (struct http_pool *pool, struct creds_provider *creds,
 extern enum s3_outcome
 s3_check_response (const struct s3_url *url, const struct s3_request *rq,
                    struct s3_response *rs, char *msg, size_t msglen, int *err);
+
+/* Whether a 2xx response's headers are what a read of an opened object
+ * must get (the judgement s3_check_response makes of them at the end).
+ */
+extern bool
+s3_read_headers_ok (const struct s3_request *rq, const struct s3_response *rs);
 
 /* Parse url (s3://, http://, https://) with c's endpoint and region.
  * Returns 0, or -1 after report_error; free out with s3_url_free.

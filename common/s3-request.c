@@ -168,6 +168,39 @@ write_all (int fd, const char *buf, size_t n)
   return 0;
 }
 
+/* A body the caller takes as it comes (s3_request.progress): no byte is
+ * handed over before the headers say it is the range of the version
+ * asked for, and a retry, which gets the same bytes again (If-Match),
+ * does not write over what the caller was already given and may be
+ * reading.
+ */
+static size_t
+write_progress (struct s3_response *rs, const char *ptr, size_t n)
+{
+  const struct s3_request *rq = rs->rq;
+  struct s3_progress *p = rq->progress;
+  uint64_t end = rs->got + n;
+
+  if (!rs->headers_checked) {
+    rs->headers_checked = true;
+    /* (s3_perform learns it only at the end) */
+    curl_easy_getinfo (rs->curl, CURLINFO_RESPONSE_CODE, &rs->status);
+    if (!s3_read_headers_ok (rq, rs)) {
+      rs->headers_rejected = true;
+      return 0;
+    }
+  }
+  if (end > p->done) {
+    uint64_t skip = p->done > rs->got ? p->done - rs->got : 0;
+
+    memcpy (rq->buf + rs->got + skip, ptr + skip, n - skip);
+    p->done = end;
+    p->fn (p->opaque, end);
+  }
+  rs->got = end;
+  return n;
+}
+
 /* libcurl calls this with each piece of the body.  A 2xx body goes to
  * the caller, bounded by rq->len: returning less than n makes libcurl
  * abort the transfer (CURLE_WRITE_ERROR), which is how an oversized
@@ -189,6 +222,8 @@ write_cb (char *ptr, size_t size, size_t nmemb, void *opaque)
     rs->overflow = true;
     return 0;
   }
+  if (rq->progress)
+    return write_progress (rs, ptr, n);
   if (rq->buf)
     memcpy (rq->buf + rs->got, ptr, n);
   else if (write_all (rq->fd, ptr, n) == -1) {

@@ -439,6 +439,14 @@ int
 s3_object_get_range (struct s3_object *o, uint64_t offset, uint64_t len,
                      void *buf)
 {
+  return s3_object_get_range_progress (o, offset, len, buf, NULL);
+}
+
+int
+s3_object_get_range_progress (struct s3_object *o, uint64_t offset,
+                              uint64_t len, void *buf,
+                              struct s3_progress *progress)
+{
   struct s3_request rq = { .fd = -1, .purpose = S3_READ_RANGE };
 
   if (len == 0 && offset <= o->size)
@@ -458,6 +466,7 @@ s3_object_get_range (struct s3_object *o, uint64_t offset, uint64_t len,
   rq.len = len;
   rq.if_match = o->etag;
   rq.size = o->size;
+  rq.progress = progress;
   return s3_run (o->c, &o->url, &rq, NULL, NULL, 0);
 }
 

@@ -83,6 +83,22 @@ extern const char *s3_object_identity (const struct s3_object *o);
 extern int s3_object_get_range (struct s3_object *o, uint64_t offset,
                                 uint64_t len, void *buf);
 
+/* The same, telling progress->fn(progress->opaque, done) each time more
+ * of buf is filled: bytes [0, done) of buf are then final (checked to
+ * be the right range of the right version, never written again, even
+ * by a retry), so the caller can use them while the rest comes.  It is
+ * called in the calling thread; done only grows.  Set progress->done
+ * to 0 first.
+ */
+struct s3_progress {
+  void (*fn) (void *opaque, uint64_t done);
+  void *opaque;
+  uint64_t done;
+};
+extern int s3_object_get_range_progress (struct s3_object *o, uint64_t offset,
+                                         uint64_t len, void *buf,
+                                         struct s3_progress *progress);
+
 /* Write the whole object to fd (from its current offset), refusing it
  * if it is larger than max_size.  For retries fd should be a regular
  * file (it is truncated back to where it started).  Returns 0, or -1

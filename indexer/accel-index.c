@@ -1,6 +1,7 @@
 /* accel-index: build the manifest of an image.
  *
- *   accel-index IMAGE -o MANIFEST [--chunk-size SIZE] [-v]
+ *   accel-index IMAGE -o MANIFEST [--chunk-size SIZE] [--hot TRACE]... [-v]
+ *   accel-index --update MANIFEST --hot TRACE... [-o OUTPUT] [-v]
  *
  * Recognises the image's file system (fstype.c), maps its files to
  * image bytes (filemap.c, for ext4 and squashfs), reads the image once
@@ -10,7 +11,12 @@
  * any chunk that does not match it.
  *
  * The file map comes first: it reads only metadata, so a malformed
- * image fails in seconds rather than after the full scan.
+ * image fails in seconds rather than after the full scan.  Traces
+ * (--hot, hot.c) are read and checked even before that.
+ *
+ * --update rewrites an existing manifest with a new hot list
+ * (common/manifest-copy.c), giving the same bytes as indexing the
+ * image again with those traces.
  *
  * Exit status: 0 done, 1 error, 2 bad usage.
  */
@@ -35,6 +41,7 @@
 
 #include "filemap.h"
 #include "fstype.h"
+#include "hot.h"
 #include "manifest.h"
 #include "report.h"
 #include "scan.h"
@@ -54,13 +61,17 @@ enum {
   HELP_OPTION = CHAR_MAX + 1,
   VERSION_OPTION,
   CHUNK_SIZE_OPTION,
+  HOT_OPTION,
+  UPDATE_OPTION,
 };
 
 static const char short_options[] = "o:v";
 static const struct option long_options[] = {
   { "chunk-size", required_argument, NULL, CHUNK_SIZE_OPTION },
   { "help", no_argument, NULL, HELP_OPTION },
+  { "hot", required_argument, NULL, HOT_OPTION },
   { "output", required_argument, NULL, 'o' },
+  { "update", required_argument, NULL, UPDATE_OPTION },
   { "verbose", no_argument, NULL, 'v' },
   { "version", no_argument, NULL, VERSION_OPTION },
   { NULL, 0, NULL, 0 },
@@ -70,7 +81,10 @@ static const struct option long_options[] = {
 static void
 usage (void)
 {
-  printf ("Usage: " PROGNAME " IMAGE -o MANIFEST [--chunk-size SIZE] [-v]\n"
+  printf ("Usage: " PROGNAME " IMAGE -o MANIFEST [--chunk-size SIZE] "
+          "[--hot TRACE]... [-v]\n"
+          "       " PROGNAME " --update MANIFEST --hot TRACE... [-o OUTPUT] "
+          "[-v]\n"
           "\n"
           "Write the manifest of a file system image (or any disk image):\n"
           "the SHA-256 and zero flag of every chunk and the SHA-256 of the\n"
@@ -79,9 +93,25 @@ usage (void)
           "when complete.\n"
           "\n"
           "Options:\n"
-          "  -o, --output MANIFEST  where to write the manifest (required)\n"
+          "  -o, --output MANIFEST  where to write the manifest (required,\n"
+          "                         except with --update)\n"
           "  --chunk-size SIZE      chunk size, a power of two from 4K to 64M\n"
           "                         (suffix K or M; default 1M)\n"
+          "  --hot TRACE            fill the manifest's hot list (the chunks\n"
+          "                         the plugin prefetches first) from TRACE,\n"
+          "                         written by the plugin's trace=TRACE.\n"
+          "                         Repeat to merge several: chunks rank in\n"
+          "                         order of first appearance, the first\n"
+          "                         trace first.  All-zero chunks are left\n"
+          "                         out.  Each trace must have been recorded\n"
+          "                         on this image (same SHA-256, size and\n"
+          "                         chunk size).\n"
+          "  --update MANIFEST      instead of indexing an image, rewrite\n"
+          "                         MANIFEST (or write OUTPUT) with the hot\n"
+          "                         list from the --hot traces, replacing\n"
+          "                         its old one.  The result is the same\n"
+          "                         file that indexing the image with those\n"
+          "                         traces gives.\n"
           "  -v, --verbose          print progress details, and the summary\n"
           "                         on stdout instead of stderr\n"
           "  --help                 print this help\n"
@@ -94,6 +124,15 @@ usage (void)
           "compressed blocks and fragments have no extents; ext4 files with\n"
           "inline data and encrypted files are left out.  For a complete\n"
           "squashfs map: mksquashfs SRC IMAGE -noD -no-fragments.\n"
+          "\n"
+          "Trace files are text: a first line \"accel-trace v1\n"
+          "image-sha256=HEX image-size=N chunk-size=N\", then one chunk\n"
+          "index per line in the order they were first read.\n"
+          "\n"
+          "Examples:\n"
+          "  " PROGNAME " genome.img -o genome.img.manifest\n"
+          "  nbdkit accel url=... trace=/tmp/run1.trace   # run the workload\n"
+          "  " PROGNAME " --update genome.img.manifest --hot /tmp/run1.trace\n"
           "\n"
           "Exit status: 0 on success, 1 on error, 2 on bad usage.\n");
 }
@@ -126,6 +165,12 @@ parse_chunk_size (const char *arg)
   return n;
 }
 
+/* What the scan hands each chunk to. */
+struct index_state {
+  struct manifest_writer *w;
+  uint8_t *zero; /* zero chunks, for the hot list (NULL without --hot) */
+};
+
 /* accel_index's hand-off from the scan to the manifest writer.  NB: runs
  * on the scan's chunk thread, the only user of the writer meanwhile.
  */
@@ -133,7 +178,47 @@ static int
 add_chunk (void *opaque, uint64_t idx, const unsigned char sha256[32],
            bool zero)
 {
-  return manifest_writer_add_chunk (opaque, idx, sha256, zero);
+  struct index_state *st = opaque;
+
+  if (zero && st->zero)
+    st->zero[idx / 8] |= 1 << (idx % 8);
+  return manifest_writer_add_chunk (st->w, idx, sha256, zero);
+}
+
+/* hot_merge's is_zero, from the scan's bitmap. */
+static bool
+scanned_zero (void *opaque, uint64_t idx)
+{
+  const uint8_t *zero = opaque;
+
+  return zero[idx / 8] & (1 << (idx % 8));
+}
+
+/* hot_merge's is_zero, from a manifest. */
+static bool
+manifest_zero (void *opaque, uint64_t idx)
+{
+  return manifest_chunk_is_zero (opaque, idx);
+}
+
+/* Merge the traces and add the result to w as the hot list. */
+static int
+add_hot (struct manifest_writer *w, const struct hot_traces *hot,
+         const uint8_t *zero, size_t *nr_hot)
+{
+  uint64_t *list;
+  size_t i;
+
+  if (hot_merge (hot, scanned_zero, (void *) zero, &list, nr_hot) == -1)
+    return -1;
+  for (i = 0; i < *nr_hot; i++) {
+    if (manifest_writer_add_hot (w, i, list[i]) == -1) {
+      free (list);
+      return -1;
+    }
+  }
+  free (list);
+  return 0;
 }
 
 /* Open the image and find its size.  Block devices are allowed: an
@@ -245,15 +330,19 @@ print_filemap_summary (FILE *fp, const char *fs_type,
                       "-no-fragments for a complete file map\n");
 }
 
-/* Index image into output.  0, or -1 (error reported). */
+/* Index image into output, with a hot list if hot is not NULL.  0, or
+ * -1 (error reported).
+ */
 static int
 accel_index (const char *image, const char *output, uint32_t chunk_size,
-             bool verbose)
+             const struct hot_traces *hot, bool verbose)
 {
+  struct index_state st = { 0 };
   struct manifest_writer *w;
   struct filemap_stats fst;
   unsigned char sha256[32];
   uint64_t size, nr_zero, nr_chunks;
+  size_t nr_hot = 0;
   const char *fs_type;
   double start = now (), secs, filemap_secs;
   int fd;
@@ -268,47 +357,105 @@ accel_index (const char *image, const char *output, uint32_t chunk_size,
   }
   report_debug ("%s: %" PRIu64 " bytes, file system %s, chunk size %" PRIu32,
                 image, size, fs_type, chunk_size);
-
-  w = manifest_writer_create (output, size, chunk_size, fs_type);
-  if (w == NULL) {
+  nr_chunks = size / chunk_size + (size % chunk_size != 0);
+  /* The traces' geometry now, their image's SHA-256 after the scan. */
+  if (hot && hot_check (hot, image, size, chunk_size, NULL) == -1) {
     close (fd);
     return -1;
   }
+  if (hot && (st.zero = calloc (nr_chunks / 8 + 1, 1)) == NULL) {
+    report_error ("calloc: %m");
+    close (fd);
+    return -1;
+  }
+
+  w = manifest_writer_create (output, size, chunk_size, fs_type);
+  if (w == NULL) {
+    free (st.zero);
+    close (fd);
+    return -1;
+  }
+  st.w = w;
   filemap_secs = now ();
   if (filemap_write (image, fd, size, fs_type, w, &fst) == -1)
     goto err;
   filemap_secs = now () - filemap_secs;
-  if (scan_image (fd, image, size, chunk_size, add_chunk, w, sha256,
+  if (scan_image (fd, image, size, chunk_size, add_chunk, &st, sha256,
                   &nr_zero) == -1)
     goto err;
+  if (hot &&
+      (hot_check (hot, image, size, chunk_size, sha256) == -1 ||
+       add_hot (w, hot, st.zero, &nr_hot) == -1))
+    goto err;
+  free (st.zero);
+  st.zero = NULL;
   close (fd);
   if (manifest_writer_finish (w, sha256) == -1)
     return -1;
 
   secs = now () - start;
-  nr_chunks = size / chunk_size + (size % chunk_size != 0);
   fprintf (verbose ? stdout : stderr,
            PROGNAME ": indexed %" PRIu64 " bytes in %.1f s (%.0f MB/s), "
                     "%" PRIu64 " chunks, %" PRIu64 " zero\n",
            size, secs, secs > 0 ? size / secs / 1e6 : 0.0, nr_chunks, nr_zero);
   print_filemap_summary (verbose ? stdout : stderr, fs_type, &fst,
                          filemap_secs);
+  if (hot)
+    fprintf (verbose ? stdout : stderr, PROGNAME ": hot list: %zu chunks\n",
+             nr_hot);
   return 0;
 
 err:
   manifest_writer_abort (w);
+  free (st.zero);
   close (fd);
   return -1;
+}
+
+/* --update: rewrite manifest (into output) with the traces' hot list.
+ * 0, or -1 (error reported).
+ */
+static int
+update_hot (const char *manifest, const char *output,
+            const struct hot_traces *hot, bool verbose)
+{
+  struct manifest *m;
+  uint64_t *list = NULL;
+  size_t nr_hot = 0;
+  int r = -1;
+
+  m = manifest_open (manifest);
+  if (m == NULL)
+    return -1;
+  if (hot_check (hot, manifest, manifest_image_size (m),
+                 manifest_chunk_size (m), manifest_image_sha256 (m)) == 0 &&
+      hot_merge (hot, manifest_zero, m, &list, &nr_hot) == 0)
+    r = manifest_copy (m, output, list, nr_hot);
+  free (list);
+  manifest_close (m);
+  if (r == 0)
+    fprintf (verbose ? stdout : stderr,
+             PROGNAME ": %s: hot list of %zu chunks written\n", output, nr_hot);
+  return r;
 }
 
 /* Options first (bad usage exits 2 before any work), then one run. */
 int
 main (int argc, char *argv[])
 {
-  const char *output = NULL;
+  const char *output = NULL, *update = NULL;
   uint32_t chunk_size = DEFAULT_CHUNK_SIZE;
-  bool verbose = false;
-  int c;
+  bool verbose = false, chunk_size_set = false;
+  char **traces;
+  size_t nr_traces = 0;
+  struct hot_traces *hot = NULL;
+  int c, r;
+
+  traces = calloc (argc, sizeof *traces);
+  if (traces == NULL) {
+    perror (PROGNAME ": calloc");
+    exit (EXIT_FAILURE);
+  }
 
   report_set_tool (PROGNAME, false);
   for (;;) {
@@ -324,6 +471,17 @@ main (int argc, char *argv[])
       break;
     case CHUNK_SIZE_OPTION:
       chunk_size = parse_chunk_size (optarg);
+      chunk_size_set = true;
+      break;
+    case HOT_OPTION:
+      if (*optarg == '\0')
+        usage_error ("--hot: empty file name");
+      traces[nr_traces++] = optarg;
+      break;
+    case UPDATE_OPTION:
+      if (*optarg == '\0')
+        usage_error ("--update: empty file name");
+      update = optarg;
       break;
     case HELP_OPTION:
       usage ();
@@ -340,13 +498,35 @@ main (int argc, char *argv[])
       exit (EXIT_USAGE);
     }
   }
-  if (optind != argc - 1)
-    usage_error (optind == argc ? "no IMAGE given" : "more than one IMAGE");
-  if (output == NULL || *output == '\0')
-    usage_error ("no manifest given (-o MANIFEST)");
+  if (update) {
+    if (optind != argc)
+      usage_error ("--update takes no IMAGE: it rewrites MANIFEST");
+    if (nr_traces == 0)
+      usage_error ("--update needs at least one --hot TRACE");
+    if (chunk_size_set)
+      usage_error ("--update keeps the manifest's chunk size: no "
+                   "--chunk-size");
+    if (output && *output == '\0')
+      usage_error ("-o: empty file name");
+    if (output == NULL)
+      output = update;
+  }
+  else {
+    if (optind != argc - 1)
+      usage_error (optind == argc ? "no IMAGE given" : "more than one IMAGE");
+    if (output == NULL || *output == '\0')
+      usage_error ("no manifest given (-o MANIFEST)");
+  }
   report_set_tool (PROGNAME, verbose);
 
-  return accel_index (argv[optind], output, chunk_size, verbose) == 0
-      ? EXIT_SUCCESS
-      : EXIT_FAILURE;
+  /* Traces first: a bad one fails before any long work. */
+  if (nr_traces > 0 && (hot = hot_load (traces, nr_traces)) == NULL)
+    r = -1;
+  else if (update)
+    r = update_hot (update, output, hot, verbose);
+  else
+    r = accel_index (argv[optind], output, chunk_size, hot, verbose);
+  hot_free (hot);
+  free (traces);
+  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

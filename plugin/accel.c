@@ -5,12 +5,14 @@
  *
  * This file is the nbdkit glue: configuration keys, the callbacks, and
  * the per-connection handle.  The work is done by image.c (opening the
- * object, manifest and cache), fetch.c (the read path) and background.c
- * (readahead and flushing).
+ * object, manifest and cache; offline.c when the origin is unreachable),
+ * fetch.c (the read path), background.c (readahead, prefetch and
+ * flushing), prefetch.c (what to prefetch) and trace.c (trace=).
  */
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,21 +22,43 @@
 #include "background.h"
 #include "fetch.h"
 #include "image.h"
+#include "prefetch.h"
+#include "metrics.h"
 #include "report.h"
+#include "trace.h"
 
 /* Debug flags: -D accel.stats=1 prints the counters at exit. */
 NBDKIT_DLL_PUBLIC int accel_debug_stats = 0;
 
 static struct image_config cfg = {
   .cache_dir = "/var/cache/accel",
+  .dedup = true,
   .s3 = { .connections = 16, .retries = 6, .timeout = 60, .tls_verify = true },
 };
 static uint32_t request_size = 8 * 1024 * 1024;
 static uint64_t readahead = 8 * 1024 * 1024;
 static unsigned readahead_threads = 2;
+static enum prefetch_mode prefetch = PREFETCH_DEFAULT;
+/* 200 MiB/s (1.7 Gbit/s): a node's NIC (10-25 Gbit/s) keeps most of its
+ * bandwidth for demand reads and other datasets, and 100 GB still
+ * hydrates in under 10 minutes.
+ */
+static uint64_t prefetch_rate = 200 * 1024 * 1024;
+static const char *trace_file;
+/* A prefetch request: small enough that a demand read joining it does
+ * not wait long, large enough to be one efficient GET.
+ */
+#define PREFETCH_BATCH (4 * 1024 * 1024)
+static const char *metrics_file;
+static unsigned metrics_interval = 5;
 
 static struct image *img;
 static char *url_owned; /* url= read from a file */
+/* The export's description: the image and its manifest's local copy,
+ * which accel-prefetch and accel-mount read ("accel: NAME manifest=PATH",
+ * the path last).
+ */
+static char *description;
 
 static void
 accel_load (void)
@@ -87,6 +111,12 @@ accel_config (const char *key, const char *value)
       return -1;
     }
   }
+  else if (strcmp (key, "dedup") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1)
+      return -1;
+    cfg.dedup = b;
+  }
   else if (strcmp (key, "endpoint") == 0)
     cfg.s3.endpoint = value;
   else if (strcmp (key, "manifest") == 0)
@@ -98,6 +128,38 @@ accel_config (const char *key, const char *value)
       return -1;
     }
     cfg.manifest_sha256 = value;
+  }
+  else if (strcmp (key, "prefetch") == 0) {
+    if (strcmp (value, "hot") == 0)
+      prefetch = PREFETCH_HOT;
+    else if (strcmp (value, "all") == 0)
+      prefetch = PREFETCH_ALL;
+    else if (strcmp (value, "none") == 0)
+      prefetch = PREFETCH_NONE;
+    else {
+      nbdkit_error ("prefetch=%s: must be hot, all or none", value);
+      return -1;
+    }
+  }
+  else if (strcmp (key, "prefetch-rate") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1) {
+      nbdkit_error ("prefetch-rate=%s: must be bytes per second, with an "
+                    "optional k, M or G suffix (0: no cap)",
+                    value);
+      return -1;
+    }
+    prefetch_rate = r;
+  }
+  else if (strcmp (key, "metrics-file") == 0)
+    metrics_file = value;
+  else if (strcmp (key, "metrics-interval") == 0) {
+    if (nbdkit_parse_unsigned (key, value, &metrics_interval) == -1)
+      return -1;
+    if (metrics_interval < 1 || metrics_interval > 3600) {
+      nbdkit_error ("metrics-interval: must be between 1 and 3600 seconds");
+      return -1;
+    }
   }
   else if (strcmp (key, "profile") == 0)
     cfg.s3.profile = value;
@@ -116,6 +178,13 @@ accel_config (const char *key, const char *value)
     return nbdkit_parse_unsigned (key, value, &cfg.s3.retries);
   else if (strcmp (key, "timeout") == 0)
     return nbdkit_parse_unsigned (key, value, &cfg.s3.timeout);
+  else if (strcmp (key, "trace") == 0) {
+    if (*value == '\0') {
+      nbdkit_error ("trace=: needs a file name");
+      return -1;
+    }
+    trace_file = value;
+  }
   else if (strcmp (key, "tls-verify") == 0) {
     int b = nbdkit_parse_bool (value);
     if (b == -1)
@@ -164,6 +233,26 @@ accel_config_complete (void)
     nbdkit_error ("timeout must be at least 1 second");
     return -1;
   }
+  /* nbdkit changes directory when it becomes a daemon. */
+  if (trace_file && trace_file[0] != '/') {
+    nbdkit_error ("trace=%s: must be an absolute path", trace_file);
+    return -1;
+  }
+  /* Said even without -v: anyone on the path can then serve other bytes,
+   * and without a manifest nothing would notice.
+   */
+  if (!cfg.s3.tls_verify)
+    nbdkit_error ("warning: tls-verify=false: TLS certificates are not "
+                  "verified%s",
+                  cfg.manifest && strcmp (cfg.manifest, "none") == 0
+                      ? " and there is no manifest: nothing checks the bytes"
+                      : "");
+  if (metrics_file && metrics_file[0] != '/') {
+    nbdkit_error ("metrics-file=%s: must be an absolute path (nbdkit "
+                  "changes directory when it becomes a daemon)",
+                  metrics_file);
+    return -1;
+  }
   return 0;
 }
 
@@ -176,14 +265,24 @@ accel_config_complete (void)
   "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
   "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n"      \
   "manifest-sha256=HEX   Accept only the manifest with this SHA-256.\n"        \
+  "metrics-file=PATH     Write Prometheus metrics there (node_exporter).\n"    \
+  "metrics-interval=SECS How often to write them (default 5).\n"               \
   "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n"       \
   "cache-size=SIZE       Cap on the bytes the cache dir holds (default: "      \
   "none).\n"                                                                   \
   "chunk-size=SIZE       Default: the manifest's, else 1M.\n"                  \
   "connections=N         HTTP connections to the origin (default 16).\n"       \
+  "dedup=false           Do not copy chunks cached for other images.\n"        \
   "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n"    \
   "readahead=SIZE        Fetch ahead of sequential readers (default 8M, "      \
   "0=off).\n"                                                                  \
+  "prefetch=hot|all|none Fetch in the background from start-up: the "          \
+  "hot list,\n"                                                                \
+  "                      or all of it (default: hot if the manifest has "      \
+  "one).\n"                                                                    \
+  "prefetch-rate=SIZE    Cap on prefetch, bytes/s (default 200M, 0=none).\n"   \
+  "trace=FILE            Record the chunks clients read, for accel-index "     \
+  "--hot.\n"                                                                   \
   "retries=N             Retries of a failed request (default 6).\n"           \
   "timeout=SECS          Stall timeout of a request (default 60).\n"           \
   "tls-verify=false      Do not verify TLS certificates (default true).\n"     \
@@ -203,12 +302,33 @@ accel_get_ready (void)
   if (request_size < img->chunk_size)
     request_size = img->chunk_size;
   fetch_init (request_size);
+  if (trace_file && trace_open (trace_file, img) == -1)
+    return -1;
+  if (img->manifest_path &&
+      asprintf (&description, "accel: %s manifest=%s", img->name,
+                img->manifest_path) == -1) {
+    description = NULL;
+    nbdkit_error ("asprintf: %m");
+    return -1;
+  }
+  if (metrics_file && metrics_start (metrics_file, metrics_interval, img) == -1)
+    return -1;
   return 0;
 }
 
+/* Prefetch runs in background threads, so it starts after the fork. */
 static int
 accel_after_fork (void)
 {
+  int r = prefetch_plan (img, prefetch, prefetch_rate, cfg.cache_size,
+                         request_size < PREFETCH_BATCH ? request_size
+                                                       : PREFETCH_BATCH);
+
+  if (r == -1)
+    return -1;
+  /* At most half of the pool: the rest is for demand reads. */
+  if (r == 1)
+    background_set_prefetch (cfg.s3.connections >= 4 ? 2 : 1);
   return background_start (img, readahead_threads, readahead);
 }
 
@@ -216,23 +336,36 @@ static void
 accel_cleanup (void)
 {
   background_stop ();
+  trace_close ();
+  prefetch_free ();
+  metrics_stop ();
   if (img && accel_debug_stats) {
     struct fetch_stats f;
     struct cache_stats c;
+    struct cache_dedup_stats d = { 0 };
     struct s3_stats s;
 
     fetch_get_stats (&f);
     cache_image_stats (img->cache, &c);
+    if (img->dedup)
+      cache_dedup_stats (img->dedup, &d);
     s3_client_stats (img->s3, &s);
     nbdkit_debug (
         "stats: chunk fetches %" PRIu64 ", GETs %" PRIu64 ", waits %" PRIu64
         ", verify failures %" PRIu64 ", cache hits %" PRIu64 ", misses %" PRIu64
         ", stored %" PRIu64 ", not stored %" PRIu64 ", verified %" PRIu64
         ", damaged %" PRIu64 ", evicted %" PRIu64 ", origin requests %" PRIu64
-        ", retries %" PRIu64 ", errors %" PRIu64 ", origin bytes %" PRIu64,
+        ", retries %" PRIu64 ", errors %" PRIu64 ", origin bytes %" PRIu64
+        ", prefetched chunks %" PRIu64 ", prefetched bytes %" PRIu64
+        ", read hits %" PRIu64 ", read misses %" PRIu64 ", hit bytes %" PRIu64
+        ", miss bytes %" PRIu64 ", dedup chunks %" PRIu64
+        ", dedup bytes %" PRIu64 ", dedup mismatches %" PRIu64
+        ", dedup scans %" PRIu64 ", dedup scan us %" PRIu64,
         f.chunk_fetches, f.requests, f.waits, f.verify_failures, c.hits,
         c.misses, c.stored, c.store_skipped, c.verified, c.verify_failed,
-        c.evicted, s.requests, s.retries, s.errors, s.bytes);
+        c.evicted, s.requests, s.retries, s.errors, s.bytes, f.prefetch_chunks,
+        f.prefetch_bytes, f.read_hits, f.read_misses, f.hit_bytes, f.miss_bytes,
+        d.chunks, d.bytes, d.verify_failed, d.scans, d.scan_us);
   }
   image_close (img);
   img = NULL;
@@ -242,6 +375,7 @@ static void
 accel_unload (void)
 {
   free (url_owned);
+  free (description);
 }
 
 static void *
@@ -325,11 +459,19 @@ set_nbd_errno (void)
   }
 }
 
+static const char *
+accel_export_description (void *handle)
+{
+  (void) handle;
+  return description;
+}
+
 static int
 accel_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
              uint32_t flags)
 {
   (void) flags;
+  trace_note (offset, count);
   if (fetch_read (img, buf, count, offset) == -1) {
     set_nbd_errno ();
     return -1;
@@ -401,6 +543,7 @@ static struct nbdkit_plugin plugin = {
   .can_cache = accel_can_cache,
   .can_extents = accel_can_extents,
   .is_rotational = accel_is_rotational,
+  .export_description = accel_export_description,
   .pread = accel_pread,
   .cache = accel_cache,
   .extents = accel_extents,

@@ -1,13 +1,23 @@
 /* accel plugin: background threads.
  *
  * The flusher records written chunks every FLUSH_MS (one fdatasync per
- * batch, see cache_flush), so reads never wait for a sync.
+ * batch, see cache_flush), so reads never wait for a sync.  It also
+ * writes the metrics file when that is due (metrics.c).
  *
  * Readahead: a connection whose reads follow each other gets the next
  * `window` bytes queued; worker threads fetch them into the cache with
  * the same read path as demand reads (so a chunk is still fetched only
  * once).  The queue is small and drops requests when full: readahead is
  * a hint, never a debt.
+ *
+ * Prefetch (prefetch=, prefetch.c has the plan): a couple more workers
+ * take batches from the plan.  Before each request they wait until no
+ * foreground read is waiting on the origin, then for the batch's slot
+ * under the rate cap, so a demand read never queues behind prefetch;
+ * and since there are at most PREFETCH_WORKERS of them, prefetch holds
+ * at most that many of the pool's connections.
+ *
+ * The flusher also writes out the trace (trace=, trace.c).
  */
 
 #include <errno.h>
@@ -19,11 +29,20 @@
 #include "background.h"
 #include "cleanup.h"
 #include "fetch.h"
+#include "prefetch.h"
+#include "metrics.h"
 #include "report.h"
+#include "trace.h"
 
 #define FLUSH_MS 100
 #define QUEUE_LEN 64
 #define MAX_WORKERS 16
+#define PREFETCH_WORKERS 2
+
+/* How often a prefetch worker looks again while foreground reads are
+ * waiting on the origin.
+ */
+#define YIELD_NS (10 * UINT64_C (1000000))
 
 /* Reads in a row that make a reader sequential. */
 #define STREAK 2
@@ -45,9 +64,11 @@ static bool quit;
 
 static struct image *image;
 static uint64_t window;
-static pthread_t flusher, workers[MAX_WORKERS];
+static pthread_t flusher, workers[MAX_WORKERS + PREFETCH_WORKERS];
 static unsigned nr_workers;
 static bool flusher_running;
+static unsigned prefetch_workers; /* set before background_start */
+static unsigned ra_workers; /* the first ra_workers are readahead's */
 
 static void *
 flusher_main (void *arg)
@@ -72,6 +93,8 @@ flusher_main (void *arg)
     }
     if (cache_pending (image->cache) > 0)
       cache_flush (image->cache);
+    trace_flush ();
+    metrics_tick ();
   }
   return NULL;
 }
@@ -99,6 +122,61 @@ worker_main (void *arg)
   return NULL;
 }
 
+/* Sleep ns nanoseconds, or until quit.  Returns true on quit. */
+static bool
+nap (uint64_t ns)
+{
+  struct timespec ts;
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
+  if (ns == 0 || quit)
+    return quit;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ns += ts.tv_nsec;
+  ts.tv_sec += ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  while (!quit && pthread_cond_timedwait (&quit_cond, &lock, &ts) != ETIMEDOUT)
+    ;
+  return quit;
+}
+
+/* Wait until no foreground read is waiting on the origin.  Returns true
+ * on quit.
+ */
+static bool
+wait_for_quiet (void)
+{
+  while (fetch_foreground_misses () > 0)
+    if (nap (YIELD_NS))
+      return true;
+  return false;
+}
+
+static void *
+prefetch_main (void *arg)
+{
+  struct prefetch_batch b;
+
+  (void) arg;
+  while (prefetch_take (&b)) {
+    int r;
+
+    if (wait_for_quiet () || nap (prefetch_pace (&b)) || wait_for_quiet ())
+      break;
+    /* Errors were reported by the read path; a demand read will retry. */
+    r = fetch_prefetch (image, b.count, b.offset);
+    if (nap (prefetch_finish (&b, r)))
+      break;
+  }
+  return NULL;
+}
+
+void
+background_set_prefetch (unsigned threads)
+{
+  prefetch_workers = threads < PREFETCH_WORKERS ? threads : PREFETCH_WORKERS;
+}
+
 int
 background_start (struct image *img, unsigned threads, uint64_t win)
 {
@@ -119,8 +197,9 @@ background_start (struct image *img, unsigned threads, uint64_t win)
     threads = 0;
   if (threads > MAX_WORKERS)
     threads = MAX_WORKERS;
-  for (i = 0; i < threads; i++) {
-    err = pthread_create (&workers[i], NULL, worker_main, NULL);
+  for (i = 0; i < threads + prefetch_workers; i++) {
+    err = pthread_create (&workers[nr_workers], NULL,
+                          i < threads ? worker_main : prefetch_main, NULL);
     if (err) {
       errno = err;
       report_error ("pthread_create: %m");
@@ -128,6 +207,7 @@ background_start (struct image *img, unsigned threads, uint64_t win)
     }
     nr_workers++;
   }
+  ra_workers = threads;
   return 0;
 }
 
@@ -144,7 +224,7 @@ background_stop (void)
   }
   for (i = 0; i < nr_workers; i++)
     pthread_join (workers[i], NULL);
-  nr_workers = 0;
+  nr_workers = ra_workers = 0;
   if (flusher_running)
     pthread_join (flusher, NULL);
   flusher_running = false;
@@ -158,7 +238,7 @@ background_note_read (struct readahead_state *st, uint64_t offset,
 {
   uint64_t end = offset + count, from, until;
 
-  if (nr_workers == 0 || image == NULL)
+  if (ra_workers == 0 || image == NULL)
     return;
   /* NB: nbdkit serves a connection's requests in several threads at once
    * (thread model parallel), so st is shared by them too.

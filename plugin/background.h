@@ -16,9 +16,14 @@ struct readahead_state {
   uint64_t queued_until; /* readahead already asked up to here */
 };
 
-/* Start the threads (from .after_fork): one flusher, and `threads`
+/* How many prefetch workers background_start should start (at most
+ * 2), to run the plan prefetch_plan made.  0 (the default): none.
+ */
+void background_set_prefetch (unsigned threads);
+
+/* Start the threads (from .after_fork): one flusher, `threads`
  * readahead workers that keep `window` bytes ahead of a sequential
- * reader (window 0: no readahead).
+ * reader (window 0: no readahead), and the prefetch workers.
  */
 int background_start (struct image *img, unsigned threads, uint64_t window);
 

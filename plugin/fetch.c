@@ -4,12 +4,21 @@
  * answered with zeros, cached chunks from the cache (no lock), and the
  * rest are fetched.  A table of in-flight chunks makes sure each missing
  * chunk is fetched by one thread only: the first thread to want it owns
- * it, later ones wait for it.  An owner fetches runs of adjacent owned
- * chunks with one ranged GET each (up to request_size bytes), checks each
- * chunk against the manifest (refetching a damaged one a few times, never
- * serving it), stores it in the cache, and hands the bytes to the waiters
- * before dropping them: a waiter never rereads the cache, so a store that
- * fails (full disk) costs nothing but the cache.
+ * it, later ones wait for it.  An owner first looks for its chunks
+ * locally (a copy that the cache holds for another image or offset:
+ * cache-dedup.h), then fetches runs of adjacent owned chunks with one
+ * ranged GET each (up to request_size bytes).  As each
+ * chunk of the body comes, it is checked against the manifest (a damaged
+ * one is fetched again a few times, never served), handed to the
+ * waiters, then stored in the cache; the entry stays in the table until
+ * the store is done, so a reader arriving meanwhile gets the same bytes.
+ * A waiter never rereads the cache, so a store that fails (full disk)
+ * costs nothing but the cache.
+ *
+ * Prefetch (fetch_prefetch) takes the same path, but is counted apart:
+ * it must stay behind everything else, so it asks how many foreground
+ * reads are waiting on the origin (fetch_foreground_misses) before each
+ * request.
  */
 
 #include <errno.h>
@@ -17,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/sha.h>
 
@@ -32,6 +42,7 @@
 /* The bytes of one GET, shared by the chunks it carried. */
 struct blob {
   _Atomic unsigned refs;
+  uint64_t len; /* of data, counted in the GET budget */
   unsigned char data[];
 };
 
@@ -60,16 +71,27 @@ static struct inflight *table[INFLIGHT_BUCKETS];
 
 static uint32_t request_size = 8 * 1024 * 1024;
 
+const double fetch_latency_bounds[FETCH_LATENCY_BUCKETS] = {
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
 static struct {
   _Atomic uint64_t chunk_fetches, requests, waits, verify_failures;
   _Atomic uint64_t zero_reads;
+  _Atomic uint64_t read_hits, read_misses, hit_bytes, miss_bytes;
+  _Atomic uint64_t latency[FETCH_LATENCY_BUCKETS + 1], latency_us;
+  _Atomic uint64_t prefetch_chunks, prefetch_bytes;
 } stats;
+
+/* Foreground reads (not prefetch) now fetching or waiting for a fetch. */
+static _Atomic unsigned foreground_misses;
 
 /* A missing chunk of the current read. */
 struct miss {
   uint64_t idx;
   struct inflight *e;
   bool owner;
+  bool handled; /* owner: its waiters have been told */
 };
 
 void
@@ -86,13 +108,54 @@ fetch_get_stats (struct fetch_stats *out)
   out->waits = stats.waits;
   out->verify_failures = stats.verify_failures;
   out->zero_reads = stats.zero_reads;
+  out->prefetch_chunks = stats.prefetch_chunks;
+  out->prefetch_bytes = stats.prefetch_bytes;
+  out->read_hits = stats.read_hits;
+  out->read_misses = stats.read_misses;
+  out->hit_bytes = stats.hit_bytes;
+  out->miss_bytes = stats.miss_bytes;
+  for (size_t i = 0; i <= FETCH_LATENCY_BUCKETS; i++)
+    out->latency[i] = stats.latency[i];
+  out->latency_us = stats.latency_us;
 }
+
+static uint64_t
+now_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Count one GET's duration in its latency bucket. */
+static void
+observe_latency (uint64_t us)
+{
+  size_t i;
+
+  for (i = 0; i < FETCH_LATENCY_BUCKETS; i++)
+    if (us <= fetch_latency_bounds[i] * 1e6)
+      break;
+  stats.latency[i]++;
+  stats.latency_us += us;
+}
+
+unsigned
+fetch_foreground_misses (void)
+{
+  return atomic_load (&foreground_misses);
+}
+
+static void budget_release (uint64_t len);
 
 static void
 blob_put (struct blob *b)
 {
-  if (b && atomic_fetch_sub (&b->refs, 1) == 1)
+  if (b && atomic_fetch_sub (&b->refs, 1) == 1) {
+    budget_release (b->len);
     free (b);
+  }
 }
 
 /* With inflight_lock held: find chunk idx's entry, or create it (then the
@@ -123,15 +186,35 @@ inflight_get_locked (uint64_t idx, bool *owner)
   return e;
 }
 
-/* With inflight_lock held: finish an entry and take it out of the table,
- * so later reads go to the cache.
+/* With inflight_lock held: take an entry out of the table, so that
+ * later reads go to the cache.
+ */
+static void
+inflight_unlink_locked (struct inflight *e)
+{
+  struct inflight **p;
+
+  if (!e->linked)
+    return;
+  for (p = &table[e->idx % INFLIGHT_BUCKETS]; *p; p = &(*p)->next) {
+    if (*p == e) {
+      *p = e->next;
+      break;
+    }
+  }
+  e->linked = false;
+}
+
+/* With inflight_lock held: finish an entry.  A failed one leaves the
+ * table at once (a later read tries again); a done one stays until its
+ * chunk is in the cache, handing its bytes to readers that come
+ * meanwhile, so that they neither fetch it again nor wait for the
+ * store.
  */
 static void
 inflight_finish_locked (struct inflight *e, struct blob *b,
                         const unsigned char *data, int err)
 {
-  struct inflight **p;
-
   if (err == 0) {
     e->state = DONE;
     e->blob = b;
@@ -141,14 +224,8 @@ inflight_finish_locked (struct inflight *e, struct blob *b,
   else {
     e->state = FAILED;
     e->err = err;
+    inflight_unlink_locked (e);
   }
-  for (p = &table[e->idx % INFLIGHT_BUCKETS]; *p; p = &(*p)->next) {
-    if (*p == e) {
-      *p = e->next;
-      break;
-    }
-  }
-  e->linked = false;
 }
 
 static void
@@ -177,88 +254,269 @@ chunk_good (struct image *img, uint64_t idx, const unsigned char *data,
   return memcmp (want, got, 32) == 0;
 }
 
-/* One ranged GET; marks the image stale on HTTP 412. */
+/* One ranged GET; marks the image stale on HTTP 412.  With progress,
+ * the bytes are handed over as they come (s3_object_get_range_progress).
+ */
 static int
-get_range (struct image *img, uint64_t offset, uint64_t len, void *buf)
+get_range (struct image *img, uint64_t offset, uint64_t len, void *buf,
+           struct s3_progress *progress)
 {
-  stats.requests++;
-  if (s3_object_get_range (img->obj, offset, len, buf) == -1) {
-    if (errno == ESTALE)
-      atomic_store (&img->stale, true);
+  if (img->offline) {
+    report_error ("bytes %" PRIu64 "-%" PRIu64 " of %s are not in the cache, "
+                  "and the origin was unreachable when nbdkit started "
+                  "(serving offline): failing the read (restart nbdkit "
+                  "once the origin is reachable)",
+                  offset, offset + len - 1, img->name);
+    errno = EIO;
     return -1;
   }
+  uint64_t start = now_us ();
+  int r;
+
+  stats.requests++;
+  r = s3_object_get_range_progress (img->obj, offset, len, buf, progress);
+  observe_latency (now_us () - start);
+  if (r == -1 && errno == ESTALE)
+    atomic_store (&img->stale, true);
+  return r;
+}
+
+/* Memory for GETs: the bytes of every blob alive are counted, and a new
+ * GET waits while they would pass INFLIGHT_BUDGET, unless no other GET
+ * is under way (then the blobs alive are only held by readers about to
+ * copy from them, and waiting could wait for ourselves).  This bounds
+ * the plugin's memory whatever the image size, the number of clients or
+ * request-size.
+ */
+#define INFLIGHT_BUDGET (32 * 1024 * 1024)
+
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t budget_freed = PTHREAD_COND_INITIALIZER;
+static uint64_t budget_used; /* bytes of live blobs */
+static unsigned budget_gets; /* GETs under way */
+
+static void
+budget_take (uint64_t len)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+  while (budget_gets > 0 && budget_used + len > INFLIGHT_BUDGET)
+    pthread_cond_wait (&budget_freed, &budget_lock);
+  budget_used += len;
+  budget_gets++;
+}
+
+static void
+budget_get_done (void)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+  budget_gets--;
+  pthread_cond_broadcast (&budget_freed);
+}
+
+static void
+budget_release (uint64_t len)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+  budget_used -= len;
+  pthread_cond_broadcast (&budget_freed);
+}
+
+/* A run of adjacent owned chunks being fetched with one GET. */
+struct run {
+  struct image *img;
+  struct miss *miss;
+  size_t n;
+  struct blob *b;
+  bool prefetch; /* counted as prefetch (fetch_prefetch) */
+  size_t next; /* chunks before this one have been handled */
+  uint64_t next_pos; /* where chunk next starts in b->data */
+};
+
+/* Hand chunk i of the run to its waiters (DONE with its bytes, or
+ * FAILED with err), then store good bytes in the cache: readers never
+ * wait for the store, which may wait for the cache directory's lock
+ * (another process evicting).
+ */
+static void
+finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
+{
+  uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
+
+  r->miss[i].handled = true;
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+    inflight_finish_locked (r->miss[i].e, r->b, data, err);
+    pthread_cond_broadcast (&inflight_done);
+  }
+  if (err)
+    return;
+  if (r->prefetch) {
+    stats.prefetch_chunks++;
+    stats.prefetch_bytes += clen;
+  }
+  if (cache_store (r->img->cache, r->miss[i].idx, data, clen) == -1)
+    report_debug ("chunk %" PRIu64 " served but not cached", r->miss[i].idx);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+  inflight_unlink_locked (r->miss[i].e);
+}
+
+/* Bytes [0, done) of the run's blob have come: check and hand over
+ * every chunk now complete, so that a reader waiting for the first
+ * chunk of a long GET does not wait for the whole of it.  A chunk that
+ * does not match the manifest is left for fetch_run to fetch again.
+ */
+static void
+run_progress (void *opaque, uint64_t done)
+{
+  struct run *r = opaque;
+
+  while (r->next < r->n) {
+    size_t i = r->next;
+    uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
+    const unsigned char *data = r->b->data + r->next_pos;
+    int good;
+
+    if (r->next_pos + clen > done)
+      break;
+    r->next++;
+    r->next_pos += clen;
+    stats.chunk_fetches++;
+    good = chunk_good (r->img, r->miss[i].idx, data, clen);
+    if (good == 1)
+      finish_chunk (r, i, data, 0);
+    else if (good == -1)
+      finish_chunk (r, i, NULL, errno ? errno : EIO);
+    else {
+      stats.verify_failures++;
+      report_debug ("chunk %" PRIu64 " of %s does not match its manifest "
+                    "hash (try 1): fetching it again",
+                    r->miss[i].idx, r->img->name);
+    }
+  }
+}
+
+/* A chunk that failed its check once: fetch it alone until it matches,
+ * VERIFY_TRIES fetches in all.  Returns 1 (good), 0 (never matched,
+ * reported) or -1 (the GET failed, errno set).
+ */
+static int
+refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
+               uint32_t clen)
+{
+  int tries, good = 0;
+
+  for (tries = 2; tries <= VERIFY_TRIES; tries++) {
+    if (get_range (img, idx * img->chunk_size, clen, data, NULL) == -1)
+      return -1;
+    stats.chunk_fetches++;
+    good = chunk_good (img, idx, data, clen);
+    if (good != 0)
+      return good;
+    stats.verify_failures++;
+    report_debug ("chunk %" PRIu64 " of %s does not match its manifest hash "
+                  "(try %d)%s",
+                  idx, img->name, tries,
+                  tries < VERIFY_TRIES ? ": fetching it again" : "");
+  }
+  report_error ("chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 ") of %s "
+                "does not match the manifest's hash after %d fetches: "
+                "refusing to serve it (the object or its manifest is wrong)",
+                idx, idx * img->chunk_size, idx * img->chunk_size + clen - 1,
+                img->name, VERIFY_TRIES);
   return 0;
 }
 
-/* Fetch the n owned chunks starting at chunk first with one GET, verify
- * and store them, and hand them to their waiters.
+/* Get an owned missing chunk without the origin, if we can: from the
+ * cache, if another thread stored it between our lookup and our claim
+ * (so it is not fetched twice); else a copy that the cache holds for
+ * any image (cache-dedup.h), which that stores for this image too.  True
+ * if done: the chunk's entry then has its bytes, for us and any waiters.
+ * (The one-chunk blob is not counted in the GET budget: len 0.)
+ */
+static bool
+fill_locally (struct image *img, struct miss *m)
+{
+  uint32_t len = image_chunk_len (img, m->idx);
+  unsigned char want[32];
+  struct blob *b;
+  bool done = false;
+
+  if (!cache_contains (img->cache, m->idx) && img->dedup == NULL)
+    return false;
+  b = malloc (sizeof *b + len);
+  if (b == NULL)
+    return false;
+  atomic_init (&b->refs, 1);
+  b->len = 0;
+  if (cache_contains (img->cache, m->idx) &&
+      cache_read (img->cache, m->idx, 0, len, b->data) == 1)
+    done = true;
+  else if (img->dedup &&
+           manifest_chunk_sha256 (img->manifest, m->idx, want) == 0 &&
+           cache_dedup_copy (img->dedup, m->idx, want, b->data) == 1)
+    done = true;
+  if (done) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+    inflight_finish_locked (m->e, b, b->data, 0);
+    inflight_unlink_locked (m->e);
+    pthread_cond_broadcast (&inflight_done);
+  }
+  blob_put (b);
+  return done;
+}
+
+/* Fetch the n owned chunks starting at run[0] with one GET, verify and
+ * store them, and hand them to their waiters as they come.
  */
 static void
-fetch_run (struct image *img, struct miss *run, size_t n)
+fetch_run (struct image *img, struct miss *miss, size_t n, bool prefetch)
 {
-  uint64_t first = run[0].idx;
-  uint64_t offset = first * img->chunk_size;
+  struct run r = { .img = img, .miss = miss, .n = n, .prefetch = prefetch };
+  struct s3_progress progress = { .fn = run_progress, .opaque = &r };
   uint64_t len = 0, pos;
-  struct blob *b;
   int err = 0;
   size_t i;
 
   for (i = 0; i < n; i++)
-    len += image_chunk_len (img, run[i].idx);
+    len += image_chunk_len (img, miss[i].idx);
 
-  b = malloc (sizeof *b + len);
-  if (b == NULL) {
+  budget_take (len);
+  r.b = malloc (sizeof *r.b + len);
+  if (r.b == NULL) {
     report_error ("malloc: %m");
     err = ENOMEM;
   }
   else {
-    atomic_init (&b->refs, 1);
-    if (get_range (img, offset, len, b->data) == -1)
+    atomic_init (&r.b->refs, 1);
+    r.b->len = len;
+    if (get_range (img, miss[0].idx * img->chunk_size, len, r.b->data,
+                   &progress) == -1)
       err = errno ? errno : EIO;
   }
+  budget_get_done ();
 
-  for (i = 0, pos = 0; i < n; i++) {
-    uint32_t clen = image_chunk_len (img, run[i].idx);
-    unsigned char *data = err ? NULL : b->data + pos;
-    int cerr = err, good = 1, tries;
+  /* What the GET did not hand over: chunks that failed their check, and
+   * all those after a failure.
+   */
+  for (i = 0, pos = 0; i < n; pos += image_chunk_len (img, miss[i].idx), i++) {
+    uint32_t clen = image_chunk_len (img, miss[i].idx);
+    int good;
 
-    pos += clen;
-    if (cerr == 0) {
-      stats.chunk_fetches++;
-      for (tries = 1;; tries++) {
-        good = chunk_good (img, run[i].idx, data, clen);
-        if (good != 0)
-          break;
-        stats.verify_failures++;
-        report_debug ("chunk %" PRIu64 " of %s does not match its "
-                      "manifest hash (try %d): fetching it again",
-                      run[i].idx, s3_object_name (img->obj), tries);
-        if (tries == VERIFY_TRIES)
-          break;
-        if (get_range (img, run[i].idx * img->chunk_size, clen, data) == -1) {
-          good = -1;
-          break;
-        }
-      }
-      if (good == 0)
-        report_error ("chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
-                      ") of %s does not match the manifest's hash after %d "
-                      "fetches: refusing to serve it (the object or its "
-                      "manifest is wrong)",
-                      run[i].idx, run[i].idx * img->chunk_size,
-                      run[i].idx * img->chunk_size + clen - 1,
-                      s3_object_name (img->obj), VERIFY_TRIES);
-      if (good != 1)
-        cerr = good == 0 ? EIO : (errno ? errno : EIO);
-      else if (cache_store (img->cache, run[i].idx, data, clen) == -1)
-        report_debug ("chunk %" PRIu64 " served but not cached", run[i].idx);
+    if (miss[i].handled)
+      continue;
+    if (err || i >= r.next) {
+      finish_chunk (&r, i, NULL, err ? err : EIO);
+      continue;
     }
-
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
-    inflight_finish_locked (run[i].e, b, data, cerr);
-    pthread_cond_broadcast (&inflight_done);
+    good = refetch_chunk (img, miss[i].idx, r.b->data + pos, clen);
+    if (good == 1)
+      finish_chunk (&r, i, r.b->data + pos, 0);
+    else
+      finish_chunk (&r, i, NULL, good == 0 ? EIO : (errno ? errno : EIO));
   }
-  blob_put (b);
+  if (r.b == NULL)
+    budget_release (len);
+  blob_put (r.b);
 }
 
 /* Where chunk idx's part of the read [offset, offset+count) lies. */
@@ -276,10 +534,21 @@ chunk_part (const struct image *img, uint64_t idx, uint64_t offset,
   *boff = start - offset;
 }
 
-int
-fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
+/* Scope exit of a foreground read that waited on the origin. */
+static void
+foreground_done (bool *counted)
+{
+  if (*counted)
+    atomic_fetch_sub (&foreground_misses, 1);
+}
+
+/* fetch_read and fetch_prefetch. */
+static int
+read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
+            bool prefetch)
 {
   CLEANUP_FREE struct miss *misses = NULL;
+  __attribute__ ((cleanup (foreground_done))) bool counted = false;
   uint64_t first, last, idx;
   size_t nr = 0, i, j;
   uint32_t coff, clen, boff;
@@ -290,7 +559,7 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
   if (atomic_load (&img->stale)) {
     report_error ("%s changed since it was opened: not serving it any "
                   "more (restart nbdkit to serve the new version)",
-                  s3_object_name (img->obj));
+                  img->name);
     errno = ESTALE;
     return -1;
   }
@@ -307,8 +576,10 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
     chunk_part (img, idx, offset, count, &coff, &clen, &boff);
     if (image_chunk_is_zero (img, idx)) {
       stats.zero_reads++;
-      if (buf)
+      if (buf) {
         memset ((char *) buf + boff, 0, clen);
+        stats.hit_bytes += clen;
+      }
       continue;
     }
     if (buf == NULL) {
@@ -319,13 +590,26 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
       r = cache_read (img->cache, idx, coff, clen, (char *) buf + boff);
       if (r == -1)
         return -1;
-      if (r == 1)
+      if (r == 1) {
+        stats.hit_bytes += clen;
         continue;
+      }
+      stats.miss_bytes += clen;
     }
     misses[nr++] = (struct miss){ .idx = idx };
   }
+  if (buf) {
+    if (nr == 0)
+      stats.read_hits++;
+    else
+      stats.read_misses++;
+  }
   if (nr == 0)
     return 0;
+  if (!prefetch) {
+    atomic_fetch_add (&foreground_misses, 1);
+    counted = true;
+  }
 
   /* Claim the missing chunks or join their fetches. */
   {
@@ -345,6 +629,11 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
     }
   }
 
+  /* What can be had without the origin (fill_locally). */
+  for (i = 0; i < nr; i++)
+    if (misses[i].owner && fill_locally (img, &misses[i]))
+      misses[i].owner = false; /* done: nothing left to fetch */
+
   /* Fetch runs of adjacent owned chunks, one GET each. */
   for (i = 0; i < nr; i = j) {
     uint64_t bytes;
@@ -359,7 +648,7 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
          bytes + image_chunk_len (img, misses[j].idx) <= request_size;
          j++)
       bytes += image_chunk_len (img, misses[j].idx);
-    fetch_run (img, &misses[i], j - i);
+    fetch_run (img, &misses[i], j - i, prefetch);
   }
 
   /* Wait for the others' fetches, copy, let go. */
@@ -391,4 +680,16 @@ fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
     return -1;
   }
   return 0;
+}
+
+int
+fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
+{
+  return read_range (img, buf, count, offset, false);
+}
+
+int
+fetch_prefetch (struct image *img, uint32_t count, uint64_t offset)
+{
+  return read_range (img, NULL, count, offset, true);
 }

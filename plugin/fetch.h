@@ -10,13 +10,32 @@
 
 #include "image.h"
 
-/* Counters of the read path (for debug output and, later, metrics). */
+/* Upper bounds (seconds) of the buckets of GET latencies; a last
+ * bucket, +Inf, holds the rest.
+ */
+#define FETCH_LATENCY_BUCKETS 13
+extern const double fetch_latency_bounds[FETCH_LATENCY_BUCKETS];
+
+/* Counters of the read path (for debug output and metrics). */
 struct fetch_stats {
   uint64_t chunk_fetches; /* chunks fetched from the origin */
   uint64_t requests; /* ranged GETs issued for them */
   uint64_t waits; /* reads that waited for another's fetch */
   uint64_t verify_failures; /* fetched chunks that did not match */
   uint64_t zero_reads; /* chunk reads answered from the manifest */
+  uint64_t prefetch_chunks; /* chunks fetched by prefetch (prefetch=) */
+  uint64_t prefetch_bytes; /* ... and their bytes */
+  /* Client reads (not readahead or NBD_CMD_CACHE): a hit needs no chunk
+   * that is missing from the cache (all-zero chunks count as cached).
+   */
+  uint64_t read_hits, read_misses;
+  uint64_t hit_bytes, miss_bytes;
+  /* Ranged GETs by duration (retries included): latency[i] counts those
+   * within fetch_latency_bounds[i] and above the bound before; the last
+   * one those above every bound.  Not cumulative.
+   */
+  uint64_t latency[FETCH_LATENCY_BUCKETS + 1];
+  uint64_t latency_us; /* their total duration */
 };
 
 /* request_size caps one GET (adjacent missing chunks are coalesced up
@@ -29,6 +48,17 @@ void fetch_init (uint32_t request_size);
  * reporting the error, with errno set.
  */
 int fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset);
+
+/* The same as fetch_read with buf == NULL, for prefetch: counted in
+ * the prefetch stats and not as a foreground read.
+ */
+int fetch_prefetch (struct image *img, uint32_t count, uint64_t offset);
+
+/* How many foreground reads (demand reads, NBD_CMD_CACHE, readahead)
+ * are fetching from the origin or waiting for a fetch right now.
+ * Prefetch issues nothing while this is above zero.
+ */
+unsigned fetch_foreground_misses (void);
 
 void fetch_get_stats (struct fetch_stats *out);
 

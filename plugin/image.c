@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "image.h"
+#include "offline.h"
 #include "report.h"
 
 #define DEFAULT_CHUNK_SIZE (1024 * 1024)
@@ -36,8 +37,8 @@ hex32 (const unsigned char *in, char out[65])
 }
 
 /* SHA-256 of a whole file: the manifest's digest names the image. */
-static int
-sha256_file (const char *path, char out[65])
+int
+image_sha256_file (const char *path, char out[65])
 {
   unsigned char buf[65536], md[32];
   EVP_MD_CTX *ctx;
@@ -89,8 +90,8 @@ read_small (const char *path)
 }
 
 /* Write path atomically (temp file, fsync, rename). */
-static int
-write_small (const char *path, const char *text)
+int
+image_write_small (const char *path, const char *text)
 {
   CLEANUP_FREE char *tmp = NULL;
   size_t len = strlen (text);
@@ -103,7 +104,7 @@ write_small (const char *path, const char *text)
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd == -1 || write (fd, text, len) != (ssize_t) len || fsync (fd) == -1 ||
       close (fd) == -1 || rename (tmp, path) == -1) {
-    report_error ("manifest: writing %s: %m", path);
+    report_error ("writing %s: %m", path);
     if (fd >= 0)
       close (fd);
     unlink (tmp);
@@ -174,7 +175,7 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
     unlink (tmp);
     goto err;
   }
-  if (write_small (etag_path, s3_object_etag (mobj)) == -1)
+  if (image_write_small (etag_path, s3_object_etag (mobj)) == -1)
     goto err;
   s3_object_close (mobj);
   return path;
@@ -241,7 +242,7 @@ open_manifest (struct image *img, const struct image_config *cfg,
   }
 
   /* NB: the pin is checked before the manifest is parsed at all. */
-  if (sha256_file (local, digest) == -1)
+  if (image_sha256_file (local, digest) == -1)
     return -1;
   if (cfg->manifest_sha256 && strcasecmp (cfg->manifest_sha256, digest) != 0) {
     report_error ("manifest %s has SHA-256 %s, but manifest-sha256= pins %s: "
@@ -252,17 +253,39 @@ open_manifest (struct image *img, const struct image_config *cfg,
   img->manifest = manifest_open (local);
   if (img->manifest == NULL)
     return -1;
-  if (asprintf (identity, "manifest:%s", digest) == -1) {
-    *identity = NULL;
-    report_error ("asprintf: %m");
+  memcpy (img->manifest_sha256, digest, sizeof digest);
+  /* Absolute: it is recorded for later runs (offline.c, accel-prefetch). */
+  img->manifest_path = realpath (local, NULL);
+  if (img->manifest_path == NULL) {
+    report_error ("manifest: %s: realpath: %m", local);
     return -1;
   }
-  return 0;
+  *identity = image_cache_identity (digest, NULL, NULL, 0);
+  return *identity ? 0 : -1;
+}
+
+char *
+image_cache_identity (const char *manifest_sha256, const char *object_identity,
+                      const char *etag, uint64_t size)
+{
+  char *id;
+  int r;
+
+  if (manifest_sha256 && *manifest_sha256)
+    r = asprintf (&id, "manifest:%s", manifest_sha256);
+  else
+    r = asprintf (&id, "object:%s\netag:%s\nsize:%" PRIu64, object_identity,
+                  etag, size);
+  if (r == -1) {
+    report_error ("asprintf: %m");
+    return NULL;
+  }
+  return id;
 }
 
 /* cache_expected_fn: the manifest's hash of a chunk. */
-static int
-expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
+int
+image_expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
 {
   struct image *img = opaque;
 
@@ -288,8 +311,17 @@ image_open (const struct image_config *cfg)
   if (img->s3 == NULL)
     goto err;
   img->obj = s3_object_open (img->s3, cfg->url, false);
-  if (img->obj == NULL)
+  if (img->obj == NULL) {
+    /* Unreachable (not refused): a complete cache may serve it. */
+    if (offline_unreachable (errno) && offline_open (cfg, img) == 0)
+      return img;
     goto err;
+  }
+  img->name = strdup (s3_object_name (img->obj));
+  if (img->name == NULL) {
+    report_error ("strdup: %m");
+    goto err;
+  }
   img->size = s3_object_size (img->obj);
   if (img->size == 0) {
     report_error ("%s: the object is empty", s3_object_name (img->obj));
@@ -322,20 +354,25 @@ image_open (const struct image_config *cfg)
   }
   else {
     img->chunk_size = cfg->chunk_size ? cfg->chunk_size : DEFAULT_CHUNK_SIZE;
-    if (asprintf (&identity, "object:%s\netag:%s\nsize:%" PRIu64,
-                  s3_object_identity (img->obj), s3_object_etag (img->obj),
-                  img->size) == -1) {
-      identity = NULL;
-      report_error ("asprintf: %m");
+    identity = image_cache_identity (NULL, s3_object_identity (img->obj),
+                                     s3_object_etag (img->obj), img->size);
+    if (identity == NULL)
       goto err;
-    }
   }
   img->nr_chunks = (img->size + img->chunk_size - 1) / img->chunk_size;
 
   img->cache = cache_image_open (img->dir, identity, cfg->url, img->size,
-                                 img->chunk_size, expected_hash, img);
+                                 img->chunk_size, image_expected_hash, img);
   if (img->cache == NULL)
     goto err;
+  /* NB: dedup needs the manifest's hashes: without them nothing says
+   * what a chunk of this image must be, so no other copy can be trusted.
+   */
+  if (cfg->dedup && img->manifest) {
+    img->dedup = cache_dedup_open (img->cache);
+    if (img->dedup == NULL)
+      goto err;
+  }
 
   report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %" PRIu32
                 ", ETag %s, %s, cache %s",
@@ -343,6 +380,10 @@ image_open (const struct image_config *cfg)
                 img->chunk_size, s3_object_etag (img->obj),
                 img->manifest ? "verified by manifest" : "no manifest",
                 cache_image_dir (img->cache));
+  /* What an offline start needs to know, should the origin be
+   * unreachable next time.
+   */
+  offline_save (cfg, img);
   return img;
 
 err:
@@ -355,11 +396,14 @@ image_close (struct image *img)
 {
   if (img == NULL)
     return;
+  cache_dedup_close (img->dedup);
   cache_image_close (img->cache);
   cache_dir_close (img->dir);
   manifest_close (img->manifest);
   s3_object_close (img->obj);
   s3_client_free (img->s3);
+  free (img->manifest_path);
+  free (img->name);
   free (img);
 }
 

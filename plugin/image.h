@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache-dedup.h"
 #include "cache.h"
 #include "manifest.h"
 #include "s3.h"
@@ -22,15 +23,20 @@ struct image_config {
   const char *cache_dir;
   uint64_t cache_size; /* 0 = no cap */
   uint32_t chunk_size; /* 0 = the manifest's, else 1 MiB */
+  bool dedup; /* copy chunks the cache holds for other images */
   struct s3_config s3;
 };
 
 struct image {
   struct s3_client *s3;
-  struct s3_object *obj;
+  struct s3_object *obj; /* NULL when offline */
   struct manifest *manifest; /* NULL: serving without verification */
+  char *manifest_path; /* its local copy (NULL without a manifest) */
+  char manifest_sha256[65]; /* SHA-256 of that file, hex ("" without) */
+  char *name; /* the object, for messages (no query string) */
   struct cache_dir *dir;
   struct cache_image *cache;
+  struct cache_dedup *dedup; /* NULL: no dedup (off, or no manifest) */
   uint64_t size;
   uint32_t chunk_size;
   uint64_t nr_chunks;
@@ -39,6 +45,11 @@ struct image {
    * every read fails rather than mix two versions.
    */
   atomic_bool stale;
+
+  /* The origin was unreachable at start-up and the image is served
+   * from a complete cache (offline.c): nothing is ever fetched.
+   */
+  bool offline;
 };
 
 /* Open everything, reporting any problem clearly.  One request learns
@@ -47,6 +58,26 @@ struct image {
  */
 struct image *image_open (const struct image_config *cfg);
 void image_close (struct image *img);
+
+/* The cache identity of an image: its manifest's digest (hex) when it
+ * has one, else the object's identity, ETag and size.  NULL (error
+ * reported) if out of memory.
+ */
+char *
+image_cache_identity (const char *manifest_sha256, const char *object_identity,
+                      const char *etag, uint64_t size);
+
+/* The cache's cache_expected_fn for img (the opaque): the manifest's
+ * hash of a chunk.
+ */
+int image_expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32]);
+
+/* Helpers shared with offline.c: the SHA-256 (hex) of a whole file,
+ * and a small text file written atomically (temp file, fsync, rename).
+ * 0, or -1 (error reported).
+ */
+int image_sha256_file (const char *path, char out[65]);
+int image_write_small (const char *path, const char *text);
 
 /* Bytes of chunk idx (the last one may be short). */
 uint32_t image_chunk_len (const struct image *img, uint64_t idx);

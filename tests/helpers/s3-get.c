@@ -13,6 +13,8 @@
  * --ready FILE creates FILE once the object is open, and --wait-for FILE
  * then waits for FILE to exist before reading, so that a test can change
  * the object in between.  --stats prints the client's counters to stderr.
+ * --progress reads a range through s3_object_get_range_progress and
+ * checks its promise (see get_range_checked).
  * Credentials come from the usual places (creds.h).  Exit status: 0 ok,
  * 1 failure, 2 usage, 3 (with --missing-ok) no such object.
  */
@@ -107,6 +109,9 @@ next_random (uint64_t *state)
 }
 
 /* One thread of --random: claim reads until COUNT are done. */
+static int get_range_checked (struct s3_object *o, uint64_t offset,
+                              uint64_t length, unsigned char *buf);
+
 static void *
 random_reader (void *arg)
 {
@@ -138,7 +143,7 @@ random_reader (void *arg)
     if (len > size - off)
       len = size - off;
 
-    if (s3_object_get_range (obj, off, len, buf) == -1) {
+    if (get_range_checked (obj, off, len, (unsigned char *) buf) == -1) {
       atomic_fetch_add (&failed_reads, 1);
       continue;
     }
@@ -198,11 +203,70 @@ run_random (unsigned threads)
   return mismatches || failed_reads ? 1 : 0;
 }
 
+/* --progress: the read goes through s3_object_get_range_progress, and
+ * its promise is checked: done only grows, ends at the length, and the
+ * bytes before it never change once handed over (each callback copies
+ * the new ones to a shadow, compared with the result at the end).
+ */
+static bool use_progress;
+
+struct progress_check {
+  const unsigned char *buf;
+  unsigned char *shadow;
+  uint64_t seen;
+  bool bad;
+};
+
+static void
+progress_cb (void *opaque, uint64_t done)
+{
+  struct progress_check *pc = opaque;
+
+  if (done <= pc->seen) {
+    fprintf (stderr, PROG ": progress went from %" PRIu64 " to %" PRIu64 "\n",
+             pc->seen, done);
+    pc->bad = true;
+    return;
+  }
+  memcpy (pc->shadow + pc->seen, pc->buf + pc->seen, done - pc->seen);
+  pc->seen = done;
+}
+
+static int
+get_range_checked (struct s3_object *o, uint64_t offset, uint64_t length,
+                   unsigned char *buf)
+{
+  struct progress_check pc = { .buf = buf };
+  struct s3_progress p = { .fn = progress_cb, .opaque = &pc };
+  int r;
+
+  if (!use_progress)
+    return s3_object_get_range (o, offset, length, buf);
+  pc.shadow = malloc (length ? length : 1);
+  if (pc.shadow == NULL) {
+    perror ("malloc");
+    exit (1);
+  }
+  r = s3_object_get_range_progress (o, offset, length, buf, &p);
+  if (r == 0 &&
+      (pc.bad || pc.seen != length || memcmp (pc.shadow, buf, length) != 0)) {
+    fprintf (
+        stderr,
+        PROG ": --progress: broken promise (ended at %" PRIu64 " of %" PRIu64
+             ", bytes changed after being handed over: %s)\n",
+        pc.seen, length,
+        pc.seen == length && memcmp (pc.shadow, buf, length) ? "yes" : "no");
+    exit (1);
+  }
+  free (pc.shadow);
+  return r;
+}
+
 /* URL OFFSET LENGTH: one read to stdout. */
 static int
 run_range (uint64_t offset, uint64_t length)
 {
-  char *buf;
+  unsigned char *buf;
   int r = 0;
 
   if (length > MAX_LENGTH) {
@@ -214,7 +278,7 @@ run_range (uint64_t offset, uint64_t length)
     perror ("malloc");
     return 1;
   }
-  if (s3_object_get_range (obj, offset, length, buf) == -1)
+  if (get_range_checked (obj, offset, length, buf) == -1)
     r = 1;
   else if (fwrite (buf, 1, length, stdout) != length || fflush (stdout) != 0) {
     perror ("write");
@@ -304,7 +368,8 @@ main (int argc, char *argv[])
     OPT_READY,
     OPT_WAIT_FOR,
     OPT_MISSING_OK,
-    OPT_PRESIGN
+    OPT_PRESIGN,
+    OPT_PROGRESS
   };
   static const struct option long_options[] = {
     { "endpoint", required_argument, NULL, OPT_ENDPOINT },
@@ -327,6 +392,7 @@ main (int argc, char *argv[])
     { "wait-for", required_argument, NULL, OPT_WAIT_FOR },
     { "missing-ok", no_argument, NULL, OPT_MISSING_OK },
     { "presign", required_argument, NULL, OPT_PRESIGN },
+    { "progress", no_argument, NULL, OPT_PROGRESS },
     { "verbose", no_argument, NULL, 'v' },
     { NULL, 0, NULL, 0 },
   };
@@ -403,6 +469,9 @@ main (int argc, char *argv[])
       break;
     case OPT_PRESIGN:
       presign = parse_num ("--presign", optarg);
+      break;
+    case OPT_PROGRESS:
+      use_progress = true;
       break;
     case 'v':
       verbose = true;

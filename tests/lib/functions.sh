@@ -116,7 +116,8 @@ s3_put () { s3_curl -X PUT --upload-file "$1" "$ACCEL_TEST_S3_ENDPOINT/$2" >/dev
 unique_bucket () { echo "t-$(basename "$0" .sh | tr -cd 'a-z0-9-')-$$-$RANDOM"; }
 
 # Start the counting proxy in front of the S3 server: sets proxy_url,
-# proxy_stats (JSON file) and proxy_faults (rules file, initially []).
+# proxy_stats (JSON file), proxy_faults (rules file, initially []) and
+# proxy_pid.
 start_proxy () {
   local d=$1 port
   proxy_stats="$d/proxy-stats.json"
@@ -127,6 +128,7 @@ start_proxy () {
     --port-file "$d/proxy-port" --stats-file "$proxy_stats" \
     --faults "$proxy_faults" > "$d/proxy.log" 2>&1 &
   local pid=$!
+  proxy_pid=$pid
   on_exit "kill $pid; wait $pid"
   for _ in $(seq 100); do
     [ -s "$d/proxy-port" ] && break
@@ -152,6 +154,19 @@ proxy_faults_summary () {
   python3 -c 'import json,sys
 f = json.load(open(sys.argv[1])).get("faults", {})
 print(" ".join("%s=%d" % kv for kv in sorted(f.items())) or "none")' "$proxy_stats"
+}
+
+# cached_chunks CACHE_DIR: the chunks present in the cache of the one
+# image in CACHE_DIR, one index per line (docs/cache-format.md: a
+# 4096-byte header, then a 40-byte entry per chunk, bit 0 = present).
+cached_chunks () {
+  python3 -c 'import glob,struct,sys
+maps = glob.glob(sys.argv[1] + "/images/*/map")
+if len(maps) != 1: sys.exit("cached_chunks: %d images in %s" % (len(maps), sys.argv[1]))
+data = open(maps[0], "rb").read()
+n = struct.unpack_from("<Q", data, 32)[0]
+for i in range(n):
+    if struct.unpack_from("<I", data, 4096 + 40 * i)[0] & 1: print(i)' "$1"
 }
 
 # nbdkit_stat NAME KEY: a counter from the "stats:" line that

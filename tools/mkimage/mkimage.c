@@ -3,7 +3,7 @@
  *
  *   accel-mkimage SRC_DIR DEST [--fs ext4|squashfs] [--chunk-size SIZE]
  *                 [--label NAME] [--name NAME] [--endpoint URL]
- *                 [--keep-image PATH] [--compress] [-v]
+ *                 [--keep-image PATH] [--compress] [--hot TRACE]... [-v]
  *
  * The steps, each in its own file: build the image reproducibly
  * (ext4.c, squashfs.c), index it by running accel-index (run.c),
@@ -60,6 +60,7 @@ enum {
   COMPRESS_OPTION,
   ENDPOINT_OPTION,
   FS_OPTION,
+  HOT_OPTION,
   KEEP_IMAGE_OPTION,
   LABEL_OPTION,
   NAME_OPTION,
@@ -73,6 +74,7 @@ static const struct option long_options[] = {
   { "endpoint", required_argument, NULL, ENDPOINT_OPTION },
   { "fs", required_argument, NULL, FS_OPTION },
   { "help", no_argument, NULL, HELP_OPTION },
+  { "hot", required_argument, NULL, HOT_OPTION },
   { "keep-image", required_argument, NULL, KEEP_IMAGE_OPTION },
   { "label", required_argument, NULL, LABEL_OPTION },
   { "name", required_argument, NULL, NAME_OPTION },
@@ -92,7 +94,8 @@ usage (void)
       "SYNOPSIS\n"
       "  " PROGNAME " SRC_DIR DEST [--fs ext4|squashfs] [--chunk-size SIZE]\n"
       "                [--label LABEL] [--name NAME] [--endpoint URL]\n"
-      "                [--keep-image PATH] [--compress] [-v]\n"
+      "                [--keep-image PATH] [--compress] [--hot TRACE]... "
+      "[-v]\n"
       "  " PROGNAME " --help | --version\n"
       "\n"
       "DESCRIPTION\n"
@@ -138,6 +141,11 @@ usage (void)
       "  --compress          squashfs: compress file data (smaller, but a\n"
       "                      file's bytes are no longer one range of the\n"
       "                      image).\n"
+      "  --hot TRACE         the manifest's hot list (chunks nodes\n"
+      "                      prefetch first) from TRACE, recorded by the\n"
+      "                      plugin's trace=TRACE while serving this same\n"
+      "                      image (a rebuild of the same tree); repeat to\n"
+      "                      merge several.  Passed to accel-index --hot.\n"
       "  -v, --verbose       say what is being done, with the output of\n"
       "                      mke2fs, e2fsck, mksquashfs and accel-index.\n"
       "  --help              print this help.\n"
@@ -309,17 +317,27 @@ index_image (const struct mkimage_options *o, const char *image,
              const char *manifest)
 {
   CLEANUP_FREE char *indexer = find_indexer ();
-  const char *argv[] = {
-    indexer,
-    image,
-    "-o",
-    manifest,
-    "--chunk-size",
-    o->chunk_size,
-    o->verbose ? "-v" : NULL,
-    NULL,
-  };
+  CLEANUP_FREE const char **argv = NULL;
+  size_t n = 0, i;
   int r;
+
+  argv = calloc (8 + 2 * o->nr_hot, sizeof *argv);
+  if (argv == NULL) {
+    report_error ("calloc: %m");
+    return -1;
+  }
+  argv[n++] = indexer;
+  argv[n++] = image;
+  argv[n++] = "-o";
+  argv[n++] = manifest;
+  argv[n++] = "--chunk-size";
+  argv[n++] = o->chunk_size;
+  for (i = 0; i < o->nr_hot; i++) {
+    argv[n++] = "--hot";
+    argv[n++] = o->hot[i];
+  }
+  if (o->verbose)
+    argv[n++] = "-v";
 
   /* The indexer writes MANIFEST.tmp and renames it. */
   workdir_file ("image.img.manifest.tmp");
@@ -477,8 +495,16 @@ main (int argc, char *argv[])
 {
   struct mkimage_options o = { .fs = "ext4", .chunk_size = "1048576" };
   CLEANUP_FREE char *name = NULL, *dest_prefix = NULL;
+  CLEANUP_FREE char **hot = NULL;
   char chunk[24];
   int c;
+
+  hot = calloc (argc, sizeof *hot);
+  if (hot == NULL) {
+    perror (PROGNAME ": calloc");
+    exit (EXIT_FAILURE);
+  }
+  o.hot = hot;
 
   report_set_tool (PROGNAME, false);
   opterr = 0;
@@ -504,6 +530,13 @@ main (int argc, char *argv[])
       if (strcmp (optarg, "ext4") != 0 && strcmp (optarg, "squashfs") != 0)
         usage_error ("--fs: '%s': ext4 or squashfs", optarg);
       o.fs = optarg;
+      break;
+    case HOT_OPTION:
+      if (access (optarg, R_OK) == -1) {
+        report_error ("--hot: %s: %m", optarg);
+        exit (EXIT_FAILURE);
+      }
+      o.hot[o.nr_hot++] = optarg;
       break;
     case KEEP_IMAGE_OPTION:
       o.keep_image = optarg;

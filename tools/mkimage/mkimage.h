@@ -30,6 +30,8 @@ struct mkimage_options {
   const char *label; /* file system label / volume name, or NULL */
   const char *endpoint; /* S3-compatible endpoint, or NULL for AWS */
   const char *keep_image; /* keep the built image here, or NULL */
+  char **hot; /* --hot traces for accel-index (nr_hot of them) */
+  size_t nr_hot;
   bool compress; /* squashfs: compress data blocks */
   bool verbose;
   uint32_t epoch; /* every timestamp in the image */

@@ -33,8 +33,10 @@
  * inodes.  So our own walk reads every symbolic link first (after
  * which relatime leaves atime alone for a day), and the inode count
  * of the result is checked against the tree's; on a mismatch the build
- * is repeated, and if it persists (strictatime, or files in use) it
- * fails rather than publish an image that depends on timing.
+ * is repeated, and if it persists (strictatime, files in use, or an
+ * mtime in the future, which relatime takes as a reason to update atime
+ * at every read) it fails rather than publish an image that depends on
+ * timing.
  */
 
 #include <errno.h>
@@ -194,9 +196,12 @@ squashfs_build (const struct mkimage_options *o, const char *image,
   }
   if (got != c.nr_inodes) {
     report_error ("%s: mksquashfs made %" PRIu32 " inodes for a tree of "
-                  "%" PRIu64 ": files changed during the build (or the "
-                  "source is mounted strictatime, which mksquashfs "
-                  "takes for changes of hard-linked files)",
+                  "%" PRIu64 ": files changed during the build (or "
+                  "their access times did: the source is mounted "
+                  "strictatime, or hard-linked files or symbolic links "
+                  "have modification times in the future, so that every "
+                  "read updates their atime; mksquashfs takes that for a "
+                  "change and splits hard links)",
                   o->src, got, c.nr_inodes);
     return -1;
   }

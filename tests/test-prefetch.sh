@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Hot-list prefetch end to end, through the counting proxy in front of
+# radosgw: trace=FILE records first reads in order (and every chunk
+# once under parallel readers); accel-index --hot stores the trace as
+# the hot list (also by --update, byte-identical) and accel-inspect
+# shows it; prefetch=hot fetches exactly the hot chunks in the
+# background, a demand read is served promptly while prefetch GETs are
+# stuck, and prefetch yields while a demand read waits on the origin;
+# prefetch-rate caps throughput; prefetch=all hydrates the whole image,
+# after which nbdkit starts and serves every byte with the origin
+# unreachable (a chunk then missing fails with EIO and a reason), while
+# an image not fully cached, or replaced since, is refused clearly.  Bad
+# traces and bad keys fail clearly.
+. "$(dirname "$0")/lib/functions.sh"
+requires nbdkit; requires nbdcopy; requires nbdinfo
+needs_s3
+make_tmpdir
+start_proxy "$tmp"
+MiB=1048576
+
+bucket=$(unique_bucket)
+s3_mkbucket "$bucket"
+# 20 chunks of 1 MiB; chunks 2 and 3 are zeros.
+make_image "$tmp/disk.img" 20
+"$top/indexer/accel-index" "$tmp/disk.img" -o "$tmp/plain.manifest" 2>/dev/null ||
+  fail "accel-index"
+s3_put "$tmp/disk.img" "$bucket/disk.img"
+s3_put "$tmp/plain.manifest" "$bucket/disk.img.manifest"
+url="s3://$bucket/disk.img"
+args=(url="$url" endpoint="$proxy_url" readahead=0 -D accel.stats=1)
+sha=$(sha256sum "$tmp/disk.img" | cut -c1-64)
+
+# wait_log NAME TEXT SECS: wait until nbdkit NAME's log has TEXT.
+wait_log () {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    grep -q "$2" "$tmp/$1.log" && return 0
+    sleep 0.1
+  done
+  fail "nbdkit $1: no '$2' in its log after $3 s"
+}
+# data_bytes BEFORE: body bytes through the proxy since BEFORE, without
+# the manifest's download (every start downloads it into a new cache).
+data_bytes () {
+  echo $(($(proxy_count bytes) - $1))
+}
+
+# 1. trace=FILE: first reads, in order, once each; zero chunks too; not
+# NBD_CMD_CACHE (chunk 18).
+start_nbdkit a "${args[@]}" cache-dir="$tmp/c1" trace="$tmp/run1.trace" \
+  prefetch=none || fail "nbdkit: $(cat "$tmp/a.log")"
+for c in 7 5 5 12 7 3; do
+  nbdcheck read "$(nbd_uri a)" $((c * MiB + 100)) 1000 || fail "read chunk $c"
+done
+nbdcheck read "$(nbd_uri a)" $((16 * MiB - 10)) 100 || fail "read 15-16"
+nbdcheck cache "$(nbd_uri a)" $((18 * MiB)) $MiB || fail "cache chunk 18"
+stop_nbdkit a
+printf 'accel-trace v1 image-sha256=%s image-size=%d chunk-size=%d\n7\n5\n12\n3\n15\n16\n' \
+  "$sha" $((20 * MiB)) $MiB > "$tmp/want.trace"
+diff -u "$tmp/want.trace" "$tmp/run1.trace" || fail "trace is not the first reads in order"
+
+# Parallel readers (nbdcopy, several connections): every chunk once.
+start_nbdkit b "${args[@]}" cache-dir="$tmp/c1" trace="$tmp/run2.trace" \
+  prefetch=none || fail "nbdkit: $(cat "$tmp/b.log")"
+nbdcopy --connections=4 --requests=16 --request-size=65536 "$(nbd_uri b)" \
+  "$tmp/copy.img" || fail "nbdcopy"
+stop_nbdkit b
+# (nbdcopy skips the zero chunks 2 and 3: they are holes.)
+[ "$(tail -n +2 "$tmp/run2.trace" | sort -n | tr '\n' ' ')" = "0 1 $(seq 4 19 | tr '\n' ' ')" ] ||
+  fail "parallel trace is not every data chunk once: $(tail -n +2 "$tmp/run2.trace" | tr '\n' ' ')"
+echo "trace: first reads in order; parallel readers: 18 data chunks, each once"
+
+# 2. accel-index --hot: the trace becomes the hot list (zero chunk 3 left
+# out); --update gives the same file; accel-inspect shows the length.
+"$top/indexer/accel-index" "$tmp/disk.img" -o "$tmp/hot.manifest" \
+  --hot "$tmp/run1.trace" 2>"$tmp/index.log" || fail "accel-index --hot: $(cat "$tmp/index.log")"
+cp "$tmp/plain.manifest" "$tmp/updated.manifest"
+"$top/indexer/accel-index" --update "$tmp/updated.manifest" \
+  --hot "$tmp/run1.trace" 2>>"$tmp/index.log" || fail "accel-index --update"
+cmp "$tmp/hot.manifest" "$tmp/updated.manifest" ||
+  fail "--update differs from indexing with --hot"
+"$top/tools/accel-inspect" "$tmp/hot.manifest" > "$tmp/inspect.txt" || fail "accel-inspect"
+grep -Eq '^hot chunks: +5$' "$tmp/inspect.txt" || fail "accel-inspect: $(grep hot "$tmp/inspect.txt")"
+python3 -c 'import sqlite3,sys
+print(" ".join(str(r[0]) for r in sqlite3.connect(sys.argv[1]).execute("SELECT chunk_idx FROM hot ORDER BY rank")))' \
+  "$tmp/hot.manifest" > "$tmp/hot.txt"
+[ "$(cat "$tmp/hot.txt")" = "7 5 12 15 16" ] || fail "hot list is $(cat "$tmp/hot.txt")"
+# Merged by first appearance: run2 adds the chunks run1 did not read.
+"$top/indexer/accel-index" --update "$tmp/updated.manifest" \
+  --hot "$tmp/run1.trace" --hot "$tmp/run2.trace" 2>>"$tmp/index.log" ||
+  fail "accel-index --update with two traces"
+"$top/tools/accel-inspect" "$tmp/updated.manifest" | grep -Eq '^hot chunks: +18$' ||
+  fail "two traces: not 18 hot chunks"
+s3_put "$tmp/hot.manifest" "$bucket/disk.img.manifest"
+echo "accel-index --hot: hot list 7 5 12 15 16; --update identical"
+
+# 3. prefetch=hot (the default with a hot list): exactly the hot chunks,
+# in the background; reading them then takes no GET.
+b0=$(proxy_count bytes)
+start_nbdkit c "${args[@]}" cache-dir="$tmp/c2" || fail "nbdkit: $(cat "$tmp/c.log")"
+wait_log c "prefetch: done" 10
+manifest_bytes=$(stat -c %s "$tmp/hot.manifest")
+got=$(($(data_bytes "$b0") - manifest_bytes))
+[ "$got" = $((5 * MiB)) ] || fail "prefetch=hot fetched $got bytes, not 5 MiB"
+# (recorded in the map by the next flush, every 100 ms)
+for _ in $(seq 50); do
+  [ "$(cached_chunks "$tmp/c2" | tr '\n' ' ')" = "5 7 12 15 16 " ] && break
+  sleep 0.1
+done
+[ "$(cached_chunks "$tmp/c2" | tr '\n' ' ')" = "5 7 12 15 16 " ] ||
+  fail "cached after prefetch: $(cached_chunks "$tmp/c2" | tr '\n' ' ')"
+g0=$(proxy_count GET)
+for c in 5 7 12 15 16; do
+  nbdcheck read "$(nbd_uri c)" $((c * MiB)) $MiB || fail "read chunk $c"
+done
+[ "$(proxy_count GET)" = "$g0" ] || fail "reading hot chunks went to the origin"
+stop_nbdkit c
+[ "$(nbdkit_stat c "prefetched chunks")" = 5 ] || fail "stats: prefetched chunks"
+[ "$(nbdkit_stat c "prefetched bytes")" = $((5 * MiB)) ] || fail "stats: prefetched bytes"
+echo "prefetch=hot: 5 chunks, 5 MiB, the hot ones; reads after it: 0 GETs"
+
+# 4a. A demand read while both prefetch GETs are stuck (3 s each) is
+# served at once: prefetch holds two connections, not the pool.
+cat > "$proxy_faults" <<EOF
+[{"method": "GET", "match": "disk.img", "range": "bytes=$((7 * MiB))-", "action": "delay", "seconds": 3},
+ {"method": "GET", "match": "disk.img", "range": "bytes=$((5 * MiB))-", "action": "delay", "seconds": 3}]
+EOF
+start_nbdkit d "${args[@]}" cache-dir="$tmp/c3" prefetch-rate=0 ||
+  fail "nbdkit: $(cat "$tmp/d.log")"
+sleep 0.5
+t0=$(date +%s%N)
+nbdcheck read "$(nbd_uri d)" $((10 * MiB)) 4096 || fail "demand read during prefetch"
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "demand read while prefetch GETs are stuck: $ms ms"
+[ "$ms" -lt 2000 ] || fail "demand read waited behind prefetch: $ms ms"
+grep -q "prefetch: done" "$tmp/d.log" && fail "prefetch was not stuck (test broken)"
+wait_log d "prefetch: done" 20
+stop_nbdkit d
+echo '[]' > "$proxy_faults"
+
+# 4b. Prefetch yields: while a demand read waits 2 s on the origin,
+# prefetch (all, 1 MiB requests of 0.3 s each) sends at most what was
+# already under way.
+cat > "$proxy_faults" <<EOF
+[{"method": "GET", "match": "disk.img", "range": "bytes=$((19 * MiB))-", "action": "delay", "seconds": 2},
+ {"method": "GET", "match": "disk.img", "action": "delay", "seconds": 0.3}]
+EOF
+start_nbdkit e "${args[@]}" cache-dir="$tmp/c4" prefetch=all prefetch-rate=0 \
+  request-size=1M || fail "nbdkit: $(cat "$tmp/e.log")"
+sleep 0.5
+g0=$(proxy_count GET)
+nbdcheck read "$(nbd_uri e)" $((19 * MiB)) 4096 || fail "demand read"
+during=$(($(proxy_count GET) - g0 - 1))
+echo "prefetch GETs while a demand read waited 2 s on the origin: $during"
+[ "$during" -le 4 ] || fail "prefetch did not yield: $during GETs"
+wait_log e "prefetch: done" 30
+stop_nbdkit e
+echo '[]' > "$proxy_faults"
+
+# 5. prefetch-rate caps throughput: 18 MiB at 4 MiB/s takes about 3.5 s
+# (the first request goes at once); without a cap well under that.
+for rate in 4M 0; do
+  rm -rf "$tmp/c5"
+  start_nbdkit f "${args[@]}" cache-dir="$tmp/c5" prefetch=all \
+    prefetch-rate=$rate manifest="$tmp/plain.manifest" ||
+    fail "nbdkit: $(cat "$tmp/f.log")"
+  wait_log f "prefetch: done" 30
+  secs=$(grep -o 'prefetch: done in [0-9.]*' "$tmp/f.log" | grep -o '[0-9.]*$')
+  stop_nbdkit f
+  [ "$(nbdkit_stat f "prefetched bytes")" = $((18 * MiB)) ] || fail "prefetch=all: not 18 MiB"
+  echo "prefetch=all of 18 MiB with prefetch-rate=$rate: $secs s"
+  if [ $rate = 4M ]; then
+    awk -v s="$secs" 'BEGIN { exit !(s >= 2.5 && s <= 20) }' ||
+      fail "prefetch-rate=4M: 18 MiB in $secs s"
+  else
+    awk -v s="$secs" 'BEGIN { exit !(s < 2.5) }' ||
+      fail "prefetch-rate=0: 18 MiB took $secs s"
+  fi
+done
+
+# 6. Bad input.
+expect_fail () {
+  local what=$1 msg=$2; shift 2
+  if "$@" > "$tmp/bad.log" 2>&1; then
+    fail "$what: accepted"
+  fi
+  grep -q -- "$msg" "$tmp/bad.log" || fail "$what: no '$msg' in: $(cat "$tmp/bad.log")"
+}
+head -c $((3 * MiB)) /dev/urandom > "$tmp/other.img"
+"$top/indexer/accel-index" "$tmp/other.img" -o "$tmp/other.manifest" 2>/dev/null
+expect_fail "trace of another image" "a trace belongs to the image" \
+  "$top/indexer/accel-index" --update "$tmp/other.manifest" --hot "$tmp/run1.trace"
+expect_fail "trace of another image (indexing)" "a trace belongs to the image" \
+  "$top/indexer/accel-index" "$tmp/other.img" -o "$tmp/x.manifest" --hot "$tmp/run1.trace"
+(head -n 1 "$tmp/run1.trace"; echo 5; echo five) > "$tmp/bad1.trace"
+expect_fail "malformed trace" 'line 3: "five" is not a chunk index' \
+  "$top/indexer/accel-index" --update "$tmp/updated.manifest" --hot "$tmp/bad1.trace"
+(head -n 1 "$tmp/run1.trace"; echo 20) > "$tmp/bad2.trace"
+expect_fail "chunk out of range" "chunk 20 is out of range" \
+  "$top/indexer/accel-index" --update "$tmp/updated.manifest" --hot "$tmp/bad2.trace"
+echo "not a trace" > "$tmp/bad3.trace"
+expect_fail "not a trace" "not an accel trace" \
+  "$top/indexer/accel-index" --update "$tmp/updated.manifest" --hot "$tmp/bad3.trace"
+[ -e "$tmp/x.manifest" ] && fail "a failed run wrote a manifest"
+# nbdkit_try ARGS...: start nbdkit, run nothing, exit: a config that is
+# wrongly accepted cannot leave a daemon behind.
+nbdkit_try () { nbdkit -U - --log=stderr "$plugin" "$@" --run true; }
+expect_fail "prefetch=bogus" "prefetch=bogus: must be hot, all or none" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c6" prefetch=bogus
+expect_fail "prefetch-rate=garbage" "prefetch-rate=garbage: must be bytes per second" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c6" prefetch-rate=garbage
+expect_fail "trace= relative" "must be an absolute path" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c6" trace=rel.trace
+expect_fail "trace= without a manifest" "needs the image's manifest" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c6" \
+  manifest=none trace="$tmp/x.trace"
+echo "bad traces and keys: refused with clear errors"
+
+# 7. prefetch=all hydrates everything; then, with the origin unreachable
+# (the proxy stopped: same endpoint, connection refused), nbdkit starts
+# offline and serves every byte.
+s3_put "$tmp/disk.img" "$bucket/other.img"
+start_nbdkit g "${args[@]}" cache-dir="$tmp/c7" prefetch=all ||
+  fail "nbdkit: $(cat "$tmp/g.log")"
+wait_log g "prefetch: done" 20
+grep -q "prefetch: done.* 0 failed" "$tmp/g.log" || fail "prefetch=all failed some chunks"
+stop_nbdkit g
+[ "$(cached_chunks "$tmp/c7" | wc -l)" = 18 ] || fail "not all 18 data chunks cached"
+# A second image, opened once and only partly read.
+start_nbdkit h url="s3://$bucket/other.img" endpoint="$proxy_url" \
+  cache-dir="$tmp/c7" manifest=none prefetch=none || fail "nbdkit: $(cat "$tmp/h.log")"
+nbdcheck read "$(nbd_uri h)" 0 4096 || fail "read other.img"
+stop_nbdkit h
+
+kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null
+start_nbdkit i "${args[@]}" cache-dir="$tmp/c7" retries=1 ||
+  fail "offline start: $(cat "$tmp/i.log")"
+grep -q "origin is unreachable: serving .* OFFLINE" "$tmp/i.log" ||
+  fail "no clear offline message"
+nbdcopy "$(nbd_uri i)" "$tmp/offline.img" || fail "nbdcopy offline"
+cmp "$tmp/disk.img" "$tmp/offline.img" || fail "offline copy differs"
+nbdcheck random "$(nbd_uri i)" "$tmp/disk.img" 100 || fail "offline random reads"
+stop_nbdkit i
+echo "offline start after prefetch=all: every byte served, origin down"
+
+expect_fail "offline, not hydrated" "holds 1 of the 20 data chunks" \
+  nbdkit_try url="s3://$bucket/other.img" \
+  endpoint="$proxy_url" cache-dir="$tmp/c7" manifest=none retries=1
+grep -q "cannot serve it offline" "$tmp/bad.log" || fail "no 'cannot serve it offline'"
+expect_fail "offline, never served" "has never served it" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c8" retries=1
+echo "offline start refused for a partial cache and an unknown image"
+
+# Offline, a chunk the cache cannot serve (damaged at rest: dropped on
+# its first read) fails with EIO and says why.
+data=$(dirname "$(grep -l "^description: $url\$" "$tmp"/c7/images/*/info)")/data
+printf '\xff' | dd of="$data" bs=1 seek=$((10 * MiB + 5)) conv=notrunc status=none
+start_nbdkit k "${args[@]}" cache-dir="$tmp/c7" retries=1 ||
+  fail "offline start: $(cat "$tmp/k.log")"
+nbdcheck read "$(nbd_uri k)" $((10 * MiB)) 4096 > "$tmp/miss.out" 2>&1 &&
+  fail "a damaged chunk was served offline"
+grep -q "not in the cache, and the origin was unreachable when nbdkit started" "$tmp/k.log" ||
+  fail "no clear message for an offline miss"
+nbdcheck read "$(nbd_uri k)" $((11 * MiB)) 4096 || fail "offline read of chunk 11"
+stop_nbdkit k
+echo "offline miss: EIO, with the reason in the log"
+
+# 8. Never another version: with the origin back (the proxy again, on
+# the same port: the record is keyed by url= and endpoint=), the object
+# is replaced and seen once online, not hydrated.  With the origin down
+# again, the old complete cache must not be served.
+port=${proxy_url##*:}
+python3 "$top/tests/lib/s3proxy.py" --upstream "$ACCEL_TEST_S3_ENDPOINT" \
+  --listen "127.0.0.1:$port" --port-file "$tmp/proxy2-port" \
+  > "$tmp/proxy2.log" 2>&1 &
+proxy2=$!
+on_exit "kill $proxy2"
+for _ in $(seq 100); do [ -s "$tmp/proxy2-port" ] && break; sleep 0.1; done
+[ -s "$tmp/proxy2-port" ] || fail "proxy did not restart on port $port"
+head -c $((20 * MiB)) /dev/urandom > "$tmp/disk2.img"
+"$top/indexer/accel-index" "$tmp/disk2.img" -o "$tmp/disk2.manifest" 2>/dev/null
+s3_put "$tmp/disk2.img" "$bucket/disk.img"
+s3_put "$tmp/disk2.manifest" "$bucket/disk.img.manifest"
+start_nbdkit j "${args[@]}" cache-dir="$tmp/c7" prefetch=none ||
+  fail "nbdkit: $(cat "$tmp/j.log")"
+stop_nbdkit j
+kill "$proxy2"; wait "$proxy2" 2>/dev/null
+expect_fail "offline, replaced version" "cannot serve it offline" \
+  nbdkit_try "${args[@]}" \
+  cache-dir="$tmp/c7" retries=1
+grep -q "holds 0 of the 20 data chunks" "$tmp/bad.log" ||
+  fail "refused for another reason: $(cat "$tmp/bad.log")"
+echo "offline start refused once the object was replaced"
+echo OK

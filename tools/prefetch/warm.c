@@ -1,0 +1,293 @@
+/* accel-prefetch: NBD_CMD_CACHE for the selected chunks.
+ *
+ * One NBD connection to the plugin's socket (nbdkit serves any number
+ * besides the kernel's), with several requests in flight through
+ * libnbd's asynchronous API.  Each request covers a run of adjacent
+ * selected chunks, chunk-aligned and at most batch bytes, so that the
+ * plugin turns it into one GET of missing chunks (its request-size=,
+ * 8M by default, is the batch's default too).  The plugin answers a
+ * cache request once the chunks are in its cache, so the bytes done are
+ * bytes cached.
+ *
+ * Progress: on a terminal, a bar redrawn at most ten times a second;
+ * otherwise a summary line at the end.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libnbd.h>
+
+#include "prefetch.h"
+#include "report.h"
+
+#define BAR_WIDTH 30
+
+static struct nbd_handle *nbd;
+
+/* The state of a run, shared with the completion callback. */
+struct run {
+  uint64_t total, done;
+  unsigned in_flight;
+  unsigned failed;
+  uint64_t first_failed; /* offset of the first failed request */
+  int first_errno;
+};
+
+/* One request, for its completion callback. */
+struct request {
+  struct run *run;
+  uint64_t offset;
+  uint32_t count;
+};
+
+static double
+now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+const char *
+human_size (uint64_t n, char *buf, size_t len)
+{
+  static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+  double v = n;
+  int u = -1;
+
+  if (n < 1024) {
+    snprintf (buf, len, "%" PRIu64 " B", n);
+    return buf;
+  }
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  snprintf (buf, len, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+/* Pull the manifest's path out of "accel: NAME manifest=PATH" (the
+ * plugin puts the path last, so the last " manifest=" starts it).
+ */
+static char *
+manifest_from_description (const char *desc)
+{
+  const char *p, *found = NULL;
+
+  if (strncmp (desc, "accel: ", 7) != 0)
+    return NULL;
+  for (p = desc; (p = strstr (p, " manifest=")) != NULL; p++)
+    found = p + strlen (" manifest=");
+  return found && *found ? strdup (found) : NULL;
+}
+
+int
+warm_connect (struct target *t)
+{
+  nbd = nbd_create ();
+  if (nbd == NULL) {
+    report_error ("libnbd: %s", nbd_get_error ());
+    return -1;
+  }
+  if (t->manifest == NULL && nbd_set_full_info (nbd, true) == -1) {
+    report_error ("libnbd: %s", nbd_get_error ());
+    return -1;
+  }
+  if (nbd_connect_unix (nbd, t->socket) == -1) {
+    report_error ("%s: %s", t->socket, nbd_get_error ());
+    return -1;
+  }
+  if (nbd_can_cache (nbd) != 1) {
+    report_error ("%s: the server does not support NBD_CMD_CACHE (is it "
+                  "nbdkit with the accel plugin?)",
+                  t->socket);
+    return -1;
+  }
+  if (t->manifest == NULL) {
+    char *desc = nbd_get_export_description (nbd);
+
+    if (desc)
+      t->manifest = manifest_from_description (desc);
+    free (desc);
+    if (t->manifest == NULL) {
+      report_error ("%s: the export names no manifest (served with "
+                    "manifest=none?): give one with --manifest",
+                    t->socket);
+      return -1;
+    }
+    report_debug ("manifest %s (from the export's description)", t->manifest);
+  }
+  return 0;
+}
+
+int
+warm_check (struct manifest *m)
+{
+  int64_t size = nbd_get_size (nbd);
+
+  if (size == -1) {
+    report_error ("libnbd: %s", nbd_get_error ());
+    return -1;
+  }
+  if ((uint64_t) size != manifest_image_size (m)) {
+    report_error ("the manifest describes an image of %" PRIu64 " bytes, "
+                  "but the export has %" PRId64 ": it is not this "
+                  "export's manifest",
+                  manifest_image_size (m), size);
+    return -1;
+  }
+  return 0;
+}
+
+/* libnbd calls this when a request is answered. */
+static int
+request_done (void *user_data, int *error)
+{
+  struct request *rq = user_data;
+  struct run *run = rq->run;
+
+  run->in_flight--;
+  if (*error) {
+    if (run->failed++ == 0) {
+      run->first_failed = rq->offset;
+      run->first_errno = *error;
+    }
+  }
+  else
+    run->done += rq->count;
+  free (rq);
+  return 1; /* retire the command */
+}
+
+/* The progress bar, at most every 0.1 s (and always when final). */
+static void
+show_progress (const struct run *run, double start, bool final)
+{
+  static double last;
+  char d[32], t[32], r[32], bar[BAR_WIDTH + 1];
+  double secs = now () - start;
+  int fill, pct;
+
+  if (!final && now () - last < 0.1)
+    return;
+  last = now ();
+  pct = run->total ? (int) (run->done * 100 / run->total) : 100;
+  fill = run->total ? (int) (run->done * BAR_WIDTH / run->total) : BAR_WIDTH;
+  memset (bar, '#', fill);
+  memset (bar + fill, '.', BAR_WIDTH - fill);
+  bar[BAR_WIDTH] = '\0';
+  fprintf (stderr, "\r\033[K[%s] %3d%%  %s / %s  %s/s", bar, pct,
+           human_size (run->done, d, sizeof d),
+           human_size (run->total, t, sizeof t),
+           human_size (secs > 0 ? run->done / secs : 0, r, sizeof r));
+  if (final)
+    fprintf (stderr, "\n");
+}
+
+/* The next run of selected chunks from *idx: offset and length. */
+static bool
+next_batch (struct manifest *m, const struct selection *s, uint32_t batch,
+            uint64_t *idx, uint64_t *offset, uint32_t *count)
+{
+  uint32_t chunk_size = manifest_chunk_size (m);
+  uint64_t size = manifest_image_size (m), end;
+
+  while (*idx < s->nr_chunks && !(s->chunks[*idx / 8] & (1 << (*idx % 8))))
+    (*idx)++;
+  if (*idx >= s->nr_chunks)
+    return false;
+  *offset = *idx * chunk_size;
+  end = *offset;
+  while (*idx < s->nr_chunks && (s->chunks[*idx / 8] & (1 << (*idx % 8))) &&
+         end - *offset + chunk_size <= batch) {
+    end += chunk_size;
+    (*idx)++;
+  }
+  if (end > size)
+    end = size;
+  *count = end - *offset;
+  return true;
+}
+
+int
+warm_run (struct manifest *m, const struct selection *s,
+          const struct warm_options *o)
+{
+  /* NB: static, since libnbd may still call request_done for requests
+   * in flight when an error makes us return early.
+   */
+  static struct run run;
+  double start = now (), secs;
+  uint64_t idx = 0, offset;
+  uint32_t count;
+  bool more = true;
+  char d[32], r[32];
+
+  run = (struct run){ .total = s->bytes };
+
+  while (more || run.in_flight > 0) {
+    while (more && run.in_flight < o->requests) {
+      struct request *rq;
+
+      more = next_batch (m, s, o->batch, &idx, &offset, &count);
+      if (!more)
+        break;
+      rq = malloc (sizeof *rq);
+      if (rq == NULL) {
+        report_error ("malloc: %m");
+        return -1;
+      }
+      *rq = (struct request){ .run = &run, .offset = offset, .count = count };
+      if (nbd_aio_cache (nbd, count, offset,
+                         (nbd_completion_callback){ .callback = request_done,
+                                                    .user_data = rq },
+                         0) == -1) {
+        report_error ("NBD_CMD_CACHE: %s", nbd_get_error ());
+        free (rq);
+        return -1;
+      }
+      run.in_flight++;
+    }
+    if (run.in_flight > 0 && nbd_poll (nbd, 100) == -1) {
+      report_error ("libnbd: %s", nbd_get_error ());
+      return -1;
+    }
+    if (o->progress)
+      show_progress (&run, start, false);
+  }
+  if (o->progress)
+    show_progress (&run, start, true);
+
+  if (run.failed) {
+    errno = run.first_errno;
+    report_error ("%u of the requests failed, the first at byte %" PRIu64
+                  ": %m (the nbdkit log says why)",
+                  run.failed, run.first_failed);
+    return -1;
+  }
+  secs = now () - start;
+  if (!o->quiet)
+    fprintf (stderr,
+             PROGNAME ": warmed %" PRIu64 " files: %" PRIu64 " chunks, %s "
+                      "in %.1f s (%s/s)\n",
+             s->nr_files, s->nr_selected, human_size (run.done, d, sizeof d),
+             secs, human_size (secs > 0 ? run.done / secs : 0, r, sizeof r));
+  return 0;
+}
+
+void
+warm_disconnect (void)
+{
+  if (nbd) {
+    nbd_shutdown (nbd, 0);
+    nbd_close (nbd);
+    nbd = NULL;
+  }
+}
