@@ -61,6 +61,18 @@ done
 gets=$(echo "$words" | grep -o 'gets=[0-9]*' | cut -d= -f2)
 [ "$gets" -ge 3 ] && [ "$gets" -le 4 ] || fail "expected 3 or 4 GETs: $words"
 
+# radosgw's log: its " beast: " line per request (as tests/lib/rgw.sh
+# shows one), other lines ignored.
+cat > "$tmp/rgw.log" << 'EOF'
+2026-11-21T17:18:12.665+0000 7f52 1 beast: 0x7f53: 127.0.0.1 - u [21/Nov/2026:17:18:12.661 +0000] "GET /b/x.img HTTP/1.1" 206 1048576 - "accel" bytes=0-1048575 latency=0.004s
+2026-11-21T17:18:12.666+0000 7f52 1 ====== req done req=0x7f53 op status=0 http_status=206 ======
+2026-11-21T17:18:12.667+0000 7f52 1 beast: 0x7f54: 127.0.0.1 - u [21/Nov/2026:17:18:12.662 +0000] "GET /b/x.img.manifest HTTP/1.1" 200 4096 - "accel" - latency=0.001s
+2026-11-21T17:18:12.668+0000 7f52 1 beast: 0x7f55: 127.0.0.1 - - [21/Nov/2026:17:18:12.663 +0000] "HEAD /b/x.img HTTP/1.1" 200 0 - "accel" - latency=0.001s
+EOF
+words=$("$python" "$bench/count.py" origin rgw "$tmp/rgw.log" 0 "$(stat -c %s "$tmp/rgw.log")")
+[ "$words" = "requests=3 gets=2 origin_bytes=1052672 image_bytes=1048576 manifest_bytes=4096" ] ||
+  fail "radosgw log: $words"
+
 # 4. Touched chunks from the log filter: reads in chunks 0, 2 (all
 # zero: not counted), 3-4 (one read across the boundary) and the last,
 # short chunk of the 20 MiB image.

@@ -4,8 +4,8 @@
   count.py origin nginx|rgw LOG START END
       The requests logged between byte offsets START and END of an origin's
       log: nginx's access log in the bench's format ("METHOD URI STATUS
-      BYTES SECONDS END-TIME", tests/bench/nginx.conf.in) or radosgw's ops
-      log (one JSON object a line).  Prints requests=N gets=N
+      BYTES SECONDS END-TIME", tests/bench/nginx.conf.in) or radosgw's log
+      (its " beast: " lines).  Prints requests=N gets=N
       origin_bytes=N (the response bodies) image_bytes=N manifest_bytes=N,
       and from nginx's log get_ms=N (mean time of an image GET),
       in_flight=X (image GETs in flight on average while any was) and
@@ -25,7 +25,6 @@ Offsets, not line numbers: the bench notes a log's size when a phase
 starts and ends, so a line is counted in exactly one phase.
 """
 
-import json
 import re
 import sqlite3
 import sys
@@ -77,15 +76,11 @@ def count_origin(fmt, lines):
             except (IndexError, ValueError):
                 continue
         else:
-            try:
-                op = json.loads(line)
-            except ValueError:
+            m = BEAST.search(line)
+            if not m:
                 continue
-            request = str(op.get("uri", "")).split()
-            try:
-                method, uri, nbytes = request[0], request[1], int(op.get("bytes_sent", 0))
-            except (IndexError, ValueError):
-                continue
+            method, uri = m.group(1), m.group(2)
+            nbytes = 0 if m.group(4) == "-" else int(m.group(4))
         out["requests"] += 1
         if method == "GET":
             out["gets"] += 1
@@ -102,6 +97,11 @@ def count_origin(fmt, lines):
         out["busy_s"] = busy
     return out
 
+
+# radosgw's line for each HTTP request in its log (tests/lib/rgw.sh).
+# NB: not its ops log, whose JSON objects threads sometimes write onto
+# one line.
+BEAST = re.compile(r' beast: .*"([A-Z]+) (\S+) HTTP/[0-9.]+" ([0-9]{3}) ([0-9]+|-)')
 
 READ = re.compile(r"\b(?:Read|Cache) id=\d+ offset=(0x[0-9a-fA-F]+) count=(0x[0-9a-fA-F]+)")
 
