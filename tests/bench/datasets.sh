@@ -6,8 +6,9 @@
 #   genome  images/genome: reference, bowtie2 index, reads
 #
 # Built once into $images/NAME-KEY.img, KEY a hash of the recipe (sizes
-# and the generators' sources), so reruns reuse them; a stale image is
-# removed when its recipe changes.  Beside each image, NAME-KEY.expect
+# and the generators' sources), so reruns reuse them, the quick and full
+# variants' side by side.  Images of older recipes are left there: remove
+# the directory to reclaim them.  Beside each image, NAME-KEY.expect
 # holds what the workloads check the data they read against (CRCs of the
 # big file and of every small file, the genome's alignments), computed
 # from the source tree before it became an image.
@@ -44,7 +45,7 @@ dataset () {
   img="$images/$name-$key.img"
   if [ ! -s "$img" ] || [ ! -s "$images/$name-$key.expect" ]; then
     say "building dataset $name (once; kept in $images)"
-    rm -f "$images/$name"-*.img "$images/$name"-*.img.manifest "$images/$name"-*.expect
+    rm -f "$img" "$img.manifest" "$images/$name-$key.expect"
     src="$BENCH_DIR/tmp/$name-src"
     rm -rf "$src" "$src".*
     mkdir -p "$BENCH_DIR/tmp"

@@ -12,8 +12,9 @@
       lines <!-- bench:begin --> and <!-- bench:end -->.  META is a JSON
       object: date, machine, origin calibration, dataset sizes.
 
-A row has: origin (s3like, rgw), workload (seq, rand, small, align),
-system (limit, accel, curl), phase (cold, warm, restart, cold+hot),
+A row has: origin (local, s3like, rgw), workload (seq, rand, small,
+align), system (limit, file, accel, curl), phase (cold, warm, restart,
+cold+hot),
 seconds, rate and unit (MB/s, IOPS; none for the aligner), origin bytes
 and GETs, image/manifest bytes, touched (bytes of the non-zero chunks the
 NBD client read), rss_kib (nbdkit's peak RSS in the phase), check (ok, or
@@ -122,6 +123,8 @@ def fmt_rate(r):
 def row_label(r):
     if r["system"] == "limit":
         return "limit"
+    if r["system"] == "file":
+        return "nbdkit file"
     name = "accel" if r["system"] == "accel" else "curl+cache"
     return "%s %s" % (name, r["phase"])
 
@@ -130,7 +133,7 @@ def table(rows):
     head = ["workload", "origin", "system", "seconds", "speed", "origin bytes", "GETs",
             "peak RSS", "to limit", "to alt."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = {"limit": 0, "accel": 1, "curl": 2}
+    order = {"limit": 0, "file": 1, "accel": 2, "curl": 3}
     phases = {"cold": 0, "cold+hot": 1, "warm": 2, "restart": 3}
     origins = {"local": 0, "s3like": 1, "rgw": 2}
     wl = list(WORKLOADS)
@@ -148,8 +151,8 @@ def table(rows):
         origin = ORIGINS.get(r["origin"], r["origin"])
         cells = [WORKLOADS.get(r["workload"], r["workload"]), origin, row_label(r), secs,
                  fmt_rate(r),
-                 fmt_bytes(r.get("origin_bytes")) if r["system"] != "limit" else "-",
-                 str(r.get("gets", "-")) if r["system"] != "limit" else "-",
+                 fmt_bytes(r.get("origin_bytes")) if r.get("origin_bytes") is not None else "-",
+                 str(r["gets"]) if r.get("gets") is not None else "-",
                  rss,
                  fmt_ratio(ratio(r, limit)) if r["system"] != "limit" else "1.00",
                  fmt_ratio(ratio(r, alt_row(rows, r)))]
@@ -166,14 +169,16 @@ def targets(rows, meta):
     def row(**kw):
         return find(rows, origin="s3like", **kw)
 
-    # 1. warm within 5 % of the limit, every workload.
+    # 1. warm within 5 % of the limit, every workload (and, to tell the
+    # plugin's cost from the NBD stack's, the ratio to nbdkit file).
     figs, ok = [], True
     for w in WORKLOADS:
         r, lim = row(workload=w, system="accel", phase="warm"), find(rows, workload=w, system="limit")
         x = ratio(r, lim)
         if x is None:
             continue
-        figs.append("%s %.2f" % (w, x))
+        y = ratio(r, find(rows, workload=w, system="file"))
+        figs.append("%s %.2f" % (w, x) + ("" if y is None else " (%.2f of nbdkit file)" % y))
         ok = ok and x >= 0.95
     out.append((ok if figs else None, "warm within 5 % of the limit (speed ratio >= 0.95)",
                 ", ".join(figs) or "not measured"))
