@@ -104,8 +104,8 @@ FUZZ_HEADERS := $(wildcard tests/fuzz/*.h)
 FORMAT_FILES = $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] \
   tools/*/*.[ch] tests/unit/*.[ch] tests/helpers/*.[ch] tests/fuzz/*.[ch])
 
-.PHONY: all check check-deps check-tsan check-valgrind demo install clean \
-  format format-check fuzz FORCE
+.PHONY: all bench check check-deps check-tsan check-valgrind demo fuzz \
+  install clean format format-check FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
   $(FUZZ_REPLAY_BINS) $(if $(SANITIZE),$(SANITIZER_PRELOAD))
@@ -215,6 +215,13 @@ fuzz: check-deps
 	$(MAKE) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
 	FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) \
 	  tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+# The performance bench of issue 5 (not part of check): prints its table
+# and targets and writes them to docs/bench-results.md and README.md.
+# BENCH_QUICK=1 for the small variant; tests/bench/bench says more.
+bench: check-deps
+	$(MAKE) all
+	tests/bench/bench
 
 install: $(PLUGIN) $(INDEXER) $(TOOLS)
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
