@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <openssl/sha.h>
@@ -42,7 +43,8 @@
 /* The bytes of one GET, shared by the chunks it carried. */
 struct blob {
   _Atomic unsigned refs;
-  uint64_t len; /* of data, counted in the GET budget */
+  uint64_t len; /* of data counted in the GET budget (0: not counted) */
+  size_t map_size; /* of the mapping that holds the blob */
   unsigned char data[];
 };
 
@@ -149,12 +151,34 @@ fetch_foreground_misses (void)
 
 static void budget_release (uint64_t len);
 
+/* A blob of len bytes, with one reference; NULL (errno set) on failure.
+ * NB: mapped, not malloc'd: glibc would keep freed megabytes in each
+ * thread's arena (its mmap threshold grows to the largest block freed),
+ * and the plugin's memory would then grow with the number of threads
+ * instead of staying within the GET budget.
+ */
+static struct blob *
+blob_new (uint64_t len, bool budgeted)
+{
+  size_t size = sizeof (struct blob) + len;
+  struct blob *b;
+
+  b = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+            0);
+  if (b == MAP_FAILED)
+    return NULL;
+  atomic_init (&b->refs, 1);
+  b->len = budgeted ? len : 0;
+  b->map_size = size;
+  return b;
+}
+
 static void
 blob_put (struct blob *b)
 {
   if (b && atomic_fetch_sub (&b->refs, 1) == 1) {
     budget_release (b->len);
-    free (b);
+    munmap (b, b->map_size);
   }
 }
 
@@ -443,11 +467,9 @@ fill_locally (struct image *img, struct miss *m)
 
   if (!cache_contains (img->cache, m->idx) && img->dedup == NULL)
     return false;
-  b = malloc (sizeof *b + len);
+  b = blob_new (len, false);
   if (b == NULL)
     return false;
-  atomic_init (&b->refs, 1);
-  b->len = 0;
   if (cache_contains (img->cache, m->idx) &&
       cache_read_uncounted (img->cache, m->idx, 0, len, b->data) == 1)
     done = true;
@@ -481,14 +503,12 @@ fetch_run (struct image *img, struct miss *miss, size_t n, bool prefetch)
     len += image_chunk_len (img, miss[i].idx);
 
   budget_take (len);
-  r.b = malloc (sizeof *r.b + len);
+  r.b = blob_new (len, true);
   if (r.b == NULL) {
-    report_error ("malloc: %m");
+    report_error ("mmap: %m");
     err = ENOMEM;
   }
   else {
-    atomic_init (&r.b->refs, 1);
-    r.b->len = len;
     if (get_range (img, miss[0].idx * img->chunk_size, len, r.b->data,
                    &progress) == -1)
       err = errno ? errno : EIO;
