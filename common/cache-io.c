@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "cache-internal.h"
@@ -113,28 +114,54 @@ count_read (struct cache_image *ci, bool hit, uint32_t len)
 }
 
 /* First read of a present chunk by this process: read it whole, check
- * its hash, and only then serve from it.
+ * its hash, and only then serve from it.  The chunk is read in pieces
+ * into a small buffer, hashed as it comes and the part asked for copied
+ * out, so that verifying costs no chunk-sized buffer per thread.
  */
+#define VERIFY_PIECE 32768
+
 static int
 read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
              uint32_t len, void *buf)
 {
   struct map_entry *e = &ci->entries[idx];
-  uint32_t clen = chunk_len (ci, idx);
-  CLEANUP_FREE unsigned char *chunk = malloc (clen);
+  uint32_t clen = chunk_len (ci, idx), done = 0;
+  uint64_t base = idx * ci->chunk_size;
+  unsigned char piece[VERIFY_PIECE];
   unsigned char want[32], got[32];
-  ssize_t r;
+  EVP_MD_CTX *ctx;
+  ssize_t r = 0;
   int have;
 
-  if (chunk == NULL) {
-    report_error ("malloc: %m");
+  ctx = EVP_MD_CTX_new ();
+  if (ctx == NULL || !EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL)) {
+    EVP_MD_CTX_free (ctx);
+    report_error ("cache: SHA-256: out of memory");
     return -1;
   }
-  r = cache_pread_full (ci->data_fd, chunk, clen, idx * ci->chunk_size);
-  if (r == -1) {
-    report_error ("cache: %s/data: read: %m", ci->path);
-    return -1;
+  while (done < clen) {
+    uint32_t n = clen - done < VERIFY_PIECE ? clen - done : VERIFY_PIECE;
+    uint32_t lo, hi;
+
+    r = cache_pread_full (ci->data_fd, piece, n, base + done);
+    if (r == -1) {
+      EVP_MD_CTX_free (ctx);
+      report_error ("cache: %s/data: read: %m", ci->path);
+      return -1;
+    }
+    EVP_DigestUpdate (ctx, piece, r);
+    /* The overlap of this piece and [offset, offset + len). */
+    lo = done > offset ? done : offset;
+    hi = done + r < offset + len ? done + r : offset + len;
+    if (lo < hi)
+      memcpy ((char *) buf + (lo - offset), piece + (lo - done), hi - lo);
+    done += r;
+    if ((uint32_t) r < n)
+      break; /* the data file is short */
   }
+  EVP_DigestFinal_ex (ctx, got, NULL);
+  EVP_MD_CTX_free (ctx);
+
   have = 0;
   if (ci->expected) {
     have = ci->expected (ci->expected_opaque, idx, want);
@@ -150,11 +177,10 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
     return 0; /* evicted meanwhile: a miss */
 
-  SHA256 (chunk, clen, got);
-  if (r != clen || memcmp (want, got, 32) != 0) {
+  if (done != clen || memcmp (want, got, 32) != 0) {
     ci->stats.verify_failed++;
     report_debug ("cache: %s: chunk %" PRIu64 " is %s: dropping it", ci->path,
-                  idx, r != clen ? "short" : "damaged (hash mismatch)");
+                  idx, done != clen ? "short" : "damaged (hash mismatch)");
     if (cache_image_drop (ci, idx, s1) == -1)
       return -1;
     return 0;
@@ -162,7 +188,6 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
 
   ci->stats.verified++;
   atomic_fetch_or (&ci->local[idx], LOCAL_VERIFIED);
-  memcpy (buf, chunk + offset, len);
   touch (e);
   return 1;
 }
