@@ -378,21 +378,14 @@ accel_unload (void)
   free (description);
 }
 
+/* Every connection serves the one image; nothing is kept per
+ * connection (readahead finds streams across connections).
+ */
 static void *
 accel_open (int readonly)
 {
-  struct readahead_state *h = calloc (1, sizeof *h);
-
   (void) readonly;
-  if (h == NULL)
-    nbdkit_error ("calloc: %m");
-  return h;
-}
-
-static void
-accel_close (void *handle)
-{
-  free (handle);
+  return NBDKIT_HANDLE_NOT_NEEDED;
 }
 
 static int64_t
@@ -470,10 +463,11 @@ static int
 accel_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
              uint32_t flags)
 {
+  (void) handle;
   (void) flags;
   trace_note (offset, count);
   /* First, so that readahead's GETs start along with this read's. */
-  background_note_read (handle, offset, count);
+  background_note_read (offset, count);
   if (fetch_read (img, buf, count, offset) == -1) {
     set_nbd_errno ();
     return -1;
@@ -537,7 +531,6 @@ static struct nbdkit_plugin plugin = {
   .after_fork = accel_after_fork,
   .cleanup = accel_cleanup,
   .open = accel_open,
-  .close = accel_close,
   .get_size = accel_get_size,
   .can_write = accel_can_write,
   .can_multi_conn = accel_can_multi_conn,

@@ -47,11 +47,6 @@
 /* Reads in a row that make a reader sequential. */
 #define STREAK 2
 
-/* How far from the stream's end a read may start and still continue it
- * (at least a chunk).
- */
-#define NEAR (1024 * 1024)
-
 /* Readahead GETs: 2 MiB (at least a chunk), so that 8 workers keep
  * 16 MiB in flight: at 20 ms to the first byte and 100 MB/s a
  * connection, 2 MiB GETs give each worker ~50 MB/s.
@@ -243,35 +238,61 @@ background_stop (void)
     cache_flush (image->cache);
 }
 
+/* Sequential streams, found among all clients' reads: a node's kernel
+ * spreads one file's reads over several NBD connections (nbd-client
+ * -connections, nbdfuse -C), a few at a time and out of order, so no
+ * connection sees a stream on its own.  A read continues a stream if it
+ * starts within `near` of the furthest end the stream has reached;
+ * otherwise it starts a new one in the least recently used slot.
+ * Protected by lock.
+ */
+#define STREAMS 8
+
+struct stream {
+  uint64_t next_offset; /* the furthest end reached */
+  uint64_t queued_until; /* readahead already asked up to here */
+  unsigned streak; /* reads that continued it */
+  uint64_t last_use; /* a tick of note_clock */
+};
+
+static struct stream streams[STREAMS];
+static uint64_t note_clock;
+
+/* With lock held: the stream that a read at offset continues, or a new
+ * one (streak 0) in the slot used longest ago.
+ */
+static struct stream *
+find_stream (uint64_t offset, uint64_t near)
+{
+  struct stream *s, *oldest = &streams[0];
+
+  for (s = streams; s < streams + STREAMS; s++) {
+    if (s->last_use && offset + near >= s->next_offset &&
+        offset <= s->next_offset + near)
+      return s;
+    if (s->last_use < oldest->last_use)
+      oldest = s;
+  }
+  *oldest = (struct stream){ .next_offset = offset };
+  return oldest;
+}
+
 void
-background_note_read (struct readahead_state *st, uint64_t offset,
-                      uint32_t count)
+background_note_read (uint64_t offset, uint32_t count)
 {
   uint64_t end = offset + count, from, until, near, piece;
+  struct stream *st;
 
   if (ra_workers == 0 || image == NULL)
     return;
-  /* NB: nbdkit serves a connection's requests in several threads at once
-   * (thread model parallel), so st is shared by them too.
-   */
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
-  /* A stream's reads come several at a time (the kernel's readahead, a
-   * queue of direct I/O), and nbdkit's threads reorder them: a read
-   * continues the stream if it starts within NEAR of where the stream
-   * has got to, which is the furthest end seen.
-   */
-  near = image->chunk_size > NEAR ? image->chunk_size : NEAR;
-  if (offset + near >= st->next_offset && offset <= st->next_offset + near) {
-    st->streak++;
-    if (end > st->next_offset)
-      st->next_offset = end;
-  }
-  else {
-    st->streak = 0;
-    st->queued_until = 0;
+  near = window / 4 > image->chunk_size ? window / 4 : image->chunk_size;
+  st = find_stream (offset, near);
+  st->last_use = ++note_clock;
+  st->streak++;
+  if (end > st->next_offset)
     st->next_offset = end;
-  }
-  if (st->streak < STREAK)
+  if (st->streak <= STREAK)
     return;
 
   end = st->next_offset;

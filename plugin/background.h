@@ -9,13 +9,6 @@
 
 #include "image.h"
 
-/* Per-connection sequential read detection. */
-struct readahead_state {
-  uint64_t next_offset; /* where a sequential read would start */
-  unsigned streak; /* sequential reads in a row */
-  uint64_t queued_until; /* readahead already asked up to here */
-};
-
 /* How many prefetch workers background_start should start (at most
  * 2), to run the plan prefetch_plan made.  0 (the default): none.
  */
@@ -30,8 +23,7 @@ int background_start (struct image *img, unsigned threads, uint64_t window);
 /* Stop and join them (from .cleanup), flushing once more. */
 void background_stop (void);
 
-/* Tell readahead about a read that was just served. */
-void background_note_read (struct readahead_state *st, uint64_t offset,
-                           uint32_t count);
+/* Tell readahead about a client's read, before it is served. */
+void background_note_read (uint64_t offset, uint32_t count);
 
 #endif /* ACCEL_BACKGROUND_H */
