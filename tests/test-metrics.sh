@@ -72,7 +72,7 @@ import os, sys, time
 path = sys.argv[1]
 first = open(path).read()
 lines, inodes, reads = first.count("\n"), set(), 0
-end = time.time() + 4
+end = time.time() + 5
 while time.time() < end:
     with open(path) as f:
         inodes.add(os.fstat(f.fileno()).st_ino)
@@ -82,7 +82,9 @@ while time.time() < end:
             or text.count("\n") != lines):
         sys.exit("partial file after %d reads: %r" % (reads, text[-80:]))
 print("%d reads, %d different files, none partial" % (reads, len(inodes)))
-sys.exit(0 if len(inodes) >= 3 else "only %d files in 4 s" % len(inodes))
+# NB: 2 files at least, so that a replacement happened while it read
+# (on a loaded machine, e.g. under ASan, one a second is not assured).
+sys.exit(0 if len(inodes) >= 2 else "only %d files in 5 s" % len(inodes))
 EOF
 watcher=$!
 
