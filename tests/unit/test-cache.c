@@ -1153,6 +1153,8 @@ race_reader (void *arg)
 /* Evict everything and store chunk 0 again, until the time is up;
  * returns the number of failed calls.
  */
+#define MIN_CYCLES 8
+
 static unsigned
 evict_store_loop (struct cache_dir *d, struct cache_image *ci,
                   const struct geom *g, uint64_t *cycles)
@@ -1162,7 +1164,11 @@ evict_store_loop (struct cache_dir *d, struct cache_image *ci,
   uint64_t n;
 
   clock_gettime (CLOCK_MONOTONIC, &start);
-  for (n = 0; elapsed_ms (&start) < RACE_MS; n++) {
+  /* NB: RACE_MS, but MIN_CYCLES at least: under valgrind (make
+   * check-valgrind) on a loaded machine a cycle can take longer than
+   * RACE_MS, and the readers must race some evictions.
+   */
+  for (n = 0; elapsed_ms (&start) < RACE_MS || n < MIN_CYCLES; n++) {
     bad += cache_dir_evict_to (d, 0) != 0;
     bad += store (ci, g, 0) != 0;
     /* Leave it pending now and then, so readers see that state too;
@@ -1226,7 +1232,6 @@ evict_race (const char *tmp)
         CHECK (cci != NULL);
         if (cci) {
           CHECK (evict_store_loop (cd, cci, &g, &cycles) == 0);
-          CHECK (cycles >= 2);
         }
         cache_image_close (cci);
         cache_dir_close (cd);
@@ -1239,7 +1244,6 @@ evict_race (const char *tmp)
       abort ();
     if (phase == 0) {
       CHECK (evict_store_loop (d, ci, &g, &cycles) == 0);
-      CHECK (cycles >= 2);
     }
     else {
       close (go[1]);
