@@ -4,9 +4,12 @@
 # (tools/install-deps), builds everything and runs tests/run, which ends
 # with "N passed, N failed".  `make install` honours PREFIX and DESTDIR.
 #
-# Everything in common/ is compiled once into common/libaccel-common.a; the
-# plugin, tools and unit tests link that archive, so adding a common module
-# or a unit test (tests/unit/test-NAME.c) needs no change here.
+# Shared code lives in libraries, one folder and one static archive each
+# (docs/architecture.md), in layers: a library may use only those listed
+# after it in LIB_ORDER, and is compiled with only their folders on its
+# include path, so an include up a layer fails to compile and a call up
+# a layer fails tests/test-layers.sh.  Adding a module to a library, or a
+# unit test (tests/unit/LIB/test-NAME.c), needs no change here.
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -24,7 +27,7 @@ PLUGINDIR := $(shell $(PKG_CONFIG) nbdkit --variable=plugindir 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wvla -Werror
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) -Icommon \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) \
   $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS)
 PLUGIN_LDFLAGS :=
@@ -44,16 +47,45 @@ endif
 BUILD_FLAGS := .build-flags
 BUILD_FLAGS_NOW := $(CC) $(ALL_CFLAGS) | $(ALL_LDFLAGS) $(PLUGIN_LDFLAGS)
 
-COMMON_SRCS := $(sort $(wildcard common/*.c))
-COMMON_OBJS := $(COMMON_SRCS:.c=.o)
-COMMON_LIB := common/libaccel-common.a
+# The libraries, top layer first (the order they are linked in):
+#   index      indexer/ but its main: file maps of ext4 and squashfs
+#              images, the hot list (accel-index, accel-mkimage)
+#   s3-upload  common/s3/upload/: PutObject and multipart uploads
+#   cache      common/cache/: the node's persistent chunk cache
+#   manifest   common/manifest/: the manifest database, trace files
+#   s3         common/s3/: HTTP, SigV4, credentials, the S3 read client
+#   utils      common/utils/: errors, cleanup, formats, hashing of files
+# LIB_DEPS_x: the libraries x may use (all below it).
+LIB_ORDER := index s3-upload cache manifest s3 utils
+LIB_DIR_index := indexer
+LIB_DIR_s3-upload := common/s3/upload
+LIB_DIR_cache := common/cache
+LIB_DIR_manifest := common/manifest
+LIB_DIR_s3 := common/s3
+LIB_DIR_utils := common/utils
+LIB_DEPS_index := manifest utils
+LIB_DEPS_s3-upload := s3 utils
+LIB_DEPS_cache := manifest utils
+LIB_DEPS_manifest := utils
+LIB_DEPS_s3 := utils
+LIB_DEPS_utils :=
+
+lib_srcs = $(filter-out indexer/accel-index.c,$(sort $(wildcard $(LIB_DIR_$(1))/*.c)))
+lib_archive = $(LIB_DIR_$(1))/libaccel-$(1).a
+lib_includes = $(foreach l,$(1) $(LIB_DEPS_$(1)),-I$(LIB_DIR_$(l)))
+
+$(foreach l,$(LIB_ORDER),$(eval LIB_OBJS_$(l) := $(patsubst %.c,%.o,$(call lib_srcs,$(l)))))
+$(foreach l,$(LIB_ORDER),$(eval $(LIB_OBJS_$(l)): LIB_CFLAGS := $(call lib_includes,$(l))))
+ALL_LIBS := $(foreach l,$(LIB_ORDER),$(call lib_archive,$(l)))
+LIB_OBJS := $(foreach l,$(LIB_ORDER),$(LIB_OBJS_$(l)))
+# Programs and tests see every library's public headers.
+LIB_INCLUDES := $(foreach l,$(LIB_ORDER),-I$(LIB_DIR_$(l)))
 
 PLUGIN_SRCS := $(sort $(wildcard plugin/*.c))
 PLUGIN_OBJS := $(PLUGIN_SRCS:.c=.o)
 PLUGIN := plugin/nbdkit-accel-plugin.so
+PLUGIN_LIBS := $(foreach l,cache manifest s3 utils,$(call lib_archive,$(l)))
 
-INDEXER_SRCS := $(sort $(wildcard indexer/*.c))
-INDEXER_OBJS := $(INDEXER_SRCS:.c=.o)
 INDEXER := indexer/accel-index
 
 # Command line tools: each directory tools/NAME/ holds the sources of
@@ -62,7 +94,6 @@ TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOLS := $(foreach d,$(TOOL_DIRS),tools/accel-$(notdir $(d)))
 
 # Tools written in shell (they drive system commands): tools/sh/accel-*.
-TOOL_SCRIPTS := $(wildcard tools/sh/accel-*)
 
 # Extra libraries some programs need (libext2fs, libsquashfuse).
 EXTRA_PKGS := ext2fs com_err squashfuse
@@ -83,8 +114,9 @@ TEST_HELPER_SRCS := $(filter-out $(SANITIZER_PRELOAD:.so=.c), \
   $(sort $(wildcard tests/helpers/*.c)))
 TEST_HELPER_BINS := $(TEST_HELPER_SRCS:.c=)
 
-# Unit tests: one tests/unit/test-NAME.c per pure module.
-UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
+# Unit tests: tests/unit/LIB/test-NAME.c, one per pure module of library
+# LIB (or of plugin/); they share tests/unit/test.h.
+UNIT_SRCS := $(sort $(wildcard tests/unit/*/test-*.c))
 UNIT_BINS := $(UNIT_SRCS:.c=)
 
 # Fuzz targets: one tests/fuzz/fuzz-NAME.c per parser of outside input.
@@ -95,17 +127,17 @@ UNIT_BINS := $(UNIT_SRCS:.c=)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz-%.c,%,$(FUZZ_SRCS))
 FUZZ_REPLAY_BINS := $(FUZZ_NAMES:%=tests/fuzz/replay-%)
-# The indexer's objects but its main.
-INDEXER_LIB_OBJS := $(filter-out indexer/accel-index.o,$(INDEXER_OBJS))
 
-HEADERS := $(wildcard common/*.h plugin/*.h indexer/*.h tools/*/*.h tests/unit/*.h)
+HEADERS := $(wildcard common/*/*.h common/*/*/*.h plugin/*.h indexer/*.h \
+  tools/*/*.h tests/unit/*.h)
 FUZZ_HEADERS := $(wildcard tests/fuzz/*.h)
 
-FORMAT_FILES = $(wildcard common/*.[ch] plugin/*.[ch] indexer/*.[ch] \
-  tools/*/*.[ch] tests/unit/*.[ch] tests/helpers/*.[ch] tests/fuzz/*.[ch])
+FORMAT_FILES = $(wildcard common/*/*.[ch] common/*/*/*.[ch] plugin/*.[ch] \
+  indexer/*.[ch] tools/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] \
+  tests/helpers/*.[ch] tests/fuzz/*.[ch])
 
 .PHONY: all bench check check-deps check-tsan check-valgrind demo fuzz \
-  install clean format format-check FORCE
+  install clean format format-check print-libs FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
   $(FUZZ_REPLAY_BINS) $(if $(SANITIZE),$(SANITIZER_PRELOAD))
@@ -114,22 +146,28 @@ $(BUILD_FLAGS): FORCE
 	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_FLAGS_NOW)' ] || \
 	  echo '$(BUILD_FLAGS_NOW)' > $@
 
+# LIB_CFLAGS: a library's object sees its own folder and those of the
+# libraries below it; everything else sees every library's folder.
+LIB_CFLAGS = $(LIB_INCLUDES)
 %.o: %.c $(HEADERS) $(BUILD_FLAGS)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(LIB_CFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(COMMON_LIB): $(COMMON_OBJS)
-	rm -f $@
-	ar rcs $@ $^
+define lib_rule
+$(call lib_archive,$(1)): $(LIB_OBJS_$(1))
+	rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach l,$(LIB_ORDER),$(eval $(call lib_rule,$(l))))
 
-$(PLUGIN): $(PLUGIN_OBJS) $(COMMON_LIB) plugin/plugin.syms $(BUILD_FLAGS)
-	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) \
+$(PLUGIN): $(PLUGIN_OBJS) $(PLUGIN_LIBS) plugin/plugin.syms $(BUILD_FLAGS)
+	$(CC) -shared -o $@ $(PLUGIN_OBJS) $(PLUGIN_LIBS) $(ALL_LDFLAGS) \
 	  $(PLUGIN_LDFLAGS) -Wl,--version-script=plugin/plugin.syms $(PKG_LIBS)
 
 indexer/%.o tools/%.o: ALL_CFLAGS += $(EXTRA_CFLAGS)
 
-$(INDEXER): $(INDEXER_OBJS) $(COMMON_LIB) $(BUILD_FLAGS)
-	$(CC) -o $@ $(INDEXER_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
-	  $(EXTRA_LIBS)
+$(INDEXER): indexer/accel-index.o $(ALL_LIBS) $(BUILD_FLAGS)
+	$(CC) -o $@ indexer/accel-index.o $(ALL_LIBS) $(ALL_LDFLAGS) \
+	  $(PKG_LIBS) $(EXTRA_LIBS)
 
 # NB: in a pattern rule's prerequisites make replaces a bare %, so the
 # patsubst pattern needs a % that survives secondary expansion.
@@ -137,27 +175,35 @@ pc := %
 .SECONDARY: $(patsubst %.c,%.o,$(wildcard tools/*/*.c))
 .SECONDEXPANSION:
 tools/accel-%: $$(patsubst $$(pc).c,$$(pc).o,$$(wildcard tools/$$*/*.c)) \
-  $(COMMON_LIB) $(BUILD_FLAGS)
-	$(CC) -o $@ $(filter %.o,$^) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) \
+  $(ALL_LIBS) $(BUILD_FLAGS)
+	$(CC) -o $@ $(filter %.o,$^) $(ALL_LIBS) $(ALL_LDFLAGS) $(PKG_LIBS) \
 	  $(EXTRA_LIBS)
 
-tests/helpers/%: tests/helpers/%.c $(COMMON_LIB) $(HEADERS) $(BUILD_FLAGS)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
+tests/helpers/%: tests/helpers/%.c $(ALL_LIBS) $(HEADERS) $(BUILD_FLAGS)
+	$(CC) $(LIB_INCLUDES) $(ALL_CFLAGS) -o $@ $< $(ALL_LIBS) $(ALL_LDFLAGS) \
+	  $(PKG_LIBS)
 
 # Not instrumented: it only defines a symbol for the runtime to find.
 $(SANITIZER_PRELOAD): $(SANITIZER_PRELOAD:.so=.c)
 	$(CC) -shared -fPIC -O2 $(WARN) -o $@ $<
 
-tests/unit/test-%: tests/unit/test-%.c $(COMMON_LIB) $(HEADERS) $(BUILD_FLAGS)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS)
+# A library's unit tests may include its internal headers (they are in
+# the same folder as its public ones).
+tests/unit/%: tests/unit/%.c $(ALL_LIBS) $(HEADERS) $(BUILD_FLAGS)
+	$(CC) $(LIB_INCLUDES) -Itests/unit $(ALL_CFLAGS) -o $@ $< $(ALL_LIBS) \
+	  $(ALL_LDFLAGS) $(PKG_LIBS)
 
-tests/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(COMMON_LIB) \
-  $(INDEXER_LIB_OBJS) $(HEADERS) $(FUZZ_HEADERS) $(BUILD_FLAGS)
-	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -Iindexer -o $@ $< tests/fuzz/replay.c \
-	  $(INDEXER_LIB_OBJS) $(COMMON_LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(EXTRA_LIBS)
+tests/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(ALL_LIBS) \
+  $(HEADERS) $(FUZZ_HEADERS) $(BUILD_FLAGS)
+	$(CC) $(LIB_INCLUDES) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -o $@ $< \
+	  tests/fuzz/replay.c $(ALL_LIBS) $(ALL_LDFLAGS) $(PKG_LIBS) $(EXTRA_LIBS)
 
 check-deps:
 	tools/install-deps
+
+# For tests/test-layers.sh: each library as "NAME DIR ARCHIVE DEPS...".
+print-libs:
+	@$(foreach l,$(LIB_ORDER),echo '$(l) $(LIB_DIR_$(l)) $(call lib_archive,$(l)) $(LIB_DEPS_$(l))';)
 
 # TESTS=PATTERN...: run only the tests whose names contain one.
 check: check-deps
@@ -171,7 +217,7 @@ check: check-deps
 # test under valgrind's memcheck.  Each rebuilds what it needs (see
 # BUILD_FLAGS).  tests/lib/sanitizer.sh has the run-time side: nbdkit
 # gets the runtime preloaded, and any report fails the test.
-TSAN_TESTS := unit/test-cache test-serve test-cache- test-faults test-s3 \
+TSAN_TESTS := unit/cache/test-cache test-serve test-cache- test-faults test-s3 \
   test-prefetch
 
 check-tsan:
@@ -197,9 +243,9 @@ FUZZ_DIR := build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= $(FUZZ_NAMES)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) -Icommon -Iindexer \
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(LIB_INCLUDES) \
   $(PKG_CFLAGS) $(EXTRA_CFLAGS) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN)
-FUZZ_OBJS := $(addprefix $(FUZZ_DIR)/,$(COMMON_OBJS) $(INDEXER_LIB_OBJS))
+FUZZ_OBJS := $(addprefix $(FUZZ_DIR)/,$(LIB_OBJS))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz-%)
 .SECONDARY: $(FUZZ_OBJS)
 
@@ -235,7 +281,7 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -f common/*.o plugin/*.o indexer/*.o tools/*/*.o $(COMMON_LIB) \
+	rm -f $(LIB_OBJS) $(ALL_LIBS) plugin/*.o indexer/*.o tools/*/*.o \
 	  $(BUILD_FLAGS) \
 	  $(PLUGIN) $(INDEXER) $(TOOLS) \
 	  $(UNIT_BINS) $(TEST_HELPER_BINS) $(SANITIZER_PRELOAD) \

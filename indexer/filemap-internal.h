@@ -159,4 +159,7 @@ extern int filemap_subdirs_add (struct filemap *fm, struct filemap_subdirs *s,
                                 uint64_t key, const char *name, size_t len);
 extern void filemap_subdirs_free (struct filemap_subdirs *s);
 
+/* Free fm (allocated by filemap_write) and the runs it kept. */
+extern void filemap_free (struct filemap *fm);
+
 #endif /* ACCEL_FILEMAP_INTERNAL_H */

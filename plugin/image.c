@@ -1,7 +1,8 @@
-/* accel plugin: opening the image — the S3 object, its manifest (kept
- * locally in CACHE_DIR/manifests/ and downloaded again only when its ETag
- * changes), and the image's cache, named by the manifest's digest when
- * there is one, else by the object's name, ETag and size.
+/* accel plugin: what an opened image is, as the read path asks it —
+ * a chunk's length, whether the manifest says it is all zeros, its
+ * expected hash — and the names and small files that image-open.c and
+ * offline.c share.  The bottom of the plugin's image files: offline.c
+ * uses it, image-open.c uses both.
  */
 
 #include <errno.h>
@@ -10,49 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#include <openssl/sha.h>
 
 #include "cleanup.h"
 #include "image.h"
-#include "offline.h"
 #include "report.h"
-#include "sha256-file.h"
-
-#define DEFAULT_CHUNK_SIZE (1024 * 1024)
-
-/* Largest manifest we download: 2^24 chunks of ~50 bytes each fit. */
-#define MAX_MANIFEST_BYTES (UINT64_C (1) << 30)
-
-static void
-hex32 (const unsigned char *in, char out[65])
-{
-  int i;
-
-  for (i = 0; i < 32; i++)
-    snprintf (&out[i * 2], 3, "%02x", in[i]);
-}
-
-/* Read a small text file (the saved ETag); NULL if absent. */
-static char *
-read_small (const char *path)
-{
-  char buf[1024];
-  ssize_t r;
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-
-  if (fd == -1)
-    return NULL;
-  r = read (fd, buf, sizeof buf - 1);
-  close (fd);
-  if (r <= 0)
-    return NULL;
-  buf[r] = '\0';
-  return strdup (buf);
-}
 
 /* Write path atomically (temp file, fsync, rename). */
 int
@@ -76,157 +39,6 @@ image_write_small (const char *path, const char *text)
     return -1;
   }
   return 0;
-}
-
-/* Bring the remote manifest's local copy up to date; returns its path.
- * NB: the copy is named after the manifest object (not its content), so
- * a restart with an unchanged ETag downloads nothing.
- */
-static char *
-fetch_manifest (struct image *img, const char *cache_dir, const char *url,
-                bool missing_ok, bool *missing)
-{
-  CLEANUP_FREE char *dir = NULL, *etag_path = NULL, *tmp = NULL;
-  CLEANUP_FREE char *saved = NULL;
-  struct s3_object *mobj;
-  unsigned char id[32];
-  char hex[65];
-  char *path = NULL;
-  const char *name;
-  int fd;
-
-  *missing = false;
-  mobj = s3_object_open (img->s3, url, missing_ok);
-  if (mobj == NULL) {
-    *missing = missing_ok && errno == ENOENT;
-    return NULL;
-  }
-  name = s3_object_identity (mobj);
-  SHA256 ((const unsigned char *) name, strlen (name), id);
-  hex32 (id, hex);
-  if (asprintf (&dir, "%s/manifests", cache_dir) == -1 ||
-      asprintf (&path, "%s/%s", dir, hex) == -1 ||
-      asprintf (&etag_path, "%s.etag", path) == -1 ||
-      asprintf (&tmp, "%s.tmp", path) == -1) {
-    report_error ("asprintf: %m");
-    goto err;
-  }
-  if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
-    report_error ("manifest: mkdir: %s: %m", dir);
-    goto err;
-  }
-
-  saved = read_small (etag_path);
-  if (saved && strcmp (saved, s3_object_etag (mobj)) == 0 &&
-      access (path, R_OK) == 0) {
-    report_debug ("manifest: %s: local copy is current", url);
-    s3_object_close (mobj);
-    return path;
-  }
-
-  report_debug ("manifest: downloading %s", url);
-  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1) {
-    report_error ("manifest: %s: %m", tmp);
-    goto err;
-  }
-  if (s3_object_get_to_fd (mobj, fd, MAX_MANIFEST_BYTES) == -1) {
-    close (fd);
-    unlink (tmp);
-    goto err;
-  }
-  if (fsync (fd) == -1 || close (fd) == -1 || rename (tmp, path) == -1) {
-    report_error ("manifest: saving %s: %m", path);
-    unlink (tmp);
-    goto err;
-  }
-  if (image_write_small (etag_path, s3_object_etag (mobj)) == -1)
-    goto err;
-  s3_object_close (mobj);
-  return path;
-
-err:
-  s3_object_close (mobj);
-  free (path);
-  return NULL;
-}
-
-/* Find, fetch and open the manifest as configured.  Sets img->manifest
- * (NULL when there is none) and the cache identity string.
- */
-static int
-open_manifest (struct image *img, const struct image_config *cfg,
-               char **identity)
-{
-  CLEANUP_FREE char *local = NULL, *default_url = NULL;
-  const char *where = cfg->manifest;
-  char digest[65];
-
-  *identity = NULL;
-  if (where && strcmp (where, "none") == 0) {
-    if (cfg->manifest_sha256) {
-      report_error ("manifest-sha256= pins a manifest, but manifest=none");
-      return -1;
-    }
-    return 0;
-  }
-
-  if (where && strstr (where, "://") == NULL)
-    local = strdup (where); /* a local file */
-  else {
-    bool missing_ok = where == NULL, missing;
-    if (where == NULL) {
-      /* Default: URL.manifest, unless the URL has a query (presigned). */
-      if (strchr (cfg->url, '?') != NULL)
-        return 0;
-      if (asprintf (&default_url, "%s.manifest", cfg->url) == -1) {
-        report_error ("asprintf: %m");
-        return -1;
-      }
-      where = default_url;
-    }
-    local = fetch_manifest (img, cfg->cache_dir, where, missing_ok, &missing);
-    if (local == NULL) {
-      if (missing && cfg->manifest_sha256) {
-        report_error ("%s: no manifest there, but manifest-sha256= pins one",
-                      where);
-        return -1;
-      }
-      if (missing) {
-        report_debug ("no manifest at %s: chunks are verified only against "
-                      "the hashes recorded when they were cached",
-                      where);
-        return 0;
-      }
-      return -1;
-    }
-  }
-  if (local == NULL) {
-    report_error ("strdup: %m");
-    return -1;
-  }
-
-  /* NB: the pin is checked before the manifest is parsed at all. */
-  if (sha256_file (local, digest) == -1)
-    return -1;
-  if (cfg->manifest_sha256 && strcasecmp (cfg->manifest_sha256, digest) != 0) {
-    report_error ("manifest %s has SHA-256 %s, but manifest-sha256= pins %s: "
-                  "refusing it",
-                  where ? where : local, digest, cfg->manifest_sha256);
-    return -1;
-  }
-  img->manifest = manifest_open (local);
-  if (img->manifest == NULL)
-    return -1;
-  memcpy (img->manifest_sha256, digest, sizeof digest);
-  /* Absolute: it is recorded for later runs (offline.c, accel-prefetch). */
-  img->manifest_path = realpath (local, NULL);
-  if (img->manifest_path == NULL) {
-    report_error ("manifest: %s: realpath: %m", local);
-    return -1;
-  }
-  *identity = image_cache_identity (digest, NULL, NULL, 0);
-  return *identity ? 0 : -1;
 }
 
 char *
@@ -259,117 +71,6 @@ image_expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
   if (manifest_chunk_sha256 (img->manifest, idx, sha256) == -1)
     return -1;
   return 1;
-}
-
-struct image *
-image_open (const struct image_config *cfg)
-{
-  CLEANUP_FREE char *identity = NULL;
-  struct image *img;
-
-  img = calloc (1, sizeof *img);
-  if (img == NULL) {
-    report_error ("calloc: %m");
-    return NULL;
-  }
-  img->s3 = s3_client_new (&cfg->s3);
-  if (img->s3 == NULL)
-    goto err;
-  img->obj = s3_object_open (img->s3, cfg->url, false);
-  if (img->obj == NULL) {
-    /* Unreachable (not refused): a complete cache may serve it. */
-    if (offline_unreachable (errno) && offline_open (cfg, img) == 0)
-      return img;
-    goto err;
-  }
-  img->name = strdup (s3_object_name (img->obj));
-  if (img->name == NULL) {
-    report_error ("strdup: %m");
-    goto err;
-  }
-  img->size = s3_object_size (img->obj);
-  if (img->size == 0) {
-    report_error ("%s: the object is empty", s3_object_name (img->obj));
-    goto err;
-  }
-
-  /* The cache directory first: the manifest's local copy lives in it. */
-  img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
-  if (img->dir == NULL)
-    goto err;
-  if (open_manifest (img, cfg, &identity) == -1)
-    goto err;
-
-  if (img->manifest) {
-    img->chunk_size = manifest_chunk_size (img->manifest);
-    if (manifest_image_size (img->manifest) != img->size) {
-      report_error ("%s: the manifest is for an image of %" PRIu64
-                    " bytes but the object has %" PRIu64 ": they do not "
-                    "belong together (re-publish both, or set manifest=)",
-                    s3_object_name (img->obj),
-                    manifest_image_size (img->manifest), img->size);
-      goto err;
-    }
-    if (cfg->chunk_size && cfg->chunk_size != img->chunk_size) {
-      report_error ("chunk-size=%" PRIu32 " differs from the manifest's "
-                    "chunk size %" PRIu32 ": leave chunk-size unset",
-                    cfg->chunk_size, img->chunk_size);
-      goto err;
-    }
-  }
-  else {
-    img->chunk_size = cfg->chunk_size ? cfg->chunk_size : DEFAULT_CHUNK_SIZE;
-    identity = image_cache_identity (NULL, s3_object_identity (img->obj),
-                                     s3_object_etag (img->obj), img->size);
-    if (identity == NULL)
-      goto err;
-  }
-  img->nr_chunks = (img->size + img->chunk_size - 1) / img->chunk_size;
-
-  img->cache = cache_image_open (img->dir, identity, cfg->url, img->size,
-                                 img->chunk_size, image_expected_hash, img);
-  if (img->cache == NULL)
-    goto err;
-  /* NB: dedup needs the manifest's hashes: without them nothing says
-   * what a chunk of this image must be, so no other copy can be trusted.
-   */
-  if (cfg->dedup && img->manifest) {
-    img->dedup = cache_dedup_open (img->cache);
-    if (img->dedup == NULL)
-      goto err;
-  }
-
-  report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %" PRIu32
-                ", ETag %s, %s, cache %s",
-                s3_object_name (img->obj), img->size, img->nr_chunks,
-                img->chunk_size, s3_object_etag (img->obj),
-                img->manifest ? "verified by manifest" : "no manifest",
-                cache_image_dir (img->cache));
-  /* What an offline start needs to know, should the origin be
-   * unreachable next time.
-   */
-  offline_save (cfg, img);
-  return img;
-
-err:
-  image_close (img);
-  return NULL;
-}
-
-void
-image_close (struct image *img)
-{
-  if (img == NULL)
-    return;
-  cache_dedup_close (img->dedup);
-  cache_image_close (img->cache);
-  cache_dir_close (img->dir);
-  manifest_close (img->manifest);
-  s3_object_close (img->obj);
-  s3_client_free (img->s3);
-  free (img->manifest_path);
-  free (img->name);
-  free (img);
 }
 
 uint32_t

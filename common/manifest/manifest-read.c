@@ -200,19 +200,6 @@ open_db (struct manifest *m)
   return 0;
 }
 
-/* Prepare sql, reporting a failure as "what: sqlite's reason". */
-int
-manifest_prepare (struct manifest *m, const char *sql, const char *what,
-                  sqlite3_stmt **stmt)
-{
-  if (sqlite3_prepare_v3 (m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt,
-                          NULL) != SQLITE_OK) {
-    manifest_report_sqlite (m->path, m->db, what);
-    return -1;
-  }
-  return 0;
-}
-
 /* The zero flags are needed on every read, so they live in memory: one
  * bit a chunk, at most MANIFEST_MAX_CHUNKS / 8 bytes.
  */

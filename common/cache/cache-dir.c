@@ -409,22 +409,6 @@ cache_dir_usage (struct cache_dir *d, uint64_t *bytes)
   return r;
 }
 
-int
-cache_dir_evict_to (struct cache_dir *d, uint64_t target)
-{
-  uint64_t usage;
-  int r = 0;
-
-  if (cache_dir_lock (d) == -1)
-    return -1;
-  if (cache_dir_usage_locked (d, &usage) == -1)
-    r = -1;
-  else if (usage > target)
-    r = cache_evict_locked (d, usage, target, NULL);
-  cache_dir_unlock (d);
-  return r;
-}
-
 /* Punch a hole (keeping the file size): the bytes read back as zeros and
  * their blocks go back to the filesystem.
  */

@@ -345,32 +345,6 @@ cache_image_dir (const struct cache_image *ci)
   return ci->path;
 }
 
-/* Forget one chunk found damaged or short, as eviction does: mark it
- * absent (bumping its generation, so concurrent readers retry), make
- * that durable, then free its blocks.  state is the state the caller
- * saw; if it changed meanwhile someone else already dealt with the chunk.
- */
-int
-cache_image_drop (struct cache_image *ci, uint64_t idx, uint32_t state)
-{
-  struct cache_view v = {
-    .map_fd = ci->map_fd,
-    .data_fd = ci->data_fd,
-    .map = ci->map,
-    .map_len = ci->map_len,
-    .entries = ci->entries,
-  };
-  struct cache_victim victim = { .v = &v, .idx = idx, .state = state };
-  int r;
-
-  snprintf (v.id, sizeof v.id, "%s", ci->path + strlen (ci->path) - 64);
-  if (cache_dir_lock (ci->dir) == -1)
-    return -1;
-  r = cache_evict_victims_locked (&victim, 1, NULL);
-  cache_dir_unlock (ci->dir);
-  return r;
-}
-
 void
 cache_image_stats (struct cache_image *ci, struct cache_stats *out)
 {

@@ -108,21 +108,6 @@ manifest_check_geometry (const char *path, uint64_t image_size,
   return 0;
 }
 
-/* Report the last sqlite error on db once, with what we were doing.
- * Damage can surface at any query, so it is named as such wherever.
- */
-void
-manifest_report_sqlite (const char *path, sqlite3 *db, const char *what)
-{
-  int code = sqlite3_errcode (db) & 0xff;
-
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
-    report_error ("manifest: %s: corrupt or truncated file: %s: %s", path, what,
-                  sqlite3_errmsg (db));
-  else
-    report_error ("manifest: %s: %s: %s", path, what, sqlite3_errmsg (db));
-}
-
 /* The checks of a manifest being opened. */
 
 /* Run a one-row query, leaving *stmt on the row for the caller to read

@@ -22,6 +22,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "file-io.h"
 #include "report.h"
 
 /* Seconds caching stays off after a write failed for lack of space. */
@@ -35,26 +36,6 @@ chunk_len (const struct cache_image *ci, uint64_t idx)
   if (off + ci->chunk_size > ci->image_size)
     return ci->image_size - off;
   return ci->chunk_size;
-}
-
-/* pread all of count bytes; returns bytes read (short at end of file). */
-ssize_t
-cache_pread_full (int fd, void *buf, size_t count, uint64_t offset)
-{
-  size_t done = 0;
-
-  while (done < count) {
-    ssize_t r = pread (fd, (char *) buf + done, count - done, offset + done);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    if (r == 0)
-      break;
-    done += r;
-  }
-  return done;
 }
 
 /* Generation bits of a map state as kept in a local word. */
@@ -71,16 +52,6 @@ touch (struct map_entry *e)
 
   if (atomic_load_explicit (&e->atime, memory_order_relaxed) != now)
     atomic_store_explicit (&e->atime, now, memory_order_relaxed);
-}
-
-/* Copies of a chunk's hash out of and into the map. */
-void
-cache_hash_load (unsigned char out[32], const _Atomic unsigned char *hash)
-{
-  size_t i;
-
-  for (i = 0; i < 32; i++)
-    out[i] = atomic_load_explicit (&hash[i], memory_order_relaxed);
 }
 
 static void
@@ -143,7 +114,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     uint32_t n = clen - done < VERIFY_PIECE ? clen - done : VERIFY_PIECE;
     uint32_t lo, hi;
 
-    r = cache_pread_full (ci->data_fd, piece, n, base + done);
+    r = pread_full (ci->data_fd, piece, n, base + done);
     if (r == -1) {
       EVP_MD_CTX_free (ctx);
       report_error ("cache: %s/data: read: %m", ci->path);
@@ -181,7 +152,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     ci->stats.verify_failed++;
     report_debug ("cache: %s: chunk %" PRIu64 " is %s: dropping it", ci->path,
                   idx, done != clen ? "short" : "damaged (hash mismatch)");
-    if (cache_image_drop (ci, idx, s1) == -1)
+    if (cache_evict_chunk (ci, idx, s1) == -1)
       return -1;
     return 0;
   }
@@ -223,7 +194,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     return r;
   }
 
-  r = cache_pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
+  r = pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
   if (r == -1) {
     report_error ("cache: %s/data: read: %m", ci->path);
     return -1;
@@ -238,7 +209,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
   if (r != len) {
     /* The data file was truncated behind our back. */
     if (s1 & STATE_PRESENT)
-      cache_image_drop (ci, idx, s1);
+      cache_evict_chunk (ci, idx, s1);
     goto miss;
   }
   touch (e);

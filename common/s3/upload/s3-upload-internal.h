@@ -1,9 +1,10 @@
-/* accel: what the two files of an upload share.
- *
- * s3-upload.c runs an upload (options, hashing, the single PUT,
- * checks) and the part jobs in parallel; s3-upload-multipart.c speaks
- * the multipart protocol (resume, create, send parts, complete,
- * abort).  Nothing here is for other modules.
+/* accel: what the files of an upload share, in layers:
+ * s3-upload-parallel.c runs the part jobs in parallel and counts
+ * progress; s3-upload-multipart.c speaks the multipart protocol
+ * (resume, create, send parts, complete, abort); s3-upload.c runs an
+ * upload (options, hashing, the single PUT, checks).  s3-multipart.c
+ * beside them builds and parses the protocol's XML.  Nothing here is for
+ * other modules.
  */
 
 #ifndef ACCEL_S3_UPLOAD_INTERNAL_H

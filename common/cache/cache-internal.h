@@ -1,12 +1,11 @@
-/* accel: structures shared by the cache's modules (cache-dir.c,
- * cache-image.c, cache-io.c, cache-evict.c, and the administration
- * modules cache-scan.c, cache-admin.c, cache-verify.c).  Not for users of
- * the cache: they see cache.h.
+/* accel: structures shared by the cache library's files, and their
+ * order.  Not for users of the cache: they see cache.h.
  */
 
 #ifndef ACCEL_CACHE_INTERNAL_H
 #define ACCEL_CACHE_INTERNAL_H
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -143,12 +142,36 @@ struct cache_victim {
   uint32_t state;
 };
 
-/* cache-dir.c */
+/* The files below are in layers, each using only those above it:
+ *   cache-dir.c    the directory, its lock, cap record and usage
+ *   cache-view.c   an image's map and data opened by name
+ *   cache-evict.c  eviction, the one way chunks leave
+ *   cache-io.c     reading and storing chunks of a served image
+ *   cache-image.c  opening (and recovering) a served image
+ * and, on top, each using any of those: cache-dedup.c, cache-list.c,
+ * cache-admin.c, cache-verify.c.
+ */
+
+/* Cap on images in one directory that are looked at. */
+#define CACHE_MAX_IMAGES 4096
+
+/* cache-dir.c: the directory lock (flock on DIR/lock, and store_lock
+ * within the process), usage in bytes with it held, punching a chunk's
+ * hole, and the LRU clock (32-bit seconds, as the map stores them).
+ */
 int cache_dir_lock (struct cache_dir *d);
 void cache_dir_unlock (struct cache_dir *d);
 int cache_dir_usage_locked (struct cache_dir *d, uint64_t *bytes);
+int cache_punch (int fd, uint64_t offset, uint64_t len);
+uint32_t cache_now (void);
 
-/* cache-scan.c: open the view of image id (a directory in DIR/images;
+/* cache-view.c: whether a name in DIR/images is an image's (64 lowercase
+ * hex digits), and DIR/images opened for readdir (NULL: error reported).
+ */
+bool cache_is_image_id (const char *name);
+DIR *cache_images_opendir (struct cache_dir *d);
+
+/* cache-view.c: open the view of image id (a directory in DIR/images;
  * read-only unless writable).  1 if it is a valid map of this format, 0
  * if not (the view is then closed: nothing to evict or list), -1 error.
  */
@@ -157,20 +180,23 @@ int cache_view_open (int images_fd, const char *id, bool writable,
 void cache_view_close (struct cache_view *v);
 uint32_t cache_view_chunk_len (const struct cache_view *v, uint64_t idx);
 
-/* cache-scan.c: the valid views of every image (only_id: of that one),
+/* cache-view.c: the valid views of every image (only_id: of that one),
  * in a malloc'd array.  0, or -1 (error reported).
  */
 int cache_views_open (struct cache_dir *d, const char *only_id, bool writable,
                       struct cache_view **views, size_t *n);
 void cache_views_close (struct cache_view *views, size_t n);
 
-/* cache-scan.c: true if a process serves image id now.  With the
+/* cache-view.c: true if a process serves image id now.  With the
  * directory lock held, so that nobody is between opening the image and
  * taking its serve.lock.  If keep_fd is not NULL and nobody serves it,
  * *keep_fd holds serve.lock exclusively (close it to let go).
  */
 bool
 cache_image_serving_locked (struct cache_dir *d, const char *id, int *keep_fd);
+
+/* cache-view.c: a copy of a chunk's hash out of the map. */
+void cache_hash_load (unsigned char out[32], const _Atomic unsigned char *hash);
 
 /* cache-evict.c: the one way chunks leave the cache.  With the
  * directory lock held: mark each victim absent, if its state is still
@@ -197,10 +223,10 @@ int cache_evict_lru_locked (struct cache_dir *d, const char *only_id,
 int cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
                         uint64_t *nr_evicted);
 
-/* cache-image.c: drop one chunk of an image (found damaged) under the
- * directory lock.
+/* cache-evict.c: drop one chunk of a served image (found damaged or
+ * short); takes the directory lock.
  */
-int cache_image_drop (struct cache_image *ci, uint64_t idx, uint32_t state);
+int cache_evict_chunk (struct cache_image *ci, uint64_t idx, uint32_t state);
 
 /* cache-io.c: store chunk idx (len bytes hashing to sha256, which the
  * caller has verified) by following rule 1 of docs/cache-format.md;
@@ -218,14 +244,5 @@ int cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
 /* cache_write_fn that writes the buffer opaque (what cache_store uses). */
 int
 cache_write_buffer (void *opaque, int data_fd, uint64_t offset, uint32_t len);
-
-/* Helpers. */
-int cache_punch (int fd, uint64_t offset, uint64_t len);
-uint32_t cache_now (void);
-/* cache-io.c: pread all of count bytes (short only at end of file), and
- * a copy of a chunk's hash out of the map.
- */
-ssize_t cache_pread_full (int fd, void *buf, size_t count, uint64_t offset);
-void cache_hash_load (unsigned char out[32], const _Atomic unsigned char *hash);
 
 #endif /* ACCEL_CACHE_INTERNAL_H */

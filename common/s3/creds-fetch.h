@@ -15,7 +15,7 @@
 #define CREDS_MAX_RESPONSE 65536
 
 /* getenv, but an empty variable counts as unset (as in the AWS CLI).
- * Shared by creds.c and creds-fetch.c.
+ * In creds-value.c, with creds_new; used by creds.c and creds-fetch.c.
  */
 const char *creds_getenv (const char *name);
 

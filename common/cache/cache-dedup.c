@@ -39,7 +39,6 @@
 /* Bounds of one index (see above), and of the images scanned. */
 #define MIN_SLOTS 1024
 #define MAX_SLOTS (UINT64_C (1) << 22)
-#define MAX_IMAGES 4096
 
 /* Map entries read by one pread while scanning. */
 #define SCAN_BATCH 4096
@@ -305,7 +304,7 @@ index_build (struct cache_dedup *dd)
     index_free (x);
     return NULL;
   }
-  while ((ent = readdir (dir)) != NULL && x->nr_images < MAX_IMAGES) {
+  while ((ent = readdir (dir)) != NULL && x->nr_images < CACHE_MAX_IMAGES) {
     if (strlen (ent->d_name) != ID_LEN)
       continue; /* ".", "..", anything not an image */
     if (scan_image (x, dirfd (dir), ent->d_name, dd->ci->chunk_size, buf) ==

@@ -23,6 +23,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "file-io.h"
 #include "report.h"
 
 /* Check one present chunk seen in state s.  1 good, 0 bad, 2 changed
@@ -38,7 +39,7 @@ check_chunk (const struct cache_view *v, uint64_t idx, uint32_t s,
   ssize_t r;
   int have = 0;
 
-  r = cache_pread_full (v->data_fd, buf, len, idx * v->map->chunk_size);
+  r = pread_full (v->data_fd, buf, len, idx * v->map->chunk_size);
   if (r == -1) {
     report_error ("cache: %s/data: read: %m", v->id);
     return -1;

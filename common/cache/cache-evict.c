@@ -1,7 +1,7 @@
 /* accel: eviction — the one way chunks leave the cache.
  *
  * Runs with the directory lock held: by a store that needs room, by a
- * reader that found a chunk damaged (cache_image_drop), and by
+ * reader that found a chunk damaged (cache_evict_chunk), and by
  * accel-cache (evict, gc, verify).  Whoever chooses the victims, they
  * go the same way: each is marked absent by a compare-and-swap from the
  * state it was chosen in to the next generation (so that readers in any
@@ -207,4 +207,46 @@ cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
   if (nr_evicted)
     *nr_evicted += res.chunks;
   return 0;
+}
+
+int
+cache_dir_evict_to (struct cache_dir *d, uint64_t target)
+{
+  uint64_t usage;
+  int r = 0;
+
+  if (cache_dir_lock (d) == -1)
+    return -1;
+  if (cache_dir_usage_locked (d, &usage) == -1)
+    r = -1;
+  else if (usage > target)
+    r = cache_evict_locked (d, usage, target, NULL);
+  cache_dir_unlock (d);
+  return r;
+}
+
+/* Forget one chunk found damaged or short, as eviction does: mark it
+ * absent (bumping its generation, so concurrent readers retry), make
+ * that durable, then free its blocks.  state is the state the caller
+ * saw; if it changed meanwhile someone else already dealt with the chunk.
+ */
+int
+cache_evict_chunk (struct cache_image *ci, uint64_t idx, uint32_t state)
+{
+  struct cache_view v = {
+    .map_fd = ci->map_fd,
+    .data_fd = ci->data_fd,
+    .map = ci->map,
+    .map_len = ci->map_len,
+    .entries = ci->entries,
+  };
+  struct cache_victim victim = { .v = &v, .idx = idx, .state = state };
+  int r;
+
+  snprintf (v.id, sizeof v.id, "%s", ci->path + strlen (ci->path) - 64);
+  if (cache_dir_lock (ci->dir) == -1)
+    return -1;
+  r = cache_evict_victims_locked (&victim, 1, NULL);
+  cache_dir_unlock (ci->dir);
+  return r;
 }

@@ -1,13 +1,6 @@
-/* accel: looking at a cache directory from outside — the images in it,
- * their maps opened by name, whether anyone serves them, what each
- * holds, and which local manifest copy describes which image.
- *
- * Eviction (cache-evict.c) and accel-cache see images this way: they
- * open DIR/images/ID/map and data without taking part in serving (no
- * serve.lock), and read the maps' entries with the same atomic loads as
- * the read path, so they need no lock to look.  Only the question "does
- * a process serve this image?" needs the directory lock: a process
- * opening an image holds it until it holds serve.lock.
+/* accel: listing a cache directory for accel-cache — what each image
+ * holds (through the views of cache-view.c), what its info file says,
+ * and which local manifest copy describes which image.
  */
 
 #include <ctype.h>
@@ -25,209 +18,12 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "file-io.h"
 #include "report.h"
 #include "sha256-file.h"
 
-/* Cap on images in one directory that are looked at. */
-#define MAX_IMAGES 4096
-
 /* Largest info file read (it holds an identity and a URL). */
 #define MAX_INFO 65536
-
-/* An image directory's name: 64 lowercase hex digits. */
-static bool
-is_image_id (const char *name)
-{
-  size_t i;
-
-  for (i = 0; i < 64; i++)
-    if (!isxdigit ((unsigned char) name[i]) ||
-        isupper ((unsigned char) name[i]))
-      return false;
-  return name[64] == '\0';
-}
-
-int
-cache_view_open (int images_fd, const char *id, bool writable,
-                 struct cache_view *v)
-{
-  char path[100];
-  struct stat st;
-  const struct map_header *h;
-  int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-
-  memset (v, 0, sizeof *v);
-  v->map_fd = v->data_fd = -1;
-  snprintf (v->id, sizeof v->id, "%s", id);
-
-  /* NB: a missing file is an image being created or removed (nothing
-   * to see), anything else an error that must not be passed over.
-   */
-  snprintf (path, sizeof path, "%s/map", id);
-  v->map_fd = openat (images_fd, path, flags);
-  if (v->map_fd >= 0) {
-    snprintf (path, sizeof path, "%s/data", id);
-    v->data_fd = openat (images_fd, path, flags);
-  }
-  if (v->map_fd == -1 || v->data_fd == -1) {
-    int err = errno;
-
-    if (err != ENOENT)
-      report_error ("cache: %s: %s", path, strerror (err));
-    cache_view_close (v);
-    return err == ENOENT ? 0 : -1;
-  }
-  if (fstat (v->map_fd, &st) == -1) {
-    report_error ("cache: %s/map: %m", id);
-    cache_view_close (v);
-    return -1;
-  }
-  if ((uint64_t) st.st_size < MAP_HEADER_SIZE) {
-    cache_view_close (v);
-    return 0;
-  }
-  v->map_len = st.st_size;
-  v->map = mmap (NULL, v->map_len, PROT_READ | (writable ? PROT_WRITE : 0),
-                 MAP_SHARED, v->map_fd, 0);
-  if (v->map == MAP_FAILED) {
-    v->map = NULL;
-    report_error ("cache: mmap %s/map: %m", id);
-    cache_view_close (v);
-    return -1;
-  }
-  h = v->map;
-  if (memcmp (h->magic, MAP_MAGIC, 8) != 0 ||
-      h->version != CACHE_FORMAT_VERSION || h->header_size != MAP_HEADER_SIZE ||
-      h->entry_size != sizeof (struct map_entry) || h->chunk_size == 0 ||
-      (h->chunk_size & (h->chunk_size - 1)) != 0 || h->image_size == 0 ||
-      h->nr_chunks != (h->image_size + h->chunk_size - 1) / h->chunk_size ||
-      h->nr_chunks > (v->map_len - MAP_HEADER_SIZE) / h->entry_size) {
-    cache_view_close (v);
-    return 0;
-  }
-  v->entries = (struct map_entry *) ((char *) v->map + MAP_HEADER_SIZE);
-  return 1;
-}
-
-void
-cache_view_close (struct cache_view *v)
-{
-  if (v->map)
-    munmap (v->map, v->map_len);
-  if (v->map_fd >= 0)
-    close (v->map_fd);
-  if (v->data_fd >= 0)
-    close (v->data_fd);
-  v->map = NULL;
-  v->entries = NULL;
-  v->map_fd = v->data_fd = -1;
-}
-
-/* Bytes of chunk idx (the last one may be short). */
-uint32_t
-cache_view_chunk_len (const struct cache_view *v, uint64_t idx)
-{
-  uint64_t off = idx * v->map->chunk_size;
-
-  return off + v->map->chunk_size > v->map->image_size
-      ? v->map->image_size - off
-      : v->map->chunk_size;
-}
-
-/* Open DIR/images as a directory stream. */
-static DIR *
-open_images (struct cache_dir *d)
-{
-  CLEANUP_FREE char *path = NULL;
-  DIR *dir;
-
-  if (asprintf (&path, "%s/images", d->path) == -1) {
-    report_error ("asprintf: %m");
-    return NULL;
-  }
-  dir = opendir (path);
-  if (dir == NULL)
-    report_error ("cache: %s: %m", path);
-  return dir;
-}
-
-int
-cache_views_open (struct cache_dir *d, const char *only_id, bool writable,
-                  struct cache_view **views, size_t *n)
-{
-  struct cache_view *vs;
-  struct dirent *ent;
-  DIR *dir;
-  size_t nr = 0;
-
-  *views = NULL;
-  *n = 0;
-  vs = calloc (MAX_IMAGES, sizeof *vs);
-  if (vs == NULL) {
-    report_error ("calloc: %m");
-    return -1;
-  }
-  dir = open_images (d);
-  if (dir == NULL) {
-    free (vs);
-    return -1;
-  }
-  while ((ent = readdir (dir)) != NULL && nr < MAX_IMAGES) {
-    int r;
-
-    if (!is_image_id (ent->d_name) ||
-        (only_id && strcmp (only_id, ent->d_name) != 0))
-      continue;
-    r = cache_view_open (dirfd (dir), ent->d_name, writable, &vs[nr]);
-    if (r == -1) {
-      closedir (dir);
-      cache_views_close (vs, nr);
-      return -1;
-    }
-    if (r == 1)
-      nr++;
-  }
-  closedir (dir);
-  *views = vs;
-  *n = nr;
-  return 0;
-}
-
-void
-cache_views_close (struct cache_view *views, size_t n)
-{
-  size_t i;
-
-  for (i = 0; i < n; i++)
-    cache_view_close (&views[i]);
-  free (views);
-}
-
-bool
-cache_image_serving_locked (struct cache_dir *d, const char *id, int *keep_fd)
-{
-  char path[4096];
-  int fd;
-
-  if (keep_fd)
-    *keep_fd = -1;
-  if (snprintf (path, sizeof path, "%s/images/%s/serve.lock", d->path, id) >=
-      (int) sizeof path)
-    return false;
-  /* NB: a read-only descriptor is enough for flock, and never creates. */
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1)
-    return false; /* never served, or being removed */
-  if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
-    close (fd);
-    return true;
-  }
-  if (keep_fd)
-    *keep_fd = fd;
-  else
-    close (fd); /* releases it */
-  return false;
-}
 
 /* The value of "key: value" lines of an info file.  NB: an identity
  * without a manifest spans lines ("object:...\netag:...\nsize:..."):
@@ -284,7 +80,7 @@ read_info (int images_fd, struct cache_image_info *info)
   fd = openat (images_fd, path, O_RDONLY | O_CLOEXEC);
   if (fd == -1)
     return 0; /* no info: the numbers are still worth showing */
-  r = cache_pread_full (fd, text, MAX_INFO - 1, 0);
+  r = pread_full (fd, text, MAX_INFO - 1, 0);
   close (fd);
   if (r <= 0)
     return 0;
@@ -356,22 +152,22 @@ cache_dir_list (struct cache_dir *d, struct cache_image_info **images,
 
   *images = NULL;
   *n = 0;
-  infos = calloc (MAX_IMAGES, sizeof *infos);
+  infos = calloc (CACHE_MAX_IMAGES, sizeof *infos);
   if (infos == NULL) {
     report_error ("calloc: %m");
     return -1;
   }
-  dir = open_images (d);
+  dir = cache_images_opendir (d);
   if (dir == NULL)
     goto err;
-  while ((ent = readdir (dir)) != NULL && nr < MAX_IMAGES) {
+  while ((ent = readdir (dir)) != NULL && nr < CACHE_MAX_IMAGES) {
     struct cache_image_info *info = &infos[nr];
     struct cache_view v;
     struct stat st;
     char path[100];
     int r;
 
-    if (!is_image_id (ent->d_name))
+    if (!cache_is_image_id (ent->d_name))
       continue;
     memcpy (info->id, ent->d_name, 65);
     nr++;
@@ -467,7 +263,7 @@ cache_manifests_open (struct cache_dir *d)
   while ((ent = readdir (dir)) != NULL && ms->n < MAX_MANIFESTS) {
     struct manifest_copy *c = &ms->copies[ms->n];
 
-    if (!is_image_id (ent->d_name))
+    if (!cache_is_image_id (ent->d_name))
       continue;
     if (asprintf (&c->path, "%s/%s", dirpath, ent->d_name) == -1) {
       c->path = NULL;

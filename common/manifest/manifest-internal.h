@@ -1,8 +1,11 @@
-/* accel: what the manifest's files share.  manifest-read.c opens a
- * manifest and closes it, manifest-check.c checks every rule of the
- * format (some of them for the writer too), manifest-query.c answers
- * lookups on an open manifest and manifest-write.c writes one.  Not for
- * users of the manifest: they see manifest.h.
+/* accel: what the manifest's files share.  In layers, each using only
+ * those above it: manifest-sqlite.c prepares statements and reports
+ * sqlite's errors, manifest-check.c checks every rule of the format
+ * (some of them for the writer too), manifest-read.c opens a manifest
+ * and closes it, manifest-query.c answers lookups on an open manifest,
+ * manifest-write.c writes one and manifest-copy.c rewrites one; beside
+ * them, trace-file.c reads and writes trace files.  Not for users of
+ * the manifest: they see manifest.h.
  */
 
 #ifndef ACCEL_MANIFEST_INTERNAL_H
@@ -57,7 +60,7 @@ bool manifest_valid_fs_type (const char *s);
 int manifest_check_geometry (const char *path, uint64_t image_size,
                              uint64_t chunk_size, uint64_t *nr_chunks);
 
-/* manifest-check.c: report the last sqlite error on db, naming the file
+/* manifest-sqlite.c: report the last sqlite error on db, naming the file
  * path and what we were doing.
  */
 void manifest_report_sqlite (const char *path, sqlite3 *db, const char *what);
@@ -68,7 +71,7 @@ void manifest_report_sqlite (const char *path, sqlite3 *db, const char *what);
  */
 int manifest_check_contents (struct manifest *m);
 
-/* manifest-read.c: prepare sql on m's database, reporting a failure as
+/* manifest-sqlite.c: prepare sql on m's database, reporting a failure as
  * "what: sqlite's reason".
  */
 int manifest_prepare (struct manifest *m, const char *sql, const char *what,

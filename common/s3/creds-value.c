@@ -1,0 +1,69 @@
+/* accel: one set of AWS credentials — made, shared by reference and
+ * wiped when the last reference goes — and the environment as the AWS
+ * CLI reads it.  The bottom of the credential files: creds-fetch.c
+ * makes credentials here, creds.c chooses among the sources.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "creds-fetch.h"
+#include "creds.h"
+#include "report.h"
+
+/* The AWS CLI treats an empty variable as unset; so do we. */
+const char *
+creds_getenv (const char *name)
+{
+  const char *v = getenv (name);
+
+  return v && *v ? v : NULL;
+}
+
+/* Copies, so that callers can pass strings from files or env. */
+struct aws_creds *
+creds_new (const char *access_key, const char *secret_key,
+           const char *session_token, time_t expiration, const char *source)
+{
+  struct aws_creds *c = calloc (1, sizeof *c);
+
+  if (c == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  c->refs = 1;
+  c->access_key = strdup (access_key);
+  c->secret_key = strdup (secret_key);
+  c->session_token = session_token ? strdup (session_token) : NULL;
+  if (c->access_key == NULL || c->secret_key == NULL ||
+      (session_token && c->session_token == NULL)) {
+    report_error ("strdup: %m");
+    creds_put (c);
+    return NULL;
+  }
+  c->expiration = expiration;
+  c->source = source;
+  return c;
+}
+
+/* Free the string after wiping it, since it is a secret. */
+static void
+free_secret (char *s)
+{
+  if (s) {
+    explicit_bzero (s, strlen (s));
+    free (s);
+  }
+}
+
+/* The last reference wipes the secrets before freeing them. */
+void
+creds_put (struct aws_creds *c)
+{
+  if (c == NULL || __atomic_sub_fetch (&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  free (c->access_key);
+  free_secret (c->secret_key);
+  free_secret (c->session_token);
+  free (c);
+}

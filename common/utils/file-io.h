@@ -1,0 +1,15 @@
+/* accel: reading and writing a file descriptor's bytes in full. */
+
+#ifndef ACCEL_FILE_IO_H
+#define ACCEL_FILE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* pread all of count bytes at offset, retrying short reads and EINTR.
+ * Returns the bytes read (fewer only at end of file), or -1 with errno.
+ */
+extern ssize_t pread_full (int fd, void *buf, size_t count, uint64_t offset);
+
+#endif /* ACCEL_FILE_IO_H */
