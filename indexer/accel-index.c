@@ -5,7 +5,7 @@
  *
  * Recognises the image's file system (fstype.c), maps its files to
  * image bytes (filemap.c, for ext4 and squashfs), reads the image once
- * (scan.c) and writes the manifest (common/manifest-write.c): the file map,
+ * (scan.c) and writes the manifest (common/manifest/manifest-write.c): the file map,
  * the SHA-256 and zero flag of every chunk and the SHA-256 of the whole
  * image.  The manifest is uploaded beside the image; the plugin refuses
  * any chunk that does not match it.
@@ -15,7 +15,7 @@
  * (--hot, hot.c) are read and checked even before that.
  *
  * --update rewrites an existing manifest with a new hot list
- * (common/manifest-copy.c), giving the same bytes as indexing the
+ * (common/manifest/manifest-copy.c), giving the same bytes as indexing the
  * image again with those traces.
  *
  * Exit status: 0 done, 1 error, 2 bad usage.

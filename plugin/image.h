@@ -74,7 +74,7 @@ int image_expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32]);
 
 /* Helper shared with offline.c: a small text file written atomically
  * (temp file, fsync, rename).  0, or -1 (error reported).  The SHA-256
- * of a whole file is sha256_file (common/sha256-file.h).
+ * of a whole file is sha256_file (common/utils/sha256-file.h).
  */
 int image_write_small (const char *path, const char *text);
 

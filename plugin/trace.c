@@ -1,4 +1,4 @@
-/* accel plugin: trace=FILE (format: common/trace-file.h).
+/* accel plugin: trace=FILE (format: common/manifest/trace-file.h).
  *
  * The trace is a by-product of serving, so it must cost the read path
  * next to nothing: a read tests one bit per chunk (an atomic or, no

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# accel: the S3 client (common/s3.c) against a real S3 server, and
+# accel: the S3 client (common/s3/s3.c) against a real S3 server, and
 # against a scripted fake one for the failures a real one will not make.
 #
 # needs_s3: tests/run starts radosgw (tests/lib/rgw.sh) and exports

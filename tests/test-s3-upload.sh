@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# accel: uploads (common/s3-upload.c) to a real S3 server, through the
+# accel: uploads (common/s3/upload/s3-upload.c) to a real S3 server, through the
 # counting, fault-injecting proxy (tests/lib/s3proxy.py), driven by
 # tests/helpers/s3-put.  needs_s3: radosgw (tests/lib/rgw.sh).
 #

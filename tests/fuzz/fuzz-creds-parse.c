@@ -1,5 +1,5 @@
 /* fuzz-creds-parse: the responses of the credential services, through
- * common/creds-parse.c (on common/xml.c): STS AssumeRoleWithWebIdentity
+ * common/s3/creds-parse.c (on common/s3/xml.c): STS AssumeRoleWithWebIdentity
  * replies and errors (XML) and EC2 instance metadata credentials (JSON),
  * with their timestamps.
  *

@@ -1,8 +1,8 @@
 /* fuzz-http: what an HTTP server sends back to the S3 client: header
- * lines (common/s3-request.c's s3_response_header), Content-Range,
- * Content-Length and ETag (common/http-parse.c), error bodies, and the
+ * lines (common/s3/s3-request.c's s3_response_header), Content-Range,
+ * Content-Length and ETag (common/s3/http-parse.c), error bodies, and the
  * judgement of the whole response against the request
- * (common/s3-check.c's s3_check_response).
+ * (common/s3/s3-check.c's s3_check_response).
  *
  * Input: a 12-byte request description, then a raw header block as it
  * comes off the wire (status line, "Name: value" lines, a blank line),

@@ -1,5 +1,5 @@
 /* fuzz-ini: the AWS shared config and credentials files, through
- * common/ini.c and the profile logic of common/creds.c that reads them.
+ * common/s3/ini.c and the profile logic of common/s3/creds.c that reads them.
  *
  * The input is parsed from memory (ini_parse) and every lookup that
  * creds.c makes is tried on it; then it is written to a file and used

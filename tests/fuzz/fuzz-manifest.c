@@ -1,4 +1,4 @@
-/* fuzz-manifest: the manifest reader (common/manifest-read.c,
+/* fuzz-manifest: the manifest reader (common/manifest/manifest-read.c,
  * manifest-check.c, manifest-query.c) on any file.
  *
  * The plugin opens a manifest that came from S3 or from an operator and

@@ -1,6 +1,6 @@
 /* fuzz-s3-url: object URLs and endpoints as users give them (the
  * plugin's url= and endpoint=, accel-mkimage's arguments), through
- * common/s3-url.c and the SigV4 path encoding it uses.
+ * common/s3/s3-url.c and the SigV4 path encoding it uses.
  *
  * Input: URL, NUL, endpoint, NUL, region (a missing or empty endpoint
  * means AWS; a missing or empty region means us-east-1).  What a

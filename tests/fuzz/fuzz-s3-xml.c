@@ -1,7 +1,7 @@
 /* fuzz-s3-xml: the XML documents S3 sends, through every parser that
- * reads them: error bodies (common/http-parse.c's http_parse_s3_error),
+ * reads them: error bodies (common/s3/http-parse.c's http_parse_s3_error),
  * CreateMultipartUpload, ListMultipartUploads and ListParts replies
- * (common/s3-multipart.c, on common/xml.c's bounded extractor).
+ * (common/s3/upload/s3-multipart.c, on common/s3/xml.c's bounded extractor).
  *
  * Every input goes through all four, as any of them may be handed any
  * document by a hostile server.  Besides not crashing, what the

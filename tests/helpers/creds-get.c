@@ -1,4 +1,4 @@
-/* accel: test helper driving common/creds.c (used by tests/test-creds.sh).
+/* accel: test helper driving common/s3/creds.c (used by tests/test-creds.sh).
  *
  * One-shot mode resolves credentials once and prints where they came
  * from and the access key id, never a secret:

@@ -1,4 +1,4 @@
-/* accel: s3-get, a small driver of common/s3.c for integration tests.
+/* accel: s3-get, a small driver of common/s3/s3.c for integration tests.
  *
  *   s3-get [OPTIONS] URL OFFSET LENGTH   write those bytes to stdout
  *   s3-get [OPTIONS] --whole MAX URL     the whole object (s3_object_get_to_fd)

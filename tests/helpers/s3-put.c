@@ -1,4 +1,4 @@
-/* accel: s3-put, a small driver of common/s3-upload.c for integration
+/* accel: s3-put, a small driver of common/s3/upload/s3-upload.c for integration
  * tests.
  *
  *   s3-put [OPTIONS] FILE URL    upload FILE to URL (s3://BUCKET/KEY);

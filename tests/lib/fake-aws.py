@@ -3,7 +3,7 @@
 
 tests/test-creds.sh points AWS_ENDPOINT_URL_STS and
 AWS_EC2_METADATA_SERVICE_ENDPOINT at it to exercise the web identity and
-instance role steps of common/creds.c without any real AWS host.  It
+instance role steps of common/s3/creds.c without any real AWS host.  It
 listens on 127.0.0.1 only.
 
 Usage:

@@ -1,7 +1,7 @@
 /* accel-cache: verify, evict and gc — the commands that change a cache,
  * safely while nbdkit serves from it.
  *
- * The work is done by common/cache-admin.c and cache-verify.c, under
+ * The work is done by common/cache/cache-admin.c and cache-verify.c, under
  * the directory lock and through the eviction the plugin itself uses;
  * this file chooses what to do from the command line and says what was
  * done.  A chunk dropped under a running server is, for that server,

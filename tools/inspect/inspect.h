@@ -3,7 +3,7 @@
  * inspect.c parses the command line and runs one inspection; remote.c
  * brings a manifest named by a URL into a temporary file; summary.c
  * prints the image's numbers and the file list; file.c prints one
- * file's extents and chunks; common/format.c holds the small
+ * file's extents and chunks; common/utils/format.c holds the small
  * formatting helpers both printers use (escaping untrusted strings for a
  * terminal and for JSON, sizes, modes).
  *

@@ -1,7 +1,7 @@
 /* accel-inspect: bring a remote manifest (s3://, http://, https://) into
  * a temporary file.
  *
- * The manifest reader (common/manifest-read.c) opens a local file with
+ * The manifest reader (common/manifest/manifest-read.c) opens a local file with
  * sqlite, so a manifest named by URL is downloaded whole through the
  * S3 client first, refusing anything larger than a manifest may be.
  * The file goes into a new directory of its own (mode 0700, under

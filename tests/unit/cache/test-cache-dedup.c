@@ -1,4 +1,4 @@
-/* accel: unit test of dedup by chunk hash (common/cache-dedup.c).
+/* accel: unit test of dedup by chunk hash (common/cache/cache-dedup.c).
  *
  * Two images in one cache directory share some chunks at different
  * offsets.  Asserts on effects: a missing chunk of one is filled from the

@@ -1,4 +1,4 @@
-/* accel: unit test of common/trace-file.c.
+/* accel: unit test of common/manifest/trace-file.c.
  *
  * The header the plugin writes must read back as the same image; a
  * trace reads back in file order with repeats dropped.  Then every

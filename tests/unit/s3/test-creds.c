@@ -1,4 +1,4 @@
-/* accel: unit test of common/creds.c and common/creds-parse.c.
+/* accel: unit test of common/s3/creds.c and common/s3/creds-parse.c.
  *
  * Resolution is tested through the environment and temporary
  * credentials/config files: each source alone, the order between them

@@ -1,4 +1,4 @@
-/* accel: unit test of common/http-parse.c.
+/* accel: unit test of common/s3/http-parse.c.
  *
  * Everything that parses what a server sends is checked here with
  * tables of good and hostile input: Content-Range (RFC 9110 14.4,

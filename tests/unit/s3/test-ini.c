@@ -1,4 +1,4 @@
-/* accel: unit test of common/ini.c.
+/* accel: unit test of common/s3/ini.c.
  *
  * The parser is fed AWS-style credentials and config files from memory
  * (ini_parse) and from files (ini_load, ini_lookup): the syntax the AWS

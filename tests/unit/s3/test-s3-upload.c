@@ -1,5 +1,5 @@
-/* accel: unit test of common/s3-multipart.c, the pure parts of
- * uploads (common/s3-upload.c does the I/O).
+/* accel: unit test of common/s3/upload/s3-multipart.c, the pure parts of
+ * uploads (common/s3/upload/s3-upload.c does the I/O).
  *
  * Checked here: how a file is cut into parts (S3's 5 MiB minimum and
  * 10000-part maximum, growth for huge files), the ETags S3 gives single

@@ -1,4 +1,4 @@
-/* accel: unit test of common/s3-url.c.
+/* accel: unit test of common/s3/s3-url.c.
  *
  * Object URLs in, request URLs out: s3:// with and without an
  * endpoint, buckets with dots, keys that need encoding (spaces, UTF-8,

@@ -1,4 +1,4 @@
-/* accel: unit test of common/sigv4.c against AWS's SigV4 vectors.
+/* accel: unit test of common/s3/sigv4.c against AWS's SigV4 vectors.
  *
  * Each row of the table below is one case directory of
  * tests/data/sigv4/ (see its README.md): the 12 cases of AWS's SigV4

@@ -1,4 +1,4 @@
-/* accel: unit test of common/format.c (the output helpers of
+/* accel: unit test of common/utils/format.c (the output helpers of
  * accel-inspect and accel-cache).
  *
  * Paths in a manifest are untrusted bytes, so the two string printers
