@@ -15,7 +15,9 @@
 #     link targets, hard links; owner 0 and one timestamp everywhere.
 #  3. A local directory DEST gets NAME.img and NAME.img.manifest and no
 #     temporary files; --keep-image keeps the image; the work directory
-#     in TMPDIR is gone after success, failure and SIGINT.
+#     in TMPDIR is gone after success, failure and SIGINT.  With no
+#     accel-index to run, the manifest (--chunk-size, --hot) is the one
+#     accel-index writes: the indexer is linked in.
 #  4. Bad SRC exits 1 with a clear message; bad options exit 2 with a
 #     pointer to --help.
 #  5. S3 DEST (radosgw, through the counting proxy): both objects are
@@ -254,6 +256,40 @@ cmp "$tmp/kept.img" "$tmp/ext4-1/tree.img" ||
   fail "--chunk-size was not passed to the indexer"
 grep -q 'running: mke2fs' "$tmp/err" || fail "-v does not say what it runs"
 echo "ok: local DEST, --keep-image, --chunk-size"
+
+# The manifest is written in accel-mkimage's own process: copied alone
+# into an empty directory, with a PATH whose only accel-index is a
+# decoy that records being run and fails, it still publishes, and its
+# manifest (with --chunk-size and a --hot list) is the file accel-index
+# writes for the same image.
+alone="$tmp/alone" decoy="$tmp/decoy"
+mkdir "$alone" "$decoy" "$tmp/pub-alone"
+cp "$mk" "$alone/"
+printf '#!/bin/sh\ntouch "%s"\nexit 1\n' "$tmp/decoy-ran" > "$decoy/accel-index"
+chmod +x "$decoy/accel-index"
+# Three chunks that are not all zero (zero ones are left out), last first.
+hot=$(sqlite3 "$pub/src.img.manifest" \
+        "SELECT idx FROM chunks WHERE zero = 0 ORDER BY idx DESC LIMIT 3")
+[ "$(echo "$hot" | wc -l)" = 3 ] || fail "no 3 non-zero chunks: $hot"
+{ printf 'accel-trace v1 image-sha256=%s image-size=%d chunk-size=%d\n' \
+    "$(sha256sum < "$tmp/kept.img" | cut -d' ' -f1)" \
+    "$(stat -c %s "$tmp/kept.img")" 262144
+  echo "$hot"; } > "$tmp/kept.trace"
+TMPDIR="$work" PATH="$decoy:$PATH" "$alone/accel-mkimage" "$src/" \
+  "$tmp/pub-alone" --chunk-size 256K --hot "$tmp/kept.trace" \
+  > "$tmp/out" 2> "$tmp/err" || fail "alone: $(cat "$tmp/err")"
+work_is_empty
+[ -e "$tmp/decoy-ran" ] && fail "accel-mkimage ran an accel-index"
+cmp "$tmp/pub-alone/src.img" "$tmp/kept.img" || fail "alone: another image"
+"$top/indexer/accel-index" "$tmp/kept.img" -o "$tmp/kept.manifest" \
+  --chunk-size 256K --hot "$tmp/kept.trace" 2> "$tmp/err" ||
+  fail "accel-index: $(cat "$tmp/err")"
+cmp "$tmp/kept.manifest" "$tmp/pub-alone/src.img.manifest" ||
+  fail "accel-mkimage's manifest differs from accel-index's"
+[ "$(sqlite3 "$tmp/kept.manifest" \
+     "SELECT chunk_idx FROM hot ORDER BY rank")" = "$hot" ] ||
+  fail "the hot list is not the trace's"
+echo "ok: accel-mkimage alone (no accel-index) writes accel-index's manifest"
 
 # The work directory goes on SIGINT too.
 head -c $((64 * 1048576)) /dev/urandom > "$tmp/bigsrc-file"

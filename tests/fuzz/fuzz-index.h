@@ -1,8 +1,8 @@
 /* accel: the indexer on a fuzzed image (fuzz-index-ext4.c and
  * fuzz-index-squashfs.c).
  *
- * The input is written to a file and indexed the way accel-index's
- * accel_index does it: fstype_detect on its first bytes, the file map
+ * The input is written to a file and indexed the way the indexer's
+ * index_image (indexer/index.c) does it: fstype_detect on its first bytes, the file map
  * (filemap_write: libext2fs or libsquashfuse walking the untrusted
  * image, with our checks in front), the scan and the manifest writer.
  * What the writer accepted, the reader must accept too (manifest.h says
@@ -35,7 +35,7 @@
 /* Big images only make the fuzzer slow, not smarter. */
 #define FUZZ_INDEX_MAX_IMAGE (4 * 1024 * 1024)
 
-/* As accel-index's add_chunk. */
+/* As index.c's add_chunk. */
 static inline int
 fuzz_index_add_chunk (void *opaque, uint64_t idx, const unsigned char sha[32],
                       bool zero)

@@ -6,8 +6,9 @@
  *                 [--keep-image PATH] [--compress] [--hot TRACE]... [-v]
  *
  * The steps, each in its own file: build the image reproducibly
- * (ext4.c, squashfs.c), index it by running accel-index (run.c),
- * publish image then manifest (publish-s3.c, publish-dir.c), and print
+ * (ext4.c, squashfs.c), index it with the indexer library (indexer/
+ * index.h, in this process), publish image then manifest (publish-s3.c,
+ * publish-dir.c), and print
  * the nbdkit command line a node needs.  Everything temporary lives in
  * one directory that is removed on every exit path (workdir.c).
  *
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "index.h"
 #include "manifest.h"
 #include "report.h"
 #include "mkimage.h"
@@ -99,8 +101,8 @@ usage (void)
       "\n"
       "DESCRIPTION\n"
       "  Builds a read-only file system image of SRC_DIR, writes its\n"
-      "  manifest with accel-index, publishes both to DEST as NAME.img and\n"
-      "  NAME.img.manifest (the manifest last), and prints the nbdkit\n"
+      "  manifest (as accel-index does), publishes both to DEST as NAME.img\n"
+      "  and NAME.img.manifest (the manifest last), and prints the nbdkit\n"
       "  command that serves the image on a node.\n"
       "\n"
       "  The build is reproducible: the same tree (names, contents,\n"
@@ -144,9 +146,10 @@ usage (void)
       "                      prefetch first) from TRACE, recorded by the\n"
       "                      plugin's trace=TRACE while serving this same\n"
       "                      image (a rebuild of the same tree); repeat to\n"
-      "                      merge several.  Passed to accel-index --hot.\n"
+      "                      merge several, as with accel-index --hot.\n"
       "  -v, --verbose       say what is being done, with the output of\n"
-      "                      mke2fs, e2fsck, mksquashfs and accel-index.\n"
+      "                      mke2fs, e2fsck and mksquashfs and the\n"
+      "                      indexer's summary.\n"
       "  --help              print this help.\n"
       "  --version           print the version.\n"
       "\n"
@@ -298,39 +301,24 @@ check_dest (const char *dest)
   }
 }
 
-/* Run accel-index on image. */
+/* Write the manifest of image, as accel-index would. */
 static int
-index_image (const struct mkimage_options *o, const char *image,
-             const char *manifest)
+build_manifest (const struct mkimage_options *o, const char *image,
+                const char *manifest)
 {
-  CLEANUP_FREE char *indexer = find_indexer ();
-  CLEANUP_FREE const char **argv = NULL;
-  size_t n = 0, i;
+  struct index_options io = { .chunk_size = o->chunk_size,
+                              .traces = o->hot,
+                              .nr_traces = o->nr_hot };
+  struct index_stats st;
   int r;
-
-  argv = calloc (8 + 2 * o->nr_hot, sizeof *argv);
-  if (argv == NULL) {
-    report_error ("calloc: %m");
-    return -1;
-  }
-  argv[n++] = indexer;
-  argv[n++] = image;
-  argv[n++] = "-o";
-  argv[n++] = manifest;
-  argv[n++] = "--chunk-size";
-  argv[n++] = o->chunk_size;
-  for (i = 0; i < o->nr_hot; i++) {
-    argv[n++] = "--hot";
-    argv[n++] = o->hot[i];
-  }
-  if (o->verbose)
-    argv[n++] = "-v";
 
   /* The indexer writes MANIFEST.tmp and renames it. */
   workdir_file ("image.img.manifest.tmp");
   progress_start ("indexing", 0);
-  r = run_program ("accel-index", argv, NULL, workdir_file ("index.log"));
+  r = index_image (image, manifest, &io, &st);
   progress_end ();
+  if (r == 0 && o->verbose)
+    index_print_summary (stderr, PROGNAME, &st);
   return r;
 }
 
@@ -426,7 +414,7 @@ mkimage (struct mkimage_options *o)
     ret = ext4_build (o, image, &r);
   else
     ret = squashfs_build (o, image, &r);
-  if (ret == -1 || index_image (o, image, manifest) == -1)
+  if (ret == -1 || build_manifest (o, image, manifest) == -1)
     return -1;
   if (o->keep_image && keep_image (o->keep_image, &image) == -1)
     return -1;
@@ -481,10 +469,10 @@ split_s3_dest (struct mkimage_options *o, char **prefix)
 int
 main (int argc, char *argv[])
 {
-  struct mkimage_options o = { .fs = "ext4", .chunk_size = "1048576" };
+  struct mkimage_options o = { .fs = "ext4",
+                               .chunk_size = INDEX_DEFAULT_CHUNK_SIZE };
   CLEANUP_FREE char *name = NULL, *dest_prefix = NULL;
   CLEANUP_FREE char **hot = NULL;
-  char chunk[24];
   int c;
 
   hot = calloc (argc, sizeof *hot);
@@ -505,8 +493,7 @@ main (int argc, char *argv[])
       o.verbose = true;
       break;
     case CHUNK_SIZE_OPTION:
-      snprintf (chunk, sizeof chunk, "%" PRIu32, parse_chunk_size (optarg));
-      o.chunk_size = chunk;
+      o.chunk_size = parse_chunk_size (optarg);
       break;
     case COMPRESS_OPTION:
       o.compress = true;

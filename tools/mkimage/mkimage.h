@@ -2,8 +2,8 @@
  *
  * mkimage.c parses the command line and runs the steps in order: build
  * the image (ext4.c, ext4-populate.c and ext4-dir.c, or squashfs.c),
- * index it (run.c execs accel-index), publish it (publish-dir.c or
- * publish-s3.c).  The
+ * index it (the indexer library, indexer/index.h), publish it
+ * (publish-dir.c or publish-s3.c).  The
  * other files are services for those steps: a sorted walk of the
  * source tree (tree.c), the private temporary directory and its
  * removal on every exit path (workdir.c), and the progress line
@@ -28,11 +28,11 @@ struct mkimage_options {
   const char *dest; /* s3://BUCKET[/PREFIX] or a local directory */
   const char *name; /* image name: NAME.img, NAME.img.manifest */
   const char *fs; /* "ext4" or "squashfs" */
-  const char *chunk_size; /* in bytes, as text, for accel-index */
+  uint32_t chunk_size; /* of the manifest, in bytes */
   const char *label; /* file system label / volume name, or NULL */
   const char *endpoint; /* S3-compatible endpoint, or NULL for AWS */
   const char *keep_image; /* keep the built image here, or NULL */
-  char **hot; /* --hot traces for accel-index (nr_hot of them) */
+  char **hot; /* --hot traces for the hot list (nr_hot of them) */
   size_t nr_hot;
   bool compress; /* squashfs: compress data blocks */
   bool verbose;
@@ -127,12 +127,6 @@ extern int squashfs_build (const struct mkimage_options *o, const char *image,
  */
 extern int run_program (const char *what, const char *const argv[],
                         const char *const env[], const char *log);
-
-/* The accel-index to run: next to this program (installed), in the
- * build tree (tools/../indexer/), else "accel-index" from PATH.
- * Returns a string to free.
- */
-extern char *find_indexer (void);
 
 /* workdir.c: the private temporary directory. */
 

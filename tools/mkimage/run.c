@@ -1,5 +1,5 @@
-/* accel-mkimage: run the programs we build on (mke2fs, mksquashfs,
- * accel-index).
+/* accel-mkimage: run the programs we build on (mke2fs, e2fsck,
+ * mksquashfs).
  *
  * Their output goes to a log file in the work directory rather than
  * to our stderr: on success it is noise (shown only with -v), on
@@ -206,40 +206,4 @@ run_program (const char *what, const char *const argv[],
                   WTERMSIG (status));
   show_log (log);
   return -1;
-}
-
-char *
-find_indexer (void)
-{
-  static const char *const candidates[] = {
-    "accel-index", /* installed: the same bin directory */
-    "../indexer/accel-index", /* build tree: tools/accel-mkimage */
-  };
-  char self[PATH_MAX], *slash;
-  char *path;
-  ssize_t n;
-  size_t i;
-
-  n = readlink ("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    slash = strrchr (self, '/');
-    if (slash != NULL)
-      *slash = '\0';
-    for (i = 0; slash && i < sizeof candidates / sizeof candidates[0]; i++) {
-      if (asprintf (&path, "%s/%s", self, candidates[i]) == -1)
-        break;
-      if (access (path, X_OK) == 0) {
-        report_debug ("indexer: %s", path);
-        return path;
-      }
-      free (path);
-    }
-  }
-  path = strdup ("accel-index");
-  if (path == NULL) {
-    report_error ("strdup: %m");
-    exit (EXIT_FAILURE);
-  }
-  return path;
 }

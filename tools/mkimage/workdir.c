@@ -12,8 +12,8 @@
  * NB: the signal handler may only use async-signal-safe calls, so
  * every path it removes is built in advance in a fixed table, and it
  * empties the directory with unlink and rmdir only (no readdir):
- * child programs write nothing there but the files registered here and
- * the indexer's MANIFEST.tmp, which has its own entry.
+ * nothing is written there but the files registered here, the
+ * indexer's MANIFEST.tmp included (mkimage.c registers it).
  */
 
 #include <dirent.h>
