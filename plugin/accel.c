@@ -100,9 +100,16 @@ accel_config (const char *key, const char *value)
   }
   else if (strcmp (key, "cainfo") == 0)
     cfg.s3.cainfo = value;
-  else if (strcmp (key, "chunk-size") == 0)
-    return parse_pow2 (key, value, MANIFEST_MIN_CHUNK_SIZE,
-                       MANIFEST_MAX_CHUNK_SIZE, &cfg.chunk_size);
+  else if (strcmp (key, "chunk-size") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (!manifest_chunk_size_valid (r)) {
+      nbdkit_error ("chunk-size: must be " MANIFEST_CHUNK_SIZE_RULE);
+      return -1;
+    }
+    cfg.chunk_size = r;
+  }
   else if (strcmp (key, "connections") == 0) {
     if (nbdkit_parse_unsigned (key, value, &cfg.s3.connections) == -1)
       return -1;

@@ -189,8 +189,7 @@ parse_record (const char *path, char *text, struct record *rec)
       have_size = true;
     }
     else if (strcmp (line, "chunk-size") == 0) {
-      if (parse_number (eq, &n) == -1 || n < MANIFEST_MIN_CHUNK_SIZE ||
-          n > MANIFEST_MAX_CHUNK_SIZE || (n & (n - 1)) != 0)
+      if (parse_number (eq, &n) == -1 || !manifest_chunk_size_valid (n))
         goto bad;
       rec->chunk_size = n;
       have_chunk = true;

@@ -24,6 +24,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "manifest.h"
 #include "report.h"
 
 /* Open or create a file in the image directory with mode 0600. */
@@ -261,8 +262,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
   char hex[65];
   int i, r;
 
-  if (image_size == 0 || chunk_size == 0 ||
-      (chunk_size & (chunk_size - 1)) != 0) {
+  if (image_size == 0 || !manifest_chunk_size_valid (chunk_size)) {
     report_error ("cache: invalid geometry: size %" PRIu64 ", chunk %" PRIu32,
                   image_size, chunk_size);
     return NULL;

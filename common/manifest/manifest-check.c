@@ -27,6 +27,7 @@
 
 #include "manifest-internal.h"
 #include "manifest.h"
+#include "parse.h"
 #include "report.h"
 
 #define MAX_CREATED_BY_LEN 256
@@ -43,29 +44,19 @@ manifest_valid_fs_type (const char *s)
       strcmp (s, "raw") == 0;
 }
 
+bool
+manifest_chunk_size_valid (uint64_t n)
+{
+  return n >= MANIFEST_MIN_CHUNK_SIZE && n <= MANIFEST_MAX_CHUNK_SIZE &&
+      (n & (n - 1)) == 0;
+}
+
 int
 manifest_parse_chunk_size (const char *arg, uint32_t *out)
 {
-  unsigned long long n;
-  uint64_t mult = 1;
-  char *end;
+  uint64_t n;
 
-  errno = 0;
-  if (arg[0] < '0' || arg[0] > '9')
-    return -1;
-  n = strtoull (arg, &end, 10);
-  if (errno != 0)
-    return -1;
-  if (strcmp (end, "K") == 0 || strcmp (end, "k") == 0)
-    mult = 1024;
-  else if (strcmp (end, "M") == 0 || strcmp (end, "m") == 0)
-    mult = 1024 * 1024;
-  else if (*end != '\0')
-    return -1;
-  if (n > MANIFEST_MAX_CHUNK_SIZE / mult)
-    return -1;
-  n *= mult;
-  if (n < MANIFEST_MIN_CHUNK_SIZE || (n & (n - 1)) != 0)
+  if (parse_size (arg, &n) == -1 || !manifest_chunk_size_valid (n))
     return -1;
   *out = n;
   return 0;
@@ -81,13 +72,10 @@ manifest_check_geometry (const char *path, uint64_t image_size,
 {
   uint64_t n;
 
-  if (chunk_size < MANIFEST_MIN_CHUNK_SIZE ||
-      chunk_size > MANIFEST_MAX_CHUNK_SIZE ||
-      (chunk_size & (chunk_size - 1)) != 0) {
-    report_error ("manifest: %s: chunk_size %" PRIu64 " is not a power of "
-                  "two between %" PRIu32 " and %" PRIu32,
-                  path, chunk_size, MANIFEST_MIN_CHUNK_SIZE,
-                  MANIFEST_MAX_CHUNK_SIZE);
+  if (!manifest_chunk_size_valid (chunk_size)) {
+    report_error ("manifest: %s: chunk_size %" PRIu64
+                  " is not " MANIFEST_CHUNK_SIZE_RULE,
+                  path, chunk_size);
     return -1;
   }
   if (image_size == 0 || image_size > MANIFEST_MAX_IMAGE_SIZE) {

@@ -109,9 +109,7 @@ parse_header (const char *path, const char *line, struct trace_info *info)
       strcmp (p, "\n") != 0)
     goto bad;
   if (info->image_size == 0 || info->image_size > MANIFEST_MAX_IMAGE_SIZE ||
-      chunk_size < MANIFEST_MIN_CHUNK_SIZE ||
-      chunk_size > MANIFEST_MAX_CHUNK_SIZE ||
-      (chunk_size & (chunk_size - 1)) != 0) {
+      !manifest_chunk_size_valid (chunk_size)) {
     report_error ("%s: line 1: image size %" PRIu64 " or chunk size %" PRIu64
                   " outside the manifest format's limits",
                   path, info->image_size, chunk_size);
