@@ -44,6 +44,7 @@
 #include <openssl/sha.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "offline.h"
 #include "report.h"
 #include "sha256-file.h"
@@ -74,7 +75,6 @@ record_path (const struct image_config *cfg)
   CLEANUP_FREE char *key = NULL;
   unsigned char md[32];
   char hex[65], *path;
-  int i;
 
   if (asprintf (&key, "url=%.*s\nendpoint=%s\nmanifest=%s",
                 (int) strcspn (cfg->url, "?"), cfg->url,
@@ -85,8 +85,7 @@ record_path (const struct image_config *cfg)
     return NULL;
   }
   SHA256 ((const unsigned char *) key, strlen (key), md);
-  for (i = 0; i < 32; i++)
-    snprintf (&hex[i * 2], 3, "%02x", md[i]);
+  hex_encode (md, 32, hex);
   if (asprintf (&path, "%s/origins/%s", cfg->cache_dir, hex) == -1) {
     report_error ("asprintf: %m");
     return NULL;

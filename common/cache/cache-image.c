@@ -24,6 +24,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "hex.h"
 #include "manifest.h"
 #include "report.h"
 
@@ -260,7 +261,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
   struct cache_image *ci;
   unsigned char id[32];
   char hex[65];
-  int i, r;
+  int r;
 
   if (image_size == 0 || !manifest_chunk_size_valid (chunk_size)) {
     report_error ("cache: invalid geometry: size %" PRIu64 ", chunk %" PRIu32,
@@ -294,8 +295,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
   }
 
   SHA256 ((const unsigned char *) identity, strlen (identity), id);
-  for (i = 0; i < 32; i++)
-    snprintf (&hex[i * 2], 3, "%02x", id[i]);
+  hex_encode (id, 32, hex);
   if (asprintf (&ci->path, "%s/images/%s", d->path, hex) == -1) {
     ci->path = NULL;
     report_error ("asprintf: %m");

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "manifest-internal.h"
 #include "manifest.h"
 #include "report.h"
@@ -469,9 +470,7 @@ int
 manifest_writer_finish (struct manifest_writer *w,
                         const unsigned char image_sha256[32])
 {
-  static const char hex_digits[] = "0123456789abcdef";
   char hex[65];
-  size_t i;
 
   if (w->next_chunk != w->nr_chunks) {
     report_error ("manifest: %s: only %" PRIu64 " of %" PRIu64 " chunks "
@@ -479,11 +478,7 @@ manifest_writer_finish (struct manifest_writer *w,
                   w->path, w->next_chunk, w->nr_chunks);
     goto err;
   }
-  for (i = 0; i < 32; ++i) {
-    hex[2 * i] = hex_digits[image_sha256[i] >> 4];
-    hex[2 * i + 1] = hex_digits[image_sha256[i] & 15];
-  }
-  hex[64] = '\0';
+  hex_encode (image_sha256, 32, hex);
   if (writer_meta (w, "image_sha256", hex, 0) == -1 ||
       writer_exec (w, "CREATE INDEX chunks_sha256 ON chunks (sha256);",
                    "creating the sha256 index") == -1 ||

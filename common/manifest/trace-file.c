@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "manifest.h"
 #include "report.h"
 #include "trace-file.h"
@@ -26,10 +27,8 @@ trace_format_header (char *buf, const unsigned char image_sha256[32],
                      uint64_t image_size, uint32_t chunk_size)
 {
   char hex[65];
-  int i;
 
-  for (i = 0; i < 32; i++)
-    snprintf (&hex[i * 2], 3, "%02x", image_sha256[i]);
+  hex_encode (image_sha256, 32, hex);
   return snprintf (buf, TRACE_MAX_HEADER,
                    TRACE_MAGIC " image-sha256=%s image-size=%" PRIu64
                                " chunk-size=%" PRIu32 "\n",
