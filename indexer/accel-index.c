@@ -39,6 +39,7 @@
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "filemap.h"
 #include "fstype.h"
 #include "hot.h"
@@ -286,16 +287,6 @@ detect_fs_type (int fd, const char *image, uint64_t size)
   return fstype_detect (head, done);
 }
 
-/* Seconds since an arbitrary point, for the summary. */
-static double
-now (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The file map's part of the summary, for file system images. */
 static void
 print_filemap_summary (FILE *fp, const char *fs_type,
@@ -330,7 +321,7 @@ accel_index (const char *image, const char *output, uint32_t chunk_size,
   uint64_t size, nr_zero, nr_chunks;
   size_t nr_hot = 0;
   const char *fs_type;
-  double start = now (), secs, filemap_secs;
+  double start = now_monotonic_seconds (), secs, filemap_secs;
   int fd;
 
   fd = open_image (image, &size);
@@ -362,10 +353,10 @@ accel_index (const char *image, const char *output, uint32_t chunk_size,
     return -1;
   }
   st.w = w;
-  filemap_secs = now ();
+  filemap_secs = now_monotonic_seconds ();
   if (filemap_write (image, fd, size, fs_type, w, &fst) == -1)
     goto err;
-  filemap_secs = now () - filemap_secs;
+  filemap_secs = now_monotonic_seconds () - filemap_secs;
   if (scan_image (fd, image, size, chunk_size, add_chunk, &st, sha256,
                   &nr_zero) == -1)
     goto err;
@@ -379,7 +370,7 @@ accel_index (const char *image, const char *output, uint32_t chunk_size,
   if (manifest_writer_finish (w, sha256) == -1)
     return -1;
 
-  secs = now () - start;
+  secs = now_monotonic_seconds () - start;
   fprintf (verbose ? stdout : stderr,
            PROGNAME ": indexed %" PRIu64 " bytes in %.1f s (%.0f MB/s), "
                     "%" PRIu64 " chunks, %" PRIu64 " zero\n",

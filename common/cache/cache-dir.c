@@ -22,6 +22,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "report.h"
 
 /* mkdir -p with mode for the last component.  Parents get 0755 (they are
@@ -423,9 +424,11 @@ cache_punch (int fd, uint64_t offset, uint64_t len)
   return 0;
 }
 
-/* Coarse clock for LRU; the map stores 32-bit seconds. */
+/* Coarse clock for LRU; the map stores 32-bit wall clock seconds
+ * (docs/cache-format.md), so they wrap in 2106.
+ */
 uint32_t
 cache_now (void)
 {
-  return (uint32_t) time (NULL);
+  return (uint32_t) now_wall_seconds ();
 }

@@ -22,6 +22,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "file-io.h"
 #include "report.h"
 
@@ -291,7 +292,7 @@ store_failed_locked (struct cache_image *ci, int err)
    * yet recorded.  Our partial bytes are never recorded, and are punched
    * by the next process that opens the image alone.
    */
-  d->store_disabled_until = time (NULL) + STORE_RETRY_SECONDS;
+  d->store_disabled_until = now_wall_seconds () + STORE_RETRY_SECONDS;
   if (!d->warned_full) {
     d->warned_full = true;
     errno = err;
@@ -373,7 +374,7 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
 
   if (cache_dir_lock (d) == -1)
     return -1;
-  if (d->store_disabled_until > time (NULL)) {
+  if (d->store_disabled_until > now_wall_seconds ()) {
     r = 1;
     goto out;
   }
