@@ -40,6 +40,7 @@
 #include <sqlite3.h>
 
 #include "clock.h"
+#include "file-io.h"
 #include "filemap.h"
 #include "fstype.h"
 #include "hot.h"
@@ -269,22 +270,13 @@ detect_fs_type (int fd, const char *image, uint64_t size)
 {
   unsigned char head[FSTYPE_PROBE_SIZE];
   size_t len = size < sizeof head ? size : sizeof head;
-  size_t done = 0;
+  ssize_t r = pread_full (fd, head, len, 0);
 
-  while (done < len) {
-    ssize_t r = pread (fd, head + done, len - done, done);
-
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      report_error ("%s: read: %m", image);
-      return NULL;
-    }
-    if (r == 0)
-      break;
-    done += r;
+  if (r == -1) {
+    report_error ("%s: read: %m", image);
+    return NULL;
   }
-  return fstype_detect (head, done);
+  return fstype_detect (head, r);
 }
 
 /* The file map's part of the summary, for file system images. */

@@ -35,6 +35,7 @@
 #include "cache-internal.h"
 #include "cleanup.h"
 #include "clock.h"
+#include "file-io.h"
 #include "report.h"
 
 /* Bounds of one index (see above), and of the images scanned. */
@@ -390,23 +391,6 @@ cache_dedup_close (struct cache_dedup *dd)
   free (dd);
 }
 
-/* pread all of len bytes, or fail. */
-static bool
-pread_all (int fd, void *buf, uint32_t len, uint64_t offset)
-{
-  uint32_t done = 0;
-
-  while (done < len) {
-    ssize_t r = pread (fd, (char *) buf + done, len - done, offset + done);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return false;
-    done += r;
-  }
-  return true;
-}
-
 /* With the directory lock held: is the donor's chunk present, of the
  * right length and recorded with the trusted hash?  Sets *state.  NB:
  * under the lock nobody can evict it, so its bytes stay as they are
@@ -494,7 +478,8 @@ copy_candidate (struct cache_dedup *dd, const char *name, uint64_t donor_idx,
     goto out;
   }
   ok = donor_usable_locked (&dn, &dn.state) &&
-      pread_all (dn.data_fd, buf, len, donor_idx * ci->chunk_size);
+      pread_full (dn.data_fd, buf, len, donor_idx * ci->chunk_size) ==
+          (ssize_t) len;
   cache_dir_unlock (ci->dir);
   if (!ok)
     goto out;

@@ -313,22 +313,7 @@ pending_full (struct cache_image *ci)
 int
 cache_write_buffer (void *opaque, int fd, uint64_t offset, uint32_t len)
 {
-  const char *data = opaque;
-  size_t done;
-  ssize_t w;
-
-  for (done = 0; done < len; done += w) {
-    w = pwrite (fd, data + done, len - done, offset + done);
-    if (w == -1 && errno == EINTR)
-      w = 0;
-    else if (w == 0) {
-      errno = EIO;
-      return -1;
-    }
-    else if (w == -1)
-      return -1;
-  }
-  return 0;
+  return pwrite_full (fd, opaque, len, offset);
 }
 
 int

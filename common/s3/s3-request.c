@@ -28,6 +28,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "creds.h"
+#include "file-io.h"
 #include "http-parse.h"
 #include "http.h"
 #include "report.h"
@@ -152,24 +153,6 @@ keep_error_body (struct s3_response *rs, const char *ptr, size_t n)
   return n;
 }
 
-/* Write all of buf to fd. */
-static int
-write_all (int fd, const char *buf, size_t n)
-{
-  while (n > 0) {
-    ssize_t r = write (fd, buf, n);
-
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    buf += r;
-    n -= r;
-  }
-  return 0;
-}
-
 /* A body the caller takes as it comes (s3_request.progress): no byte is
  * handed over before the headers say it is the range of the version
  * asked for, and a retry, which gets the same bytes again (If-Match),
@@ -228,7 +211,7 @@ write_cb (char *ptr, size_t size, size_t nmemb, void *opaque)
     return write_progress (rs, ptr, n);
   if (rq->buf)
     memcpy (rq->buf + rs->got, ptr, n);
-  else if (write_all (rq->fd, ptr, n) == -1) {
+  else if (write_full (rq->fd, ptr, n) == -1) {
     rs->write_errno = errno;
     return 0;
   }
