@@ -249,11 +249,11 @@ accel_config_complete (void)
    * and without a manifest nothing would notice.
    */
   if (!cfg.s3.tls_verify)
-    nbdkit_error ("warning: tls-verify=false: TLS certificates are not "
-                  "verified%s",
-                  cfg.manifest && strcmp (cfg.manifest, "none") == 0
-                      ? " and there is no manifest: nothing checks the bytes"
-                      : "");
+    report_warning ("tls-verify=false: TLS certificates are not "
+                    "verified%s",
+                    cfg.manifest && strcmp (cfg.manifest, "none") == 0
+                        ? " and there is no manifest: nothing checks the bytes"
+                        : "");
   if (metrics_file && metrics_file[0] != '/') {
     nbdkit_error ("metrics-file=%s: must be an absolute path (nbdkit "
                   "changes directory when it becomes a daemon)",

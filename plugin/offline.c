@@ -243,7 +243,7 @@ offline_save (const struct image_config *cfg, const struct image *img)
   if (old && strcmp (old, text) == 0)
     return;
   if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
-    report_error ("warning: offline: mkdir: %s: %m", dir);
+    report_warning ("offline: mkdir: %s: %m", dir);
     return;
   }
   if (image_write_small (path, text) == 0)
@@ -362,14 +362,14 @@ open_from_record (const struct image_config *cfg, struct image *img,
                   data - *missing, data, rec.name, rec.etag);
     return -1;
   }
-  report_error ("warning: %s: the origin is unreachable: serving the "
-                "version last seen (ETag %s, %" PRIu64 " bytes%s) OFFLINE "
-                "from the complete cache in %s; a read the cache cannot "
-                "serve fails with EIO until nbdkit is restarted with the "
-                "origin reachable",
-                rec.name, rec.etag, rec.size,
-                img->manifest ? ", verified by its manifest" : "",
-                cache_image_dir (img->cache));
+  report_warning ("%s: the origin is unreachable: serving the "
+                  "version last seen (ETag %s, %" PRIu64 " bytes%s) OFFLINE "
+                  "from the complete cache in %s; a read the cache cannot "
+                  "serve fails with EIO until nbdkit is restarted with the "
+                  "origin reachable",
+                  rec.name, rec.etag, rec.size,
+                  img->manifest ? ", verified by its manifest" : "",
+                  cache_image_dir (img->cache));
   return 0;
 }
 

@@ -147,24 +147,23 @@ trace_flush (void)
     failed = false;
   }
   if (lost)
-    report_error ("warning: trace=%s: out of memory: some first reads are "
-                  "missing from the trace",
-                  trace_path);
+    report_warning ("trace=%s: out of memory: some first reads are "
+                    "missing from the trace",
+                    trace_path);
   if (n == 0)
     return;
   /* At most 20 digits and a newline per chunk, and the last NUL. */
   text = malloc (n * 21 + 1);
   if (text == NULL) {
-    report_error ("warning: trace=%s: malloc: %m: %zu first reads are "
-                  "missing from the trace",
-                  trace_path, n);
+    report_warning ("trace=%s: malloc: %m: %zu first reads are "
+                    "missing from the trace",
+                    trace_path, n);
     return;
   }
   for (i = 0; i < n; i++)
     pos += snprintf (text + pos, 22, "%" PRIu64 "\n", batch[i]);
   if (write_full (fd, text, pos) == -1)
-    report_error ("warning: trace=%s: write: %m: the trace is incomplete",
-                  trace_path);
+    report_warning ("trace=%s: write: %m: the trace is incomplete", trace_path);
 }
 
 void
@@ -174,7 +173,7 @@ trace_close (void)
     return;
   trace_flush ();
   if (close (fd) == -1)
-    report_error ("warning: trace=%s: close: %m", trace_path);
+    report_warning ("trace=%s: close: %m", trace_path);
   fd = -1;
   free ((void *) seen);
   seen = NULL;

@@ -296,9 +296,9 @@ store_failed_locked (struct cache_image *ci, int err)
   if (!d->warned_full) {
     d->warned_full = true;
     errno = err;
-    report_error ("warning: cache: %s/data: cannot write (%m): serving "
-                  "from the origin without caching for now",
-                  ci->path);
+    report_warning ("cache: %s/data: cannot write (%m): serving "
+                    "from the origin without caching for now",
+                    ci->path);
   }
 }
 
