@@ -60,6 +60,10 @@
 #define MANIFEST_MAX_CHUNK_SIZE (UINT32_C (64) * 1024 * 1024)
 #define MANIFEST_MAX_IMAGE_SIZE (UINT64_C (1) << 50)
 #define MANIFEST_MAX_CHUNKS (UINT64_C (1) << 24)
+/* The largest manifest file written, read, or downloaded (plugin,
+ * accel-inspect): the file map of a large image with many small files
+ * needs more than the chunk table's ~90 bytes a chunk.
+ */
 #define MANIFEST_MAX_FILE_SIZE (UINT64_C (2) * 1024 * 1024 * 1024)
 #define MANIFEST_MAX_PATH_LEN 4096
 #define MANIFEST_MAX_FILE_EXTENTS (UINT64_C (1) << 24)
