@@ -25,6 +25,7 @@
 
 #include <sqlite3.h>
 
+#include "hex.h"
 #include "manifest-internal.h"
 #include "manifest.h"
 #include "parse.h"
@@ -368,19 +369,6 @@ meta_get_text (struct manifest *m, sqlite3_stmt *stmt, const char *key,
   return meta_check_unique (m, stmt, key);
 }
 
-/* The value of one hex digit, or -1. */
-static int
-hex_digit (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Read and check every meta value.  format_version comes first: a newer
  * format may break any other rule, and its message is the useful one.
  */
@@ -390,7 +378,6 @@ read_meta (struct manifest *m)
   CLEANUP_FINALIZE sqlite3_stmt *stmt = NULL;
   char hex[65], creator[MAX_CREATED_BY_LEN + 1];
   uint64_t version, image_size, chunk_size;
-  size_t i;
 
   if (check_columns (m, "meta", "key, value", NULL) == -1 ||
       check_indexes (m, "meta") == -1 ||
@@ -429,15 +416,7 @@ read_meta (struct manifest *m)
 
   if (meta_get_text (m, stmt, "image_sha256", hex, sizeof hex) == -1)
     return -1;
-  for (i = 0; i < 32; ++i) {
-    int hi = hex_digit (hex[2 * i]),
-        lo = hi >= 0 ? hex_digit (hex[2 * i + 1]) : -1;
-
-    if (hi < 0 || lo < 0)
-      break;
-    m->image_sha256[i] = hi << 4 | lo;
-  }
-  if (i < 32 || hex[64] != '\0') {
+  if (hex_decode (hex, 32, m->image_sha256) == -1 || hex[64] != '\0') {
     report_error ("manifest: %s: meta: image_sha256 is not 64 hex digits",
                   m->path);
     return -1;

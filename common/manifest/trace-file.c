@@ -68,24 +68,12 @@ skip (const char **s, const char *word)
   return true;
 }
 
-/* A lowercase hex digit's value, or -1. */
-static int
-hex_digit (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
 /* The first line, '\n' included.  0, or -1 (error reported). */
 static int
 parse_header (const char *path, const char *line, struct trace_info *info)
 {
   const char *p = line;
   uint64_t chunk_size;
-  int i;
 
   if (!skip (&p, TRACE_MAGIC " ")) {
     report_error ("%s: not an accel trace (the first line must start with "
@@ -95,14 +83,11 @@ parse_header (const char *path, const char *line, struct trace_info *info)
   }
   if (!skip (&p, "image-sha256="))
     goto bad;
-  for (i = 0; i < 32; i++) {
-    int hi = hex_digit (p[0]), lo = hi == -1 ? -1 : hex_digit (p[1]);
-
-    if (lo == -1)
-      goto bad;
-    info->image_sha256[i] = hi << 4 | lo;
-    p += 2;
-  }
+  /* NB: strict, as written: lowercase only. */
+  if (strspn (p, "0123456789abcdef") < 64 ||
+      hex_decode (p, 32, info->image_sha256) == -1)
+    goto bad;
+  p += 64;
   if (!skip (&p, " image-size=") || !parse_u64 (&p, &info->image_size) ||
       !skip (&p, " chunk-size=") || !parse_u64 (&p, &chunk_size) ||
       strcmp (p, "\n") != 0)
