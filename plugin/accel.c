@@ -85,6 +85,10 @@ parse_pow2 (const char *key, const char *value, uint32_t min, uint32_t max,
   return 0;
 }
 
+/* NB: sizes are read by nbdkit_parse_size, nbdkit's own API; the
+ * tools' parse_size (common/utils/parse.h) takes the same suffixes, so
+ * "64K" means the same in a key and in a tool's option.
+ */
 static int
 accel_config (const char *key, const char *value)
 {
