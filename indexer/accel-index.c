@@ -124,8 +124,8 @@ parse_chunk_size (const char *arg)
   uint32_t n;
 
   if (manifest_parse_chunk_size (arg, &n) == -1)
-    report_usage_error (
-        "--chunk-size: '%s' is not a power of two from 4K to 64M", arg);
+    report_usage_error ("--chunk-size: '%s' is not " MANIFEST_CHUNK_SIZE_RULE,
+                        arg);
   return n;
 }
 

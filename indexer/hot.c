@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "hot.h"
 #include "report.h"
 #include "trace-file.h"
@@ -76,20 +77,6 @@ hot_free (struct hot_traces *h)
   free (h);
 }
 
-/* The first 12 hex digits, enough to tell images apart in a message. */
-static void
-short_hex (const unsigned char *sha, char out[13])
-{
-  static const char digits[] = "0123456789abcdef";
-  int i;
-
-  for (i = 0; i < 6; i++) {
-    out[2 * i] = digits[sha[i] >> 4];
-    out[2 * i + 1] = digits[sha[i] & 15];
-  }
-  out[12] = '\0';
-}
-
 int
 hot_check (const struct hot_traces *h, const char *image, uint64_t image_size,
            uint32_t chunk_size, const unsigned char *image_sha256)
@@ -111,8 +98,9 @@ hot_check (const struct hot_traces *h, const char *image, uint64_t image_size,
     if (image_sha256 && memcmp (t->info.image_sha256, image_sha256, 32) != 0) {
       char want[13], got[13];
 
-      short_hex (t->info.image_sha256, got);
-      short_hex (image_sha256, want);
+      /* The first 12 hex digits tell images apart in a message. */
+      hex_encode (t->info.image_sha256, 6, got);
+      hex_encode (image_sha256, 6, want);
       report_error ("%s: recorded on the image with SHA-256 %s..., but %s "
                     "has SHA-256 %s...: a trace belongs to the image it was "
                     "recorded on",

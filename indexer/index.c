@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "file-io.h"
 #include "filemap.h"
 #include "fstype.h"
 #include "hot.h"
@@ -157,32 +159,13 @@ detect_fs_type (int fd, const char *image, uint64_t size)
 {
   unsigned char head[FSTYPE_PROBE_SIZE];
   size_t len = size < sizeof head ? size : sizeof head;
-  size_t done = 0;
+  ssize_t r = pread_full (fd, head, len, 0);
 
-  while (done < len) {
-    ssize_t r = pread (fd, head + done, len - done, done);
-
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      report_error ("%s: read: %m", image);
-      return NULL;
-    }
-    if (r == 0)
-      break;
-    done += r;
+  if (r == -1) {
+    report_error ("%s: read: %m", image);
+    return NULL;
   }
-  return fstype_detect (head, done);
-}
-
-/* Seconds since an arbitrary point, for the summary. */
-static double
-now (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
+  return fstype_detect (head, r);
 }
 
 /* Index the open image fd into output, with a hot list if hot is not
@@ -218,11 +201,11 @@ index_fd (int fd, const char *image, const char *output, uint32_t chunk_size,
     return -1;
   }
   is.w = w;
-  start = now ();
+  start = now_monotonic_seconds ();
   if (filemap_write (image, fd, st->image_size, st->fs_type, w, &st->filemap) ==
       -1)
     goto err;
-  st->filemap_secs = now () - start;
+  st->filemap_secs = now_monotonic_seconds () - start;
   if (scan_image (fd, image, st->image_size, chunk_size, add_chunk, &is, sha256,
                   &st->nr_zero) == -1)
     goto err;
@@ -251,7 +234,7 @@ index_image (const char *image, const char *manifest,
   /* Traces first: a bad one fails before any long work. */
   if (o->nr_traces > 0 && (hot = hot_load (o->traces, o->nr_traces)) == NULL)
     return -1;
-  start = now ();
+  start = now_monotonic_seconds ();
   fd = open_image (image, &st.image_size);
   if (fd == -1) {
     hot_free (hot);
@@ -263,7 +246,7 @@ index_image (const char *image, const char *manifest,
   if (r == -1)
     return -1;
 
-  st.secs = now () - start;
+  st.secs = now_monotonic_seconds () - start;
   st.has_hot = o->nr_traces > 0;
   if (stats)
     *stats = st;

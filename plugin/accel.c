@@ -85,6 +85,10 @@ parse_pow2 (const char *key, const char *value, uint32_t min, uint32_t max,
   return 0;
 }
 
+/* NB: sizes are read by nbdkit_parse_size, nbdkit's own API; the
+ * tools' parse_size (common/utils/parse.h) takes the same suffixes, so
+ * "64K" means the same in a key and in a tool's option.
+ */
 static int
 accel_config (const char *key, const char *value)
 {
@@ -100,9 +104,16 @@ accel_config (const char *key, const char *value)
   }
   else if (strcmp (key, "cainfo") == 0)
     cfg.s3.cainfo = value;
-  else if (strcmp (key, "chunk-size") == 0)
-    return parse_pow2 (key, value, MANIFEST_MIN_CHUNK_SIZE,
-                       MANIFEST_MAX_CHUNK_SIZE, &cfg.chunk_size);
+  else if (strcmp (key, "chunk-size") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (!manifest_chunk_size_valid (r)) {
+      nbdkit_error ("chunk-size: must be " MANIFEST_CHUNK_SIZE_RULE);
+      return -1;
+    }
+    cfg.chunk_size = r;
+  }
   else if (strcmp (key, "connections") == 0) {
     if (nbdkit_parse_unsigned (key, value, &cfg.s3.connections) == -1)
       return -1;
@@ -242,11 +253,11 @@ accel_config_complete (void)
    * and without a manifest nothing would notice.
    */
   if (!cfg.s3.tls_verify)
-    nbdkit_error ("warning: tls-verify=false: TLS certificates are not "
-                  "verified%s",
-                  cfg.manifest && strcmp (cfg.manifest, "none") == 0
-                      ? " and there is no manifest: nothing checks the bytes"
-                      : "");
+    report_warning ("tls-verify=false: TLS certificates are not "
+                    "verified%s",
+                    cfg.manifest && strcmp (cfg.manifest, "none") == 0
+                        ? " and there is no manifest: nothing checks the bytes"
+                        : "");
   if (metrics_file && metrics_file[0] != '/') {
     nbdkit_error ("metrics-file=%s: must be an absolute path (nbdkit "
                   "changes directory when it becomes a daemon)",

@@ -32,6 +32,7 @@
 #include <openssl/sha.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "fetch.h"
 #include "report.h"
 
@@ -119,15 +120,6 @@ fetch_get_stats (struct fetch_stats *out)
   for (size_t i = 0; i <= FETCH_LATENCY_BUCKETS; i++)
     out->latency[i] = stats.latency[i];
   out->latency_us = stats.latency_us;
-}
-
-static uint64_t
-now_us (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Count one GET's duration in its latency bucket. */
@@ -294,12 +286,12 @@ get_range (struct image *img, uint64_t offset, uint64_t len, void *buf,
     errno = EIO;
     return -1;
   }
-  uint64_t start = now_us ();
+  uint64_t start = now_monotonic_us ();
   int r;
 
   stats.requests++;
   r = s3_object_get_range_progress (img->obj, offset, len, buf, progress);
-  observe_latency (now_us () - start);
+  observe_latency (now_monotonic_us () - start);
   if (r == -1 && errno == ESTALE)
     atomic_store (&img->stale, true);
   return r;

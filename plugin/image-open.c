@@ -25,9 +25,6 @@
 
 #define DEFAULT_CHUNK_SIZE (1024 * 1024)
 
-/* Largest manifest we download: 2^24 chunks of ~50 bytes each fit. */
-#define MAX_MANIFEST_BYTES (UINT64_C (1) << 30)
-
 /* Read a small text file (the saved ETag); NULL if absent. */
 static char *
 read_small (const char *path)
@@ -98,7 +95,7 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
     report_error ("manifest: %s: %m", tmp);
     goto err;
   }
-  if (s3_object_get_to_fd (mobj, fd, MAX_MANIFEST_BYTES) == -1) {
+  if (s3_object_get_to_fd (mobj, fd, MANIFEST_MAX_FILE_SIZE) == -1) {
     close (fd);
     unlink (tmp);
     goto err;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "fetch.h"
 #include "metrics.h"
 #include "report.h"
@@ -40,15 +41,6 @@ static char *label; /* the image label's value, escaped */
 static uint64_t zero_bytes; /* bytes of all-zero chunks (never cached) */
 static uint64_t next_write; /* CLOCK_MONOTONIC seconds */
 static bool failing; /* the last write failed (and was reported) */
-
-static uint64_t
-now_seconds (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec;
-}
 
 /* A label value: backslash, double quote and newline escaped. */
 static char *
@@ -309,7 +301,7 @@ metrics_start (const char *p, unsigned secs, struct image *img)
     metrics_stop ();
     return -1;
   }
-  next_write = now_seconds () + interval;
+  next_write = now_monotonic_ns () / 1000000000 + interval;
   return 0;
 }
 
@@ -320,7 +312,7 @@ metrics_tick (void)
 
   if (image == NULL)
     return;
-  now = now_seconds ();
+  now = now_monotonic_ns () / 1000000000;
   if (now < next_write)
     return;
   next_write = now + interval;

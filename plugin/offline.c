@@ -44,6 +44,7 @@
 #include <openssl/sha.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "offline.h"
 #include "report.h"
 #include "sha256-file.h"
@@ -74,7 +75,6 @@ record_path (const struct image_config *cfg)
   CLEANUP_FREE char *key = NULL;
   unsigned char md[32];
   char hex[65], *path;
-  int i;
 
   if (asprintf (&key, "url=%.*s\nendpoint=%s\nmanifest=%s",
                 (int) strcspn (cfg->url, "?"), cfg->url,
@@ -85,8 +85,7 @@ record_path (const struct image_config *cfg)
     return NULL;
   }
   SHA256 ((const unsigned char *) key, strlen (key), md);
-  for (i = 0; i < 32; i++)
-    snprintf (&hex[i * 2], 3, "%02x", md[i]);
+  hex_encode (md, 32, hex);
   if (asprintf (&path, "%s/origins/%s", cfg->cache_dir, hex) == -1) {
     report_error ("asprintf: %m");
     return NULL;
@@ -189,8 +188,7 @@ parse_record (const char *path, char *text, struct record *rec)
       have_size = true;
     }
     else if (strcmp (line, "chunk-size") == 0) {
-      if (parse_number (eq, &n) == -1 || n < MANIFEST_MIN_CHUNK_SIZE ||
-          n > MANIFEST_MAX_CHUNK_SIZE || (n & (n - 1)) != 0)
+      if (parse_number (eq, &n) == -1 || !manifest_chunk_size_valid (n))
         goto bad;
       rec->chunk_size = n;
       have_chunk = true;
@@ -245,7 +243,7 @@ offline_save (const struct image_config *cfg, const struct image *img)
   if (old && strcmp (old, text) == 0)
     return;
   if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
-    report_error ("warning: offline: mkdir: %s: %m", dir);
+    report_warning ("offline: mkdir: %s: %m", dir);
     return;
   }
   if (image_write_small (path, text) == 0)
@@ -364,14 +362,14 @@ open_from_record (const struct image_config *cfg, struct image *img,
                   data - *missing, data, rec.name, rec.etag);
     return -1;
   }
-  report_error ("warning: %s: the origin is unreachable: serving the "
-                "version last seen (ETag %s, %" PRIu64 " bytes%s) OFFLINE "
-                "from the complete cache in %s; a read the cache cannot "
-                "serve fails with EIO until nbdkit is restarted with the "
-                "origin reachable",
-                rec.name, rec.etag, rec.size,
-                img->manifest ? ", verified by its manifest" : "",
-                cache_image_dir (img->cache));
+  report_warning ("%s: the origin is unreachable: serving the "
+                  "version last seen (ETag %s, %" PRIu64 " bytes%s) OFFLINE "
+                  "from the complete cache in %s; a read the cache cannot "
+                  "serve fails with EIO until nbdkit is restarted with the "
+                  "origin reachable",
+                  rec.name, rec.etag, rec.size,
+                  img->manifest ? ", verified by its manifest" : "",
+                  cache_image_dir (img->cache));
   return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "prefetch.h"
 #include "report.h"
 
@@ -62,15 +63,6 @@ static struct {
   unsigned failures_in_a_row;
   uint64_t start_ns;
 } progress;
-
-static uint64_t
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * UINT64_C (1000000000) + ts.tv_nsec;
-}
 
 static const char *
 mode_name (enum prefetch_mode mode)
@@ -114,7 +106,7 @@ prefetch_plan (struct image *image, enum prefetch_mode mode, uint64_t r,
   rate = r;
   max_batch = batch < image->chunk_size ? image->chunk_size : batch;
   budget = cache_cap ? cache_cap / 4 * 3 : UINT64_MAX;
-  progress.start_ns = next_slot_ns = now_ns ();
+  progress.start_ns = next_slot_ns = now_monotonic_ns ();
   report_debug ("prefetch=%s: %zu hot chunks%s, %s%" PRIu64 " bytes/s",
                 mode_name (mode), nr_hot, all ? ", then the whole image" : "",
                 rate ? "at most " : "no cap, ", rate);
@@ -186,7 +178,7 @@ report_done_locked (void)
   if (reported || !exhausted || inflight > 0)
     return;
   reported = true;
-  secs = (now_ns () - progress.start_ns) / 1e9;
+  secs = (now_monotonic_ns () - progress.start_ns) / 1e9;
   report_debug (
       "prefetch: done in %.1f s: %" PRIu64 " chunks (%" PRIu64
       " bytes) fetched, %" PRIu64 " already cached, %" PRIu64 " failed",
@@ -238,7 +230,7 @@ prefetch_take (struct prefetch_batch *b)
 uint64_t
 prefetch_pace (const struct prefetch_batch *b)
 {
-  uint64_t now = now_ns (), start;
+  uint64_t now = now_monotonic_ns (), start;
 
   if (rate == 0)
     return 0;

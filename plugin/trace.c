@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "file-io.h"
 #include "report.h"
 #include "trace-file.h"
 #include "trace.h"
@@ -42,23 +43,6 @@ static uint64_t *list;
 static size_t len, alloc;
 static bool failed; /* an entry was lost: the trace is incomplete */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* write(2) all of buf. */
-static int
-write_all (const char *buf, size_t n)
-{
-  while (n > 0) {
-    ssize_t r = write (fd, buf, n);
-
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    buf += r;
-    n -= r;
-  }
-  return 0;
-}
 
 int
 trace_open (const char *path, struct image *img)
@@ -89,7 +73,7 @@ trace_open (const char *path, struct image *img)
   nr_chunks = img->nr_chunks;
   n = trace_format_header (header, manifest_image_sha256 (img->manifest),
                            img->size, img->chunk_size);
-  if (write_all (header, n) == -1) {
+  if (write_full (fd, header, n) == -1) {
     report_error ("trace=%s: write: %m", path);
     close (fd);
     fd = -1;
@@ -163,24 +147,23 @@ trace_flush (void)
     failed = false;
   }
   if (lost)
-    report_error ("warning: trace=%s: out of memory: some first reads are "
-                  "missing from the trace",
-                  trace_path);
+    report_warning ("trace=%s: out of memory: some first reads are "
+                    "missing from the trace",
+                    trace_path);
   if (n == 0)
     return;
   /* At most 20 digits and a newline per chunk, and the last NUL. */
   text = malloc (n * 21 + 1);
   if (text == NULL) {
-    report_error ("warning: trace=%s: malloc: %m: %zu first reads are "
-                  "missing from the trace",
-                  trace_path, n);
+    report_warning ("trace=%s: malloc: %m: %zu first reads are "
+                    "missing from the trace",
+                    trace_path, n);
     return;
   }
   for (i = 0; i < n; i++)
     pos += snprintf (text + pos, 22, "%" PRIu64 "\n", batch[i]);
-  if (write_all (text, pos) == -1)
-    report_error ("warning: trace=%s: write: %m: the trace is incomplete",
-                  trace_path);
+  if (write_full (fd, text, pos) == -1)
+    report_warning ("trace=%s: write: %m: the trace is incomplete", trace_path);
 }
 
 void
@@ -190,7 +173,7 @@ trace_close (void)
     return;
   trace_flush ();
   if (close (fd) == -1)
-    report_error ("warning: trace=%s: close: %m", trace_path);
+    report_warning ("trace=%s: close: %m", trace_path);
   fd = -1;
   free ((void *) seen);
   seen = NULL;

@@ -34,6 +34,8 @@
 #include "cache-dedup.h"
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "clock.h"
+#include "file-io.h"
 #include "report.h"
 
 /* Bounds of one index (see above), and of the images scanned. */
@@ -99,15 +101,6 @@ struct donor {
   const unsigned char *sha256; /* trusted hash */
   const void *buf; /* its verified bytes */
 };
-
-static uint64_t
-now_us (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* The index key of a hash (0 marks an empty slot, so it is avoided). */
 static uint64_t
@@ -282,7 +275,7 @@ out:
 static struct dedup_index *
 index_build (struct cache_dedup *dd)
 {
-  uint64_t start = now_us (), took;
+  uint64_t start = now_monotonic_us (), took;
   CLEANUP_FREE unsigned char *buf = NULL;
   struct dedup_index *x;
   struct dirent *ent;
@@ -316,7 +309,7 @@ index_build (struct cache_dedup *dd)
   }
   closedir (dir);
 
-  took = now_us () - start;
+  took = now_monotonic_us () - start;
   dd->stats.scans++;
   dd->stats.entries = x->nr_entries;
   dd->stats.images = x->nr_images;
@@ -340,14 +333,14 @@ maybe_rebuild (struct cache_dedup *dd)
 
   if (pthread_mutex_trylock (&dd->rebuild_lock) != 0)
     return false;
-  if (now_us () < dd->next_rebuild) {
+  if (now_monotonic_us () < dd->next_rebuild) {
     pthread_mutex_unlock (&dd->rebuild_lock);
     return false;
   }
   x = index_build (dd);
   if (x == NULL) {
     /* Keep the old one; try again a second later, not at once. */
-    dd->next_rebuild = now_us () + REBUILD_MIN_US;
+    dd->next_rebuild = now_monotonic_us () + REBUILD_MIN_US;
     pthread_mutex_unlock (&dd->rebuild_lock);
     return false;
   }
@@ -396,23 +389,6 @@ cache_dedup_close (struct cache_dedup *dd)
   pthread_mutex_destroy (&dd->rebuild_lock);
   free (dd->images_path);
   free (dd);
-}
-
-/* pread all of len bytes, or fail. */
-static bool
-pread_all (int fd, void *buf, uint32_t len, uint64_t offset)
-{
-  uint32_t done = 0;
-
-  while (done < len) {
-    ssize_t r = pread (fd, (char *) buf + done, len - done, offset + done);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return false;
-    done += r;
-  }
-  return true;
 }
 
 /* With the directory lock held: is the donor's chunk present, of the
@@ -502,7 +478,8 @@ copy_candidate (struct cache_dedup *dd, const char *name, uint64_t donor_idx,
     goto out;
   }
   ok = donor_usable_locked (&dn, &dn.state) &&
-      pread_all (dn.data_fd, buf, len, donor_idx * ci->chunk_size);
+      pread_full (dn.data_fd, buf, len, donor_idx * ci->chunk_size) ==
+          (ssize_t) len;
   cache_dir_unlock (ci->dir);
   if (!ok)
     goto out;

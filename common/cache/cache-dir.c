@@ -22,6 +22,8 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "clock.h"
+#include "file-io.h"
 #include "report.h"
 
 /* mkdir -p with mode for the last component.  Parents get 0755 (they are
@@ -130,7 +132,7 @@ record_cap (struct cache_dir *d)
   if (cache_dir_lock (d) == -1)
     return;
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1 || write (fd, text, len) != len || close (fd) == -1 ||
+  if (fd == -1 || write_full (fd, text, len) == -1 || close (fd) == -1 ||
       rename (tmp, path) == -1) {
     report_debug ("cache-dir: recording the cap in %s: %m", path);
     if (fd >= 0)
@@ -423,9 +425,11 @@ cache_punch (int fd, uint64_t offset, uint64_t len)
   return 0;
 }
 
-/* Coarse clock for LRU; the map stores 32-bit seconds. */
+/* Coarse clock for LRU; the map stores 32-bit wall clock seconds
+ * (docs/cache-format.md), so they wrap in 2106.
+ */
 uint32_t
 cache_now (void)
 {
-  return (uint32_t) time (NULL);
+  return (uint32_t) now_wall_seconds ();
 }

@@ -24,6 +24,8 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "hex.h"
+#include "manifest.h"
 #include "report.h"
 
 /* Open or create a file in the image directory with mode 0600. */
@@ -147,18 +149,14 @@ write_info (struct cache_image *ci, const char *description)
   fclose (fp);
 }
 
-/* The part of open that runs under the directory lock. */
+/* Create the image's directory and take its serve lock: exclusively if
+ * no other process serves the image (*exclusive set), else not at all
+ * for now (open_files_locked ends with a shared one).
+ */
 static int
-open_files_locked (struct cache_image *ci, const char *description)
+open_serve_lock (struct cache_image *ci, bool *exclusive)
 {
-  unsigned char id[32];
-  struct map_header h;
-  struct stat st;
-  bool exclusive = false;
-  ssize_t r;
-
-  SHA256 ((const unsigned char *) ci->identity, strlen (ci->identity), id);
-
+  *exclusive = false;
   if (mkdir (ci->path, 0700) == -1 && errno != EEXIST) {
     report_error ("cache: mkdir: %s: %m", ci->path);
     return -1;
@@ -167,16 +165,24 @@ open_files_locked (struct cache_image *ci, const char *description)
   if (ci->serve_fd == -1)
     return -1;
   if (flock (ci->serve_fd, LOCK_EX | LOCK_NB) == 0)
-    exclusive = true;
+    *exclusive = true;
   else if (errno != EWOULDBLOCK) {
     report_error ("cache: flock: %s/serve.lock: %m", ci->path);
     return -1;
   }
+  return 0;
+}
 
-  ci->map_fd = open_in (ci->path, "map", O_RDWR | O_CREAT);
-  ci->data_fd = open_in (ci->path, "data", O_RDWR | O_CREAT);
-  if (ci->map_fd == -1 || ci->data_fd == -1)
-    return -1;
+/* Check the map, and start it anew (with empty data) if it is not this
+ * image's, which only the exclusive opener may do; then allocate all its
+ * blocks.
+ */
+static int
+check_map (struct cache_image *ci, const unsigned char id[32], bool exclusive)
+{
+  struct map_header h;
+  struct stat st;
+  ssize_t r;
 
   memset (&h, 0, sizeof h);
   r = pread (ci->map_fd, &h, sizeof h, 0);
@@ -211,6 +217,14 @@ open_files_locked (struct cache_image *ci, const char *description)
                   ci->map_len);
     return -1;
   }
+  return 0;
+}
+
+/* Give the data file the image's size (sparse). */
+static int
+size_data (struct cache_image *ci)
+{
+  struct stat st;
 
   if (fstat (ci->data_fd, &st) == -1) {
     report_error ("cache: %s/data: %m", ci->path);
@@ -221,6 +235,24 @@ open_files_locked (struct cache_image *ci, const char *description)
     report_error ("cache: %s/data: setting size: %m", ci->path);
     return -1;
   }
+  return 0;
+}
+
+/* The part of open that runs under the directory lock. */
+static int
+open_files_locked (struct cache_image *ci, const char *description)
+{
+  unsigned char id[32];
+  bool exclusive;
+
+  SHA256 ((const unsigned char *) ci->identity, strlen (ci->identity), id);
+  if (open_serve_lock (ci, &exclusive) == -1)
+    return -1;
+  ci->map_fd = open_in (ci->path, "map", O_RDWR | O_CREAT);
+  ci->data_fd = open_in (ci->path, "data", O_RDWR | O_CREAT);
+  if (ci->map_fd == -1 || ci->data_fd == -1 ||
+      check_map (ci, id, exclusive) == -1 || size_data (ci) == -1)
+    return -1;
 
   ci->map = mmap (NULL, ci->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
                   ci->map_fd, 0);
@@ -231,19 +263,18 @@ open_files_locked (struct cache_image *ci, const char *description)
   }
   ci->entries = (struct map_entry *) ((char *) ci->map + MAP_HEADER_SIZE);
 
+  /* The first server of the image describes it and recovers what a
+   * crash left unrecorded.
+   */
   if (exclusive) {
     write_info (ci, description);
     if (recover_unrecorded (ci) == -1)
       return -1;
-    /* NB: not atomic, but harmless: we hold the directory lock, so no
-     * other opener can slip in between.
-     */
-    if (flock (ci->serve_fd, LOCK_SH) == -1) {
-      report_error ("cache: flock: %s/serve.lock: %m", ci->path);
-      return -1;
-    }
   }
-  else if (flock (ci->serve_fd, LOCK_SH) == -1) {
+  /* NB: going from exclusive to shared is not atomic, but harmless: we
+   * hold the directory lock, so no other opener can slip in between.
+   */
+  if (flock (ci->serve_fd, LOCK_SH) == -1) {
     report_error ("cache: flock: %s/serve.lock: %m", ci->path);
     return -1;
   }
@@ -259,10 +290,9 @@ cache_image_open (struct cache_dir *d, const char *identity,
   struct cache_image *ci;
   unsigned char id[32];
   char hex[65];
-  int i, r;
+  int r;
 
-  if (image_size == 0 || chunk_size == 0 ||
-      (chunk_size & (chunk_size - 1)) != 0) {
+  if (image_size == 0 || !manifest_chunk_size_valid (chunk_size)) {
     report_error ("cache: invalid geometry: size %" PRIu64 ", chunk %" PRIu32,
                   image_size, chunk_size);
     return NULL;
@@ -294,8 +324,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
   }
 
   SHA256 ((const unsigned char *) identity, strlen (identity), id);
-  for (i = 0; i < 32; i++)
-    snprintf (&hex[i * 2], 3, "%02x", id[i]);
+  hex_encode (id, 32, hex);
   if (asprintf (&ci->path, "%s/images/%s", d->path, hex) == -1) {
     ci->path = NULL;
     report_error ("asprintf: %m");

@@ -22,6 +22,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "file-io.h"
 #include "report.h"
 
@@ -291,13 +292,13 @@ store_failed_locked (struct cache_image *ci, int err)
    * yet recorded.  Our partial bytes are never recorded, and are punched
    * by the next process that opens the image alone.
    */
-  d->store_disabled_until = time (NULL) + STORE_RETRY_SECONDS;
+  d->store_disabled_until = now_wall_seconds () + STORE_RETRY_SECONDS;
   if (!d->warned_full) {
     d->warned_full = true;
     errno = err;
-    report_error ("warning: cache: %s/data: cannot write (%m): serving "
-                  "from the origin without caching for now",
-                  ci->path);
+    report_warning ("cache: %s/data: cannot write (%m): serving "
+                    "from the origin without caching for now",
+                    ci->path);
   }
 }
 
@@ -312,22 +313,7 @@ pending_full (struct cache_image *ci)
 int
 cache_write_buffer (void *opaque, int fd, uint64_t offset, uint32_t len)
 {
-  const char *data = opaque;
-  size_t done;
-  ssize_t w;
-
-  for (done = 0; done < len; done += w) {
-    w = pwrite (fd, data + done, len - done, offset + done);
-    if (w == -1 && errno == EINTR)
-      w = 0;
-    else if (w == 0) {
-      errno = EIO;
-      return -1;
-    }
-    else if (w == -1)
-      return -1;
-  }
-  return 0;
+  return pwrite_full (fd, opaque, len, offset);
 }
 
 int
@@ -373,7 +359,7 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
 
   if (cache_dir_lock (d) == -1)
     return -1;
-  if (d->store_disabled_until > time (NULL)) {
+  if (d->store_disabled_until > now_wall_seconds ()) {
     r = 1;
     goto out;
   }

@@ -22,6 +22,7 @@
 
 #include "cache-internal.h"
 #include "cleanup.h"
+#include "manifest.h"
 #include "report.h"
 
 /* An image directory's name: 64 lowercase hex digits. */
@@ -88,8 +89,8 @@ cache_view_open (int images_fd, const char *id, bool writable,
   h = v->map;
   if (memcmp (h->magic, MAP_MAGIC, 8) != 0 ||
       h->version != CACHE_FORMAT_VERSION || h->header_size != MAP_HEADER_SIZE ||
-      h->entry_size != sizeof (struct map_entry) || h->chunk_size == 0 ||
-      (h->chunk_size & (h->chunk_size - 1)) != 0 || h->image_size == 0 ||
+      h->entry_size != sizeof (struct map_entry) ||
+      !manifest_chunk_size_valid (h->chunk_size) || h->image_size == 0 ||
       h->nr_chunks != (h->image_size + h->chunk_size - 1) / h->chunk_size ||
       h->nr_chunks > (v->map_len - MAP_HEADER_SIZE) / h->entry_size) {
     cache_view_close (v);

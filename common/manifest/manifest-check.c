@@ -25,8 +25,10 @@
 
 #include <sqlite3.h>
 
+#include "hex.h"
 #include "manifest-internal.h"
 #include "manifest.h"
+#include "parse.h"
 #include "report.h"
 
 #define MAX_CREATED_BY_LEN 256
@@ -43,29 +45,19 @@ manifest_valid_fs_type (const char *s)
       strcmp (s, "raw") == 0;
 }
 
+bool
+manifest_chunk_size_valid (uint64_t n)
+{
+  return n >= MANIFEST_MIN_CHUNK_SIZE && n <= MANIFEST_MAX_CHUNK_SIZE &&
+      (n & (n - 1)) == 0;
+}
+
 int
 manifest_parse_chunk_size (const char *arg, uint32_t *out)
 {
-  unsigned long long n;
-  uint64_t mult = 1;
-  char *end;
+  uint64_t n;
 
-  errno = 0;
-  if (arg[0] < '0' || arg[0] > '9')
-    return -1;
-  n = strtoull (arg, &end, 10);
-  if (errno != 0)
-    return -1;
-  if (strcmp (end, "K") == 0 || strcmp (end, "k") == 0)
-    mult = 1024;
-  else if (strcmp (end, "M") == 0 || strcmp (end, "m") == 0)
-    mult = 1024 * 1024;
-  else if (*end != '\0')
-    return -1;
-  if (n > MANIFEST_MAX_CHUNK_SIZE / mult)
-    return -1;
-  n *= mult;
-  if (n < MANIFEST_MIN_CHUNK_SIZE || (n & (n - 1)) != 0)
+  if (parse_size (arg, &n) == -1 || !manifest_chunk_size_valid (n))
     return -1;
   *out = n;
   return 0;
@@ -81,13 +73,10 @@ manifest_check_geometry (const char *path, uint64_t image_size,
 {
   uint64_t n;
 
-  if (chunk_size < MANIFEST_MIN_CHUNK_SIZE ||
-      chunk_size > MANIFEST_MAX_CHUNK_SIZE ||
-      (chunk_size & (chunk_size - 1)) != 0) {
-    report_error ("manifest: %s: chunk_size %" PRIu64 " is not a power of "
-                  "two between %" PRIu32 " and %" PRIu32,
-                  path, chunk_size, MANIFEST_MIN_CHUNK_SIZE,
-                  MANIFEST_MAX_CHUNK_SIZE);
+  if (!manifest_chunk_size_valid (chunk_size)) {
+    report_error ("manifest: %s: chunk_size %" PRIu64
+                  " is not " MANIFEST_CHUNK_SIZE_RULE,
+                  path, chunk_size);
     return -1;
   }
   if (image_size == 0 || image_size > MANIFEST_MAX_IMAGE_SIZE) {
@@ -380,19 +369,6 @@ meta_get_text (struct manifest *m, sqlite3_stmt *stmt, const char *key,
   return meta_check_unique (m, stmt, key);
 }
 
-/* The value of one hex digit, or -1. */
-static int
-hex_digit (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Read and check every meta value.  format_version comes first: a newer
  * format may break any other rule, and its message is the useful one.
  */
@@ -402,7 +378,6 @@ read_meta (struct manifest *m)
   CLEANUP_FINALIZE sqlite3_stmt *stmt = NULL;
   char hex[65], creator[MAX_CREATED_BY_LEN + 1];
   uint64_t version, image_size, chunk_size;
-  size_t i;
 
   if (check_columns (m, "meta", "key, value", NULL) == -1 ||
       check_indexes (m, "meta") == -1 ||
@@ -441,15 +416,7 @@ read_meta (struct manifest *m)
 
   if (meta_get_text (m, stmt, "image_sha256", hex, sizeof hex) == -1)
     return -1;
-  for (i = 0; i < 32; ++i) {
-    int hi = hex_digit (hex[2 * i]),
-        lo = hi >= 0 ? hex_digit (hex[2 * i + 1]) : -1;
-
-    if (hi < 0 || lo < 0)
-      break;
-    m->image_sha256[i] = hi << 4 | lo;
-  }
-  if (i < 32 || hex[64] != '\0') {
+  if (hex_decode (hex, 32, m->image_sha256) == -1 || hex[64] != '\0') {
     report_error ("manifest: %s: meta: image_sha256 is not 64 hex digits",
                   m->path);
     return -1;

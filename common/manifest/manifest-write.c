@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "manifest-internal.h"
 #include "manifest.h"
 #include "report.h"
@@ -129,53 +130,20 @@ writer_free (struct manifest_writer *w)
   free (w);
 }
 
-/* Everything that does not depend on the image's bytes is checked and
- * written here, so a bad argument fails before a long scan starts.
+/* Create the temporary file (removing one a killed run left) and open
+ * it as an empty database.
  */
-struct manifest_writer *
-manifest_writer_create (const char *path, uint64_t image_size,
-                        uint32_t chunk_size, const char *fs_type)
+static int
+writer_open_tmp (struct manifest_writer *w)
 {
-  struct manifest_writer *w;
-  char created_by[64];
-  uint64_t nr_chunks;
   const int flags =
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  size_t len = strlen (path);
   int fd;
 
-  if (len == 0 || len > MANIFEST_MAX_PATH_LEN - 4) {
-    report_error ("manifest: path length %zu is not between 1 and %d", len,
-                  MANIFEST_MAX_PATH_LEN - 4);
-    return NULL;
-  }
-  if (!manifest_valid_fs_type (fs_type)) {
-    report_error ("manifest: %s: fs_type \"%s\" is not ext4, squashfs or "
-                  "raw",
-                  path, fs_type);
-    return NULL;
-  }
-  if (manifest_check_geometry (path, image_size, chunk_size, &nr_chunks) == -1)
-    return NULL;
-
-  w = calloc (1, sizeof *w);
-  if (w == NULL) {
-    report_error ("manifest: %s: calloc: %m", path);
-    return NULL;
-  }
-  w->image_size = image_size;
-  w->chunk_size = chunk_size;
-  w->nr_chunks = nr_chunks;
-  w->path = strdup (path);
-  if (w->path == NULL || asprintf (&w->tmp_path, "%s.tmp", path) == -1) {
-    w->tmp_path = NULL;
-    report_error ("manifest: %s: malloc: %m", path);
-    goto err;
-  }
   /* Left over from a run that was killed. */
   if (unlink (w->tmp_path) == -1 && errno != ENOENT) {
     report_error ("manifest: %s: unlink: %m", w->tmp_path);
-    goto err;
+    return -1;
   }
   /* Created here for a clear errno; sqlite takes an empty file as an
    * empty database.
@@ -183,7 +151,7 @@ manifest_writer_create (const char *path, uint64_t image_size,
   fd = open (w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd == -1) {
     report_error ("manifest: %s: create: %m", w->tmp_path);
-    goto err;
+    return -1;
   }
   close (fd);
   w->tmp_created = true;
@@ -192,8 +160,15 @@ manifest_writer_create (const char *path, uint64_t image_size,
       manifest_report_sqlite (w->tmp_path, w->db, "open");
     else
       report_error ("manifest: %s: open: out of memory", w->tmp_path);
-    goto err;
+    return -1;
   }
+  return 0;
+}
+
+/* The tables, and the statements that fill them. */
+static int
+writer_create_schema (struct manifest_writer *w)
+{
   /* page_size must be set before the first table.  No journal: on
    * failure the temporary file is deleted, not rolled back.
    * application_id 1633903468 is MANIFEST_APPLICATION_ID.
@@ -234,15 +209,68 @@ manifest_writer_create (const char *path, uint64_t image_size,
                       &w->extent_stmt) == -1 ||
       writer_prepare (w, "INSERT INTO hot (rank, chunk_idx) VALUES (?1, ?2)",
                       &w->hot_stmt) == -1)
-    goto err;
+    return -1;
+  return 0;
+}
+
+/* Every meta value but image_sha256, which comes at the end. */
+static int
+writer_write_meta (struct manifest_writer *w, const char *fs_type)
+{
+  char created_by[64];
 
   snprintf (created_by, sizeof created_by, "accel (sqlite %s)",
             sqlite3_libversion ());
   if (writer_meta (w, "format_version", NULL, MANIFEST_FORMAT_VERSION) == -1 ||
-      writer_meta (w, "image_size", NULL, image_size) == -1 ||
-      writer_meta (w, "chunk_size", NULL, chunk_size) == -1 ||
+      writer_meta (w, "image_size", NULL, w->image_size) == -1 ||
+      writer_meta (w, "chunk_size", NULL, w->chunk_size) == -1 ||
       writer_meta (w, "fs_type", fs_type, 0) == -1 ||
       writer_meta (w, "created_by", created_by, 0) == -1)
+    return -1;
+  return 0;
+}
+
+/* Everything that does not depend on the image's bytes is checked and
+ * written here, so a bad argument fails before a long scan starts.
+ */
+struct manifest_writer *
+manifest_writer_create (const char *path, uint64_t image_size,
+                        uint32_t chunk_size, const char *fs_type)
+{
+  struct manifest_writer *w;
+  uint64_t nr_chunks;
+  size_t len = strlen (path);
+
+  if (len == 0 || len > MANIFEST_MAX_PATH_LEN - 4) {
+    report_error ("manifest: path length %zu is not between 1 and %d", len,
+                  MANIFEST_MAX_PATH_LEN - 4);
+    return NULL;
+  }
+  if (!manifest_valid_fs_type (fs_type)) {
+    report_error ("manifest: %s: fs_type \"%s\" is not ext4, squashfs or "
+                  "raw",
+                  path, fs_type);
+    return NULL;
+  }
+  if (manifest_check_geometry (path, image_size, chunk_size, &nr_chunks) == -1)
+    return NULL;
+
+  w = calloc (1, sizeof *w);
+  if (w == NULL) {
+    report_error ("manifest: %s: calloc: %m", path);
+    return NULL;
+  }
+  w->image_size = image_size;
+  w->chunk_size = chunk_size;
+  w->nr_chunks = nr_chunks;
+  w->path = strdup (path);
+  if (w->path == NULL || asprintf (&w->tmp_path, "%s.tmp", path) == -1) {
+    w->tmp_path = NULL;
+    report_error ("manifest: %s: malloc: %m", path);
+    goto err;
+  }
+  if (writer_open_tmp (w) == -1 || writer_create_schema (w) == -1 ||
+      writer_write_meta (w, fs_type) == -1)
     goto err;
   return w;
 
@@ -469,9 +497,7 @@ int
 manifest_writer_finish (struct manifest_writer *w,
                         const unsigned char image_sha256[32])
 {
-  static const char hex_digits[] = "0123456789abcdef";
   char hex[65];
-  size_t i;
 
   if (w->next_chunk != w->nr_chunks) {
     report_error ("manifest: %s: only %" PRIu64 " of %" PRIu64 " chunks "
@@ -479,11 +505,7 @@ manifest_writer_finish (struct manifest_writer *w,
                   w->path, w->next_chunk, w->nr_chunks);
     goto err;
   }
-  for (i = 0; i < 32; ++i) {
-    hex[2 * i] = hex_digits[image_sha256[i] >> 4];
-    hex[2 * i + 1] = hex_digits[image_sha256[i] & 15];
-  }
-  hex[64] = '\0';
+  hex_encode (image_sha256, 32, hex);
   if (writer_meta (w, "image_sha256", hex, 0) == -1 ||
       writer_exec (w, "CREATE INDEX chunks_sha256 ON chunks (sha256);",
                    "creating the sha256 index") == -1 ||

@@ -60,19 +60,33 @@
 #define MANIFEST_MAX_CHUNK_SIZE (UINT32_C (64) * 1024 * 1024)
 #define MANIFEST_MAX_IMAGE_SIZE (UINT64_C (1) << 50)
 #define MANIFEST_MAX_CHUNKS (UINT64_C (1) << 24)
+/* The largest manifest file written, read, or downloaded (plugin,
+ * accel-inspect): the file map of a large image with many small files
+ * needs more than the chunk table's ~90 bytes a chunk.
+ */
 #define MANIFEST_MAX_FILE_SIZE (UINT64_C (2) * 1024 * 1024 * 1024)
 #define MANIFEST_MAX_PATH_LEN 4096
 #define MANIFEST_MAX_FILE_EXTENTS (UINT64_C (1) << 24)
 
+/* The chunk size rule, for every program that takes or checks a chunk
+ * size (the manifest reader and writer, trace files, the cache, the
+ * plugin's chunk-size key, the tools' --chunk-size): true if n is a power
+ * of two from MANIFEST_MIN_CHUNK_SIZE to MANIFEST_MAX_CHUNK_SIZE.  Errors
+ * say "... is not " MANIFEST_CHUNK_SIZE_RULE.
+ */
+bool manifest_chunk_size_valid (uint64_t n);
+#define MANIFEST_CHUNK_SIZE_RULE "a power of two from 4K to 64M"
+
+/* Parse a chunk size given by a user: a size as parse_size reads it
+ * ("64K", "1M", "4096") that is manifest_chunk_size_valid.  Returns 0,
+ * or -1 if it is not one (nothing is reported: the caller knows which
+ * option it was).
+ */
+int manifest_parse_chunk_size (const char *arg, uint32_t *out);
+
 /* Reader.  After manifest_open returns, every function may be called
  * from any number of threads at once.
  */
-/* Parse a chunk size given by a user: digits with an optional K or M
- * suffix, a power of two from MANIFEST_MIN_CHUNK_SIZE to
- * MANIFEST_MAX_CHUNK_SIZE.  Returns 0, or -1 if it is not one (nothing is
- * reported: the caller knows which option it was).
- */
-int manifest_parse_chunk_size (const char *arg, uint32_t *out);
 
 struct manifest;
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "manifest.h"
 #include "report.h"
 #include "trace-file.h"
@@ -26,10 +27,8 @@ trace_format_header (char *buf, const unsigned char image_sha256[32],
                      uint64_t image_size, uint32_t chunk_size)
 {
   char hex[65];
-  int i;
 
-  for (i = 0; i < 32; i++)
-    snprintf (&hex[i * 2], 3, "%02x", image_sha256[i]);
+  hex_encode (image_sha256, 32, hex);
   return snprintf (buf, TRACE_MAX_HEADER,
                    TRACE_MAGIC " image-sha256=%s image-size=%" PRIu64
                                " chunk-size=%" PRIu32 "\n",
@@ -69,24 +68,12 @@ skip (const char **s, const char *word)
   return true;
 }
 
-/* A lowercase hex digit's value, or -1. */
-static int
-hex_digit (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
 /* The first line, '\n' included.  0, or -1 (error reported). */
 static int
 parse_header (const char *path, const char *line, struct trace_info *info)
 {
   const char *p = line;
   uint64_t chunk_size;
-  int i;
 
   if (!skip (&p, TRACE_MAGIC " ")) {
     report_error ("%s: not an accel trace (the first line must start with "
@@ -96,22 +83,17 @@ parse_header (const char *path, const char *line, struct trace_info *info)
   }
   if (!skip (&p, "image-sha256="))
     goto bad;
-  for (i = 0; i < 32; i++) {
-    int hi = hex_digit (p[0]), lo = hi == -1 ? -1 : hex_digit (p[1]);
-
-    if (lo == -1)
-      goto bad;
-    info->image_sha256[i] = hi << 4 | lo;
-    p += 2;
-  }
+  /* NB: strict, as written: lowercase only. */
+  if (strspn (p, "0123456789abcdef") < 64 ||
+      hex_decode (p, 32, info->image_sha256) == -1)
+    goto bad;
+  p += 64;
   if (!skip (&p, " image-size=") || !parse_u64 (&p, &info->image_size) ||
       !skip (&p, " chunk-size=") || !parse_u64 (&p, &chunk_size) ||
       strcmp (p, "\n") != 0)
     goto bad;
   if (info->image_size == 0 || info->image_size > MANIFEST_MAX_IMAGE_SIZE ||
-      chunk_size < MANIFEST_MIN_CHUNK_SIZE ||
-      chunk_size > MANIFEST_MAX_CHUNK_SIZE ||
-      (chunk_size & (chunk_size - 1)) != 0) {
+      !manifest_chunk_size_valid (chunk_size)) {
     report_error ("%s: line 1: image size %" PRIu64 " or chunk size %" PRIu64
                   " outside the manifest format's limits",
                   path, info->image_size, chunk_size);

@@ -29,6 +29,7 @@
 #include "cleanup.h"
 #include "creds-fetch.h"
 #include "creds-parse.h"
+#include "file-io.h"
 #include "report.h"
 
 #define IMDS_CONNECT_MS 1000L
@@ -286,6 +287,7 @@ read_token_file (const char *path)
 {
   char *buf;
   size_t len = 0;
+  ssize_t r;
   int fd;
 
   fd = open (path, O_RDONLY | O_CLOEXEC);
@@ -299,19 +301,12 @@ read_token_file (const char *path)
     close (fd);
     return NULL;
   }
-  while (len < CREDS_MAX_TOKEN_FILE + 1) {
-    ssize_t r = read (fd, buf + len, CREDS_MAX_TOKEN_FILE + 1 - len);
-
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      report_error ("web identity token file: %s: read: %m", path);
-      goto err;
-    }
-    if (r == 0)
-      break;
-    len += r;
+  r = read_full (fd, buf, CREDS_MAX_TOKEN_FILE + 1);
+  if (r == -1) {
+    report_error ("web identity token file: %s: read: %m", path);
+    goto err;
   }
+  len = r;
   if (len > CREDS_MAX_TOKEN_FILE) {
     report_error ("web identity token file: %s: larger than %d bytes", path,
                   CREDS_MAX_TOKEN_FILE);

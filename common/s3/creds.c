@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "creds-fetch.h"
 #include "creds.h"
 #include "ini.h"
@@ -59,7 +60,7 @@ creds_describe (const struct aws_creds *c)
     report_debug ("credentials: from %s, access key %.4s..., "
                   "expire in %lld s",
                   c->source, c->access_key,
-                  (long long) (c->expiration - time (NULL)));
+                  (long long) (c->expiration - now_wall_seconds ()));
   else
     report_debug ("credentials: from %s, access key %.4s...", c->source,
                   c->access_key);
@@ -411,7 +412,7 @@ provider_resolve (void *opaque __attribute__ ((unused)), const char *profile,
 static time_t
 provider_now (void *opaque __attribute__ ((unused)))
 {
-  return time (NULL);
+  return now_wall_seconds ();
 }
 
 /* A number of seconds from the environment (test knobs). */

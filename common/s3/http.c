@@ -168,6 +168,113 @@ conn_setup (struct http_pool *pool, struct http_conn *conn)
   return 0;
 }
 
+/* Copy the configuration into pool, with defaults for what is 0. */
+static int
+pool_configure (struct http_pool *pool, const struct http_pool_config *cfg)
+{
+  pool->nr_conns =
+      cfg->connections ? cfg->connections : HTTP_DEFAULT_CONNECTIONS;
+  pool->connect_timeout =
+      cfg->connect_timeout ? cfg->connect_timeout : DEFAULT_CONNECT_TIMEOUT;
+  pool->timeout = cfg->timeout;
+  pool->stall_timeout =
+      cfg->stall_timeout ? cfg->stall_timeout : DEFAULT_STALL_TIMEOUT;
+  pool->tls_verify = cfg->tls_verify;
+  if (cfg->cainfo) {
+    pool->cainfo = strdup (cfg->cainfo);
+    if (pool->cainfo == NULL) {
+      report_error ("strdup: %m");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Initialise the pool's locks.  On failure none is left initialised. */
+static int
+pool_locks_init (struct http_pool *pool)
+{
+  int n;
+
+  for (n = 0; n < CURL_LOCK_DATA_LAST; n++)
+    if (pthread_mutex_init (&pool->share_locks[n], NULL) != 0)
+      goto err;
+  if (pthread_mutex_init (&pool->lock, NULL) != 0)
+    goto err;
+  if (pthread_cond_init (&pool->free_cond, NULL) != 0) {
+    pthread_mutex_destroy (&pool->lock);
+    goto err;
+  }
+  return 0;
+
+err:
+  report_error ("pthread_mutex_init: failed");
+  while (n > 0)
+    pthread_mutex_destroy (&pool->share_locks[--n]);
+  return -1;
+}
+
+static void
+pool_locks_destroy (struct http_pool *pool)
+{
+  int n;
+
+  pthread_cond_destroy (&pool->free_cond);
+  pthread_mutex_destroy (&pool->lock);
+  for (n = 0; n < CURL_LOCK_DATA_LAST; n++)
+    pthread_mutex_destroy (&pool->share_locks[n]);
+}
+
+/* The share object and one handle per connection, all free.  On
+ * failure the caller frees what was made with pool_handles_free.
+ */
+static int
+pool_handles_new (struct http_pool *pool)
+{
+  size_t i;
+
+  pool->share = curl_share_init ();
+  if (pool->share == NULL) {
+    report_error ("curl_share_init: failed");
+    return -1;
+  }
+  if (share_setup (pool) == -1)
+    return -1;
+
+  pool->conns = calloc (pool->nr_conns, sizeof *pool->conns);
+  pool->free_stack = calloc (pool->nr_conns, sizeof *pool->free_stack);
+  if (pool->conns == NULL || pool->free_stack == NULL) {
+    report_error ("calloc: %m");
+    return -1;
+  }
+  for (i = 0; i < pool->nr_conns; i++) {
+    pool->conns[i].pool = pool;
+    pool->conns[i].curl = curl_easy_init ();
+    if (pool->conns[i].curl == NULL) {
+      report_error ("curl_easy_init: failed");
+      return -1;
+    }
+    pool->free_stack[pool->nr_free++] = &pool->conns[i];
+  }
+  return 0;
+}
+
+/* Free the handles, then the share object they refer to. */
+static void
+pool_handles_free (struct http_pool *pool)
+{
+  size_t i;
+
+  if (pool->conns)
+    for (i = 0; i < pool->nr_conns; i++)
+      if (pool->conns[i].curl)
+        curl_easy_cleanup (pool->conns[i].curl);
+  if (pool->share)
+    curl_share_cleanup (pool->share);
+  free (pool->conns);
+  free (pool->free_stack);
+}
+
 /* All handles are made up front, so that taking one never allocates
  * and the limit on concurrent requests is exact.
  */
@@ -175,9 +282,6 @@ struct http_pool *
 http_pool_new (const struct http_pool_config *cfg)
 {
   struct http_pool *pool;
-  size_t i;
-  int locks_done = 0;
-  bool lock_done = false, cond_done = false;
 
   pthread_once (&global_init_once, global_init);
   if (global_init_result != CURLE_OK) {
@@ -197,74 +301,16 @@ http_pool_new (const struct http_pool_config *cfg)
     report_error ("calloc: %m");
     return NULL;
   }
-  pool->nr_conns =
-      cfg->connections ? cfg->connections : HTTP_DEFAULT_CONNECTIONS;
-  pool->connect_timeout =
-      cfg->connect_timeout ? cfg->connect_timeout : DEFAULT_CONNECT_TIMEOUT;
-  pool->timeout = cfg->timeout;
-  pool->stall_timeout =
-      cfg->stall_timeout ? cfg->stall_timeout : DEFAULT_STALL_TIMEOUT;
-  pool->tls_verify = cfg->tls_verify;
-  if (cfg->cainfo) {
-    pool->cainfo = strdup (cfg->cainfo);
-    if (pool->cainfo == NULL) {
-      report_error ("strdup: %m");
-      goto err;
-    }
-  }
-
-  for (; locks_done < CURL_LOCK_DATA_LAST; locks_done++)
-    if (pthread_mutex_init (&pool->share_locks[locks_done], NULL) != 0)
-      goto err_mutex;
-  if (pthread_mutex_init (&pool->lock, NULL) != 0)
-    goto err_mutex;
-  lock_done = true;
-  if (pthread_cond_init (&pool->free_cond, NULL) != 0)
-    goto err_mutex;
-  cond_done = true;
-
-  pool->share = curl_share_init ();
-  if (pool->share == NULL) {
-    report_error ("curl_share_init: failed");
+  if (pool_configure (pool, cfg) == -1 || pool_locks_init (pool) == -1)
     goto err;
-  }
-  if (share_setup (pool) == -1)
+  if (pool_handles_new (pool) == -1) {
+    pool_handles_free (pool);
+    pool_locks_destroy (pool);
     goto err;
-
-  pool->conns = calloc (pool->nr_conns, sizeof *pool->conns);
-  pool->free_stack = calloc (pool->nr_conns, sizeof *pool->free_stack);
-  if (pool->conns == NULL || pool->free_stack == NULL) {
-    report_error ("calloc: %m");
-    goto err;
-  }
-  for (i = 0; i < pool->nr_conns; i++) {
-    pool->conns[i].pool = pool;
-    pool->conns[i].curl = curl_easy_init ();
-    if (pool->conns[i].curl == NULL) {
-      report_error ("curl_easy_init: failed");
-      goto err;
-    }
-    pool->free_stack[pool->nr_free++] = &pool->conns[i];
   }
   return pool;
 
-err_mutex:
-  report_error ("pthread_mutex_init: failed");
 err:
-  if (pool->conns)
-    for (i = 0; i < pool->nr_conns; i++)
-      if (pool->conns[i].curl)
-        curl_easy_cleanup (pool->conns[i].curl);
-  if (pool->share)
-    curl_share_cleanup (pool->share);
-  if (cond_done)
-    pthread_cond_destroy (&pool->free_cond);
-  if (lock_done)
-    pthread_mutex_destroy (&pool->lock);
-  while (locks_done > 0)
-    pthread_mutex_destroy (&pool->share_locks[--locks_done]);
-  free (pool->conns);
-  free (pool->free_stack);
   free (pool->cainfo);
   free (pool);
   return NULL;
@@ -274,20 +320,10 @@ err:
 void
 http_pool_free (struct http_pool *pool)
 {
-  size_t i;
-
   if (pool == NULL)
     return;
-  /* Handles first: they still refer to the share object. */
-  for (i = 0; i < pool->nr_conns; i++)
-    curl_easy_cleanup (pool->conns[i].curl);
-  curl_share_cleanup (pool->share);
-  pthread_cond_destroy (&pool->free_cond);
-  pthread_mutex_destroy (&pool->lock);
-  for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-    pthread_mutex_destroy (&pool->share_locks[i]);
-  free (pool->conns);
-  free (pool->free_stack);
+  pool_handles_free (pool);
+  pool_locks_destroy (pool);
   free (pool->cainfo);
   free (pool);
 }

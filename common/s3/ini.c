@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "file-io.h"
 #include "ini.h"
 #include "report.h"
 
@@ -319,6 +320,7 @@ ini_load (const char *path)
 {
   CLEANUP_FREE char *buf = NULL;
   size_t len = 0;
+  ssize_t r;
   struct stat st;
   struct ini *ini;
   int fd, saved_errno;
@@ -346,19 +348,12 @@ ini_load (const char *path)
     report_error ("malloc: %m");
     goto err;
   }
-  while (len < INI_MAX_FILE_SIZE + 1) {
-    ssize_t r = read (fd, buf + len, INI_MAX_FILE_SIZE + 1 - len);
-
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      report_error ("read: %s: %m", path);
-      goto err;
-    }
-    if (r == 0)
-      break;
-    len += r;
+  r = read_full (fd, buf, INI_MAX_FILE_SIZE + 1);
+  if (r == -1) {
+    report_error ("read: %s: %m", path);
+    goto err;
   }
+  len = r;
   close (fd);
   ini = ini_parse (path, buf, len);
   /* The file may hold secret keys: wipe our copy. */

@@ -26,7 +26,9 @@
 #include <curl/curl.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "creds.h"
+#include "file-io.h"
 #include "http-parse.h"
 #include "http.h"
 #include "report.h"
@@ -151,24 +153,6 @@ keep_error_body (struct s3_response *rs, const char *ptr, size_t n)
   return n;
 }
 
-/* Write all of buf to fd. */
-static int
-write_all (int fd, const char *buf, size_t n)
-{
-  while (n > 0) {
-    ssize_t r = write (fd, buf, n);
-
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    buf += r;
-    n -= r;
-  }
-  return 0;
-}
-
 /* A body the caller takes as it comes (s3_request.progress): no byte is
  * handed over before the headers say it is the range of the version
  * asked for, and a retry, which gets the same bytes again (If-Match),
@@ -227,7 +211,7 @@ write_cb (char *ptr, size_t size, size_t nmemb, void *opaque)
     return write_progress (rs, ptr, n);
   if (rq->buf)
     memcpy (rq->buf + rs->got, ptr, n);
-  else if (write_all (rq->fd, ptr, n) == -1) {
+  else if (write_full (rq->fd, ptr, n) == -1) {
     rs->write_errno = errno;
     return 0;
   }
@@ -363,7 +347,7 @@ sign_request (struct creds_provider *provider, const char *region,
   snprintf (rs->creds_source, sizeof rs->creds_source, "%s",
             cr->source ? cr->source : "?");
 
-  if (sigv4_format_date (time (NULL), amz_date) == -1)
+  if (sigv4_format_date (now_wall_seconds (), amz_date) == -1)
     goto out;
   h[nh++] = (struct sigv4_kv){ "host", url->host };
   h[nh++] = (struct sigv4_kv){ "x-amz-content-sha256", payload_hash };
@@ -516,7 +500,7 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
   CLEANUP_FREE char *req_url = NULL;
   struct curl_slist *list = NULL;
   char range[64] = "", trace[160] = "", sent[48] = "";
-  struct timespec t0, t1;
+  uint64_t t0;
   long ms;
   int ret = -1;
 
@@ -567,14 +551,13 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
   if (set_method (conn->curl, rq, rs, counters) == -1)
     goto out;
 
-  clock_gettime (CLOCK_MONOTONIC, &t0);
+  t0 = now_monotonic_ns ();
   rs->cc = curl_easy_perform (conn->curl);
-  clock_gettime (CLOCK_MONOTONIC, &t1);
   atomic_fetch_add_explicit (&counters->sent, rs->sent, memory_order_relaxed);
   curl_easy_getinfo (conn->curl, CURLINFO_RESPONSE_CODE, &rs->status);
   snprintf (rs->curl_error, sizeof rs->curl_error, "%s", conn->errbuf);
 
-  ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  ms = (now_monotonic_ns () - t0) / 1000000;
   if (rq->body_len > 0)
     snprintf (sent, sizeof sent, "%" PRIu64 " bytes sent, ", rs->sent);
   if (rs->cc == CURLE_OK)

@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "creds.h"
 #include "http-parse.h"
 #include "http.h"
@@ -188,13 +189,9 @@ backoff_ms (unsigned attempt)
     ceiling = (uint64_t) BACKOFF_BASE_MS << attempt;
 
   /* xorshift64, seeded per thread from the clock and the thread. */
-  if (state == 0) {
-    struct timespec ts;
-
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    state = ((uint64_t) ts.tv_nsec << 20) ^ (uint64_t) ts.tv_sec ^
-        (uint64_t) pthread_self () ^ 0x9e3779b97f4a7c15ULL;
-  }
+  if (state == 0)
+    state = now_monotonic_ns () ^ (uint64_t) pthread_self () ^
+        0x9e3779b97f4a7c15ULL;
   state ^= state << 13;
   state ^= state >> 7;
   state ^= state << 17;

@@ -30,6 +30,7 @@
 #include <openssl/hmac.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "report.h"
 #include "sigv4.h"
 
@@ -302,20 +303,6 @@ check_request (const struct sigv4_request *r)
     return false;
   }
   return true;
-}
-
-/* Digests are sent and compared as lowercase hex. */
-static void
-hex_encode (const unsigned char *in, size_t len, char *out)
-{
-  static const char digits[] = "0123456789abcdef";
-  size_t i;
-
-  for (i = 0; i < len; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
-  out[2 * len] = '\0';
 }
 
 /* One HMAC-SHA256 step of the signing key chain. */

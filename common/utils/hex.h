@@ -12,4 +12,10 @@
  */
 extern void hex_encode (const unsigned char *in, size_t len, char *out);
 
+/* Read 2 * len hex digits (either case) from in into the len bytes of
+ * out.  0, or -1 if one of them is not a hex digit (out is then partly
+ * written).  What follows the digits in in is not looked at.
+ */
+extern int hex_decode (const char *in, size_t len, unsigned char *out);
+
 #endif /* ACCEL_HEX_H */

@@ -63,6 +63,31 @@ report_error (const char *fs, ...)
 }
 
 void
+report_warning (const char *fs, ...)
+{
+  int saved_errno = errno;
+  char prefixed[1024];
+  const char *f = fs;
+  va_list args;
+
+  /* NB: the prefix goes into the format, not the arguments, so that the
+   * handler is still called once with one format (and %m still means the
+   * caller's errno).  A format too long to prefix (none is) goes out as
+   * it is.
+   */
+  if ((size_t) snprintf (prefixed, sizeof prefixed, "warning: %s", fs) <
+      sizeof prefixed)
+    f = prefixed;
+  errno = saved_errno;
+  va_start (args, fs);
+  if (error_fn)
+    error_fn (f, args);
+  else
+    report_to_stderr (f, args);
+  va_end (args);
+}
+
+void
 report_debug (const char *fs, ...)
 {
   va_list args;

@@ -29,6 +29,14 @@ void report_set_tool (const char *progname, bool verbose);
 /* Report an error once, where it happens. */
 void report_error (const char *fs, ...) __attribute__ ((format (printf, 1, 2)));
 
+/* Something the user should know that is not a failure: the operation
+ * goes on (a check turned off, a degraded mode, a lost trace entry).
+ * Printed as "warning: message" through the error route, since nbdkit
+ * has no warning level.
+ */
+void
+report_warning (const char *fs, ...) __attribute__ ((format (printf, 1, 2)));
+
 /* A debug message (nbdkit -v, or a tool's --verbose). */
 void report_debug (const char *fs, ...) __attribute__ ((format (printf, 1, 2)));
 

@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "report.h"
 #include "sha256-file.h"
 
@@ -15,7 +16,7 @@ sha256_file (const char *path, char hex[65])
 {
   unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
   EVP_MD_CTX *ctx;
-  unsigned len, i;
+  unsigned len;
   ssize_t r;
   int fd, ret = -1;
 
@@ -45,8 +46,7 @@ sha256_file (const char *path, char hex[65])
     report_error ("%s: SHA-256 failed", path);
     goto out;
   }
-  for (i = 0; i < 32; i++)
-    snprintf (&hex[i * 2], 3, "%02x", md[i]);
+  hex_encode (md, 32, hex);
   ret = 0;
 out:
   EVP_MD_CTX_free (ctx);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "report.h"
 #include "s3-upload.h"
 #include "s3.h"
@@ -37,45 +38,17 @@ usage (void)
   exit (2);
 }
 
-/* A decimal number with an optional K, M or G suffix, strictly (no
- * atoi, no overflow).
- */
+/* A number with an optional size suffix (parse_size), or exit. */
 static uint64_t
-parse_size (const char *what, const char *s)
+size_arg (const char *what, const char *s)
 {
-  uint64_t v = 0, mult = 1;
-  const char *p = s;
+  uint64_t v;
 
-  if (*p < '0' || *p > '9')
-    goto bad;
-  for (; *p >= '0' && *p <= '9'; p++) {
-    if (v > (UINT64_MAX - (*p - '0')) / 10)
-      goto bad;
-    v = v * 10 + (*p - '0');
+  if (parse_size (s, &v) == -1) {
+    fprintf (stderr, PROG ": %s: not a size: %s\n", what, s);
+    exit (2);
   }
-  switch (*p) {
-  case '\0':
-    break;
-  case 'K':
-    mult = 1024;
-    break;
-  case 'M':
-    mult = 1024 * 1024;
-    break;
-  case 'G':
-    mult = 1024 * 1024 * 1024;
-    break;
-  default:
-    goto bad;
-  }
-  if (*p && p[1] != '\0')
-    goto bad;
-  if (v > UINT64_MAX / mult)
-    goto bad;
-  return v * mult;
-bad:
-  fprintf (stderr, PROG ": %s: not a size: %s\n", what, s);
-  exit (2);
+  return v;
 }
 
 /* --progress: one line per call (the module serialises them). */
@@ -139,28 +112,28 @@ main (int argc, char *argv[])
       cfg.profile = optarg;
       break;
     case OPT_PART_SIZE:
-      opts.part_size = parse_size ("--part-size", optarg);
+      opts.part_size = size_arg ("--part-size", optarg);
       break;
     case OPT_PARALLEL:
-      n = parse_size ("--parallel", optarg);
+      n = size_arg ("--parallel", optarg);
       if (n > S3_MAX_PARALLEL)
         usage ();
       opts.parallel = n;
       break;
     case OPT_CONNECTIONS:
-      n = parse_size ("--connections", optarg);
+      n = size_arg ("--connections", optarg);
       if (n > 1024)
         usage ();
       cfg.connections = n;
       break;
     case OPT_RETRIES:
-      n = parse_size ("--retries", optarg);
+      n = size_arg ("--retries", optarg);
       if (n > S3_MAX_RETRIES)
         usage ();
       cfg.retries = n;
       break;
     case OPT_TIMEOUT:
-      n = parse_size ("--timeout", optarg);
+      n = size_arg ("--timeout", optarg);
       if (n > 86400)
         usage ();
       cfg.timeout = n;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "report.h"
 #include "tool.h"
 

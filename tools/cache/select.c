@@ -8,13 +8,13 @@
  */
 
 #include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "manifest.h"
+#include "parse.h"
 #include "report.h"
 #include "tool.h"
 
@@ -157,54 +157,10 @@ listing_close (struct listing *l)
   memset (l, 0, sizeof *l);
 }
 
-/* A number with a unit from units (each a letter and its multiplier).
- * The unit may be left out when none_ok.  0, or -1 (nothing reported).
- */
-static int
-parse_with_unit (const char *arg, const char *letters,
-                 const uint64_t *multipliers, bool none_ok, uint64_t *out)
-{
-  const char *u;
-  char *end;
-  uint64_t n, m = 1;
-
-  if (!isdigit ((unsigned char) arg[0]))
-    return -1;
-  errno = 0;
-  n = strtoull (arg, &end, 10);
-  if (errno != 0)
-    return -1;
-  if (*end == '\0') {
-    if (!none_ok)
-      return -1;
-  }
-  else {
-    u = strchr (letters, *end);
-    if (u == NULL || end[1] != '\0')
-      return -1;
-    m = multipliers[u - letters];
-  }
-  if (n > UINT64_MAX / m)
-    return -1;
-  *out = n * m;
-  return 0;
-}
-
-int
-parse_size (const char *arg, uint64_t *out)
-{
-  static const uint64_t k = 1024;
-  static const uint64_t m[] = {
-    1, k, k, k * k, k * k, k * k * k, k * k * k, k * k * k * k, k * k * k * k
-  };
-
-  return parse_with_unit (arg, "BkKmMgGtT", m, true, out);
-}
-
 int
 parse_duration (const char *arg, uint64_t *seconds)
 {
   static const uint64_t m[] = { 1, 60, 3600, 86400, 7 * 86400 };
 
-  return parse_with_unit (arg, "smhdw", m, true, seconds);
+  return parse_scaled (arg, "smhdw", m, seconds);
 }

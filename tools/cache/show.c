@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "format.h"
 #include "tool.h"
 
@@ -74,7 +75,7 @@ format_time (uint32_t t, char *buf, size_t len)
 static const char *
 format_ago (uint32_t t, char *buf, size_t len)
 {
-  time_t now = time (NULL);
+  time_t now = now_wall_seconds ();
   uint64_t s = now > (time_t) t ? (uint64_t) (now - t) : 0;
 
   if (s < 120)

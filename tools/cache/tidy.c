@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "format.h"
 #include "manifest.h"
 #include "report.h"
@@ -161,7 +162,7 @@ int
 do_evict_older (struct cache_dir *d, uint64_t seconds)
 {
   struct cache_evict_result res;
-  time_t now = time (NULL);
+  time_t now = now_wall_seconds ();
   uint32_t before;
 
   /* NB: access times are 32-bit seconds (docs/cache-format.md). */

@@ -49,9 +49,6 @@ int listing_open (struct cache_dir *d, char **args, size_t nr_args,
                   bool with_manifests, struct listing *l);
 void listing_close (struct listing *l);
 
-/* "8G", "512M", "100K", "1T", "4096": binary units.  0, or -1. */
-int parse_size (const char *arg, uint64_t *out);
-
 /* "7d", "12h", "30m", "45s", "2w", or seconds.  0, or -1. */
 int parse_duration (const char *arg, uint64_t *seconds);
 

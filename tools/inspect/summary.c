@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "inspect.h"
 #include "manifest.h"
 
@@ -66,20 +67,6 @@ list_file (void *opaque, const struct manifest_file *f)
   return 0;
 }
 
-/* The image's SHA-256 as 64 lowercase hex digits. */
-static void
-sha256_hex (const unsigned char *sha, char out[65])
-{
-  static const char hex[] = "0123456789abcdef";
-  int i;
-
-  for (i = 0; i < 32; i++) {
-    out[2 * i] = hex[sha[i] >> 4];
-    out[2 * i + 1] = hex[sha[i] & 15];
-  }
-  out[64] = '\0';
-}
-
 /* Header first (totals need the first walk), then the list. */
 int
 summary_print (struct manifest *m, const char *name, bool json)
@@ -98,7 +85,7 @@ summary_print (struct manifest *m, const char *name, bool json)
   free (hot);
   if (manifest_foreach_file (m, add_file, &t) == -1)
     return -1;
-  sha256_hex (manifest_image_sha256 (m), sha);
+  hex_encode (manifest_image_sha256 (m), 32, sha);
   format_percent (zero, nr, pct, sizeof pct);
 
   if (json) {

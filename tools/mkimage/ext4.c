@@ -40,6 +40,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include "cleanup.h"
+#include "file-io.h"
 #include "report.h"
 #include "mkimage.h"
 #include "ext4.h"
@@ -329,7 +330,7 @@ write_conf (const char *name, const char *text)
   int fd;
 
   fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1 || write (fd, text, len) != (ssize_t) len) {
+  if (fd == -1 || write_full (fd, text, len) == -1) {
     report_error ("%s: write: %m", path);
     if (fd != -1)
       close (fd);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "index.h"
 #include "manifest.h"
 #include "report.h"
@@ -187,8 +188,8 @@ parse_chunk_size (const char *arg)
   uint32_t n;
 
   if (manifest_parse_chunk_size (arg, &n) == -1)
-    report_usage_error (
-        "--chunk-size: '%s' is not a power of two from 4K to 64M", arg);
+    report_usage_error ("--chunk-size: '%s' is not " MANIFEST_CHUNK_SIZE_RULE,
+                        arg);
   return n;
 }
 
@@ -339,16 +340,6 @@ keep_image (const char *keep, const char **image)
   return copy_file_atomic (*image, keep, "keeping image");
 }
 
-/* Seconds on a monotonic clock, for the summary. */
-static double
-now (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The last lines: a summary on stderr, what a node needs on stdout. */
 static void
 print_result (const struct mkimage_options *o, const struct build_result *r,
@@ -399,7 +390,7 @@ mkimage (struct mkimage_options *o)
   struct build_result r = { 0 };
   const char *image, *manifest;
   uint64_t uploaded = 0;
-  double start = now ();
+  double start = now_monotonic_seconds ();
   struct stat st;
   int ret;
 
@@ -430,7 +421,7 @@ mkimage (struct mkimage_options *o)
     report_error ("%s: stat: %m", manifest);
     return -1;
   }
-  print_result (o, &r, st.st_size, uploaded, now () - start);
+  print_result (o, &r, st.st_size, uploaded, now_monotonic_seconds () - start);
   return 0;
 }
 

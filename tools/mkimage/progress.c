@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mkimage.h"
 
 static bool enabled; /* stderr is a terminal */
@@ -23,16 +24,6 @@ static bool active; /* a line is on the screen */
 static const char *label;
 static uint64_t total;
 static double start, last;
-
-/* Seconds on a monotonic clock. */
-static double
-now (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 void
 progress_init (void)
@@ -45,7 +36,7 @@ progress_start (const char *what, uint64_t bytes)
 {
   label = what;
   total = bytes;
-  start = now ();
+  start = now_monotonic_seconds ();
   last = 0;
   if (enabled) {
     fprintf (stderr, "\r\033[K%s ...", what);
@@ -62,7 +53,7 @@ progress_update (uint64_t done)
 
   if (!enabled || label == NULL)
     return;
-  tnow = now ();
+  tnow = now_monotonic_seconds ();
   if (tnow - last < 0.1 && done < total)
     return;
   last = tnow;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "file-io.h"
 #include "report.h"
 #include "mkimage.h"
 
@@ -40,7 +41,7 @@ copy_data (int in, int out, uint64_t size, const char *from, const char *to)
 {
   CLEANUP_FREE char *buf = malloc (COPY_SIZE);
   uint64_t off = 0;
-  ssize_t r, w;
+  ssize_t r;
 
   if (buf == NULL) {
     report_error ("%s: malloc: %m", to);
@@ -48,11 +49,8 @@ copy_data (int in, int out, uint64_t size, const char *from, const char *to)
   }
   while (off < size) {
     size_t want = size - off < COPY_SIZE ? size - off : COPY_SIZE;
-    size_t done = 0;
 
-    r = pread (in, buf, want, off);
-    if (r == -1 && errno == EINTR)
-      continue;
+    r = pread_full (in, buf, want, off);
     if (r == -1) {
       report_error ("%s: read: %m", from);
       return -1;
@@ -61,17 +59,9 @@ copy_data (int in, int out, uint64_t size, const char *from, const char *to)
       report_error ("%s: unexpected end of file", from);
       return -1;
     }
-    if (!all_zero (buf, r)) {
-      while (done < (size_t) r) {
-        w = pwrite (out, buf + done, r - done, off + done);
-        if (w == -1 && errno == EINTR)
-          continue;
-        if (w == -1) {
-          report_error ("%s: write: %m", to);
-          return -1;
-        }
-        done += w;
-      }
+    if (!all_zero (buf, r) && pwrite_full (out, buf, r, off) == -1) {
+      report_error ("%s: write: %m", to);
+      return -1;
     }
     off += r;
     progress_update (off);

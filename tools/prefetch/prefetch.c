@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "parse.h"
 #include "prefetch.h"
 #include "report.h"
 
@@ -145,24 +146,15 @@ parse_count (const char *opt, const char *arg, unsigned min, unsigned max)
   return n;
 }
 
-/* --batch: digits with an optional K or M suffix. */
+/* --batch: a size ("256K", "1M"). */
 static uint32_t
 parse_batch (const char *arg)
 {
-  unsigned long long n;
-  uint64_t mult = 1;
-  char *end;
+  uint64_t n;
 
-  errno = 0;
-  n = strtoull (arg, &end, 10);
-  if (*end == 'K' || *end == 'k')
-    mult = 1024, end++;
-  else if (*end == 'M' || *end == 'm')
-    mult = 1024 * 1024, end++;
-  if (arg[0] < '0' || arg[0] > '9' || errno || *end || n == 0 ||
-      n > MAX_BATCH / mult)
+  if (parse_size (arg, &n) == -1 || n == 0 || n > MAX_BATCH)
     report_usage_error ("--batch: '%s' is not a size from 1 to 64M", arg);
-  return n * mult;
+  return n;
 }
 
 /* The steps, once the command line is understood. */

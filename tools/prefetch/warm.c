@@ -22,6 +22,7 @@
 
 #include <libnbd.h>
 
+#include "clock.h"
 #include "prefetch.h"
 #include "format.h"
 #include "report.h"
@@ -45,15 +46,6 @@ struct request {
   uint64_t offset;
   uint32_t count;
 };
-
-static double
-now (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Pull the manifest's path out of "accel: NAME manifest=PATH" (the
  * plugin puts the path last, so the last " manifest=" starts it).
@@ -154,12 +146,12 @@ show_progress (const struct run *run, double start, bool final)
 {
   static double last;
   char d[32], t[32], r[32], bar[BAR_WIDTH + 1];
-  double secs = now () - start;
+  double secs = now_monotonic_seconds () - start;
   int fill, pct;
 
-  if (!final && now () - last < 0.1)
+  if (!final && now_monotonic_seconds () - last < 0.1)
     return;
-  last = now ();
+  last = now_monotonic_seconds ();
   pct = run->total ? (int) (run->done * 100 / run->total) : 100;
   fill = run->total ? (int) (run->done * BAR_WIDTH / run->total) : BAR_WIDTH;
   memset (bar, '#', fill);
@@ -206,7 +198,7 @@ warm_run (struct manifest *m, const struct selection *s,
    * in flight when an error makes us return early.
    */
   static struct run run;
-  double start = now (), secs;
+  double start = now_monotonic_seconds (), secs;
   uint64_t idx = 0, offset;
   uint32_t count;
   bool more = true;
@@ -254,7 +246,7 @@ warm_run (struct manifest *m, const struct selection *s,
                   run.failed, run.first_failed);
     return -1;
   }
-  secs = now () - start;
+  secs = now_monotonic_seconds () - start;
   if (!o->quiet)
     fprintf (stderr,
              PROGNAME ": warmed %" PRIu64 " files: %" PRIu64 " chunks, %s "

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "http-parse.h"
 #include "s3-multipart.h"
 #include "xml.h"
@@ -48,21 +49,7 @@ s3_part_count (uint64_t size, uint64_t part_size)
   return size / part_size + (size % part_size != 0);
 }
 
-/* Lowercase hex, as S3 writes ETags. */
-static void
-hex_encode (const unsigned char *in, size_t len, char *out)
-{
-  static const char hex[] = "0123456789abcdef";
-  size_t i;
-
-  for (i = 0; i < len; i++) {
-    out[2 * i] = hex[in[i] >> 4];
-    out[2 * i + 1] = hex[in[i] & 15];
-  }
-  out[2 * len] = '\0';
-}
-
-/* "\"" MD5 "\"". */
+/* "\"" MD5 "\"", in lowercase hex as S3 writes ETags. */
 void
 s3_single_etag (const unsigned char md5[16], char out[S3_ETAG_LEN])
 {

@@ -36,6 +36,7 @@
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "report.h"
 #include "s3-internal.h"
 #include "s3-multipart.h"
@@ -91,8 +92,7 @@ hash_part (struct upload *up, size_t i, char *msg, size_t msglen)
   memcpy (pt->md5, digest, 16);
   if (EVP_DigestFinal_ex (sha, digest, &dlen) != 1 || dlen != 32)
     goto bad_digest;
-  for (dlen = 0; dlen < 32; dlen++)
-    snprintf (&pt->sha256[2 * dlen], 3, "%02x", digest[dlen]);
+  hex_encode (digest, 32, pt->sha256);
   ret = 0;
   goto out;
 

@@ -1524,6 +1524,15 @@ test_geometry (const char *tmp)
   CHECK (ci2 == NULL);
   EXPECT_ERRORS (1);
   cache_image_close (ci2);
+  /* Powers of two outside the manifest format's chunk sizes. */
+  ci2 = cache_image_open (d, "x", NULL, 10 * CHUNK, 2048, NULL, NULL);
+  CHECK (ci2 == NULL);
+  EXPECT_ERRORS (1);
+  cache_image_close (ci2);
+  ci2 = cache_image_open (d, "x", NULL, 10 * CHUNK, 128 << 20, NULL, NULL);
+  CHECK (ci2 == NULL);
+  EXPECT_ERRORS (1);
+  cache_image_close (ci2);
   ci2 = cache_image_open (d, "x", NULL, 0, CHUNK, NULL, NULL);
   CHECK (ci2 == NULL);
   EXPECT_ERRORS (1);

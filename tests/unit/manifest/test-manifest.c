@@ -584,7 +584,7 @@ static const struct bad_sql bad_sql[] = {
 
   /* Sizes. */
   { "UPDATE meta SET value = 3000 WHERE key = 'chunk_size'",
-    "chunk_size 3000 is not a power of two between 4096 and 67108864" },
+    "chunk_size 3000 is not a power of two from 4K to 64M" },
   { "UPDATE meta SET value = 2048 WHERE key = 'chunk_size'",
     "chunk_size 2048 is not a power of two" },
   { "UPDATE meta SET value = 1 << 27 WHERE key = 'chunk_size'",
@@ -876,6 +876,65 @@ check_bad_files (const char *good)
 }
 
 /* Round trips and writer checks first, then the broken manifests. */
+/* The chunk size rule every program shares, and the parser of
+ * --chunk-size built on it.
+ */
+static void
+check_chunk_size_rule (void)
+{
+  static const struct {
+    const char *arg;
+    uint64_t n;
+    bool valid;
+  } t[] = {
+    { "0", 0, false },
+    { "1", 1, false },
+    { "2048", 2048, false },
+    { "4095", 4095, false },
+    { "4096", 4096, true },
+    { "4K", 4096, true },
+    { "4097", 4097, false },
+    { "12288", 12288, false }, /* 3 * 4096: not a power of two */
+    { "64k", 65536, true },
+    { "1M", MiB, true },
+    { "64M", 64 * MiB, true },
+    { "67108864", 64 * MiB, true },
+    { "67108865", 64 * MiB + 1, false }, /* max + 1 */
+    { "128M", 128 * MiB, false },
+    { "4G", UINT64_C (4) << 30, false }, /* not even 32 bits */
+  };
+  static const char *const bad_syntax[] = {
+    "",
+    "K",
+    "-4096",
+    " 4096",
+    "4096 ",
+    "4Q",
+    "4KB",
+    "0x1000",
+    "18446744073709551616",
+    "99999999999999999999K",
+  };
+  uint32_t out;
+  size_t i;
+
+  for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+    CHECK_INPUT (manifest_chunk_size_valid (t[i].n) == t[i].valid,
+                 "manifest_chunk_size_valid", t[i].arg);
+    out = 1;
+    CHECK_INPUT (manifest_parse_chunk_size (t[i].arg, &out) ==
+                     (t[i].valid ? 0 : -1),
+                 "manifest_parse_chunk_size", t[i].arg);
+    CHECK_INPUT (out == (t[i].valid ? t[i].n : 1), "output", t[i].arg);
+  }
+  CHECK (!manifest_chunk_size_valid (UINT64_C (1) << 63));
+  CHECK (!manifest_chunk_size_valid (UINT64_MAX));
+  for (i = 0; i < sizeof bad_syntax / sizeof bad_syntax[0]; i++)
+    CHECK_INPUT (manifest_parse_chunk_size (bad_syntax[i], &out) == -1,
+                 "manifest_parse_chunk_size", bad_syntax[i]);
+  EXPECT_ERRORS (0);
+}
+
 int
 main (void)
 {
@@ -885,6 +944,7 @@ main (void)
   test_capture_errors (false);
   test_make_tmpdir ("test-manifest");
 
+  check_chunk_size_rule ();
   check_round_trip (1, 4096, "raw", 0);
   check_round_trip (4096, 4096, "raw", 1);
   check_round_trip (10 * 4096 + 1, 4096, "ext4", 11);
