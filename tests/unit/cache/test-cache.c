@@ -1294,9 +1294,9 @@ test_evict_race (const char *tmp)
 /* ---- 8. two processes, one cap ------------------------------------- */
 
 /* Store 30 chunks of g under cap, checking usage after each, then read
- * back whatever is still cached.
+ * back whatever is still cached; returns the number of hits.
  */
-static void
+static unsigned
 two_procs_worker (const char *path, const struct geom *g, uint64_t cap,
                   int go_fd)
 {
@@ -1331,11 +1331,11 @@ two_procs_worker (const char *path, const struct geom *g, uint64_t cap,
    * something to evict.
    */
   CHECK (stored == 30);
-  CHECK (hits > 0);
 
 out:
   cache_image_close (ci);
   cache_dir_close (d);
+  return hits;
 }
 
 /* Two processes storing under one cap at once. */
@@ -1350,23 +1350,36 @@ test_two_procs (const char *tmp)
   struct cache_dir *d;
   struct cache_image *ci = NULL;
   uint64_t i;
-  int go[2];
+  unsigned hits, child_hits = 0;
+  int go[2], back[2];
   pid_t pid;
 
   join (path, sizeof path, tmp, "cache");
-  if (pipe (go) == -1)
+  if (pipe (go) == -1 || pipe (back) == -1)
     abort ();
   pid = start_child ();
   if (pid == 0) {
     close (go[1]);
-    two_procs_worker (path, &gb, cap, go[0]);
+    close (back[0]);
+    hits = two_procs_worker (path, &gb, cap, go[0]);
+    CHECK (write (back[1], &hits, sizeof hits) == sizeof hits);
     child_exit (failed);
   }
   close (go[0]);
+  close (back[1]);
   usleep (10000);
   close (go[1]);
-  two_procs_worker (path, &ga, cap, -1);
+  hits = two_procs_worker (path, &ga, cap, -1);
+  CHECK (read (back[0], &child_hits, sizeof child_hits) ==
+         sizeof child_hits);
+  close (back[0]);
   CHECK (wait_child (pid) == 0);
+  /* One process may evict all the other's chunks before it reads them
+   * back (under valgrind one often finishes long before the other), but
+   * the chunk stored last stays: its owner reads it after its own last
+   * store, and reads evict nothing.
+   */
+  CHECK (hits + child_hits > 0);
 
   /* Whatever the child left cached is right, here too. */
   d = cache_dir_open (path, cap);
