@@ -49,16 +49,7 @@
 #include "sha256-file.h"
 
 #define RECORD_MAGIC "accel-origin v1"
-
-/* A record holds a URL (8 KiB at most), a path and an identity. */
-#define MAX_RECORD 65536
-
-/* A record, parsed: pointers into its text. */
-struct record {
-  const char *name, *etag, *manifest, *manifest_sha256, *object_identity;
-  uint64_t size;
-  uint32_t chunk_size;
-};
+#define MAX_RECORD OFFLINE_MAX_RECORD
 
 bool
 offline_unreachable (int err)
@@ -94,11 +85,8 @@ record_path (const struct image_config *cfg)
   return path;
 }
 
-/* The whole record file, NUL-terminated, or NULL if there is none (or
- * it cannot be read: reported).
- */
-static char *
-read_record (const char *path)
+char *
+offline_read_record (const char *path)
 {
   char *text;
   ssize_t r;
@@ -147,11 +135,8 @@ parse_number (const char *s, uint64_t *out)
   return errno || *end ? -1 : 0;
 }
 
-/* Split text (modified) into rec.  0, or -1 if it is not a whole
- * record (reported).
- */
-static int
-parse_record (const char *path, char *text, struct record *rec)
+int
+offline_parse_record (const char *path, char *text, struct offline_record *rec)
 {
   char *line, *next;
   uint64_t n;
@@ -241,7 +226,7 @@ offline_save (const struct image_config *cfg, const struct image *img)
     return;
   }
   /* Written only when it changed: a restart normally changes nothing. */
-  old = read_record (path);
+  old = offline_read_record (path);
   if (old && strcmp (old, text) == 0)
     return;
   if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
@@ -255,7 +240,7 @@ offline_save (const struct image_config *cfg, const struct image *img)
 /* The manifest the record names, if it is still the file recorded. */
 static int
 open_recorded_manifest (const struct image_config *cfg, struct image *img,
-                        const struct record *rec)
+                        const struct offline_record *rec)
 {
   char digest[65];
 
@@ -313,19 +298,19 @@ open_from_record (const struct image_config *cfg, struct image *img,
                   uint64_t *missing)
 {
   CLEANUP_FREE char *path = NULL, *text = NULL, *identity = NULL;
-  struct record rec;
+  struct offline_record rec;
 
   path = record_path (cfg);
   if (path == NULL)
     return -1;
-  text = read_record (path);
+  text = offline_read_record (path);
   if (text == NULL) {
     report_error ("this cache directory (%s) has never served it with "
                   "these settings",
                   cfg->cache_dir);
     return -1;
   }
-  if (parse_record (path, text, &rec) == -1 ||
+  if (offline_parse_record (path, text, &rec) == -1 ||
       open_recorded_manifest (cfg, img, &rec) == -1)
     return -1;
   if (cfg->chunk_size && cfg->chunk_size != rec.chunk_size) {
