@@ -99,14 +99,17 @@ offline_read_record (const char *path)
       report_error ("%s: %m", path);
     return NULL;
   }
-  text = malloc (MAX_RECORD + 1);
+  /* NB: a byte more than a record, so that a longer file is refused
+   * (offline_parse_record) rather than cut to a shorter record.
+   */
+  text = malloc (MAX_RECORD + 2);
   if (text == NULL) {
     report_error ("malloc: %m");
     close (fd);
     return NULL;
   }
-  while (len < MAX_RECORD &&
-         (r = read (fd, text + len, MAX_RECORD - len)) != 0) {
+  while (len < MAX_RECORD + 1 &&
+         (r = read (fd, text + len, MAX_RECORD + 1 - len)) != 0) {
     if (r == -1 && errno == EINTR)
       continue;
     if (r == -1) {
@@ -135,16 +138,28 @@ parse_number (const char *s, uint64_t *out)
   return errno || *end ? -1 : 0;
 }
 
+/* Set *field to value unless the key came before: a record that says
+ * two things about one key was not written by offline_save.
+ */
+static bool
+set_once (const char **field, const char *value)
+{
+  if (*field)
+    return false;
+  *field = value;
+  return true;
+}
+
 int
 offline_parse_record (const char *path, char *text, struct offline_record *rec)
 {
   char *line, *next;
   uint64_t n;
-  bool have_size = false, have_chunk = false;
+  bool have_size = false, have_chunk = false, ok = true;
 
   memset (rec, 0, sizeof *rec);
   next = strchr (text, '\n');
-  if (next == NULL ||
+  if (strlen (text) > MAX_RECORD || next == NULL ||
       strncmp (text, RECORD_MAGIC "\n", strlen (RECORD_MAGIC) + 1) != 0)
     goto bad;
   for (line = next + 1; *line; line = next + 1) {
@@ -159,27 +174,30 @@ offline_parse_record (const char *path, char *text, struct offline_record *rec)
       goto bad;
     *eq++ = '\0';
     if (strcmp (line, "name") == 0)
-      rec->name = eq;
+      ok = set_once (&rec->name, eq);
     else if (strcmp (line, "etag") == 0)
-      rec->etag = eq;
+      ok = set_once (&rec->etag, eq);
     else if (strcmp (line, "manifest") == 0)
-      rec->manifest = eq;
+      ok = set_once (&rec->manifest, eq);
     else if (strcmp (line, "manifest-sha256") == 0)
-      rec->manifest_sha256 = eq;
+      ok = set_once (&rec->manifest_sha256, eq);
     else if (strcmp (line, "object-identity") == 0)
-      rec->object_identity = eq;
+      ok = set_once (&rec->object_identity, eq);
     else if (strcmp (line, "size") == 0) {
-      if (parse_number (eq, &rec->size) == -1 || rec->size == 0)
+      if (have_size || parse_number (eq, &rec->size) == -1 || rec->size == 0)
         goto bad;
       have_size = true;
     }
     else if (strcmp (line, "chunk-size") == 0) {
-      if (parse_number (eq, &n) == -1 || n < MANIFEST_MIN_CHUNK_SIZE ||
-          n > MANIFEST_MAX_CHUNK_SIZE || (n & (n - 1)) != 0)
+      if (have_chunk || parse_number (eq, &n) == -1 ||
+          n < MANIFEST_MIN_CHUNK_SIZE || n > MANIFEST_MAX_CHUNK_SIZE ||
+          (n & (n - 1)) != 0)
         goto bad;
       rec->chunk_size = n;
       have_chunk = true;
     }
+    if (!ok)
+      goto bad;
   }
   if (rec->name && rec->etag && rec->manifest && rec->manifest_sha256 &&
       rec->object_identity && have_size && have_chunk &&

@@ -41,14 +41,15 @@ struct offline_record {
   uint32_t chunk_size;
 };
 
-/* The whole record file at path (at most OFFLINE_MAX_RECORD bytes),
- * NUL-terminated and malloc'd, or NULL if there is none (or it cannot
- * be read: reported).
+/* The record file at path, NUL-terminated and malloc'd (at most
+ * OFFLINE_MAX_RECORD bytes and one more, which makes it too long), or
+ * NULL if there is none (or it cannot be read: reported).
  */
 char *offline_read_record (const char *path);
 
 /* Split a record's text (modified) into rec.  0, or -1 if it is not a
- * whole "accel-origin v1" record (reported, naming path).
+ * whole "accel-origin v1" record of at most OFFLINE_MAX_RECORD bytes,
+ * each key once (reported, naming path).
  */
 int
 offline_parse_record (const char *path, char *text, struct offline_record *rec);

@@ -9,8 +9,9 @@
  * out; another version or no magic line; a record cut short, a line
  * without "=", an empty line; sizes and chunk sizes that are not
  * numbers, zero, out of range or not powers of two; a manifest without
- * its digest and the reverse; a key given twice; records too long to be
- * ours; reading a missing, a small and a too long file.  Output: a line
+ * its digest and the reverse; each key given twice; records of
+ * OFFLINE_MAX_RECORD bytes and one more; reading a missing, a small, a
+ * too long file and a directory.  Output: a line
  * per failed check and a final "plugin-offline: N checks, N failed".
  */
 
@@ -256,11 +257,55 @@ static void
 test_duplicates (void)
 {
   struct offline_record rec;
-  char *text = record_text (NR_GOOD, "etag=\"other\"\n");
+  size_t i;
 
-  /* Today the last one wins. */
-  ACCEPTED (text);
-  CHECK (test_str_is (rec.etag, "\"other\""));
+  /* Each line again, with the same value or another. */
+  for (i = 1; i < NR_GOOD; i++) {
+    char *again, *text;
+
+    if (asprintf (&again, "%s\n", good[i]) == -1)
+      exit (EXIT_FAILURE);
+    text = record_text (NR_GOOD, again);
+    CHECK_INPUT (parse (text, false, &rec), "refused twice", good[i]);
+    free (text);
+    free (again);
+  }
+  LINE_BAD (NR_GOOD, "etag=\"other\"");
+  LINE_BAD (NR_GOOD, "size=20971520");
+  /* Unknown keys are not checked. */
+  LINE_OK (NR_GOOD, "future-key=1\nfuture-key=2");
+}
+
+/* A record of exactly len bytes: the good one, then an unknown key's
+ * line of padding.  len must leave room for "pad=\n".
+ */
+static char *
+record_of_length (size_t len)
+{
+  char *good_text = record_text (NR_GOOD, NULL), *text;
+  size_t glen = strlen (good_text);
+
+  text = test_alloc (len + 1);
+  memcpy (text, good_text, glen);
+  memcpy (text + glen, "pad=", 4);
+  memset (text + glen + 4, 'x', len - glen - 5);
+  text[len - 1] = '\n';
+  free (good_text);
+  return text;
+}
+
+static void
+test_length (void)
+{
+  struct offline_record rec;
+  char *text;
+
+  /* Up to OFFLINE_MAX_RECORD bytes, and not one more. */
+  text = record_of_length (OFFLINE_MAX_RECORD);
+  CHECK (parse (text, true, &rec));
+  free (text);
+  text = record_of_length (OFFLINE_MAX_RECORD + 1);
+  CHECK (parse (text, false, &rec));
   free (text);
 }
 
@@ -286,21 +331,35 @@ test_read (void)
   free (text);
   free (big);
 
-  /* A file longer than a record: only OFFLINE_MAX_RECORD bytes are
-   * read, so that a line cut there makes it incomplete.
+  /* A file longer than a record: one byte more than a record is
+   * read, which makes it too long, even when the first
+   * OFFLINE_MAX_RECORD bytes would be a complete record.
    */
-  big = test_alloc (OFFLINE_MAX_RECORD + 100);
-  memset (big, 'x', OFFLINE_MAX_RECORD + 99);
-  memcpy (big, "accel-origin v1\nname=", 21);
-  test_write_file (path, big, OFFLINE_MAX_RECORD + 99);
+  big = record_of_length (OFFLINE_MAX_RECORD + 20);
+  big[OFFLINE_MAX_RECORD - 1] = '\n';
+  test_write_file (path, big, OFFLINE_MAX_RECORD + 20);
   text = offline_read_record (path);
-  CHECK (text && strlen (text) == OFFLINE_MAX_RECORD);
+  CHECK (text && strlen (text) == OFFLINE_MAX_RECORD + 1);
   EXPECT_ERRORS (0);
   if (text) {
     struct offline_record rec;
 
     CHECK (offline_parse_record (path, text, &rec) == -1);
     CHECK (test_error_says (path, "not a complete offline record"));
+  }
+  free (text);
+  free (big);
+
+  /* Exactly a record's length: read whole, and accepted. */
+  big = record_of_length (OFFLINE_MAX_RECORD);
+  test_write_file (path, big, OFFLINE_MAX_RECORD);
+  text = offline_read_record (path);
+  CHECK (text && test_str_is (text, big));
+  if (text) {
+    struct offline_record rec;
+
+    CHECK (offline_parse_record (path, text, &rec) == 0);
+    EXPECT_ERRORS (0);
   }
   free (text);
   free (big);
@@ -327,6 +386,7 @@ main (void)
   test_numbers ();
   test_manifest_pair ();
   test_duplicates ();
+  test_length ();
   test_read ();
   EXPECT_ERRORS (0);
   return test_summary ("plugin-offline");
