@@ -4,10 +4,11 @@
  *   nbdkit accel url=s3://bucket/datasets/genome.img cache-dir=/var/cache/accel
  *
  * This file is the nbdkit glue: configuration keys, the callbacks, and
- * the per-connection handle.  The work is done by image.c (opening the
- * object, manifest and cache; offline.c when the origin is unreachable),
- * fetch.c (the read path), background.c (readahead, prefetch and
- * flushing), prefetch.c (what to prefetch) and trace.c (trace=).
+ * the per-connection handle.  The work is done by image-open.c (opening
+ * the object, manifest and cache; offline.c when the origin is
+ * unreachable), fetch.c (the read path), readahead.c (sequential
+ * streams), background.c (prefetch workers and flushing), prefetch.c
+ * (what to prefetch, how fast) and trace.c (trace=).
  */
 
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include "image.h"
 #include "prefetch.h"
 #include "metrics.h"
+#include "readahead.h"
 #include "report.h"
 #include "trace.h"
 
@@ -340,12 +342,15 @@ accel_after_fork (void)
   /* At most half of the pool: the rest is for demand reads. */
   if (r == 1)
     background_set_prefetch (cfg.s3.connections >= 4 ? 2 : 1);
-  return background_start (img, readahead_threads, readahead);
+  if (background_start (img) == -1)
+    return -1;
+  return readahead_start (img, readahead_threads, readahead);
 }
 
 static void
 accel_cleanup (void)
 {
+  readahead_stop ();
   background_stop ();
   trace_close ();
   prefetch_free ();
@@ -478,7 +483,7 @@ accel_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   (void) flags;
   trace_note (offset, count);
   /* First, so that readahead's GETs start along with this read's. */
-  background_note_read (offset, count);
+  readahead_note_read (offset, count);
   if (fetch_read (img, buf, count, offset) == -1) {
     set_nbd_errno ();
     return -1;

@@ -1,5 +1,6 @@
-/* accel plugin: work done off the request path — readahead for
- * sequential readers and the periodic flush that records cached chunks.
+/* accel plugin: work done off the request path — the periodic flush
+ * that records cached chunks (with the trace and metrics files), and
+ * the prefetch workers.  Readahead's workers are readahead.c's.
  */
 
 #ifndef ACCEL_BACKGROUND_H
@@ -14,16 +15,12 @@
  */
 void background_set_prefetch (unsigned threads);
 
-/* Start the threads (from .after_fork): one flusher, `threads`
- * readahead workers that keep `window` bytes ahead of a sequential
- * reader (window 0: no readahead), and the prefetch workers.
+/* Start the threads (from .after_fork): one flusher and the prefetch
+ * workers.  0, or -1 (reported).
  */
-int background_start (struct image *img, unsigned threads, uint64_t window);
+int background_start (struct image *img);
 
 /* Stop and join them (from .cleanup), flushing once more. */
 void background_stop (void);
-
-/* Tell readahead about a client's read, before it is served. */
-void background_note_read (uint64_t offset, uint32_t count);
 
 #endif /* ACCEL_BACKGROUND_H */

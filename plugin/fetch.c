@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <openssl/sha.h>
@@ -88,14 +89,6 @@ static struct {
 
 /* Foreground reads (not prefetch) now fetching or waiting for a fetch. */
 static _Atomic unsigned foreground_misses;
-
-/* A missing chunk of the current read. */
-struct miss {
-  uint64_t idx;
-  struct inflight *e;
-  bool owner;
-  bool handled; /* owner: its waiters have been told */
-};
 
 void
 fetch_init (uint32_t size)
@@ -340,7 +333,7 @@ budget_release (uint64_t len)
 /* A run of adjacent owned chunks being fetched with one GET. */
 struct run {
   struct image *img;
-  struct miss *miss;
+  struct fetch_miss *miss;
   size_t n;
   struct blob *b;
   bool prefetch; /* counted as prefetch (fetch_prefetch) */
@@ -450,7 +443,7 @@ refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
  * (The one-chunk blob is not counted in the GET budget: len 0.)
  */
 static bool
-fill_locally (struct image *img, struct miss *m)
+fill_locally (struct image *img, struct fetch_miss *m)
 {
   uint32_t len = image_chunk_len (img, m->idx);
   unsigned char want[32];
@@ -483,7 +476,7 @@ fill_locally (struct image *img, struct miss *m)
  * store them, and hand them to their waiters as they come.
  */
 static void
-fetch_run (struct image *img, struct miss *miss, size_t n, bool prefetch)
+fetch_run (struct image *img, struct fetch_miss *miss, size_t n, bool prefetch)
 {
   struct run r = { .img = img, .miss = miss, .n = n, .prefetch = prefetch };
   struct s3_progress progress = { .fn = run_progress, .opaque = &r };
@@ -554,20 +547,12 @@ foreground_done (bool *counted)
     atomic_fetch_sub (&foreground_misses, 1);
 }
 
-/* fetch_read and fetch_prefetch. */
+/* Refuse every read once the origin object changed under us (HTTP
+ * 412): two versions of an image must never be mixed.
+ */
 static int
-read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
-            bool prefetch)
+check_not_stale (struct image *img)
 {
-  CLEANUP_FREE struct miss *misses = NULL;
-  __attribute__ ((cleanup (foreground_done))) bool counted = false;
-  uint64_t first, last, idx;
-  size_t nr = 0, i, j;
-  uint32_t coff, clen, boff;
-  int r = 0, err = 0;
-
-  if (count == 0)
-    return 0;
   if (atomic_load (&img->stale)) {
     report_error ("%s changed since it was opened: not serving it any "
                   "more (restart nbdkit to serve the new version)",
@@ -575,15 +560,25 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
     errno = ESTALE;
     return -1;
   }
-  first = offset / img->chunk_size;
-  last = (offset + count - 1) / img->chunk_size;
-  misses = malloc ((last - first + 1) * sizeof *misses);
-  if (misses == NULL) {
-    report_error ("malloc: %m");
-    return -1;
-  }
+  return 0;
+}
 
-  /* Zeros, then cache hits; collect the rest. */
+/* The first pass over the read's chunks, without the origin: answer
+ * all-zero chunks and cache hits into buf (with buf NULL, only see
+ * which chunks are cached), and list the others in misses.  Counts the
+ * read as a hit or a miss.  Returns how many were listed, or -1 if the
+ * cache failed (reported).
+ */
+static ssize_t
+find_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
+             struct fetch_miss *misses)
+{
+  uint64_t first = offset / img->chunk_size;
+  uint64_t last = (offset + count - 1) / img->chunk_size, idx;
+  uint32_t coff, clen, boff;
+  size_t nr = 0;
+  int r;
+
   for (idx = first; idx <= last; idx++) {
     chunk_part (img, idx, offset, count, &coff, &clen, &boff);
     if (image_chunk_is_zero (img, idx)) {
@@ -608,7 +603,7 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
       }
       stats.miss_bytes += clen;
     }
-    misses[nr++] = (struct miss){ .idx = idx };
+    misses[nr++] = (struct fetch_miss){ .idx = idx };
   }
   if (buf) {
     if (nr == 0)
@@ -616,76 +611,145 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
     else
       stats.read_misses++;
   }
-  if (nr == 0)
-    return 0;
-  if (!prefetch) {
-    atomic_fetch_add (&foreground_misses, 1);
-    counted = true;
-  }
+  return nr;
+}
 
-  /* Claim the missing chunks or join their fetches. */
-  {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
-    for (i = 0; i < nr; i++) {
-      misses[i].e = inflight_get_locked (misses[i].idx, &misses[i].owner);
-      if (misses[i].e == NULL) {
-        for (j = 0; j < i; j++) {
-          if (misses[j].owner)
-            inflight_finish_locked (misses[j].e, NULL, NULL, ENOMEM);
-          inflight_put_locked (misses[j].e);
-        }
-        pthread_cond_broadcast (&inflight_done);
-        report_error ("calloc: %m");
-        return -1;
+/* Claim each missing chunk (then this read fetches it) or join the
+ * fetch another thread has under way.  If an entry cannot be made, let
+ * go of those taken so far, failing the ones we own, so that nobody
+ * waits for them; -1 (reported).
+ */
+static int
+claim_misses (struct fetch_miss *misses, size_t nr)
+{
+  size_t i, j;
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+  for (i = 0; i < nr; i++) {
+    misses[i].e = inflight_get_locked (misses[i].idx, &misses[i].owner);
+    if (misses[i].e == NULL) {
+      for (j = 0; j < i; j++) {
+        if (misses[j].owner)
+          inflight_finish_locked (misses[j].e, NULL, NULL, ENOMEM);
+        inflight_put_locked (misses[j].e);
       }
+      pthread_cond_broadcast (&inflight_done);
+      report_error ("calloc: %m");
+      return -1;
     }
   }
+  return 0;
+}
 
-  /* What can be had without the origin (fill_locally). */
+size_t
+fetch_run_length (const struct image *img, const struct fetch_miss *miss,
+                  size_t nr, uint32_t max_bytes)
+{
+  uint64_t bytes;
+  size_t n;
+
+  if (nr == 0 || !miss[0].owner)
+    return 0;
+  bytes = image_chunk_len (img, miss[0].idx);
+  for (n = 1; n < nr && miss[n].owner && miss[n].idx == miss[n - 1].idx + 1 &&
+       bytes + image_chunk_len (img, miss[n].idx) <= max_bytes;
+       n++)
+    bytes += image_chunk_len (img, miss[n].idx);
+  return n;
+}
+
+/* Get every chunk this read owns: locally if possible (fill_locally),
+ * else in runs of adjacent chunks, one GET each.  Failures are handed
+ * to the chunks' entries (and so to every reader waiting for them).
+ */
+static void
+fetch_owned (struct image *img, struct fetch_miss *misses, size_t nr,
+             bool prefetch)
+{
+  size_t i, n;
+
   for (i = 0; i < nr; i++)
     if (misses[i].owner && fill_locally (img, &misses[i]))
       misses[i].owner = false; /* done: nothing left to fetch */
 
-  /* Fetch runs of adjacent owned chunks, one GET each. */
-  for (i = 0; i < nr; i = j) {
-    uint64_t bytes;
-
-    if (!misses[i].owner) {
-      j = i + 1;
-      continue;
-    }
-    bytes = image_chunk_len (img, misses[i].idx);
-    for (j = i + 1;
-         j < nr && misses[j].owner && misses[j].idx == misses[j - 1].idx + 1 &&
-         bytes + image_chunk_len (img, misses[j].idx) <= request_size;
-         j++)
-      bytes += image_chunk_len (img, misses[j].idx);
-    fetch_run (img, &misses[i], j - i, prefetch);
+  for (i = 0; i < nr; i += n) {
+    n = fetch_run_length (img, &misses[i], nr - i, request_size);
+    if (n > 0)
+      fetch_run (img, &misses[i], n, prefetch);
+    else
+      n = 1; /* another thread's fetch, or filled locally */
   }
+}
 
-  /* Wait for the others' fetches, copy, let go. */
-  {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
-    for (i = 0; i < nr; i++) {
-      struct inflight *e = misses[i].e;
+/* Wait for the fetches of others, copy every missing chunk's part into
+ * buf (unless NULL) and let go of the entries.  Returns 0, or the errno
+ * of the first chunk that failed.
+ */
+static int
+collect_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
+                struct fetch_miss *misses, size_t nr)
+{
+  uint32_t coff, clen, boff;
+  int err = 0;
+  size_t i;
 
-      if (!misses[i].owner && e->state == FETCHING) {
-        stats.waits++;
-        while (e->state == FETCHING)
-          pthread_cond_wait (&inflight_done, &inflight_lock);
-      }
-      if (e->state == FAILED) {
-        if (err == 0)
-          err = e->err;
-      }
-      else if (buf) {
-        chunk_part (img, e->idx, offset, count, &coff, &clen, &boff);
-        memcpy ((char *) buf + boff, e->data + coff, clen);
-      }
-      inflight_put_locked (e);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+  for (i = 0; i < nr; i++) {
+    struct inflight *e = misses[i].e;
+
+    if (!misses[i].owner && e->state == FETCHING) {
+      stats.waits++;
+      while (e->state == FETCHING)
+        pthread_cond_wait (&inflight_done, &inflight_lock);
     }
+    if (e->state == FAILED) {
+      if (err == 0)
+        err = e->err;
+    }
+    else if (buf) {
+      chunk_part (img, e->idx, offset, count, &coff, &clen, &boff);
+      memcpy ((char *) buf + boff, e->data + coff, clen);
+    }
+    inflight_put_locked (e);
   }
+  return err;
+}
 
+/* fetch_read and fetch_prefetch: zeros and cache hits first, then the
+ * missing chunks, each fetched by one thread only.
+ */
+static int
+read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
+            bool prefetch)
+{
+  CLEANUP_FREE struct fetch_miss *misses = NULL;
+  __attribute__ ((cleanup (foreground_done))) bool counted = false;
+  uint64_t nr_chunks;
+  ssize_t nr;
+  int err;
+
+  if (count == 0)
+    return 0;
+  if (check_not_stale (img) == -1)
+    return -1;
+  nr_chunks =
+      (offset + count - 1) / img->chunk_size - offset / img->chunk_size + 1;
+  misses = malloc (nr_chunks * sizeof *misses);
+  if (misses == NULL) {
+    report_error ("malloc: %m");
+    return -1;
+  }
+  nr = find_misses (img, buf, count, offset, misses);
+  if (nr <= 0)
+    return nr;
+  if (!prefetch) {
+    atomic_fetch_add (&foreground_misses, 1);
+    counted = true;
+  }
+  if (claim_misses (misses, nr) == -1)
+    return -1;
+  fetch_owned (img, misses, nr, prefetch);
+  err = collect_misses (img, buf, count, offset, misses, nr);
   if (err) {
     /* The owner reported the cause; a waiter adds which read failed. */
     errno = err;

@@ -6,6 +6,8 @@
 #ifndef ACCEL_FETCH_H
 #define ACCEL_FETCH_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "image.h"
@@ -61,5 +63,23 @@ int fetch_prefetch (struct image *img, uint32_t count, uint64_t offset);
 unsigned fetch_foreground_misses (void);
 
 void fetch_get_stats (struct fetch_stats *out);
+
+/* A chunk that a read found missing from the cache: the read path's
+ * own bookkeeping, here for fetch_run_length and its unit test.
+ */
+struct fetch_miss {
+  uint64_t idx;
+  struct inflight *e; /* its entry in fetch.c's table of fetches */
+  bool owner; /* this read fetches it (others wait for it) */
+  bool handled; /* owner: its waiters have been told */
+};
+
+/* How many of the nr missing chunks from miss[0] on one GET fetches: a
+ * run of chunks that this read owns and that are adjacent in the image,
+ * of at most max_bytes (request-size) in all, but always at least one.
+ * 0 if miss[0] is not this read's to fetch.
+ */
+size_t fetch_run_length (const struct image *img, const struct fetch_miss *miss,
+                         size_t nr, uint32_t max_bytes);
 
 #endif /* ACCEL_FETCH_H */

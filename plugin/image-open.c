@@ -194,6 +194,82 @@ open_manifest (struct image *img, const struct image_config *cfg,
   return *identity ? 0 : -1;
 }
 
+/* The object's name (for messages) and size, which the HEAD that
+ * opened it learnt.  An empty object is no image.
+ */
+static int
+learn_object (struct image *img)
+{
+  img->name = strdup (s3_object_name (img->obj));
+  if (img->name == NULL) {
+    report_error ("strdup: %m");
+    return -1;
+  }
+  img->size = s3_object_size (img->obj);
+  if (img->size == 0) {
+    report_error ("%s: the object is empty", s3_object_name (img->obj));
+    return -1;
+  }
+  return 0;
+}
+
+/* How the image is cut into chunks: as its manifest says (which must
+ * describe this object and agree with chunk-size=), else chunk-size= or
+ * 1 MiB.  Without a manifest, the cache identity is the object's
+ * (*identity is set), since no digest names its content.
+ */
+static int
+choose_chunks (struct image *img, const struct image_config *cfg,
+               char **identity)
+{
+  if (img->manifest) {
+    img->chunk_size = manifest_chunk_size (img->manifest);
+    if (manifest_image_size (img->manifest) != img->size) {
+      report_error ("%s: the manifest is for an image of %" PRIu64
+                    " bytes but the object has %" PRIu64 ": they do not "
+                    "belong together (re-publish both, or set manifest=)",
+                    s3_object_name (img->obj),
+                    manifest_image_size (img->manifest), img->size);
+      return -1;
+    }
+    if (cfg->chunk_size && cfg->chunk_size != img->chunk_size) {
+      report_error ("chunk-size=%" PRIu32 " differs from the manifest's "
+                    "chunk size %" PRIu32 ": leave chunk-size unset",
+                    cfg->chunk_size, img->chunk_size);
+      return -1;
+    }
+  }
+  else {
+    img->chunk_size = cfg->chunk_size ? cfg->chunk_size : DEFAULT_CHUNK_SIZE;
+    *identity = image_cache_identity (NULL, s3_object_identity (img->obj),
+                                      s3_object_etag (img->obj), img->size);
+    if (*identity == NULL)
+      return -1;
+  }
+  img->nr_chunks = (img->size + img->chunk_size - 1) / img->chunk_size;
+  return 0;
+}
+
+/* The image's cache under identity, and dedup if asked for.  NB: dedup
+ * needs the manifest's hashes: without them nothing says what a chunk
+ * of this image must be, so no other copy can be trusted.
+ */
+static int
+open_cache (struct image *img, const struct image_config *cfg,
+            const char *identity)
+{
+  img->cache = cache_image_open (img->dir, identity, cfg->url, img->size,
+                                 img->chunk_size, image_expected_hash, img);
+  if (img->cache == NULL)
+    return -1;
+  if (cfg->dedup && img->manifest) {
+    img->dedup = cache_dedup_open (img->cache);
+    if (img->dedup == NULL)
+      return -1;
+  }
+  return 0;
+}
+
 struct image *
 image_open (const struct image_config *cfg)
 {
@@ -215,62 +291,16 @@ image_open (const struct image_config *cfg)
       return img;
     goto err;
   }
-  img->name = strdup (s3_object_name (img->obj));
-  if (img->name == NULL) {
-    report_error ("strdup: %m");
+  if (learn_object (img) == -1)
     goto err;
-  }
-  img->size = s3_object_size (img->obj);
-  if (img->size == 0) {
-    report_error ("%s: the object is empty", s3_object_name (img->obj));
-    goto err;
-  }
-
   /* The cache directory first: the manifest's local copy lives in it. */
   img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
   if (img->dir == NULL)
     goto err;
-  if (open_manifest (img, cfg, &identity) == -1)
+  if (open_manifest (img, cfg, &identity) == -1 ||
+      choose_chunks (img, cfg, &identity) == -1 ||
+      open_cache (img, cfg, identity) == -1)
     goto err;
-
-  if (img->manifest) {
-    img->chunk_size = manifest_chunk_size (img->manifest);
-    if (manifest_image_size (img->manifest) != img->size) {
-      report_error ("%s: the manifest is for an image of %" PRIu64
-                    " bytes but the object has %" PRIu64 ": they do not "
-                    "belong together (re-publish both, or set manifest=)",
-                    s3_object_name (img->obj),
-                    manifest_image_size (img->manifest), img->size);
-      goto err;
-    }
-    if (cfg->chunk_size && cfg->chunk_size != img->chunk_size) {
-      report_error ("chunk-size=%" PRIu32 " differs from the manifest's "
-                    "chunk size %" PRIu32 ": leave chunk-size unset",
-                    cfg->chunk_size, img->chunk_size);
-      goto err;
-    }
-  }
-  else {
-    img->chunk_size = cfg->chunk_size ? cfg->chunk_size : DEFAULT_CHUNK_SIZE;
-    identity = image_cache_identity (NULL, s3_object_identity (img->obj),
-                                     s3_object_etag (img->obj), img->size);
-    if (identity == NULL)
-      goto err;
-  }
-  img->nr_chunks = (img->size + img->chunk_size - 1) / img->chunk_size;
-
-  img->cache = cache_image_open (img->dir, identity, cfg->url, img->size,
-                                 img->chunk_size, image_expected_hash, img);
-  if (img->cache == NULL)
-    goto err;
-  /* NB: dedup needs the manifest's hashes: without them nothing says
-   * what a chunk of this image must be, so no other copy can be trusted.
-   */
-  if (cfg->dedup && img->manifest) {
-    img->dedup = cache_dedup_open (img->cache);
-    if (img->dedup == NULL)
-      goto err;
-  }
 
   report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %" PRIu32
                 ", ETag %s, %s, cache %s",
@@ -289,6 +319,7 @@ err:
   return NULL;
 }
 
+/* Everything image_open made, in reverse, whatever it got to. */
 void
 image_close (struct image *img)
 {

@@ -50,16 +50,7 @@
 #include "sha256-file.h"
 
 #define RECORD_MAGIC "accel-origin v1"
-
-/* A record holds a URL (8 KiB at most), a path and an identity. */
-#define MAX_RECORD 65536
-
-/* A record, parsed: pointers into its text. */
-struct record {
-  const char *name, *etag, *manifest, *manifest_sha256, *object_identity;
-  uint64_t size;
-  uint32_t chunk_size;
-};
+#define MAX_RECORD OFFLINE_MAX_RECORD
 
 bool
 offline_unreachable (int err)
@@ -93,11 +84,8 @@ record_path (const struct image_config *cfg)
   return path;
 }
 
-/* The whole record file, NUL-terminated, or NULL if there is none (or
- * it cannot be read: reported).
- */
-static char *
-read_record (const char *path)
+char *
+offline_read_record (const char *path)
 {
   char *text;
   ssize_t r;
@@ -110,14 +98,17 @@ read_record (const char *path)
       report_error ("%s: %m", path);
     return NULL;
   }
-  text = malloc (MAX_RECORD + 1);
+  /* NB: a byte more than a record, so that a longer file is refused
+   * (offline_parse_record) rather than cut to a shorter record.
+   */
+  text = malloc (MAX_RECORD + 2);
   if (text == NULL) {
     report_error ("malloc: %m");
     close (fd);
     return NULL;
   }
-  while (len < MAX_RECORD &&
-         (r = read (fd, text + len, MAX_RECORD - len)) != 0) {
+  while (len < MAX_RECORD + 1 &&
+         (r = read (fd, text + len, MAX_RECORD + 1 - len)) != 0) {
     if (r == -1 && errno == EINTR)
       continue;
     if (r == -1) {
@@ -146,19 +137,28 @@ parse_number (const char *s, uint64_t *out)
   return errno || *end ? -1 : 0;
 }
 
-/* Split text (modified) into rec.  0, or -1 if it is not a whole
- * record (reported).
+/* Set *field to value unless the key came before: a record that says
+ * two things about one key was not written by offline_save.
  */
-static int
-parse_record (const char *path, char *text, struct record *rec)
+static bool
+set_once (const char **field, const char *value)
+{
+  if (*field)
+    return false;
+  *field = value;
+  return true;
+}
+
+int
+offline_parse_record (const char *path, char *text, struct offline_record *rec)
 {
   char *line, *next;
   uint64_t n;
-  bool have_size = false, have_chunk = false;
+  bool have_size = false, have_chunk = false, ok = true;
 
   memset (rec, 0, sizeof *rec);
   next = strchr (text, '\n');
-  if (next == NULL ||
+  if (strlen (text) > MAX_RECORD || next == NULL ||
       strncmp (text, RECORD_MAGIC "\n", strlen (RECORD_MAGIC) + 1) != 0)
     goto bad;
   for (line = next + 1; *line; line = next + 1) {
@@ -173,26 +173,29 @@ parse_record (const char *path, char *text, struct record *rec)
       goto bad;
     *eq++ = '\0';
     if (strcmp (line, "name") == 0)
-      rec->name = eq;
+      ok = set_once (&rec->name, eq);
     else if (strcmp (line, "etag") == 0)
-      rec->etag = eq;
+      ok = set_once (&rec->etag, eq);
     else if (strcmp (line, "manifest") == 0)
-      rec->manifest = eq;
+      ok = set_once (&rec->manifest, eq);
     else if (strcmp (line, "manifest-sha256") == 0)
-      rec->manifest_sha256 = eq;
+      ok = set_once (&rec->manifest_sha256, eq);
     else if (strcmp (line, "object-identity") == 0)
-      rec->object_identity = eq;
+      ok = set_once (&rec->object_identity, eq);
     else if (strcmp (line, "size") == 0) {
-      if (parse_number (eq, &rec->size) == -1 || rec->size == 0)
+      if (have_size || parse_number (eq, &rec->size) == -1 || rec->size == 0)
         goto bad;
       have_size = true;
     }
     else if (strcmp (line, "chunk-size") == 0) {
-      if (parse_number (eq, &n) == -1 || !manifest_chunk_size_valid (n))
+      if (have_chunk || parse_number (eq, &n) == -1 ||
+          !manifest_chunk_size_valid (n))
         goto bad;
       rec->chunk_size = n;
       have_chunk = true;
     }
+    if (!ok)
+      goto bad;
   }
   if (rec->name && rec->etag && rec->manifest && rec->manifest_sha256 &&
       rec->object_identity && have_size && have_chunk &&
@@ -239,7 +242,7 @@ offline_save (const struct image_config *cfg, const struct image *img)
     return;
   }
   /* Written only when it changed: a restart normally changes nothing. */
-  old = read_record (path);
+  old = offline_read_record (path);
   if (old && strcmp (old, text) == 0)
     return;
   if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
@@ -253,7 +256,7 @@ offline_save (const struct image_config *cfg, const struct image *img)
 /* The manifest the record names, if it is still the file recorded. */
 static int
 open_recorded_manifest (const struct image_config *cfg, struct image *img,
-                        const struct record *rec)
+                        const struct offline_record *rec)
 {
   char digest[65];
 
@@ -311,19 +314,19 @@ open_from_record (const struct image_config *cfg, struct image *img,
                   uint64_t *missing)
 {
   CLEANUP_FREE char *path = NULL, *text = NULL, *identity = NULL;
-  struct record rec;
+  struct offline_record rec;
 
   path = record_path (cfg);
   if (path == NULL)
     return -1;
-  text = read_record (path);
+  text = offline_read_record (path);
   if (text == NULL) {
     report_error ("this cache directory (%s) has never served it with "
                   "these settings",
                   cfg->cache_dir);
     return -1;
   }
-  if (parse_record (path, text, &rec) == -1 ||
+  if (offline_parse_record (path, text, &rec) == -1 ||
       open_recorded_manifest (cfg, img, &rec) == -1)
     return -1;
   if (cfg->chunk_size && cfg->chunk_size != rec.chunk_size) {

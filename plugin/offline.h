@@ -7,6 +7,7 @@
 #define ACCEL_OFFLINE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "image.h"
 
@@ -27,5 +28,30 @@ void offline_save (const struct image_config *cfg, const struct image *img);
  * reason reported.
  */
 int offline_open (const struct image_config *cfg, struct image *img);
+
+/* The largest record read: it holds a URL (8 KiB at most), a path and
+ * an identity.
+ */
+#define OFFLINE_MAX_RECORD 65536
+
+/* A record (CACHE_DIR/origins/KEY), parsed: pointers into its text. */
+struct offline_record {
+  const char *name, *etag, *manifest, *manifest_sha256, *object_identity;
+  uint64_t size;
+  uint32_t chunk_size;
+};
+
+/* The record file at path, NUL-terminated and malloc'd (at most
+ * OFFLINE_MAX_RECORD bytes and one more, which makes it too long), or
+ * NULL if there is none (or it cannot be read: reported).
+ */
+char *offline_read_record (const char *path);
+
+/* Split a record's text (modified) into rec.  0, or -1 if it is not a
+ * whole "accel-origin v1" record of at most OFFLINE_MAX_RECORD bytes,
+ * each key once (reported, naming path).
+ */
+int
+offline_parse_record (const char *path, char *text, struct offline_record *rec);
 
 #endif /* ACCEL_OFFLINE_H */

@@ -31,12 +31,6 @@
 #include "prefetch.h"
 #include "report.h"
 
-/* A batch that failed (after the read path's own retries) pauses the
- * threads; this many failures in a row stop the prefetch.
- */
-#define FAILURE_PAUSE_NS (2 * UINT64_C (1000000000))
-#define MAX_FAILURES 5
-
 /* lock protects everything below but img, which is set by
  * prefetch_plan before the threads start.
  */
@@ -52,17 +46,13 @@ static bool exhausted; /* nothing more to take */
 static unsigned inflight; /* batches taken and not finished */
 static bool reported; /* the final line was logged */
 
-static uint64_t rate; /* bytes per second, 0 = no cap */
-static uint64_t next_slot_ns; /* the pacing clock */
+static struct prefetch_pacer pacer;
 static uint32_t max_batch;
 static uint64_t budget; /* bytes the plan may cover (cache-size) */
 static uint64_t planned; /* data bytes passed so far, cached or not */
 
-static struct {
-  uint64_t chunks, bytes, cached, failed;
-  unsigned failures_in_a_row;
-  uint64_t start_ns;
-} progress;
+static struct prefetch_tally progress;
+static uint64_t start_ns; /* when the plan was made */
 
 static const char *
 mode_name (enum prefetch_mode mode)
@@ -103,13 +93,13 @@ prefetch_plan (struct image *image, enum prefetch_mode mode, uint64_t r,
   for (i = 0; i < nr_hot; i++)
     in_hot[hot[i] / 8] |= 1 << (hot[i] % 8);
   all = mode == PREFETCH_ALL;
-  rate = r;
+  pacer.rate = r;
   max_batch = batch < image->chunk_size ? image->chunk_size : batch;
   budget = cache_cap ? cache_cap / 4 * 3 : UINT64_MAX;
-  progress.start_ns = next_slot_ns = now_monotonic_ns ();
+  start_ns = pacer.next_slot_ns = now_monotonic_ns ();
   report_debug ("prefetch=%s: %zu hot chunks%s, %s%" PRIu64 " bytes/s",
                 mode_name (mode), nr_hot, all ? ", then the whole image" : "",
-                rate ? "at most " : "no cap, ", rate);
+                r ? "at most " : "no cap, ", r);
   return 1;
 }
 
@@ -178,7 +168,7 @@ report_done_locked (void)
   if (reported || !exhausted || inflight > 0)
     return;
   reported = true;
-  secs = (now_monotonic_ns () - progress.start_ns) / 1e9;
+  secs = (now_monotonic_ns () - start_ns) / 1e9;
   report_debug (
       "prefetch: done in %.1f s: %" PRIu64 " chunks (%" PRIu64
       " bytes) fetched, %" PRIu64 " already cached, %" PRIu64 " failed",
@@ -228,39 +218,59 @@ prefetch_take (struct prefetch_batch *b)
 }
 
 uint64_t
+prefetch_pacer_reserve (struct prefetch_pacer *p, uint32_t count, uint64_t now)
+{
+  uint64_t start;
+
+  if (p->rate == 0)
+    return 0;
+  start = p->next_slot_ns > now ? p->next_slot_ns : now;
+  p->next_slot_ns = start + (uint64_t) ((double) count * 1e9 / p->rate);
+  return start - now;
+}
+
+uint64_t
 prefetch_pace (const struct prefetch_batch *b)
 {
-  uint64_t now = now_monotonic_ns (), start;
+  uint64_t now = now_monotonic_ns ();
 
-  if (rate == 0)
+  if (pacer.rate == 0)
     return 0;
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
-  start = next_slot_ns > now ? next_slot_ns : now;
-  next_slot_ns = start + (uint64_t) ((double) b->count * 1e9 / rate);
-  return start - now;
+  return prefetch_pacer_reserve (&pacer, b->count, now);
+}
+
+uint64_t
+prefetch_tally_result (struct prefetch_tally *t, const struct prefetch_batch *b,
+                       int r, bool *give_up)
+{
+  *give_up = false;
+  if (r == 0) {
+    t->chunks += b->nr_chunks;
+    t->bytes += b->count;
+    t->failures_in_a_row = 0;
+    return 0;
+  }
+  t->failed += b->nr_chunks;
+  if (++t->failures_in_a_row >= PREFETCH_MAX_FAILURES)
+    *give_up = true;
+  return PREFETCH_FAILURE_PAUSE_NS;
 }
 
 uint64_t
 prefetch_finish (const struct prefetch_batch *b, int r)
 {
-  uint64_t pause = 0;
+  uint64_t pause;
+  bool give_up;
 
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
   inflight--;
-  if (r == 0) {
-    progress.chunks += b->nr_chunks;
-    progress.bytes += b->count;
-    progress.failures_in_a_row = 0;
-  }
-  else {
-    progress.failed += b->nr_chunks;
-    if (++progress.failures_in_a_row >= MAX_FAILURES && !exhausted) {
-      report_error ("prefetch: stopping after %d failed fetches in a row "
-                    "(see above); reads are not affected",
-                    MAX_FAILURES);
-      exhausted = true;
-    }
-    pause = FAILURE_PAUSE_NS;
+  pause = prefetch_tally_result (&progress, b, r, &give_up);
+  if (give_up && !exhausted) {
+    report_error ("prefetch: stopping after %d failed fetches in a row "
+                  "(see above); reads are not affected",
+                  PREFETCH_MAX_FAILURES);
+    exhausted = true;
   }
   report_done_locked ();
   return pause;

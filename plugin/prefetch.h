@@ -46,6 +46,43 @@ uint64_t prefetch_pace (const struct prefetch_batch *b);
  */
 uint64_t prefetch_finish (const struct prefetch_batch *b, int r);
 
+/* The rate cap's clock: each batch reserves count / rate seconds from
+ * the later of now and the end of the last reservation, so batches
+ * leave at most rate bytes a second, and an idle period earns no
+ * credit (no burst above the cap after it).
+ */
+struct prefetch_pacer {
+  uint64_t rate; /* bytes per second, 0 = no cap */
+  uint64_t next_slot_ns; /* where the last reservation ended */
+};
+
+/* Reserve count bytes at time now (ns, CLOCK_MONOTONIC): how many
+ * nanoseconds to wait before sending them.  The pure part of
+ * prefetch_pace, for tests.
+ */
+uint64_t
+prefetch_pacer_reserve (struct prefetch_pacer *p, uint32_t count, uint64_t now);
+
+/* A batch that failed (after the read path's own retries) pauses the
+ * threads; this many failures in a row stop the prefetch.
+ */
+#define PREFETCH_FAILURE_PAUSE_NS (2 * UINT64_C (1000000000))
+#define PREFETCH_MAX_FAILURES 5
+
+/* What prefetch has done, for its final log line. */
+struct prefetch_tally {
+  uint64_t chunks, bytes, cached, failed;
+  unsigned failures_in_a_row;
+};
+
+/* Count batch b's result r (0 or -1) in t.  Returns the pause before
+ * the next batch (after a failure); *give_up is set when failures in a
+ * row reach PREFETCH_MAX_FAILURES.  The pure part of prefetch_finish.
+ */
+uint64_t
+prefetch_tally_result (struct prefetch_tally *t, const struct prefetch_batch *b,
+                       int r, bool *give_up);
+
 /* Free the plan (from .cleanup, after the threads have stopped). */
 void prefetch_free (void);
 

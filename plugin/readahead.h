@@ -1,0 +1,74 @@
+/* accel plugin: readahead — find sequential streams among all clients'
+ * reads and fetch the window ahead of each into the cache.
+ */
+
+#ifndef ACCEL_READAHEAD_H
+#define ACCEL_READAHEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image.h"
+
+/* Streams followed at once; the least recently continued one makes room
+ * for a new one.
+ */
+#define READAHEAD_STREAMS 8
+
+/* One GET for a worker: count bytes at offset. */
+struct readahead_request {
+  uint64_t offset;
+  uint32_t count;
+};
+
+/* A sequential stream: reads that start near the furthest end it has
+ * reached.
+ */
+struct readahead_stream {
+  uint64_t next_offset; /* the furthest end reached */
+  uint64_t queued_until; /* readahead already asked up to here */
+  unsigned streak; /* reads that continued it */
+  uint64_t last_use; /* a tick of clock below; 0: slot unused */
+};
+
+/* What readahead_detect remembers between reads: plain data (all
+ * zeros to start), so that it can be driven without threads or an
+ * image.
+ */
+struct readahead_streams {
+  struct readahead_stream slot[READAHEAD_STREAMS];
+  uint64_t clock;
+};
+
+/* What readahead_detect needs to know of the image and settings. */
+struct readahead_geometry {
+  uint64_t window; /* readahead= */
+  uint32_t chunk_size;
+  uint64_t image_size;
+};
+
+/* Note a client's read of count bytes at offset in s, and say what to
+ * fetch ahead of the stream it continues: up to room requests in out,
+ * chunk-aligned, in order.  Returns how many (0: nothing to do yet).
+ * The pure part of readahead_note_read, for tests.
+ */
+size_t
+readahead_detect (struct readahead_streams *s,
+                  const struct readahead_geometry *g, uint64_t offset,
+                  uint32_t count, struct readahead_request *out, size_t room);
+
+/* Start `threads` workers (from .after_fork, at most 16) that keep
+ * `window` bytes ahead of each sequential stream; window 0 or threads
+ * 0: no readahead.  0, or -1 (reported).
+ */
+int readahead_start (struct image *img, unsigned threads, uint64_t window);
+
+/* Stop and join the workers (from .cleanup). */
+void readahead_stop (void);
+
+/* A client's read, before it is served: queue what lies ahead of its
+ * stream, so that those GETs start along with the read's own.
+ */
+void readahead_note_read (uint64_t offset, uint32_t count);
+
+#endif /* ACCEL_READAHEAD_H */
