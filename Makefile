@@ -94,6 +94,7 @@ TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOLS := $(foreach d,$(TOOL_DIRS),tools/accel-$(notdir $(d)))
 
 # Tools written in shell (they drive system commands): tools/sh/accel-*.
+TOOL_SCRIPTS := $(wildcard tools/sh/accel-*)
 
 # Extra libraries some programs need (libext2fs, libsquashfuse).
 EXTRA_PKGS := ext2fs com_err squashfuse

@@ -10,7 +10,9 @@ make -s -C "$top" install DESTDIR="$tmp/root" PREFIX=/usr > "$tmp/install.log" 2
   fail "make install: $(cat "$tmp/install.log")"
 so="$tmp/root$plugindir/nbdkit-accel-plugin.so"
 [ -x "$so" ] || fail "plugin not installed at $so"
-[ -x "$tmp/root/usr/bin/accel-index" ] || fail "accel-index not installed"
+for t in accel-index accel-mount accel-umount; do
+  [ -x "$tmp/root/usr/bin/$t" ] || fail "$t not installed"
+done
 nbdkit --dump-plugin "$so" > "$tmp/dump.txt" || fail "nbdkit cannot load the plugin"
 grep -q '^name=accel$' "$tmp/dump.txt" || fail "wrong plugin name"
 grep -q '^thread_model=parallel$' "$tmp/dump.txt" || fail "not the parallel thread model"
