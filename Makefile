@@ -13,6 +13,8 @@
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+# Files the tools read but nobody runs: the shell tools' accel-lib.sh.
+PKGLIBDIR ?= $(PREFIX)/lib/accel
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 
@@ -93,8 +95,10 @@ INDEXER := indexer/accel-index
 TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOLS := $(foreach d,$(TOOL_DIRS),tools/accel-$(notdir $(d)))
 
-# Tools written in shell (they drive system commands): tools/sh/accel-*.
-TOOL_SCRIPTS := $(wildcard tools/sh/accel-*)
+# Tools written in shell (they drive system commands): tools/sh/accel-*,
+# and the functions they share, which they source: tools/sh/accel-lib.sh.
+TOOL_SHLIB := tools/sh/accel-lib.sh
+TOOL_SCRIPTS := $(filter-out $(TOOL_SHLIB),$(wildcard tools/sh/accel-*))
 
 # Extra libraries some programs need (libext2fs, libsquashfuse).
 EXTRA_PKGS := ext2fs com_err squashfuse
@@ -285,10 +289,16 @@ bench: check-deps
 	$(MAKE) all
 	tests/bench/bench
 
+# NB: the shell tools find accel-lib.sh relative to themselves, which
+# works while BINDIR and PKGLIBDIR are under one PREFIX; else in the
+# PKGLIBDIR written into them here.
 install: $(PLUGIN) $(INDEXER) $(TOOLS)
-	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0755 $(INDEXER) $(TOOLS) $(TOOL_SCRIPTS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(TOOL_SHLIB) $(DESTDIR)$(PKGLIBDIR)/
+	sed -i 's|^pkglibdir=.*|pkglibdir=$(PKGLIBDIR)|' \
+	  $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOL_SCRIPTS)))
 
 format:
 	clang-format -i $(FORMAT_FILES)

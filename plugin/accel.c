@@ -53,6 +53,11 @@ static const char *trace_file;
 #define PREFETCH_BATCH (4 * 1024 * 1024)
 static const char *metrics_file;
 static unsigned metrics_interval = 5;
+/* The largest request advertised to clients: the NBD protocol's limit
+ * for a preferred block size, and what clients may send without asking
+ * (nbdkit refuses more than 64M).
+ */
+#define BLOCK_SIZE_MAX (32 * 1024 * 1024)
 
 static struct image *img;
 static char *url_owned; /* url= read from a file */
@@ -301,6 +306,16 @@ accel_config_complete (void)
   "tls-verify=false      Do not verify TLS certificates (default true).\n"     \
   "cainfo=FILE           CA certificates for TLS."
 
+/* The defaults of the keys accel-mount sizes nbd-client's -timeout from
+ * (nbdkit --dump-plugin runs no .config, so these are the defaults).
+ */
+static void
+accel_dump_plugin (void)
+{
+  printf ("accel_default_retries=%u\n", cfg.s3.retries);
+  printf ("accel_default_timeout=%u\n", cfg.s3.timeout);
+}
+
 /* Open the image before nbdkit forks, so that a bad URL, credentials or
  * manifest fail at start-up with a clear message.
  */
@@ -468,6 +483,23 @@ set_nbd_errno (void)
   }
 }
 
+/* Clients should read whole chunks (accel-mount sets the kernel's
+ * read-ahead from the preferred size): a chunk is what one GET fetches
+ * and one hash verifies, so a smaller read of a missing chunk costs as
+ * much.  Any byte range can be read, so the minimum is 1.
+ */
+static int
+accel_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
+                  uint32_t *maximum)
+{
+  (void) handle;
+  *minimum = 1;
+  *preferred =
+      img->chunk_size < BLOCK_SIZE_MAX ? img->chunk_size : BLOCK_SIZE_MAX;
+  *maximum = BLOCK_SIZE_MAX;
+  return 0;
+}
+
 static const char *
 accel_export_description (void *handle)
 {
@@ -543,6 +575,7 @@ static struct nbdkit_plugin plugin = {
   .config_complete = accel_config_complete,
   .config_help = accel_config_help,
   .magic_config_key = "url",
+  .dump_plugin = accel_dump_plugin,
   .get_ready = accel_get_ready,
   .after_fork = accel_after_fork,
   .cleanup = accel_cleanup,
@@ -554,6 +587,7 @@ static struct nbdkit_plugin plugin = {
   .can_extents = accel_can_extents,
   .is_rotational = accel_is_rotational,
   .export_description = accel_export_description,
+  .block_size = accel_block_size,
   .pread = accel_pread,
   .cache = accel_cache,
   .extents = accel_extents,

@@ -9,8 +9,11 @@
 # file must fail within a bounded time (not hang), and accel-umount then
 # accel-mount must recover.  A missing object, a wrong secret and an
 # image without a filesystem fail with a clear error, leaving nothing.
+# The device's read-ahead is the plugin's preferred block size, its
+# chunk size, whatever the manifest's (1 MiB, 4 MiB, 256 KiB).
 . "$(dirname "$0")/lib/functions.sh"
-for c in nbdkit nbdinfo nbdfuse fusermount3 losetup findmnt flock mke2fs mksquashfs; do
+for c in nbdkit nbdinfo nbdfuse fusermount3 losetup blockdev findmnt flock mke2fs \
+  mksquashfs python3; do
   requires "$c"
 done
 [ "$(id -u)" = 0 ] || skip "needs root to mount"
@@ -56,6 +59,8 @@ leftovers () {
   done
   return 0
 }
+# ra_of MNT: the read-ahead, in 512-byte sectors, of the device on MNT.
+ra_of () { blockdev --getra "$(findmnt -n -M "$1" -o SOURCE | tail -n 1)"; }
 assert_nothing_left () {
   local left
   left=$(leftovers)
@@ -97,6 +102,13 @@ for img in one.img two.img three.sqfs raw.img; do
   s3_put "$tmp/$img" "$bucket/$img"
   s3_put "$tmp/$img.manifest" "$bucket/$img.manifest"
 done
+# The first image again, with other chunk sizes in its manifest.
+for cs in 4M 256K; do
+  "$top/indexer/accel-index" "$tmp/one.img" --chunk-size $cs \
+    -o "$tmp/one-$cs.img.manifest" > /dev/null || fail "accel-index --chunk-size $cs"
+  s3_put "$tmp/one.img" "$bucket/one-$cs.img"
+  s3_put "$tmp/one-$cs.img.manifest" "$bucket/one-$cs.img.manifest"
+done
 url1="s3://$bucket/one.img" url2="s3://$bucket/two.img"
 # Awkward names: the state directory is named as systemd-escape would,
 # and the socket path inside it then needs escaping in NBD URIs.
@@ -133,6 +145,11 @@ diff -r "$tmp/src2" "$mnt2" -x lost+found || fail "mount 2 differs from its sour
   fail "both mounts on one device"
 [ "$(leftovers | grep -c '^process')" = 4 ] ||
   fail "expected 2 nbdkit + 2 nbdfuse: $(leftovers)"
+# Read-ahead of one 1 MiB chunk (the manifests' default chunk size).
+for m in "$mnt1" "$mnt2"; do
+  [ "$(ra_of "$m")" = 2048 ] || fail "$m: read-ahead $(ra_of "$m") sectors, not 2048"
+done
+grep -q "read-ahead 1024 KiB" "$tmp/mount1.out" || fail "accel-mount did not report its read-ahead"
 
 # 3. Re-running accel-mount is harmless; another URL or a foreign mount
 # on the mountpoint is refused.
@@ -241,7 +258,25 @@ diff -r "$tmp/src1" "$tmp/mnt/three" || fail "squashfs mount differs"
 "$umount_tool" --name three > /dev/null || fail "accel-umount --name three"
 assert_nothing_left "accel-umount squashfs"
 
-# 8. Failures at each stage leave nothing: a missing object and a wrong
+# 8. Manifests with 4 MiB and 256 KiB chunks and no chunk-size= given:
+# the read-ahead is still one chunk, from the export's preferred block
+# size.
+for cs in 4M:8192 256K:512; do
+  want=${cs#*:} cs=${cs%:*}
+  "$mount_tool" "${fuse[@]}" "s3://$bucket/one-$cs.img" "$tmp/mnt/cs" "$ep" \
+    --cache-dir "$tmp/cache" > "$tmp/cs.out" 2>&1 ||
+    fail "accel-mount of a $cs-chunk image: $(cat "$tmp/cs.out")"
+  cat "$tmp/cs.out"
+  ra=$(ra_of "$tmp/mnt/cs")
+  echo "chunk size $cs: read-ahead $ra sectors"
+  [ "$ra" = "$want" ] || fail "chunk size $cs: read-ahead $ra sectors, not $want"
+  grep -q "read-ahead $((want / 2)) KiB" "$tmp/cs.out" || fail "$cs: wrong read-ahead reported"
+  diff -r "$tmp/src1" "$tmp/mnt/cs" -x lost+found || fail "the $cs-chunk mount differs"
+  "$umount_tool" "$tmp/mnt/cs" > /dev/null || fail "accel-umount of the $cs-chunk image"
+  assert_nothing_left "accel-umount of the $cs-chunk image"
+done
+
+# 9. Failures at each stage leave nothing: a missing object and a wrong
 # secret (nbdkit refuses to start), an image with no filesystem (fails
 # after nbdkit, nbdfuse and the loop device are up).
 try_fail () {
@@ -263,7 +298,7 @@ grep -q "wrong-secret" "$tmp/fail.out" && fail "the secret appears in the error"
 try_fail "no filesystem" "no filesystem found" \
   "$mount_tool" "${fuse[@]}" "s3://$bucket/raw.img" "$tmp/mnt/bad" "$ep" --cache-dir "$tmp/cache"
 
-# 9. Usage errors exit 2; --help describes the tools.
+# 10. Usage errors exit 2; --help describes the tools.
 rc=0; "$mount_tool" "${fuse[@]}" "$url1" > /dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || fail "accel-mount with no mountpoint: exit $rc, not 2"
 rc=0; "$mount_tool" "${fuse[@]}" "$url1" "$mnt1" not-a-key > /dev/null 2>&1 || rc=$?

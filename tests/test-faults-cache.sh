@@ -14,7 +14,8 @@
 #     and without one (then the hash recorded at store time catches it);
 #     a map whose header is scribbled on is started anew
 #  9. two nbdkits on one cache dir serving one image, cold, read at
-#     once: both right, and a third serves all of it from the cache with
+#     once: both right, both store chunks, all of them between them,
+#     and a third serves all of it from the cache with
 #     nothing damaged; three nbdkits serving two images under one cap
 #     (two of them the same image): all right, and the cache (sampled
 #     every 50 ms) never above it
@@ -240,7 +241,23 @@ done
 faults '[]'
 stop_nbdkit twin1
 stop_nbdkit twin2
-echo "twin1 stored $(nbdkit_stat twin1 stored), twin2 stored $(nbdkit_stat twin2 stored)"
+# Both fetched at once, so both stored chunks; each of the 14 data chunks
+# at most once, and together every one of them at least once.  (Both may
+# store one chunk: a store is in the shared map only once flushed, 100 ms
+# later.)  No store was skipped, and each stored only what it fetched.
+stored1=$(nbdkit_stat twin1 stored) stored2=$(nbdkit_stat twin2 stored)
+echo "twin1 stored $stored1, twin2 stored $stored2"
+for n in twin1 twin2; do
+  stored=$(nbdkit_stat $n stored)
+  [ "$stored" -ge 1 ] && [ "$stored" -le 14 ] ||
+    fail "$n stored $stored chunks, not 1 to 14"
+  [ "$(nbdkit_stat $n "chunk fetches")" -ge "$stored" ] ||
+    fail "$n stored more chunks than it fetched"
+  [ "$(nbdkit_stat $n "not stored")" = 0 ] || fail "$n skipped stores"
+  [ "$(nbdkit_stat $n damaged)" = 0 ] || fail "$n found damaged chunks"
+done
+[ $((stored1 + stored2)) -ge 14 ] ||
+  fail "the twins stored $((stored1 + stored2)) chunks: some of the 14 never"
 # A third, with every GET failing: all of it from the cache, verified.
 faults '[{"id": "9c", "method": "GET", "action": "status", "status": 500}]'
 s500=$(proxy_count status.500)

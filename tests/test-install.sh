@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make install puts the plugin in nbdkit's plugin directory and the tools
-# in BINDIR (honouring DESTDIR and PREFIX), and the installed plugin loads
-# and documents every key.
+# make install puts the plugin in nbdkit's plugin directory, the tools
+# in BINDIR and the shell tools' accel-lib.sh in PKGLIBDIR (honouring
+# DESTDIR and PREFIX); the installed shell tools find it, and the
+# installed plugin loads and documents every key.
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires pkg-config
 make_tmpdir
@@ -12,6 +13,17 @@ so="$tmp/root$plugindir/nbdkit-accel-plugin.so"
 [ -x "$so" ] || fail "plugin not installed at $so"
 for t in accel-index accel-mount accel-umount; do
   [ -x "$tmp/root/usr/bin/$t" ] || fail "$t not installed"
+done
+[ -f "$tmp/root/usr/lib/accel/accel-lib.sh" ] || fail "accel-lib.sh not installed"
+[ ! -e "$tmp/root/usr/bin/accel-lib.sh" ] || fail "accel-lib.sh installed as a tool"
+for t in accel-mount accel-umount; do
+  # Found relative to the tool (under DESTDIR, before it is moved) ...
+  "$tmp/root/usr/bin/$t" --help > "$tmp/$t-help.txt" 2>&1 ||
+    fail "installed $t --help: $(cat "$tmp/$t-help.txt")"
+  grep -q '^SYNOPSIS' "$tmp/$t-help.txt" || fail "installed $t --help: no synopsis"
+  # ... and at the PKGLIBDIR written into it.
+  grep -qx 'pkglibdir=/usr/lib/accel' "$tmp/root/usr/bin/$t" ||
+    fail "make install did not write PKGLIBDIR into $t"
 done
 nbdkit --dump-plugin "$so" > "$tmp/dump.txt" || fail "nbdkit cannot load the plugin"
 grep -q '^name=accel$' "$tmp/dump.txt" || fail "wrong plugin name"

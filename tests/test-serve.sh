@@ -2,8 +2,9 @@
 # The serving core end to end, against a real SigV4-checking S3 server
 # (radosgw) through a counting proxy: the image read with nbdcopy equals
 # the original; random reads equal it; zero chunks are holes in
-# nbdinfo --map and are never fetched; a restarted nbdkit serves the same
-# reads with zero GETs; many readers of one missing chunk cause one GET.
+# nbdinfo --map and are never fetched; the preferred block size is the
+# chunk size; a restarted nbdkit serves the same reads with zero GETs;
+# many readers of one missing chunk cause one GET.
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy; requires nbdinfo
 needs_s3
@@ -39,6 +40,16 @@ nbdinfo --map "$(nbd_uri a)" > "$tmp/map.txt"
 cat "$tmp/map.txt"
 grep -Eq '^ *2097152 +2097152 +3 +hole,zero' "$tmp/map.txt" ||
   fail "chunks 2-3 are not reported as a hole"
+
+# The block sizes it advertises: any byte range, whole chunks preferred
+# (accel-mount sets the read-ahead from that), up to 32 MiB a request.
+nbdinfo --json --no-content "$(nbd_uri a)" > "$tmp/info.json" || fail "nbdinfo --json"
+bs=$(python3 -c 'import json, sys
+e = json.load(open(sys.argv[1]))["exports"][0]
+print(*(e.get("block_size_" + k) for k in ("minimum", "preferred", "maximum")))' \
+  "$tmp/info.json")
+echo "block sizes (minimum preferred maximum): $bs"
+[ "$bs" = "1 1048576 33554432" ] || fail "advertised block sizes: $bs"
 
 # 3. Random reads (served from the cache now; then again cold below).
 nbdcheck random "$(nbd_uri a)" "$tmp/disk.img" 300 || fail "random reads"

@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# accel-lib.sh: the functions accel-mount and accel-umount share.  It is
+# sourced, not run: the tools look for it beside themselves (the source
+# tree), in ../lib/accel/ (make install with BINDIR under PREFIX) and in
+# the PKGLIBDIR make install wrote into them.
+#
+# The caller sets prog, its name, which prefixes every message, and may
+# set quiet=1 to silence say.  Nothing here changes the shell's options.
+
+: "${prog:?must be set by the tool that sources accel-lib.sh}"
+run_dir=${ACCEL_RUN_DIR:-/run/accel}
+
+say () { [ "${quiet:-0}" = 1 ] || echo "$prog: $*"; }
+warn () { echo "$prog: $*" >&2; }
+die () {
+  warn "$*"
+  exit 1
+}
+usage_error () {
+  warn "$*"
+  echo "Try '$prog --help'." >&2
+  exit 2
+}
+
+# valid_name NAME: NAME could be a state directory's name (as
+# systemd-escape --path writes one, or as given with --name).
+valid_name () {
+  [[ $1 =~ ^[A-Za-z0-9:_@\\-][A-Za-z0-9:_.@\\-]*$ ]]
+}
+
+# lock_dataset NAME: take the lock that lets one accel-mount or
+# accel-umount at a time work on NAME, in the fd lock_fd (which anything
+# left running must not inherit: {lock_fd}>&-).
+lock_dataset () {
+  mkdir -p "$run_dir/.locks"
+  exec {lock_fd}> "$run_dir/.locks/$1.lock"
+  flock -w 60 "$lock_fd" ||
+    die "$1: another accel-mount or accel-umount is still running (waited 60 s)"
+}
+
+# wait_until SECS COMMAND...: poll COMMAND every 0.1 s until it succeeds
+# or SECS have passed (then return 1).
+wait_until () {
+  local tries=$(($1 * 10))
+  shift
+  while ! "$@"; do
+    tries=$((tries - 1))
+    ((tries > 0)) || return 1
+    sleep 0.1
+  done
+}
+
+# state_get FILE KEY: the value of KEY in a state file (last one wins),
+# or nothing if there is no such key or no such file: a state directory
+# can be left without its file by an accel-mount killed right after
+# making it.
+state_get () {
+  local line v=""
+  [ -f "$1" ] || return 0
+  while IFS= read -r line; do
+    [ "${line%%=*}" = "$2" ] && v=${line#*=}
+  done < "$1"
+  printf '%s\n' "$v"
+}
+
+# is_process PID PROGRAM WORD: PID is alive, runs PROGRAM and has WORD as
+# one of its arguments (so a recycled pid is never mistaken for ours).
+is_process () {
+  local args a
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  # NB: mapfile, not tr | grep: accel-umount runs this for every
+  # process on the node.
+  mapfile -d '' args 2> /dev/null < "/proc/$1/cmdline" || return 1
+  [ ${#args[@]} -gt 0 ] && [ "${args[0]##*/}" = "$2" ] || return 1
+  for a in "${args[@]:1}"; do
+    [ "$a" = "$3" ] && return 0
+  done
+  return 1
+}
+
+# mounted_source MNT: the device mounted on MNT (the topmost), or nothing.
+mounted_source () {
+  findmnt -n -M "$1" -o SOURCE 2> /dev/null | tail -n 1 || :
+}
+
+# nbd_free DEV: DEV exists and nobody has it attached (no pid, size 0):
+# it can be attached, and a detached device is free once the kernel has
+# let go of it.
+nbd_free () {
+  local b=/sys/block/${1#/dev/}
+  [ -b "$1" ] && [ -d "$b" ] && [ ! -e "$b/pid" ] && [ "$(cat "$b/size")" = 0 ]
+}
