@@ -27,6 +27,7 @@
 #include "prefetch.h"
 #include "metrics.h"
 #include "report.h"
+#include "threads.h"
 #include "trace.h"
 
 #define FLUSH_MS 100
@@ -46,8 +47,7 @@ static bool quit;
 
 static struct image *image;
 static pthread_t flusher, workers[PREFETCH_WORKERS];
-static unsigned nr_workers;
-static bool flusher_running;
+static unsigned nr_workers, nr_flushers;
 static unsigned prefetch_workers; /* set before background_start */
 
 /* The flusher: every FLUSH_MS, what the other threads left to record. */
@@ -148,27 +148,11 @@ background_set_prefetch (unsigned threads)
 int
 background_start (struct image *img)
 {
-  int err;
-
   image = img;
   quit = false;
-  err = pthread_create (&flusher, NULL, flusher_main, NULL);
-  if (err) {
-    errno = err;
-    report_error ("pthread_create: %m");
+  if (threads_start (&flusher, &nr_flushers, 1, flusher_main) == -1)
     return -1;
-  }
-  flusher_running = true;
-  while (nr_workers < prefetch_workers) {
-    err = pthread_create (&workers[nr_workers], NULL, prefetch_main, NULL);
-    if (err) {
-      errno = err;
-      report_error ("pthread_create: %m");
-      return -1;
-    }
-    nr_workers++;
-  }
-  return 0;
+  return threads_start (workers, &nr_workers, prefetch_workers, prefetch_main);
 }
 
 /* Join every thread, then record what they stored: nothing stored
@@ -177,19 +161,13 @@ background_start (struct image *img)
 void
 background_stop (void)
 {
-  unsigned i;
-
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
     quit = true;
     pthread_cond_broadcast (&quit_cond);
   }
-  for (i = 0; i < nr_workers; i++)
-    pthread_join (workers[i], NULL);
-  nr_workers = 0;
-  if (flusher_running)
-    pthread_join (flusher, NULL);
-  flusher_running = false;
+  threads_join (workers, &nr_workers);
+  threads_join (&flusher, &nr_flushers);
   if (image && image->cache)
     cache_flush (image->cache);
 }

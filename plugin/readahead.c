@@ -28,6 +28,7 @@
 #include "fetch.h"
 #include "readahead.h"
 #include "report.h"
+#include "threads.h"
 
 #define QUEUE_LEN 64
 #define MAX_WORKERS 16
@@ -150,8 +151,6 @@ worker_main (void *arg)
 int
 readahead_start (struct image *img, unsigned threads, uint64_t win)
 {
-  int err;
-
   image = img;
   window = win;
   quit = false;
@@ -159,31 +158,18 @@ readahead_start (struct image *img, unsigned threads, uint64_t win)
     threads = 0;
   if (threads > MAX_WORKERS)
     threads = MAX_WORKERS;
-  while (nr_workers < threads) {
-    err = pthread_create (&workers[nr_workers], NULL, worker_main, NULL);
-    if (err) {
-      errno = err;
-      report_error ("pthread_create: %m");
-      return -1;
-    }
-    nr_workers++;
-  }
-  return 0;
+  return threads_start (workers, &nr_workers, threads, worker_main);
 }
 
 void
 readahead_stop (void)
 {
-  unsigned i;
-
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
     quit = true;
     pthread_cond_broadcast (&queue_cond);
   }
-  for (i = 0; i < nr_workers; i++)
-    pthread_join (workers[i], NULL);
-  nr_workers = 0;
+  threads_join (workers, &nr_workers);
 }
 
 void
