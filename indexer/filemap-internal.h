@@ -99,6 +99,12 @@ struct filemap {
 extern int filemap_ext4 (struct filemap *fm);
 extern int filemap_squashfs (struct filemap *fm);
 
+/* layout-ext4.c: after filemap_ext4, the layout of the image (its
+ * identity, every path's inode, the directories' blocks) for building
+ * its next version.  0, or -1 (error reported).
+ */
+extern int layout_ext4 (struct filemap *fm);
+
 /* Report an error about the entry being visited, as
  * "IMAGE: FS_TYPE: PATH: message" (control characters in the path are
  * shown as '?').

@@ -37,8 +37,11 @@ filemap_write (const char *image, int fd, uint64_t image_size,
   fm->image_size = image_size;
   fm->w = w;
   fm->stats = stats;
-  if (strcmp (fs_type, "ext4") == 0)
+  if (strcmp (fs_type, "ext4") == 0) {
     r = filemap_ext4 (fm);
+    if (r == 0)
+      r = layout_ext4 (fm);
+  }
   else
     r = filemap_squashfs (fm);
   filemap_free (fm);

@@ -5,8 +5,8 @@
  * it immutable), so changing its hot list means writing a new file.
  * The copy is made through the ordinary writer, with the rows added in
  * the order accel-index adds them when it indexes an image (files and
- * their extents in the order of their ids, then chunks, then the hot
- * list), so that it is byte-identical to the manifest that indexing the
+ * their extents in the order of their ids, then the ext4 layout if
+ * there is one, then chunks, then the hot list), so that it is byte-identical to the manifest that indexing the
  * image with the same hot list gives, and everything is checked again
  * on the way.
  */
@@ -98,6 +98,36 @@ copy_files (struct manifest *m, struct manifest_writer *w)
   return ret;
 }
 
+/* manifest_foreach_node and _blocks callbacks: into the writer. */
+static int
+copy_node (void *w, const struct manifest_node *n)
+{
+  return manifest_writer_add_node (w, n->path, n->ino, n->mode);
+}
+
+static int
+copy_node_blocks (void *w, const struct manifest_node_blocks *b)
+{
+  return manifest_writer_add_node_blocks (w, b->ino, b->lblk, b->block,
+                                          b->count);
+}
+
+/* The ext4 layout, if m has one. */
+static int
+copy_layout (struct manifest *m, struct manifest_writer *w)
+{
+  struct manifest_fs_layout l;
+  int r = manifest_fs_layout (m, &l);
+
+  if (r != 0)
+    return r == 1 ? 0 : -1;
+  if (manifest_writer_set_fs_layout (w, &l) == -1 ||
+      manifest_foreach_node (m, copy_node, w) == -1 ||
+      manifest_foreach_node_blocks (m, copy_node_blocks, w) == -1)
+    return -1;
+  return 0;
+}
+
 int
 manifest_copy (struct manifest *m, const char *path, const uint64_t *hot,
                size_t nr_hot)
@@ -110,7 +140,7 @@ manifest_copy (struct manifest *m, const char *path, const uint64_t *hot,
   w = manifest_writer_create (path, m->image_size, m->chunk_size, m->fs_type);
   if (w == NULL)
     return -1;
-  if (copy_files (m, w) == -1)
+  if (copy_files (m, w) == -1 || copy_layout (m, w) == -1)
     goto err;
   for (idx = 0; idx < m->nr_chunks; idx++)
     if (manifest_chunk_sha256 (m, idx, sha256) == -1 ||

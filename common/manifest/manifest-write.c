@@ -43,6 +43,10 @@ struct manifest_writer {
   uint64_t file_size, file_end, file_extents;
   sqlite3 *db;
   sqlite3_stmt *meta_stmt, *chunk_stmt, *file_stmt, *extent_stmt, *hot_stmt;
+  sqlite3_stmt *node_stmt, *node_blocks_stmt;
+  /* The ext4 layout, once set: nodes and blocks are checked against it. */
+  bool have_layout;
+  uint64_t layout_blocks, layout_inodes;
 };
 
 /* Run SQL that returns no values we need. */
@@ -110,8 +114,11 @@ writer_close_db (struct manifest_writer *w)
   sqlite3_finalize (w->file_stmt);
   sqlite3_finalize (w->extent_stmt);
   sqlite3_finalize (w->hot_stmt);
+  sqlite3_finalize (w->node_stmt);
+  sqlite3_finalize (w->node_blocks_stmt);
   w->meta_stmt = w->chunk_stmt = w->file_stmt = NULL;
   w->extent_stmt = w->hot_stmt = NULL;
+  w->node_stmt = w->node_blocks_stmt = NULL;
   ok = sqlite3_close (w->db) == SQLITE_OK;
   if (!ok)
     manifest_report_sqlite (w->path, w->db, "close");
@@ -191,7 +198,12 @@ writer_create_schema (struct manifest_writer *w)
                    " image_offset INTEGER NOT NULL,"
                    " length INTEGER NOT NULL);"
                    "CREATE TABLE hot (rank INTEGER PRIMARY KEY,"
-                   " chunk_idx INTEGER NOT NULL);",
+                   " chunk_idx INTEGER NOT NULL);"
+                   "CREATE TABLE nodes (path TEXT PRIMARY KEY,"
+                   " ino INTEGER NOT NULL, mode INTEGER NOT NULL);"
+                   "CREATE TABLE node_blocks (ino INTEGER NOT NULL,"
+                   " lblk INTEGER NOT NULL, block INTEGER NOT NULL,"
+                   " count INTEGER NOT NULL);",
                    "creating tables") == -1 ||
       writer_prepare (w, "INSERT INTO meta (key, value) VALUES (?1, ?2)",
                       &w->meta_stmt) == -1 ||
@@ -208,7 +220,15 @@ writer_create_schema (struct manifest_writer *w)
                       " image_offset, length) VALUES (?1, ?2, ?3, ?4)",
                       &w->extent_stmt) == -1 ||
       writer_prepare (w, "INSERT INTO hot (rank, chunk_idx) VALUES (?1, ?2)",
-                      &w->hot_stmt) == -1)
+                      &w->hot_stmt) == -1 ||
+      writer_prepare (w,
+                      "INSERT INTO nodes (path, ino, mode) "
+                      "VALUES (?1, ?2, ?3)",
+                      &w->node_stmt) == -1 ||
+      writer_prepare (w,
+                      "INSERT INTO node_blocks (ino, lblk, block, count) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+                      &w->node_blocks_stmt) == -1)
     return -1;
   return 0;
 }
@@ -490,6 +510,84 @@ check_file_size (struct manifest_writer *w)
     return -1;
   }
   return 0;
+}
+
+/* Five meta keys, all or none (docs/manifest-format.md, "layout"). */
+int
+manifest_writer_set_fs_layout (struct manifest_writer *w,
+                               const struct manifest_fs_layout *l)
+{
+  char uuid[33], seed[33];
+
+  if (w->have_layout || l->blocks == 0 || l->blocks > INT64_MAX ||
+      l->inodes == 0 || l->inodes > UINT32_MAX || l->block_size < 1024 ||
+      l->block_size > 65536 || (l->block_size & (l->block_size - 1))) {
+    report_error ("manifest: %s: file system layout set twice or out of "
+                  "range",
+                  w->path);
+    return -1;
+  }
+  hex_encode (l->uuid, 16, uuid);
+  hex_encode (l->hash_seed, 16, seed);
+  if (writer_meta (w, "fs_uuid", uuid, 0) == -1 ||
+      writer_meta (w, "fs_hash_seed", seed, 0) == -1 ||
+      writer_meta (w, "fs_blocks", NULL, l->blocks) == -1 ||
+      writer_meta (w, "fs_inodes", NULL, l->inodes) == -1 ||
+      writer_meta (w, "fs_block_size", NULL, l->block_size) == -1)
+    return -1;
+  w->have_layout = true;
+  w->layout_blocks = l->blocks;
+  w->layout_inodes = l->inodes;
+  return 0;
+}
+
+/* A repeated path is refused by sqlite (the primary key). */
+int
+manifest_writer_add_node (struct manifest_writer *w, const char *path,
+                          uint64_t ino, uint32_t mode)
+{
+  sqlite3_stmt *stmt = w->node_stmt;
+  size_t len = strlen (path);
+
+  if (!w->have_layout || len == 0 || len > MANIFEST_MAX_PATH_LEN ||
+      path[0] != '/' || ino == 0 || ino > w->layout_inodes) {
+    report_error ("manifest: %s: node (inode %" PRIu64 "): no layout, path "
+                  "not absolute or inode out of range",
+                  w->path, ino);
+    return -1;
+  }
+  if (sqlite3_bind_text (stmt, 1, path, len, SQLITE_STATIC) != SQLITE_OK ||
+      sqlite3_bind_int64 (stmt, 2, ino) != SQLITE_OK ||
+      sqlite3_bind_int64 (stmt, 3, mode) != SQLITE_OK) {
+    manifest_report_sqlite (w->path, w->db, "writing nodes");
+    return -1;
+  }
+  return writer_step (w, stmt, "writing nodes");
+}
+
+/* Blocks must lie inside the file system. */
+int
+manifest_writer_add_node_blocks (struct manifest_writer *w, uint64_t ino,
+                                 uint64_t lblk, uint64_t block, uint64_t count)
+{
+  sqlite3_stmt *stmt = w->node_blocks_stmt;
+
+  if (!w->have_layout || ino == 0 || ino > w->layout_inodes || count == 0 ||
+      count > w->layout_blocks || block > w->layout_blocks - count ||
+      lblk > UINT32_MAX) {
+    report_error ("manifest: %s: blocks of inode %" PRIu64 " (%" PRIu64
+                  " at %" PRIu64 "): no layout or out of range",
+                  w->path, ino, count, block);
+    return -1;
+  }
+  if (sqlite3_bind_int64 (stmt, 1, ino) != SQLITE_OK ||
+      sqlite3_bind_int64 (stmt, 2, lblk) != SQLITE_OK ||
+      sqlite3_bind_int64 (stmt, 3, block) != SQLITE_OK ||
+      sqlite3_bind_int64 (stmt, 4, count) != SQLITE_OK) {
+    manifest_report_sqlite (w->path, w->db, "writing node_blocks");
+    return -1;
+  }
+  return writer_step (w, stmt, "writing node_blocks");
 }
 
 /* Only a complete manifest is ever renamed into place. */

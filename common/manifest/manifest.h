@@ -166,6 +166,55 @@ int manifest_file_extents (struct manifest *m, const char *path,
                            struct manifest_file *f,
                            struct manifest_extent **extents, size_t *n);
 
+/* The layout of an ext4 image, kept so that the next version of the
+ * image can be built around it (accel-mkimage --base) without the image
+ * itself: the file system's identity and geometry, the inode number of
+ * every path (directories, symlinks and devices too), and where each
+ * directory's blocks are.  Optional (format version 1 readers ignore
+ * it): accel-index writes it for ext4 images; manifests of other types
+ * or made before it have none.
+ */
+struct manifest_fs_layout {
+  unsigned char uuid[16];
+  unsigned char hash_seed[16]; /* s_hash_seed, for directory indexes */
+  uint64_t blocks; /* s_blocks_count */
+  uint64_t inodes; /* s_inodes_count */
+  uint32_t block_size;
+};
+
+/* One path of the image and its inode; "/" is the root. */
+struct manifest_node {
+  const char *path; /* valid only during the callback */
+  uint64_t ino;
+  uint32_t mode; /* st_mode, type bits included */
+};
+
+/* count blocks of inode ino from logical block lblk are the file
+ * system blocks from block on (directories only).
+ */
+struct manifest_node_blocks {
+  uint64_t ino, lblk, block, count;
+};
+
+/* 0 with *l filled in, 1 if m has no layout, -1 (error reported) if it
+ * has a broken one.
+ */
+int manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l);
+
+/* Call fn for every node (in the order written: a walk from the root)
+ * or every run of node blocks.  Each row is checked as it is read
+ * (path absolute and at most MANIFEST_MAX_PATH_LEN bytes, numbers in
+ * range).  Return 0 from fn to go on, -1 (error reported) to stop.
+ * 0, or -1.
+ */
+typedef int (*manifest_node_fn) (void *opaque, const struct manifest_node *n);
+int
+manifest_foreach_node (struct manifest *m, manifest_node_fn fn, void *opaque);
+typedef int (*manifest_node_blocks_fn) (void *opaque,
+                                        const struct manifest_node_blocks *b);
+int manifest_foreach_node_blocks (struct manifest *m,
+                                  manifest_node_blocks_fn fn, void *opaque);
+
 /* Writer (accel-index).  Rows go into PATH.tmp inside one transaction;
  * manifest_writer_finish renames it over PATH, so a reader never sees a
  * partial manifest.  The output depends only on the calls made (and the
@@ -200,6 +249,19 @@ int manifest_writer_add_extent (struct manifest_writer *w, int64_t file_id,
                                 uint64_t length);
 int manifest_writer_add_hot (struct manifest_writer *w, uint64_t rank,
                              uint64_t chunk_idx);
+
+/* The layout (see struct manifest_fs_layout): set it at most once,
+ * then add nodes and node blocks.  Paths are absolute and unique,
+ * inode numbers and blocks within the layout's counts.  Anything else
+ * is refused (error reported).
+ */
+int manifest_writer_set_fs_layout (struct manifest_writer *w,
+                                   const struct manifest_fs_layout *l);
+int manifest_writer_add_node (struct manifest_writer *w, const char *path,
+                              uint64_t ino, uint32_t mode);
+int manifest_writer_add_node_blocks (struct manifest_writer *w, uint64_t ino,
+                                     uint64_t lblk, uint64_t block,
+                                     uint64_t count);
 
 /* Check that every chunk was added, commit, check that the file is
  * within MANIFEST_MAX_FILE_SIZE, fsync and rename over PATH.
