@@ -119,8 +119,8 @@ manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
   if (present == 0)
     return 1;
   if (present != 5 || strlen (uuid) != 32 || strlen (seed) != 32 ||
-      hex_decode (uuid, 32, l->uuid) == -1 ||
-      hex_decode (seed, 32, l->hash_seed) == -1 || v[0] <= 0 || v[1] <= 0 ||
+      hex_decode (uuid, 16, l->uuid) == -1 ||
+      hex_decode (seed, 16, l->hash_seed) == -1 || v[0] <= 0 || v[1] <= 0 ||
       v[1] > UINT32_MAX || v[2] < 1024 || v[2] > 65536 ||
       (v[2] & (v[2] - 1)) || (uint64_t) v[0] > m->image_size / v[2]) {
     report_error ("manifest: %s: the file system layout in meta (fs_uuid, "

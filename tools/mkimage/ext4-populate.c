@@ -48,6 +48,7 @@
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "manifest.h"
 #include "report.h"
 #include "mkimage.h"
 #include "ext4.h"
@@ -66,6 +67,8 @@ struct populate {
   unsigned char *buf; /* READ_SIZE bytes */
   uint64_t done; /* bytes of file data copied, for progress */
   bool full; /* the file system ran out of blocks or inodes */
+  struct ext4_base *base; /* the base layout, or NULL */
+  struct ext4_alloc alloc; /* where blocks go (ext4-alloc.c) */
 };
 
 const char *
@@ -193,6 +196,20 @@ set_dir_mode (struct populate *p, ext2_ino_t ino, mode_t mode, const char *path)
   return err ? fail (p, err, "set mode", path) : 0;
 }
 
+/* The inode for n: the one it had in the base layout if it is kept,
+ * else the first free one libext2fs finds from its parent's group.
+ */
+static errcode_t
+new_inode (struct populate *p, const struct tree_node *n, ext2_ino_t *ino)
+{
+  if (p->base) {
+    *ino = ext4_base_claim_inode (p->base, p->fs, n->path, n->st->st_mode);
+    if (*ino)
+      return 0;
+  }
+  return ext2fs_new_inode (p->fs, n->parent, n->st->st_mode & S_IFMT, 0, ino);
+}
+
 /* A directory: mkdir, then the source's permission bits. */
 static int
 add_dir (struct populate *p, const struct tree_node *n, uint64_t *handle)
@@ -212,9 +229,12 @@ add_dir (struct populate *p, const struct tree_node *n, uint64_t *handle)
   }
   else {
     /* A NULL name: made and counted in the parent, not linked. */
-    err = ext2fs_new_inode (p->fs, n->parent, LINUX_S_IFDIR | 0755, 0, &ino);
-    if (err == 0)
+    err = new_inode (p, n, &ino);
+    if (err == 0) {
+      p->alloc.mkdir_ino = ino;
       err = ext2fs_mkdir (p->fs, n->parent, ino, NULL);
+      p->alloc.mkdir_ino = 0;
+    }
     if (err)
       return fail (p, err, "mkdir", n->path);
     if (add_entry (p, n, ino, EXT2_FT_DIR) == -1)
@@ -363,7 +383,7 @@ add_inode (struct populate *p, const struct tree_node *n, ext2_ino_t *inop)
   ext2_ino_t ino;
   errcode_t err;
 
-  err = ext2fs_new_inode (p->fs, n->parent, m, 0, &ino);
+  err = new_inode (p, n, &ino);
   if (err)
     return fail (p, err, "create", n->path);
   ext2fs_inode_alloc_stats2 (p->fs, ino, +1, 0);
@@ -476,7 +496,7 @@ add_symlink (struct populate *p, const struct tree_node *n, ext2_ino_t *inop)
     return -1;
   }
   target[len] = '\0';
-  err = ext2fs_new_inode (p->fs, n->parent, LINUX_S_IFLNK | 0777, 0, &ino);
+  err = new_inode (p, n, &ino);
   if (err == 0)
     err = ext2fs_symlink (p->fs, n->parent, ino, NULL, target);
   if (err)
@@ -590,12 +610,22 @@ fix_inodes (struct populate *p)
  * depend on the UUID and it can be changed now without rewriting them.
  */
 static int
-set_identity (ext2_filsys fs, const char *image, const unsigned char d[32])
+set_identity (ext2_filsys fs, const char *image, struct ext4_base *base,
+              const unsigned char d[32])
 {
   if (!ext2fs_has_feature_csum_seed (fs->super)) {
     report_error ("%s: made without metadata_csum_seed: cannot set the UUID",
                   image);
     return -1;
+  }
+  if (base) {
+    /* A new version of the same dataset: the same identity, and
+     * directory hashes that do not change unless names do.
+     */
+    memcpy (fs->super->s_uuid, ext4_base_layout (base)->uuid, 16);
+    memcpy (fs->super->s_hash_seed, ext4_base_layout (base)->hash_seed, 16);
+    ext2fs_mark_super_dirty (fs);
+    return 0;
   }
   memcpy (fs->super->s_uuid, d, 16);
   /* An RFC 9562 version 8 (custom) UUID. */
@@ -608,9 +638,10 @@ set_identity (ext2_filsys fs, const char *image, const unsigned char d[32])
 
 int
 ext4_populate (const struct mkimage_options *o, const char *image,
-               uint64_t file_bytes, unsigned char digest[32])
+               uint64_t file_bytes, struct ext4_base *base,
+               unsigned char digest[32])
 {
-  struct populate p = { .o = o };
+  struct populate p = { .o = o, .base = base };
   errcode_t err;
   int64_t fixed;
   int r = -1;
@@ -629,6 +660,11 @@ ext4_populate (const struct mkimage_options *o, const char *image,
     report_error ("%s: read bitmaps: %s", image, ext4_strerror (err));
     goto out;
   }
+  p.alloc.base = base;
+  p.alloc.chunk_blocks = o->chunk_size / EXT4_BLOCK_SIZE;
+  ext4_alloc_install (p.fs, &p.alloc);
+  if (base && ext4_base_reserve (base, p.fs) == -1)
+    goto out;
   p.links = tree_links_new ();
   p.tree = EVP_MD_CTX_new ();
   p.buf = malloc (READ_SIZE);
@@ -653,10 +689,13 @@ ext4_populate (const struct mkimage_options *o, const char *image,
   }
   if (r == 0) {
     EVP_DigestFinal_ex (p.tree, digest, NULL);
-    r = set_identity (p.fs, image, digest);
+    r = set_identity (p.fs, image, base, digest);
   }
 
 out:
+  /* Before the bitmaps are written: what was kept and not used. */
+  if (base)
+    ext4_base_release (base, p.fs);
   if (r == 0) {
     err = ext2fs_close_free (&p.fs);
     if (err) {

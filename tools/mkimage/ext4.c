@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@
 
 #include "cleanup.h"
 #include "file-io.h"
+#include "manifest.h"
 #include "report.h"
 #include "mkimage.h"
 #include "ext4.h"
@@ -53,8 +55,23 @@
 #define MAX_ATTEMPTS 8
 #define MIN_BLOCKS 64
 
-/* Build again at the size used if more than this fraction is free. */
+/* Build again at the size used if more than this fraction is free
+ * (beyond the slack).
+ */
 #define SHRINK_FREE_PERCENT 1
+
+/* A fresh layout leaves this much free for later versions: a
+ * percentage of the blocks, at least this many chunks, and this many
+ * inodes on top of 10% more.
+ */
+#define SLACK_PERCENT 10
+#define SLACK_MIN_CHUNKS 4
+#define SLACK_INODES 256
+
+/* A base layout of which more than this would be left free (files
+ * were deleted) gives way to a fresh, smaller one.
+ */
+#define BASE_MAX_FREE_PERCENT 40
 
 /* Features of the image.  metadata_csum_seed lets the UUID be set last
  * (see ext4-populate.c).  No has_journal, resize_inode.
@@ -483,28 +500,154 @@ read_usage (const char *image, uint64_t *used, uint64_t *total)
   return 0;
 }
 
+/* Room left free in a fresh layout, for the versions after it: new
+ * and grown files go there without a bigger file system (which would
+ * move the metadata of every group: a fresh layout).  Free space is
+ * all-zero chunks, which nodes never fetch or store.
+ */
+static uint64_t
+slack_blocks (const struct mkimage_options *o, uint64_t blocks)
+{
+  uint64_t chunks = (uint64_t) SLACK_MIN_CHUNKS * o->chunk_size /
+      EXT4_BLOCK_SIZE;
+  uint64_t s = blocks * SLACK_PERCENT / 100;
+
+  return s > chunks ? s : chunks;
+}
+
+/* Decide whether the base layout can hold the tree: blocks and inodes
+ * are the estimate (with its margin).  Tells why not on stderr.
+ */
+static bool
+base_fits (const struct mkimage_options *o, uint64_t blocks, uint64_t inodes)
+{
+  const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+
+  if (blocks > l->blocks || inodes > l->inodes) {
+    report_warning ("%s: the tree needs a bigger file system than the "
+                    "base's (%" PRIu64 " blocks and %" PRIu64 " inodes, "
+                    "%" PRIu64 " and %" PRIu64 " in the base): making a "
+                    "fresh layout, which nodes fetch again in full",
+                    o->src, blocks, inodes, l->blocks, l->inodes);
+    return false;
+  }
+  if ((l->blocks - blocks) * 100 > l->blocks * BASE_MAX_FREE_PERCENT) {
+    report_warning ("%s: more than %d%% of the base's file system would be "
+                    "free (files were deleted): making a fresh layout, "
+                    "which nodes fetch again in full",
+                    o->src, BASE_MAX_FREE_PERCENT);
+    return false;
+  }
+  return true;
+}
+
+/* Punch out every free block of the image: e2fsck -D leaves the old
+ * linear directory blocks it replaced behind in free space, where they
+ * would cost chunks that no file needs.  Free space is then all zeros.
+ */
+static int
+zero_free_blocks (const char *image)
+{
+  ext2_filsys fs;
+  errcode_t err;
+  blk64_t b, end, next_free, next_used;
+  int fd = -1, ret = -1;
+  uint64_t punched = 0;
+
+  err = ext2fs_open (image, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+  if (err == 0)
+    err = ext2fs_read_block_bitmap (fs);
+  if (err) {
+    report_error ("%s: reading the block bitmap: %s", image,
+                  ext4_strerror (err));
+    if (fs)
+      ext2fs_close_free (&fs);
+    return -1;
+  }
+  fd = open (image, O_RDWR | O_CLOEXEC);
+  if (fd == -1) {
+    report_error ("%s: open: %m", image);
+    goto out;
+  }
+  end = ext2fs_blocks_count (fs->super) - 1;
+  for (b = fs->super->s_first_data_block; b <= end; b = next_used) {
+    if (ext2fs_find_first_zero_block_bitmap2 (fs->block_map, b, end,
+                                              &next_free))
+      break;
+    if (ext2fs_find_first_set_block_bitmap2 (fs->block_map, next_free, end,
+                                             &next_used))
+      next_used = end + 1;
+    if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                   (off_t) next_free * EXT4_BLOCK_SIZE,
+                   (off_t) (next_used - next_free) * EXT4_BLOCK_SIZE) == -1) {
+      report_error ("%s: punching out free blocks: %m", image);
+      goto out;
+    }
+    punched += next_used - next_free;
+  }
+  report_debug ("punched out %" PRIu64 " free blocks", punched);
+  ret = 0;
+
+out:
+  if (fd != -1)
+    close (fd);
+  ext2fs_close_free (&fs);
+  return ret;
+}
+
 int
 ext4_build (const struct mkimage_options *o, const char *image,
             struct build_result *r)
 {
   unsigned char digest[32];
   uint64_t blocks, inodes, used = 0, total = 0;
+  uint64_t est_blocks, est_inodes;
+  struct ext4_base *base = NULL;
   bool resized = false;
   struct stat st;
   int p = 1;
 
-  if (estimate (o, &blocks, &inodes, r) == -1)
+  if (estimate (o, &est_blocks, &est_inodes, r) == -1)
     return -1;
+  if (o->base) {
+    if (ext4_base_match (o->base, o->src) == -1)
+      return -1;
+    if (base_fits (o, est_blocks, est_inodes))
+      base = o->base;
+  }
   for (r->attempts = 1; r->attempts <= MAX_ATTEMPTS; r->attempts++) {
-    report_debug ("attempt %u: %" PRIu64 " blocks, %" PRIu64 " inodes",
-                  r->attempts, blocks, inodes);
+    if (r->attempts == 1 || (base == NULL && p == 1 && r->based)) {
+      /* The first attempt, or the first fresh one after the base's
+       * geometry turned out too small.
+       */
+      r->based = base != NULL;
+      if (base) {
+        blocks = ext4_base_layout (base)->blocks;
+        inodes = ext4_base_layout (base)->inodes;
+      }
+      else {
+        blocks = est_blocks + slack_blocks (o, est_blocks);
+        inodes = est_inodes + est_inodes / 10 + SLACK_INODES;
+      }
+    }
+    report_debug ("attempt %u: %" PRIu64 " blocks, %" PRIu64 " inodes%s",
+                  r->attempts, blocks, inodes,
+                  base ? " (the base's)" : "");
     if (make_fs (o, image, blocks, inodes) == -1)
       return -1;
-    p = ext4_populate (o, image, r->file_bytes, digest);
+    p = ext4_populate (o, image, r->file_bytes, base, digest);
     if (p == 0)
       p = index_dirs (o, image);
     if (p == -1)
       return -1;
+    if (p == 1 && base) {
+      report_warning ("%s: the tree did not fit in the base's file system: "
+                      "making a fresh layout, which nodes fetch again in "
+                      "full",
+                      o->src);
+      base = NULL;
+      continue;
+    }
     if (p == 1) {
       /* Too small: 10% more, and again. */
       blocks += blocks / 10 > 256 ? blocks / 10 : 256;
@@ -513,13 +656,15 @@ ext4_build (const struct mkimage_options *o, const char *image,
     if (read_usage (image, &used, &total) == -1)
       return -1;
     report_debug ("%" PRIu64 " of %" PRIu64 " blocks used", used, total);
-    if (resized || total - used <= 64 ||
-        (total - used) * 100 <= total * SHRINK_FREE_PERCENT)
+    if (base || resized || total - used <= 64 + slack_blocks (o, used) ||
+        (total - used) * 100 <=
+            total * SHRINK_FREE_PERCENT + slack_blocks (o, used) * 100)
       break;
     /* Much too big (zeros counted as data): again, at the size used
-     * plus the usual margin.  Smaller, it has less metadata.
+     * plus the usual margin and the slack.  Smaller, it has less
+     * metadata.
      */
-    blocks = used + used / 2000 + 16;
+    blocks = used + used / 2000 + 16 + slack_blocks (o, used);
     resized = true;
   }
   if (p != 0 || r->attempts > MAX_ATTEMPTS) {
@@ -527,6 +672,9 @@ ext4_build (const struct mkimage_options *o, const char *image,
                   MAX_ATTEMPTS);
     return -1;
   }
+  r->based = base != NULL;
+  if (zero_free_blocks (image) == -1)
+    return -1;
   r->free_bytes = (total - used) * EXT4_BLOCK_SIZE;
 
   if (stat (image, &st) == -1) {

@@ -44,6 +44,54 @@ extern errcode_t ext4_dir_write (ext2_filsys fs, struct ext4_dir *d);
 /* Free the entries. */
 extern void ext4_dir_clear (struct ext4_dir *d);
 
+/* ext4-base.c: the base layout (an earlier version's manifest). */
+struct ext4_base;
+struct manifest_fs_layout;
+
+/* Load and check the layout in the manifest at path.  NULL (error
+ * reported) if it cannot be read, is not ext4 or has no layout.
+ */
+extern struct ext4_base *ext4_base_load (const char *path);
+extern void ext4_base_free (struct ext4_base *b);
+extern const struct manifest_fs_layout *
+ext4_base_layout (const struct ext4_base *b);
+extern uint32_t ext4_base_chunk_size (const struct ext4_base *b);
+
+/* Find which of the base's paths the tree at src still has, with the
+ * same type.  0, or -1 (error reported).
+ */
+extern int ext4_base_match (struct ext4_base *b, const char *src);
+
+/* Mark the kept inodes and blocks in use in fs's bitmaps (uncounted),
+ * before anything is made.  0, or -1 (error reported).
+ */
+extern int ext4_base_reserve (struct ext4_base *b, ext2_filsys fs);
+
+/* The base's inode of a kept path of this type, now free for the
+ * caller to allocate, or 0.
+ */
+extern ext2_ino_t ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs,
+                                         const char *path, mode_t mode);
+
+/* The base's block for logical block lblk of kept inode ino, now free
+ * for the caller to allocate, or 0.
+ */
+extern blk64_t ext4_base_claim_block (struct ext4_base *b, ext2_filsys fs,
+                                      ext2_ino_t ino, blk64_t lblk);
+
+/* Unmark what was reserved and never claimed; free the reservation. */
+extern void ext4_base_release (struct ext4_base *b, ext2_filsys fs);
+
+/* ext4-alloc.c: the block allocation policy (see there). */
+struct ext4_alloc {
+  struct ext4_base *base; /* or NULL */
+  uint32_t chunk_blocks; /* the manifest's chunk size in blocks */
+  ext2_ino_t mkdir_ino; /* a kept directory being made, or 0 */
+};
+
+/* Make a the policy of fs's allocations (fs->priv_data). */
+extern void ext4_alloc_install (ext2_filsys fs, struct ext4_alloc *a);
+
 /* A libext2fs error code (errcode_t) or errno value as text.  NB:
  * error_message would need libcom_err, which we do not link; the
  * table it would use is exported by libext2fs itself.

@@ -38,6 +38,7 @@
 #include "manifest.h"
 #include "report.h"
 #include "mkimage.h"
+#include "ext4.h"
 
 /* The Makefile may pass the real version with -DACCEL_VERSION=... */
 #ifndef ACCEL_VERSION
@@ -58,6 +59,7 @@
 enum {
   HELP_OPTION = CHAR_MAX + 1,
   VERSION_OPTION,
+  BASE_OPTION,
   CHUNK_SIZE_OPTION,
   COMPRESS_OPTION,
   ENDPOINT_OPTION,
@@ -66,11 +68,13 @@ enum {
   KEEP_IMAGE_OPTION,
   LABEL_OPTION,
   NAME_OPTION,
+  NO_BASE_OPTION,
 };
 
 /* A leading ':' : getopt_long reports nothing, report_usage_error does. */
 static const char short_options[] = ":v";
 static const struct option long_options[] = {
+  { "base", required_argument, NULL, BASE_OPTION },
   { "chunk-size", required_argument, NULL, CHUNK_SIZE_OPTION },
   { "compress", no_argument, NULL, COMPRESS_OPTION },
   { "endpoint", required_argument, NULL, ENDPOINT_OPTION },
@@ -80,6 +84,7 @@ static const struct option long_options[] = {
   { "keep-image", required_argument, NULL, KEEP_IMAGE_OPTION },
   { "label", required_argument, NULL, LABEL_OPTION },
   { "name", required_argument, NULL, NAME_OPTION },
+  { "no-base", no_argument, NULL, NO_BASE_OPTION },
   { "verbose", no_argument, NULL, 'v' },
   { "version", no_argument, NULL, VERSION_OPTION },
   { NULL, 0, NULL, 0 },
@@ -98,6 +103,7 @@ usage (void)
       "                [--label LABEL] [--name NAME] [--endpoint URL]\n"
       "                [--keep-image PATH] [--compress] [--hot TRACE]... "
       "[-v]\n"
+      "                [--base MANIFEST | --no-base]\n"
       "  " PROGNAME " --help | --version\n"
       "\n"
       "DESCRIPTION\n"
@@ -140,6 +146,19 @@ usage (void)
       "  --endpoint URL      S3-compatible endpoint, path-style\n"
       "                      (http[s]://HOST[:PORT]); default AWS.\n"
       "  --keep-image PATH   also keep the built image at PATH.\n"
+      "  --base MANIFEST     ext4: build the image as a new version of the\n"
+      "                      image MANIFEST describes (a local file):\n"
+      "                      unchanged files keep their place and inode,\n"
+      "                      new and grown ones go to free space, and\n"
+      "                      UUID, hash seed and chunk size (unless\n"
+      "                      --chunk-size is given) are the base's, so a\n"
+      "                      node holding the old version fetches little\n"
+      "                      more than what changed.  Default: the\n"
+      "                      manifest already at a local DEST, if any.\n"
+      "                      A fresh layout is made (and said so) when\n"
+      "                      the tree outgrows the base's file system or\n"
+      "                      would leave more than 40%% of it free.\n"
+      "  --no-base           ext4: a fresh layout, whatever DEST holds.\n"
       "  --compress          squashfs: compress file data (smaller, but a\n"
       "                      file's bytes are no longer one range of the\n"
       "                      image).\n"
@@ -383,6 +402,28 @@ print_result (const struct mkimage_options *o, const struct build_result *r,
             (int) len, o->dest, o->name);
 }
 
+/* The base layout: --base, or the manifest already at a local DEST
+ * (none there: a fresh layout, said so).  Its chunk size is the
+ * default.  0, or -1 (error reported).
+ */
+static int
+load_base (struct mkimage_options *o)
+{
+  if (o->base_path == NULL)
+    return 0;
+  if (o->base_default && access (o->base_path, F_OK) == -1) {
+    report_warning ("no earlier version at %s: a fresh layout",
+                    o->base_path);
+    return 0;
+  }
+  o->base = ext4_base_load (o->base_path);
+  if (o->base == NULL)
+    return -1;
+  if (!o->chunk_size_given)
+    o->chunk_size = ext4_base_chunk_size (o->base);
+  return 0;
+}
+
 /* The steps, in order.  0, or -1 (error reported). */
 static int
 mkimage (struct mkimage_options *o)
@@ -395,6 +436,8 @@ mkimage (struct mkimage_options *o)
   int ret;
 
   if (is_s3 (o->dest) && publish_s3_check (o) == -1)
+    return -1;
+  if (load_base (o) == -1)
     return -1;
   if (workdir_create () == -1)
     return -1;
@@ -462,9 +505,10 @@ main (int argc, char *argv[])
 {
   struct mkimage_options o = { .fs = "ext4",
                                .chunk_size = INDEX_DEFAULT_CHUNK_SIZE };
-  CLEANUP_FREE char *name = NULL, *dest_prefix = NULL;
+  CLEANUP_FREE char *name = NULL, *dest_prefix = NULL, *dest_base = NULL;
+  bool no_base = false;
   CLEANUP_FREE char **hot = NULL;
-  int c;
+  int c, ret;
 
   hot = calloc (argc, sizeof *hot);
   if (hot == NULL) {
@@ -483,8 +527,12 @@ main (int argc, char *argv[])
     case 'v':
       o.verbose = true;
       break;
+    case BASE_OPTION:
+      o.base_path = optarg;
+      break;
     case CHUNK_SIZE_OPTION:
       o.chunk_size = parse_chunk_size (optarg);
+      o.chunk_size_given = true;
       break;
     case COMPRESS_OPTION:
       o.compress = true;
@@ -512,6 +560,9 @@ main (int argc, char *argv[])
       break;
     case NAME_OPTION:
       o.name = optarg;
+      break;
+    case NO_BASE_OPTION:
+      no_base = true;
       break;
     case HELP_OPTION:
       usage ();
@@ -543,6 +594,13 @@ main (int argc, char *argv[])
     report_usage_error ("--compress: only for --fs squashfs");
   if (o.endpoint && !is_s3 (o.dest))
     report_usage_error ("--endpoint: only for an s3:// DEST");
+  if (o.base_path && no_base)
+    report_usage_error ("--base and --no-base: one or the other");
+  if ((o.base_path || no_base) && strcmp (o.fs, "ext4") != 0)
+    report_usage_error ("--base, --no-base: only for ext4 images");
+  if (o.base_path && strstr (o.base_path, "://") != NULL)
+    report_usage_error ("--base %s: only a local manifest file for now",
+                        o.base_path);
   if (o.name)
     check_name (o.name);
   check_dest (o.dest);
@@ -557,6 +615,18 @@ main (int argc, char *argv[])
     check_name (name);
     o.name = name;
   }
-
-  return mkimage (&o) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  /* The default base: the version already in a local DEST. */
+  if (!no_base && o.base_path == NULL && strcmp (o.fs, "ext4") == 0 &&
+      !is_s3 (o.dest)) {
+    if (asprintf (&dest_base, "%s/%s.img.manifest", o.dest, o.name) == -1) {
+      dest_base = NULL;
+      perror (PROGNAME ": asprintf");
+      exit (EXIT_FAILURE);
+    }
+    o.base_path = dest_base;
+    o.base_default = true;
+  }
+  ret = mkimage (&o);
+  ext4_base_free (o.base);
+  return ret == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

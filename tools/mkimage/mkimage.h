@@ -20,6 +20,8 @@
 
 #include "format.h"
 
+struct ext4_base;
+
 #define PROGNAME "accel-mkimage"
 
 /* Everything the command line decides. */
@@ -29,6 +31,7 @@ struct mkimage_options {
   const char *name; /* image name: NAME.img, NAME.img.manifest */
   const char *fs; /* "ext4" or "squashfs" */
   uint32_t chunk_size; /* of the manifest, in bytes */
+  bool chunk_size_given; /* --chunk-size (else the base's, or 1 MiB) */
   const char *label; /* file system label / volume name, or NULL */
   const char *endpoint; /* S3-compatible endpoint, or NULL for AWS */
   const char *keep_image; /* keep the built image here, or NULL */
@@ -37,6 +40,9 @@ struct mkimage_options {
   bool compress; /* squashfs: compress data blocks */
   bool verbose;
   uint32_t epoch; /* every timestamp in the image */
+  const char *base_path; /* --base MANIFEST, or DEST's manifest, or NULL */
+  bool base_default; /* base_path is DEST's: a missing file is no error */
+  struct ext4_base *base; /* loaded from base_path, or NULL */
 };
 
 /* What the build step reports, for the summary. */
@@ -46,6 +52,7 @@ struct build_result {
   uint64_t file_bytes; /* sum of the sizes of distinct regular files */
   uint64_t nr_entries; /* files, directories, links, ... below the root */
   unsigned attempts; /* ext4: builds until everything fitted */
+  bool based; /* ext4: built around the base layout */
 };
 
 /* tree.c: a walk of the source tree in a fixed order. */
@@ -112,7 +119,8 @@ extern int ext4_build (const struct mkimage_options *o, const char *image,
  * contents, link targets), from which the UUID is derived.
  */
 extern int ext4_populate (const struct mkimage_options *o, const char *image,
-                          uint64_t file_bytes, unsigned char digest[32]);
+                          uint64_t file_bytes, struct ext4_base *base,
+                          unsigned char digest[32]);
 
 /* squashfs.c: make a squashfs image with mksquashfs. */
 extern int squashfs_build (const struct mkimage_options *o, const char *image,

@@ -1,0 +1,497 @@
+/* accel-mkimage: the base layout, an earlier version's manifest that
+ * the new image is built around.
+ *
+ * A node holding version 1 of a dataset fetches only those chunks of
+ * version 2 whose hashes version 1 lacks, so what did not change must
+ * stay where it was, to the byte.  With the same file system geometry
+ * (ext4.c makes the empty file system with the base's block and inode
+ * counts, UUID and hash seed), the metadata areas are where they were,
+ * and this file keeps the rest in place:
+ *
+ *   - every path of the new tree that the base has, with the same file
+ *     type, keeps its inode number (so its slot in the inode table);
+ *   - a regular file keeps the blocks its first bytes had (as far as it
+ *     is still long), a directory the blocks it had;
+ *   - everything else is free for new and grown files (ext4-alloc.c),
+ *     so space left by deleted files is reused.
+ *
+ * The base is only its manifest (the layout that accel-index records:
+ * manifest.h, struct manifest_fs_layout), never the old image.  Before
+ * the tree is copied in, the kept inodes and blocks are marked in use
+ * in the file system's bitmaps (without counting them, so that
+ * libext2fs's allocators pass them over); when the copy reaches a kept
+ * entry, its inode and then each of its blocks are claimed (unmarked,
+ * then allocated as usual), and whatever was never claimed is unmarked
+ * at the end.
+ */
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ext2fs/ext2fs.h>
+
+#include "manifest.h"
+#include "report.h"
+#include "mkimage.h"
+#include "ext4.h"
+
+/* A path of the base.  path is relative, as tree_walk gives it ("" for
+ * the root).
+ */
+struct base_node {
+  char *path;
+  uint32_t ino, mode;
+  uint64_t new_size; /* the new tree's size of a kept regular file */
+  bool kept; /* the new tree has this path, of the same type */
+};
+
+/* count blocks of inode ino from its logical block lblk are at block. */
+struct base_run {
+  uint32_t ino;
+  uint64_t lblk, block, count;
+};
+
+struct ext4_base {
+  const char *path; /* of the manifest, for messages */
+  struct manifest_fs_layout layout;
+  uint32_t chunk_size;
+  struct base_node *nodes; /* sorted by path */
+  size_t nr_nodes, cap_nodes;
+  struct base_run *runs; /* sorted by (ino, lblk) */
+  size_t nr_runs, cap_runs;
+  /* During the copy: what is reserved and not claimed yet. */
+  ext2fs_block_bitmap resv_blocks;
+  ext2fs_inode_bitmap resv_inodes;
+};
+
+/* manifest_foreach_node callback: keep every path. */
+static int
+load_node (void *opaque, const struct manifest_node *n)
+{
+  struct ext4_base *b = opaque;
+  struct base_node *v;
+
+  if (n->ino > b->layout.inodes) {
+    report_error ("%s: inode %" PRIu64 " of %s is beyond the file system's "
+                  "%" PRIu64 " inodes",
+                  b->path, n->ino, n->path, b->layout.inodes);
+    return -1;
+  }
+  if (b->nr_nodes == b->cap_nodes) {
+    size_t cap = b->cap_nodes ? b->cap_nodes * 2 : 256;
+
+    v = reallocarray (b->nodes, cap, sizeof *v);
+    if (v == NULL) {
+      report_error ("%s: realloc: %m", b->path);
+      return -1;
+    }
+    b->nodes = v;
+    b->cap_nodes = cap;
+  }
+  v = &b->nodes[b->nr_nodes];
+  v->path = strdup (n->path + 1); /* without the leading '/' */
+  if (v->path == NULL) {
+    report_error ("%s: strdup: %m", b->path);
+    return -1;
+  }
+  v->ino = n->ino;
+  v->mode = n->mode;
+  v->new_size = 0;
+  v->kept = false;
+  b->nr_nodes++;
+  return 0;
+}
+
+/* Add a run (block numbers checked against the geometry). */
+static int
+add_run (struct ext4_base *b, uint64_t ino, uint64_t lblk, uint64_t block,
+         uint64_t count)
+{
+  if (ino == 0 || ino > b->layout.inodes || count == 0 ||
+      block >= b->layout.blocks || count > b->layout.blocks - block) {
+    report_error ("%s: blocks of inode %" PRIu64 " lie outside the file "
+                  "system",
+                  b->path, ino);
+    return -1;
+  }
+  if (b->nr_runs == b->cap_runs) {
+    size_t cap = b->cap_runs ? b->cap_runs * 2 : 256;
+    struct base_run *v = reallocarray (b->runs, cap, sizeof *v);
+
+    if (v == NULL) {
+      report_error ("%s: realloc: %m", b->path);
+      return -1;
+    }
+    b->runs = v;
+    b->cap_runs = cap;
+  }
+  b->runs[b->nr_runs++] = (struct base_run){ ino, lblk, block, count };
+  return 0;
+}
+
+static int
+load_node_blocks (void *opaque, const struct manifest_node_blocks *r)
+{
+  return add_run (opaque, r->ino, r->lblk, r->block, r->count);
+}
+
+static int
+cmp_node (const void *a, const void *b)
+{
+  return strcmp (((const struct base_node *) a)->path,
+                 ((const struct base_node *) b)->path);
+}
+
+static int
+cmp_run (const void *a, const void *b)
+{
+  const struct base_run *x = a, *y = b;
+
+  if (x->ino != y->ino)
+    return x->ino < y->ino ? -1 : 1;
+  return x->lblk < y->lblk ? -1 : x->lblk > y->lblk;
+}
+
+/* The node of a relative path, or NULL. */
+static struct base_node *
+find_node (const struct ext4_base *b, const char *path)
+{
+  struct base_node key = { .path = (char *) path };
+
+  return bsearch (&key, b->nodes, b->nr_nodes, sizeof key, cmp_node);
+}
+
+/* manifest_foreach_file callback: a regular file's extents become runs
+ * of its inode (once per inode: hard links share them).
+ */
+struct load_files {
+  struct ext4_base *b;
+  struct manifest *m;
+};
+
+static int
+load_file (void *opaque, const struct manifest_file *f)
+{
+  struct load_files *lf = opaque;
+  struct ext4_base *b = lf->b;
+  uint64_t bs = b->layout.block_size;
+  struct manifest_extent *e = NULL;
+  struct manifest_file row;
+  struct base_node *n;
+  size_t nr = 0, i;
+  int r = 0;
+
+  n = find_node (b, f->path + 1);
+  if (n == NULL)
+    return 0; /* no inode known: nothing to keep */
+  if (manifest_file_extents (lf->m, f->path, &row, &e, &nr) != 0) {
+    free (e);
+    return -1;
+  }
+  for (i = 0; r == 0 && i < nr; i++) {
+    if (e[i].file_offset % bs || e[i].image_offset % bs) {
+      report_error ("%s: %s: an extent is not on a block boundary", b->path,
+                    f->path);
+      r = -1;
+      break;
+    }
+    r = add_run (b, n->ino, e[i].file_offset / bs, e[i].image_offset / bs,
+                 (e[i].length + bs - 1) / bs);
+  }
+  free (e);
+  return r;
+}
+
+/* Sort the runs and drop the copies hard links made. */
+static void
+sort_runs (struct ext4_base *b)
+{
+  size_t i, j = 0;
+
+  qsort (b->runs, b->nr_runs, sizeof *b->runs, cmp_run);
+  for (i = 0; i < b->nr_runs; i++)
+    if (j == 0 || b->runs[j - 1].ino != b->runs[i].ino ||
+        b->runs[j - 1].lblk != b->runs[i].lblk)
+      b->runs[j++] = b->runs[i];
+  b->nr_runs = j;
+}
+
+struct ext4_base *
+ext4_base_load (const char *path)
+{
+  struct ext4_base *b = calloc (1, sizeof *b);
+  struct manifest *m = NULL;
+  struct load_files lf;
+  size_t i;
+  int r;
+
+  if (b == NULL) {
+    report_error ("calloc: %m");
+    return NULL;
+  }
+  b->path = path;
+  m = manifest_open (path);
+  if (m == NULL)
+    goto err;
+  if (strcmp (manifest_fs_type (m), "ext4") != 0) {
+    report_error ("%s: the base is a %s image, not ext4 (use --no-base for "
+                  "a fresh layout)",
+                  path, manifest_fs_type (m));
+    goto err;
+  }
+  r = manifest_fs_layout (m, &b->layout);
+  if (r == 1)
+    report_error ("%s: the base manifest has no layout (made by an older "
+                  "accel-index?): index its image again, or use --no-base",
+                  path);
+  if (r != 0)
+    goto err;
+  if (b->layout.block_size != EXT4_BLOCK_SIZE) {
+    report_error ("%s: the base has %" PRIu32 "-byte blocks, not %d", path,
+                  b->layout.block_size, EXT4_BLOCK_SIZE);
+    goto err;
+  }
+  b->chunk_size = manifest_chunk_size (m);
+  if (manifest_foreach_node (m, load_node, b) == -1)
+    goto err;
+  qsort (b->nodes, b->nr_nodes, sizeof *b->nodes, cmp_node);
+  for (i = 1; i < b->nr_nodes; i++)
+    if (strcmp (b->nodes[i - 1].path, b->nodes[i].path) == 0) {
+      report_error ("%s: path /%s is listed twice", path, b->nodes[i].path);
+      goto err;
+    }
+  lf = (struct load_files){ b, m };
+  if (manifest_foreach_node_blocks (m, load_node_blocks, b) == -1 ||
+      manifest_foreach_file (m, load_file, &lf) == -1)
+    goto err;
+  sort_runs (b);
+  manifest_close (m);
+  report_debug ("base %s: %zu paths, %zu runs of blocks, %" PRIu64
+                " blocks, %" PRIu64 " inodes",
+                path, b->nr_nodes, b->nr_runs, b->layout.blocks,
+                b->layout.inodes);
+  return b;
+
+err:
+  if (m)
+    manifest_close (m);
+  ext4_base_free (b);
+  return NULL;
+}
+
+void
+ext4_base_free (struct ext4_base *b)
+{
+  size_t i;
+
+  if (b == NULL)
+    return;
+  for (i = 0; i < b->nr_nodes; i++)
+    free (b->nodes[i].path);
+  free (b->nodes);
+  free (b->runs);
+  free (b);
+}
+
+const struct manifest_fs_layout *
+ext4_base_layout (const struct ext4_base *b)
+{
+  return &b->layout;
+}
+
+uint32_t
+ext4_base_chunk_size (const struct ext4_base *b)
+{
+  return b->chunk_size;
+}
+
+/* tree_walk callback for ext4_base_match. */
+static int
+match_entry (void *opaque, const struct tree_node *tn, uint64_t *handle)
+{
+  struct ext4_base *b = opaque;
+  struct base_node *n = find_node (b, tn->path);
+
+  (void) handle;
+  if (n && (n->mode & S_IFMT) == (tn->st->st_mode & S_IFMT)) {
+    n->kept = true;
+    n->new_size = S_ISREG (tn->st->st_mode) ? tn->st->st_size : 0;
+  }
+  return 0;
+}
+
+int
+ext4_base_match (struct ext4_base *b, const char *src)
+{
+  size_t i, kept = 0;
+
+  if (tree_walk (src, &(struct tree_ops){ .visit = match_entry }, b) == -1)
+    return -1;
+  for (i = 0; i < b->nr_nodes; i++)
+    kept += b->nodes[i].kept;
+  report_debug ("base: %zu of %zu paths are kept", kept, b->nr_nodes);
+  return 0;
+}
+
+/* The runs of inode ino: index of the first, and how many. */
+static size_t
+find_runs (const struct ext4_base *b, uint32_t ino, size_t *n)
+{
+  size_t lo = 0, hi = b->nr_runs, first;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (b->runs[mid].ino < ino)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  first = lo;
+  while (lo < b->nr_runs && b->runs[lo].ino == ino)
+    lo++;
+  *n = lo - first;
+  return first;
+}
+
+/* Reserve block blk unless something (mke2fs's metadata, the root's
+ * block) already has it.
+ */
+static void
+reserve_block (struct ext4_base *b, ext2_filsys fs, blk64_t blk)
+{
+  if (blk < fs->super->s_first_data_block ||
+      blk >= ext2fs_blocks_count (fs->super) ||
+      ext2fs_test_block_bitmap2 (fs->block_map, blk))
+    return;
+  ext2fs_mark_block_bitmap2 (fs->block_map, blk);
+  ext2fs_mark_block_bitmap2 (b->resv_blocks, blk);
+}
+
+int
+ext4_base_reserve (struct ext4_base *b, ext2_filsys fs)
+{
+  uint64_t nr_inodes = 0, nr_blocks = 0;
+  errcode_t err;
+  size_t i, j, first, n;
+
+  err = ext2fs_allocate_block_bitmap (fs, "reserved blocks", &b->resv_blocks);
+  if (err == 0)
+    err = ext2fs_allocate_inode_bitmap (fs, "reserved inodes", &b->resv_inodes);
+  if (err) {
+    report_error ("base: allocating bitmaps: %s", ext4_strerror (err));
+    return -1;
+  }
+  for (i = 0; i < b->nr_nodes; i++) {
+    const struct base_node *nd = &b->nodes[i];
+    uint64_t limit = UINT64_MAX;
+
+    /* The root and lost+found are made by mke2fs where they were. */
+    if (!nd->kept || nd->ino < EXT2_FIRST_INO (fs->super) ||
+        nd->ino > fs->super->s_inodes_count)
+      continue;
+    if (!ext2fs_test_inode_bitmap2 (fs->inode_map, nd->ino)) {
+      ext2fs_mark_inode_bitmap2 (fs->inode_map, nd->ino);
+      ext2fs_mark_inode_bitmap2 (b->resv_inodes, nd->ino);
+      nr_inodes++;
+    }
+    if (S_ISREG (nd->mode))
+      limit = (nd->new_size + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
+    first = find_runs (b, nd->ino, &n);
+    for (j = first; j < first + n; j++) {
+      const struct base_run *r = &b->runs[j];
+      uint64_t k;
+
+      for (k = 0; k < r->count && r->lblk + k < limit; k++) {
+        reserve_block (b, fs, r->block + k);
+        nr_blocks++;
+      }
+    }
+  }
+  /* The root's blocks after mke2fs's first one, for big roots. */
+  first = find_runs (b, EXT2_ROOT_INO, &n);
+  for (j = first; j < first + n; j++)
+    for (i = 0; i < b->runs[j].count; i++)
+      reserve_block (b, fs, b->runs[j].block + i);
+  report_debug ("base: reserved %" PRIu64 " inodes and %" PRIu64 " blocks",
+                nr_inodes, nr_blocks);
+  return 0;
+}
+
+ext2_ino_t
+ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs, const char *path,
+                       mode_t mode)
+{
+  const struct base_node *n = find_node (b, path);
+
+  if (n == NULL || !n->kept || (n->mode & S_IFMT) != (mode & S_IFMT) ||
+      n->ino > fs->super->s_inodes_count ||
+      !ext2fs_test_inode_bitmap2 (b->resv_inodes, n->ino))
+    return 0;
+  ext2fs_unmark_inode_bitmap2 (b->resv_inodes, n->ino);
+  ext2fs_unmark_inode_bitmap2 (fs->inode_map, n->ino);
+  return n->ino;
+}
+
+blk64_t
+ext4_base_claim_block (struct ext4_base *b, ext2_filsys fs, ext2_ino_t ino,
+                       blk64_t lblk)
+{
+  size_t first, n, lo, hi;
+  blk64_t blk;
+
+  first = find_runs (b, ino, &n);
+  lo = first;
+  hi = first + n;
+  /* The last run starting at or before lblk. */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (b->runs[mid].lblk <= lblk)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == first)
+    return 0;
+  if (lblk >= b->runs[lo - 1].lblk + b->runs[lo - 1].count)
+    return 0;
+  blk = b->runs[lo - 1].block + (lblk - b->runs[lo - 1].lblk);
+  if (!ext2fs_test_block_bitmap2 (b->resv_blocks, blk))
+    return 0;
+  ext2fs_unmark_block_bitmap2 (b->resv_blocks, blk);
+  ext2fs_unmark_block_bitmap2 (fs->block_map, blk);
+  return blk;
+}
+
+void
+ext4_base_release (struct ext4_base *b, ext2_filsys fs)
+{
+  blk64_t blk, end = ext2fs_blocks_count (fs->super) - 1, next;
+  uint64_t released = 0;
+  ext2_ino_t ino;
+
+  if (b->resv_blocks == NULL)
+    return;
+  for (blk = fs->super->s_first_data_block; blk <= end; blk = next + 1) {
+    if (ext2fs_find_first_set_block_bitmap2 (b->resv_blocks, blk, end, &next))
+      break;
+    ext2fs_unmark_block_bitmap2 (b->resv_blocks, next);
+    ext2fs_unmark_block_bitmap2 (fs->block_map, next);
+    released++;
+  }
+  for (ino = 1; ino <= fs->super->s_inodes_count; ino++)
+    if (ext2fs_test_inode_bitmap2 (b->resv_inodes, ino)) {
+      ext2fs_unmark_inode_bitmap2 (b->resv_inodes, ino);
+      ext2fs_unmark_inode_bitmap2 (fs->inode_map, ino);
+    }
+  report_debug ("base: %" PRIu64 " reserved blocks were not used", released);
+  ext2fs_free_block_bitmap (b->resv_blocks);
+  ext2fs_free_inode_bitmap (b->resv_inodes);
+  b->resv_blocks = NULL;
+  b->resv_inodes = NULL;
+}
