@@ -76,6 +76,7 @@ struct filemap {
   uint64_t image_size;
   struct manifest_writer *w;
   struct filemap_stats *stats;
+  struct filemap_origin origin; /* 0s: the superblock's */
 
   /* The path of the entry being visited: "" for the root, else
    * "/a/b", without NUL or empty components.

@@ -16,6 +16,7 @@
 int
 filemap_write (const char *image, int fd, uint64_t image_size,
                const char *fs_type, struct manifest_writer *w,
+               const struct filemap_origin *origin,
                struct filemap_stats *stats)
 {
   struct filemap *fm;
@@ -37,6 +38,8 @@ filemap_write (const char *image, int fd, uint64_t image_size,
   fm->image_size = image_size;
   fm->w = w;
   fm->stats = stats;
+  if (origin)
+    fm->origin = *origin;
   if (strcmp (fs_type, "ext4") == 0) {
     r = filemap_ext4 (fm);
     if (r == 0)

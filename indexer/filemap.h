@@ -24,6 +24,14 @@ struct filemap_stats {
   uint64_t nr_skipped; /* files (or encrypted dirs) left out: ext4 */
 };
 
+/* For an ext4 image: the size mke2fs made it before it was grown
+ * (accel-mkimage knows; see struct manifest_fs_layout).  NULL or 0s:
+ * the superblock's sizes, right for a file system never grown.
+ */
+struct filemap_origin {
+  uint64_t mkfs_blocks, mkfs_inodes;
+};
+
 /* Write the file map of image (open as fd, image_size bytes, of type
  * fs_type as fstype_detect says) through w.  Nothing is written for
  * "raw".  0, or -1 (error reported, naming the image and the path in
@@ -31,6 +39,7 @@ struct filemap_stats {
  */
 int filemap_write (const char *image, int fd, uint64_t image_size,
                    const char *fs_type, struct manifest_writer *w,
+                   const struct filemap_origin *origin,
                    struct filemap_stats *stats);
 
 #endif /* ACCEL_FILEMAP_H */

@@ -173,7 +173,8 @@ detect_fs_type (int fd, const char *image, uint64_t size)
  */
 static int
 index_fd (int fd, const char *image, const char *output, uint32_t chunk_size,
-          const struct hot_traces *hot, struct index_stats *st)
+          const struct filemap_origin *origin, const struct hot_traces *hot,
+          struct index_stats *st)
 {
   struct index_state is = { 0 };
   struct manifest_writer *w;
@@ -202,8 +203,8 @@ index_fd (int fd, const char *image, const char *output, uint32_t chunk_size,
   }
   is.w = w;
   start = now_monotonic_seconds ();
-  if (filemap_write (image, fd, st->image_size, st->fs_type, w, &st->filemap) ==
-      -1)
+  if (filemap_write (image, fd, st->image_size, st->fs_type, w, origin,
+                     &st->filemap) == -1)
     goto err;
   st->filemap_secs = now_monotonic_seconds () - start;
   if (scan_image (fd, image, st->image_size, chunk_size, add_chunk, &is, sha256,
@@ -240,7 +241,7 @@ index_image (const char *image, const char *manifest,
     hot_free (hot);
     return -1;
   }
-  r = index_fd (fd, image, manifest, o->chunk_size, hot, &st);
+  r = index_fd (fd, image, manifest, o->chunk_size, &o->origin, hot, &st);
   close (fd);
   hot_free (hot);
   if (r == -1)

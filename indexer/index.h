@@ -33,6 +33,10 @@ struct index_options {
    */
   char *const *traces;
   size_t nr_traces;
+  /* ext4: the size mke2fs made the image before it was grown (0s: the
+   * superblock's), recorded in the manifest's layout.
+   */
+  struct filemap_origin origin;
 };
 
 /* What index_image did, for index_print_summary. */

@@ -3,7 +3,7 @@
  *
  * The layout is what accel-mkimage needs to build the next version of
  * an image around this one: the file system's identity and geometry
- * (five meta keys), the inode of every path (nodes) and the blocks of
+ * (seven meta keys), the inode of every path (nodes) and the blocks of
  * every directory (node_blocks).  It is optional and only accel-mkimage
  * reads it, so manifest_open does not check it: each value is checked
  * here as it is read, and a manifest whose layout is broken is refused
@@ -96,8 +96,9 @@ int
 manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
 {
   static const char *const ints[] = { "fs_blocks", "fs_inodes",
-                                      "fs_block_size" };
-  int64_t v[3];
+                                      "fs_block_size", "fs_mkfs_blocks",
+                                      "fs_mkfs_inodes" };
+  int64_t v[5];
   char uuid[40], seed[40];
   int r, i, present = 0;
 
@@ -110,7 +111,7 @@ manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
   if (r == -1)
     return -1;
   present += r == 0;
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < 5; i++) {
     r = layout_meta (m, ints[i], SQLITE_INTEGER, &v[i], NULL, 0);
     if (r == -1)
       return -1;
@@ -118,13 +119,15 @@ manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
   }
   if (present == 0)
     return 1;
-  if (present != 5 || strlen (uuid) != 32 || strlen (seed) != 32 ||
+  if (present != 7 || strlen (uuid) != 32 || strlen (seed) != 32 ||
       hex_decode (uuid, 16, l->uuid) == -1 ||
       hex_decode (seed, 16, l->hash_seed) == -1 || v[0] <= 0 || v[1] <= 0 ||
       v[1] > UINT32_MAX || v[2] < 1024 || v[2] > 65536 ||
-      (v[2] & (v[2] - 1)) || (uint64_t) v[0] > m->image_size / v[2]) {
+      (v[2] & (v[2] - 1)) || (uint64_t) v[0] > m->image_size / v[2] ||
+      v[3] <= 0 || v[3] > v[0] || v[4] <= 0 || v[4] > v[1]) {
     report_error ("manifest: %s: the file system layout in meta (fs_uuid, "
-                  "fs_hash_seed, fs_blocks, fs_inodes, fs_block_size) is "
+                  "fs_hash_seed, fs_blocks, fs_inodes, fs_block_size, "
+                  "fs_mkfs_blocks, fs_mkfs_inodes) is "
                   "incomplete or out of range",
                   m->path);
     return -1;
@@ -132,6 +135,8 @@ manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
   l->blocks = v[0];
   l->inodes = v[1];
   l->block_size = v[2];
+  l->mkfs_blocks = v[3];
+  l->mkfs_inodes = v[4];
   return layout_check_tables (m);
 }
 

@@ -512,7 +512,7 @@ check_file_size (struct manifest_writer *w)
   return 0;
 }
 
-/* Five meta keys, all or none (docs/manifest-format.md, "layout"). */
+/* Seven meta keys, all or none (docs/manifest-format.md, "layout"). */
 int
 manifest_writer_set_fs_layout (struct manifest_writer *w,
                                const struct manifest_fs_layout *l)
@@ -520,7 +520,9 @@ manifest_writer_set_fs_layout (struct manifest_writer *w,
   char uuid[33], seed[33];
 
   if (w->have_layout || l->blocks == 0 || l->blocks > INT64_MAX ||
-      l->inodes == 0 || l->inodes > UINT32_MAX || l->block_size < 1024 ||
+      l->inodes == 0 || l->inodes > UINT32_MAX || l->mkfs_blocks == 0 ||
+      l->mkfs_blocks > l->blocks || l->mkfs_inodes == 0 ||
+      l->mkfs_inodes > l->inodes || l->block_size < 1024 ||
       l->block_size > 65536 || (l->block_size & (l->block_size - 1))) {
     report_error ("manifest: %s: file system layout set twice or out of "
                   "range",
@@ -533,7 +535,9 @@ manifest_writer_set_fs_layout (struct manifest_writer *w,
       writer_meta (w, "fs_hash_seed", seed, 0) == -1 ||
       writer_meta (w, "fs_blocks", NULL, l->blocks) == -1 ||
       writer_meta (w, "fs_inodes", NULL, l->inodes) == -1 ||
-      writer_meta (w, "fs_block_size", NULL, l->block_size) == -1)
+      writer_meta (w, "fs_block_size", NULL, l->block_size) == -1 ||
+      writer_meta (w, "fs_mkfs_blocks", NULL, l->mkfs_blocks) == -1 ||
+      writer_meta (w, "fs_mkfs_inodes", NULL, l->mkfs_inodes) == -1)
     return -1;
   w->have_layout = true;
   w->layout_blocks = l->blocks;

@@ -180,6 +180,11 @@ struct manifest_fs_layout {
   uint64_t blocks; /* s_blocks_count */
   uint64_t inodes; /* s_inodes_count */
   uint32_t block_size;
+  /* The size mke2fs made the file system before it was grown to blocks
+   * (equal to blocks and inodes if it never was): mke2fs at this size
+   * and a resize to blocks give the same metadata layout again.
+   */
+  uint64_t mkfs_blocks, mkfs_inodes;
 };
 
 /* One path of the image and its inode; "/" is the root. */

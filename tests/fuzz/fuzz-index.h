@@ -75,7 +75,7 @@ fuzz_index (const uint8_t *data, size_t size, const char *want)
   w = manifest_writer_create (output, size, FUZZ_INDEX_CHUNK_SIZE, fs_type);
   if (w == NULL)
     fuzz_fail ("manifest_writer_create");
-  if (filemap_write (image, fd, size, fs_type, w, &st) == -1) {
+  if (filemap_write (image, fd, size, fs_type, w, NULL, &st) == -1) {
     manifest_writer_abort (w);
     close (fd);
     return;

@@ -689,7 +689,7 @@ ext4_populate (const struct mkimage_options *o, const char *image,
   }
   if (r == 0) {
     EVP_DigestFinal_ex (p.tree, digest, NULL);
-    r = set_identity (p.fs, image, base, digest);
+    r = set_identity (p.fs, image, o->base, digest);
   }
 
 out:

@@ -73,6 +73,11 @@
  */
 #define BASE_MAX_FREE_PERCENT 40
 
+/* A base too small for the tree grows to what the tree needs and this
+ * much more.
+ */
+#define GROW_SLACK_PERCENT 5
+
 /* Features of the image.  metadata_csum_seed lets the UUID be set last
  * (see ext4-populate.c).  No has_journal, resize_inode.
  */
@@ -515,23 +520,37 @@ slack_blocks (const struct mkimage_options *o, uint64_t blocks)
   return s > chunks ? s : chunks;
 }
 
-/* Decide whether the base layout can hold the tree: blocks and inodes
- * are the estimate (with its margin).  Tells why not on stderr.
+/* The geometry of a build around the base: mke2fs makes the file
+ * system at the size the base's was first made (so every group's
+ * metadata is where it was), then resize2fs grows it to the base's
+ * size, or beyond if the tree needs more blocks or inodes (new groups
+ * at the end, the old ones untouched).  False (said on stderr) if the
+ * base is a poor fit: more than BASE_MAX_FREE_PERCENT of it would be
+ * free.
  */
 static bool
-base_fits (const struct mkimage_options *o, uint64_t blocks, uint64_t inodes)
+base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
+               uint64_t est_inodes, uint64_t *blocks)
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+  uint64_t groups = (l->blocks + BLOCKS_PER_GROUP - 1) / BLOCKS_PER_GROUP;
+  uint64_t ipg = l->inodes / groups, need;
 
-  if (blocks > l->blocks || inodes > l->inodes) {
-    report_warning ("%s: the tree needs a bigger file system than the "
-                    "base's (%" PRIu64 " blocks and %" PRIu64 " inodes, "
-                    "%" PRIu64 " and %" PRIu64 " in the base): making a "
-                    "fresh layout, which nodes fetch again in full",
-                    o->src, blocks, inodes, l->blocks, l->inodes);
-    return false;
+  *blocks = l->blocks;
+  if (est_blocks > *blocks)
+    *blocks = est_blocks + est_blocks * GROW_SLACK_PERCENT / 100;
+  if (est_inodes > l->inodes) {
+    /* Only new groups bring inodes: ipg is fixed at mke2fs time. */
+    need = (est_inodes + ipg - 1) / ipg * BLOCKS_PER_GROUP;
+    if (need > *blocks)
+      *blocks = need;
   }
-  if ((l->blocks - blocks) * 100 > l->blocks * BASE_MAX_FREE_PERCENT) {
+  if (*blocks > l->blocks)
+    report_debug ("growing the base's file system from %" PRIu64 " to "
+                  "%" PRIu64 " blocks",
+                  l->blocks, *blocks);
+  if ((*blocks - est_blocks) * 100 > *blocks * BASE_MAX_FREE_PERCENT &&
+      est_blocks < *blocks) {
     report_warning ("%s: more than %d%% of the base's file system would be "
                     "free (files were deleted): making a fresh layout, "
                     "which nodes fetch again in full",
@@ -539,6 +558,22 @@ base_fits (const struct mkimage_options *o, uint64_t blocks, uint64_t inodes)
     return false;
   }
   return true;
+}
+
+/* Grow the empty file system to blocks with resize2fs (deterministic:
+ * the same sizes give the same bytes).
+ */
+static int
+grow_fs (const struct mkimage_options *o, const char *image, uint64_t blocks)
+{
+  char nr_blocks[32], fake_time[48];
+  const char *argv[] = { "resize2fs", "-f", image, nr_blocks, NULL };
+  const char *env[] = { fake_time, "LC_ALL=C", NULL };
+
+  snprintf (nr_blocks, sizeof nr_blocks, "%" PRIu64, blocks);
+  snprintf (fake_time, sizeof fake_time, "E2FSPROGS_FAKE_TIME=%" PRIu32,
+            o->epoch);
+  return run_program ("resize2fs", argv, env, workdir_file ("resize2fs.log"));
 }
 
 /* Punch out every free block of the image: e2fsck -D leaves the old
@@ -601,7 +636,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
 {
   unsigned char digest[32];
   uint64_t blocks, inodes, used = 0, total = 0;
-  uint64_t est_blocks, est_inodes;
+  uint64_t est_blocks, est_inodes, based_blocks = 0;
   struct ext4_base *base = NULL;
   bool resized = false;
   struct stat st;
@@ -612,7 +647,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
   if (o->base) {
     if (ext4_base_match (o->base, o->src) == -1)
       return -1;
-    if (base_fits (o, est_blocks, est_inodes))
+    if (base_geometry (o, est_blocks, est_inodes, &based_blocks))
       base = o->base;
   }
   for (r->attempts = 1; r->attempts <= MAX_ATTEMPTS; r->attempts++) {
@@ -622,8 +657,8 @@ ext4_build (const struct mkimage_options *o, const char *image,
        */
       r->based = base != NULL;
       if (base) {
-        blocks = ext4_base_layout (base)->blocks;
-        inodes = ext4_base_layout (base)->inodes;
+        blocks = ext4_base_layout (base)->mkfs_blocks;
+        inodes = ext4_base_layout (base)->mkfs_inodes;
       }
       else {
         blocks = est_blocks + slack_blocks (o, est_blocks);
@@ -634,6 +669,10 @@ ext4_build (const struct mkimage_options *o, const char *image,
                   r->attempts, blocks, inodes,
                   base ? " (the base's)" : "");
     if (make_fs (o, image, blocks, inodes) == -1)
+      return -1;
+    r->mkfs_blocks = blocks;
+    r->mkfs_inodes = inodes;
+    if (base && based_blocks > blocks && grow_fs (o, image, based_blocks) == -1)
       return -1;
     p = ext4_populate (o, image, r->file_bytes, base, digest);
     if (p == 0)

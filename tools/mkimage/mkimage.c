@@ -324,11 +324,12 @@ check_dest (const char *dest)
 /* Write the manifest of image, as accel-index would. */
 static int
 build_manifest (const struct mkimage_options *o, const char *image,
-                const char *manifest)
+                const char *manifest, const struct build_result *br)
 {
   struct index_options io = { .chunk_size = o->chunk_size,
                               .traces = o->hot,
-                              .nr_traces = o->nr_hot };
+                              .nr_traces = o->nr_hot,
+                              .origin = { br->mkfs_blocks, br->mkfs_inodes } };
   struct index_stats st;
   int r;
 
@@ -448,7 +449,7 @@ mkimage (struct mkimage_options *o)
     ret = ext4_build (o, image, &r);
   else
     ret = squashfs_build (o, image, &r);
-  if (ret == -1 || build_manifest (o, image, manifest) == -1)
+  if (ret == -1 || build_manifest (o, image, manifest, &r) == -1)
     return -1;
   if (o->keep_image && keep_image (o->keep_image, &image) == -1)
     return -1;

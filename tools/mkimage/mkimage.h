@@ -53,6 +53,7 @@ struct build_result {
   uint64_t nr_entries; /* files, directories, links, ... below the root */
   unsigned attempts; /* ext4: builds until everything fitted */
   bool based; /* ext4: built around the base layout */
+  uint64_t mkfs_blocks, mkfs_inodes; /* ext4: mke2fs's size, before growing */
 };
 
 /* tree.c: a walk of the source tree in a fixed order. */
