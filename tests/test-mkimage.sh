@@ -249,7 +249,12 @@ work_is_empty
 [ "$(ls -A "$pub")" = "src.img
 src.img.manifest" ] || fail "published: $(ls -A "$pub")"
 cmp "$tmp/kept.img" "$pub/src.img" || fail "--keep-image differs"
-cmp "$tmp/kept.img" "$tmp/ext4-1/tree.img" ||
+# NB: the chunk size is part of the layout (large files start on chunk
+# boundaries), so the same tree is built with it under another name.
+mkdir "$tmp/named"
+mkimage "$src/" "$tmp/named" --name tree --chunk-size 256K > /dev/null \
+  2>&1 || fail "build named tree"
+cmp "$tmp/kept.img" "$tmp/named/tree.img" ||
   fail "the name changed the image"
 [ "$(sqlite3 "$pub/src.img.manifest" \
      "SELECT value FROM meta WHERE key = 'chunk_size'")" = 262144 ] ||

@@ -487,6 +487,24 @@ index_dirs (const struct mkimage_options *o, const char *image)
   return 0;
 }
 
+/* The block and inode counts, read back from the superblock. */
+static int
+read_geometry (const char *image, uint64_t *blocks, uint64_t *inodes)
+{
+  ext2_filsys fs;
+  errcode_t err;
+
+  err = ext2fs_open (image, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+  if (err) {
+    report_error ("%s: ext2fs_open: %s", image, ext4_strerror (err));
+    return -1;
+  }
+  *blocks = ext2fs_blocks_count (fs->super);
+  *inodes = fs->super->s_inodes_count;
+  ext2fs_close_free (&fs);
+  return 0;
+}
+
 /* Blocks in use and in all, read back from the superblock. */
 static int
 read_usage (const char *image, uint64_t *used, uint64_t *total)
@@ -670,8 +688,11 @@ ext4_build (const struct mkimage_options *o, const char *image,
                   base ? " (the base's)" : "");
     if (make_fs (o, image, blocks, inodes) == -1)
       return -1;
-    r->mkfs_blocks = blocks;
-    r->mkfs_inodes = inodes;
+    /* NB: mke2fs rounds the inodes up to whole inode table blocks; the
+     * manifest records what it made, which it makes again when asked.
+     */
+    if (read_geometry (image, &r->mkfs_blocks, &r->mkfs_inodes) == -1)
+      return -1;
     if (base && based_blocks > blocks && grow_fs (o, image, based_blocks) == -1)
       return -1;
     p = ext4_populate (o, image, r->file_bytes, base, digest);
