@@ -81,17 +81,18 @@ dup_opt (const char *s, char **out)
 }
 
 /* A client is shared by all objects and threads: one pool of
- * connections, one source of credentials.
+ * connections, one source of credentials.  The endpoint and CA bundle
+ * are chosen here, once, as the AWS CLI chooses them (endpoint.h).
  */
 struct s3_client *
 s3_client_new (const struct s3_config *cfg)
 {
   struct s3_client *c;
+  struct endpoint_setting ep = { 0 }, ca = { 0 };
   struct http_pool_config pc = {
     .connections = cfg->connections,
     .timeout = cfg->timeout,
     .tls_verify = cfg->tls_verify,
-    .cainfo = cfg->cainfo,
   };
 
   if (cfg->retries > S3_MAX_RETRIES) {
@@ -111,9 +112,14 @@ s3_client_new (const struct s3_config *cfg)
     return NULL;
   }
   c->retries = cfg->retries;
-  if (dup_opt (cfg->endpoint, &c->endpoint) == -1 ||
-      dup_opt (cfg->profile, &c->profile) == -1)
+  if (dup_opt (cfg->profile, &c->profile) == -1)
     goto err;
+  if (creds_endpoint (cfg->profile, "s3", cfg->endpoint, cfg->cainfo, &ep,
+                      &ca) == -1)
+    goto err;
+  c->endpoint = ep.value; /* NULL: AWS */
+  ep.value = NULL;
+  pc.cainfo = ca.value;
   if (cfg->region) {
     if (dup_opt (cfg->region, &c->region) == -1)
       goto err;
@@ -125,14 +131,25 @@ s3_client_new (const struct s3_config *cfg)
   c->pool = http_pool_new (&pc);
   if (c->pool == NULL)
     goto err;
-  c->creds = creds_provider_new (cfg->profile);
+  c->creds = creds_provider_new (cfg->profile, cfg->cainfo);
   if (c->creds == NULL)
     goto err;
+  endpoint_setting_free (&ep);
+  endpoint_setting_free (&ca);
   return c;
 
 err:
+  endpoint_setting_free (&ep);
+  endpoint_setting_free (&ca);
   s3_client_free (c);
   return NULL;
+}
+
+/* The endpoint chosen by s3_client_new, or NULL for AWS. */
+const char *
+s3_client_endpoint (const struct s3_client *c)
+{
+  return c->endpoint;
 }
 
 /* Free a client after its last object is closed. */
