@@ -190,7 +190,7 @@ open_manifest (struct image *img, const struct image_config *cfg,
     report_error ("manifest: %s: realpath: %m", local);
     return -1;
   }
-  *identity = image_cache_identity (digest, NULL, NULL, 0);
+  *identity = image_cache_identity (digest, NULL, NULL, NULL, 0);
   return *identity ? 0 : -1;
 }
 
@@ -242,7 +242,9 @@ choose_chunks (struct image *img, const struct image_config *cfg,
   else {
     img->chunk_size = cfg->chunk_size ? cfg->chunk_size : DEFAULT_CHUNK_SIZE;
     *identity = image_cache_identity (NULL, s3_object_identity (img->obj),
-                                      s3_object_etag (img->obj), img->size);
+                                      s3_object_etag (img->obj),
+                                      s3_object_version_id (img->obj),
+                                      img->size);
     if (*identity == NULL)
       return -1;
   }
@@ -303,9 +305,12 @@ image_open (const struct image_config *cfg)
     goto err;
 
   report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %" PRIu32
-                ", ETag %s, %s, cache %s",
+                ", ETag %s, version %s, %s, cache %s",
                 s3_object_name (img->obj), img->size, img->nr_chunks,
                 img->chunk_size, s3_object_etag (img->obj),
+                s3_object_version_id (img->obj)
+                  ? s3_object_version_id (img->obj)
+                  : "none (a change of the object fails reads)",
                 img->manifest ? "verified by manifest" : "no manifest",
                 cache_image_dir (img->cache));
   /* What an offline start needs to know, should the origin be

@@ -348,7 +348,7 @@ open_from_record (const struct image_config *cfg, struct image *img,
   img->chunk_size = rec.chunk_size;
   img->nr_chunks = (img->size + img->chunk_size - 1) / img->chunk_size;
   identity = image_cache_identity (rec.manifest_sha256, rec.object_identity,
-                                   rec.etag, rec.size);
+                                   rec.etag, NULL, rec.size);
   if (identity == NULL)
     return -1;
   img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);

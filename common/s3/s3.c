@@ -54,6 +54,13 @@ struct s3_object {
   struct s3_url url;
   uint64_t size;
   char etag[HTTP_MAX_ETAG];
+
+  /* The version pinned at open ("" if none: an unversioned bucket or a
+   * presigned URL), sent as versionId= on every read so that the key
+   * can be overwritten while we serve (see pin_version).
+   */
+  char version_id[HTTP_MAX_VERSION_ID];
+  struct sigv4_kv version_query;
 };
 
 /* Defaults in one place, so that a zeroed config does not mean "no
@@ -361,7 +368,47 @@ fail_reported:
   return -1;
 }
 
-/* Pin the object's size and ETag, which every later read relies on. */
+/* Pin the version the open's response named, if any.  NB: a presigned
+ * URL is signed without versionId= and cannot get one added, so it
+ * stays unpinned (If-Match still fails its reads on a change).
+ */
+static int
+pin_version (struct s3_object *o, const struct s3_response *rs)
+{
+  int r;
+
+  if (rs->version_id.count > 1)
+    r = -1;
+  else
+    r = http_parse_version_id (rs->version_id.value, o->version_id);
+  if (r == -1) {
+    report_error ("%s: the server sent an invalid x-amz-version-id header",
+                  o->url.name);
+    errno = EPROTO;
+    return -1;
+  }
+  if (r == 1 && (!o->url.sign || strchr (o->url.url, '?'))) {
+    report_debug ("s3: %s: version %s is not pinned: the URL cannot take "
+                  "versionId=", o->url.name, o->version_id);
+    o->version_id[0] = '\0';
+  }
+  o->version_query = (struct sigv4_kv){ "versionId", o->version_id };
+  return 0;
+}
+
+/* The query of every read: versionId= if a version is pinned. */
+static void
+set_version_query (const struct s3_object *o, struct s3_request *rq)
+{
+  if (o->version_id[0]) {
+    rq->query = &o->version_query;
+    rq->nr_query = 1;
+  }
+}
+
+/* Pin the object's size, ETag and version, which every later read
+ * relies on.
+ */
 struct s3_object *
 s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
 {
@@ -397,8 +444,11 @@ s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
     goto err;
   o->size = rs.size;
   memcpy (o->etag, rs.learned_etag, sizeof o->etag);
-  report_debug ("s3: opened %s: size %" PRIu64 ", ETag %s", o->url.name,
-                o->size, o->etag);
+  if (pin_version (o, &rs) == -1)
+    goto err;
+  report_debug ("s3: opened %s: size %" PRIu64 ", ETag %s, version %s",
+                o->url.name, o->size, o->etag,
+                o->version_id[0] ? o->version_id : "none");
   return o;
 
 err:
@@ -430,6 +480,15 @@ const char *
 s3_object_etag (const struct s3_object *o)
 {
   return o->etag;
+}
+
+/* The version pinned at open, or NULL: then a change of the object
+ * fails reads (If-Match) instead of being survived.
+ */
+const char *
+s3_object_version_id (const struct s3_object *o)
+{
+  return o->version_id[0] ? o->version_id : NULL;
 }
 
 /* What messages call the object (no secrets, no query string). */
@@ -481,6 +540,7 @@ s3_object_get_range_progress (struct s3_object *o, uint64_t offset,
   rq.if_match = o->etag;
   rq.size = o->size;
   rq.progress = progress;
+  set_version_query (o, &rq);
   return s3_run (o->c, &o->url, &rq, NULL, NULL, 0);
 }
 
@@ -501,5 +561,6 @@ s3_object_get_to_fd (struct s3_object *o, int fd, uint64_t max_size)
   rq.len = o->size;
   rq.if_match = o->etag;
   rq.size = o->size;
+  set_version_query (o, &rq);
   return s3_run (o->c, &o->url, &rq, NULL, NULL, 0);
 }

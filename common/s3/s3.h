@@ -75,6 +75,11 @@ extern void s3_object_close (struct s3_object *o);
 
 extern uint64_t s3_object_size (const struct s3_object *o);
 
+/* The version pinned at open (x-amz-version-id of a versioned bucket),
+ * sent as versionId= on every read; NULL if none.
+ */
+extern const char *s3_object_version_id (const struct s3_object *o);
+
 /* The ETag as the server sent it, quotes included. */
 extern const char *s3_object_etag (const struct s3_object *o);
 
