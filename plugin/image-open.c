@@ -272,11 +272,59 @@ open_cache (struct image *img, const struct image_config *cfg,
   return 0;
 }
 
+/* NB: the image and its manifest are pinned by two HEADs, and a
+ * republish between them could pair the old image with the new
+ * manifest (same size: then every chunk would fail its hash).  A
+ * publish writes the image before the manifest, so if the image's key
+ * still names the ETag and version we pinned once the manifest is
+ * open, that manifest is not from a later publish.  Returns 1 if so, 0
+ * if the key moved on (img->obj is then the new object, to pair
+ * again), or -1.
+ */
+static int
+image_unchanged (struct image *img, const struct image_config *cfg)
+{
+  struct s3_object *now;
+  const char *v0, *v1;
+
+  now = s3_object_open (img->s3, cfg->url, false);
+  if (now == NULL)
+    return -1;
+  v0 = s3_object_version_id (img->obj);
+  v1 = s3_object_version_id (now);
+  if (strcmp (s3_object_etag (now), s3_object_etag (img->obj)) == 0 &&
+      (v0 == NULL) == (v1 == NULL) && (v0 == NULL || strcmp (v0, v1) == 0)) {
+    s3_object_close (now);
+    return 1;
+  }
+  report_debug ("%s: republished while opening: pairing the new version "
+                "with its manifest", s3_object_name (now));
+  s3_object_close (img->obj);
+  img->obj = now;
+  manifest_close (img->manifest);
+  img->manifest = NULL;
+  free (img->manifest_path);
+  img->manifest_path = NULL;
+  free (img->name);
+  img->name = NULL;
+  return learn_object (img) == -1 ? -1 : 0;
+}
+
+/* Whether the manifest is fetched from the origin (and so may race a
+ * republish), not a local file or none.
+ */
+static bool
+manifest_is_remote (const struct image_config *cfg)
+{
+  return cfg->manifest == NULL || strstr (cfg->manifest, "://") != NULL;
+}
+
 struct image *
 image_open (const struct image_config *cfg)
 {
   CLEANUP_FREE char *identity = NULL;
   struct image *img;
+  unsigned tries;
 
   img = calloc (1, sizeof *img);
   if (img == NULL) {
@@ -299,8 +347,28 @@ image_open (const struct image_config *cfg)
   img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
   if (img->dir == NULL)
     goto err;
-  if (open_manifest (img, cfg, &identity) == -1 ||
-      choose_chunks (img, cfg, &identity) == -1 ||
+  for (tries = 0;; tries++) {
+    int r;
+
+    if (open_manifest (img, cfg, &identity) == -1)
+      goto err;
+    if (img->manifest == NULL || !manifest_is_remote (cfg))
+      break;
+    r = image_unchanged (img, cfg);
+    if (r == -1)
+      goto err;
+    if (r == 1)
+      break;
+    free (identity);
+    identity = NULL;
+    if (tries == 2) {
+      report_error ("%s: republished three times while opening it: try "
+                    "again when publishing is done",
+                    s3_object_name (img->obj));
+      goto err;
+    }
+  }
+  if (choose_chunks (img, cfg, &identity) == -1 ||
       open_cache (img, cfg, identity) == -1)
     goto err;
 
