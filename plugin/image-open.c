@@ -241,10 +241,9 @@ choose_chunks (struct image *img, const struct image_config *cfg,
   }
   else {
     img->chunk_size = cfg->chunk_size ? cfg->chunk_size : DEFAULT_CHUNK_SIZE;
-    *identity = image_cache_identity (NULL, s3_object_identity (img->obj),
-                                      s3_object_etag (img->obj),
-                                      s3_object_version_id (img->obj),
-                                      img->size);
+    *identity = image_cache_identity (
+        NULL, s3_object_identity (img->obj), s3_object_etag (img->obj),
+        s3_object_version_id (img->obj), img->size);
     if (*identity == NULL)
       return -1;
   }
@@ -298,7 +297,8 @@ image_unchanged (struct image *img, const struct image_config *cfg)
     return 1;
   }
   report_debug ("%s: republished while opening: pairing the new version "
-                "with its manifest", s3_object_name (now));
+                "with its manifest",
+                s3_object_name (now));
   s3_object_close (img->obj);
   img->obj = now;
   manifest_close (img->manifest);
@@ -377,8 +377,8 @@ image_open (const struct image_config *cfg)
                 s3_object_name (img->obj), img->size, img->nr_chunks,
                 img->chunk_size, s3_object_etag (img->obj),
                 s3_object_version_id (img->obj)
-                  ? s3_object_version_id (img->obj)
-                  : "none (a change of the object fails reads)",
+                    ? s3_object_version_id (img->obj)
+                    : "none (a change of the object fails reads)",
                 img->manifest ? "verified by manifest" : "no manifest",
                 cache_image_dir (img->cache));
   /* What an offline start needs to know, should the origin be

@@ -65,8 +65,7 @@ void image_close (struct image *img);
  */
 char *
 image_cache_identity (const char *manifest_sha256, const char *object_identity,
-                      const char *etag, const char *version_id,
-                      uint64_t size);
+                      const char *etag, const char *version_id, uint64_t size);
 
 /* The cache's cache_expected_fn for img (the opaque): the manifest's
  * hash of a chunk.

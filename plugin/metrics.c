@@ -295,7 +295,8 @@ metrics_start (const char *p, unsigned secs, struct image *img)
   path = strdup (p);
   label = escape_label (s3_object_name (img->obj));
   version = escape_label (img->obj && s3_object_version_id (img->obj)
-                          ? s3_object_version_id (img->obj) : "");
+                              ? s3_object_version_id (img->obj)
+                              : "");
   if (path == NULL || label == NULL || version == NULL) {
     report_error ("strdup: %m");
     metrics_stop ();

@@ -67,8 +67,8 @@ extern int http_parse_etag (const char *value, char out[HTTP_MAX_ETAG]);
  * not), or -1 if the value is not one we would dare send back (too
  * long, or bytes outside printable ASCII).
  */
-extern int http_parse_version_id (const char *value,
-                                  char out[HTTP_MAX_VERSION_ID]);
+extern int
+http_parse_version_id (const char *value, char out[HTTP_MAX_VERSION_ID]);
 
 /* What we keep from an S3 XML error body.  Each field is "" if absent
  * or truncated, otherwise decoded (XML entities), cut at

@@ -389,7 +389,8 @@ pin_version (struct s3_object *o, const struct s3_response *rs)
   }
   if (r == 1 && (!o->url.sign || strchr (o->url.url, '?'))) {
     report_debug ("s3: %s: version %s is not pinned: the URL cannot take "
-                  "versionId=", o->url.name, o->version_id);
+                  "versionId=",
+                  o->url.name, o->version_id);
     o->version_id[0] = '\0';
   }
   o->version_query = (struct sigv4_kv){ "versionId", o->version_id };

@@ -250,7 +250,7 @@ test_version_id (void)
 
     if (version_ids[i].out)
       CHECK_INPUT (r == version_ids[i].r &&
-                     strcmp (out, version_ids[i].out) == 0,
+                       strcmp (out, version_ids[i].out) == 0,
                    "version-id", version_ids[i].in);
     else
       CHECK_INPUT (r == -1, "version-id: invalid", version_ids[i].in);
