@@ -44,15 +44,15 @@ read_small (const char *path)
 }
 
 /* Bring the remote manifest's local copy up to date; returns its path.
- * NB: the copy is named after the manifest object (not its content), so
- * a restart with an unchanged ETag downloads nothing.
+ * NB: the copy is named after the manifest object and version (not its
+ * content), so a restart with an unchanged ETag downloads nothing.
  */
 static char *
 fetch_manifest (struct image *img, const char *cache_dir, const char *url,
                 bool missing_ok, bool *missing)
 {
   CLEANUP_FREE char *dir = NULL, *etag_path = NULL, *tmp = NULL;
-  CLEANUP_FREE char *saved = NULL;
+  CLEANUP_FREE char *saved = NULL, *versioned = NULL;
   struct s3_object *mobj;
   unsigned char id[32];
   char hex[65];
@@ -66,7 +66,20 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
     *missing = missing_ok && errno == ENOENT;
     return NULL;
   }
-  name = s3_object_identity (mobj);
+  /* NB: each version of a versioned manifest key gets its own copy, so
+   * that a node serving v2 does not rename its manifest over the one a
+   * node still serving v1 has recorded (offline.c, accel-prefetch).
+   */
+  if (s3_object_version_id (mobj)) {
+    if (asprintf (&versioned, "%s\nversion:%s", s3_object_identity (mobj),
+                  s3_object_version_id (mobj)) == -1) {
+      report_error ("asprintf: %m");
+      goto err;
+    }
+    name = versioned;
+  }
+  else
+    name = s3_object_identity (mobj);
   SHA256 ((const unsigned char *) name, strlen (name), id);
   hex_encode (id, 32, hex);
   if (asprintf (&dir, "%s/manifests", cache_dir) == -1 ||

@@ -62,6 +62,10 @@ start_nbdkit c "${args[@]}" cache-dir="$tmp/cache-a" ||
   fail "nbdkit c: $(cat "$tmp/c.log")"
 nbdcopy "$(nbd_uri c)" "$tmp/c.out" || fail "reading v2 beside v1"
 cmp "$tmp/c.out" "$tmp/v2.img" || fail "v2 got v1's cached bytes"
+# Each version's manifest has its own local copy: v2's is not renamed
+# over the one the v1 node recorded.
+n=$(find "$tmp/cache-a/manifests" -type f ! -name '*.*' | wc -l)
+[ "$n" = 2 ] || fail "$n local manifest copies for two versions, expected 2"
 stop_nbdkit a; stop_nbdkit b; stop_nbdkit c
 
 # 2. An unversioned bucket: the old instance fails, clearly.
