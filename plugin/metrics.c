@@ -293,7 +293,7 @@ metrics_start (const char *p, unsigned secs, struct image *img)
   uint64_t i;
 
   path = strdup (p);
-  label = escape_label (s3_object_name (img->obj));
+  label = escape_label (img->name); /* img->obj is NULL offline */
   version = escape_label (img->obj && s3_object_version_id (img->obj)
                               ? s3_object_version_id (img->obj)
                               : "");
