@@ -40,7 +40,7 @@ struct index_stats {
   uint64_t image_size; /* bytes */
   uint64_t nr_chunks;
   uint64_t nr_zero; /* all-zero chunks */
-  const char *fs_type; /* "ext4", "squashfs" or "raw" (static) */
+  const char *fs_type; /* "ext4", "squashfs", "erofs" or "raw" (static) */
   struct filemap_stats filemap; /* all 0 for "raw" */
   double secs; /* the whole run */
   double filemap_secs; /* the file map's part of it */
