@@ -241,10 +241,12 @@ check_super (struct erofs_walk *wk)
   if (read_exact (fm, sb, SB_SIZE, SB_OFFSET) == -1)
     goto out;
   wk->blkbits = sb[12];
-  if (le32 (sb) != SB_MAGIC || wk->blkbits < MIN_BLKBITS ||
-      wk->blkbits > MAX_BLKBITS) {
-    report_error ("%s: erofs: bad magic or block size (2^%u) in the "
-                  "superblock",
+  if (le32 (sb) != SB_MAGIC) {
+    report_error ("%s: erofs: no erofs magic in the superblock", fm->image);
+    goto out;
+  }
+  if (wk->blkbits < MIN_BLKBITS || wk->blkbits > MAX_BLKBITS) {
+    report_error ("%s: erofs: unsupported block size 2^%u in the superblock",
                   fm->image, wk->blkbits);
     goto out;
   }

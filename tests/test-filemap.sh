@@ -464,7 +464,7 @@ cp "$tmp/bad.img" "$tmp/ero-nocsum.img"
   fail "checksum turned off: $(cat "$tmp/bad.err")"
 rm "$tmp/bad.m"
 poke "$tmp/bad.img" $((1024 + 12)) 20
-expect_bad "$tmp/bad.img" "erofs: bad magic or block size \\(2\\^32\\)"
+expect_bad "$tmp/bad.img" "erofs: unsupported block size 2\\^32"
 cp "$tmp/ero-nocsum.img" "$tmp/bad.img"
 poke "$tmp/bad.img" $((1024 + 80)) 80
 expect_bad "$tmp/bad.img" "erofs: unsupported incompatible features 0x80"
