@@ -345,6 +345,10 @@ expect 2 "--endpoint" "$src" "$pub" --endpoint http://127.0.0.1:1
 expect 2 "--name" "$src" "$pub" --name a/b
 expect 2 "Try 'accel-mkimage --help'" "$src" "$pub" --no-such-option
 expect 2 "no bucket" "$src" s3://
+mkdir -p "$tmp/longname"
+: > "$tmp/longname/$(printf 'n%.0s' $(seq 255))"
+expect 1 "cannot store a name longer than 254 bytes" "$tmp/longname" "$pub" \
+  --fs erofs
 mkimage --help | grep -q '^SYNOPSIS' || fail "--help"
 mkimage --version | grep -q '^accel-mkimage ' || fail "--version"
 

@@ -47,6 +47,11 @@
 #include "report.h"
 #include "mkimage.h"
 
+/* NB: erofs allows names of 255 bytes, but mkfs.erofs 1.5 fails on
+ * them with "Could not format the device: No such file or directory".
+ */
+#define MKFS_EROFS_NAME_MAX 254
+
 /* The superblock: 1024 bytes in, magic at 0, inode count at 16. */
 #define EROFS_SB_OFFSET 1024
 #define EROFS_MAGIC "\xe2\xe1\xf5\xe0"
@@ -73,8 +78,9 @@ digest_entry (struct shape *s, char type, const char *path, mode_t mode,
   EVP_DigestUpdate (s->digest, detail, strlen (detail) + 1);
 }
 
-/* tree_walk callback: count the entry and add it to the digest.  Hard
- * links after the first name their set by its number in walk order.
+/* tree_walk callback: check the name, count the entry and add it to
+ * the digest.  Hard links after the first name their set by its number
+ * in walk order.
  */
 static int
 shape_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
@@ -86,6 +92,12 @@ shape_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
   ssize_t len;
 
   (void) handle;
+  if (strlen (n->name) > MKFS_EROFS_NAME_MAX) {
+    report_error ("%s/%s: mkfs.erofs (erofs-utils 1.5) cannot store a name "
+                  "longer than %d bytes",
+                  s->src, n->path, MKFS_EROFS_NAME_MAX);
+    return -1;
+  }
   if (n->dirfd != -1)
     s->nr_entries++;
   if (n->st->st_nlink > 1 && !S_ISDIR (m)) {
