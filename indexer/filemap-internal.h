@@ -1,6 +1,6 @@
 /* accel-index: what the file map's back ends share (filemap.c).
  *
- * A back end (filemap-ext4.c, filemap-squashfs.c) walks its file system
+ * A back end (filemap-ext4.c, filemap-squashfs.c, filemap-erofs.c) walks its file system
  * from the root and, for each regular file, calls filemap_file_begin,
  * filemap_file_run for each run of data in increasing file order, and
  * filemap_file_end.  filemap.c keeps the path, merges runs that are
@@ -99,6 +99,7 @@ struct filemap {
 /* The back ends.  0, or -1 (error reported). */
 extern int filemap_ext4 (struct filemap *fm);
 extern int filemap_squashfs (struct filemap *fm);
+extern int filemap_erofs (struct filemap *fm);
 
 /* layout-ext4.c: after filemap_ext4, the layout of the image (its
  * identity, every path's inode, the directories' blocks) for building

@@ -1,6 +1,6 @@
 /* accel-index: writing an image's file map — the entry point of the
  * file map, which picks the back end (filemap-ext4.c,
- * filemap-squashfs.c) by file system type.  The top of the file map's
+ * filemap-squashfs.c, filemap-erofs.c) by file system type.  The top of the file map's
  * files: the back ends use filemap.c, and this uses them.
  */
 
@@ -23,7 +23,8 @@ filemap_write (const char *image, int fd, uint64_t image_size,
   int r;
 
   memset (stats, 0, sizeof *stats);
-  if (strcmp (fs_type, "ext4") != 0 && strcmp (fs_type, "squashfs") != 0)
+  if (strcmp (fs_type, "ext4") != 0 && strcmp (fs_type, "squashfs") != 0 &&
+      strcmp (fs_type, "erofs") != 0)
     return 0;
 
   /* 4 KiB of path: not on the stack of a recursive walk. */
@@ -45,8 +46,10 @@ filemap_write (const char *image, int fd, uint64_t image_size,
     if (r == 0)
       r = layout_ext4 (fm);
   }
-  else
+  else if (strcmp (fs_type, "squashfs") == 0)
     r = filemap_squashfs (fm);
+  else
+    r = filemap_erofs (fm);
   filemap_free (fm);
   return r;
 }

@@ -1,11 +1,11 @@
 /* accel-index: the file map, which bytes of the image hold which file.
  *
- * For ext4 and squashfs images accel-index records every regular file
- * (one row per path, hard links included) and the runs of image bytes
- * that hold its data, in the manifest's files and extents tables.
- * Holes, and data that cannot be read byte for byte from the image
- * (squashfs compressed blocks and fragments), get no extent.  Raw
- * images have no file map.
+ * For ext4, squashfs and erofs images accel-index records every
+ * regular file (one row per path, hard links included) and the runs of
+ * image bytes that hold its data, in the manifest's files and extents
+ * tables.  Holes, and data that cannot be read byte for byte from the
+ * image (squashfs compressed blocks and fragments, erofs compressed
+ * files), get no extent.  Raw images have no file map.
  */
 
 #ifndef ACCEL_FILEMAP_H

@@ -21,12 +21,23 @@
 /* squashfs superblock: s_magic 0x73717368 little-endian at byte 0. */
 #define SQUASHFS_MAGIC "hsqs"
 
-/* squashfs first: its 4-byte magic at offset 0 is the stronger test. */
+/* erofs superblock: 1024 bytes in, magic 0xE0F5E1E2 little-endian at
+ * byte 0 of it.
+ */
+#define EROFS_MAGIC_OFFSET 1024
+#define EROFS_MAGIC "\xe2\xe1\xf5\xe0"
+
+/* The 4-byte magics first: they are the stronger tests.  NB: erofs
+ * before ext4, since ext4's 2-byte magic falls in the erofs UUID.
+ */
 const char *
 fstype_detect (const unsigned char *head, size_t len)
 {
   if (len >= 4 && memcmp (head, SQUASHFS_MAGIC, 4) == 0)
     return "squashfs";
+  if (len >= EROFS_MAGIC_OFFSET + 4 &&
+      memcmp (head + EROFS_MAGIC_OFFSET, EROFS_MAGIC, 4) == 0)
+    return "erofs";
   if (len >= EXT_MAGIC_OFFSET + 2 && head[EXT_MAGIC_OFFSET] == 0x53 &&
       head[EXT_MAGIC_OFFSET + 1] == 0xef)
     return "ext4";

@@ -8,7 +8,7 @@
 /* Bytes from the start of the image that fstype_detect looks at. */
 #define FSTYPE_PROBE_SIZE 4096
 
-/* "ext4", "squashfs" or "raw", from the first len bytes of the image
+/* "ext4", "squashfs", "erofs" or "raw", from the first len bytes of the image
  * (len may be less than FSTYPE_PROBE_SIZE for a tiny image).
  */
 const char *fstype_detect (const unsigned char *head, size_t len);

@@ -2,8 +2,8 @@
  * image into its manifest, shared by accel-index and accel-mkimage.
  *
  * Recognises the image's file system (fstype.c), maps its files to
- * image bytes (filemap.c, for ext4 and squashfs), reads the image once
- * (scan.c) and writes the manifest (common/manifest/manifest-write.c):
+ * image bytes (filemap.c, for ext4, squashfs and erofs), reads the image
+ * once (scan.c) and writes the manifest (common/manifest/manifest-write.c):
  * the file map, the SHA-256 and zero flag of every chunk and the SHA-256
  * of the whole image.  The manifest is uploaded beside the image; the
  * plugin refuses any chunk that does not match it.
@@ -313,6 +313,12 @@ index_print_summary (FILE *fp, const char *progname,
                "%s: note: compressed blocks and fragments cannot be "
                "mapped; build the image with mksquashfs -noD "
                "-no-fragments for a complete file map\n",
+               progname);
+    if (strcmp (st->fs_type, "erofs") == 0 && f->unmapped_bytes > 0)
+      fprintf (fp,
+               "%s: note: compressed files cannot be mapped; build the "
+               "image with mkfs.erofs without -z for a complete file "
+               "map\n",
                progname);
   }
   if (st->has_hot)

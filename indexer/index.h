@@ -44,7 +44,7 @@ struct index_stats {
   uint64_t image_size; /* bytes */
   uint64_t nr_chunks;
   uint64_t nr_zero; /* all-zero chunks */
-  const char *fs_type; /* "ext4", "squashfs" or "raw" (static) */
+  const char *fs_type; /* "ext4", "squashfs", "erofs" or "raw" (static) */
   struct filemap_stats filemap; /* all 0 for "raw" */
   double secs; /* the whole run */
   double filemap_secs; /* the file map's part of it */
@@ -53,9 +53,9 @@ struct index_stats {
 };
 
 /* Write the manifest of image (a regular file or a block device) to
- * manifest: the file map (ext4 and squashfs), the SHA-256 and zero flag
- * of every chunk, the SHA-256 of the whole image and, with traces, the
- * hot list.  The traces are read and checked first and the file map
+ * manifest: the file map (ext4, squashfs, erofs), the SHA-256 and zero
+ * flag of every chunk, the SHA-256 of the whole image and, with traces,
+ * the hot list.  The traces are read and checked first and the file map
  * before the long scan, so that bad input fails early.  The manifest is
  * written as manifest.tmp and renamed into place when complete; on
  * failure nothing is left.  Progress details go to report_debug.
@@ -74,8 +74,8 @@ int index_update_hot (const char *manifest, const char *output,
                       const struct index_options *o, size_t *nr_hot);
 
 /* The summary of a run, "PROGNAME: indexed ..." and, for file system
- * images, the file map's line (and a hint for squashfs images whose
- * files are not all mapped), then the hot list's line if there is one.
+ * images, the file map's line (and a hint for squashfs and erofs images
+ * whose files are not all mapped), then the hot list's line if there is one.
  */
 void index_print_summary (FILE *fp, const char *progname,
                           const struct index_stats *st);

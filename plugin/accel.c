@@ -277,7 +277,10 @@ accel_config_complete (void)
 #define accel_config_help                                                      \
   "url=s3://BUCKET/KEY   (required) The image; or an http(s):// URL;\n"        \
   "                      url=+FILE reads it from FILE (presigned URLs).\n"     \
-  "endpoint=URL          S3-compatible endpoint (path-style addressing).\n"    \
+  "endpoint=URL          S3-compatible endpoint (path-style addressing);\n"    \
+  "                      default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL,\n"    \
+  "                      the profile's services section or endpoint_url,\n"    \
+  "                      else AWS (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS).\n"    \
   "region=REGION         Default: AWS_REGION, AWS_DEFAULT_REGION, profile, "   \
   "us-east-1.\n"                                                               \
   "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
@@ -304,7 +307,8 @@ accel_config_complete (void)
   "retries=N             Retries of a failed request (default 6).\n"           \
   "timeout=SECS          Stall timeout of a request (default 60).\n"           \
   "tls-verify=false      Do not verify TLS certificates (default true).\n"     \
-  "cainfo=FILE           CA certificates for TLS."
+  "cainfo=FILE           CA certificates for TLS (default: AWS_CA_BUNDLE,\n"   \
+  "                      the profile's ca_bundle, the system's)."
 
 /* The defaults of the keys accel-mount sizes nbd-client's -timeout from
  * (nbdkit --dump-plugin runs no .config, so these are the defaults).

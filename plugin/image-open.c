@@ -44,15 +44,15 @@ read_small (const char *path)
 }
 
 /* Bring the remote manifest's local copy up to date; returns its path.
- * NB: the copy is named after the manifest object (not its content), so
- * a restart with an unchanged ETag downloads nothing.
+ * NB: the copy is named after the manifest object and version (not its
+ * content), so a restart with an unchanged ETag downloads nothing.
  */
 static char *
 fetch_manifest (struct image *img, const char *cache_dir, const char *url,
                 bool missing_ok, bool *missing)
 {
   CLEANUP_FREE char *dir = NULL, *etag_path = NULL, *tmp = NULL;
-  CLEANUP_FREE char *saved = NULL;
+  CLEANUP_FREE char *saved = NULL, *versioned = NULL;
   struct s3_object *mobj;
   unsigned char id[32];
   char hex[65];
@@ -66,7 +66,20 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
     *missing = missing_ok && errno == ENOENT;
     return NULL;
   }
-  name = s3_object_identity (mobj);
+  /* NB: each version of a versioned manifest key gets its own copy, so
+   * that a node serving v2 does not rename its manifest over the one a
+   * node still serving v1 has recorded (offline.c, accel-prefetch).
+   */
+  if (s3_object_version_id (mobj)) {
+    if (asprintf (&versioned, "%s\nversion:%s", s3_object_identity (mobj),
+                  s3_object_version_id (mobj)) == -1) {
+      report_error ("asprintf: %m");
+      goto err;
+    }
+    name = versioned;
+  }
+  else
+    name = s3_object_identity (mobj);
   SHA256 ((const unsigned char *) name, strlen (name), id);
   hex_encode (id, 32, hex);
   if (asprintf (&dir, "%s/manifests", cache_dir) == -1 ||
@@ -190,7 +203,7 @@ open_manifest (struct image *img, const struct image_config *cfg,
     report_error ("manifest: %s: realpath: %m", local);
     return -1;
   }
-  *identity = image_cache_identity (digest, NULL, NULL, 0);
+  *identity = image_cache_identity (digest, NULL, NULL, NULL, 0);
   return *identity ? 0 : -1;
 }
 
@@ -241,8 +254,9 @@ choose_chunks (struct image *img, const struct image_config *cfg,
   }
   else {
     img->chunk_size = cfg->chunk_size ? cfg->chunk_size : DEFAULT_CHUNK_SIZE;
-    *identity = image_cache_identity (NULL, s3_object_identity (img->obj),
-                                      s3_object_etag (img->obj), img->size);
+    *identity = image_cache_identity (
+        NULL, s3_object_identity (img->obj), s3_object_etag (img->obj),
+        s3_object_version_id (img->obj), img->size);
     if (*identity == NULL)
       return -1;
   }
@@ -270,11 +284,60 @@ open_cache (struct image *img, const struct image_config *cfg,
   return 0;
 }
 
+/* NB: the image and its manifest are pinned by two HEADs, and a
+ * republish between them could pair the old image with the new
+ * manifest (same size: then every chunk would fail its hash).  A
+ * publish writes the image before the manifest, so if the image's key
+ * still names the ETag and version we pinned once the manifest is
+ * open, that manifest is not from a later publish.  Returns 1 if so, 0
+ * if the key moved on (img->obj is then the new object, to pair
+ * again), or -1.
+ */
+static int
+image_unchanged (struct image *img, const struct image_config *cfg)
+{
+  struct s3_object *now;
+  const char *v0, *v1;
+
+  now = s3_object_open (img->s3, cfg->url, false);
+  if (now == NULL)
+    return -1;
+  v0 = s3_object_version_id (img->obj);
+  v1 = s3_object_version_id (now);
+  if (strcmp (s3_object_etag (now), s3_object_etag (img->obj)) == 0 &&
+      (v0 == NULL) == (v1 == NULL) && (v0 == NULL || strcmp (v0, v1) == 0)) {
+    s3_object_close (now);
+    return 1;
+  }
+  report_debug ("%s: republished while opening: pairing the new version "
+                "with its manifest",
+                s3_object_name (now));
+  s3_object_close (img->obj);
+  img->obj = now;
+  manifest_close (img->manifest);
+  img->manifest = NULL;
+  free (img->manifest_path);
+  img->manifest_path = NULL;
+  free (img->name);
+  img->name = NULL;
+  return learn_object (img) == -1 ? -1 : 0;
+}
+
+/* Whether the manifest is fetched from the origin (and so may race a
+ * republish), not a local file or none.
+ */
+static bool
+manifest_is_remote (const struct image_config *cfg)
+{
+  return cfg->manifest == NULL || strstr (cfg->manifest, "://") != NULL;
+}
+
 struct image *
 image_open (const struct image_config *cfg)
 {
   CLEANUP_FREE char *identity = NULL;
   struct image *img;
+  unsigned tries;
 
   img = calloc (1, sizeof *img);
   if (img == NULL) {
@@ -297,15 +360,38 @@ image_open (const struct image_config *cfg)
   img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
   if (img->dir == NULL)
     goto err;
-  if (open_manifest (img, cfg, &identity) == -1 ||
-      choose_chunks (img, cfg, &identity) == -1 ||
+  for (tries = 0;; tries++) {
+    int r;
+
+    if (open_manifest (img, cfg, &identity) == -1)
+      goto err;
+    if (img->manifest == NULL || !manifest_is_remote (cfg))
+      break;
+    r = image_unchanged (img, cfg);
+    if (r == -1)
+      goto err;
+    if (r == 1)
+      break;
+    free (identity);
+    identity = NULL;
+    if (tries == 2) {
+      report_error ("%s: republished three times while opening it: try "
+                    "again when publishing is done",
+                    s3_object_name (img->obj));
+      goto err;
+    }
+  }
+  if (choose_chunks (img, cfg, &identity) == -1 ||
       open_cache (img, cfg, identity) == -1)
     goto err;
 
   report_debug ("serving %s: %" PRIu64 " bytes, %" PRIu64 " chunks of %" PRIu32
-                ", ETag %s, %s, cache %s",
+                ", ETag %s, version %s, %s, cache %s",
                 s3_object_name (img->obj), img->size, img->nr_chunks,
                 img->chunk_size, s3_object_etag (img->obj),
+                s3_object_version_id (img->obj)
+                    ? s3_object_version_id (img->obj)
+                    : "none (a change of the object fails reads)",
                 img->manifest ? "verified by manifest" : "no manifest",
                 cache_image_dir (img->cache));
   /* What an offline start needs to know, should the origin be

@@ -43,13 +43,20 @@ image_write_small (const char *path, const char *text)
 
 char *
 image_cache_identity (const char *manifest_sha256, const char *object_identity,
-                      const char *etag, uint64_t size)
+                      const char *etag, const char *version_id, uint64_t size)
 {
   char *id;
   int r;
 
   if (manifest_sha256 && *manifest_sha256)
     r = asprintf (&id, "manifest:%s", manifest_sha256);
+  /* NB: two versions of one key may share an ETag (same bytes, or an
+   * ETag that is not an MD5); without a manifest only the version tells
+   * them apart.  Unversioned objects keep the identity they always had.
+   */
+  else if (version_id)
+    r = asprintf (&id, "object:%s\netag:%s\nversion:%s\nsize:%" PRIu64,
+                  object_identity, etag, version_id, size);
   else
     r = asprintf (&id, "object:%s\netag:%s\nsize:%" PRIu64, object_identity,
                   etag, size);

@@ -60,12 +60,12 @@ struct image *image_open (const struct image_config *cfg);
 void image_close (struct image *img);
 
 /* The cache identity of an image: its manifest's digest (hex) when it
- * has one, else the object's identity, ETag and size.  NULL (error
- * reported) if out of memory.
+ * has one, else the object's identity, ETag, version (if pinned) and
+ * size.  NULL (error reported) if out of memory.
  */
 char *
 image_cache_identity (const char *manifest_sha256, const char *object_identity,
-                      const char *etag, uint64_t size);
+                      const char *etag, const char *version_id, uint64_t size);
 
 /* The cache's cache_expected_fn for img (the opaque): the manifest's
  * hash of a chunk.

@@ -38,6 +38,7 @@ static char *path;
 static unsigned interval;
 static struct image *image;
 static char *label; /* the image label's value, escaped */
+static char *version; /* the pinned S3 version, escaped ("" if none) */
 static uint64_t zero_bytes; /* bytes of all-zero chunks (never cached) */
 static uint64_t next_write; /* CLOCK_MONOTONIC seconds */
 static bool failing; /* the last write failed (and was reported) */
@@ -195,6 +196,14 @@ render (FILE *fp)
          "plus all-zero chunks, over the image size.",
          (double) (cached + zero_bytes) / image->size);
   gauge_bytes (fp, "accel_image_bytes", "Size of the image.", image->size);
+  /* Which version of the key this process serves, so that a node still
+   * on v1 after a republish can be told from one on v2.
+   */
+  family (fp, "accel_image_info", "gauge",
+          "Always 1; version is the S3 versionId served (\"\" if the "
+          "object is not pinned to a version).");
+  fprintf (fp, "accel_image_info{image=\"%s\",version=\"%s\"} 1\n", label,
+           version);
   if (cache_dir_usage (image->dir, &dir_bytes) == 0)
     gauge_bytes (fp, "accel_cache_dir_bytes",
                  "Bytes held by the whole cache directory (every image).",
@@ -284,8 +293,11 @@ metrics_start (const char *p, unsigned secs, struct image *img)
   uint64_t i;
 
   path = strdup (p);
-  label = escape_label (s3_object_name (img->obj));
-  if (path == NULL || label == NULL) {
+  label = escape_label (img->name); /* img->obj is NULL offline */
+  version = escape_label (img->obj && s3_object_version_id (img->obj)
+                              ? s3_object_version_id (img->obj)
+                              : "");
+  if (path == NULL || label == NULL || version == NULL) {
     report_error ("strdup: %m");
     metrics_stop ();
     return -1;
@@ -327,5 +339,6 @@ metrics_stop (void)
   image = NULL;
   free (path);
   free (label);
-  path = label = NULL;
+  free (version);
+  path = label = version = NULL;
 }

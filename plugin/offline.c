@@ -59,17 +59,21 @@ offline_unreachable (int err)
       err == ECONNRESET || err == ENETUNREACH;
 }
 
-/* CACHE_DIR/origins/KEY for these settings (malloc'd), NULL on error. */
+/* CACHE_DIR/origins/KEY for these settings (malloc'd), NULL on error.
+ * NB: the endpoint is the one the client chose, which may come from the
+ * environment or the profile rather than endpoint=.
+ */
 static char *
-record_path (const struct image_config *cfg)
+record_path (const struct image_config *cfg, const struct image *img)
 {
+  const char *endpoint = s3_client_endpoint (img->s3);
   CLEANUP_FREE char *key = NULL;
   unsigned char md[32];
   char hex[65], *path;
 
   if (asprintf (&key, "url=%.*s\nendpoint=%s\nmanifest=%s",
                 (int) strcspn (cfg->url, "?"), cfg->url,
-                cfg->s3.endpoint ? cfg->s3.endpoint : "",
+                endpoint ? endpoint : "",
                 cfg->manifest ? cfg->manifest : "") == -1) {
     key = NULL;
     report_error ("asprintf: %m");
@@ -223,7 +227,7 @@ offline_save (const struct image_config *cfg, const struct image *img)
       return;
     }
   }
-  path = record_path (cfg);
+  path = record_path (cfg, img);
   if (path == NULL)
     return;
   if (asprintf (&dir, "%s/origins", cfg->cache_dir) == -1) {
@@ -316,7 +320,7 @@ open_from_record (const struct image_config *cfg, struct image *img,
   CLEANUP_FREE char *path = NULL, *text = NULL, *identity = NULL;
   struct offline_record rec;
 
-  path = record_path (cfg);
+  path = record_path (cfg, img);
   if (path == NULL)
     return -1;
   text = offline_read_record (path);
@@ -344,7 +348,7 @@ open_from_record (const struct image_config *cfg, struct image *img,
   img->chunk_size = rec.chunk_size;
   img->nr_chunks = (img->size + img->chunk_size - 1) / img->chunk_size;
   identity = image_cache_identity (rec.manifest_sha256, rec.object_identity,
-                                   rec.etag, rec.size);
+                                   rec.etag, NULL, rec.size);
   if (identity == NULL)
     return -1;
   img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);

@@ -11,8 +11,7 @@
 #include "threads.h"
 
 int
-threads_start (pthread_t *t, unsigned *nr, unsigned want,
-               void *(*fn) (void *))
+threads_start (pthread_t *t, unsigned *nr, unsigned want, void *(*fn) (void *) )
 {
   int err;
 

@@ -10,7 +10,7 @@
  * started are counted in *nr, for threads_join.
  */
 extern int threads_start (pthread_t *t, unsigned *nr, unsigned want,
-                          void *(*fn) (void *));
+                          void *(*fn) (void *) );
 
 /* Join the *nr threads in t (the caller has told them to stop) and set
  * *nr to 0.

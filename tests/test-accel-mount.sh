@@ -2,7 +2,8 @@
 # accel-mount and accel-umount, on this machine's path: no nbd driver, so
 # nbdfuse + a read-only loop device (tests/test-vm-nbd.sh covers the
 # kernel's nbd client).  Two ext4 images (4 KiB and 1 KiB blocks) are
-# published and mounted at once; every file must equal its source.
+# published and mounted at once, then a squashfs and an erofs image
+# (made by accel-mkimage); every file must equal its source.
 # Re-running either tool is harmless.  After accel-umount nothing may be
 # left: no process, loop device, FUSE mount, mount or state directory.
 # With nbdkit killed under a mounted filesystem, a read of an uncached
@@ -13,7 +14,7 @@
 # chunk size, whatever the manifest's (1 MiB, 4 MiB, 256 KiB).
 . "$(dirname "$0")/lib/functions.sh"
 for c in nbdkit nbdinfo nbdfuse fusermount3 losetup blockdev findmnt flock mke2fs \
-  mksquashfs python3; do
+  mksquashfs mkfs.erofs python3; do
   requires "$c"
 done
 [ "$(id -u)" = 0 ] || skip "needs root to mount"
@@ -96,6 +97,11 @@ head -c $((4 << 20)) /dev/urandom > "$tmp/raw.img"
 not_a_filesystem "$tmp/raw.img"
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
+mkdir "$tmp/pub"
+"$top/tools/accel-mkimage" "$tmp/src1" "$tmp/pub" --fs erofs --name four \
+  > /dev/null 2> "$tmp/mkimage.err" || fail "accel-mkimage: $(cat "$tmp/mkimage.err")"
+s3_put "$tmp/pub/four.img" "$bucket/four.img"
+s3_put "$tmp/pub/four.img.manifest" "$bucket/four.img.manifest"
 for img in one.img two.img three.sqfs raw.img; do
   "$top/indexer/accel-index" "$tmp/$img" -o "$tmp/$img.manifest" > /dev/null ||
     fail "accel-index $img"
@@ -249,7 +255,8 @@ assert_nothing_left "accel-umount after kill -9 nbdkit"
 diff -r "$tmp/src2" "$mnt2" -x lost+found || fail "mount after recovery differs"
 "$umount_tool" "$mnt2" > /dev/null || fail "accel-umount 2"
 
-# 7. A squashfs image (here --name names the state directory).
+# 7. A squashfs image (here --name names the state directory), then an
+# erofs one.
 "$mount_tool" "${fuse[@]}" "s3://$bucket/three.sqfs" "$tmp/mnt/three" --name three "$ep" \
   --cache-dir "$tmp/cache" > "$tmp/three.out" || fail "accel-mount squashfs"
 grep -q '(squashfs, read-only)' "$tmp/three.out" || fail "not mounted as squashfs"
@@ -257,6 +264,13 @@ grep -q '(squashfs, read-only)' "$tmp/three.out" || fail "not mounted as squashf
 diff -r "$tmp/src1" "$tmp/mnt/three" || fail "squashfs mount differs"
 "$umount_tool" --name three > /dev/null || fail "accel-umount --name three"
 assert_nothing_left "accel-umount squashfs"
+# And an erofs image.
+"$mount_tool" "${fuse[@]}" "s3://$bucket/four.img" "$tmp/mnt/four" "$ep" \
+  --cache-dir "$tmp/cache" > "$tmp/four.out" || fail "accel-mount erofs"
+grep -q '(erofs, read-only)' "$tmp/four.out" || fail "not mounted as erofs"
+diff -r "$tmp/src1" "$tmp/mnt/four" || fail "erofs mount differs"
+"$umount_tool" "$tmp/mnt/four" > /dev/null || fail "accel-umount erofs"
+assert_nothing_left "accel-umount erofs"
 
 # 8. Manifests with 4 MiB and 256 KiB chunks and no chunk-size= given:
 # the read-ahead is still one chunk, from the export's preferred block

@@ -4,15 +4,19 @@
 # has an index node, hard links, 255-byte and non-ASCII names, a
 # directory of 3000 files, files larger than a chunk, a symlink and a
 # fifo) is made into ext4 (4 KiB and 1 KiB blocks), ext3 (block maps
-# with indirect blocks), ext2 and squashfs images (uncompressed, 4 KiB
-# blocks, compressed, with fragments), plus ext4 with inline data and
-# ext4 with uninitialized extents.  Each is indexed, and
+# with indirect blocks), ext2, squashfs images (uncompressed, 4 KiB
+# blocks, compressed, with fragments) and erofs images (tail-packed,
+# whole blocks, extended inodes, chunk-based with block addresses and
+# with chunk indexes, compressed), plus ext4 with inline data and ext4
+# with uninitialized extents.  Each is indexed, and
 # tests/helpers/filemap-check rebuilds EVERY regular file of the source
 # from the image using only the manifest's extents (through the real
 # reader: manifest_open, manifest_file_extents, manifest_foreach_file)
 # and compares it byte for byte, holes as zeros; sizes, modes and the
-# number of rows are checked too.  For compressed squashfs only the
-# extents that exist are checked, and compressible files must have none.
+# number of rows are checked too (for erofs also against the image as
+# the kernel mounts it, when root).  For compressed squashfs and erofs
+# only the extents that exist are checked, and compressible files must
+# have none.
 # Then damaged images: truncated to half, bytes flipped in superblocks,
 # inodes, directory and block map blocks, a directory loop, a repeated
 # name, and random flips in the metadata; accel-index must exit 1 with a
@@ -21,6 +25,7 @@
 # valgrind.
 . "$(dirname "$0")/lib/functions.sh"
 requires mke2fs; requires debugfs; requires dumpe2fs; requires mksquashfs
+requires mkfs.erofs; requires dump.erofs
 requires sqlite3; requires timeout; requires od
 idx="$top/indexer/accel-index"
 check="$top/tests/helpers/filemap-check"
@@ -92,10 +97,11 @@ index () {
     fail "$1: no file map summary: $(cat "$1.err")"
 }
 
-# check_exact IMAGE: every source file rebuilt exactly from its extents.
+# check_exact IMAGE [SRC]: every source file rebuilt exactly from its
+# extents.
 check_exact () {
   local out
-  out=$("$check" "$1.m" "$1" "$src") || fail "filemap-check $1: $out"
+  out=$("$check" "$1.m" "$1" "${2:-$src}") || fail "filemap-check $1: $out"
   echo "ok: $(basename "$1"): $out"
   [[ $out == "files $nr_src, rows $nr_src, "*", missing 0, "* ]] ||
     fail "$1: expected $nr_src rows and none missing: $out"
@@ -131,14 +137,54 @@ for i in ext4-4k ext4-1k ext3-1k ext2-4k sq sq-4k sq-noi; do
   check_exact "$tmp/$i.img"
 done
 
+# erofs: tail-packed inline data (mkfs.erofs's default), whole blocks
+# (-E noinline_data, as accel-mkimage makes it), extended inodes, and
+# chunk-based files with 4-byte block addresses (4 KiB chunks, each
+# distinct chunk stored once) and with 8-byte chunk indexes.  NB:
+# mkfs.erofs 1.5 fails on names of 255 bytes: its tree has them cut to
+# 254.
+erosrc="$tmp/erosrc"
+cp -a "$src" "$erosrc"
+mv "$erosrc/$(printf 'L%.0s' $(seq 255))" "$erosrc/$(printf 'L%.0s' $(seq 254))"
+mv "$erosrc/$(printf 'é%.0s' $(seq 127))x" "$erosrc/$(printf 'é%.0s' $(seq 127))"
+mk_erofs () {
+  local img="$tmp/$1.img"; shift
+  mkfs.erofs --quiet --all-root "$@" "$img" "$erosrc" > "$tmp/mkfs.log" 2>&1 ||
+    fail "mkfs.erofs $*: $(cat "$tmp/mkfs.log")"
+}
+mk_erofs ero
+mk_erofs ero-plain -E noinline_data
+mk_erofs ero-ext -E force-inode-extended
+mk_erofs ero-chunk --chunksize=4096
+mk_erofs ero-index --chunksize=65536 -E force-chunk-indexes
+for i in ero ero-plain ero-ext ero-chunk ero-index; do
+  index "$tmp/$i.img"
+  check_exact "$tmp/$i.img" "$erosrc"
+done
+
 # The index node really is there, and ext3 really uses indirect blocks.
 debugfs -R "ex /islands.bin" "$tmp/ext4-4k.img" 2>/dev/null |
   grep -q '^ 0/ 1 ' || fail "islands.bin has no extent index node"
 debugfs -R "stat /big.bin" "$tmp/ext3-1k.img" 2>/dev/null |
   grep -q '(DIND):' || fail "big.bin on ext3 has no double indirect block"
+# The erofs images use the layouts they are named for (dump.erofs:
+# 2 flat inline, 0 flat plain, 4 chunk based; 64-byte inodes).
+ero_field () {
+  dump.erofs --path="$3" "$tmp/$1.img" | sed -n "s/.*$2: *\([0-9]*\).*/\1/p"
+}
+[ "$(ero_field ero Layout /big.bin)" = 2 ] &&
+  [ "$(ero_field ero-plain Layout /big.bin)" = 0 ] &&
+  [ "$(ero_field ero-chunk Layout /big.bin)" = 4 ] &&
+  [ "$(ero_field ero-index Layout /big.bin)" = 4 ] &&
+  [ "$(ero_field ero-ext 'Inode size' /big.bin)" = 64 ] ||
+  fail "an erofs image does not have the layout it is named for"
+# Chunk-based: identical chunks (here, zeros) are one chunk of the image.
+[ "$(sqlite3 "$tmp/ero-chunk.img.m" "SELECT count (*) >
+     count (DISTINCT image_offset) FROM extents")" = 1 ] ||
+  fail "ero-chunk: no two extents share their image bytes"
 # Hard links have the same extents; a sparse file maps only its data
 # block.
-for i in ext4-4k ext3-1k sq; do
+for i in ext4-4k ext3-1k sq ero ero-chunk; do
   m="$tmp/$i.img.m"
   [ "$(extents_of "$m" /big.bin)" = "$(extents_of "$m" /d1/big-link.bin)" ] &&
     [ "$(extents_of "$m" /numbers.txt)" = "$(extents_of "$m" /d1/d2/n1)" ] ||
@@ -150,6 +196,27 @@ done
 # Byte-identical when run again.
 "$idx" "$tmp/ext4-1k.img" -o "$tmp/again.m" 2>/dev/null || fail "rerun"
 cmp "$tmp/ext4-1k.img.m" "$tmp/again.m" || fail "a rerun differs"
+
+# The erofs maps against the files as the kernel reads them.
+if [ "$(id -u)" = 0 ] && [ -e /proc/filesystems ] &&
+   grep -qw erofs /proc/filesystems && losetup -f > /dev/null 2>&1; then
+  for i in ero ero-chunk; do
+    mnt="$tmp/mnt-$i"
+    mkdir "$mnt"
+    dev=$(losetup -f --show -r "$tmp/$i.img") || fail "losetup $i"
+    on_exit "losetup -d $dev"
+    mount -t erofs -o ro "$dev" "$mnt" || fail "mount $i"
+    on_exit "umount '$mnt'"
+    out=$("$check" "$tmp/$i.img.m" "$tmp/$i.img" "$mnt") ||
+      fail "filemap-check $i against the mount: $out"
+    [[ $out == "files $nr_src, rows $nr_src, "*", missing 0, "* ]] ||
+      fail "$i mounted: expected $nr_src rows and none missing: $out"
+    echo "ok: $i, mounted: $out"
+    umount "$mnt" && losetup -d "$dev" || fail "umount $i"
+  done
+else
+  echo "skipped the erofs mounts: needs root, erofs and a free loop device"
+fi
 
 # 2. Compressed squashfs: only stored blocks map; text compresses.
 mksquashfs "$src" "$tmp/sq-comp.img" -noappend -quiet > /dev/null ||
@@ -174,6 +241,22 @@ done
   fail "sq-comp: compressed text got extents"
 [ -n "$(extents_of "$tmp/sq-comp.img.m" /big.bin)" ] ||
   fail "sq-comp: random data (stored uncompressed) got no extents"
+# Compressed erofs: compressed files are unmapped, files that do not
+# compress (random data) are stored, and mapped, as they are.
+mk_erofs ero-comp -zlz4hc
+img="$tmp/ero-comp.img"
+index "$img"
+out=$("$check" "$img.m" "$img" "$erosrc" --partial) ||
+  fail "filemap-check ero-comp: $out"
+echo "ok: ero-comp: $out"
+[[ $out == "files $nr_src, rows $nr_src, "*", missing 0, "* ]] ||
+  fail "ero-comp: expected $nr_src rows: $out"
+grep -q 'note: compressed files cannot be mapped' "$img.err" ||
+  fail "ero-comp: no note about unmapped data"
+[ -z "$(extents_of "$img.m" /numbers.txt)" ] ||
+  fail "ero-comp: compressed text got extents"
+[ -n "$(extents_of "$img.m" /big.bin)" ] ||
+  fail "ero-comp: random data (stored uncompressed) got no extents"
 
 # 3. ext4 inline data: small files live in their inode and are left out.
 #    NB: no sparse files here (mke2fs -d with inline_data drops their
@@ -231,7 +314,7 @@ poke () {
 # copy NAME FROM: a scratch copy of an image.
 copy () { cp "$tmp/$2.img" "$tmp/$1.img"; }
 
-for i in ext4-4k ext3-1k sq sq-comp; do
+for i in ero ero-chunk ext4-4k ext3-1k sq sq-comp; do
   copy half "$i"
   truncate -s $(( $(stat -c %s "$tmp/half.img") / 2 )) "$tmp/half.img"
   expect_bad "$tmp/half.img" "larger than the image .*truncated image"
@@ -334,6 +417,83 @@ open(sys.argv[1], 'wb').write(d)
 EOF
 expect_bad "$tmp/bad.img" "squashfs: /d1/d2/d3: the directory at inode reference 0x[0-9a-f]+ is reached twice"
 
+# erofs: the superblock (its checksum; with the checksum feature turned
+# off, the block size and an unknown incompatible feature), a directory
+# entry pointing outside the image, a directory loop, data blocks and a
+# chunk outside the file system.  Inodes are at 32 * NID (the metadata
+# starts at block 0 in these images).  NB: the superblock's checksum
+# covers the rest of block 0, where the first inodes are: it is turned
+# off (copy_nocsum) before they are changed.
+sbx () { od -An -t u1 -j $((1024 + $2)) -N 1 "$1" | tr -d ' '; }
+copy_nocsum () {
+  copy bad "$1"
+  poke "$tmp/bad.img" $((1024 + 8)) \
+    "$(printf %02x $(($(sbx "$tmp/$1.img" 8) & ~1)))"
+}
+dump.erofs -s "$tmp/ero.img" | grep -q 'inode metadata start block: *0$' ||
+  fail "ero: the metadata does not start at block 0"
+nid () { ero_field "$1" NID "$2"; }
+# ero_dirent IMAGE DIR NAME NID: point DIR's entry NAME at inode NID.
+ero_dirent () {
+  python3 - "$@" <<'EOF2' || fail "could not change the entry $3 of $2"
+import re, struct, subprocess, sys
+img, d, name, nid = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
+out = subprocess.run(["dump.erofs", "--path=" + d, "-e", img],
+                     capture_output=True, text=True, check=True).stdout
+data = bytearray(open(img, "rb").read())
+for start, end in re.findall(r":\s+(\d+)\.\.\s+(\d+)\s+\|\s+\d+\s*$", out, re.M):
+    start, end = int(start), int(end)
+    blk = data[start:end]
+    n = struct.unpack_from("<H", blk, 8)[0] // 12
+    for i in range(n):
+        a = struct.unpack_from("<H", blk, 12 * i + 8)[0]
+        b = struct.unpack_from("<H", blk, 12 * i + 20)[0] if i + 1 < n else len(blk)
+        if bytes(blk[a:b]).rstrip(b"\0") == name:
+            struct.pack_into("<Q", data, start + 12 * i, nid)
+            open(img, "wb").write(data)
+            sys.exit(0)
+sys.exit("not found")
+EOF2
+}
+copy bad ero
+poke "$tmp/bad.img" $((1024 + 40)) 01
+expect_bad "$tmp/bad.img" "erofs: superblock checksum does not match"
+copy_nocsum ero
+cp "$tmp/bad.img" "$tmp/ero-nocsum.img"
+"$idx" "$tmp/bad.img" -o "$tmp/bad.m" 2> "$tmp/bad.err" ||
+  fail "checksum turned off: $(cat "$tmp/bad.err")"
+rm "$tmp/bad.m"
+poke "$tmp/bad.img" $((1024 + 12)) 20
+expect_bad "$tmp/bad.img" "erofs: unsupported block size 2\\^32"
+cp "$tmp/ero-nocsum.img" "$tmp/bad.img"
+poke "$tmp/bad.img" $((1024 + 80)) 80
+expect_bad "$tmp/bad.img" "erofs: unsupported incompatible features 0x80"
+copy_nocsum ero
+ero_dirent "$tmp/bad.img" / secret $((1 << 40))
+expect_bad "$tmp/bad.img" "erofs: /secret: inode number 1099511627776 points outside the image"
+valgrind_bad_ero="$tmp/valgrind-ero.img"
+cp "$tmp/bad.img" "$valgrind_bad_ero"
+copy_nocsum ero
+ero_dirent "$tmp/bad.img" /d1/d2 d3 "$(nid ero /d1/d2)"
+expect_bad "$tmp/bad.img" "erofs: /d1/d2/d3: the directory at inode [0-9]+ is reached twice"
+copy_nocsum ero-plain
+poke "$tmp/bad.img" $(($(nid ero-plain /big.bin) * 32 + 16)) ff ff ff 7f
+expect_bad "$tmp/bad.img" "erofs: /big.bin: 733 data blocks at block 2147483647 lie outside the file system"
+copy_nocsum ero-chunk
+# The chunk array follows the inode (no xattrs here).
+poke "$tmp/bad.img" $(($(nid ero-chunk /big.bin) * 32 + \
+  $(ero_field ero-chunk 'Inode size' /big.bin) + 4 * 5)) 00 00 00 7f
+expect_bad "$tmp/bad.img" "erofs: /big.bin: chunk 5 at block 2130706432 lies outside the file system"
+# A damaged magic is no longer erofs: a raw image, without a file map.
+copy bad ero
+poke "$tmp/bad.img" 1024 00
+"$idx" "$tmp/bad.img" -o "$tmp/bad.m" 2> "$tmp/bad.err" ||
+  fail "no erofs magic: $(cat "$tmp/bad.err")"
+[ "$(sqlite3 "$tmp/bad.m" "SELECT value FROM meta WHERE key = 'fs_type'")" = raw ] ||
+  fail "an image without the erofs magic is not raw"
+rm -f "$tmp/bad.m"
+echo "ok: without its magic, an erofs image is indexed as raw"
+
 # Random flips of 1 to 8 bytes in the metadata: exit 0 with a manifest
 # the reader accepts, or exit 1 with one line; never a crash or a hang.
 # fuzz IMAGE RUNS LO:HI...: each flip lands in one of the byte ranges.
@@ -400,10 +560,32 @@ for i in sq sq-noi sq-comp; do
   fuzz "$img" 20 0:96
   fuzz "$img" 60 "$(sb "$img" 64):$(sb "$img" 40)"
 done
+# erofs (superblock checksum off, so that flips there reach further):
+# the superblock, the inodes and inline data of directories and files,
+# the blocks of a large directory, and a chunk array.
+# ero_ranges IMAGE PATH...: each PATH's inode and what follows it, and
+# (up to 8 of) its data blocks if it is a directory.
+ero_ranges () {
+  local img=$1 p n
+  shift
+  for p in "$@"; do
+    n=$(dump.erofs --path="$p" "$tmp/$img.img" | sed -n 's/^NID: *\([0-9]*\).*/\1/p')
+    echo "$((n * 32)):$((n * 32 + 320))"
+    dump.erofs --path="$p" "$tmp/$img.img" | grep -q 'directory$' || continue
+    dump.erofs --path="$p" -e "$tmp/$img.img" |
+      sed -n 's/.*: *\([0-9]*\)\.\. *\([0-9]*\) | *[0-9]* *$/\1:\2/p' | head -n 8
+  done
+}
+# shellcheck disable=SC2046
+fuzz "$tmp/ero-nocsum.img" 80 1024:1152 $(ero_ranges ero / /d1 /many \
+  "/ünïcødé dir" /big.bin /islands.bin /sparse.bin)
+# shellcheck disable=SC2046
+fuzz "$tmp/ero-chunk.img" 60 $(ero_ranges ero-chunk / /many /islands.bin)
 
 # 6. valgrind: no invalid access or leak on a damaged image.
 if command -v valgrind > /dev/null 2>&1; then
-  for img in "$valgrind_bad_ext4" "$valgrind_bad_sq" "$tmp/half.img"; do
+  for img in "$valgrind_bad_ext4" "$valgrind_bad_sq" "$valgrind_bad_ero" \
+             "$tmp/half.img"; do
     valgrind -q --leak-check=full --error-exitcode=99 "$idx" "$img" \
       -o "$tmp/vg.m" > /dev/null 2> "$tmp/vg.err"
     rc=$?

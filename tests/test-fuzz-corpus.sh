@@ -45,7 +45,7 @@ for n in "${names[@]}"; do
 done
 
 # Valid seeds stay valid: no error from opening or indexing them.
-for n in manifest index-ext4 index-squashfs; do
+for n in manifest index-ext4 index-squashfs index-erofs; do
   for f in "$top/tests/fuzz/corpus/$n"/*; do
     out=$(ACCEL_FUZZ_VERBOSE=1 "$top/tests/fuzz/replay-$n" "$f" 2>&1) ||
       fail "replay-$n $f: exit $?"

@@ -119,6 +119,15 @@ if command -v mksquashfs >/dev/null 2>&1; then
 else
   echo "mksquashfs is not installed: squashfs detection not tested"
 fi
+if command -v mkfs.erofs >/dev/null 2>&1; then
+  mkdir "$tmp/erosrc"
+  echo hello > "$tmp/erosrc/hello"
+  mkfs.erofs --quiet "$tmp/ero.img" "$tmp/erosrc" || fail "mkfs.erofs"
+  "$idx" "$tmp/ero.img" -o "$tmp/ero.manifest" 2>/dev/null || fail "erofs"
+  check_manifest "$tmp/ero.img" "$tmp/ero.manifest" 1048576 erofs
+else
+  echo "mkfs.erofs is not installed: erofs detection not tested"
+fi
 if command -v mkfs.ext4 >/dev/null 2>&1; then
   truncate -s 8M "$tmp/ext4.img"
   mkfs.ext4 -q -F "$tmp/ext4.img" || fail "mkfs.ext4"
@@ -146,6 +155,12 @@ truncate -s 1M "$tmp/fake-sq.img"
 printf 'hsqs' | dd of="$tmp/fake-sq.img" conv=notrunc status=none
 expect_exit 1 "^accel-index: $tmp/fake-sq.img: squashfs: not a squashfs 4.0 file system" \
   "$tmp/fake-sq.img" -o "$out"
+# The same for erofs (magic 0xE0F5E1E2 at 1024): block size 2^0.
+truncate -s 1M "$tmp/fake-ero.img"
+printf '\342\341\365\340' |
+  dd of="$tmp/fake-ero.img" bs=1 seek=1024 conv=notrunc status=none
+expect_exit 1 "^accel-index: $tmp/fake-ero.img: erofs: unsupported block size 2\\^0" \
+  "$tmp/fake-ero.img" -o "$out"
 expect_exit 1 "^accel-index: $tmp/nope.img: open: No such file or directory$" \
   "$tmp/nope.img" -o "$out"
 : > "$tmp/empty.img"
@@ -175,7 +190,7 @@ expect_exit 2 "Try 'accel-index --help'" --frobnicate "$img" -o "$out"
 
 "$idx" --help > "$tmp/out" || fail "--help"
 grep -q '^Usage: accel-index IMAGE -o MANIFEST' "$tmp/out" || fail "--help"
-grep -q '^File map: for ext4 and squashfs' "$tmp/out" ||
+grep -q '^File map: for ext4, squashfs and erofs' "$tmp/out" ||
   fail "--help lacks the file map note"
 "$idx" --version > "$tmp/out" || fail "--version"
 grep -q '^accel-index .*manifest format 1' "$tmp/out" || fail "--version"

@@ -182,6 +182,42 @@ grep -q '^zero chunks:   2 (50.0%)$' "$tmp/out" || fail "raw: zero chunks"
 grep -q '^(no file map: a raw image has none)$' "$tmp/out" || fail "raw: no file map"
 echo "ok: raw image: no file map"
 
+# 4b. The same tree as an erofs image (accel-mkimage --fs erofs): the
+# file system is named, the file list is the ext4 image's (same paths,
+# sizes and modes), and a file's extents hold its bytes.
+if command -v mkfs.erofs > /dev/null 2>&1; then
+  mkdir "$tmp/ero"
+  "$top/tools/accel-mkimage" "$src" "$tmp/ero" --fs erofs --name e \
+    --chunk-size 256K > /dev/null 2> "$tmp/err" ||
+    fail "accel-mkimage --fs erofs: $(cat "$tmp/err")"
+  em="$tmp/ero/e.img.manifest"
+  "$inspect" "$em" > "$tmp/ero.out" 2> "$tmp/err" ||
+    fail "accel-inspect erofs: $(cat "$tmp/err")"
+  grep -q '^file system:   erofs$' "$tmp/ero.out" ||
+    fail "erofs: $(grep '^file system' "$tmp/ero.out")"
+  "$inspect" "$m" > "$tmp/ext4.out"
+  sed -n '/^mode  /,$p' "$tmp/ext4.out" > "$tmp/ext4.files"
+  sed -n '/^mode  /,$p' "$tmp/ero.out" > "$tmp/ero.files"
+  [ "$(wc -l < "$tmp/ero.files")" -gt 10 ] &&
+    cmp -s "$tmp/ext4.files" "$tmp/ero.files" ||
+    fail "erofs: the file list differs from ext4's: $(diff "$tmp/ext4.files" "$tmp/ero.files" | head)"
+  "$inspect" --json --file a/big.bin "$em" > "$tmp/ero.json" ||
+    fail "erofs: --file a/big.bin"
+  "$py" - "$tmp/ero.json" "$tmp/ero/e.img" "$src/a/big.bin" <<'EOF2' ||
+import json, sys
+j = json.load(open(sys.argv[1]))
+img, want = open(sys.argv[2], "rb"), open(sys.argv[3], "rb").read()
+assert len(j["extents"]) == 1, j["extents"]
+e = j["extents"][0]
+img.seek(e["image_offset"])
+assert e["file_offset"] == 0 and img.read(e["length"]) == want
+EOF2
+    fail "erofs: a/big.bin's extent does not hold its bytes"
+  echo "ok: erofs image: file system, file list and a file's extent"
+else
+  echo "mkfs.erofs is not installed: erofs not inspected"
+fi
+
 # 5. Errors.  expect_exit CODE MESSAGE-REGEX ARGS...: exit CODE, the
 # message on stderr, nothing on stdout.
 expect_exit () {

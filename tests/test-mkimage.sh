@@ -4,13 +4,14 @@
 #  1. Reproducible: a tree of awkward files (sparse, hard links, long
 #     and dangling symlinks, a FIFO, odd modes, non-ASCII and 200-byte
 #     names, a 3000-entry directory) built twice gives byte-identical
-#     ext4 and squashfs images and manifests; so does a copy made in
+#     ext4, squashfs and erofs images and manifests; so does a copy made in
 #     reverse creation order on another file system (tmpfs when there
 #     is one), written densely (no holes), with random timestamps,
 #     owners and xattrs.  Changing one byte or one mode changes the
-#     image.  e2fsck finds the ext4 image clean, its big directory
-#     indexed.
-#  2. Mounted read-only from a loop device (as root), both images hold
+#     image; the UUIDs of ext4 and erofs images follow the tree's shape.
+#     e2fsck finds the ext4 image clean, its big directory indexed;
+#     fsck.erofs finds the erofs image clean.
+#  2. Mounted read-only from a loop device (as root), all images hold
 #     exactly the source tree: names, types, modes, sizes, contents,
 #     link targets, hard links; owner 0 and one timestamp everywhere.
 #  3. A local directory DEST gets NAME.img and NAME.img.manifest and no
@@ -27,6 +28,7 @@
 # mke2fs and e2fsck are in /usr/sbin, not in a user's PATH on Debian.
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires mksquashfs; requires e2fsck; requires python3
+requires mkfs.erofs; requires fsck.erofs
 requires sqlite3; requires blkid; requires debugfs
 mk="$top/tools/accel-mkimage"
 [ -x "$mk" ] || fail "$mk is not built"
@@ -152,8 +154,8 @@ EOF
 [ "$(stat -c %b "$src/sparse.bin")" -lt "$(stat -c %b "$copy/sparse.bin")" ] ||
   fail "the copy of sparse.bin should be dense"
 
-# 1. Reproducible builds, for both file systems.
-for fs in ext4 squashfs; do
+# 1. Reproducible builds, for every file system.
+for fs in ext4 squashfs erofs; do
   for run in 1 2 copy; do
     dir="$tmp/$fs-$run"
     mkdir "$dir"
@@ -186,6 +188,8 @@ flags=$(debugfs -R "stat /wide" "$tmp/ext4-1/tree.img" 2>/dev/null |
 [ $((flags & 0x1000)) != 0 ] || fail "/wide is not indexed (flags $flags)"
 blkid -o value -s UUID "$tmp/ext4-1/tree.img" | grep -q . ||
   fail "the ext4 image has no UUID"
+fsck.erofs "$tmp/erofs-1/tree.img" > "$tmp/fsck.log" 2>&1 ||
+  fail "fsck.erofs: $(cat "$tmp/fsck.log")"
 
 # One byte, or one mode, changes the image.
 changed="$tmp/changed"
@@ -194,7 +198,7 @@ printf 'X' | dd of="$changed/a/big.bin" bs=1 seek=1000 conv=notrunc status=none
 modechanged="$tmp/modechanged"
 cp -a "$src" "$modechanged"
 chmod 0600 "$modechanged/a/b/one-byte"
-for fs in ext4 squashfs; do
+for fs in ext4 squashfs erofs; do
   for t in changed modechanged; do
     mkdir "$tmp/$fs-$t"
     mkimage "$tmp/$t" "$tmp/$fs-$t" --fs $fs --name tree > /dev/null 2>&1 ||
@@ -206,21 +210,27 @@ done
 # The UUID follows the tree's shape, not its contents (a new version of
 # a dataset keeps it, so that its image differs only in the changed
 # files' blocks: ext4-populate.c, set_identity).
-uuid () { blkid -o value -s UUID "$tmp/ext4-$1/tree.img"; }
-[ -n "$(uuid 1)" ] && [ "$(uuid 1)" = "$(uuid changed)" ] ||
-  fail "a tree with a file changed in place got another UUID"
-[ "$(uuid 1)" != "$(uuid modechanged)" ] ||
-  fail "a tree of another shape (a mode) got the same UUID"
+uuid () { blkid -o value -s UUID "$tmp/$1/tree.img"; }
+for fs in ext4 erofs; do
+  [ -n "$(uuid $fs-1)" ] && [ "$(uuid $fs-1)" = "$(uuid $fs-changed)" ] ||
+    fail "$fs: a tree with a file changed in place got another UUID"
+  [ "$(uuid $fs-1)" != "$(uuid $fs-modechanged)" ] ||
+    fail "$fs: a tree of another shape (a mode) got the same UUID"
+done
 cmp -l "$tmp/ext4-1/tree.img" "$tmp/ext4-changed/tree.img" | wc -l |
   grep -qx 1 || fail "a one-byte change changed more than one byte of the image"
-echo "ok: a changed byte or mode changes both images; a changed byte only" \
-  "that byte of the ext4 image"
+# erofs files are whole blocks from a block boundary (-E noinline_data):
+# the byte changes only in its data block.
+cmp -l "$tmp/erofs-1/tree.img" "$tmp/erofs-changed/tree.img" | wc -l |
+  grep -qx 1 || fail "a one-byte change changed more than one byte of the erofs image"
+echo "ok: a changed byte or mode changes every image; a changed byte only" \
+  "that byte of the ext4 and erofs images"
 
 # 2. The images hold the tree (needs root and loop devices).
 if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null &&
    losetup -f >/dev/null 2>&1; then
   want=$(tree_list "$src")
-  for fs in ext4 squashfs; do
+  for fs in ext4 squashfs erofs; do
     mnt="$tmp/mnt-$fs"
     mkdir "$mnt"
     dev=$(losetup -f --show -r "$tmp/$fs-1/tree.img") || fail "losetup"
@@ -340,6 +350,10 @@ expect 2 "--endpoint" "$src" "$pub" --endpoint http://127.0.0.1:1
 expect 2 "--name" "$src" "$pub" --name a/b
 expect 2 "Try 'accel-mkimage --help'" "$src" "$pub" --no-such-option
 expect 2 "no bucket" "$src" s3://
+mkdir -p "$tmp/longname"
+: > "$tmp/longname/$(printf 'n%.0s' $(seq 255))"
+expect 1 "cannot store a name longer than 254 bytes" "$tmp/longname" "$pub" \
+  --fs erofs
 mkimage --help | grep -q '^SYNOPSIS' || fail "--help"
 mkimage --version | grep -q '^accel-mkimage ' || fail "--version"
 

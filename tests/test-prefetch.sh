@@ -236,13 +236,17 @@ nbdcheck read "$(nbd_uri h)" 0 4096 || fail "read other.img"
 stop_nbdkit h
 
 kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null
-start_nbdkit i "${args[@]}" cache-dir="$tmp/c7" retries=1 ||
+# With the metrics file too: offline there is no S3 object to name it by.
+start_nbdkit i "${args[@]}" cache-dir="$tmp/c7" retries=1 \
+  metrics-file="$tmp/offline.prom" metrics-interval=1 ||
   fail "offline start: $(cat "$tmp/i.log")"
 grep -q "origin is unreachable: serving .* OFFLINE" "$tmp/i.log" ||
   fail "no clear offline message"
 nbdcopy "$(nbd_uri i)" "$tmp/offline.img" || fail "nbdcopy offline"
 cmp "$tmp/disk.img" "$tmp/offline.img" || fail "offline copy differs"
 nbdcheck random "$(nbd_uri i)" "$tmp/disk.img" 100 || fail "offline random reads"
+grep -q '^accel_image_info{image=".*disk.img",version=""} 1$' "$tmp/offline.prom" ||
+  fail "offline metrics file: $(cat "$tmp/offline.prom" 2>&1)"
 stop_nbdkit i
 echo "offline start after prefetch=all: every byte served, origin down"
 

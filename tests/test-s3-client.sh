@@ -351,7 +351,7 @@ if openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
   [ -e "$tmp/tls-addr" ] || fail "the TLS fake server did not start"
   tls=https://$(cat "$tmp/tls-addr")
   rc=0; run_get "$tls/dir/ok" 0 10 || rc=$?
-  expect_error 1 $rc "$tls/dir/ok: " "check the server's certificate and cainfo="
+  expect_error 1 $rc "$tls/dir/ok: " "check the server's certificate and the CA bundle (cainfo="
   compare_range "$tls/dir/ok" 10 20 "$fbody" --cainfo "$tmp/cert.pem"
   compare_range "$tls/dir/ok" 30 40 "$fbody" --no-tls-verify
 else

@@ -12,6 +12,11 @@
 #    refuses it by default with a message naming cainfo=, accepts it
 #    with cainfo=CERT, and only tls-verify=false turns checking off
 #    (with a warning).
+# 3. The CA bundle as the AWS CLI finds it: AWS_CA_BUNDLE, else the
+#    profile's ca_bundle, work in place of cainfo=; cainfo= wins over a
+#    wrong AWS_CA_BUNDLE, and AWS_CA_BUNDLE over a wrong ca_bundle; a
+#    wrong or missing bundle fails naming the CA bundle settings.  The
+#    STS request of the credential chain uses the same bundle.
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy; requires openssl
 needs_s3
@@ -199,3 +204,84 @@ for v in no 0 off false; do
   stop_nbdkit tls2
 done
 echo "ok: only tls-verify=false (no/0/off) turns verification off, with a warning"
+
+# 3. AWS_CA_BUNDLE and the profile's ca_bundle.  other.pem is a valid
+# CA certificate that did not sign the server's.  NB: the environment
+# may name the system's bundle in AWS_CA_BUNDLE, which would hide the
+# profile's.
+unset AWS_CA_BUNDLE
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -keyout "$tmp/other-key.pem" -out "$tmp/other.pem" 2>/dev/null ||
+  fail "openssl req (other)"
+printf '[default]\nca_bundle = %s\n' "$tmp/cert.pem" > "$tmp/config-ca"
+printf '[default]\nca_bundle = %s\n' "$tmp/other.pem" > "$tmp/config-other"
+
+# tls_serves NAME DESCRIPTION ENV... -- KEYS...: nbdkit started with
+# that environment serves the HTTPS image byte for byte.
+tls_serves () {
+  local name=$1 what=$2 kv
+  shift 2
+  # NB: local -x: the variables are set for this call only.
+  while [ "$1" != -- ]; do
+    kv=$1
+    local -x "${kv%%=*}=${kv#*=}"
+    shift
+  done
+  shift
+  rm -rf "$tmp/c5"
+  start_nbdkit "$name" url="$https" manifest=none cache-dir="$tmp/c5" "$@" ||
+    fail "$what: $(cat "$tmp/$name.log")"
+  nbdcopy "$(nbd_uri "$name")" "$tmp/$name.img" || fail "nbdcopy ($what)"
+  cmp "$tmp/disk.img" "$tmp/$name.img" || fail "bytes differ ($what)"
+  stop_nbdkit "$name"
+  echo "ok: $what: $(grep -m1 -o 'CA bundle: .*' "$tmp/$name.log")"
+}
+tls_serves ca1 "AWS_CA_BUNDLE" AWS_CA_BUNDLE="$tmp/cert.pem" --
+grep -q "CA bundle: $tmp/cert.pem (from AWS_CA_BUNDLE)" "$tmp/ca1.log" ||
+  fail "the debug output does not say where the CA bundle came from"
+tls_serves ca2 "the profile's ca_bundle" AWS_CONFIG_FILE="$tmp/config-ca" --
+grep -q "(from \[default\] ca_bundle in $tmp/config-ca)" "$tmp/ca2.log" ||
+  fail "the debug output does not name the profile's ca_bundle"
+tls_serves ca3 "cainfo= over a wrong AWS_CA_BUNDLE" \
+  AWS_CA_BUNDLE="$tmp/other.pem" -- cainfo="$tmp/cert.pem"
+tls_serves ca4 "AWS_CA_BUNDLE over a wrong ca_bundle" \
+  AWS_CONFIG_FILE="$tmp/config-other" AWS_CA_BUNDLE="$tmp/cert.pem" --
+
+for bundle in "$tmp/other.pem" "$tmp/no-such.pem"; do
+  if AWS_CA_BUNDLE="$bundle" start_nbdkit ca5 url="$https" manifest=none \
+       cache-dir="$tmp/c6"; then
+    fail "AWS_CA_BUNDLE=$bundle: the certificate was accepted"
+  fi
+  grep -q "AWS_CA_BUNDLE or the profile's ca_bundle" "$tmp/ca5.log" ||
+    fail "AWS_CA_BUNDLE=$bundle: the error does not name the CA bundle: $(cat "$tmp/ca5.log")"
+  echo "ok: AWS_CA_BUNDLE=$(basename "$bundle") refused: $(grep -m1 -o 'error.*' "$tmp/ca5.log" | cut -c1-160)"
+done
+if AWS_CONFIG_FILE="$tmp/config-other" start_nbdkit ca6 url="$https" \
+     manifest=none cache-dir="$tmp/c6"; then
+  fail "a wrong profile ca_bundle: the certificate was accepted"
+fi
+grep -q "the profile's ca_bundle" "$tmp/ca6.log" ||
+  fail "wrong ca_bundle: the error does not name the CA bundle"
+echo "ok: a wrong profile ca_bundle is refused"
+
+# STS over HTTPS: the server answers the POST with an HTTP error, which
+# shows the TLS handshake passed; without the bundle it does not.
+echo "fake.jwt" > "$tmp/jwt"
+sts () {
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+    AWS_WEB_IDENTITY_TOKEN_FILE="$tmp/jwt" \
+    AWS_ROLE_ARN=arn:aws:iam::123456789012:role/r \
+    AWS_ENDPOINT_URL_STS="https://127.0.0.1:$(cat "$tmp/https-port")" \
+    AWS_SHARED_CREDENTIALS_FILE=/dev/null "$@" \
+    "$top/tests/helpers/creds-get" > "$tmp/sts.out" 2>&1 && fail "STS worked?"
+}
+sts AWS_CONFIG_FILE=/dev/null
+grep -qi "certificate" "$tmp/sts.out" ||
+  fail "STS without the bundle: not a certificate error: $(cat "$tmp/sts.out")"
+sts AWS_CA_BUNDLE="$tmp/cert.pem" AWS_CONFIG_FILE=/dev/null
+grep -qE "HTTP [0-9]{3}" "$tmp/sts.out" && ! grep -qi certificate "$tmp/sts.out" ||
+  fail "STS with AWS_CA_BUNDLE: $(cat "$tmp/sts.out")"
+sts AWS_CONFIG_FILE="$tmp/config-ca"
+grep -qE "HTTP [0-9]{3}" "$tmp/sts.out" && ! grep -qi certificate "$tmp/sts.out" ||
+  fail "STS with the profile's ca_bundle: $(cat "$tmp/sts.out")"
+echo "ok: STS is reached through AWS_CA_BUNDLE and the profile's ca_bundle"

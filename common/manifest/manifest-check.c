@@ -42,7 +42,7 @@ bool
 manifest_valid_fs_type (const char *s)
 {
   return strcmp (s, "ext4") == 0 || strcmp (s, "squashfs") == 0 ||
-      strcmp (s, "raw") == 0;
+      strcmp (s, "erofs") == 0 || strcmp (s, "raw") == 0;
 }
 
 bool
@@ -409,7 +409,7 @@ read_meta (struct manifest *m)
     return -1;
   if (!manifest_valid_fs_type (m->fs_type)) {
     report_error ("manifest: %s: meta: fs_type \"%s\" is not ext4, "
-                  "squashfs or raw",
+                  "squashfs, erofs or raw",
                   m->path, m->fs_type);
     return -1;
   }

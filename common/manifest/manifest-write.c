@@ -267,8 +267,8 @@ manifest_writer_create (const char *path, uint64_t image_size,
     return NULL;
   }
   if (!manifest_valid_fs_type (fs_type)) {
-    report_error ("manifest: %s: fs_type \"%s\" is not ext4, squashfs or "
-                  "raw",
+    report_error ("manifest: %s: fs_type \"%s\" is not ext4, squashfs, "
+                  "erofs or raw",
                   path, fs_type);
     return NULL;
   }

@@ -13,7 +13,7 @@
  *     image_size      integer, 1 .. 2^50 bytes
  *     chunk_size      integer, a power of two, 4 KiB .. 64 MiB
  *     image_sha256    text, 64 lowercase hex digits, SHA-256 of the image
- *     fs_type         text, "ext4", "squashfs" or "raw"
+ *     fs_type         text, "ext4", "squashfs", "erofs" or "raw"
  *     created_by      text, the program that wrote the manifest
  *   chunks (idx INTEGER PRIMARY KEY, sha256 BLOB NOT NULL, zero INTEGER
  *           NOT NULL), with an index on sha256: exactly one row for each
@@ -101,7 +101,7 @@ uint32_t manifest_chunk_size (const struct manifest *m);
 uint64_t manifest_nr_chunks (const struct manifest *m);
 /* The SHA-256 (32 bytes) of the whole image. */
 const unsigned char *manifest_image_sha256 (const struct manifest *m);
-/* "ext4", "squashfs" or "raw". */
+/* "ext4", "squashfs", "erofs" or "raw". */
 const char *manifest_fs_type (const struct manifest *m);
 
 /* True if chunk idx is all zero bytes.  Answered from memory; false for

@@ -123,6 +123,7 @@ struct http_request {
   struct curl_slist *headers;
   long connect_ms, total_ms;
   bool no_proxy;
+  const char *cainfo; /* CA bundle, or NULL for the system's */
 };
 
 /* Perform req.  Returns 0 with *status and body filled in, or -1 with
@@ -166,6 +167,8 @@ http_do (const struct http_request *req, struct http_body *body, long *status,
     rc = curl_easy_setopt (h, CURLOPT_HTTPHEADER, req->headers);
   if (rc == CURLE_OK && req->no_proxy)
     rc = curl_easy_setopt (h, CURLOPT_NOPROXY, "*");
+  if (rc == CURLE_OK && req->cainfo)
+    rc = curl_easy_setopt (h, CURLOPT_CAINFO, req->cainfo);
   if (rc == CURLE_OK && req->post)
     rc = curl_easy_setopt (h, CURLOPT_POSTFIELDS, req->post);
   if (rc == CURLE_OK && req->post)
@@ -235,18 +238,15 @@ valid_endpoint (const char *url)
   return i < 2048;
 }
 
-/* The STS URL: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or the regional
- * endpoint.  NB: region ends up in a host name, so it is checked.
+/* The STS URL: the endpoint that creds.c resolved (endpoint.h), or the
+ * regional one.  NB: region ends up in a host name, so it is checked.
  */
 static char *
-sts_url (const char *region)
+sts_url (const char *ep, const char *region)
 {
-  const char *ep = creds_getenv ("AWS_ENDPOINT_URL_STS");
   char *url;
   size_t i, n;
 
-  if (ep == NULL)
-    ep = creds_getenv ("AWS_ENDPOINT_URL");
   if (ep) {
     if (!valid_endpoint (ep)) {
       report_error ("STS endpoint: not an http(s) URL: %s", ep);
@@ -422,8 +422,9 @@ sts_parse_credentials (const struct http_body *b, struct aws_creds **out)
 
 /* Read the token, POST the unsigned form, parse the XML answer. */
 int
-creds_fetch_web_identity (const char *region, const char *role_arn,
-                          const char *token_file, const char *session_name,
+creds_fetch_web_identity (const char *endpoint, const char *region,
+                          const char *role_arn, const char *token_file,
+                          const char *session_name, const char *cainfo,
                           struct aws_creds **out)
 {
   CLEANUP_FREE char *url = NULL;
@@ -437,7 +438,7 @@ creds_fetch_web_identity (const char *region, const char *role_arn,
   long status = 0;
   int r;
 
-  url = sts_url (region);
+  url = sts_url (endpoint, region);
   if (url == NULL)
     return -1;
   token = read_token_file (token_file);
@@ -482,6 +483,7 @@ creds_fetch_web_identity (const char *region, const char *role_arn,
   req.headers = headers;
   req.connect_ms = STS_CONNECT_MS;
   req.total_ms = STS_TOTAL_MS;
+  req.cainfo = cainfo;
   if (http_do (&req, &body, &status, errbuf) == -1) {
     report_error ("STS AssumeRoleWithWebIdentity for %s: %s: %s", role_arn, url,
                   errbuf);
@@ -527,7 +529,8 @@ imds_base (void)
  */
 static int
 imds_request (const char *base, const char *path, const char *token,
-              struct http_body *body, long *status, char *errbuf)
+              const char *cainfo, struct http_body *body, long *status,
+              char *errbuf)
 {
   CLEANUP_FREE char *url = NULL;
   CLEANUP_FREE_SECRET char *header = NULL;
@@ -560,6 +563,7 @@ imds_request (const char *base, const char *path, const char *token,
   req.connect_ms = IMDS_CONNECT_MS;
   req.total_ms = IMDS_TOTAL_MS;
   req.no_proxy = true; /* a link-local service: never via a proxy */
+  req.cainfo = cainfo;
   r = http_do (&req, body, status, errbuf);
   /* NB: the list holds its own copy of the header, with the token. */
   explicit_bzero (headers->data, strlen (headers->data));
@@ -625,7 +629,7 @@ imds_parse_credentials (const struct http_body *b, struct aws_creds **out)
 
 /* Token, role name, credentials: three requests, as IMDSv2 wants. */
 int
-creds_fetch_imds (struct aws_creds **out)
+creds_fetch_imds (const char *cainfo, struct aws_creds **out)
 {
   CLEANUP_FREE char *base = NULL, *role = NULL, *path = NULL;
   CLEANUP_FREE_SECRET char *token = NULL;
@@ -646,8 +650,8 @@ creds_fetch_imds (struct aws_creds **out)
   /* Not answering the token request is how "not an EC2 instance" (or
    * IMDSv2 switched off) looks, so it is not an error.
    */
-  if (imds_request (base, "/latest/api/token", NULL, &tb, &status, errbuf) ==
-      -1) {
+  if (imds_request (base, "/latest/api/token", NULL, cainfo, &tb, &status,
+                    errbuf) == -1) {
     report_debug ("credentials: instance metadata service at %s "
                   "not reachable: %s",
                   base, errbuf);
@@ -665,7 +669,8 @@ creds_fetch_imds (struct aws_creds **out)
     return -1;
   }
 
-  if (imds_request (base, IMDS_CREDS_PATH, token, &lb, &status, errbuf) == -1) {
+  if (imds_request (base, IMDS_CREDS_PATH, token, cainfo, &lb, &status,
+                    errbuf) == -1) {
     report_error ("instance metadata: %s%s: %s", base, IMDS_CREDS_PATH, errbuf);
     return -1;
   }
@@ -690,7 +695,7 @@ creds_fetch_imds (struct aws_creds **out)
     report_error ("asprintf: %m");
     return -1;
   }
-  if (imds_request (base, path, token, &cb, &status, errbuf) == -1) {
+  if (imds_request (base, path, token, cainfo, &cb, &status, errbuf) == -1) {
     report_error ("instance metadata: %s%s: %s", base, path, errbuf);
     return -1;
   }

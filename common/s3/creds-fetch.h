@@ -20,19 +20,22 @@
 const char *creds_getenv (const char *name);
 
 /* Exchange the web identity token in token_file for credentials of
- * role_arn.  region picks the STS endpoint unless AWS_ENDPOINT_URL_STS
- * or AWS_ENDPOINT_URL is set.  Returns 0 with *out set, or -1 after
- * reporting an error (including STS's own error code and message).
+ * role_arn.  endpoint is STS's (endpoint.h), or NULL for the regional
+ * one of region.  cainfo is the CA bundle, or NULL for the system's.
+ * Returns 0 with *out set, or -1 after reporting an error (including
+ * STS's own error code and message).
  */
-int creds_fetch_web_identity (const char *region, const char *role_arn,
-                              const char *token_file, const char *session_name,
+int creds_fetch_web_identity (const char *endpoint, const char *region,
+                              const char *role_arn, const char *token_file,
+                              const char *session_name, const char *cainfo,
                               struct aws_creds **out);
 
-/* The EC2 instance role's credentials.  Returns 0 with *out set, 1 if
+/* The EC2 instance role's credentials (cainfo as above, for an https
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT).  Returns 0 with *out set, 1 if
  * there is no instance metadata service (unreachable, disabled by
  * AWS_EC2_METADATA_DISABLED) or no role attached, or -1 after reporting
  * an error.
  */
-int creds_fetch_imds (struct aws_creds **out);
+int creds_fetch_imds (const char *cainfo, struct aws_creds **out);
 
 #endif /* ACCEL_CREDS_FETCH_H */

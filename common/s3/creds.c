@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "creds-fetch.h"
 #include "creds.h"
+#include "endpoint.h"
 #include "ini.h"
 #include "report.h"
 
@@ -187,6 +188,62 @@ profile_config_get (const struct profile *pf, const char *key)
   return nonempty (ini_get (pf->config, pf->config_section, key));
 }
 
+/* The profile as endpoint.c reads it. */
+static struct endpoint_profile
+profile_endpoint_view (const struct profile *pf)
+{
+  struct endpoint_profile epf = {
+    .config = pf->config,
+    .config_path = pf->config_path,
+    .section = pf->config_section,
+  };
+
+  return epf;
+}
+
+/* Say which endpoint and CA bundle were chosen, and why. */
+static void
+endpoint_describe (const char *service, const struct endpoint_setting *ep,
+                   const struct endpoint_setting *ca)
+{
+  if (ep->value)
+    report_debug ("endpoint: %s (from %s)", ep->value, ep->source);
+  else
+    report_debug ("endpoint: none configured: AWS's own %s endpoint", service);
+  if (ca->value)
+    report_debug ("CA bundle: %s (from %s)", ca->value, ca->source);
+}
+
+/* See creds.h.  The profile need not exist: then only the explicit
+ * settings and the environment count.
+ */
+int
+creds_endpoint (const char *profile, const char *service,
+                const char *explicit_url, const char *explicit_cainfo,
+                struct endpoint_setting *endpoint,
+                struct endpoint_setting *ca_bundle)
+{
+  struct endpoint_profile epf;
+  struct profile pf;
+  int r;
+
+  memset (endpoint, 0, sizeof *endpoint);
+  memset (ca_bundle, 0, sizeof *ca_bundle);
+  if (profile_load (&pf, profile, false) == -1)
+    return -1;
+  epf = profile_endpoint_view (&pf);
+  r = endpoint_resolve (service, explicit_url, &epf, endpoint);
+  if (r == 0)
+    r = endpoint_ca_bundle (explicit_cainfo, &epf, ca_bundle);
+  profile_free (&pf);
+  if (r == -1) {
+    endpoint_setting_free (endpoint);
+    return -1;
+  }
+  endpoint_describe (service, endpoint, ca_bundle);
+  return 0;
+}
+
 /* A profile named by the user must exist somewhere (the default one
  * need not), otherwise a typo would silently fall through to other
  * credentials.
@@ -305,11 +362,15 @@ creds_from_profile (const struct profile *pf, struct aws_creds **out)
  * lets the two be mixed).
  */
 static int
-creds_from_web_identity (const struct profile *pf, struct aws_creds **out)
+creds_from_web_identity (const struct profile *pf, const char *cainfo,
+                         struct aws_creds **out)
 {
   const char *token_file = NULL, *role_arn = NULL, *session = NULL;
   CLEANUP_FREE char *region = NULL;
+  struct endpoint_setting sts = { 0 };
+  struct endpoint_profile epf = profile_endpoint_view (pf);
   char default_session[32];
+  int r;
 
   if (!pf->explicit) {
     token_file = creds_getenv ("AWS_WEB_IDENTITY_TOKEN_FILE");
@@ -344,13 +405,24 @@ creds_from_web_identity (const struct profile *pf, struct aws_creds **out)
   region = profile_region (pf);
   if (region == NULL)
     return -1;
-  return creds_fetch_web_identity (region, role_arn, token_file, session, out);
+  /* STS is found by the same rules as S3 (endpoint.h). */
+  if (endpoint_resolve ("sts", NULL, &epf, &sts) == -1)
+    return -1;
+  if (sts.value)
+    report_debug ("credentials: STS endpoint %s (from %s)", sts.value,
+                  sts.source);
+  r = creds_fetch_web_identity (sts.value, region, role_arn, token_file,
+                                session, cainfo, out);
+  endpoint_setting_free (&sts);
+  return r;
 }
 
 /* One pass over the chain; the first source that has credentials wins. */
 int
-creds_resolve (const char *profile, struct aws_creds **out)
+creds_resolve (const char *profile, const char *cainfo, struct aws_creds **out)
 {
+  struct endpoint_setting ca = { 0 };
+  struct endpoint_profile epf;
   struct profile pf;
   int r;
 
@@ -366,14 +438,19 @@ creds_resolve (const char *profile, struct aws_creds **out)
 
   if (profile_load (&pf, profile, true) == -1)
     return -1;
-  r = profile_check (&pf);
+  /* The CA bundle of the network steps is chosen as S3's is. */
+  epf = profile_endpoint_view (&pf);
+  r = endpoint_ca_bundle (cainfo, &epf, &ca);
+  if (r == 0)
+    r = profile_check (&pf);
   if (r == 0)
     r = creds_from_profile (&pf, out);
   if (r == 1)
-    r = creds_from_web_identity (&pf, out);
+    r = creds_from_web_identity (&pf, ca.value, out);
   profile_free (&pf);
   if (r == 1)
-    r = creds_fetch_imds (out);
+    r = creds_fetch_imds (ca.value, out);
+  endpoint_setting_free (&ca);
 
 done:
   if (r == 0)
@@ -385,6 +462,7 @@ done:
 
 struct creds_provider {
   char *profile; /* NULL: AWS_PROFILE or "default" */
+  char *cainfo; /* explicit CA bundle, or NULL */
   struct creds_provider_hooks hooks;
 
   /* lock protects every field below.  It is held only to look at or
@@ -400,12 +478,15 @@ struct creds_provider {
   time_t next_attempt; /* no new attempt before this time */
 };
 
-/* The default hooks: the real chain and the real clock. */
+/* The default hooks: the real chain and the real clock.  opaque is the
+ * provider, for its CA bundle.
+ */
 static int
-provider_resolve (void *opaque __attribute__ ((unused)), const char *profile,
-                  struct aws_creds **out)
+provider_resolve (void *opaque, const char *profile, struct aws_creds **out)
 {
-  return creds_resolve (profile, out);
+  struct creds_provider *p = opaque;
+
+  return creds_resolve (profile, p->cainfo, out);
 }
 
 /* The real clock; tests replace it to step through expiry. */
@@ -439,19 +520,29 @@ env_seconds (const char *name, time_t def, time_t *out)
 
 /* The real provider: real chain, real clock, timings from the environment. */
 struct creds_provider *
-creds_provider_new (const char *profile)
+creds_provider_new (const char *profile, const char *cainfo)
 {
   struct creds_provider_hooks hooks = {
     .resolve = provider_resolve,
     .now = provider_now,
   };
+  struct creds_provider *p;
 
   if (env_seconds ("ACCEL_CREDS_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN,
                    &hooks.refresh_margin) == -1 ||
       env_seconds ("ACCEL_CREDS_RETRY_INTERVAL", DEFAULT_RETRY_INTERVAL,
                    &hooks.retry_interval) == -1)
     return NULL;
-  return creds_provider_new_with_hooks (profile, &hooks);
+  p = creds_provider_new_with_hooks (profile, &hooks);
+  if (p == NULL)
+    return NULL;
+  p->hooks.opaque = p;
+  if (cainfo && (p->cainfo = strdup (cainfo)) == NULL) {
+    report_error ("strdup: %m");
+    creds_provider_free (p);
+    return NULL;
+  }
+  return p;
 }
 
 /* Nothing is resolved until the first creds_provider_get. */
@@ -489,6 +580,7 @@ creds_provider_free (struct creds_provider *p)
   pthread_cond_destroy (&p->refreshed);
   pthread_mutex_destroy (&p->lock);
   free (p->profile);
+  free (p->cainfo);
   free (p);
 }
 

@@ -12,11 +12,16 @@
  *  3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (and
  *     AWS_ROLE_SESSION_NAME), or the profile's web_identity_token_file,
  *     role_arn and role_session_name, exchanged with STS
- *     AssumeRoleWithWebIdentity (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or
- *     https://sts.REGION.amazonaws.com);
+ *     AssumeRoleWithWebIdentity at STS's endpoint, found as S3's is
+ *     (endpoint.h: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile's
+ *     services section, its endpoint_url) or else
+ *     https://sts.REGION.amazonaws.com;
  *  4. the EC2 instance role, through IMDSv2 at
  *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254),
  *     unless AWS_EC2_METADATA_DISABLED=true.
+ *
+ * The network steps verify TLS with the CA bundle chosen as for S3
+ * (endpoint.h: cainfo, AWS_CA_BUNDLE, the profile's ca_bundle).
  *
  * Finding nothing is not an error here: it means anonymous access, and
  * the caller decides whether that is acceptable.
@@ -32,6 +37,8 @@
 #define ACCEL_CREDS_H
 
 #include <time.h>
+
+#include "endpoint.h"
 
 struct aws_creds {
   char *access_key, *secret_key, *session_token; /* session_token may be NULL */
@@ -50,12 +57,25 @@ creds_new (const char *access_key, const char *secret_key,
 /* Drop a reference; the last one wipes the secrets and frees. */
 void creds_put (struct aws_creds *c);
 
-/* Resolve credentials once, in the order above.  profile may be NULL.
- * Returns 0 with *out set (one reference), 1 with *out = NULL if no
- * credentials were found anywhere (anonymous), -1 after reporting an
- * error.
+/* Resolve credentials once, in the order above.  profile and cainfo
+ * (an explicit CA bundle) may be NULL.  Returns 0 with *out set (one
+ * reference), 1 with *out = NULL if no credentials were found anywhere
+ * (anonymous), -1 after reporting an error.
  */
-int creds_resolve (const char *profile, struct aws_creds **out);
+int
+creds_resolve (const char *profile, const char *cainfo, struct aws_creds **out);
+
+/* The endpoint of service ("s3", "sts", ...) and the CA bundle for the
+ * profile (NULL: AWS_PROFILE or "default"), in the orders of
+ * endpoint.h, saying in a debug message which were chosen and where
+ * they came from.  explicit_url and explicit_cainfo may be NULL.
+ * Returns 0 with both set (free them with endpoint_setting_free), or -1
+ * after reporting an error.
+ */
+int creds_endpoint (const char *profile, const char *service,
+                    const char *explicit_url, const char *explicit_cainfo,
+                    struct endpoint_setting *endpoint,
+                    struct endpoint_setting *ca_bundle);
 
 /* The region: AWS_REGION, AWS_DEFAULT_REGION, the profile's "region" in
  * the config file, else "us-east-1".  profile may be NULL (AWS_PROFILE or
@@ -79,10 +99,11 @@ char *creds_default_region (const char *profile);
  */
 struct creds_provider;
 
-/* Does not resolve anything yet.  profile may be NULL.  Returns NULL
- * after reporting an error.
+/* Does not resolve anything yet.  profile and cainfo (as for
+ * creds_resolve) may be NULL.  Returns NULL after reporting an error.
  */
-struct creds_provider *creds_provider_new (const char *profile);
+struct creds_provider *
+creds_provider_new (const char *profile, const char *cainfo);
 int creds_provider_get (struct creds_provider *p, struct aws_creds **out);
 
 /* No other thread may be using p. */

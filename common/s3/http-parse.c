@@ -175,6 +175,31 @@ http_parse_etag (const char *value, char out[HTTP_MAX_ETAG])
   return 0;
 }
 
+/* A version ID is opaque (AWS: up to 1024 URL-safe bytes; radosgw:
+ * alphanumerics, '.', '_' and '-'), but it goes back in a signed query
+ * string, so only printable ASCII without spaces is taken.  "null" is
+ * S3's name for "no version": sending it would pin nothing.
+ */
+int
+http_parse_version_id (const char *value, char out[HTTP_MAX_VERSION_ID])
+{
+  const char *p = skip_ows (value);
+  size_t len = 0;
+
+  out[0] = '\0';
+  while (p[len] > ' ' && p[len] < 0x7f)
+    len++;
+  if (!at_end (p + len))
+    return -1;
+  if (len == 0 || (len == 4 && memcmp (p, "null", 4) == 0))
+    return 0;
+  if (len >= HTTP_MAX_VERSION_ID)
+    return -1;
+  memcpy (out, p, len);
+  out[len] = '\0';
+  return 1;
+}
+
 /* Append the UTF-8 encoding of code point cp to out[*n], unless it
  * does not fit in cap - 1 bytes (then *full is set).  Invalid code
  * points become '?'; control characters become a space so that the

@@ -22,6 +22,7 @@
 /* Caps on what we keep from a response. */
 #define HTTP_MAX_ERROR_BODY 16384 /* bytes of an error body we read */
 #define HTTP_MAX_ETAG 256 /* bytes in an ETag, quotes included */
+#define HTTP_MAX_VERSION_ID 1024 /* bytes in an x-amz-version-id */
 #define HTTP_MAX_XML_FIELD 512 /* bytes kept from one XML element */
 
 /* A parsed "Content-Range: bytes FIRST-LAST/COMPLETE" (RFC 9110 14.4). */
@@ -58,6 +59,16 @@ extern int http_parse_uint64 (const char *value, uint64_t *out);
  * (W/"...") could never match.  Returns 0 or -1.
  */
 extern int http_parse_etag (const char *value, char out[HTTP_MAX_ETAG]);
+
+/* Check an x-amz-version-id header value and copy it into out
+ * (HTTP_MAX_VERSION_ID bytes).  Returns 1 if the object has a version
+ * that can be pinned, 0 if it has none (no header, "" or "null": the
+ * bucket is not versioned, or the object was written while it was
+ * not), or -1 if the value is not one we would dare send back (too
+ * long, or bytes outside printable ASCII).
+ */
+extern int
+http_parse_version_id (const char *value, char out[HTTP_MAX_VERSION_ID]);
 
 /* What we keep from an S3 XML error body.  Each field is "" if absent
  * or truncated, otherwise decoded (XML entities), cut at

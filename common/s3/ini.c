@@ -25,6 +25,7 @@
 
 struct ini_entry {
   size_t section; /* index into ini->sections */
+  size_t parent; /* 0, or 1 + the index of the key this one is nested in */
   char *key; /* NULL for the header entry itself */
   char *value;
 };
@@ -43,6 +44,7 @@ struct ini_state {
   bool in_section;
   bool in_key; /* last content line was "key = value" */
   size_t key_indent; /* ... and its indentation */
+  size_t key_entry; /* ... and its index in ini->entries */
 };
 
 /* Free everything; values are wiped first since they may be secret keys. */
@@ -74,7 +76,7 @@ ini_free (struct ini *ini)
  */
 static int
 ini_add_entry (struct ini *ini, const struct ini_state *st, size_t section,
-               char *key, char *value)
+               size_t parent, char *key, char *value)
 {
   struct ini_entry *e;
 
@@ -97,6 +99,7 @@ ini_add_entry (struct ini *ini, const struct ini_state *st, size_t section,
   }
   e = &ini->entries[ini->nr_entries++];
   e->section = section;
+  e->parent = parent;
   e->key = key;
   e->value = value;
   return 0;
@@ -166,7 +169,7 @@ ini_parse_header (struct ini *ini, struct ini_state *st, const char *p,
   }
 
   /* The entry cap also bounds the number of sections. */
-  if (ini_add_entry (ini, st, ini->nr_sections, NULL, NULL) == -1) {
+  if (ini_add_entry (ini, st, ini->nr_sections, 0, NULL, NULL) == -1) {
     free (name);
     return -1;
   }
@@ -189,11 +192,12 @@ ini_parse_header (struct ini *ini, struct ini_state *st, const char *p,
 }
 
 /* "key = value": the key is everything before the first '=' (a value
- * such as an ARN may itself contain '=' or ':').
+ * such as an ARN may itself contain '=' or ':').  parent is 0 for a
+ * key of the section, else 1 + the index of the key it is nested in.
  */
 static int
 ini_parse_key_value (struct ini *ini, struct ini_state *st, const char *p,
-                     size_t len, size_t indent)
+                     size_t len, size_t indent, size_t parent)
 {
   const char *eq;
   char *key, *value;
@@ -206,7 +210,12 @@ ini_parse_key_value (struct ini *ini, struct ini_state *st, const char *p,
   }
   eq = memchr (p, '=', len);
   if (eq == NULL) {
-    report_error ("%s: line %zu: expected 'key = value'", st->name, st->lineno);
+    if (parent)
+      report_error ("%s: line %zu: expected 'key = value' nested in '%s'",
+                    st->name, st->lineno, ini->entries[parent - 1].key);
+    else
+      report_error ("%s: line %zu: expected 'key = value'", st->name,
+                    st->lineno);
     errno = EINVAL;
     return -1;
   }
@@ -221,10 +230,14 @@ ini_parse_key_value (struct ini *ini, struct ini_state *st, const char *p,
     errno = EINVAL;
     goto err;
   }
-  if (ini_add_entry (ini, st, ini->nr_sections - 1, key, value) == -1)
+  if (ini_add_entry (ini, st, ini->nr_sections - 1, parent, key, value) == -1)
     goto err;
-  st->in_key = true;
-  st->key_indent = indent;
+  /* A nested key leaves its parent the key that later lines belong to. */
+  if (parent == 0) {
+    st->in_key = true;
+    st->key_indent = indent;
+    st->key_entry = ini->nr_entries - 1;
+  }
   return 0;
 
 err:
@@ -252,14 +265,23 @@ ini_parse_line (struct ini *ini, struct ini_state *st, const char *p,
     return 0; /* blank or comment */
 
   /* NB: like configparser, a line indented deeper than the key above
-   * it continues that key.  We never need such values, so skip it.
+   * it continues that key.  Below "key =" with no value of its own
+   * (e.g. "s3 =" in a [services] section) such lines are nested
+   * "key = value" pairs, as the AWS CLI reads them; below a key with a
+   * value they continue a multi-line value, which we never need.
    */
-  if (st->in_key && indent > st->key_indent)
-    return 0;
+  if (st->in_key && indent > st->key_indent) {
+    const struct ini_entry *parent = &ini->entries[st->key_entry];
+
+    if (parent->value[0] != '\0')
+      return 0;
+    return ini_parse_key_value (ini, st, p + indent, len - indent, indent,
+                                st->key_entry + 1);
+  }
 
   if (p[indent] == '[')
     return ini_parse_header (ini, st, p + indent, len - indent);
-  return ini_parse_key_value (ini, st, p + indent, len - indent, indent);
+  return ini_parse_key_value (ini, st, p + indent, len - indent, indent, 0);
 }
 
 /* Split into lines and parse each; the first bad line stops it. */
@@ -380,11 +402,37 @@ ini_get (const struct ini *ini, const char *section, const char *key)
   for (i = ini->nr_entries; i-- > 0;) {
     const struct ini_entry *e = &ini->entries[i];
 
-    if (e->key && strcasecmp (e->key, key) == 0 &&
+    if (e->key && e->parent == 0 && strcasecmp (e->key, key) == 0 &&
         strcmp (ini->sections[e->section], section) == 0)
       return e->value;
   }
   return NULL;
+}
+
+/* The last "key =" of the section holds the nested keys that count: a
+ * repeated block replaces the earlier one as a whole, as a repeated key
+ * does.  Its nested keys follow it directly.
+ */
+const char *
+ini_get_nested (const struct ini *ini, const char *section, const char *key,
+                const char *nested)
+{
+  const char *value = NULL;
+  size_t i, p;
+
+  for (p = ini->nr_entries; p-- > 0;) {
+    const struct ini_entry *e = &ini->entries[p];
+
+    if (e->key && e->parent == 0 && strcasecmp (e->key, key) == 0 &&
+        strcmp (ini->sections[e->section], section) == 0)
+      break;
+  }
+  if (p == (size_t) -1)
+    return NULL;
+  for (i = p + 1; i < ini->nr_entries && ini->entries[i].parent == p + 1; ++i)
+    if (strcmp (ini->entries[i].key, nested) == 0)
+      value = ini->entries[i].value;
+  return value;
 }
 
 /* Used to tell a missing profile from one without the key. */

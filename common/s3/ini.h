@@ -11,9 +11,12 @@
  * The syntax follows what the AWS CLI accepts (Python's configparser in
  * its raw mode): full-line comments start with '#' or ';', keys are
  * case-insensitive, values are trimmed and not unquoted, and there are
- * no inline comments in values.  Indented lines below a key are nested
- * sub-properties (e.g. "s3 =" blocks) and are skipped, so a nested key is
- * never mistaken for a top-level one.
+ * no inline comments in values.  Lines indented below a key that has no
+ * value of its own ("s3 =") are its nested "key = value" pairs (the
+ * AWS CLI's sub-properties, as in [services NAME] sections); a nested
+ * line without '=' is an error, as in the AWS CLI.  Lines indented
+ * below a key with a value continue that value and are skipped.  Either
+ * way a nested key is never mistaken for a top-level one.
  */
 
 #ifndef ACCEL_INI_H
@@ -47,6 +50,13 @@ struct ini *ini_parse (const char *name, const char *buf, size_t len);
  */
 const char *
 ini_get (const struct ini *ini, const char *section, const char *key);
+
+/* The value of the key nested under key in section, or NULL.  Nested
+ * keys are matched exactly (the AWS CLI does not fold their case); if
+ * key is repeated, only its last block counts.
+ */
+const char *ini_get_nested (const struct ini *ini, const char *section,
+                            const char *key, const char *nested);
 
 /* Whether a "[section]" header appears in the file. */
 bool ini_has_section (const struct ini *ini, const char *section);

@@ -164,7 +164,8 @@ judge_curl (const struct s3_response *rs, char *msg, size_t msglen, int *err)
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_CERTPROBLEM:
-    hint = ": check the server's certificate and cainfo=";
+    hint = ": check the server's certificate and the CA bundle (cainfo=, "
+           "AWS_CA_BUNDLE or the profile's ca_bundle)";
     break;
   default:
     break;

@@ -75,7 +75,7 @@ struct s3_request {
  * times it came (a repeated one is treated as invalid).
  */
 struct s3_header {
-  char value[HTTP_MAX_ETAG];
+  char value[HTTP_MAX_VERSION_ID];
   unsigned count;
 };
 
@@ -94,6 +94,7 @@ struct s3_response {
   bool body_shrank; /* ... or its file ended early */
 
   struct s3_header content_range, content_length, etag, bucket_region;
+  struct s3_header version_id; /* x-amz-version-id */
 
   /* The start of a non-2xx body (HTTP_MAX_ERROR_BODY at most). */
   char *err_body;

@@ -84,6 +84,7 @@ reset_headers (struct s3_response *rs)
   memset (&rs->content_length, 0, sizeof rs->content_length);
   memset (&rs->etag, 0, sizeof rs->etag);
   memset (&rs->bucket_region, 0, sizeof rs->bucket_region);
+  memset (&rs->version_id, 0, sizeof rs->version_id);
 }
 
 /* libcurl calls this once per header line ("Name: value\r\n", not
@@ -124,6 +125,8 @@ s3_response_header (char *ptr, size_t size, size_t nitems, void *opaque)
     h = &rs->etag;
   else if (IS ("x-amz-bucket-region"))
     h = &rs->bucket_region;
+  else if (IS ("x-amz-version-id"))
+    h = &rs->version_id;
   else
     return n;
 #undef IS

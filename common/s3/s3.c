@@ -54,6 +54,13 @@ struct s3_object {
   struct s3_url url;
   uint64_t size;
   char etag[HTTP_MAX_ETAG];
+
+  /* The version pinned at open ("" if none: an unversioned bucket or a
+   * presigned URL), sent as versionId= on every read so that the key
+   * can be overwritten while we serve (see pin_version).
+   */
+  char version_id[HTTP_MAX_VERSION_ID];
+  struct sigv4_kv version_query;
 };
 
 /* Defaults in one place, so that a zeroed config does not mean "no
@@ -81,17 +88,18 @@ dup_opt (const char *s, char **out)
 }
 
 /* A client is shared by all objects and threads: one pool of
- * connections, one source of credentials.
+ * connections, one source of credentials.  The endpoint and CA bundle
+ * are chosen here, once, as the AWS CLI chooses them (endpoint.h).
  */
 struct s3_client *
 s3_client_new (const struct s3_config *cfg)
 {
   struct s3_client *c;
+  struct endpoint_setting ep = { 0 }, ca = { 0 };
   struct http_pool_config pc = {
     .connections = cfg->connections,
     .timeout = cfg->timeout,
     .tls_verify = cfg->tls_verify,
-    .cainfo = cfg->cainfo,
   };
 
   if (cfg->retries > S3_MAX_RETRIES) {
@@ -111,9 +119,14 @@ s3_client_new (const struct s3_config *cfg)
     return NULL;
   }
   c->retries = cfg->retries;
-  if (dup_opt (cfg->endpoint, &c->endpoint) == -1 ||
-      dup_opt (cfg->profile, &c->profile) == -1)
+  if (dup_opt (cfg->profile, &c->profile) == -1)
     goto err;
+  if (creds_endpoint (cfg->profile, "s3", cfg->endpoint, cfg->cainfo, &ep,
+                      &ca) == -1)
+    goto err;
+  c->endpoint = ep.value; /* NULL: AWS */
+  ep.value = NULL;
+  pc.cainfo = ca.value;
   if (cfg->region) {
     if (dup_opt (cfg->region, &c->region) == -1)
       goto err;
@@ -125,14 +138,25 @@ s3_client_new (const struct s3_config *cfg)
   c->pool = http_pool_new (&pc);
   if (c->pool == NULL)
     goto err;
-  c->creds = creds_provider_new (cfg->profile);
+  c->creds = creds_provider_new (cfg->profile, cfg->cainfo);
   if (c->creds == NULL)
     goto err;
+  endpoint_setting_free (&ep);
+  endpoint_setting_free (&ca);
   return c;
 
 err:
+  endpoint_setting_free (&ep);
+  endpoint_setting_free (&ca);
   s3_client_free (c);
   return NULL;
+}
+
+/* The endpoint chosen by s3_client_new, or NULL for AWS. */
+const char *
+s3_client_endpoint (const struct s3_client *c)
+{
+  return c->endpoint;
 }
 
 /* Free a client after its last object is closed. */
@@ -344,7 +368,48 @@ fail_reported:
   return -1;
 }
 
-/* Pin the object's size and ETag, which every later read relies on. */
+/* Pin the version the open's response named, if any.  NB: a presigned
+ * URL is signed without versionId= and cannot get one added, so it
+ * stays unpinned (If-Match still fails its reads on a change).
+ */
+static int
+pin_version (struct s3_object *o, const struct s3_response *rs)
+{
+  int r;
+
+  if (rs->version_id.count > 1)
+    r = -1;
+  else
+    r = http_parse_version_id (rs->version_id.value, o->version_id);
+  if (r == -1) {
+    report_error ("%s: the server sent an invalid x-amz-version-id header",
+                  o->url.name);
+    errno = EPROTO;
+    return -1;
+  }
+  if (r == 1 && (!o->url.sign || strchr (o->url.url, '?'))) {
+    report_debug ("s3: %s: version %s is not pinned: the URL cannot take "
+                  "versionId=",
+                  o->url.name, o->version_id);
+    o->version_id[0] = '\0';
+  }
+  o->version_query = (struct sigv4_kv){ "versionId", o->version_id };
+  return 0;
+}
+
+/* The query of every read: versionId= if a version is pinned. */
+static void
+set_version_query (const struct s3_object *o, struct s3_request *rq)
+{
+  if (o->version_id[0]) {
+    rq->query = &o->version_query;
+    rq->nr_query = 1;
+  }
+}
+
+/* Pin the object's size, ETag and version, which every later read
+ * relies on.
+ */
 struct s3_object *
 s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
 {
@@ -380,8 +445,11 @@ s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
     goto err;
   o->size = rs.size;
   memcpy (o->etag, rs.learned_etag, sizeof o->etag);
-  report_debug ("s3: opened %s: size %" PRIu64 ", ETag %s", o->url.name,
-                o->size, o->etag);
+  if (pin_version (o, &rs) == -1)
+    goto err;
+  report_debug ("s3: opened %s: size %" PRIu64 ", ETag %s, version %s",
+                o->url.name, o->size, o->etag,
+                o->version_id[0] ? o->version_id : "none");
   return o;
 
 err:
@@ -413,6 +481,15 @@ const char *
 s3_object_etag (const struct s3_object *o)
 {
   return o->etag;
+}
+
+/* The version pinned at open, or NULL: then a change of the object
+ * fails reads (If-Match) instead of being survived.
+ */
+const char *
+s3_object_version_id (const struct s3_object *o)
+{
+  return o->version_id[0] ? o->version_id : NULL;
 }
 
 /* What messages call the object (no secrets, no query string). */
@@ -464,6 +541,7 @@ s3_object_get_range_progress (struct s3_object *o, uint64_t offset,
   rq.if_match = o->etag;
   rq.size = o->size;
   rq.progress = progress;
+  set_version_query (o, &rq);
   return s3_run (o->c, &o->url, &rq, NULL, NULL, 0);
 }
 
@@ -484,5 +562,6 @@ s3_object_get_to_fd (struct s3_object *o, int fd, uint64_t max_size)
   rq.len = o->size;
   rq.if_match = o->etag;
   rq.size = o->size;
+  set_version_query (o, &rq);
   return s3_run (o->c, &o->url, &rq, NULL, NULL, 0);
 }

@@ -29,14 +29,18 @@
 #define S3_MAX_RETRIES 100
 
 struct s3_config {
-  const char *endpoint; /* "http[s]://HOST[:PORT]" (path-style), NULL = AWS */
+  /* "http[s]://HOST[:PORT]" (path-style); NULL = AWS_ENDPOINT_URL_S3,
+   * AWS_ENDPOINT_URL, the profile's services section or endpoint_url
+   * (endpoint.h), else AWS.
+   */
+  const char *endpoint;
   const char *region; /* NULL = creds_default_region (profile) */
   const char *profile; /* AWS profile for credentials, NULL = default */
   unsigned connections; /* concurrent requests; 0 = default (16) */
   unsigned retries; /* retries after the first attempt (6) */
   unsigned timeout; /* seconds for one request; 0 = no limit */
   bool tls_verify; /* verify certificates (normally true) */
-  const char *cainfo; /* CA bundle, NULL = system default */
+  const char *cainfo; /* CA bundle, NULL = AWS_CA_BUNDLE, profile, system */
 };
 
 /* Set cfg to the defaults: all NULL, 16 connections, 6 retries, no
@@ -48,6 +52,11 @@ extern void s3_config_init (struct s3_config *cfg);
  * strings in cfg are copied.  Returns NULL after report_error.
  */
 extern struct s3_client *s3_client_new (const struct s3_config *cfg);
+
+/* The endpoint the client uses (explicit or configured), NULL for
+ * AWS's.  It belongs to the client.
+ */
+extern const char *s3_client_endpoint (const struct s3_client *c);
 
 /* Free the client.  Every object must have been closed. */
 extern void s3_client_free (struct s3_client *c);
@@ -65,6 +74,11 @@ s3_object_open (struct s3_client *c, const char *url, bool missing_ok);
 extern void s3_object_close (struct s3_object *o);
 
 extern uint64_t s3_object_size (const struct s3_object *o);
+
+/* The version pinned at open (x-amz-version-id of a versioned bucket),
+ * sent as versionId= on every read; NULL if none.
+ */
+extern const char *s3_object_version_id (const struct s3_object *o);
 
 /* The ETag as the server sent it, quotes included. */
 extern const char *s3_object_etag (const struct s3_object *o);

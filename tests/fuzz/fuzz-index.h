@@ -1,5 +1,5 @@
-/* accel: the indexer on a fuzzed image (fuzz-index-ext4.c and
- * fuzz-index-squashfs.c).
+/* accel: the indexer on a fuzzed image (fuzz-index-ext4.c,
+ * fuzz-index-squashfs.c and fuzz-index-erofs.c).
  *
  * The input is written to a file and indexed the way the indexer's
  * index_image (indexer/index.c) does it: fstype_detect on its first bytes, the file map

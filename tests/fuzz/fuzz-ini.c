@@ -54,7 +54,7 @@ static void
 resolve (const char *profile)
 {
   struct aws_creds *c;
-  int r = creds_resolve (profile, &c);
+  int r = creds_resolve (profile, NULL, &c);
 
   FUZZ_CHECK (r == -1 || r == 0 || r == 1);
   if (r == 0) {

@@ -99,6 +99,7 @@ check_chunks (struct manifest *m)
   FUZZ_CHECK (!manifest_chunk_is_zero (m, nr));
   FUZZ_CHECK (strcmp (manifest_fs_type (m), "ext4") == 0 ||
               strcmp (manifest_fs_type (m), "squashfs") == 0 ||
+              strcmp (manifest_fs_type (m), "erofs") == 0 ||
               strcmp (manifest_fs_type (m), "raw") == 0);
   (void) manifest_image_sha256 (m);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the binary seeds of the fuzz corpus (tests/fuzz/corpus/):
-# tiny ext4, ext2 and squashfs images built from a small tree, the
+# tiny ext4, ext2, squashfs and erofs images built from a small tree, the
 # manifests accel-index writes for them, and the request headers of the
 # fuzz-http seeds.  The text seeds (XML, JSON, INI, header blocks) are
 # written by hand and kept as they are.  The images are not byte for
@@ -31,7 +31,8 @@ ln -s ../a.txt "$src/dir/symlink"
 : > "$src/dir/sub/empty"
 touch "$src/dir/sub/$(printf 'n%.0s' $(seq 1 200))"
 
-mkdir -p "$corpus/index-ext4" "$corpus/index-squashfs" "$corpus/manifest"
+mkdir -p "$corpus/index-ext4" "$corpus/index-squashfs" "$corpus/index-erofs" \
+  "$corpus/manifest"
 
 # ext4 with extents and no journal; ext2 with the classic block map.
 # 1 KiB blocks and 32 inodes keep them at 64 KiB.
@@ -51,6 +52,27 @@ mksquashfs "$src" "$corpus/index-squashfs/nod.img" -noappend -noD \
   -no-fragments -all-root -quiet >/dev/null
 mksquashfs "$src" "$corpus/index-squashfs/default.img" -noappend \
   -all-root -quiet >/dev/null
+
+# erofs: tail-packed (mkfs.erofs's default), whole blocks (as
+# accel-mkimage makes it), chunk-based with block addresses and with
+# chunk indexes in extended inodes, compressed.  All but plain.img have
+# the superblock checksum (feature_compat bit 0) turned off, so that
+# the fuzzer's changes to the first block, where the root directory and
+# the first inodes are, are not all refused by it.
+mkerofs () {
+  local img="$corpus/index-erofs/$1.img" csum=$2
+  shift 2
+  rm -f "$img"
+  mkfs.erofs --quiet --all-root -T 0 "$@" "$img" "$src"
+  if [ "$csum" = nocsum ]; then
+    printf '\002' | dd of="$img" bs=1 seek=1032 conv=notrunc status=none
+  fi
+}
+mkerofs inline nocsum
+mkerofs plain csum -E noinline_data
+mkerofs chunk nocsum --chunksize=4096
+mkerofs index nocsum --chunksize=8192 -E force-chunk-indexes,force-inode-extended
+mkerofs comp nocsum -zlz4hc
 
 # Manifests of an ext4 image (with a file map) and of a raw one.
 head -c 12288 /dev/zero > "$tmp/raw.img"

@@ -235,7 +235,7 @@ run_loop (const char *profile, double seconds, unsigned nr_threads)
   unsigned i;
   int r;
 
-  provider = creds_provider_new (profile);
+  provider = creds_provider_new (profile, NULL);
   if (provider == NULL)
     return 1;
   /* The first resolution is the one call allowed to wait. */
@@ -289,7 +289,7 @@ run_once (const char *profile, bool region, const char *issued)
       return 1;
     printf ("region=%s\n", name);
   }
-  r = creds_resolve (profile, &c);
+  r = creds_resolve (profile, NULL, &c);
   if (r == -1)
     return 1;
   if (r == 1) {

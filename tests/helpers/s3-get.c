@@ -311,7 +311,7 @@ run_presign (const struct s3_config *cfg, const char *url, unsigned expires)
     fprintf (stderr, PROG ": --presign needs an s3:// URL\n");
     goto out;
   }
-  if (creds_resolve (cfg->profile, &cr) != 0) {
+  if (creds_resolve (cfg->profile, cfg->cainfo, &cr) != 0) {
     fprintf (stderr, PROG ": --presign: no credentials\n");
     goto out;
   }

@@ -1,12 +1,12 @@
 /* accel-mkimage: turn a directory into a published, indexed, read-only
  * file system image.
  *
- *   accel-mkimage SRC_DIR DEST [--fs ext4|squashfs] [--chunk-size SIZE]
+ *   accel-mkimage SRC_DIR DEST [--fs ext4|squashfs|erofs] [--chunk-size SIZE]
  *                 [--label NAME] [--name NAME] [--endpoint URL]
  *                 [--keep-image PATH] [--compress] [--hot TRACE]... [-v]
  *
  * The steps, each in its own file: build the image reproducibly
- * (ext4.c, squashfs.c), index it with the indexer library (indexer/
+ * (ext4.c, squashfs.c, erofs.c), index it with the indexer library (indexer/
  * index.h, in this process), publish image then manifest (publish-s3.c,
  * publish-dir.c), and print
  * the nbdkit command line a node needs.  Everything temporary lives in
@@ -99,8 +99,9 @@ usage (void)
       "  " PROGNAME " - publish a directory as an indexed read-only image\n"
       "\n"
       "SYNOPSIS\n"
-      "  " PROGNAME " SRC_DIR DEST [--fs ext4|squashfs] [--chunk-size SIZE]\n"
-      "                [--label LABEL] [--name NAME] [--endpoint URL]\n"
+      "  " PROGNAME " SRC_DIR DEST [--fs ext4|squashfs|erofs]\n"
+      "                [--chunk-size SIZE] [--label LABEL] [--name NAME]\n"
+      "                [--endpoint URL]\n"
       "                [--keep-image PATH] [--compress] [--hot TRACE]... "
       "[-v]\n"
       "                [--base MANIFEST | --no-base]\n"
@@ -119,8 +120,8 @@ usage (void)
       "  were created in and the file system they are on.  None of those\n"
       "  are stored: every file is owned by root and has the same\n"
       "  timestamp, and there are no extended attributes.  Results are\n"
-      "  reproducible with the same versions of e2fsprogs or\n"
-      "  squashfs-tools.  SRC_DIR must not change during the build.\n"
+      "  reproducible with the same versions of e2fsprogs, squashfs-tools\n"
+      "  or erofs-utils.  SRC_DIR must not change during the build.\n"
       "\n"
       "  DEST is s3://BUCKET/PREFIX/NAME (the objects are PREFIX/NAME.img\n"
       "  and PREFIX/NAME.img.manifest), s3://BUCKET/PREFIX/ (with a final\n"
@@ -130,13 +131,17 @@ usage (void)
       "  is written under a temporary name and renamed into place.\n"
       "\n"
       "OPTIONS\n"
-      "  --fs ext4|squashfs  file system of the image (default ext4).\n"
+      "  --fs ext4|squashfs|erofs\n"
+      "                      file system of the image (default ext4).\n"
       "                      ext4: sized to fit the tree with little room\n"
       "                      to spare, no journal, directories indexed,\n"
       "                      all-zero blocks left as holes.  squashfs:\n"
       "                      made by mksquashfs, file data uncompressed\n"
       "                      (each file one range of the image) unless\n"
-      "                      --compress is given.\n"
+      "                      --compress is given.  erofs: made by\n"
+      "                      mkfs.erofs (Linux 5.4 or later mounts it),\n"
+      "                      file data uncompressed, each file whole\n"
+      "                      blocks, one range of the image.\n"
       "  --chunk-size SIZE   manifest chunk size, a power of two from 4K\n"
       "                      to 64M (suffix K or M; default 1M).\n"
       "  --label LABEL       ext4 volume label, at most 16 bytes (default\n"
@@ -144,7 +149,8 @@ usage (void)
       "  --name NAME         image name (default: the last component of\n"
       "                      SRC_DIR).\n"
       "  --endpoint URL      S3-compatible endpoint, path-style\n"
-      "                      (http[s]://HOST[:PORT]); default AWS.\n"
+      "                      (http[s]://HOST[:PORT]); default: see\n"
+      "                      AWS_ENDPOINT_URL_S3 below, else AWS.\n"
       "  --keep-image PATH   also keep the built image at PATH.\n"
       "  --base MANIFEST     ext4: build the image as a new version of the\n"
       "                      image MANIFEST describes (a local file):\n"
@@ -168,8 +174,8 @@ usage (void)
       "                      image (a rebuild of the same tree); repeat to\n"
       "                      merge several, as with accel-index --hot.\n"
       "  -v, --verbose       say what is being done, with the output of\n"
-      "                      mke2fs, e2fsck and mksquashfs and the\n"
-      "                      indexer's summary.\n"
+      "                      mke2fs, e2fsck, mksquashfs or mkfs.erofs and\n"
+      "                      the indexer's summary.\n"
       "  --help              print this help.\n"
       "  --version           print the version.\n"
       "\n"
@@ -188,13 +194,24 @@ usage (void)
       "  AWS_PROFILE, AWS_REGION, ...\n"
       "                      credentials and region, found as the AWS CLI\n"
       "                      finds them.\n"
+      "  AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL\n"
+      "                      the endpoint without --endpoint, in the AWS\n"
+      "                      SDKs' order: --endpoint, AWS_ENDPOINT_URL_S3,\n"
+      "                      AWS_ENDPOINT_URL, the profile's services\n"
+      "                      section (s3 = / endpoint_url =), its\n"
+      "                      endpoint_url, else AWS.\n"
+      "                      AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true\n"
+      "                      keeps only --endpoint.\n"
+      "  AWS_CA_BUNDLE       CA bundle for TLS (else the profile's\n"
+      "                      ca_bundle, else the system's).\n"
       "\n"
       "EXIT STATUS\n"
       "  0 published, 1 error, 2 bad usage.\n"
       "\n"
       "EXAMPLES\n"
       "  " PROGNAME " ./hg38 s3://genomes/refs --label hg38\n"
-      "  " PROGNAME " ./weights /srv/mirror --fs squashfs --name llm-7b\n");
+      "  " PROGNAME " ./weights /srv/mirror --fs squashfs --name llm-7b\n"
+      "  " PROGNAME " ./refs s3://genomes/refs/ --fs erofs\n");
 }
 
 /* --chunk-size, with accel-index's rules: digits with an optional K or
@@ -447,8 +464,10 @@ mkimage (struct mkimage_options *o)
 
   if (strcmp (o->fs, "ext4") == 0)
     ret = ext4_build (o, image, &r);
-  else
+  else if (strcmp (o->fs, "squashfs") == 0)
     ret = squashfs_build (o, image, &r);
+  else
+    ret = erofs_build (o, image, &r);
   if (ret == -1 || build_manifest (o, image, manifest, &r) == -1)
     return -1;
   if (o->keep_image && keep_image (o->keep_image, &image) == -1)
@@ -542,8 +561,9 @@ main (int argc, char *argv[])
       o.endpoint = optarg;
       break;
     case FS_OPTION:
-      if (strcmp (optarg, "ext4") != 0 && strcmp (optarg, "squashfs") != 0)
-        report_usage_error ("--fs: '%s': ext4 or squashfs", optarg);
+      if (strcmp (optarg, "ext4") != 0 && strcmp (optarg, "squashfs") != 0 &&
+          strcmp (optarg, "erofs") != 0)
+        report_usage_error ("--fs: '%s': ext4, squashfs or erofs", optarg);
       o.fs = optarg;
       break;
     case HOT_OPTION:

@@ -1,7 +1,8 @@
 /* accel-mkimage: what the parts of the tool share.
  *
  * mkimage.c parses the command line and runs the steps in order: build
- * the image (ext4.c, ext4-populate.c and ext4-dir.c, or squashfs.c),
+ * the image (ext4.c, ext4-populate.c and ext4-dir.c, squashfs.c or
+ * erofs.c),
  * index it (the indexer library, indexer/index.h), publish it
  * (publish-dir.c or publish-s3.c).  The
  * other files are services for those steps: a sorted walk of the
@@ -29,7 +30,7 @@ struct mkimage_options {
   const char *src; /* SRC_DIR */
   const char *dest; /* s3://BUCKET[/PREFIX] or a local directory */
   const char *name; /* image name: NAME.img, NAME.img.manifest */
-  const char *fs; /* "ext4" or "squashfs" */
+  const char *fs; /* "ext4", "squashfs" or "erofs" */
   uint32_t chunk_size; /* of the manifest, in bytes */
   bool chunk_size_given; /* --chunk-size (else the base's, or 1 MiB) */
   const char *label; /* file system label / volume name, or NULL */
@@ -51,7 +52,8 @@ struct build_result {
   uint64_t free_bytes; /* ext4: bytes of unused blocks (0 for squashfs) */
   uint64_t file_bytes; /* sum of the sizes of distinct regular files */
   uint64_t nr_entries; /* files, directories, links, ... below the root */
-  unsigned attempts; /* ext4: builds until everything fitted */
+  unsigned attempts; /* builds until everything fitted (ext4) or the
+                       hard links held (squashfs) */
   bool based; /* ext4: built around the base layout */
   uint64_t mkfs_blocks, mkfs_inodes; /* ext4: mke2fs's size, before growing */
 };
@@ -126,6 +128,10 @@ extern int ext4_populate (const struct mkimage_options *o, const char *image,
 /* squashfs.c: make a squashfs image with mksquashfs. */
 extern int squashfs_build (const struct mkimage_options *o, const char *image,
                            struct build_result *r);
+
+/* erofs.c: make an erofs image with mkfs.erofs. */
+extern int erofs_build (const struct mkimage_options *o, const char *image,
+                        struct build_result *r);
 
 /* run.c: child programs. */
 

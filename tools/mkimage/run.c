@@ -1,5 +1,5 @@
 /* accel-mkimage: run the programs we build on (mke2fs, e2fsck,
- * mksquashfs).
+ * mksquashfs, mkfs.erofs).
  *
  * Their output goes to a log file in the work directory rather than
  * to our stderr: on success it is noise (shown only with -v), on

@@ -96,8 +96,8 @@ usage (void)
       "  under it.  With --socket, PATHs are paths inside the image.\n"
       "\n"
       "  Files whose bytes the map does not locate (squashfs compressed\n"
-      "  blocks and fragments) are warmed only in part; holes and\n"
-      "  all-zero chunks need no fetching.\n"
+      "  blocks and fragments, erofs compressed files) are warmed only\n"
+      "  in part; holes and all-zero chunks need no fetching.\n"
       "\n"
       "OPTIONS\n"
       "  --socket SOCK       the nbdkit Unix socket to use instead of a\n"
@@ -198,12 +198,13 @@ run (struct target *t, char *const *args, size_t nr_args, bool dry_run,
   if (select_chunks (m, paths, n, verbose, &s) == -1)
     goto out;
   if (!o->quiet && s.unmapped_bytes > 0 &&
-      strcmp (manifest_fs_type (m), "squashfs") == 0)
+      (strcmp (manifest_fs_type (m), "squashfs") == 0 ||
+       strcmp (manifest_fs_type (m), "erofs") == 0))
     fprintf (stderr,
              PROGNAME ": note: %s of these files are compressed or holes "
-                      "in the squashfs image and cannot be located: they "
+                      "in the %s image and cannot be located: they "
                       "are not warmed\n",
-             format_size (s.unmapped_bytes, b, sizeof b));
+             format_size (s.unmapped_bytes, b, sizeof b), manifest_fs_type (m));
   if (dry_run) {
     printf ("%" PRIu64 " files, %" PRIu64 " chunks, %" PRIu64 " bytes\n",
             s.nr_files, s.nr_selected, s.bytes);

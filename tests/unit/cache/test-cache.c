@@ -1370,8 +1370,7 @@ test_two_procs (const char *tmp)
   usleep (10000);
   close (go[1]);
   hits = two_procs_worker (path, &ga, cap, -1);
-  CHECK (read (back[0], &child_hits, sizeof child_hits) ==
-         sizeof child_hits);
+  CHECK (read (back[0], &child_hits, sizeof child_hits) == sizeof child_hits);
   close (back[0]);
   CHECK (wait_child (pid) == 0);
   /* One process may evict all the other's chunks before it reads them

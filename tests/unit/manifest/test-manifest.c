@@ -611,7 +611,7 @@ static const struct bad_sql bad_sql[] = {
   /* Other meta values. */
   { "DELETE FROM meta WHERE key = 'fs_type'", "fs_type is missing" },
   { "UPDATE meta SET value = 'xfs' WHERE key = 'fs_type'",
-    "fs_type \"xfs\" is not ext4, squashfs or raw" },
+    "fs_type \"xfs\" is not ext4, squashfs, erofs or raw" },
   { "UPDATE meta SET value = 'ext4' || char (0) WHERE key = 'fs_type'",
     "fs_type is longer than" },
   { "UPDATE meta SET value = printf ('%.100c', 'x') WHERE key = 'fs_type'",
@@ -949,6 +949,7 @@ main (void)
   check_round_trip (4096, 4096, "raw", 1);
   check_round_trip (10 * 4096 + 1, 4096, "ext4", 11);
   check_round_trip (3 * MiB + 512, MiB, "squashfs", 2);
+  check_round_trip (5 * MiB, MiB, "erofs", 5);
   check_round_trip (2 * 64 * MiB, 64 * MiB, "raw", 2);
   check_round_trip (1000 * 65536 - 4096, 65536, "ext4", 500);
   check_round_trip (64 * MiB - 1, 4096, "raw", 100);

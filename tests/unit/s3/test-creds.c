@@ -72,6 +72,9 @@ reset_env (void)
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_CA_BUNDLE",
     "AWS_EC2_METADATA_SERVICE_ENDPOINT",
     "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
     "ACCEL_CREDS_REFRESH_MARGIN",
@@ -94,7 +97,7 @@ resolves_to (const char *profile, const char *source, const char *access_key,
              const char *secret_key, const char *session_token)
 {
   struct aws_creds *c = NULL;
-  int r = creds_resolve (profile, &c);
+  int r = creds_resolve (profile, NULL, &c);
   bool ok;
 
   if (source == NULL)
@@ -119,7 +122,7 @@ resolve_fails (const char *profile, const char *a, const char *b)
   int r;
 
   test_clear_errors ();
-  r = creds_resolve (profile, &c);
+  r = creds_resolve (profile, NULL, &c);
   return r == -1 && c == NULL && test_error_says (a, b);
 }
 
@@ -352,7 +355,8 @@ test_web_identity (void)
   setenv ("AWS_ENDPOINT_URL", "http://127.0.0.1:2/", 1);
   CHECK (resolve_fails (NULL, "STS AssumeRoleWithWebIdentity", "127.0.0.1:2/"));
   setenv ("AWS_ENDPOINT_URL", "ftp://127.0.0.1:2/", 1);
-  CHECK (resolve_fails (NULL, "STS endpoint", "not an http(s) URL"));
+  CHECK (resolve_fails (NULL, "sts endpoint from AWS_ENDPOINT_URL",
+                        "expected an http:// or https:// URL"));
   unsetenv ("AWS_ENDPOINT_URL");
   /* NB: if the check were missing this would go to 127.0.0.1:1. */
   setenv ("AWS_REGION", "x@127.0.0.1:1#", 1);
@@ -1066,7 +1070,7 @@ test_provider_env (void)
   reset_env ();
   setenv ("ACCEL_CREDS_REFRESH_MARGIN", "10", 1);
   setenv ("ACCEL_CREDS_RETRY_INTERVAL", "1", 1);
-  p = creds_provider_new (NULL);
+  p = creds_provider_new (NULL, NULL);
   CHECK (p != NULL);
   /* With nothing configured: anonymous. */
   if (p)
@@ -1074,21 +1078,21 @@ test_provider_env (void)
   creds_provider_free (p);
 
   setenv ("ACCEL_CREDS_REFRESH_MARGIN", "ten", 1);
-  CHECK (creds_provider_new (NULL) == NULL);
+  CHECK (creds_provider_new (NULL, NULL) == NULL);
   CHECK (test_error_says ("ACCEL_CREDS_REFRESH_MARGIN", "ten"));
   setenv ("ACCEL_CREDS_REFRESH_MARGIN", "-1", 1);
-  CHECK (creds_provider_new (NULL) == NULL);
+  CHECK (creds_provider_new (NULL, NULL) == NULL);
   EXPECT_ERRORS (1);
   setenv ("ACCEL_CREDS_REFRESH_MARGIN", "10", 1);
   setenv ("ACCEL_CREDS_RETRY_INTERVAL", "99999999999999999999", 1);
-  CHECK (creds_provider_new (NULL) == NULL);
+  CHECK (creds_provider_new (NULL, NULL) == NULL);
   CHECK (test_error_says ("ACCEL_CREDS_RETRY_INTERVAL", NULL));
 
   /* Environment credentials through a real provider. */
   unsetenv ("ACCEL_CREDS_RETRY_INTERVAL");
   setenv ("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
   setenv ("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
-  p = creds_provider_new (NULL);
+  p = creds_provider_new (NULL, NULL);
   if (p) {
     CHECK (get_is (p, 0, "AKIAENV"));
     CHECK (get_is (p, 0, "AKIAENV"));

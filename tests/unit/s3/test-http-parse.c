@@ -216,6 +216,57 @@ test_etag (void)
                "(256 bytes)");
 }
 
+/* x-amz-version-id: AWS's and radosgw's shapes pin, "null" and ""
+ * mean an unversioned object, anything we could not send back safely
+ * in a signed query is refused.
+ */
+static const struct {
+  const char *in;
+  int r;
+  const char *out;
+} version_ids[] = {
+  { "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo", 1,
+    "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo" },
+  { " FZ3xDZyC8AHKTlcUsL0QShyqkbh5kS9 ", 1, "FZ3xDZyC8AHKTlcUsL0QShyqkbh5kS9" },
+  { "null", 0, "" },
+  { "", 0, "" },
+  { "  ", 0, "" },
+  { "nullx", 1, "nullx" },
+  { "a b", -1, NULL },
+  { "a\tb", -1, NULL },
+  { "caf\xc3\xa9", -1, NULL },
+  { "a\x7f", -1, NULL },
+};
+
+static void
+test_version_id (void)
+{
+  char out[HTTP_MAX_VERSION_ID];
+  char big[HTTP_MAX_VERSION_ID + 1];
+  size_t i;
+
+  for (i = 0; i < sizeof version_ids / sizeof version_ids[0]; i++) {
+    int r = http_parse_version_id (version_ids[i].in, out);
+
+    if (version_ids[i].out)
+      CHECK_INPUT (r == version_ids[i].r &&
+                       strcmp (out, version_ids[i].out) == 0,
+                   "version-id", version_ids[i].in);
+    else
+      CHECK_INPUT (r == -1, "version-id: invalid", version_ids[i].in);
+  }
+
+  /* The longest that fits, and one byte more. */
+  memset (big, 'v', sizeof big);
+  big[HTTP_MAX_VERSION_ID - 1] = '\0';
+  CHECK_INPUT (http_parse_version_id (big, out) == 1 && strcmp (out, big) == 0,
+               "version-id: longest", "(1023 bytes)");
+  big[HTTP_MAX_VERSION_ID - 1] = 'v';
+  big[HTTP_MAX_VERSION_ID] = '\0';
+  CHECK_INPUT (http_parse_version_id (big, out) == -1, "version-id: too long",
+               "(1024 bytes)");
+}
+
 /* XML error bodies. */
 static const struct {
   const char *what;
@@ -414,6 +465,7 @@ main (void)
   test_unsatisfied_range ();
   test_uint64 ();
   test_etag ();
+  test_version_id ();
   test_xml_error ();
   test_status ();
   test_curl_codes ();

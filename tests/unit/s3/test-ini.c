@@ -124,8 +124,9 @@ test_syntax (void)
   ini_free (ini);
 }
 
-/* Nested sub-properties (indented under a key) are skipped: a nested
- * aws_access_key_id must not be found.
+/* Nested sub-properties (indented under a key) are never top-level
+ * keys: a nested aws_access_key_id must not be found by ini_get, only
+ * by ini_get_nested.
  */
 static void
 test_nested (void)
@@ -157,6 +158,78 @@ test_nested (void)
   CHECK (ini_get (ini, "default", "deeper") == NULL);
   CHECK (test_str_is (ini_get (ini, "profile other", "first"),
                       "indented but first in section"));
+  CHECK (test_str_is (
+      ini_get_nested (ini, "default", "s3", "max_concurrent_requests"), "20"));
+  CHECK (test_str_is (
+      ini_get_nested (ini, "default", "s3", "signature_version"), "s3v4"));
+  /* A continuation of a key with a value is not nested in it. */
+  CHECK (ini_get_nested (ini, "default", "region", "indented") == NULL);
+  CHECK (ini_get_nested (ini, "default", "s3", "region") == NULL);
+  ini_free (ini);
+}
+
+/* [services NAME] blocks as the AWS docs write them, with any
+ * indentation, several services, comments inside, and repeats.
+ */
+static void
+test_nested_services (void)
+{
+  struct ini *ini;
+
+  ini = parse ("[services local]\n"
+               "s3 =\n"
+               "  endpoint_url = http://s3.local\n"
+               "  # a comment inside the block\n"
+               "\tEndpoint_Url = http://case.matters\n"
+               "sts =\n"
+               "\t\tendpoint_url=http://sts.local\n"
+               "dynamodb =\n"
+               "        endpoint_url = http://a\n"
+               "   region = deeper than dynamodb\n"
+               "dynamodb =\n"
+               " endpoint_url = http://b=with=equals\n"
+               "ec2 = \n"
+               "empty =\n"
+               "[services other]\n"
+               "s3 =\n"
+               "  endpoint_url = http://other\n");
+  CHECK (ini != NULL);
+  CHECK (test_nr_errors () == 0);
+  if (ini == NULL)
+    return;
+  CHECK (
+      test_str_is (ini_get_nested (ini, "services local", "s3", "endpoint_url"),
+                   "http://s3.local"));
+  /* Nested keys keep their case, as in the AWS CLI. */
+  CHECK (
+      test_str_is (ini_get_nested (ini, "services local", "s3", "Endpoint_Url"),
+                   "http://case.matters"));
+  CHECK (test_str_is (
+      ini_get_nested (ini, "services local", "sts", "endpoint_url"),
+      "http://sts.local"));
+  /* The last block of a repeated key replaces the earlier one whole. */
+  CHECK (test_str_is (
+      ini_get_nested (ini, "services local", "dynamodb", "endpoint_url"),
+      "http://b=with=equals"));
+  CHECK (ini_get_nested (ini, "services local", "dynamodb", "region") == NULL);
+  CHECK (ini_get_nested (ini, "services local", "ec2", "endpoint_url") == NULL);
+  CHECK (ini_get_nested (ini, "services local", "empty", "endpoint_url") ==
+         NULL);
+  CHECK (ini_get_nested (ini, "services local", "s4", "endpoint_url") == NULL);
+  CHECK (ini_get (ini, "services local", "endpoint_url") == NULL);
+  CHECK (
+      test_str_is (ini_get_nested (ini, "services other", "s3", "endpoint_url"),
+                   "http://other"));
+  ini_free (ini);
+
+  /* A nested line without '=' is malformed, as in the AWS CLI. */
+  CHECK (parse ("[services x]\ns3 =\n  endpoint_url\n") == NULL);
+  CHECK (test_error_says ("test.ini: line 3",
+                          "expected 'key = value' nested in 's3'"));
+  /* ... but under a key with a value it only continues the value. */
+  ini = parse ("[default]\nkey = a\n  no equals here\n");
+  CHECK (ini != NULL);
+  CHECK (test_nr_errors () == 0);
   ini_free (ini);
 }
 
@@ -360,6 +433,7 @@ main (void)
 
   test_syntax ();
   test_nested ();
+  test_nested_services ();
   test_repeats ();
   test_malformed ();
   test_caps ();

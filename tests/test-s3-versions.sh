@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Republishing in place (issue 12 point 5), against radosgw.
+#
+# In a versioned bucket: publish v1 (image and manifest), start nbdkit,
+# read a little; overwrite both keys with v2; the running plugin must
+# still serve exactly v1 (every read is pinned with versionId=), and a
+# new instance must serve v2, each saying which version it serves.
+#
+# In an unversioned bucket: the same overwrite must make the old
+# instance fail its uncached reads with the clear "replaced" error, and
+# it must never hand out a byte of v2.
+. "$(dirname "$0")/lib/functions.sh"
+requires nbdkit; requires nbdcopy
+needs_s3
+make_tmpdir
+
+make_image "$tmp/v1.img" 6
+make_image "$tmp/v2.img" 6
+for v in v1 v2; do
+  "$top/indexer/accel-index" "$tmp/$v.img" -o "$tmp/$v.img.manifest" ||
+    fail "accel-index $v"
+done
+
+# publish BUCKET VERSION: the image, then its manifest, as mkimage does.
+publish () {
+  s3_put "$tmp/$2.img" "$1/disk.img" || fail "put $2 image"
+  s3_put "$tmp/$2.img.manifest" "$1/disk.img.manifest" || fail "put $2 manifest"
+}
+
+# 1. A versioned bucket.
+vb=$(unique_bucket)
+s3_mkbucket "$vb"
+s3_curl -X PUT --data-binary \
+  '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>' \
+  "$ACCEL_TEST_S3_ENDPOINT/$vb?versioning=" >/dev/null ||
+  fail "enabling versioning"
+publish "$vb" v1
+
+args=(url="s3://$vb/disk.img" endpoint="$ACCEL_TEST_S3_ENDPOINT"
+      readahead=0 prefetch=none)
+start_nbdkit a "${args[@]}" cache-dir="$tmp/cache-a" \
+  metrics-file="$tmp/a.prom" metrics-interval=1 ||
+  fail "nbdkit: $(cat "$tmp/a.log")"
+grep -q "version [^n]" "$tmp/a.log" || fail "the pinned version is not logged"
+# Read one chunk before the overwrite, the rest after.
+nbdcopy "$(nbd_uri a)" - 2>/dev/null | head -c 1048576 >/dev/null || :
+
+publish "$vb" v2
+
+nbdcopy "$(nbd_uri a)" "$tmp/a.out" || fail "reading v1 after the overwrite: $(tail "$tmp/a.log")"
+cmp "$tmp/a.out" "$tmp/v1.img" || fail "the running instance did not serve v1"
+sleep 2
+grep -q '^accel_image_info{.*version="[^"]' "$tmp/a.prom" ||
+  fail "no version in the metrics: $(grep image_info "$tmp/a.prom")"
+
+start_nbdkit b "${args[@]}" cache-dir="$tmp/cache-b" ||
+  fail "nbdkit b: $(cat "$tmp/b.log")"
+nbdcopy "$(nbd_uri b)" "$tmp/b.out" || fail "reading v2"
+cmp "$tmp/b.out" "$tmp/v2.img" || fail "a new instance did not serve v2"
+# And both at once, sharing one cache directory: never each other's bytes.
+start_nbdkit c "${args[@]}" cache-dir="$tmp/cache-a" ||
+  fail "nbdkit c: $(cat "$tmp/c.log")"
+nbdcopy "$(nbd_uri c)" "$tmp/c.out" || fail "reading v2 beside v1"
+cmp "$tmp/c.out" "$tmp/v2.img" || fail "v2 got v1's cached bytes"
+# Each version's manifest has its own local copy: v2's is not renamed
+# over the one the v1 node recorded.
+n=$(find "$tmp/cache-a/manifests" -type f ! -name '*.*' | wc -l)
+[ "$n" = 2 ] || fail "$n local manifest copies for two versions, expected 2"
+stop_nbdkit a; stop_nbdkit b; stop_nbdkit c
+
+# 2. An unversioned bucket: the old instance fails, clearly.
+ub=$(unique_bucket)
+s3_mkbucket "$ub"
+publish "$ub" v1
+start_nbdkit d url="s3://$ub/disk.img" endpoint="$ACCEL_TEST_S3_ENDPOINT" \
+  readahead=0 prefetch=none cache-dir="$tmp/cache-d" ||
+  fail "nbdkit d: $(cat "$tmp/d.log")"
+grep -q "version none" "$tmp/d.log" || fail "an unversioned object claims a version"
+publish "$ub" v2
+if nbdcopy "$(nbd_uri d)" "$tmp/d.out" 2>/dev/null; then
+  fail "the old instance read a replaced unversioned object"
+fi
+grep -q "replaced\|changed\|412" "$tmp/d.log" ||
+  fail "no clear error: $(tail -5 "$tmp/d.log")"
+# Whatever it did return must be v1's, never v2's.
+if [ -s "$tmp/d.out" ]; then
+  n=$(stat -c %s "$tmp/d.out")
+  cmp -n "$n" "$tmp/d.out" "$tmp/v1.img" >/dev/null 2>&1 ||
+    ! cmp -n 1048576 "$tmp/d.out" "$tmp/v2.img" >/dev/null 2>&1 ||
+    fail "the old instance served v2 bytes"
+fi
+stop_nbdkit d
+echo PASS
