@@ -16,8 +16,7 @@
 int
 filemap_write (const char *image, int fd, uint64_t image_size,
                const char *fs_type, struct manifest_writer *w,
-               const struct filemap_origin *origin,
-               struct filemap_stats *stats)
+               const struct filemap_origin *origin, struct filemap_stats *stats)
 {
   struct filemap *fm;
   int r;

@@ -75,8 +75,10 @@ dir_block (ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt,
   if (blockcnt < 0)
     return 0;
   if (*blocknr >= ext2fs_blocks_count (fs->super)) {
-    filemap_error (r->wk->fm, "directory block %llu is outside the file "
-                   "system", (unsigned long long) *blocknr);
+    filemap_error (r->wk->fm,
+                   "directory block %llu is outside the file "
+                   "system",
+                   (unsigned long long) *blocknr);
     r->failed = true;
     return BLOCK_ABORT;
   }
@@ -130,8 +132,8 @@ dir_entry (ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset,
   if ((len == 1 && dirent->name[0] == '.') ||
       (len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
     return 0;
-  if (filemap_subdirs_add (d->wk->fm, &d->entries, dirent->inode,
-                           dirent->name, len) == -1)
+  if (filemap_subdirs_add (d->wk->fm, &d->entries, dirent->inode, dirent->name,
+                           len) == -1)
     return DIRENT_ABORT;
   return 0;
 }

@@ -19,8 +19,10 @@
 #  2. Deterministic: the same tree and base give the same bytes.
 #  3. Mounted read-only from a loop device (as root), the last version
 #     holds exactly its source tree (diff -r).
-#  4. Bad bases: a missing --base file, a malformed manifest, a
-#     squashfs manifest, a manifest without a layout: clear errors.  No
+#  4. An S3 DEST: the version there is the default base; --base URL.
+#  5. Bad bases: a missing --base file, a malformed manifest, a
+#     squashfs manifest, a manifest without a layout, a missing URL:
+#     clear errors.  No
 #     manifest at DEST: a fresh layout, said so.  Too many deletions: a
 #     fresh layout, said so.
 . "$(dirname "$0")/lib/functions.sh"
@@ -56,7 +58,7 @@ ln -s ../ref/genome.fa "$src/samples/genome-link"
 build () {
   local s=$1 d=$2
   shift 2
-  mkdir -p "$d"
+  case $d in s3://*) ;; *) mkdir -p "$d" ;; esac
   "$mk" "$s" "$d" --name img "$@" > /dev/null 2> "$tmp/err" ||
     fail "accel-mkimage $s $d $*: $(cat "$tmp/err")"
 }
@@ -152,6 +154,7 @@ change_append_large () { gen "$tmp/append" $((1 << 20)) app
   cat "$tmp/append" >> "$1/ref/genome.fa"; echo $((1 << 20)); }
 change_add_large () { gen "$1/ref/extra.fa" $((8 << 20)) extra
   echo $((8 << 20)); }
+change_add_small_s3 () { gen "$1/samples/b/s3.txt" 7000 s3; echo 7000; }
 change_rename_dir () { mv "$1/samples/c" "$1/samples/c2"; echo 0; }
 change_add_many () { local i; mkdir -p "$1/samples/e"
   for i in $(seq 1 200); do gen "$1/samples/e/m$i.txt" 3000 "m$i"; done
@@ -233,7 +236,52 @@ else
   echo "skipped the mount: needs root and a free loop device"
 fi
 
-# 4. Bad bases.
+# 4. An S3 DEST: the version already there is the default base, and
+# --base takes a URL.
+requires curl
+needs_s3
+bucket=$(unique_bucket)
+s3_mkbucket "$bucket" || fail "could not create bucket $bucket"
+ep=$ACCEL_TEST_S3_ENDPOINT
+on_exit "s3_curl -X DELETE '$ep/$bucket' >/dev/null 2>&1"
+on_exit "s3_curl -X DELETE '$ep/$bucket/v/img.img' >/dev/null 2>&1"
+on_exit "s3_curl -X DELETE '$ep/$bucket/v/img.img.manifest' >/dev/null 2>&1"
+s3dest=s3://$bucket/v
+build "$src" "$s3dest/" --endpoint "$ep"
+grep -q "no earlier version at $s3dest/img.img.manifest: a fresh layout" \
+  "$tmp/err" || fail "S3 DEST, first version: not said: $(cat "$tmp/err")"
+s3_curl -o "$tmp/s3v1.manifest" "$ep/$bucket/v/img.img.manifest" ||
+  fail "GET the first manifest"
+rm -rf "$prev"
+cp -a "$src" "$prev"
+changed=$(change_add_small_s3 "$src")
+build "$src" "$s3dest/" --endpoint "$ep" -v
+grep -q "fresh layout" "$tmp/err" &&
+  fail "S3 DEST: the version there was not the base: $(cat "$tmp/err")"
+s3_curl -o "$tmp/s3v2.manifest" "$ep/$bucket/v/img.img.manifest" ||
+  fail "GET the second manifest"
+s3_curl -o "$tmp/s3v2.img" "$ep/$bucket/v/img.img" || fail "GET the image"
+read -r nchunks nbytes data target nsame < <(
+  compare "$tmp/s3v1.manifest" "$tmp/s3v2.manifest" "$prev" "$src" \
+    "$changed") || fail "S3 DEST: $nchunks"
+[ -n "$target" ] && [ "$nchunks" -le "$target" ] ||
+  fail "S3 DEST: $nchunks new chunks, target $target"
+echo "ok: S3 DEST: its version was the base ($nchunks new chunks, target $target)"
+# The same base as a file and as a URL give the same bytes, which are
+# those uploaded.
+build "$src" "$tmp/byfile" --base "$tmp/s3v1.manifest"
+cmp "$tmp/byfile/img.img" "$tmp/s3v2.img" ||
+  fail "--base FILE and the S3 DEST's default base differ"
+s3_curl -X PUT --data-binary "@$tmp/s3v1.manifest" \
+  "$ep/$bucket/v/base.manifest" > /dev/null || fail "PUT base.manifest"
+on_exit "s3_curl -X DELETE '$ep/$bucket/v/base.manifest' >/dev/null 2>&1"
+build "$src" "$tmp/byurl" --base "$s3dest/base.manifest" --endpoint "$ep"
+cmp "$tmp/byurl/img.img" "$tmp/s3v2.img" ||
+  fail "--base URL and --base FILE differ"
+echo "ok: --base FILE, --base URL and the S3 DEST's own base agree"
+rm -rf "$tmp/byfile" "$tmp/byurl" "$tmp/s3v2.img"
+
+# 5. Bad bases.
 expect_fail () { # expect_fail MESSAGE ARGS...
   local msg=$1 rc
   shift
@@ -246,6 +294,8 @@ expect_fail () { # expect_fail MESSAGE ARGS...
   echo "ok: $*: $(head -n 1 "$tmp/err")"
 }
 expect_fail "No such file" --base "$tmp/nonexistent.manifest"
+expect_fail "missing.manifest" --base "$s3dest/missing.manifest" \
+  --endpoint "$ep"
 head -c 4096 /dev/urandom > "$tmp/garbage.manifest"
 expect_fail "garbage.manifest" --base "$tmp/garbage.manifest"
 mkdir "$tmp/sq"

@@ -95,9 +95,8 @@ layout_check_tables (struct manifest *m)
 int
 manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
 {
-  static const char *const ints[] = { "fs_blocks", "fs_inodes",
-                                      "fs_block_size", "fs_mkfs_blocks",
-                                      "fs_mkfs_inodes" };
+  static const char *const ints[] = { "fs_blocks", "fs_inodes", "fs_block_size",
+                                      "fs_mkfs_blocks", "fs_mkfs_inodes" };
   int64_t v[5];
   char uuid[40], seed[40];
   int r, i, present = 0;
@@ -122,9 +121,9 @@ manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
   if (present != 7 || strlen (uuid) != 32 || strlen (seed) != 32 ||
       hex_decode (uuid, 16, l->uuid) == -1 ||
       hex_decode (seed, 16, l->hash_seed) == -1 || v[0] <= 0 || v[1] <= 0 ||
-      v[1] > UINT32_MAX || v[2] < 1024 || v[2] > 65536 ||
-      (v[2] & (v[2] - 1)) || (uint64_t) v[0] > m->image_size / v[2] ||
-      v[3] <= 0 || v[3] > v[0] || v[4] <= 0 || v[4] > v[1]) {
+      v[1] > UINT32_MAX || v[2] < 1024 || v[2] > 65536 || (v[2] & (v[2] - 1)) ||
+      (uint64_t) v[0] > m->image_size / v[2] || v[3] <= 0 || v[3] > v[0] ||
+      v[4] <= 0 || v[4] > v[1]) {
     report_error ("manifest: %s: the file system layout in meta (fs_uuid, "
                   "fs_hash_seed, fs_blocks, fs_inodes, fs_block_size, "
                   "fs_mkfs_blocks, fs_mkfs_inodes) is "

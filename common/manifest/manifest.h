@@ -264,9 +264,9 @@ int manifest_writer_set_fs_layout (struct manifest_writer *w,
                                    const struct manifest_fs_layout *l);
 int manifest_writer_add_node (struct manifest_writer *w, const char *path,
                               uint64_t ino, uint32_t mode);
-int manifest_writer_add_node_blocks (struct manifest_writer *w, uint64_t ino,
-                                     uint64_t lblk, uint64_t block,
-                                     uint64_t count);
+int
+manifest_writer_add_node_blocks (struct manifest_writer *w, uint64_t ino,
+                                 uint64_t lblk, uint64_t block, uint64_t count);
 
 /* Check that every chunk was added, commit, check that the file is
  * within MANIFEST_MAX_FILE_SIZE, fsync and rename over PATH.

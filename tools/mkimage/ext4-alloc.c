@@ -64,7 +64,8 @@ alloc_block (ext2_filsys fs, blk64_t goal, blk64_t *ret,
     }
   }
   if (ctx && ctx->ino && ctx->lblk == 0 && ctx->inode &&
-      ctx->flags != BLOCK_ALLOC_METADATA && LINUX_S_ISREG (ctx->inode->i_mode) &&
+      ctx->flags != BLOCK_ALLOC_METADATA &&
+      LINUX_S_ISREG (ctx->inode->i_mode) &&
       EXT2_I_SIZE (ctx->inode) >= (uint64_t) a->chunk_blocks * fs->blocksize)
     goal = aligned_goal (fs, a->chunk_blocks, a->chunk_blocks, goal);
   /* NB: with a map, ext2fs_new_block3 does not call us back. */

@@ -531,8 +531,8 @@ read_usage (const char *image, uint64_t *used, uint64_t *total)
 static uint64_t
 slack_blocks (const struct mkimage_options *o, uint64_t blocks)
 {
-  uint64_t chunks = (uint64_t) SLACK_MIN_CHUNKS * o->chunk_size /
-      EXT4_BLOCK_SIZE;
+  uint64_t chunks =
+      (uint64_t) SLACK_MIN_CHUNKS * o->chunk_size / EXT4_BLOCK_SIZE;
   uint64_t s = blocks * SLACK_PERCENT / 100;
 
   return s > chunks ? s : chunks;
@@ -684,8 +684,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
       }
     }
     report_debug ("attempt %u: %" PRIu64 " blocks, %" PRIu64 " inodes%s",
-                  r->attempts, blocks, inodes,
-                  base ? " (the base's)" : "");
+                  r->attempts, blocks, inodes, base ? " (the base's)" : "");
     if (make_fs (o, image, blocks, inodes) == -1)
       return -1;
     /* NB: mke2fs rounds the inodes up to whole inode table blocks; the

@@ -153,14 +153,15 @@ usage (void)
       "                      AWS_ENDPOINT_URL_S3 below, else AWS.\n"
       "  --keep-image PATH   also keep the built image at PATH.\n"
       "  --base MANIFEST     ext4: build the image as a new version of the\n"
-      "                      image MANIFEST describes (a local file):\n"
+      "                      image MANIFEST describes (a file, or an\n"
+      "                      s3://, http:// or https:// URL):\n"
       "                      unchanged files keep their place and inode,\n"
       "                      new and grown ones go to free space, and\n"
       "                      UUID, hash seed and chunk size (unless\n"
       "                      --chunk-size is given) are the base's, so a\n"
       "                      node holding the old version fetches little\n"
       "                      more than what changed.  Default: the\n"
-      "                      manifest already at a local DEST, if any.\n"
+      "                      manifest already at DEST, if any.\n"
       "                      A fresh layout is made (and said so) when\n"
       "                      the tree outgrows the base's file system or\n"
       "                      would leave more than 40%% of it free.\n"
@@ -420,21 +421,43 @@ print_result (const struct mkimage_options *o, const struct build_result *r,
             (int) len, o->dest, o->name);
 }
 
-/* The base layout: --base, or the manifest already at a local DEST
- * (none there: a fresh layout, said so).  Its chunk size is the
- * default.  0, or -1 (error reported).
+/* --base URL, or the default base of an s3:// DEST. */
+static bool
+is_url (const char *s)
+{
+  return strncmp (s, "s3://", 5) == 0 || strncmp (s, "http://", 7) == 0 ||
+      strncmp (s, "https://", 8) == 0;
+}
+
+/* The base layout: --base (a file or a URL), or the manifest already
+ * at DEST (none there: a fresh layout, said so).  Its chunk size is
+ * the default.  A remote base is downloaded into the work directory
+ * first.  0, or -1 (error reported).
  */
 static int
 load_base (struct mkimage_options *o)
 {
-  if (o->base_path == NULL)
+  const char *path = o->base_path;
+
+  if (path == NULL)
     return 0;
-  if (o->base_default && access (o->base_path, F_OK) == -1) {
-    report_warning ("no earlier version at %s: a fresh layout",
-                    o->base_path);
+  if (is_url (path)) {
+    int r;
+
+    path = workdir_file ("base.manifest");
+    r = publish_s3_fetch (o, o->base_path, path, o->base_default);
+    if (r == -1)
+      return -1;
+    if (r == 1)
+      path = NULL;
+  }
+  else if (o->base_default && access (path, F_OK) == -1)
+    path = NULL;
+  if (path == NULL) {
+    report_warning ("no earlier version at %s: a fresh layout", o->base_path);
     return 0;
   }
-  o->base = ext4_base_load (o->base_path);
+  o->base = ext4_base_load (path);
   if (o->base == NULL)
     return -1;
   if (!o->chunk_size_given)
@@ -455,9 +478,9 @@ mkimage (struct mkimage_options *o)
 
   if (is_s3 (o->dest) && publish_s3_check (o) == -1)
     return -1;
-  if (load_base (o) == -1)
-    return -1;
   if (workdir_create () == -1)
+    return -1;
+  if (load_base (o) == -1)
     return -1;
   image = workdir_file ("image.img");
   manifest = workdir_file ("image.img.manifest");
@@ -613,14 +636,16 @@ main (int argc, char *argv[])
                         EXT4_LABEL_MAX);
   if (o.compress && strcmp (o.fs, "squashfs") != 0)
     report_usage_error ("--compress: only for --fs squashfs");
-  if (o.endpoint && !is_s3 (o.dest))
-    report_usage_error ("--endpoint: only for an s3:// DEST");
+  if (o.endpoint && !is_s3 (o.dest) && !(o.base_path && is_url (o.base_path)))
+    report_usage_error ("--endpoint: only for an s3:// DEST or --base URL");
   if (o.base_path && no_base)
     report_usage_error ("--base and --no-base: one or the other");
   if ((o.base_path || no_base) && strcmp (o.fs, "ext4") != 0)
     report_usage_error ("--base, --no-base: only for ext4 images");
-  if (o.base_path && strstr (o.base_path, "://") != NULL)
-    report_usage_error ("--base %s: only a local manifest file for now",
+  if (o.base_path && strstr (o.base_path, "://") != NULL &&
+      !is_url (o.base_path))
+    report_usage_error ("--base %s: a manifest file, or s3://, http:// or "
+                        "https:// URL",
                         o.base_path);
   if (o.name)
     check_name (o.name);
@@ -636,10 +661,14 @@ main (int argc, char *argv[])
     check_name (name);
     o.name = name;
   }
-  /* The default base: the version already in a local DEST. */
-  if (!no_base && o.base_path == NULL && strcmp (o.fs, "ext4") == 0 &&
-      !is_s3 (o.dest)) {
-    if (asprintf (&dest_base, "%s/%s.img.manifest", o.dest, o.name) == -1) {
+  /* The default base: the version already at DEST. */
+  if (!no_base && o.base_path == NULL && strcmp (o.fs, "ext4") == 0) {
+    size_t len = strlen (o.dest);
+
+    while (len > 1 && o.dest[len - 1] == '/')
+      len--;
+    if (asprintf (&dest_base, "%.*s/%s.img.manifest", (int) len, o.dest,
+                  o.name) == -1) {
       dest_base = NULL;
       perror (PROGNAME ": asprintf");
       exit (EXIT_FAILURE);

@@ -202,4 +202,11 @@ extern int publish_s3_check (const struct mkimage_options *o);
 extern int publish_s3 (const struct mkimage_options *o, const char *image,
                        const char *manifest, uint64_t *uploaded);
 
+/* Download the manifest at url (s3://, http(s)://) to path, for a base
+ * layout.  0; 1 if missing_ok and there is no such object (nothing
+ * reported); or -1 (error reported).
+ */
+extern int publish_s3_fetch (const struct mkimage_options *o, const char *url,
+                             const char *path, bool missing_ok);
+
 #endif /* ACCEL_MKIMAGE_H */

@@ -15,13 +15,16 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
+#include "manifest.h"
 #include "report.h"
 #include "s3.h"
 #include "s3-upload.h"
@@ -146,6 +149,49 @@ publish_s3 (const struct mkimage_options *o, const char *image,
       put (c, man_url, manifest, "application/vnd.sqlite3",
            "uploading manifest", uploaded) == 0)
     r = 0;
+  s3_client_free (c);
+  return r;
+}
+
+/* NB: the base is read before anything is built or uploaded, so a
+ * failure here costs nothing; a missing DEST manifest is the first
+ * version of a dataset.
+ */
+int
+publish_s3_fetch (const struct mkimage_options *o, const char *url,
+                  const char *path, bool missing_ok)
+{
+  struct s3_client *c = new_client (o);
+  struct s3_object *obj;
+  int fd, r = -1;
+
+  if (c == NULL)
+    return -1;
+  obj = s3_object_open (c, url, missing_ok);
+  if (obj == NULL) {
+    r = missing_ok && errno == ENOENT ? 1 : -1;
+    goto out;
+  }
+  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd == -1) {
+    report_error ("%s: create: %m", path);
+    goto out;
+  }
+  if (s3_object_get_to_fd (obj, fd, MANIFEST_MAX_FILE_SIZE) == -1) {
+    close (fd);
+    goto out;
+  }
+  if (close (fd) == -1) {
+    report_error ("%s: close: %m", path);
+    goto out;
+  }
+  report_debug ("base manifest %s: %" PRIu64 " bytes", url,
+                s3_object_size (obj));
+  r = 0;
+
+out:
+  if (obj)
+    s3_object_close (obj);
   s3_client_free (c);
   return r;
 }
