@@ -4,7 +4,7 @@
 # emulation unless KVM is really there) from an initramfs built by
 # tests/vm/prepare.  Its /init attaches two exports of the plugin with
 # Debian's nbd-client (2 connections each, read-only) -- an ext4 and a
-# squashfs image of the same tree, published to S3 -- mounts them
+# squashfs and an erofs image of the same tree, published to S3 -- mounts them
 # read-only, and prints sha256sum of every file.  Every checksum,
 # directory and hard link must equal the source's; the devices must be
 # read-only and refuse a write, and so must the mounts; both connections
@@ -21,24 +21,27 @@ for c in qemu-system-x86_64 cpio depmod; do
   command -v $c >/dev/null 2>&1 || { "$top/tools/install-deps" >&2 || :; break; }
 done
 requires qemu-system-x86_64; requires cpio; requires depmod
-requires nbdkit; requires mke2fs; requires mksquashfs
+requires nbdkit; requires mke2fs; requires mksquashfs; requires mkfs.erofs
 requires apt-get; requires dpkg-deb
 needs_s3
 make_tmpdir
 
 # The guest side of the forwards to the two nbdkits (they go on the
 # kernel command line).
-fwd_addr=10.0.2.100 fwd_port_ext4=10809 fwd_port_sqfs=10810
+fwd_addr=10.0.2.100 fwd_port_ext4=10809 fwd_port_sqfs=10810 fwd_port_erofs=10811
 
-# 1. The images: ext4 and squashfs of one tree, indexed and uploaded.
+# 1. The images: ext4, squashfs and erofs of one tree, indexed and
+# uploaded.
 make_tree "$tmp/src"
 mke2fs -q -t ext4 -b 4096 -d "$tmp/src" -L accel-vm "$tmp/fs.ext4" 32M ||
   fail "mke2fs"
 mksquashfs "$tmp/src" "$tmp/fs.sqfs" -quiet -noappend -no-progress \
   > "$tmp/mksquashfs.log" 2>&1 || fail "mksquashfs"
+mkfs.erofs --quiet "$tmp/fs.erofs" "$tmp/src" > "$tmp/mkfs.erofs.log" 2>&1 ||
+  fail "mkfs.erofs: $(cat "$tmp/mkfs.erofs.log")"
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
-for img in fs.ext4 fs.sqfs; do
+for img in fs.ext4 fs.sqfs fs.erofs; do
   "$top/indexer/accel-index" "$tmp/$img" -o "$tmp/$img.manifest" ||
     fail "accel-index $img"
   s3_put "$tmp/$img" "$bucket/$img"
@@ -59,6 +62,9 @@ start_nbdkit_tcp ext4 url="s3://$bucket/fs.ext4" \
 start_nbdkit_tcp sqfs url="s3://$bucket/fs.sqfs" \
   endpoint="$ACCEL_TEST_S3_ENDPOINT" cache-dir="$tmp/cache-sqfs" ||
   fail "nbdkit: $(cat "$tmp/sqfs.log")"
+start_nbdkit_tcp erofs url="s3://$bucket/fs.erofs" \
+  endpoint="$ACCEL_TEST_S3_ENDPOINT" cache-dir="$tmp/cache-erofs" ||
+  fail "nbdkit: $(cat "$tmp/erofs.log")"
 
 # 4. Boot, with 2 CPUs for nbd's 2 queues.  KVM only where a real KVM
 # module is loaded (a paravirtual /dev/kvm may not run stock kernels).
@@ -72,9 +78,10 @@ relay="/usr/bin/python3 '$top/tests/vm/relay.py'"
 netdev="user,id=n0,restrict=on"
 netdev+=",guestfwd=tcp:$fwd_addr:$fwd_port_ext4-cmd:$relay $port_ext4 '$tmp/relay-ext4.log'"
 netdev+=",guestfwd=tcp:$fwd_addr:$fwd_port_sqfs-cmd:$relay $port_sqfs '$tmp/relay-sqfs.log'"
+netdev+=",guestfwd=tcp:$fwd_addr:$fwd_port_erofs-cmd:$relay $port_erofs '$tmp/relay-erofs.log'"
 # The probes: the forward must answer, the host behind the gateway not.
 append="console=ttyS0 quiet loglevel=3 panic=-1"
-append+=" accel_exports=$fwd_addr:$fwd_port_ext4/ext4,$fwd_addr:$fwd_port_sqfs/squashfs"
+append+=" accel_exports=$fwd_addr:$fwd_port_ext4/ext4,$fwd_addr:$fwd_port_sqfs/squashfs,$fwd_addr:$fwd_port_erofs/erofs"
 append+=" accel_probes=$fwd_addr:$fwd_port_ext4,10.0.2.2:$port_ext4"
 : > "$tmp/console.log"
 t2=$(date +%s.%N)
@@ -114,7 +121,7 @@ section () {
     "$tmp/result.txt" | LC_ALL=C sort
 }
 n=0
-for img in fs.ext4 fs.sqfs; do
+for img in fs.ext4 fs.sqfs fs.erofs; do
   size=$(stat -c %s "$tmp/$img")
   guest_says "/dev/nbd$n ro=1 size=$size"
   # The kernel refuses to open a read-only disk for writing (EPERM; older
@@ -134,7 +141,7 @@ done
 # 6. nbd-client's 2 connections per export both carried reads (the
 # guest reads either half of each device from either CPU): every relayed
 # connection logs what it carried, and the probe's carries 18 bytes.
-for name in ext4 sqfs; do
+for name in ext4 sqfs erofs; do
   grep '^relay pid' "$tmp/relay-$name.log" || fail "$name: nothing relayed"
   busy=$(awk '$8 > 512 * 1024 { n++ } END { print n + 0 }' "$tmp/relay-$name.log")
   [ "$busy" -ge 2 ] ||
