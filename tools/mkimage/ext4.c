@@ -128,6 +128,7 @@ struct sizing {
   uint64_t symlink_blocks;
   uint64_t file_bytes;
   uint64_t nr_entries;
+  uint64_t hole_blocks; /* of file_blocks, not allocated in the source */
 };
 
 /* The size of a directory entry for a name of len bytes. */
@@ -215,8 +216,11 @@ size_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
   if (S_ISREG (m)) {
     uint64_t b = (n->st->st_size + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
 
+    uint64_t alloc = (uint64_t) n->st->st_blocks * 512 / EXT4_BLOCK_SIZE;
+
     s->file_bytes += n->st->st_size;
     s->file_blocks += b;
+    s->hole_blocks += alloc < b ? b - alloc : 0;
     /* Contiguous runs are cut at 32768 blocks and at group metadata. */
     s->tree_blocks += tree_blocks (b ? 2 * (b / MAX_EXTENT_LEN) + 2 : 0);
   }
@@ -279,11 +283,12 @@ fs_blocks (uint64_t data, uint64_t inodes)
 }
 
 /* Walk the tree and compute the first size to try and the inode
- * count.
+ * count, and how many of those blocks are holes in the source's files
+ * (which the image may store as holes too: the size counts them).
  */
 static int
 estimate (const struct mkimage_options *o, uint64_t *blocks, uint64_t *inodes,
-          struct build_result *r)
+          uint64_t *holes, struct build_result *r)
 {
   struct sizing s = { 0 };
   uint64_t dir_blocks = 0, data, total, rem;
@@ -326,6 +331,7 @@ estimate (const struct mkimage_options *o, uint64_t *blocks, uint64_t *inodes,
   if (total > BLOCKS_PER_GROUP && rem != 0 && rem < 1024)
     total += 1024 - rem;
   *blocks = total;
+  *holes = s.hole_blocks;
 
   r->file_bytes = s.file_bytes;
   r->nr_entries = s.nr_entries;
@@ -654,19 +660,26 @@ ext4_build (const struct mkimage_options *o, const char *image,
 {
   unsigned char digest[32];
   uint64_t blocks, inodes, used = 0, total = 0;
-  uint64_t est_blocks, est_inodes, based_blocks = 0;
+  uint64_t est_blocks, est_inodes, est_holes, based_blocks = 0;
   struct ext4_base *base = NULL;
-  bool resized = false;
+  bool resized = false, grow = false;
   struct stat st;
   int p = 1;
 
-  if (estimate (o, &est_blocks, &est_inodes, r) == -1)
+  if (estimate (o, &est_blocks, &est_inodes, &est_holes, r) == -1)
     return -1;
   if (o->base) {
     if (ext4_base_match (o->base, o->src) == -1)
       return -1;
     if (base_geometry (o, est_blocks, est_inodes, &based_blocks))
       base = o->base;
+    /* Grow the base's file system at once only if the tree needs it
+     * without counting its files' holes; else try the base's size
+     * first, so that republishing an unchanged tree with sparse files
+     * gives the same image.
+     */
+    grow = base && based_blocks > ext4_base_layout (base)->blocks &&
+        est_blocks - est_holes > ext4_base_layout (base)->blocks;
   }
   for (r->attempts = 1; r->attempts <= MAX_ATTEMPTS; r->attempts++) {
     if (r->attempts == 1 || (base == NULL && p == 1 && r->based)) {
@@ -692,13 +705,23 @@ ext4_build (const struct mkimage_options *o, const char *image,
      */
     if (read_geometry (image, &r->mkfs_blocks, &r->mkfs_inodes) == -1)
       return -1;
-    if (base && based_blocks > blocks && grow_fs (o, image, based_blocks) == -1)
-      return -1;
+    if (base) {
+      uint64_t to = grow ? based_blocks : ext4_base_layout (base)->blocks;
+
+      if (to > blocks && grow_fs (o, image, to) == -1)
+        return -1;
+    }
     p = ext4_populate (o, image, r->file_bytes, base, digest);
     if (p == 0)
       p = index_dirs (o, image);
     if (p == -1)
       return -1;
+    if (p == 1 && base && !grow &&
+        based_blocks > ext4_base_layout (base)->blocks) {
+      report_debug ("the tree did not fit at the base's size: growing it");
+      grow = true;
+      continue;
+    }
     if (p == 1 && base) {
       report_warning ("%s: the tree did not fit in the base's file system: "
                       "making a fresh layout, which nodes fetch again in "
