@@ -51,6 +51,10 @@ AWS_ENDPOINT_URL_S3=$ep TMPDIR="$tmp/work" \
   "$mk" -v "$tmp/src" "s3://$bucket/ds/" --name tree --keep-image "$tmp/tree.img" \
   > "$tmp/mk.out" 2> "$tmp/mk.err" || fail "accel-mkimage: $(tail "$tmp/mk.err")"
 says "$tmp/mk.err" AWS_ENDPOINT_URL_S3
+# The line printed for nodes names the endpoint found: a node does not
+# have the publisher's environment.
+grep -qxF "nbdkit accel url=s3://$bucket/ds/tree.img cache-dir=/var/cache/accel endpoint=$ep" \
+  "$tmp/mk.out" || fail "the printed line lacks endpoint=$ep: $(cat "$tmp/mk.out")"
 s3_curl -o "$tmp/got.img" "$ep/$bucket/ds/tree.img" || fail "the image is not there"
 cmp "$tmp/got.img" "$tmp/tree.img" || fail "the published image differs"
 s3_curl -o /dev/null "$ep/$bucket/ds/tree.img.manifest" ||

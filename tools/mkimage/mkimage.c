@@ -412,8 +412,8 @@ print_result (const struct mkimage_options *o, const struct build_result *r,
   if (is_s3 (o->dest)) {
     printf ("nbdkit accel url=%.*s/%s.img cache-dir=/var/cache/accel",
             (int) len, o->dest, o->name);
-    if (o->endpoint)
-      printf (" endpoint=%s", o->endpoint);
+    if (o->endpoint_used)
+      printf (" endpoint=%s", o->endpoint_used);
     printf ("\n");
   }
   else
@@ -678,5 +678,6 @@ main (int argc, char *argv[])
   }
   ret = mkimage (&o);
   ext4_base_free (o.base);
+  free (o.endpoint_used);
   return ret == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

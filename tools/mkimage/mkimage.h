@@ -35,6 +35,8 @@ struct mkimage_options {
   bool chunk_size_given; /* --chunk-size (else the base's, or 1 MiB) */
   const char *label; /* file system label / volume name, or NULL */
   const char *endpoint; /* S3-compatible endpoint, or NULL for AWS */
+  char *endpoint_used; /* what the S3 client found (--endpoint, the
+                        * environment, the profile), NULL for AWS */
   const char *keep_image; /* keep the built image here, or NULL */
   char **hot; /* --hot traces for the hot list (nr_hot of them) */
   size_t nr_hot;
@@ -191,9 +193,10 @@ extern int publish_dir (const struct mkimage_options *o, const char *image,
                         const char *manifest);
 
 /* publish-s3.c: check that DEST can be reached with the credentials
- * we have (before the build).  0, or -1 (error reported).
+ * we have (before the build), and set o->endpoint_used.  0, or -1
+ * (error reported).
  */
-extern int publish_s3_check (const struct mkimage_options *o);
+extern int publish_s3_check (struct mkimage_options *o);
 
 /* The same as publish_dir, to s3://BUCKET/PREFIX/NAME.img(.manifest).
  * Adds the bytes actually sent to *uploaded.  0, or -1 (error

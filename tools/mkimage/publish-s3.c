@@ -113,14 +113,22 @@ new_client (const struct mkimage_options *o)
 }
 
 int
-publish_s3_check (const struct mkimage_options *o)
+publish_s3_check (struct mkimage_options *o)
 {
   CLEANUP_FREE char *img_url = image_url (o);
   struct s3_client *c;
+  const char *ep;
   int r;
 
   if (img_url == NULL || (c = new_client (o)) == NULL)
     return -1;
+  /* NB: the line printed for nodes names it, wherever it came from. */
+  ep = s3_client_endpoint (c);
+  if (ep && (o->endpoint_used = strdup (ep)) == NULL) {
+    report_error ("strdup: %m");
+    s3_client_free (c);
+    return -1;
+  }
   r = preflight (c, img_url);
   s3_client_free (c);
   return r;
