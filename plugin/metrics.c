@@ -126,7 +126,7 @@ render (FILE *fp)
   struct cache_stats c;
   struct cache_dedup_stats dd = { 0 };
   struct s3_stats s;
-  uint64_t cached, read_bytes, dir_bytes;
+  uint64_t cached, read_bytes, dir_bytes, cap;
   const char *vf = "accel_verify_failures_total";
 
   fetch_get_stats (&f);
@@ -208,6 +208,15 @@ render (FILE *fp)
     gauge_bytes (fp, "accel_cache_dir_bytes",
                  "Bytes held by the whole cache directory (every image).",
                  dir_bytes);
+  /* The cap that accel-cache stat shows (the directory's record of the
+   * last cache-size=), so that usage can be put against it.  Absent when
+   * there is none.
+   */
+  if (cache_dir_recorded_cap (image->dir, &cap) == 1 && cap > 0)
+    gauge_bytes (fp, "accel_cache_dir_cap_bytes",
+                 "The cache directory's cap (cache-size= of the last "
+                 "process to open it).",
+                 cap);
 }
 
 /* Write the file: a temporary beside it, renamed over it.  0, or -1

@@ -12,7 +12,8 @@
 #     misses, their bytes, the hit ratio 6/11, 5 chunk fetches and 5
 #     latencies in the histogram, GETs and bytes equal to what the
 #     counting proxy saw, 5 MiB cached and hydration (5+2)/20, and the
-#     same numbers as the -D accel.stats=1 line.
+#     same numbers as the -D accel.stats=1 line.  The cache-size= cap is
+#     there as accel_cache_dir_cap_bytes, and absent without a cap.
 #  3. Atomic: while nbdkit rewrites it every second, a reader that keeps
 #     reading it never sees a partial file, and it is a new file each
 #     time; no temporary file is left behind.
@@ -54,8 +55,8 @@ promtool_clean () {
 }
 
 start_nbdkit a url="s3://$bucket/m/disk.img" endpoint="$proxy_url" \
-  cache-dir="$tmp/cache" readahead=0 metrics-file="$prom" metrics-interval=1 \
-  -D accel.stats=1 || fail "nbdkit: $(cat "$tmp/a.log")"
+  cache-dir="$tmp/cache" cache-size=64M readahead=0 metrics-file="$prom" \
+  metrics-interval=1 -D accel.stats=1 || fail "nbdkit: $(cat "$tmp/a.log")"
 
 # ---- 1. there at once, and clean ----
 [ -f "$prom" ] || fail "no metrics file after start"
@@ -63,6 +64,7 @@ promtool_clean
 expect accel_cache_hits_total 0
 expect accel_hydration_ratio 0.1
 expect accel_image_bytes $((20 * MiB))
+expect accel_cache_dir_cap_bytes $((64 * MiB))
 grep -q "image=\"s3://$bucket/m/disk.img\"" "$prom" || fail "image label"
 echo "at start: $(wc -l < "$prom") lines, promtool clean"
 
@@ -150,6 +152,17 @@ awk '/^accel_fetch_latency_seconds_sum/ { exit !($2 > 0 && $2 < 60) }' \
   fail "left in the directory: $(ls "$tmp/textfile")"
 echo "final file:"
 cat "$prom"
+
+# No cap, no cap gauge (the directory now records none).
+prom_a=$prom prom="$tmp/textfile/nocap.prom"
+start_nbdkit nocap url="s3://$bucket/m/disk.img" endpoint="$proxy_url" \
+  cache-dir="$tmp/cache" metrics-file="$prom" ||
+  fail "nbdkit: $(cat "$tmp/nocap.log")"
+expect accel_cache_dir_cap_bytes missing
+expect accel_cache_bytes $((5 * MiB))
+promtool_clean
+stop_nbdkit nocap
+prom=$prom_a
 
 # ---- 4. bad input ----
 bad () {
