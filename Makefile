@@ -15,6 +15,8 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 # Files the tools read but nobody runs: the shell tools' accel-lib.sh.
 PKGLIBDIR ?= $(PREFIX)/lib/accel
+# The Grafana dashboard and Prometheus rules (tools/grafana), for operators.
+PKGDATADIR ?= $(PREFIX)/share/accel
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 
@@ -297,6 +299,9 @@ install: $(PLUGIN) $(INDEXER) $(TOOLS)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0755 $(INDEXER) $(TOOLS) $(TOOL_SCRIPTS) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(TOOL_SHLIB) $(DESTDIR)$(PKGLIBDIR)/
+	install -d $(DESTDIR)$(PKGDATADIR)/grafana
+	install -m 0644 tools/grafana/accel-dashboard.json \
+	  tools/grafana/accel-alerts.yml $(DESTDIR)$(PKGDATADIR)/grafana/
 	sed -i 's|^pkglibdir=.*|pkglibdir=$(PKGLIBDIR)|' \
 	  $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOL_SCRIPTS)))
 

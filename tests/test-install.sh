@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make install puts the plugin in nbdkit's plugin directory, the tools
-# in BINDIR and the shell tools' accel-lib.sh in PKGLIBDIR (honouring
+# in BINDIR, the shell tools' accel-lib.sh in PKGLIBDIR and the Grafana
+# dashboard and alerting rules in PKGDATADIR/grafana (honouring
 # DESTDIR and PREFIX); the installed shell tools find it, and the
 # installed plugin loads and documents every key.
 . "$(dirname "$0")/lib/functions.sh"
@@ -16,6 +17,10 @@ for t in accel-index accel-mount accel-umount; do
 done
 [ -f "$tmp/root/usr/lib/accel/accel-lib.sh" ] || fail "accel-lib.sh not installed"
 [ ! -e "$tmp/root/usr/bin/accel-lib.sh" ] || fail "accel-lib.sh installed as a tool"
+for f in accel-dashboard.json accel-alerts.yml; do
+  cmp "$top/tools/grafana/$f" "$tmp/root/usr/share/accel/grafana/$f" ||
+    fail "$f not installed in PKGDATADIR"
+done
 for t in accel-mount accel-umount; do
   # Found relative to the tool (under DESTDIR, before it is moved) ...
   "$tmp/root/usr/bin/$t" --help > "$tmp/$t-help.txt" 2>&1 ||
