@@ -194,11 +194,14 @@ direct_cmp "$link/data/changing.bin" "$tmp/src2/data/changing.bin" ||
 [ "$(image_field "$url1" serving)" = True ] || fail "v1 is not served any more"
 [ "$(processes)" = 4 ] || fail "expected 2 nbdkit + 2 nbdfuse: $(leftovers)"
 
-# 5. The same URL again: nothing to do.  --finish while held: nothing
-# changes.
+# 5. The same URL again: nothing to do.  Another cache directory than
+# the current version's: refused.  --finish while held: nothing changes.
 before=$(leftovers)
 run_update 0 "$link" "$url2" "${opts[@]}"
 grep -q "already the current version" "$tmp/update.out" || fail "same URL not reported"
+run_update 1 "$link" "$url1" --cache-dir "$tmp/cache2" --fuse "endpoint=$proxy_url"
+grep -q "give --cache-dir $tmp/cache\b" "$tmp/update.out" || fail "unclear refusal of another cache"
+[ ! -e "$tmp/cache2" ] || fail "another cache directory was used"
 run_update 3 --finish "$link" --idle-timeout 0
 [ "$(leftovers)" = "$before" ] || fail "a no-op changed something"
 findmnt -n -M "$link@1" > /dev/null || fail "--finish unmounted v1 while in use"
