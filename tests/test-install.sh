@@ -12,7 +12,7 @@ make -s -C "$top" install DESTDIR="$tmp/root" PREFIX=/usr > "$tmp/install.log" 2
   fail "make install: $(cat "$tmp/install.log")"
 so="$tmp/root$plugindir/nbdkit-accel-plugin.so"
 [ -x "$so" ] || fail "plugin not installed at $so"
-for t in accel-index accel-mount accel-umount; do
+for t in accel-index accel-mount accel-umount accel-update; do
   [ -x "$tmp/root/usr/bin/$t" ] || fail "$t not installed"
 done
 [ -f "$tmp/root/usr/lib/accel/accel-lib.sh" ] || fail "accel-lib.sh not installed"
@@ -21,7 +21,7 @@ for f in accel-dashboard.json accel-alerts.yml; do
   cmp "$top/tools/grafana/$f" "$tmp/root/usr/share/accel/grafana/$f" ||
     fail "$f not installed in PKGDATADIR"
 done
-for t in accel-mount accel-umount; do
+for t in accel-mount accel-umount accel-update; do
   # Found relative to the tool (under DESTDIR, before it is moved) ...
   "$tmp/root/usr/bin/$t" --help > "$tmp/$t-help.txt" 2>&1 ||
     fail "installed $t --help: $(cat "$tmp/$t-help.txt")"

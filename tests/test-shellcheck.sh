@@ -11,7 +11,7 @@ make_tmpdir
 shellcheck --version | sed -n 's/^version: /shellcheck /p'
 
 files=("$top"/tools/sh/*)
-[ ${#files[@]} -ge 3 ] || fail "expected accel-mount, accel-umount and accel-lib.sh: ${files[*]}"
+[ ${#files[@]} -ge 4 ] || fail "expected accel-mount, accel-umount, accel-update and accel-lib.sh: ${files[*]}"
 # NB: from another directory: the tools' source= must not depend on it.
 (cd "$tmp" && shellcheck -x --severity=style "${files[@]}") > "$tmp/findings.txt" 2>&1 ||
   fail "shellcheck: $(cat "$tmp/findings.txt")"

@@ -101,7 +101,9 @@ with_lock (struct cache_dir *d, struct cache_evict_result *res,
   return r;
 }
 
-/* gc: LRU across images, measuring again, until under target. */
+/* gc: eviction's order across images, measuring again, until under
+ * target.
+ */
 static int
 gc_locked (struct cache_dir *d, struct cache_evict_result *res, const void *arg)
 {

@@ -11,7 +11,10 @@
  *
  * Least-recently-used choice maps every image's map file, gathers the
  * present chunks (of one image, or last used before some time, if
- * asked) and takes the oldest first.
+ * asked) and takes the chunks of images that nobody serves first, the
+ * oldest first among them, then the oldest of served images.  An image
+ * nobody serves (an old version of a dataset, unmounted) is only kept
+ * for a later dedup or a remount; a served one's chunks are being read.
  */
 
 #include <errno.h>
@@ -28,18 +31,21 @@
 
 /* A present chunk that could be evicted. */
 struct candidate {
+  bool served; /* a process serves its image (serve.lock is held) */
   uint32_t atime;
   uint32_t state;
   uint32_t view;
   uint64_t idx;
 };
 
-/* qsort order: least recently used first. */
+/* qsort order: images nobody serves first, then least recently used. */
 static int
-compare_atime (const void *a, const void *b)
+compare_victims (const void *a, const void *b)
 {
   const struct candidate *x = a, *y = b;
 
+  if (x->served != y->served)
+    return x->served ? 1 : -1;
   if (x->atime != y->atime)
     return x->atime < y->atime ? -1 : 1;
   return 0;
@@ -134,9 +140,14 @@ cache_evict_lru_locked (struct cache_dir *d, const char *only_id,
   if (cache_views_open (d, only_id, true, &views, &nr_views) == -1)
     return -1;
 
-  /* Gather the present chunks that may go. */
+  /* Gather the present chunks that may go.  NB: whether an image is
+   * served cannot change while the directory lock is held, except to
+   * "not served" when its last server exits: then its chunks are just
+   * taken a little later than they could have been.
+   */
   for (i = 0; i < nr_views; i++) {
     struct cache_view *v = &views[i];
+    bool served = cache_image_serving_locked (d, v->id, NULL);
 
     for (j = 0; j < v->map->nr_chunks; j++) {
       uint32_t s = atomic_load (&v->entries[j].state);
@@ -155,6 +166,7 @@ cache_evict_lru_locked (struct cache_dir *d, const char *only_id,
         max_cands = m;
       }
       cands[nr_cands++] = (struct candidate){
+        .served = served,
         .atime = t,
         .state = s,
         .view = i,
@@ -166,9 +178,9 @@ cache_evict_lru_locked (struct cache_dir *d, const char *only_id,
     r = 0;
     goto out;
   }
-  qsort (cands, nr_cands, sizeof *cands, compare_atime);
+  qsort (cands, nr_cands, sizeof *cands, compare_victims);
 
-  /* The oldest, until enough would be freed. */
+  /* In that order, until enough would be freed. */
   victims = malloc (nr_cands * sizeof *victims);
   if (victims == NULL) {
     report_error ("malloc: %m");

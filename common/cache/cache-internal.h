@@ -207,8 +207,9 @@ void cache_hash_load (unsigned char out[32], const _Atomic unsigned char *hash);
 int cache_evict_victims_locked (struct cache_victim *victims, size_t n,
                                 struct cache_evict_result *res);
 
-/* cache-evict.c: with the directory locked, evict present chunks least
- * recently used first until need bytes are freed (UINT64_MAX: every one
+/* cache-evict.c: with the directory locked, evict present chunks, those
+ * of images nobody serves first, each group least recently used first,
+ * until need bytes are freed (UINT64_MAX: every one
  * that matches): of image only_id (NULL: any), last used before `before`
  * (0: any time).
  */
@@ -216,8 +217,8 @@ int cache_evict_lru_locked (struct cache_dir *d, const char *only_id,
                             uint32_t before, uint64_t need,
                             struct cache_evict_result *res);
 
-/* cache-evict.c: with the directory locked, evict least recently used
- * chunks until usage is at most target.  Adds the number of chunks
+/* cache-evict.c: with the directory locked, evict chunks (as
+ * cache_evict_lru_locked chooses them) until usage is at most target.  Adds the number of chunks
  * evicted to *nr_evicted if it is not NULL.
  */
 int cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,

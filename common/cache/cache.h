@@ -30,8 +30,9 @@
  * damaged while the cache was at rest are refetched, never served.
  *
  * The whole directory obeys one cap (cache_dir_open's cap): before a
- * store would exceed it, the least recently used chunks of all images are
- * evicted by punching holes.  Usage is measured as the blocks the data
+ * store would exceed it, chunks are evicted by punching holes: those of
+ * images nobody serves first, then of served ones, least recently used
+ * first in each.  Usage is measured as the blocks the data
  * files really hold, so it is right even after a crash.
  *
  * Every read is counted (hit or miss, reads and bytes) in the map's
@@ -69,8 +70,8 @@ void cache_dir_close (struct cache_dir *d);
 /* Bytes held by all images' data files now. */
 int cache_dir_usage (struct cache_dir *d, uint64_t *bytes);
 
-/* Evict least recently used chunks of any image until the directory holds
- * at most target bytes.
+/* Evict chunks of any image (of images nobody serves first, least
+ * recently used first) until the directory holds at most target bytes.
  */
 int cache_dir_evict_to (struct cache_dir *d, uint64_t target);
 
@@ -183,8 +184,9 @@ struct cache_evict_result {
   unsigned busy; /* images kept: a process serves them */
 };
 
-/* Evict least recently used chunks of any image until the directory
- * holds at most target bytes (accel-cache gc).  0, or -1.
+/* Evict chunks of any image (of images nobody serves first, least
+ * recently used first) until the directory holds at most target bytes
+ * (accel-cache gc).  0, or -1.
  */
 int cache_dir_gc (struct cache_dir *d, uint64_t target,
                   struct cache_evict_result *res);

@@ -191,7 +191,7 @@ do_gc (struct cache_dir *d, uint64_t target)
     return EXIT_FAILURE;
   printf ("evicted ");
   print_evicted (&res);
-  printf (", least recently used first, to bring the cache to %s\n",
+  printf (", of images nobody serves first, to bring the cache to %s\n",
           format_size (target, h, sizeof h));
   print_usage (&res);
   /* NB: not a failure: what is left is not evictable yet, and would be

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# accel-lib.sh: the functions accel-mount and accel-umount share.  It is
+# accel-lib.sh: the functions accel-mount, accel-umount and accel-update
+# share.  It is
 # sourced, not run: the tools look for it beside themselves (the source
 # tree), in ../lib/accel/ (make install with BINDIR under PREFIX) and in
 # the PKGLIBDIR make install wrote into them.
@@ -26,6 +27,33 @@ usage_error () {
 # systemd-escape --path writes one, or as given with --name).
 valid_name () {
   [[ $1 =~ ^[A-Za-z0-9:_@\\-][A-Za-z0-9:_.@\\-]*$ ]]
+}
+
+# escape_path PATH: the path as systemd-escape --path writes it, so that
+# every mountpoint has its own name and a unit's name can be derived
+# from it.
+escape_path () {
+  local LC_ALL=C p=$1 out="" c i
+  while [[ $p == *//* ]]; do p=${p//\/\//\/}; done
+  p=${p#/}
+  p=${p%/}
+  if [ -z "$p" ]; then
+    echo -
+    return
+  fi
+  for ((i = 0; i < ${#p}; i++)); do
+    c=${p:i:1}
+    case $c in
+      /) out+=- ;;
+      [a-zA-Z0-9:_]) out+=$c ;;
+      .) if ((i == 0)); then out+='\x2e'; else out+=.; fi ;;
+      *)
+        printf -v c '\\x%02x' "'$c"
+        out+=$c
+        ;;
+    esac
+  done
+  printf '%s\n' "$out"
 }
 
 # lock_dataset NAME: take the lock that lets one accel-mount or
@@ -89,4 +117,55 @@ mounted_source () {
 nbd_free () {
   local b=/sys/block/${1#/dev/}
   [ -b "$1" ] && [ -d "$b" ] && [ ! -e "$b/pid" ] && [ "$(cat "$b/size")" = 0 ]
+}
+
+# holders_py: prints one line per process that keeps the filesystem of
+# argv[1] busy, "PID (COMM): what".  NB: by device number, not path, so
+# that processes in other mount namespaces (containers) are found too.
+# Best effort: a process may come or go while it looks.
+holders_py='import os, sys
+dev = os.stat(sys.argv[1]).st_dev
+me = os.getpid()
+for p in sorted((d for d in os.listdir("/proc") if d.isdigit()), key=int):
+    if int(p) == me:
+        continue
+    what = []
+    for w in ("cwd", "root"):
+        try:
+            if os.stat("/proc/%s/%s" % (p, w)).st_dev == dev:
+                what.append(w)
+        except OSError:
+            pass
+    try:
+        fds = os.listdir("/proc/%s/fd" % p)
+    except OSError:
+        fds = []
+    n = 0
+    for fd in fds:
+        try:
+            n += os.stat("/proc/%s/fd/%s" % (p, fd)).st_dev == dev
+        except OSError:
+            pass
+    if n:
+        what.append("%d open file%s" % (n, "s" if n > 1 else ""))
+    want = "%02x:%02x" % (os.major(dev), os.minor(dev))
+    try:
+        with open("/proc/%s/maps" % p) as f:
+            if any(l.split()[3:4] == [want] for l in f):
+                what.append("mapped files")
+    except OSError:
+        pass
+    if what:
+        try:
+            comm = open("/proc/%s/comm" % p).read().strip()
+        except OSError:
+            comm = "?"
+        print("%s (%s): %s" % (p, comm, ", ".join(what)))'
+
+# holders_of MNT: the processes that keep MNT busy, one a line (nothing
+# if none are found).  NB: under a timeout: stat of a file on a hung
+# FUSE filesystem elsewhere would hang.
+holders_of () {
+  command -v python3 > /dev/null || return 0
+  timeout 20 python3 -c "$holders_py" "$1" 2> /dev/null || :
 }

@@ -1109,6 +1109,99 @@ out:
   cache_dir_close (d);
 }
 
+/* Chunks of images nobody serves go before those of served images,
+ * however recently they were used: by a store making room under the
+ * cap, and by gc.  Served images' chunks go once there are no others.
+ */
+static void
+test_evict_unserved (const char *tmp)
+{
+  const uint64_t cap = 8 * (uint64_t) CHUNK;
+  const struct geom ga = { "unserved-a", 16 * CHUNK, CHUNK, 26 };
+  const struct geom gb = { "unserved-b", 8 * CHUNK, CHUNK, 27 };
+  char path[PATH_MAX], data_b[PATH_MAX];
+  struct cache_dir *d = NULL, *admin = NULL;
+  struct cache_image *a = NULL, *b = NULL;
+  struct cache_evict_result res;
+  uint32_t base = cache_now () - 10000;
+  uint64_t i;
+
+  /* Under the cap: b, closed, used more recently than a. */
+  join (path, sizeof path, tmp, "cap");
+  image_file (data_b, sizeof data_b, path, &gb, "data");
+  d = cache_dir_open (path, cap);
+  a = d ? open_image (d, &ga) : NULL;
+  b = a ? open_image (d, &gb) : NULL;
+  CHECK (b != NULL);
+  if (b == NULL)
+    goto out;
+  for (i = 0; i < 4; i++) {
+    CHECK (store (a, &ga, i) == 0 && store (b, &gb, i) == 0);
+  }
+  CHECK (cache_flush (a) == 0 && cache_flush (b) == 0);
+  for (i = 0; i < 4; i++) {
+    set_atime (a, i, base + i);
+    set_atime (b, i, base + 100 + i);
+  }
+  cache_image_close (b);
+  b = NULL;
+  CHECK (usage_of (d) == cap);
+  /* Pure LRU would take a's chunks 0..3 here. */
+  for (i = 4; i < 8; i++) {
+    CHECK (store (a, &ga, i) == 0);
+    CHECK_USAGE (d, cap);
+    CHECK (cache_flush (a) == 0);
+  }
+  for (i = 0; i < 8; i++) {
+    CHECK (cache_contains (a, i));
+    CHECK (read_all (a, &ga, i) == 1);
+  }
+  for (i = 0; i < 4; i++)
+    CHECK (chunk_data (data_b, &gb, i) == 0);
+  /* Only served chunks left: the least recently used of them go. */
+  CHECK (store (a, &ga, 8) == 0 && cache_flush (a) == 0);
+  CHECK (!cache_contains (a, 0) && cache_contains (a, 1));
+  cache_image_close (a);
+  a = NULL;
+  cache_dir_close (d);
+
+  /* gc, with no cap: the same order. */
+  join (path, sizeof path, tmp, "gc");
+  image_file (data_b, sizeof data_b, path, &gb, "data");
+  d = cache_dir_open (path, 0);
+  admin = d ? cache_dir_open_existing (path) : NULL;
+  a = admin ? open_image (d, &ga) : NULL;
+  b = a ? open_image (d, &gb) : NULL;
+  CHECK (b != NULL);
+  if (b == NULL)
+    goto out;
+  for (i = 0; i < 4; i++)
+    CHECK (store (a, &ga, i) == 0 && store (b, &gb, i) == 0);
+  CHECK (cache_flush (a) == 0 && cache_flush (b) == 0);
+  for (i = 0; i < 4; i++) {
+    set_atime (a, i, base + i);
+    set_atime (b, i, base + 100 + i);
+  }
+  /* Both served: plain LRU, a's oldest go. */
+  CHECK (cache_dir_gc (admin, 7 * CHUNK, &res) == 0);
+  CHECK (res.chunks == 1 && !cache_contains (a, 0) && cache_contains (b, 0));
+  cache_image_close (b);
+  b = NULL;
+  CHECK (cache_dir_gc (admin, 3 * CHUNK, &res) == 0);
+  CHECK (res.chunks == 4 && res.usage_after == 3 * (uint64_t) CHUNK);
+  for (i = 0; i < 4; i++)
+    CHECK (chunk_data (data_b, &gb, i) == 0);
+  for (i = 1; i < 4; i++)
+    CHECK (read_all (a, &ga, i) == 1);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (a);
+  cache_image_close (b);
+  cache_dir_close (admin);
+  cache_dir_close (d);
+}
+
 /* ---- 7. eviction against readers ------------------------------------ */
 
 struct race {
@@ -2188,6 +2281,7 @@ main (int argc, char *argv[])
   run_case ("damage at rest", test_damage);
   run_case ("crash before flush", test_crash);
   run_case ("cap and LRU eviction", test_cap);
+  run_case ("eviction: images nobody serves first", test_evict_unserved);
   run_case ("eviction against readers", test_evict_race);
   run_case ("two processes under one cap", test_two_procs);
   run_case ("full filesystem", test_full_disk);
