@@ -45,6 +45,19 @@ manifest_nr_chunks (const struct manifest *m)
   return m->nr_chunks;
 }
 
+/* The last chunk ends at the end of the image. */
+uint32_t
+manifest_chunk_len (const struct manifest *m, uint64_t idx)
+{
+  uint64_t off;
+
+  if (idx >= m->nr_chunks)
+    return 0;
+  off = idx * m->chunk_size;
+  return m->image_size - off < m->chunk_size ? m->image_size - off
+                                             : m->chunk_size;
+}
+
 /* Parsed from hex at open. */
 const unsigned char *
 manifest_image_sha256 (const struct manifest *m)

@@ -99,6 +99,10 @@ void manifest_close (struct manifest *m);
 uint64_t manifest_image_size (const struct manifest *m);
 uint32_t manifest_chunk_size (const struct manifest *m);
 uint64_t manifest_nr_chunks (const struct manifest *m);
+/* Bytes of chunk idx: the chunk size, less for a short last chunk
+ * (0 for idx >= nr_chunks).
+ */
+uint32_t manifest_chunk_len (const struct manifest *m, uint64_t idx);
 /* The SHA-256 (32 bytes) of the whole image. */
 const unsigned char *manifest_image_sha256 (const struct manifest *m);
 /* "ext4", "squashfs", "erofs" or "raw". */
@@ -219,6 +223,57 @@ typedef int (*manifest_node_blocks_fn) (void *opaque,
                                         const struct manifest_node_blocks *b);
 int manifest_foreach_node_blocks (struct manifest *m,
                                   manifest_node_blocks_fn fn, void *opaque);
+
+/* What NEW costs a node whose cache holds every chunk of OLD
+ * (manifest-diff.c, where the rule is spelled out): the chunks of NEW
+ * that are not all zeros and whose SHA-256 is not that of any chunk of
+ * OLD, each at its real length.  Nothing matches if the chunk sizes
+ * differ.
+ */
+struct manifest_diff {
+  uint64_t nr_chunks; /* chunks of NEW */
+  uint64_t nr_zero_chunks; /* ... all zeros: never fetched */
+  uint64_t data_bytes; /* bytes of NEW's other chunks */
+  uint64_t fetch_chunks, fetch_bytes; /* NEW's chunks that OLD lacks */
+  uint64_t distinct_chunks, distinct_bytes; /* the same, each hash once */
+  bool chunk_size_mismatch; /* then every non-zero chunk is fetched */
+  uint8_t *needed; /* private: see manifest_diff_needed */
+};
+
+/* Compare; 0, or -1 (error reported).  Free out with manifest_diff_free. */
+int manifest_diff (struct manifest *old, struct manifest *new,
+                   struct manifest_diff *out);
+void manifest_diff_free (struct manifest_diff *d);
+
+/* Whether chunk idx of NEW is one to fetch. */
+bool manifest_diff_needed (const struct manifest_diff *d, uint64_t idx);
+
+/* One file that differs between OLD and NEW (manifest-diff-files.c says
+ * what each change can prove).  change is "added", "removed", "renamed"
+ * (old_path is its name in OLD), "modified" (size or mode) or "fetched"
+ * (same size and mode, but bytes in chunks to fetch).  size is in NEW
+ * (in OLD for removed), fetch the file's bytes that lie in chunks to
+ * fetch.  The strings live until manifest_diff_files returns.
+ */
+struct manifest_file_change {
+  const char *change, *path, *old_path;
+  uint64_t size, fetch;
+};
+
+struct manifest_file_counts {
+  uint64_t added, removed, renamed, modified, fetched, unchanged;
+};
+
+typedef void (*manifest_file_change_fn) (void *opaque,
+                                         const struct manifest_file_change *c);
+
+/* Call fn for each file that differs, in path order, and count every
+ * file.  d is manifest_diff (old, new).  0, or -1 (error reported).
+ */
+int
+manifest_diff_files (struct manifest *old, struct manifest *new,
+                     const struct manifest_diff *d, manifest_file_change_fn fn,
+                     void *opaque, struct manifest_file_counts *counts);
 
 /* Writer (accel-index).  Rows go into PATH.tmp inside one transaction;
  * manifest_writer_finish renames it over PATH, so a reader never sees a
