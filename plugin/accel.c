@@ -386,21 +386,23 @@ accel_cleanup (void)
       cache_dedup_stats (img->dedup, &d);
     s3_client_stats (img->s3, &s);
     nbdkit_debug (
-        "stats: chunk fetches %" PRIu64 ", GETs %" PRIu64 ", waits %" PRIu64
-        ", verify failures %" PRIu64 ", cache hits %" PRIu64 ", misses %" PRIu64
-        ", stored %" PRIu64 ", not stored %" PRIu64 ", verified %" PRIu64
-        ", damaged %" PRIu64 ", evicted %" PRIu64 ", origin requests %" PRIu64
-        ", retries %" PRIu64 ", errors %" PRIu64 ", origin bytes %" PRIu64
+        "stats: chunk fetches %" PRIu64 ", fetched bytes %" PRIu64
+        ", GETs %" PRIu64 ", waits %" PRIu64 ", verify failures %" PRIu64
+        ", cache hits %" PRIu64 ", misses %" PRIu64 ", stored %" PRIu64
+        ", not stored %" PRIu64 ", verified %" PRIu64 ", damaged %" PRIu64
+        ", evicted %" PRIu64 ", origin requests %" PRIu64 ", retries %" PRIu64
+        ", errors %" PRIu64 ", origin bytes %" PRIu64
         ", prefetched chunks %" PRIu64 ", prefetched bytes %" PRIu64
         ", read hits %" PRIu64 ", read misses %" PRIu64 ", hit bytes %" PRIu64
         ", miss bytes %" PRIu64 ", dedup chunks %" PRIu64
         ", dedup bytes %" PRIu64 ", dedup mismatches %" PRIu64
         ", dedup scans %" PRIu64 ", dedup scan us %" PRIu64,
-        f.chunk_fetches, f.requests, f.waits, f.verify_failures, c.hits,
-        c.misses, c.stored, c.store_skipped, c.verified, c.verify_failed,
-        c.evicted, s.requests, s.retries, s.errors, s.bytes, f.prefetch_chunks,
-        f.prefetch_bytes, f.read_hits, f.read_misses, f.hit_bytes, f.miss_bytes,
-        d.chunks, d.bytes, d.verify_failed, d.scans, d.scan_us);
+        f.chunk_fetches, f.fetch_bytes, f.requests, f.waits, f.verify_failures,
+        c.hits, c.misses, c.stored, c.store_skipped, c.verified,
+        c.verify_failed, c.evicted, s.requests, s.retries, s.errors, s.bytes,
+        f.prefetch_chunks, f.prefetch_bytes, f.read_hits, f.read_misses,
+        f.hit_bytes, f.miss_bytes, d.chunks, d.bytes, d.verify_failed, d.scans,
+        d.scan_us);
   }
   image_close (img);
   img = NULL;

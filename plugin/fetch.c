@@ -80,7 +80,8 @@ const double fetch_latency_bounds[FETCH_LATENCY_BUCKETS] = {
 };
 
 static struct {
-  _Atomic uint64_t chunk_fetches, requests, waits, verify_failures;
+  _Atomic uint64_t chunk_fetches, fetch_bytes, requests, waits;
+  _Atomic uint64_t verify_failures;
   _Atomic uint64_t zero_reads;
   _Atomic uint64_t read_hits, read_misses, hit_bytes, miss_bytes;
   _Atomic uint64_t latency[FETCH_LATENCY_BUCKETS + 1], latency_us;
@@ -100,6 +101,7 @@ void
 fetch_get_stats (struct fetch_stats *out)
 {
   out->chunk_fetches = stats.chunk_fetches;
+  out->fetch_bytes = stats.fetch_bytes;
   out->requests = stats.requests;
   out->waits = stats.waits;
   out->verify_failures = stats.verify_failures;
@@ -390,6 +392,7 @@ run_progress (void *opaque, uint64_t done)
     r->next++;
     r->next_pos += clen;
     stats.chunk_fetches++;
+    stats.fetch_bytes += clen;
     good = chunk_good (r->img, r->miss[i].idx, data, clen);
     if (good == 1)
       finish_chunk (r, i, data, 0);
@@ -418,6 +421,7 @@ refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
     if (get_range (img, idx * img->chunk_size, clen, data, NULL) == -1)
       return -1;
     stats.chunk_fetches++;
+    stats.fetch_bytes += clen;
     good = chunk_good (img, idx, data, clen);
     if (good != 0)
       return good;

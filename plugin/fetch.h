@@ -21,6 +21,11 @@ extern const double fetch_latency_bounds[FETCH_LATENCY_BUCKETS];
 /* Counters of the read path (for debug output and metrics). */
 struct fetch_stats {
   uint64_t chunk_fetches; /* chunks fetched from the origin */
+  /* ... and their bytes: each chunk's real length (a short last chunk
+   * counts what it holds), refetches included; not the manifest, not
+   * chunks copied by dedup.  accel-inspect --diff predicts it.
+   */
+  uint64_t fetch_bytes;
   uint64_t requests; /* ranged GETs issued for them */
   uint64_t waits; /* reads that waited for another's fetch */
   uint64_t verify_failures; /* fetched chunks that did not match */
