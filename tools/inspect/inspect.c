@@ -1,10 +1,12 @@
 /* accel-inspect: show what a manifest says about its image.
  *
  *   accel-inspect [--endpoint URL] [--file PATH] [--json] MANIFEST
+ *   accel-inspect [--endpoint URL] [--json] --diff OLD NEW
  *
  * An operator's look inside a published image without fetching it: the
  * image's size, file system, chunking, zero chunks and hash, and the
- * files in it (summary.c), or where one file's bytes are (file.c).
+ * files in it (summary.c), where one file's bytes are (file.c), or what
+ * a node holding one version fetches for another (diff.c).
  * MANIFEST is a local file or an s3:// or http(s):// URL, downloaded to
  * a temporary file first (remote.c).  The manifest is opened with the
  * same validating reader the plugin uses, so a malformed one is refused
@@ -40,12 +42,14 @@
 enum {
   HELP_OPTION = CHAR_MAX + 1,
   VERSION_OPTION,
+  DIFF_OPTION,
   ENDPOINT_OPTION,
   JSON_OPTION,
 };
 
 static const char short_options[] = "f:v";
 static const struct option long_options[] = {
+  { "diff", no_argument, NULL, DIFF_OPTION },
   { "endpoint", required_argument, NULL, ENDPOINT_OPTION },
   { "file", required_argument, NULL, 'f' },
   { "help", no_argument, NULL, HELP_OPTION },
@@ -62,6 +66,7 @@ usage (void)
   printf (
       "Usage: " PROGNAME " [--endpoint URL] [--file PATH] [--json] [-v] "
       "MANIFEST\n"
+      "       " PROGNAME " [--endpoint URL] [--json] [-v] --diff OLD NEW\n"
       "\n"
       "Show what the manifest of an accel image says about the image:\n"
       "its size, file system, chunk size and number of chunks, how many\n"
@@ -72,7 +77,19 @@ usage (void)
       "https:// URL (public or presigned); a remote manifest is\n"
       "downloaded to a temporary file, which is removed again.\n"
       "\n"
+      "With --diff, compare two versions of an image (OLD and NEW, each\n"
+      "a manifest file or URL): what a node whose cache holds OLD\n"
+      "fetches to serve NEW, by the cache's own rule.  A chunk of NEW is\n"
+      "free if it is all zeros (never fetched) or if its SHA-256 is that\n"
+      "of any chunk of OLD (copied from the cache); every other chunk is\n"
+      "fetched, at its real length (the last chunk may be short).  The\n"
+      "manifest's own download is not counted.  The cache dedups only\n"
+      "between equal chunk sizes: if they differ, a warning says so and\n"
+      "every non-zero chunk counts.  This is the plugin's \"fetched\n"
+      "bytes\" (-D accel.stats=1) after serving NEW from such a cache.\n"
+      "\n"
       "Options:\n"
+      "  --diff             compare OLD and NEW (see above)\n"
       "  --endpoint URL     S3-compatible endpoint for s3:// URLs, path-\n"
       "                     style (http://127.0.0.1:7480); default below\n"
       "  -f, --file PATH    show one file instead: size, mode, extents\n"
@@ -104,12 +121,30 @@ usage (void)
       "  --file: path, size, mode, mode_string, mapped_bytes,\n"
       "  nr_chunks, extents[] (file_offset, image_offset, length),\n"
       "  chunks[] (index, bytes, zero).\n"
+      "  With --diff: the new image's size, chunks and zero chunks; what\n"
+      "  is to fetch: chunks, bytes and their share of the bytes of the\n"
+      "  non-zero chunks (and, if NEW repeats a chunk to fetch, the\n"
+      "  figures with each repeat fetched once: a reader slow enough for\n"
+      "  the cache to find its own copy); then a line per file that\n"
+      "  differs, with its size and its bytes in chunks to fetch: added,\n"
+      "  removed, renamed (provably the same bytes under a new path),\n"
+      "  modified (size or mode), fetched (same size and mode, but bytes\n"
+      "  in chunks to fetch: edited in place, moved, or beside a change);\n"
+      "  then the counts, unchanged files included.  --json:\n"
+      "  image_size, chunk_size, old_chunk_size, chunk_size_mismatch,\n"
+      "  nr_chunks, nr_zero_chunks, data_bytes, fetch_chunks,\n"
+      "  fetch_bytes, fetch_percent, distinct_fetch_chunks,\n"
+      "  distinct_fetch_bytes, files[] (change, path, old_path for a\n"
+      "  rename, size, fetch_bytes), nr_added, nr_removed, nr_renamed,\n"
+      "  nr_modified, nr_fetched, nr_unchanged.\n"
       "\n"
       "Examples:\n"
       "  accel-inspect genome.img.manifest\n"
       "  accel-inspect --file index/genome.1.bt2 \\\n"
       "      --endpoint http://127.0.0.1:7480 s3://data/genome.img.manifest\n"
       "  accel-inspect --json genome.img.manifest | jq .nr_zero_chunks\n"
+      "  accel-inspect --diff s3://data/v1/genome.img.manifest \\\n"
+      "      s3://data/v2/genome.img.manifest\n"
       "\n"
       "Credentials for s3:// URLs are found as the AWS CLI finds them:\n"
       "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
@@ -132,19 +167,18 @@ usage (void)
       "a malformed manifest, a failed download), 2 on bad usage.\n");
 }
 
-/* Open the manifest (downloading it first if it is remote), print, and
- * check that stdout took it all.  0, or -1 (error reported).
+/* Open the manifest, downloading it first if it is remote.  NULL on
+ * error (reported).
  */
-static int
-inspect (const char *arg, const char *endpoint, const char *file, bool json)
+static struct manifest *
+open_manifest (const char *arg, const char *endpoint)
 {
   const char *path = arg;
   struct manifest *m;
-  int r;
 
   if (remote_is_url (arg)) {
     if (remote_fetch (arg, endpoint, &path) == -1)
-      return -1;
+      return NULL;
     report_debug ("%s: downloaded to %s", arg, path);
   }
   m = manifest_open (path);
@@ -154,14 +188,42 @@ inspect (const char *arg, const char *endpoint, const char *file, bool json)
    */
   if (path != arg)
     remote_remove ();
-  if (m == NULL)
-    return -1;
+  return m;
+}
 
-  if (file)
-    r = file_print (m, arg, file, json);
+/* Open the manifest(s), print, and check that stdout took it all.
+ * args holds one MANIFEST, or OLD and NEW with diff.  0, or -1 (error
+ * reported).
+ */
+static int
+inspect (char **args, const char *endpoint, const char *file, bool diff,
+         bool json)
+{
+  struct manifest *m, *old = NULL;
+  int r;
+
+  if (diff) {
+    old = open_manifest (args[0], endpoint);
+    if (old == NULL)
+      return -1;
+    args++;
+  }
+  m = open_manifest (args[0], endpoint);
+  if (m == NULL) {
+    if (old)
+      manifest_close (old);
+    return -1;
+  }
+
+  if (old)
+    r = diff_print (old, m, args[-1], args[0], json);
+  else if (file)
+    r = file_print (m, args[0], file, json);
   else
-    r = summary_print (m, arg, json);
+    r = summary_print (m, args[0], json);
   manifest_close (m);
+  if (old)
+    manifest_close (old);
   if (r == -1)
     return -1;
   if (fflush (stdout) == EOF || ferror (stdout)) {
@@ -176,7 +238,8 @@ int
 main (int argc, char *argv[])
 {
   const char *endpoint = NULL, *file = NULL;
-  bool json = false, verbose = false;
+  bool diff = false, json = false, verbose = false;
+  int i, nr_args;
   int c;
 
   report_set_tool (PROGNAME, false);
@@ -200,6 +263,9 @@ main (int argc, char *argv[])
             "--endpoint: '%s' is not an http:// or https:// URL", optarg);
       endpoint = optarg;
       break;
+    case DIFF_OPTION:
+      diff = true;
+      break;
     case JSON_OPTION:
       json = true;
       break;
@@ -218,13 +284,20 @@ main (int argc, char *argv[])
       exit (EXIT_USAGE);
     }
   }
-  if (optind != argc - 1)
-    report_usage_error (optind == argc ? "no MANIFEST given"
-                                       : "more than one MANIFEST");
-  if (argv[optind][0] == '\0')
-    report_usage_error ("MANIFEST is empty");
+  nr_args = argc - optind;
+  if (diff && file)
+    report_usage_error ("--diff and --file cannot be used together");
+  if (diff && nr_args != 2)
+    report_usage_error ("--diff needs two manifests, OLD and NEW");
+  if (!diff && nr_args != 1)
+    report_usage_error (nr_args == 0 ? "no MANIFEST given"
+                                     : "more than one MANIFEST");
+  for (i = optind; i < argc; i++)
+    if (argv[i][0] == '\0')
+      report_usage_error ("MANIFEST is empty");
   report_set_tool (PROGNAME, verbose);
 
-  return inspect (argv[optind], endpoint, file, json) == 0 ? EXIT_SUCCESS
-                                                           : EXIT_FAILURE;
+  return inspect (&argv[optind], endpoint, file, diff, json) == 0
+      ? EXIT_SUCCESS
+      : EXIT_FAILURE;
 }

@@ -3,9 +3,11 @@
  * inspect.c parses the command line and runs one inspection; remote.c
  * brings a manifest named by a URL into a temporary file; summary.c
  * prints the image's numbers and the file list; file.c prints one
- * file's extents and chunks; common/utils/format.c holds the small
- * formatting helpers both printers use (escaping untrusted strings for a
- * terminal and for JSON, sizes, modes).
+ * file's extents and chunks; diff.c prints what a node holding one
+ * version fetches for another, and which files differ;
+ * common/utils/format.c holds the small formatting helpers the printers
+ * use (escaping untrusted strings for a terminal and for JSON, sizes,
+ * modes).
  *
  * Every string in a manifest is untrusted: paths are printed only
  * through format_text_string or format_json_string.
@@ -52,5 +54,13 @@ int summary_print (struct manifest *m, const char *name, bool json);
  */
 int
 file_print (struct manifest *m, const char *name, const char *path, bool json);
+
+/* diff.c */
+
+/* Print what a node holding old fetches for new, and the files that
+ * differ.  0, or -1 (error reported).
+ */
+int diff_print (struct manifest *old, struct manifest *new,
+                const char *old_name, const char *new_name, bool json);
 
 #endif /* ACCEL_INSPECT_H */
