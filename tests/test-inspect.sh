@@ -251,6 +251,12 @@ expect_exit 2 "unrecognized option" --frobnicate "$m"
 expect_exit 2 "^accel-inspect: --endpoint: 'ftp://x' is not an http" \
   --endpoint ftp://x "$m"
 expect_exit 2 "^accel-inspect: --file: empty path$" --file "" "$m"
+expect_exit 2 "^accel-inspect: --diff needs two manifests, OLD and NEW$" \
+  --diff "$m"
+expect_exit 2 "^accel-inspect: --diff and --file cannot be used together$" \
+  --diff --file /a "$m" "$m"
+expect_exit 1 "^accel-inspect: manifest: $tmp/garbage: not a sqlite3 database" \
+  --diff "$m" "$tmp/garbage"
 "$inspect" --help > "$tmp/out" || fail "--help"
 grep -q '^Usage: accel-inspect \[--endpoint URL\] \[--file PATH\] \[--json\]' \
   "$tmp/out" || fail "--help synopsis"
@@ -272,6 +278,16 @@ s3_put "$tmp/garbage" "$bucket/images/garbage.manifest" || fail "upload garbage"
 tail -n +2 "$tmp/remote.out" | cmp -s - "$tmp/local.out" ||
   fail "s3://: output differs from the local manifest's"
 echo "ok: s3://$bucket/images/img.manifest: same as the local manifest"
+# --diff of a manifest with itself, one side remote: nothing to fetch,
+# every file unchanged (tests/test-versions.sh tests --diff for real).
+"$inspect" --endpoint "$ACCEL_TEST_S3_ENDPOINT" --diff "$m" \
+  "s3://$bucket/images/img.manifest" > "$tmp/diff.out" 2> "$tmp/err" ||
+  fail "--diff: $(cat "$tmp/err")"
+grep -q '^to fetch:    0 chunks, 0 bytes' "$tmp/diff.out" ||
+  fail "--diff of a manifest with itself: $(cat "$tmp/diff.out")"
+grep -q "^files:       0 added, 0 removed, 0 renamed, 0 modified, 0 fetched, $(q 'SELECT count (*) FROM files') unchanged$" \
+  "$tmp/diff.out" || fail "--diff: files: $(tail -n 1 "$tmp/diff.out")"
+echo "ok: --diff of the manifest with its remote copy: nothing to fetch"
 
 "$top/tests/helpers/s3-get" --endpoint "$ACCEL_TEST_S3_ENDPOINT" \
   --presign 300 "s3://$bucket/images/img.manifest" > "$tmp/url" ||
