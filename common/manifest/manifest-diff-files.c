@@ -32,6 +32,7 @@
 
 #include <openssl/evp.h>
 
+#include "grow.h"
 #include "manifest.h"
 #include "report.h"
 
@@ -64,17 +65,8 @@ struct walk {
 static int
 list_add (struct file_list *l, const char *path, uint64_t size, uint32_t mode)
 {
-  if (l->n == l->alloc) {
-    size_t alloc = l->alloc ? l->alloc * 2 : 1024;
-    struct file_rec *p = realloc (l->f, alloc * sizeof *p);
-
-    if (p == NULL) {
-      report_error ("realloc: %m");
-      return -1;
-    }
-    l->f = p;
-    l->alloc = alloc;
-  }
+  if (grow_array (&l->f, &l->alloc, l->n, sizeof *l->f, 1024) == -1)
+    return -1;
   memset (&l->f[l->n], 0, sizeof l->f[l->n]);
   l->f[l->n].path = strdup (path);
   if (l->f[l->n].path == NULL) {
@@ -103,17 +95,8 @@ static int
 emit (struct walk *w, const char *change, const char *path,
       const char *old_path, uint64_t size, uint64_t fetch)
 {
-  if (w->nr_out == w->alloc_out) {
-    size_t alloc = w->alloc_out ? w->alloc_out * 2 : 256;
-    struct manifest_file_change *p = realloc (w->out, alloc * sizeof *p);
-
-    if (p == NULL) {
-      report_error ("realloc: %m");
-      return -1;
-    }
-    w->out = p;
-    w->alloc_out = alloc;
-  }
+  if (grow_array (&w->out, &w->alloc_out, w->nr_out, sizeof *w->out, 256) == -1)
+    return -1;
   w->out[w->nr_out++] = (struct manifest_file_change){
     .change = change,
     .path = path,

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "manifest.h"
 #include "report.h"
 
@@ -47,7 +48,7 @@ struct needed_chunk {
 /* The needed chunks, growing as they are found. */
 struct needed_list {
   struct needed_chunk *c;
-  uint64_t n, alloc;
+  size_t n, alloc;
 };
 
 /* qsort order of needed chunks: by key. */
@@ -64,17 +65,8 @@ static int
 needed_add (struct needed_list *l, const unsigned char sha256[HASH_LEN],
             uint32_t len)
 {
-  if (l->n == l->alloc) {
-    uint64_t alloc = l->alloc ? l->alloc * 2 : 1024;
-    struct needed_chunk *p = realloc (l->c, alloc * sizeof *p);
-
-    if (p == NULL) {
-      report_error ("manifest diff: realloc: %m");
-      return -1;
-    }
-    l->c = p;
-    l->alloc = alloc;
-  }
+  if (grow_array (&l->c, &l->alloc, l->n, sizeof *l->c, 1024) == -1)
+    return -1;
   memcpy (&l->c[l->n].key, sha256, sizeof l->c[l->n].key);
   l->c[l->n].len = len;
   l->n++;
@@ -104,7 +96,7 @@ old_has (struct manifest *old, const unsigned char sha256[HASH_LEN])
 static void
 count_distinct (struct needed_list *l, struct manifest_diff *out)
 {
-  uint64_t i;
+  size_t i;
 
   if (l->n > 0)
     qsort (l->c, l->n, sizeof *l->c, compare_key);
