@@ -87,6 +87,11 @@ struct ext4_alloc {
   struct ext4_base *base; /* or NULL */
   uint32_t chunk_blocks; /* the manifest's chunk size in blocks */
   ext2_ino_t mkdir_ino; /* a kept directory being made, or 0 */
+  /* The last data block given out: files are written in order, so a
+   * file's next block follows it if it can.
+   */
+  ext2_ino_t last_ino;
+  blk64_t last_lblk, last_blk;
 };
 
 /* Make a the policy of fs's allocations (fs->priv_data). */
