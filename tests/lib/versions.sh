@@ -42,7 +42,7 @@ for line in sys.stdin:
 # versions_scale test|issue: the sizes.  test: a 24 MiB file, six index
 # files of 16.5 MiB in all, 320 small files (3.2 MB), an 8 MiB file
 # added.  issue (issue 12's dataset, about 380 MB): a 200 MiB file, six
-# index files of 60 MiB in all, 2000 small files (100 MB), a 30 MiB
+# index files of 60 MiB in all, 2000 small files (120 MB), a 30 MiB
 # file added.
 versions_scale () {
   case $1 in
@@ -52,7 +52,7 @@ versions_scale () {
       vt_large=$((8 << 20)) ;;
     issue)
       vt_big=$((200 << 20)) vt_idx_step=2560 vt_idx_base=1280
-      vt_dirs="a b c d e f g h" vt_per_dir=250 vt_small_mod=100000
+      vt_dirs="a b c d e f g h" vt_per_dir=250 vt_small_mod=120000
       vt_large=$((30 << 20)) ;;
     *) echo "versions_scale: $1: not test or issue" >&2; return 1 ;;
   esac
