@@ -75,13 +75,32 @@ grep -q "no earlier version at $pub/img.img.manifest: a fresh layout" \
   "$tmp/err" || fail "no base at DEST: not said: $(cat "$tmp/err")"
 fsck_clean "$pub/img.img"
 formats="fresh squashfs erofs"
-other_build () { # other_build FORMAT: the tree as FORMAT, into $tmp/FORMAT
-  case $1 in
-    fresh) build "$src" "$tmp/fresh" --no-base ;;
-    *) build "$src" "$tmp/$1" --fs "$1" ;;
-  esac
+# other_builds_start: the tree as each of $formats, into $tmp/FORMAT,
+# in the background (while the ext4 version on its base is built and
+# checked); other_builds_wait waits for them.  NB: the trees must not
+# change in between.
+bg_pids=()
+# shellcheck disable=SC2016 # expanded at exit, when the jobs are known
+on_exit 'kill "${bg_pids[@]}"; wait "${bg_pids[@]}"'
+other_builds_start () {
+  local f args
+  for f in $formats; do
+    case $f in fresh) args=(--no-base) ;; *) args=(--fs "$f") ;; esac
+    mkdir -p "$tmp/$f"
+    "$mk" "$src" "$tmp/$f" --name img "${args[@]}" > /dev/null \
+      2> "$tmp/$f.err" &
+    bg_pids+=("$!")
+  done
 }
-for f in $formats; do other_build "$f"; done
+other_builds_wait () {
+  local f i=0
+  for f in $formats; do
+    wait "${bg_pids[i++]}" || fail "accel-mkimage as $f: $(cat "$tmp/$f.err")"
+  done
+  bg_pids=()
+}
+other_builds_start
+other_builds_wait
 v1_size=$(stat -c %s "$pub/img.img")
 added_total=0
 mkdir -p "$tmp/old"
@@ -95,6 +114,7 @@ for k in $(versions_kinds) $unasserted; do
   done
   changed=$("change_$k" "$src")
   added_total=$((added_total + changed))
+  other_builds_start
   build "$src" "$pub" -v
   grep -q "fresh layout" "$tmp/err" &&
     fail "$k: a fresh layout was made: $(grep -i fresh "$tmp/err")"
@@ -108,9 +128,9 @@ for k in $(versions_kinds) $unasserted; do
     fail "$k: comparing the manifests failed"
   read -r nchunks _ _ target nsame pct <<< "$r"
   mv "$tmp/new.digests" "$tmp/old.digests"
+  other_builds_wait
   pairs=()
   for f in $formats; do
-    other_build "$f"
     pairs+=("$tmp/old/$f.manifest" "$tmp/$f/img.img.manifest")
   done
   r=$("$py" "$top/tests/lib/versions.py" shares "${pairs[@]}") ||
