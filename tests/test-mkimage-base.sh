@@ -31,6 +31,9 @@
 #     squashfs manifest, a manifest without a layout, a missing URL:
 #     clear errors.  No manifest at DEST: a fresh layout, said so.  Too
 #     many deletions: a fresh layout, said so.
+#  6. A tree over two block groups: a file added whose directory's group
+#     has no free inode (the base's reservations in a group mke2fs left
+#     uninitialised hold).
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -268,4 +271,28 @@ grep -q "would be free.*fresh layout" "$tmp/err" ||
   fail "deletions: no fresh layout said: $(cat "$tmp/err")"
 fsck_clean "$pub/img.img"
 echo "ok: after deletions, a fresh layout, said so"
+
+# 6. A tree over two block groups (its large file 140 MiB): the new
+# file's directory is in a group with no free inode, so it gets one from
+# the other group, which mke2fs left uninitialised; the base's inodes
+# and blocks reserved there must stay the kept files'.
+src2=$tmp/src2
+# shellcheck disable=SC2034 # vt_big is read by versions_tree
+(versions_scale test && vt_big=$((140 << 20)) && versions_tree "$src2") ||
+  fail "generating the two-group tree"
+build "$src2" "$tmp/two"
+cp "$tmp/two/img.img.manifest" "$tmp/two.manifest"
+digests "$src2" "$tmp/old.digests"
+changed=$(change_add_small "$src2")
+build "$src2" "$tmp/two" -v
+grep -q "fresh layout" "$tmp/err" && fail "two groups: a fresh layout was made"
+fsck_clean "$tmp/two/img.img"
+digests "$src2" "$tmp/new.digests"
+r=$(compare "$tmp/two.manifest" "$tmp/two/img.img.manifest" \
+      --changed "$changed" --identity --same "$tmp/old.digests" \
+      "$tmp/new.digests") || fail "two groups: comparing the manifests failed"
+read -r nchunks _ _ target _ _ <<< "$r"
+[ "$nchunks" -le "$target" ] ||
+  fail "two groups: $nchunks new chunks, more than $target"
+echo "ok: two block groups, a file added: $nchunks new chunks (target $target)"
 echo OK
