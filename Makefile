@@ -143,7 +143,7 @@ FORMAT_FILES = $(wildcard common/*/*.[ch] common/*/*/*.[ch] plugin/*.[ch] \
   indexer/*.[ch] tools/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] \
   tests/helpers/*.[ch] tests/fuzz/*.[ch])
 
-.PHONY: all bench check check-deps check-tsan check-valgrind demo fuzz \
+.PHONY: all bench bench-versions check check-deps check-tsan check-valgrind demo fuzz \
   install clean format format-check print-libs FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
@@ -290,6 +290,12 @@ fuzz: check-deps
 bench: check-deps
 	$(MAKE) all
 	tests/bench/bench
+
+# Issue 12's cost of a dataset's new version at the issue's scale (also
+# part of bench): prints its tables and writes docs/bench-versions.md.
+bench-versions: check-deps
+	$(MAKE) all
+	tests/bench/versions
 
 # NB: the shell tools find accel-lib.sh relative to themselves, which
 # works while BINDIR and PKGLIBDIR are under one PREFIX; else in the

@@ -372,30 +372,12 @@ reserve_block (struct ext4_base *b, ext2_filsys fs, blk64_t blk)
   ext2fs_mark_block_bitmap2 (b->resv_blocks, blk);
 }
 
-/* Reserve inode ino.  NB: its group must not stay INODE_UNINIT: the
- * first allocation libext2fs makes in such a group starts by clearing
- * the group's whole inode bitmap (alloc.c, check_inode_uninit), which
- * would free our reservations there and give a kept inode to a new file
- * (two names on one inode).  An uninitialised group's bitmap in memory
- * is all clear, which is right, so the flag can simply go (with
- * BLOCK_UNINIT, as libext2fs does; read_bitmaps has computed that
- * group's block bitmap).
- */
+/* Reserve inode ino, free in fs's bitmap. */
 static void
 reserve_inode (struct ext4_base *b, ext2_filsys fs, ext2_ino_t ino)
 {
-  dgrp_t g = (ino - 1) / fs->super->s_inodes_per_group;
-
   ext2fs_mark_inode_bitmap2 (fs->inode_map, ino);
   ext2fs_mark_inode_bitmap2 (b->resv_inodes, ino);
-  if (ext2fs_has_group_desc_csum (fs) &&
-      ext2fs_bg_flags_test (fs, g, EXT2_BG_INODE_UNINIT)) {
-    ext2fs_bg_flags_clear (fs, g, EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT);
-    ext2fs_group_desc_csum_set (fs, g);
-    ext2fs_mark_ib_dirty (fs);
-    ext2fs_mark_bb_dirty (fs);
-    ext2fs_mark_super_dirty (fs);
-  }
 }
 
 int
@@ -404,6 +386,25 @@ ext4_base_reserve (struct ext4_base *b, ext2_filsys fs)
   uint64_t nr_inodes = 0, nr_blocks = 0;
   errcode_t err;
   size_t i, j, first, n;
+  dgrp_t g;
+
+  /* NB: libext2fs's allocators take a group that mke2fs flagged
+   * INODE_UNINIT or BLOCK_UNINIT (one it left empty) as wholly free,
+   * and clear its bitmap the first time they look there: that would
+   * drop the reservations made in it below, and hand a kept file's
+   * inode or blocks to a new one.  The in-memory bitmaps of those
+   * groups are already right, so the flags just go.
+   */
+  for (g = 0; g < fs->group_desc_count; g++) {
+    if (!ext2fs_bg_flags_test (fs, g,
+                               EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT))
+      continue;
+    ext2fs_bg_flags_clear (fs, g, EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT);
+    ext2fs_group_desc_csum_set (fs, g);
+  }
+  ext2fs_mark_super_dirty (fs);
+  ext2fs_mark_ib_dirty (fs);
+  ext2fs_mark_bb_dirty (fs);
 
   err = ext2fs_allocate_block_bitmap (fs, "reserved blocks", &b->resv_blocks);
   if (err == 0)

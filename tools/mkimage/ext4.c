@@ -79,7 +79,10 @@
 #define GROW_SLACK_PERCENT 5
 
 /* Features of the image.  metadata_csum_seed lets the UUID be set last
- * (see ext4-populate.c).  No has_journal, resize_inode.
+ * (see ext4-populate.c).  No has_journal, resize_inode.  No backup
+ * superblocks (sparse_super2, num_backup_sb=0): their free counts change
+ * in every version, one chunk per backup group for a node to fetch,
+ * and a read-only image verified by hash has no use for them.
  */
 static const char mke2fs_conf[] =
     "# accel-mkimage: every default pinned, whatever the host's file says.\n"
@@ -404,12 +407,12 @@ make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
   argv[n++] = "-m";
   argv[n++] = "0";
   argv[n++] = "-O";
-  argv[n++] = "^has_journal,^resize_inode";
+  argv[n++] = "^has_journal,^resize_inode,sparse_super2";
   argv[n++] = "-U";
   argv[n++] = MKFS_UUID;
   argv[n++] = "-E";
   argv[n++] = "root_owner=0:0,nodiscard,lazy_itable_init=0,"
-              "hash_seed=" MKFS_UUID;
+              "num_backup_sb=0,hash_seed=" MKFS_UUID;
   if (o->label) {
     argv[n++] = "-L";
     argv[n++] = o->label;

@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""accel: what a node holding one version of an image fetches for the next.
+
+Issue 12's measure, from two manifests (sqlite: meta, chunks(idx, sha256,
+zero), files, extents, nodes), shared by tests/test-mkimage-base.sh and
+tests/bench/versions:
+
+  versions.py digests DIR OUT
+      the SHA-256 of every regular file under DIR (symbolic links left
+      out), one "sha256 /path" line each, to OUT: a version's contents,
+      kept without keeping a copy of its tree.
+
+  versions.py compare OLD NEW [--changed BYTES] [--same OLD_D NEW_D]
+                              [--identity]
+      prints "chunks bytes data target same pct": the distinct chunks of
+      NEW that OLD lacks and their bytes (what a node holding OLD
+      fetches: all-zero chunks are never fetched, a chunk held under
+      another index is copied, a partial last chunk counts its real
+      size), NEW's non-zero bytes, the target (BYTES rounded up to
+      chunks plus 4 chunks; 0 without --changed), the files whose
+      contents did not change (--same, from two digests files; else 0)
+      and the share of NEW fetched, in %.  With --same, an unchanged
+      file whose extents or inode number differ fails; with --identity,
+      a file system UUID or hash seed that differs fails (ext4 built
+      on a base).  Failures exit 1 with the reason on stderr.
+
+  versions.py shares OLD NEW [OLD NEW]...
+      prints, for each pair, the share of NEW fetched (%), on one line:
+      the other formats of a version, compared in one process.
+"""
+import sqlite3
+import sys
+
+
+def open_manifest(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return db, dict(db.execute("select key, value from meta"))
+
+
+def fetched(old, new, nm):
+    """The distinct chunks of NEW that OLD lacks: (chunks, bytes, data)."""
+    size, cs = int(nm["image_size"]), int(nm["chunk_size"])
+    have = {h for (h,) in old.execute("select sha256 from chunks where zero = 0")}
+    need, data = {}, 0
+    for idx, h in new.execute("select idx, sha256 from chunks where zero = 0"):
+        n = min(cs, size - idx * cs)
+        data += n
+        if h not in have:
+            need.setdefault(h, n)
+    return len(need), sum(need.values()), data
+
+
+def digests(top, out):
+    import hashlib
+    import os
+    with open(out, "w") as o:
+        for root, dirs, files in os.walk(top):
+            dirs.sort()
+            for f in sorted(files):
+                p = os.path.join(root, f)
+                if os.path.isfile(p) and not os.path.islink(p):
+                    h = hashlib.sha256()
+                    with open(p, "rb") as fh:
+                        for b in iter(lambda: fh.read(1 << 20), b""):
+                            h.update(b)
+                    o.write(f"{h.hexdigest()} /{os.path.relpath(p, top)}\n")
+
+
+def read_digests(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            h, p = line.rstrip("\n").split(" ", 1)
+            out[p] = h
+    return out
+
+
+def placement(db, path):
+    """A file's extents and inode number, as the manifest records them."""
+    ext = db.execute("select e.file_offset, e.image_offset, e.length "
+                     "from files f join extents e on e.file_id = f.id "
+                     "where f.path = ? order by e.file_offset",
+                     (path,)).fetchall()
+    r = db.execute("select ino from nodes where path = ?", (path,)).fetchone()
+    return ext, r and r[0]
+
+
+def compare(args):
+    old_m, new_m = args[0], args[1]
+    changed, same_files, identity = None, None, False
+    rest = args[2:]
+    while rest:
+        if rest[0] == "--changed":
+            changed, rest = int(rest[1]), rest[2:]
+        elif rest[0] == "--same":
+            same_files, rest = rest[1:3], rest[3:]
+        elif rest[0] == "--identity":
+            identity, rest = True, rest[1:]
+        else:
+            sys.exit(f"versions.py compare: {rest[0]}: unknown option")
+    old, om = open_manifest(old_m)
+    new, nm = open_manifest(new_m)
+    if identity:
+        for k in ("fs_uuid", "fs_hash_seed"):
+            if om.get(k) != nm.get(k):
+                sys.exit(f"{k} changed: {om.get(k)} -> {nm.get(k)}")
+    nchunks, nbytes, data = fetched(old, new, nm)
+    nsame = 0
+    if same_files:
+        a, b = read_digests(same_files[0]), read_digests(same_files[1])
+        for p in sorted(a):
+            if b.get(p) != a[p]:
+                continue
+            nsame += 1
+            (oe, oi), (ne, ni) = placement(old, p), placement(new, p)
+            if oe != ne:
+                sys.exit(f"{p}: unchanged, but its extents moved")
+            if oi != ni:
+                sys.exit(f"{p}: unchanged, but its inode changed ({oi} -> {ni})")
+    cs = int(nm["chunk_size"])
+    target = (changed + cs - 1) // cs + 4 if changed is not None else 0
+    print(nchunks, nbytes, data, target, nsame,
+          "%.1f" % (100 * nbytes / max(data, 1)))
+
+
+def shares(args):
+    out = []
+    for old_m, new_m in zip(args[0::2], args[1::2]):
+        old, _ = open_manifest(old_m)
+        new, nm = open_manifest(new_m)
+        _, nbytes, data = fetched(old, new, nm)
+        out.append("%.1f" % (100 * nbytes / max(data, 1)))
+    print(*out)
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "digests":
+        digests(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 4 and len(sys.argv) % 2 == 0 and sys.argv[1] == "shares":
+        shares(sys.argv[2:])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "compare":
+        compare(sys.argv[2:])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
