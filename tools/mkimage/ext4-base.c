@@ -63,6 +63,11 @@ struct ext4_base {
   size_t nr_nodes, cap_nodes;
   struct base_run *runs; /* sorted by (ino, lblk) */
   size_t nr_runs, cap_runs;
+  /* Source files with several names, to the kept node (index + 1) that
+   * one of them has: a name added to a kept file takes its inode even
+   * if the copy reaches the new name first.
+   */
+  struct tree_links *links;
   /* During the copy: what is reserved and not claimed yet. */
   ext2fs_block_bitmap resv_blocks;
   ext2fs_inode_bitmap resv_inodes;
@@ -294,6 +299,7 @@ ext4_base_free (struct ext4_base *b)
     free (b->nodes[i].path);
   free (b->nodes);
   free (b->runs);
+  tree_links_free (b->links);
   free (b);
 }
 
@@ -320,6 +326,10 @@ match_entry (void *opaque, const struct tree_node *tn, uint64_t *handle)
   if (n && (n->mode & S_IFMT) == (tn->st->st_mode & S_IFMT)) {
     n->kept = true;
     n->new_size = S_ISREG (tn->st->st_mode) ? tn->st->st_size : 0;
+    if (S_ISREG (tn->st->st_mode) && tn->st->st_nlink > 1 &&
+        tree_links_find (b->links, tn->st) == 0 &&
+        tree_links_add (b->links, tn->st, n - b->nodes + 1) == -1)
+      return -1;
   }
   return 0;
 }
@@ -329,6 +339,8 @@ ext4_base_match (struct ext4_base *b, const char *src)
 {
   size_t i, kept = 0;
 
+  if (b->links == NULL && (b->links = tree_links_new ()) == NULL)
+    return -1;
   if (tree_walk (src, &(struct tree_ops){ .visit = match_entry }, b) == -1)
     return -1;
   for (i = 0; i < b->nr_nodes; i++)
@@ -450,11 +462,16 @@ ext4_base_reserve (struct ext4_base *b, ext2_filsys fs)
 
 ext2_ino_t
 ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs, const char *path,
-                       mode_t mode)
+                       const struct stat *st)
 {
   const struct base_node *n = find_node (b, path);
+  int64_t other;
 
-  if (n == NULL || !n->kept || (n->mode & S_IFMT) != (mode & S_IFMT) ||
+  /* A new name of a kept file (a hard link added): the kept name's. */
+  if ((n == NULL || !n->kept) && S_ISREG (st->st_mode) && st->st_nlink > 1 &&
+      b->links && (other = tree_links_find (b->links, st)) > 0)
+    n = &b->nodes[other - 1];
+  if (n == NULL || !n->kept || (n->mode & S_IFMT) != (st->st_mode & S_IFMT) ||
       n->ino > fs->super->s_inodes_count ||
       !ext2fs_test_inode_bitmap2 (b->resv_inodes, n->ino))
     return 0;

@@ -203,7 +203,7 @@ static errcode_t
 new_inode (struct populate *p, const struct tree_node *n, ext2_ino_t *ino)
 {
   if (p->base) {
-    *ino = ext4_base_claim_inode (p->base, p->fs, n->path, n->st->st_mode);
+    *ino = ext4_base_claim_inode (p->base, p->fs, n->path, n->st);
     if (*ino)
       return 0;
   }

@@ -10,6 +10,7 @@
 #define EXT4_INODE_SIZE 256
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <ext2fs/ext2fs.h>
 
@@ -67,11 +68,12 @@ extern int ext4_base_match (struct ext4_base *b, const char *src);
  */
 extern int ext4_base_reserve (struct ext4_base *b, ext2_filsys fs);
 
-/* The base's inode of a kept path of this type, now free for the
- * caller to allocate, or 0.
+/* The base's inode of a kept path of st's type (or of a kept other
+ * name of st's file), now free for the caller to allocate, or 0.
  */
-extern ext2_ino_t ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs,
-                                         const char *path, mode_t mode);
+extern ext2_ino_t
+ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs, const char *path,
+                       const struct stat *st);
 
 /* The base's block for logical block lblk of kept inode ino, now free
  * for the caller to allocate, or 0.
