@@ -347,7 +347,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
 {
   off_t fd_start = -1;
   unsigned attempt = 0, throttled = 0;
-  uint64_t deadline = now_monotonic_ns () + c->throttle_ns;
+  uint64_t deadline = now_monotonic_ns () + c->throttle_ns, waited_all = 0;
   char line[2560], slow_msg[2048] = "";
 
   if (rq->fd >= 0)
@@ -393,6 +393,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
       goto fail;
     }
     count_throttled (c, waited);
+    waited_all += waited;
     if (retry)
       atomic_fetch_add_explicit (&c->counters.retries, 1, memory_order_relaxed);
     retry = false;
@@ -434,12 +435,13 @@ s3_run (struct s3_client *c, const struct s3_url *url,
                 " s)",
                 throttled, c->throttle_ns / 1000000000);
     }
-    /* NB: once throttled, a request also stops retrying real errors at
-     * the end of the throttle budget, so that its time stays bounded
-     * (README, "Timeouts").
+    /* NB: once throttled (or held back by the throttle), a request also
+     * stops retrying real errors at the end of the throttle budget, so
+     * that its time stays bounded (README, "Timeouts").
      */
     else if (outcome == S3_RETRY && attempt < c->retries &&
-             (throttled == 0 || now_monotonic_ns () < deadline)) {
+             ((throttled == 0 && waited_all == 0) ||
+              now_monotonic_ns () < deadline)) {
       if (rq->fd >= 0 && rs.got > 0 && !rewind_fd (rq->fd, fd_start)) {
         report_error ("%s: %s (cannot retry: the output cannot be "
                       "rewound: %m)",
