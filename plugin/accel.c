@@ -35,7 +35,11 @@ NBDKIT_DLL_PUBLIC int accel_debug_stats = 0;
 static struct image_config cfg = {
   .cache_dir = "/var/cache/accel",
   .dedup = true,
-  .s3 = { .connections = 16, .retries = 6, .timeout = 60, .tls_verify = true },
+  .s3 = { .connections = 16,
+          .retries = 6,
+          .timeout = 60,
+          .throttle_timeout = S3_DEFAULT_THROTTLE_TIMEOUT,
+          .tls_verify = true },
 };
 static uint32_t request_size = 8 * 1024 * 1024;
 static uint64_t readahead = 32 * 1024 * 1024;
@@ -194,6 +198,8 @@ accel_config (const char *key, const char *value)
                        &request_size);
   else if (strcmp (key, "retries") == 0)
     return nbdkit_parse_unsigned (key, value, &cfg.s3.retries);
+  else if (strcmp (key, "throttle-timeout") == 0)
+    return nbdkit_parse_unsigned (key, value, &cfg.s3.throttle_timeout);
   else if (strcmp (key, "timeout") == 0)
     return nbdkit_parse_unsigned (key, value, &cfg.s3.timeout);
   else if (strcmp (key, "trace") == 0) {
@@ -306,6 +312,8 @@ accel_config_complete (void)
   "--hot.\n"                                                                   \
   "retries=N             Retries of a failed request (default 6).\n"           \
   "timeout=SECS          Stall timeout of a request (default 60).\n"           \
+  "throttle-timeout=SECS How long a request may be throttled by the origin\n"  \
+  "                      (503 SlowDown, 429) before it fails (default 300).\n" \
   "tls-verify=false      Do not verify TLS certificates (default true).\n"     \
   "cainfo=FILE           CA certificates for TLS (default: AWS_CA_BUNDLE,\n"   \
   "                      the profile's ca_bundle, the system's)."
@@ -318,6 +326,7 @@ accel_dump_plugin (void)
 {
   printf ("accel_default_retries=%u\n", cfg.s3.retries);
   printf ("accel_default_timeout=%u\n", cfg.s3.timeout);
+  printf ("accel_default_throttle_timeout=%u\n", cfg.s3.throttle_timeout);
 }
 
 /* Open the image before nbdkit forks, so that a bad URL, credentials or
@@ -396,13 +405,14 @@ accel_cleanup (void)
         ", read hits %" PRIu64 ", read misses %" PRIu64 ", hit bytes %" PRIu64
         ", miss bytes %" PRIu64 ", dedup chunks %" PRIu64
         ", dedup bytes %" PRIu64 ", dedup mismatches %" PRIu64
-        ", dedup scans %" PRIu64 ", dedup scan us %" PRIu64,
+        ", dedup scans %" PRIu64 ", dedup scan us %" PRIu64
+        ", slowdowns %" PRIu64 ", throttled us %" PRIu64,
         f.chunk_fetches, f.fetch_bytes, f.requests, f.waits, f.verify_failures,
         c.hits, c.misses, c.stored, c.store_skipped, c.verified,
         c.verify_failed, c.evicted, s.requests, s.retries, s.errors, s.bytes,
         f.prefetch_chunks, f.prefetch_bytes, f.read_hits, f.read_misses,
         f.hit_bytes, f.miss_bytes, d.chunks, d.bytes, d.verify_failed, d.scans,
-        d.scan_us);
+        d.scan_us, s.slowdowns, s.throttled_us);
   }
   image_close (img);
   img = NULL;

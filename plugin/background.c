@@ -38,6 +38,9 @@
  */
 #define YIELD_NS (10 * UINT64_C (1000000))
 
+/* How long a prefetch worker waits after yielding to the throttle. */
+#define THROTTLED_NS (500 * UINT64_C (1000000))
+
 /* lock protects quit; the flusher and the prefetch workers sleep on
  * quit_cond between their rounds.
  */
@@ -119,16 +122,25 @@ prefetch_main (void *arg)
   struct prefetch_batch b;
 
   (void) arg;
+  /* Last when the origin throttles (s3.h). */
+  s3_set_thread_priority (S3_PRIORITY_PREFETCH);
   while (prefetch_take (&b)) {
     int r;
 
     if (wait_for_quiet () || nap (prefetch_pace (&b)) || wait_for_quiet ())
       break;
-    /* Errors were reported by the read path; a demand read will retry. */
-    r = fetch_prefetch (image, b.count, b.offset);
+    /* Errors were reported by the read path; a demand read will retry.
+     * EAGAIN: the origin throttles and others came first; the batch
+     * waits and is not a failure.
+     */
+    while ((r = fetch_prefetch (image, b.count, b.offset)) == -1 &&
+           errno == EAGAIN)
+      if (nap (THROTTLED_NS) || wait_for_quiet ())
+        goto quit;
     if (nap (prefetch_finish (&b, r)))
       break;
   }
+quit:
   return NULL;
 }
 

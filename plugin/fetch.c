@@ -19,6 +19,11 @@
  * it must stay behind everything else, so it asks how many foreground
  * reads are waiting on the origin (fetch_foreground_misses) before each
  * request.
+ *
+ * When the origin throttles, a GET of readahead or prefetch that would
+ * wait behind a demand read fails with EAGAIN (s3.h): its chunks fail
+ * with EAGAIN too, and a demand read that was waiting for one of them
+ * claims it again and fetches it itself.
  */
 
 #include <errno.h>
@@ -545,9 +550,9 @@ chunk_part (const struct image *img, uint64_t idx, uint64_t offset,
 
 /* Scope exit of a foreground read that waited on the origin. */
 static void
-foreground_done (bool *counted)
+foreground_done (bool *waiting)
 {
-  if (*counted)
+  if (*waiting)
     atomic_fetch_sub (&foreground_misses, 1);
 }
 
@@ -575,7 +580,7 @@ check_not_stale (struct image *img)
  */
 static ssize_t
 find_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
-             struct fetch_miss *misses)
+             struct fetch_miss *misses, bool counted)
 {
   uint64_t first = offset / img->chunk_size;
   uint64_t last = (offset + count - 1) / img->chunk_size, idx;
@@ -586,6 +591,8 @@ find_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
   for (idx = first; idx <= last; idx++) {
     chunk_part (img, idx, offset, count, &coff, &clen, &boff);
     if (image_chunk_is_zero (img, idx)) {
+      if (counted)
+        continue; /* zeroed on the first pass */
       stats.zero_reads++;
       if (buf) {
         memset ((char *) buf + boff, 0, clen);
@@ -602,14 +609,16 @@ find_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
       if (r == -1)
         return -1;
       if (r == 1) {
-        stats.hit_bytes += clen;
+        if (!counted)
+          stats.hit_bytes += clen;
         continue;
       }
-      stats.miss_bytes += clen;
+      if (!counted)
+        stats.miss_bytes += clen;
     }
     misses[nr++] = (struct fetch_miss){ .idx = idx };
   }
-  if (buf) {
+  if (buf && !counted) {
     if (nr == 0)
       stats.read_hits++;
     else
@@ -719,15 +728,15 @@ collect_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
   return err;
 }
 
-/* fetch_read and fetch_prefetch: zeros and cache hits first, then the
- * missing chunks, each fetched by one thread only.
+/* One pass of read_range; counted: an earlier pass counted the read
+ * and zeroed its all-zero chunks.
  */
 static int
-read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
-            bool prefetch)
+read_range_pass (struct image *img, void *buf, uint32_t count, uint64_t offset,
+                 bool prefetch, bool counted)
 {
   CLEANUP_FREE struct fetch_miss *misses = NULL;
-  __attribute__ ((cleanup (foreground_done))) bool counted = false;
+  __attribute__ ((cleanup (foreground_done))) bool waiting = false;
   uint64_t nr_chunks;
   ssize_t nr;
   int err;
@@ -743,12 +752,12 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
     report_error ("malloc: %m");
     return -1;
   }
-  nr = find_misses (img, buf, count, offset, misses);
+  nr = find_misses (img, buf, count, offset, misses, counted);
   if (nr <= 0)
     return nr;
   if (!prefetch) {
     atomic_fetch_add (&foreground_misses, 1);
-    counted = true;
+    waiting = true;
   }
   if (claim_misses (misses, nr) == -1)
     return -1;
@@ -760,6 +769,28 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
     return -1;
   }
   return 0;
+}
+
+/* fetch_read and fetch_prefetch: zeros and cache hits first, then the
+ * missing chunks, each fetched by one thread only.  A demand read whose
+ * chunks were left by a readahead or prefetch GET that yielded to the
+ * throttle (EAGAIN) goes again: it never yields, so the next pass
+ * fetches them itself.
+ */
+static int
+read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
+            bool prefetch)
+{
+  bool counted = false;
+  int r;
+
+  for (;;) {
+    r = read_range_pass (img, buf, count, offset, prefetch, counted);
+    if (r == 0 || errno != EAGAIN || prefetch ||
+        s3_thread_priority () != S3_PRIORITY_DEMAND)
+      return r;
+    counted = true;
+  }
 }
 
 int

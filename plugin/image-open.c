@@ -323,6 +323,22 @@ image_unchanged (struct image *img, const struct image_config *cfg)
   return learn_object (img) == -1 ? -1 : 0;
 }
 
+/* Back off together with every nbdkit of the node: the throttle
+ * state lives in the cache directory (docs/cache-format.md).  If it
+ * cannot, this process backs off on its own.
+ */
+static void
+share_throttle (struct image *img, const char *cache_dir)
+{
+  CLEANUP_FREE char *path = NULL;
+
+  if (asprintf (&path, "%s/throttle", cache_dir) == -1) {
+    path = NULL;
+    return;
+  }
+  s3_client_share_throttle (img->s3, path);
+}
+
 /* Whether the manifest is fetched from the origin (and so may race a
  * republish), not a local file or none.
  */
@@ -360,6 +376,7 @@ image_open (const struct image_config *cfg)
   img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
   if (img->dir == NULL)
     goto err;
+  share_throttle (img, cfg->cache_dir);
   for (tries = 0;; tries++) {
     int r;
 

@@ -164,6 +164,19 @@ render (FILE *fp)
            "Requests to the origin that were retries.", s.retries);
   counter (fp, "accel_origin_errors_total",
            "Origin operations that failed after every retry.", s.errors);
+  counter (fp, "accel_origin_slowdowns_total",
+           "Throttle answers from the origin (503 SlowDown, 503 without a "
+           "body, 429): back-pressure, sent again at a lower rate.",
+           s.slowdowns);
+  family (fp, "accel_origin_throttled_seconds_total", "counter",
+          "Time requests to the origin waited for a slot under the "
+          "throttle's rate (summed over requests).");
+  fprintf (fp, "accel_origin_throttled_seconds_total{image=\"%s\"} %.6f\n",
+           label, s.throttled_us / 1e6);
+  gauge (fp, "accel_origin_throttle_rate",
+         "The node's request rate limit after throttle answers, requests "
+         "per second (0: no limit).",
+         s.throttle_rate / 1000.0);
   counter (fp, "accel_chunk_fetches_total", "Chunks fetched from the origin.",
            f.chunk_fetches);
   family (fp, vf, "counter",

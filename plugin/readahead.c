@@ -129,6 +129,8 @@ static void *
 worker_main (void *arg)
 {
   (void) arg;
+  /* Behind demand reads when the origin throttles (s3.h). */
+  s3_set_thread_priority (S3_PRIORITY_READAHEAD);
   for (;;) {
     struct readahead_request req;
 
@@ -142,7 +144,9 @@ worker_main (void *arg)
       q_head = (q_head + 1) % QUEUE_LEN;
       q_len--;
     }
-    /* Errors were reported by the read path; a demand read will retry. */
+    /* Errors were reported by the read path; a demand read will retry.
+     * Throttled, the piece is dropped (EAGAIN): readahead is a hint.
+     */
     fetch_read (image, NULL, req.count, req.offset);
   }
   return NULL;

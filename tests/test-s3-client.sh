@@ -6,7 +6,8 @@
 # ACCEL_TEST_S3_ENDPOINT, ACCEL_TEST_S3_ACCESS_KEY, ACCEL_TEST_S3_SECRET_KEY.
 #
 # Part 1: a fake HTTP server (Python, on a loopback port) answers with
-# 503 SlowDown, cut-off bodies, reset connections, too many bytes, the
+# 503 ServiceUnavailable (retried), 503 SlowDown and 429 (back-pressure:
+# sent again without using up retries, until --throttle-timeout), cut-off bodies, reset connections, too many bytes, the
 # wrong Content-Range, a changed size or ETag, no Range support, no or
 # weak ETags, redirects, 403s and stalls; each must be retried or
 # refused with the right message.  s3:// requests to it must be signed
@@ -200,9 +201,17 @@ class Handler (http.server.BaseHTTPRequestHandler):
         if kind == "needtoken" and not self.signed ("fake/session+token="):
             return self.reply (403, [], b"<Error><Code>NoToken</Code></Error>")
         if kind == "flaky503" and self.command == "GET" and n <= 4:
+            return self.reply (503, [], b"<Error><Code>ServiceUnavailable"
+                               b"</Code><Message>Please try again."
+                               b"</Message></Error>")
+        # NB: n counts the HEAD of the open too.
+        if (kind == "slowdown" and self.command == "GET" and n <= 5) or \
+           (kind == "alwaysslow" and self.command == "GET"):
             return self.reply (503, [], b"<Error><Code>SlowDown</Code>"
                                b"<Message>Please reduce your request rate."
                                b"</Message></Error>")
+        if kind == "busy429" and self.command == "GET" and n <= 3:
+            return self.reply (429, [])
         if kind == "redirect":
             return self.reply (301, [("x-amz-bucket-region", "eu-west-1")])
         if kind == "forbidden":
@@ -288,7 +297,7 @@ cmp "$tmp/out" "$fbody" || fail "--whole: bytes differ"
 echo "== fake: transient failures are retried"
 compare_range "$fake/dir/flaky503-a" 0 10 "$fbody" --stats
 grep -q "retries 3 errors 0" "$tmp/err" || fail "503 not retried 3 times"
-grep -qF "503 Service Unavailable (SlowDown: Please reduce your request rate.): retry 1 of 6" \
+grep -qF "503 Service Unavailable (ServiceUnavailable: Please try again.): retry 1 of 6" \
   "$tmp/err" || fail "no debug line for the retry"
 compare_range "$fake/dir/short-a" 50000 40000 "$fbody" --stats
 grep -q "retries 1 errors 0" "$tmp/err" || fail "short body not retried"
@@ -299,10 +308,30 @@ run_get --whole 100000 "$fake/dir/shortwhole-a" \
 cmp "$tmp/out" "$fbody" || fail "--whole after a retry: bytes differ"
 rc=0; run_get --retries 2 "$fake/dir/flaky503-b" 0 10 || rc=$?
 expect_error 1 $rc \
-  "$fake/dir/flaky503-b: 503 Service Unavailable (SlowDown: Please reduce your request rate.) (gave up after 3 attempts)"
+  "$fake/dir/flaky503-b: 503 Service Unavailable (ServiceUnavailable: Please try again.) (gave up after 3 attempts)"
 rc=0; run_get --retries 1 --timeout 1 "$fake/dir/slow" 0 10 || rc=$?
 expect_error 1 $rc "$fake/dir/slow: Timeout was reached" \
   "(gave up after 2 attempts)"
+
+echo "== fake: SlowDown and 429 are back-pressure, not failures"
+# Four SlowDowns, two 429s without a body: served with no retry left.
+compare_range "$fake/dir/slowdown-a" 0 10 "$fbody" --retries 0 --stats
+grep -q "retries 0 errors 0 slowdowns 4" "$tmp/err" ||
+  fail "SlowDown not sent again as back-pressure"
+grep -qF "503 Service Unavailable (SlowDown: Please reduce your request rate.): throttled (1), sending again at a lower rate" \
+  "$tmp/err" || fail "no debug line for the throttled request"
+compare_range "$fake/dir/busy429-a" 0 10 "$fbody" --retries 0 --stats
+grep -q "retries 0 errors 0 slowdowns 2" "$tmp/err" ||
+  fail "429 not sent again as back-pressure"
+# A server that never stops throttling: one error at throttle-timeout.
+t0=$(date +%s%N)
+rc=0; run_get --retries 6 --throttle-timeout 2 --stats "$fake/dir/alwaysslow" 0 10 || rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_error 1 $rc \
+  "$fake/dir/alwaysslow: 503 Service Unavailable (SlowDown: Please reduce your request rate.) (throttled " \
+  "gave up after throttle-timeout=2 s)"
+grep -q "retries 0 errors 1 slowdowns" "$tmp/err" || fail "throttled requests counted as retries"
+[ "$ms" -ge 1900 ] && [ "$ms" -lt 10000 ] || fail "gave up after $ms ms, not about 2 s"
 
 echo "== fake: protocol violations are refused, not retried"
 rc=0; run_get --stats "$fake/dir/overflow" 0 10 || rc=$?

@@ -160,10 +160,11 @@ s3_curl -I "$ep/$bucket/resume.bin" >/dev/null 2>&1 &&
 [ "$(uploads_of resume.bin | wc -l)" = 2 ] ||
   fail "the interrupted upload was not kept"
 
-# Part 6 is refused once with 503 and the completion once with 500:
-# both are retried (the part re-read from the file).
+# Part 6 is refused once with 503 (ServiceUnavailable: a failure, not
+# SlowDown's back-pressure) and the completion once with 500: both are
+# retried (the part re-read from the file).
 echo '[{"method": "PUT", "match": "partNumber=6&", "action": "status",
-        "status": 503, "count": 1},
+        "status": 503, "code": "ServiceUnavailable", "count": 1},
        {"method": "POST", "match": "uploadId=", "action": "status",
         "status": 500, "count": 1}]' > "$proxy_faults"
 run resumed --part-size 5M --parallel 2 --progress "$tmp/resume.bin" \

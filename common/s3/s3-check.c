@@ -397,6 +397,25 @@ judge_xml (const struct s3_request *rq, const struct s3_response *rs, char *msg,
   return S3_OK;
 }
 
+/* S3 asks a client to slow down with 503 SlowDown; other servers and
+ * load balancers say the same with 429, or a 503 with no body.  A 503
+ * with another code (ServiceUnavailable...) is a real error.
+ */
+bool
+s3_response_throttled (const struct s3_response *rs)
+{
+  struct http_s3_error xe;
+
+  if (rs->status == 429)
+    return true;
+  if (rs->status != 503)
+    return false;
+  if (rs->err_total == 0)
+    return true;
+  http_parse_s3_error (rs->err_body, rs->err_len, &xe);
+  return strcmp (xe.code, "SlowDown") == 0;
+}
+
 /* Order matters: local read and write errors, then any status other than 2xx
  * (judged even if its body was cut short), then transfer errors, then
  * the strict checks of a 2xx.

@@ -27,6 +27,7 @@
 struct s3_counters {
   _Atomic uint64_t requests, gets, heads, puts, posts, deletes;
   _Atomic uint64_t bytes, sent, retries, errors;
+  _Atomic uint64_t slowdowns, throttled_us;
 };
 
 extern void s3_counters_snapshot (struct s3_counters *k, struct s3_stats *out);
@@ -146,6 +147,11 @@ extern enum s3_outcome
 s3_check_response (const struct s3_url *url, const struct s3_request *rq,
                    struct s3_response *rs, char *msg, size_t msglen, int *err);
 
+/* Is the response back-pressure rather than a failure: 429, or 503
+ * with S3's SlowDown or no body at all?  (Before s3_response_free.)
+ */
+extern bool s3_response_throttled (const struct s3_response *rs);
+
 /* Whether a 2xx response's headers are what a read of an opened object
  * must get (the judgement s3_check_response makes of them at the end).
  */
@@ -165,7 +171,8 @@ s3_client_url (struct s3_client *c, const char *url, struct s3_url *out);
  * if errbuf is not NULL, after writing it there instead for the caller
  * to report (so that of many parallel failures one is shown; "" means
  * that it could not be attempted and that was reported already).  With
- * rq->missing_ok a 404 gives ENOENT and no message at all.
+ * rq->missing_ok a 404 gives ENOENT and no message at all; a request
+ * of a lower priority yielding while throttled gives EAGAIN and none.
  */
 extern int s3_run (struct s3_client *c, const struct s3_url *url,
                    const struct s3_request *rq, struct s3_response *out,

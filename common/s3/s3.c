@@ -10,6 +10,11 @@
  * (transient: 5xx, 429, reset, timeout, short body) or fail, with a
  * message.  Only the loop here reports, once, after the last attempt,
  * so a retried hiccup leaves nothing but a debug line.
+ *
+ * Throttle answers (SlowDown) are back-pressure, not failures: every
+ * attempt first waits for a slot of the throttle (throttle.h), which
+ * such answers slow down, and they are sent again for as long as the
+ * throttle budget lasts, without using up the retries.
  */
 
 #include <errno.h>
@@ -36,6 +41,7 @@
 #include "s3-url.h"
 #include "s3.h"
 #include "sigv4.h"
+#include "throttle.h"
 
 /* Full-jitter exponential backoff between attempts. */
 #define BACKOFF_BASE_MS 100
@@ -44,6 +50,8 @@
 struct s3_client {
   char *endpoint, *region, *profile;
   unsigned retries;
+  uint64_t throttle_ns; /* throttle budget of one request */
+  struct throttle *throttle;
   struct http_pool *pool;
   struct creds_provider *creds;
   struct s3_counters counters;
@@ -72,6 +80,7 @@ s3_config_init (struct s3_config *cfg)
   memset (cfg, 0, sizeof *cfg);
   cfg->connections = HTTP_DEFAULT_CONNECTIONS;
   cfg->retries = S3_DEFAULT_RETRIES;
+  cfg->throttle_timeout = S3_DEFAULT_THROTTLE_TIMEOUT;
   cfg->tls_verify = true;
 }
 
@@ -119,6 +128,11 @@ s3_client_new (const struct s3_config *cfg)
     return NULL;
   }
   c->retries = cfg->retries;
+  c->throttle_ns = cfg->throttle_timeout * UINT64_C (1000000000);
+  c->throttle = throttle_new (cfg->connections ? cfg->connections
+                                               : HTTP_DEFAULT_CONNECTIONS);
+  if (c->throttle == NULL)
+    goto err;
   if (dup_opt (cfg->profile, &c->profile) == -1)
     goto err;
   if (creds_endpoint (cfg->profile, "s3", cfg->endpoint, cfg->cainfo, &ep,
@@ -159,6 +173,30 @@ s3_client_endpoint (const struct s3_client *c)
   return c->endpoint;
 }
 
+/* The node's throttle state, shared through a file. */
+int
+s3_client_share_throttle (struct s3_client *c, const char *path)
+{
+  return throttle_share (c->throttle, path);
+}
+
+/* Each thread's class; nbdkit's threads, which serve clients, keep the
+ * first.
+ */
+static __thread enum s3_priority thread_priority = S3_PRIORITY_DEMAND;
+
+void
+s3_set_thread_priority (enum s3_priority prio)
+{
+  thread_priority = prio;
+}
+
+enum s3_priority
+s3_thread_priority (void)
+{
+  return thread_priority;
+}
+
 /* Free a client after its last object is closed. */
 void
 s3_client_free (struct s3_client *c)
@@ -168,6 +206,7 @@ s3_client_free (struct s3_client *c)
   if (c->creds)
     creds_provider_free (c->creds);
   http_pool_free (c->pool);
+  throttle_free (c->throttle);
   free (c->endpoint);
   free (c->region);
   free (c->profile);
@@ -190,6 +229,10 @@ s3_counters_snapshot (struct s3_counters *k, struct s3_stats *out)
   out->sent = atomic_load_explicit (&k->sent, memory_order_relaxed);
   out->retries = atomic_load_explicit (&k->retries, memory_order_relaxed);
   out->errors = atomic_load_explicit (&k->errors, memory_order_relaxed);
+  out->slowdowns = atomic_load_explicit (&k->slowdowns, memory_order_relaxed);
+  out->throttled_us =
+      atomic_load_explicit (&k->throttled_us, memory_order_relaxed);
+  out->throttle_rate = 0;
 }
 
 /* For --stats and debug output. */
@@ -197,6 +240,7 @@ void
 s3_client_stats (struct s3_client *c, struct s3_stats *out)
 {
   s3_counters_snapshot (&c->counters, out);
+  out->throttle_rate = throttle_rate (c->throttle);
 }
 
 /* A random delay in [0, min (cap, base * 2^attempt)] ms.  Full jitter
@@ -284,8 +328,17 @@ s3_client_url (struct s3_client *c, const char *url, struct s3_url *out)
   return s3_url_parse (url, c->endpoint, c->region, out);
 }
 
-/* Attempts until success, a permanent failure or the last retry; then
- * one message, reported or handed back in errbuf.
+/* Time spent waiting for throttle slots, for the counters. */
+static void
+count_throttled (struct s3_client *c, uint64_t ns)
+{
+  atomic_fetch_add_explicit (&c->counters.throttled_us, ns / 1000,
+                             memory_order_relaxed);
+}
+
+/* Attempts until success, a permanent failure, the last retry or the
+ * end of the throttle budget; then one message, reported or handed
+ * back in errbuf.  Each attempt first waits for a throttle slot.
  */
 int
 s3_run (struct s3_client *c, const struct s3_url *url,
@@ -293,28 +346,68 @@ s3_run (struct s3_client *c, const struct s3_url *url,
         size_t errlen)
 {
   off_t fd_start = -1;
-  unsigned attempt;
-  char line[2560];
+  unsigned attempt = 0, throttled = 0;
+  uint64_t deadline = now_monotonic_ns () + c->throttle_ns, waited_all = 0;
+  char line[2560], slow_msg[2048] = "";
 
   if (rq->fd >= 0)
     fd_start = lseek (rq->fd, 0, SEEK_CUR);
 
-  for (attempt = 0;; attempt++) {
+  /* retry: this attempt is a retry after a real error. */
+  for (bool retry = false;;) {
     struct s3_response rs;
     enum s3_outcome outcome;
-    char msg[2048], gave_up[64] = "";
+    char msg[2048], gave_up[96] = "";
     int r, err = EIO;
+    uint64_t waited = 0, sent;
+    bool slow;
     unsigned ms;
 
-    if (attempt > 0)
+    if (throttle_wait (c->throttle, thread_priority, deadline, &waited) == -1) {
+      count_throttled (c, waited);
+      if (errno == EAGAIN) {
+        report_debug ("s3: %s%s%s: throttled: yielding to reads of a higher "
+                      "priority",
+                      url->name, rq->what ? ": " : "",
+                      rq->what ? rq->what : "");
+        if (errbuf && errlen > 0)
+          errbuf[0] = '\0';
+        errno = EAGAIN;
+        return -1;
+      }
+      if (throttled > 0) {
+        snprintf (msg, sizeof msg, "%s", slow_msg);
+        snprintf (
+            gave_up, sizeof gave_up,
+            " (throttled %u times: gave up after throttle-timeout=%" PRIu64
+            " s)",
+            throttled, c->throttle_ns / 1000000000);
+      }
+      else
+        snprintf (msg, sizeof msg,
+                  "the origin throttles this node: no slot for the request "
+                  "within throttle-timeout=%" PRIu64 " s",
+                  c->throttle_ns / 1000000000);
+      err = ETIMEDOUT;
+      outcome = S3_FAIL;
+      goto fail;
+    }
+    count_throttled (c, waited);
+    waited_all += waited;
+    if (retry)
       atomic_fetch_add_explicit (&c->counters.retries, 1, memory_order_relaxed);
+    retry = false;
+    sent = now_monotonic_ns ();
     s3_response_init (&rs);
     r = s3_perform (c->pool, c->creds, c->region, url, rq, &rs, &c->counters);
     if (r == -1) {
+      throttle_done (c->throttle, sent, false);
       s3_response_free (&rs);
       goto fail_reported;
     }
     outcome = s3_check_response (url, rq, &rs, msg, sizeof msg, &err);
+    slow = outcome == S3_RETRY && s3_response_throttled (&rs);
+    throttle_done (c->throttle, sent, slow);
     s3_response_free (&rs);
 
     if (outcome == S3_OK) {
@@ -324,7 +417,31 @@ s3_run (struct s3_client *c, const struct s3_url *url,
         *out = rs;
       return 0;
     }
-    if (outcome == S3_RETRY && attempt < c->retries) {
+    /* Back-pressure: sent again when the throttle gives a slot. */
+    if (slow) {
+      throttled++;
+      snprintf (slow_msg, sizeof slow_msg, "%s", msg);
+      atomic_fetch_add_explicit (&c->counters.slowdowns, 1,
+                                 memory_order_relaxed);
+      if (now_monotonic_ns () < deadline) {
+        report_debug ("s3: %s%s%s: %s: throttled (%u), sending again at a "
+                      "lower rate",
+                      url->name, rq->what ? ": " : "", rq->what ? rq->what : "",
+                      msg, throttled);
+        continue;
+      }
+      snprintf (gave_up, sizeof gave_up,
+                " (throttled %u times: gave up after throttle-timeout=%" PRIu64
+                " s)",
+                throttled, c->throttle_ns / 1000000000);
+    }
+    /* NB: once throttled (or held back by the throttle), a request also
+     * stops retrying real errors at the end of the throttle budget, so
+     * that its time stays bounded (README, "Timeouts").
+     */
+    else if (outcome == S3_RETRY && attempt < c->retries &&
+             ((throttled == 0 && waited_all == 0) ||
+              now_monotonic_ns () < deadline)) {
       if (rq->fd >= 0 && rs.got > 0 && !rewind_fd (rq->fd, fd_start)) {
         report_error ("%s: %s (cannot retry: the output cannot be "
                       "rewound: %m)",
@@ -335,9 +452,14 @@ s3_run (struct s3_client *c, const struct s3_url *url,
       report_debug ("s3: %s%s%s: %s: retry %u of %u in %u ms", url->name,
                     rq->what ? ": " : "", rq->what ? rq->what : "", msg,
                     attempt + 1, c->retries, ms);
+      attempt++;
+      retry = true;
       sleep_ms (ms);
       continue;
     }
+    else if (outcome == S3_RETRY && attempt > 0)
+      snprintf (gave_up, sizeof gave_up, " (gave up after %u attempts)",
+                attempt + 1);
 
     if (rq->missing_ok && err == ENOENT) {
       errno = ENOENT;
@@ -345,9 +467,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
     }
     if (strcmp (rq->method, "HEAD") == 0)
       explain_head_failure (c, url, rs.status, msg, sizeof msg, &err);
-    if (outcome == S3_RETRY && attempt > 0)
-      snprintf (gave_up, sizeof gave_up, " (gave up after %u attempts)",
-                attempt + 1);
+fail:
     snprintf (line, sizeof line, "%s%s%s: %s%s", url->name,
               rq->what ? ": " : "", rq->what ? rq->what : "", msg, gave_up);
     if (errbuf)

@@ -12,8 +12,12 @@
  *   ENOENT  no such bucket or object        EACCES  403 (credentials?)
  *   ESTALE  the object changed since open   ERANGE  read past the end
  *   EIO     server errors after retries, protocol violations, ...
- * Transient failures (5xx, 429, SlowDown, reset connections, timeouts,
- * short bodies) are retried with full-jitter exponential backoff.
+ * Transient failures (5xx, reset connections, timeouts, short bodies)
+ * are retried with full-jitter exponential backoff, `retries` times.
+ * Throttle answers (503 SlowDown, 503 without a body, 429) are not
+ * failures but back-pressure (throttle.h): the request waits for a slot
+ * under a lower rate and is sent again, for up to `throttle_timeout`
+ * seconds.
  *
  * Secrets (secret key, session token, Authorization header, presigned
  * query strings) never appear in any message at any level.
@@ -27,6 +31,20 @@
 
 #define S3_DEFAULT_RETRIES 6
 #define S3_MAX_RETRIES 100
+/* Seconds a request may be throttled before it fails: with the default
+ * retries and a 60 s timeout it stays inside accel-mount's nbd timeout
+ * (README, "Timeouts").
+ */
+#define S3_DEFAULT_THROTTLE_TIMEOUT 300
+
+/* Who a request is for, which decides who waits when the origin
+ * throttles: demand reads first, then readahead, then prefetch.
+ */
+enum s3_priority {
+  S3_PRIORITY_DEMAND,
+  S3_PRIORITY_READAHEAD,
+  S3_PRIORITY_PREFETCH,
+};
 
 struct s3_config {
   /* "http[s]://HOST[:PORT]" (path-style); NULL = AWS_ENDPOINT_URL_S3,
@@ -39,12 +57,13 @@ struct s3_config {
   unsigned connections; /* concurrent requests; 0 = default (16) */
   unsigned retries; /* retries after the first attempt (6) */
   unsigned timeout; /* seconds for one request; 0 = no limit */
+  unsigned throttle_timeout; /* seconds a request may be throttled (300) */
   bool tls_verify; /* verify certificates (normally true) */
   const char *cainfo; /* CA bundle, NULL = AWS_CA_BUNDLE, profile, system */
 };
 
 /* Set cfg to the defaults: all NULL, 16 connections, 6 retries, no
- * timeout, TLS verification on.
+ * timeout, 300 s of throttling, TLS verification on.
  */
 extern void s3_config_init (struct s3_config *cfg);
 
@@ -57,6 +76,22 @@ extern struct s3_client *s3_client_new (const struct s3_config *cfg);
  * AWS's.  It belongs to the client.
  */
 extern const char *s3_client_endpoint (const struct s3_client *c);
+
+/* Back off together with every process that shares the throttle state
+ * in the file path (e.g. CACHE_DIR/throttle, docs/cache-format.md):
+ * created or rebuilt as needed.  Call before other threads use c.
+ * Returns -1 if the file cannot be used (a debug message says why):
+ * the client then keeps its own state.
+ */
+extern int s3_client_share_throttle (struct s3_client *c, const char *path);
+
+/* The class of the calling thread's requests from now on (each thread
+ * starts as S3_PRIORITY_DEMAND).  While the origin throttles, a
+ * request of a lower class that would wait while one of a higher class
+ * waits fails at once with errno EAGAIN and no message.
+ */
+extern void s3_set_thread_priority (enum s3_priority prio);
+extern enum s3_priority s3_thread_priority (void);
 
 /* Free the client.  Every object must have been closed. */
 extern void s3_client_free (struct s3_client *c);
@@ -132,6 +167,9 @@ struct s3_stats {
   uint64_t sent; /* request body bytes sent (uploads), retries included */
   uint64_t retries; /* requests that were a retry */
   uint64_t errors; /* operations that failed (after any retries) */
+  uint64_t slowdowns; /* throttle answers (503 SlowDown, 429...) */
+  uint64_t throttled_us; /* time requests waited for a slot */
+  uint64_t throttle_rate; /* the node's rate now, requests/s x 1000, 0: none */
 };
 
 /* A snapshot of the counters. */

@@ -55,6 +55,7 @@ usage (void)
   fprintf (stderr,
            "usage: " PROG " [--endpoint URL] [--region R] [--profile P]\n"
            "         [--connections N] [--retries N] [--timeout S]\n"
+           "         [--throttle-timeout S]\n"
            "         [--no-tls-verify] [--cainfo FILE] [--stats] [--verbose]\n"
            "         [--ready FILE] [--wait-for FILE] [--missing-ok]\n"
            "         URL OFFSET LENGTH | --whole MAX URL | --info URL |\n"
@@ -369,7 +370,8 @@ main (int argc, char *argv[])
     OPT_WAIT_FOR,
     OPT_MISSING_OK,
     OPT_PRESIGN,
-    OPT_PROGRESS
+    OPT_PROGRESS,
+    OPT_THROTTLE_TIMEOUT
   };
   static const struct option long_options[] = {
     { "endpoint", required_argument, NULL, OPT_ENDPOINT },
@@ -378,6 +380,7 @@ main (int argc, char *argv[])
     { "connections", required_argument, NULL, OPT_CONNECTIONS },
     { "retries", required_argument, NULL, OPT_RETRIES },
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "throttle-timeout", required_argument, NULL, OPT_THROTTLE_TIMEOUT },
     { "no-tls-verify", no_argument, NULL, OPT_NO_TLS_VERIFY },
     { "cainfo", required_argument, NULL, OPT_CAINFO },
     { "stats", no_argument, NULL, OPT_STATS },
@@ -426,6 +429,9 @@ main (int argc, char *argv[])
       break;
     case OPT_TIMEOUT:
       cfg.timeout = parse_num ("--timeout", optarg);
+      break;
+    case OPT_THROTTLE_TIMEOUT:
+      cfg.throttle_timeout = parse_num ("--throttle-timeout", optarg);
       break;
     case OPT_NO_TLS_VERIFY:
       cfg.tls_verify = false;
@@ -545,8 +551,10 @@ out:
     s3_client_stats (client, &st);
     fprintf (stderr,
              "stats: requests %" PRIu64 " gets %" PRIu64 " heads %" PRIu64
-             " bytes %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 "\n",
-             st.requests, st.gets, st.heads, st.bytes, st.retries, st.errors);
+             " bytes %" PRIu64 " retries %" PRIu64 " errors %" PRIu64
+             " slowdowns %" PRIu64 "\n",
+             st.requests, st.gets, st.heads, st.bytes, st.retries, st.errors,
+             st.slowdowns);
   }
   s3_client_free (client);
   if (compare_fd >= 0)

@@ -28,8 +28,17 @@ applies:
                                           bytes, then send a TCP RST
   {"action": "truncate", "after_bytes": N}  the same, then close cleanly
   {"action": "corrupt", "offset": N}      invert the body byte at offset N
+  {"action": "limit", "rate": R}          admit R requests a second (a
+                                          token bucket shared by every
+                                          client, "burst" tokens at most,
+                                          default max(1, R)) and answer
+                                          the rest 503 SlowDown, as S3
+                                          does above its per-prefix rate
 A rule with "count" applies that many times.  Uses are remembered by the
-rule's text: add an "id" to re-arm an identical rule.
+rule's text: add an "id" to re-arm an identical rule.  A "limit" rule
+has no count and never stops matching; rewrite it to change R mid-run
+(the bucket keeps its tokens).  Its requests are counted in the stats'
+"limit": {"admitted": N, "slowdown": N}.
 NB: request bodies need a Content-Length (no chunked uploads).
 """
 
@@ -60,6 +69,7 @@ ERROR_CODES = {403: "AccessDenied", 404: "NoSuchKey", 500: "InternalError",
 lock = threading.Lock()
 stats = {"requests": 0, "status": {}, "bytes": 0, "faults": {}}
 rule_uses = {}          # rule's canonical text -> times applied
+bucket = {"tokens": None, "time": 0.0}   # the "limit" rule's token bucket
 args = None
 
 
@@ -85,6 +95,26 @@ def publish(method=None, status=None, nbytes=0):
             write_atomically(args.stats_file, json.dumps(stats, indent=1))
 
 
+def admit(rule):
+    """With lock held: take a token of the "limit" rule's bucket, if
+    there is one.  Tokens accrue at the rule's current rate."""
+    rate = float(rule.get("rate", 1))
+    burst = float(rule.get("burst", max(1.0, rate)))
+    now = time.monotonic()
+    if bucket["tokens"] is None:
+        bucket["tokens"] = burst
+    else:
+        bucket["tokens"] += (now - bucket["time"]) * rate
+    bucket["tokens"] = min(bucket["tokens"], burst)
+    bucket["time"] = now
+    ok = bucket["tokens"] >= 1
+    if ok:
+        bucket["tokens"] -= 1
+    limit = stats.setdefault("limit", {"admitted": 0, "slowdown": 0})
+    limit["admitted" if ok else "slowdown"] += 1
+    return ok
+
+
 def pick_fault(method, path, range_header):
     """Return the first live rule matching the request, using it up."""
     if not args.faults:
@@ -101,6 +131,13 @@ def pick_fault(method, path, range_header):
                rule.get("match", "") not in path or \
                ("range" in rule and rule["range"] not in range_header):
                 continue
+            if rule.get("action") == "limit":
+                if admit(rule):
+                    continue
+                stats["faults"]["limit"] = stats["faults"].get("limit", 0) + 1
+                return {"action": "status", "status": 503,
+                        "code": "SlowDown",
+                        "message": "Please reduce your request rate."}
             key = json.dumps(rule, sort_keys=True)
             if "count" in rule and rule_uses.get(key, 0) >= rule["count"]:
                 continue
@@ -145,7 +182,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             while length > 0:       # drain the request body, unsent
                 block = self.rfile.read(min(BLOCK, length))
                 length = length - len(block) if block else 0
-            return self.send_error_xml(rule["status"], rule.get("code"))
+            return self.send_error_xml(rule["status"], rule.get("code"),
+                                       rule.get("message",
+                                                "injected by s3proxy"))
         if action == "delay":
             time.sleep(float(rule.get("seconds", 1)))
         try:
