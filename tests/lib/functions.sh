@@ -347,3 +347,31 @@ unmount_export () {
   umount "$1" && losetup -d "$loopdev" && fusermount3 -u "$tmp/fuse" &&
     _wait_gone "$_nbdfuse_pid"
 }
+
+# leftovers: for the node tools' tests (accel-mount, accel-update):
+# everything of ours still there, one line each: processes with the run
+# directory ($ACCEL_RUN_DIR) in their arguments, loop devices over files
+# under $tmp, mounts under $tmp and state directories.
+leftovers () {
+  local p args a b
+  for p in /proc/[0-9]*; do
+    mapfile -d '' args 2>/dev/null < "$p/cmdline" || continue
+    for a in "${args[@]}"; do
+      case $a in *"$ACCEL_RUN_DIR"*)
+        echo "process ${p#/proc/}: ${args[*]}"
+        break ;;
+      esac
+    done
+  done
+  for b in /sys/block/loop*/loop/backing_file; do
+    [ -f "$b" ] || continue
+    case $(cat "$b" 2>/dev/null) in "$tmp"/*)
+      echo "loop device ${b#/sys/block/}: $(cat "$b")" ;;
+    esac
+  done
+  grep -F " $tmp/" /proc/mounts | sed 's/^/mount: /'
+  for b in "$ACCEL_RUN_DIR"/*/; do
+    [ -d "$b" ] && echo "state directory: $b"
+  done
+  return 0
+}
