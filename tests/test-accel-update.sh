@@ -38,20 +38,6 @@ cache_tool="$top/tools/accel-cache"
 # A private state directory: never the real /run/accel.
 export ACCEL_RUN_DIR="$tmp/run"
 
-# The safety net, should the tools fail: undo by hand whatever is left.
-force_cleanup () {
-  local m l p
-  grep -F " $tmp/" /proc/mounts | awk '{ print $2 }' | sort -r |
-    while read -r m; do umount -l "$(printf '%b' "$m")"; done
-  for l in /sys/block/loop*/loop/backing_file; do
-    case $(cat "$l" 2>/dev/null) in "$tmp"/*)
-      losetup -d "/dev/$(basename "$(dirname "$(dirname "$l")")")" ;;
-    esac
-  done
-  for p in $(leftovers | sed -n 's/^process \([0-9]*\):.*/\1/p'); do
-    kill -9 "$p"
-  done
-}
 on_exit force_cleanup
 on_exit "for d in '$ACCEL_RUN_DIR'/*/; do '$umount_tool' --name \"\$(basename \"\$d\")\"; done"
 

@@ -375,3 +375,20 @@ leftovers () {
   done
   return 0
 }
+
+# force_cleanup: the node tools' tests' safety net, should the tools
+# fail: undo by hand whatever is left (mounts and loop devices under
+# $tmp, processes leftovers finds).
+force_cleanup () {
+  local m l p
+  grep -F " $tmp/" /proc/mounts | awk '{ print $2 }' | sort -r |
+    while read -r m; do umount -l "$(printf '%b' "$m")"; done
+  for l in /sys/block/loop*/loop/backing_file; do
+    case $(cat "$l" 2>/dev/null) in "$tmp"/*)
+      losetup -d "/dev/$(basename "$(dirname "$(dirname "$l")")")" ;;
+    esac
+  done
+  for p in $(leftovers | sed -n 's/^process \([0-9]*\):.*/\1/p'); do
+    kill -9 "$p"
+  done
+}

@@ -496,9 +496,12 @@ index_dirs (const struct mkimage_options *o, const char *image)
   return 0;
 }
 
-/* The block and inode counts, read back from the superblock. */
+/* The block, inode and free block counts, read back from the
+ * superblock.  0, or -1 (error reported).
+ */
 static int
-read_geometry (const char *image, uint64_t *blocks, uint64_t *inodes)
+read_counts (const char *image, uint64_t *blocks, uint64_t *inodes,
+             uint64_t *free_blocks)
 {
   ext2_filsys fs;
   errcode_t err;
@@ -510,24 +513,7 @@ read_geometry (const char *image, uint64_t *blocks, uint64_t *inodes)
   }
   *blocks = ext2fs_blocks_count (fs->super);
   *inodes = fs->super->s_inodes_count;
-  ext2fs_close_free (&fs);
-  return 0;
-}
-
-/* Blocks in use and in all, read back from the superblock. */
-static int
-read_usage (const char *image, uint64_t *used, uint64_t *total)
-{
-  ext2_filsys fs;
-  errcode_t err;
-
-  err = ext2fs_open (image, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
-  if (err) {
-    report_error ("%s: ext2fs_open: %s", image, ext4_strerror (err));
-    return -1;
-  }
-  *total = ext2fs_blocks_count (fs->super);
-  *used = *total - ext2fs_free_blocks_count (fs->super);
+  *free_blocks = ext2fs_free_blocks_count (fs->super);
   ext2fs_close_free (&fs);
   return 0;
 }
@@ -662,7 +648,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
             struct build_result *r)
 {
   unsigned char digest[32];
-  uint64_t blocks, inodes, used = 0, total = 0;
+  uint64_t blocks, inodes, used = 0, total = 0, unused, free_blocks;
   uint64_t est_blocks, est_inodes, est_holes, based_blocks = 0;
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
@@ -706,7 +692,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
     /* NB: mke2fs rounds the inodes up to whole inode table blocks; the
      * manifest records what it made, which it makes again when asked.
      */
-    if (read_geometry (image, &r->mkfs_blocks, &r->mkfs_inodes) == -1)
+    if (read_counts (image, &r->mkfs_blocks, &r->mkfs_inodes, &unused) == -1)
       return -1;
     if (base) {
       uint64_t to = grow ? based_blocks : ext4_base_layout (base)->blocks;
@@ -738,8 +724,9 @@ ext4_build (const struct mkimage_options *o, const char *image,
       blocks += blocks / 10 > 256 ? blocks / 10 : 256;
       continue;
     }
-    if (read_usage (image, &used, &total) == -1)
+    if (read_counts (image, &total, &unused, &free_blocks) == -1)
       return -1;
+    used = total - free_blocks;
     report_debug ("%" PRIu64 " of %" PRIu64 " blocks used", used, total);
     if (base || resized || total - used <= 64 + slack_blocks (o, used) ||
         (total - used) * 100 <=
