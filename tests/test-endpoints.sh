@@ -15,6 +15,12 @@
 #    The debug output names the source each time.
 # 3. A profile naming a services section that does not exist fails
 #    with a message saying so (as in the AWS CLI).
+# 4. An endpoint under a path (a gateway serving the store under
+#    /site-cache, stood in by tests/lib/s3proxy.py --strip-prefix):
+#    anonymous reads of a public image through it are byte for byte
+#    right; signed ones are refused by the store, because the gateway
+#    changed the path that was signed, and the error says so.  Bad
+#    paths (empty, . or .. segments, %-escapes) are refused up front.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires nbdkit; requires nbdcopy; requires mke2fs
@@ -125,4 +131,42 @@ AWS_CONFIG_FILE=$tmp/config-missing \
 grep -q "services = nowhere, but there is no \[services nowhere\] section" \
   "$tmp/missing.err" || fail "missing services section: $(cat "$tmp/missing.err")"
 echo "ok: missing services section: $(head -n 1 "$tmp/missing.err")"
+
+# 4. An endpoint under a path.
+# A public copy of the image and its manifest.
+s3_curl -o "$tmp/tree.img.manifest" "$ep/$bucket/ds/tree.img.manifest" ||
+  fail "could not read the manifest"
+for k in tree.img tree.img.manifest; do
+  on_exit "s3_curl -X DELETE '$ep/$bucket/pub/$k' >/dev/null 2>&1"
+  s3_curl -X PUT -H "x-amz-acl: public-read" --upload-file "$tmp/$k" \
+    "$ep/$bucket/pub/$k" > /dev/null || fail "could not publish pub/$k"
+done
+mkdir -p "$tmp/gw"
+start_proxy "$tmp/gw" --strip-prefix /site-cache
+keys=("$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY")
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+start_nbdkit gw url="s3://$bucket/pub/tree.img" cache-dir="$tmp/cache-gw" \
+  endpoint="$proxy_url/site-cache/" ||
+  fail "anonymous through a path: $(cat "$tmp/gw.log")"
+nbdcopy "$(nbd_uri gw)" "$tmp/gw.img" || fail "gw: nbdcopy"
+cmp "$tmp/gw.img" "$tmp/tree.img" || fail "gw: the plugin serves other bytes"
+stop_nbdkit gw
+export AWS_ACCESS_KEY_ID=${keys[0]} AWS_SECRET_ACCESS_KEY=${keys[1]}
+grep -q "GET /site-cache/$bucket/pub/tree.img " "$tmp/gw/proxy.log" ||
+  fail "the requests did not go under the endpoint's path"
+echo "ok: anonymous reads through an endpoint under a path"
+start_nbdkit gw-signed url="s3://$bucket/pub/tree.img" \
+  cache-dir="$tmp/cache-gw-signed" endpoint="$proxy_url/site-cache" &&
+  fail "signed requests through a path-rewriting gateway were accepted"
+grep -q "SignatureDoesNotMatch" "$tmp/gw-signed.log" ||
+  fail "a signature broken by the gateway: $(tail -n 3 "$tmp/gw-signed.log")"
+echo "ok: signed through a path-rewriting gateway: $(grep -m1 -o 'SignatureDoesNotMatch.*' "$tmp/gw-signed.log")"
+for e in "$proxy_url//x" "$proxy_url/a/../b" "$proxy_url/./b" \
+         "$proxy_url/a%2fb" "$proxy_url/a?x=1"; do
+  AWS_ENDPOINT_URL_S3=$e "$inspect" "s3://$bucket/ds/tree.img.manifest" \
+    > /dev/null 2> "$tmp/badpath.err" && fail "endpoint $e was accepted"
+  grep -q "expected http\[s\]://HOST\[:PORT\]\[/PATH\]" "$tmp/badpath.err" ||
+    fail "endpoint $e: $(cat "$tmp/badpath.err")"
+done
+echo "ok: bad endpoint paths refused: $(head -n 1 "$tmp/badpath.err")"
 echo OK

@@ -3,6 +3,7 @@
  * Three shapes of request URL come out of here:
  *
  *   s3://B/K with endpoint=E   E/B/K                       (path-style)
+ *                              (E may end in a path: E/PATH/B/K)
  *   s3://B/K on AWS            https://B.s3.R.amazonaws.com/K
  *   s3://B.DOTTED/K on AWS     https://s3.R.amazonaws.com/B.DOTTED/K
  *   http(s)://...              as given, minus any #fragment
@@ -193,11 +194,48 @@ authority_valid (const char *s, size_t len)
   return true;
 }
 
-/* endpoint= : "http[s]://AUTHORITY" with at most a trailing '/'.  Sets
- * *base to a copy without the '/' and *authority to its host[:port].
+/* Is s an endpoint's path prefix we can send and sign unchanged?
+ * "/SEGMENT..." of unreserved characters, with no empty, "." or ".."
+ * segment: a proxy in front of the store might normalize those, and
+ * then the path it forwards would not be the path we signed.
+ */
+static bool
+prefix_valid (const char *s, size_t len)
+{
+  size_t i, seg = 0;
+
+  if (len == 0)
+    return true;
+  if (s[0] != '/')
+    return false;
+  for (i = 1; i <= len; i++) {
+    char c = i < len ? s[i] : '/';
+
+    if (c == '/') {
+      seg = i - 1 - seg; /* length of the segment just ended */
+      if (seg == 0 || (seg == 1 && s[i - 1] == '.') ||
+          (seg == 2 && s[i - 1] == '.' && s[i - 2] == '.'))
+        return false;
+      seg = i;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+          c == '~'))
+      return false;
+  }
+  return true;
+}
+
+/* endpoint= : "http[s]://AUTHORITY[/PREFIX]" with at most a trailing
+ * '/'.  Sets *base to "http[s]://AUTHORITY", *authority to its
+ * host[:port] and *prefix to "/PREFIX" or "".  A prefix is for a store
+ * (or a site cache in front of it) that serves S3 under a path, as the
+ * AWS SDKs allow: requests go to PREFIX/BUCKET/KEY, signed as such.
  */
 static int
-parse_endpoint (const char *endpoint, char **base, char **authority)
+parse_endpoint (const char *endpoint, char **base, char **authority,
+                char **prefix)
 {
   size_t scheme = http_scheme_len (endpoint), len = strlen (endpoint);
   size_t alen;
@@ -213,22 +251,28 @@ parse_endpoint (const char *endpoint, char **base, char **authority)
     errno = EINVAL;
     return -1;
   }
-  if (len > 0 && endpoint[len - 1] == '/')
+  if (len > scheme && endpoint[len - 1] == '/')
     len--;
-  alen = len - scheme;
-  if (!authority_valid (endpoint + scheme, alen)) {
-    report_error ("endpoint %s: expected http[s]://HOST[:PORT] with no "
-                  "user name, path or query",
+  alen = strcspn (endpoint + scheme, "/");
+  if (alen > len - scheme)
+    alen = len - scheme;
+  if (!authority_valid (endpoint + scheme, alen) ||
+      !prefix_valid (endpoint + scheme + alen, len - scheme - alen)) {
+    report_error ("endpoint %s: expected http[s]://HOST[:PORT][/PATH] with "
+                  "no user name or query, the path made of letters, digits "
+                  "and -._~ with no empty, . or .. segments",
                   endpoint);
     errno = EINVAL;
     return -1;
   }
-  *base = strndup (endpoint, len);
+  *base = strndup (endpoint, scheme + alen);
   *authority = strndup (endpoint + scheme, alen);
-  if (*base == NULL || *authority == NULL) {
+  *prefix = strndup (endpoint + scheme + alen, len - scheme - alen);
+  if (*base == NULL || *authority == NULL || *prefix == NULL) {
     report_error ("strndup: %m");
     free (*base);
     free (*authority);
+    free (*prefix);
     return -1;
   }
   return 0;
@@ -239,7 +283,7 @@ static int
 parse_s3 (const char *url, const char *endpoint, const char *region,
           struct s3_url *u)
 {
-  CLEANUP_FREE char *base = NULL;
+  CLEANUP_FREE char *base = NULL, *prefix = NULL;
   CLEANUP_FREE char *enc_path = NULL;
   CLEANUP_FREE char *printable_key = NULL;
   const char *b = url + 5, *slash;
@@ -273,9 +317,9 @@ parse_s3 (const char *url, const char *endpoint, const char *region,
   }
 
   if (endpoint) {
-    if (parse_endpoint (endpoint, &base, &u->host) == -1)
+    if (parse_endpoint (endpoint, &base, &u->host, &prefix) == -1)
       return -1;
-    u->path = str_printf ("/%s/%s", u->bucket, u->key);
+    u->path = str_printf ("%s/%s/%s", prefix, u->bucket, u->key);
   }
   else {
     /* China regions live under their own domain. */

@@ -37,8 +37,9 @@ struct s3_url {
   char *identity; /* stable name of the object (endpoint+bucket+key) */
 };
 
-/* Parse url.  endpoint (NULL for AWS) is "http[s]://HOST[:PORT][/]"
- * and selects path-style requests; region is needed (and validated)
+/* Parse url.  endpoint (NULL for AWS) is
+ * "http[s]://HOST[:PORT][/PATH][/]" and selects path-style requests
+ * (to PATH/BUCKET/KEY); region is needed (and validated)
  * for s3:// URLs.  Returns 0, or -1 after report_error.  On success
  * the caller frees out with s3_url_free.
  */

@@ -115,18 +115,19 @@ s3_put () { s3_curl -X PUT --upload-file "$1" "$ACCEL_TEST_S3_ENDPOINT/$2" >/dev
 # A bucket name unique to this test run.
 unique_bucket () { echo "t-$(basename "$0" .sh | tr -cd 'a-z0-9-')-$$-$RANDOM"; }
 
-# Start the counting proxy in front of the S3 server: sets proxy_url,
-# proxy_stats (JSON file), proxy_faults (rules file, initially []) and
-# proxy_pid.
+# start_proxy DIR [S3PROXY-OPTION...]: start the counting proxy in
+# front of the S3 server: sets proxy_url, proxy_stats (JSON file),
+# proxy_faults (rules file, initially []) and proxy_pid.
 start_proxy () {
   local d=$1 port
+  shift
   proxy_stats="$d/proxy-stats.json"
   proxy_faults="$d/proxy-faults.json"
   echo '[]' > "$proxy_faults"
   rm -f "$d/proxy-port"
   python3 "$top/tests/lib/s3proxy.py" --upstream "$ACCEL_TEST_S3_ENDPOINT" \
     --port-file "$d/proxy-port" --stats-file "$proxy_stats" \
-    --faults "$proxy_faults" > "$d/proxy.log" 2>&1 &
+    --faults "$proxy_faults" "$@" > "$d/proxy.log" 2>&1 &
   local pid=$!
   proxy_pid=$pid
   on_exit "kill $pid; wait $pid"

@@ -8,9 +8,11 @@ Authorization included, so SigV4 signatures still check; responses are
 streamed back in blocks, never buffered whole.
 
 Usage: s3proxy.py --upstream http://HOST:PORT [--listen 127.0.0.1:0]
-         [--port-file F] [--stats-file S] [--faults R]
+         [--port-file F] [--stats-file S] [--faults R] [--strip-prefix P]
 
-F gets the port once the proxy listens; a line per request goes to stderr.
+With --strip-prefix /P it stands for a gateway that serves the store
+under a path: it forwards /P/REST as /REST and answers 404 to anything
+else.  F gets the port once the proxy listens; a line per request goes to stderr.
 S is replaced (atomically) with JSON counting each request, status and
 body byte before the client can see it:
   {"requests": 13, "GET": 12, "HEAD": 1, "status": {"206": 12, "200": 1},
@@ -175,6 +177,12 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     def forward(self):
         """Answer one request, from upstream or from a fault rule."""
         length = int(self.headers.get("Content-Length", 0))
+        prefix = args.strip_prefix
+        if prefix:
+            if not self.path.startswith(prefix + "/"):
+                return self.send_error_xml(404, "NoSuchKey",
+                                           "not under " + prefix)
+            self.path = self.path[len(prefix):]
         rule = pick_fault(self.command, self.path,
                           self.headers.get("Range", "")) or {}
         action = rule.get("action")
@@ -318,6 +326,7 @@ def main():
     p.add_argument("--port-file", help="write the listening port here")
     p.add_argument("--stats-file", help="JSON counters, rewritten per request")
     p.add_argument("--faults", help="JSON list of fault rules")
+    p.add_argument("--strip-prefix", help="serve upstream under this path")
     args = p.parse_args()
 
     host, _, port = args.listen.rpartition(":")

@@ -149,7 +149,7 @@ usage (void)
       "  --name NAME         image name (default: the last component of\n"
       "                      SRC_DIR).\n"
       "  --endpoint URL      S3-compatible endpoint, path-style\n"
-      "                      (http[s]://HOST[:PORT]); default: see\n"
+      "                      (http[s]://HOST[:PORT][/PATH]); default: see\n"
       "                      AWS_ENDPOINT_URL_S3 below, else AWS.\n"
       "  --keep-image PATH   also keep the built image at PATH.\n"
       "  --base MANIFEST     ext4: build the image as a new version of the\n"
