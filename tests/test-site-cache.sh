@@ -30,11 +30,7 @@ SLICE=$((8 * MiB))
 bucket=$(unique_bucket)
 s3_mkbucket "$bucket"
 # 20 MiB (chunks 2 and 3 zeros): three slices, the last one short.
-make_image "$tmp/disk.img" 20
-"$top/indexer/accel-index" "$tmp/disk.img" -o "$tmp/disk.manifest" 2>/dev/null ||
-  fail "accel-index"
-s3_put "$tmp/disk.img" "$bucket/disk.img"
-s3_put "$tmp/disk.manifest" "$bucket/disk.img.manifest"
+publish_image "$tmp/disk.img" 20 "$bucket/disk.img"
 slices=$((($(stat -c %s "$tmp/disk.img") + SLICE - 1) / SLICE))
 
 # The site cache: the shipped configuration, its EDIT fields filled in,
@@ -117,11 +113,7 @@ echo "an unsigned GET of a cached slice: served (HTTP $code): the cache decides 
 
 # 3. The object replaced: a new node pins the new ETag and reads the new
 # bytes, fetched from the store again.
-make_image "$tmp/disk2.img" 20
-"$top/indexer/accel-index" "$tmp/disk2.img" -o "$tmp/disk2.manifest" 2>/dev/null ||
-  fail "accel-index"
-s3_put "$tmp/disk2.img" "$bucket/disk.img"
-s3_put "$tmp/disk2.manifest" "$bucket/disk.img.manifest"
+publish_image "$tmp/disk2.img" 20 "$bucket/disk.img"
 g2=$(proxy_count GET)
 start_nbdkit v2 url="s3://$bucket/disk.img" endpoint="$cache_url" \
   cache-dir="$tmp/cv2" readahead=0 prefetch=none || fail "nbdkit v2: $(cat "$tmp/v2.log")"
