@@ -51,10 +51,23 @@ static enum prefetch_mode prefetch = PREFETCH_DEFAULT;
  */
 static uint64_t prefetch_rate = 200 * 1024 * 1024;
 static const char *trace_file;
-/* A prefetch request: small enough that a demand read joining it does
- * not wait long, large enough to be one efficient GET.
+/* The largest GET when hydrating (prefetch=, NBD_CMD_CACHE): runs of
+ * missing chunks go in one GET each, so a node asks S3 for a gigabyte
+ * in 128 GETs instead of the 1024 of chunk-sized demand reads, which
+ * is what counts against S3's per-prefix request rate and bill.  8M:
+ * the two prefetch workers then hold 16 of the read path's 32 MiB of
+ * GET memory (fetch.c), so a demand miss never waits behind them for
+ * memory; and at ~100 MB/s per connection and 20-50 ms to the first
+ * byte, an 8 MiB GET already spends most of its time moving bytes.
+ * 16M halves the GETs again, at the cost of that margin.
  */
-#define PREFETCH_BATCH (4 * 1024 * 1024)
+static uint32_t prefetch_request_size = 8 * 1024 * 1024;
+#define PREFETCH_REQUEST_SIZE_MAX (16 * 1024 * 1024)
+/* Prefetch starts after a random 0 to this many seconds, so that a
+ * fleet started at once does not send its first GETs in lockstep.
+ */
+static unsigned prefetch_jitter = 2;
+#define PREFETCH_JITTER_MAX 600
 static const char *metrics_file;
 static unsigned metrics_interval = 5;
 /* The largest request advertised to clients: the NBD protocol's limit
@@ -163,6 +176,15 @@ accel_config (const char *key, const char *value)
       return -1;
     }
   }
+  else if (strcmp (key, "prefetch-jitter") == 0) {
+    if (nbdkit_parse_unsigned (key, value, &prefetch_jitter) == -1)
+      return -1;
+    if (prefetch_jitter > PREFETCH_JITTER_MAX) {
+      nbdkit_error ("prefetch-jitter: must be between 0 and %d seconds",
+                    PREFETCH_JITTER_MAX);
+      return -1;
+    }
+  }
   else if (strcmp (key, "prefetch-rate") == 0) {
     r = nbdkit_parse_size (value);
     if (r == -1) {
@@ -173,6 +195,9 @@ accel_config (const char *key, const char *value)
     }
     prefetch_rate = r;
   }
+  else if (strcmp (key, "prefetch-request-size") == 0)
+    return parse_pow2 (key, value, MANIFEST_MIN_CHUNK_SIZE,
+                       PREFETCH_REQUEST_SIZE_MAX, &prefetch_request_size);
   else if (strcmp (key, "metrics-file") == 0)
     metrics_file = value;
   else if (strcmp (key, "metrics-interval") == 0) {
@@ -308,6 +333,11 @@ accel_config_complete (void)
   "                      or all of it (default: hot if the manifest has "      \
   "one).\n"                                                                    \
   "prefetch-rate=SIZE    Cap on prefetch, bytes/s (default 200M, 0=none).\n"   \
+  "prefetch-request-size=SIZE\n"                                               \
+  "                      Largest GET of prefetch and NBD_CMD_CACHE\n"          \
+  "                      (accel-prefetch), up to 16M (default 8M).\n"          \
+  "prefetch-jitter=SECS  Start prefetch after a random 0-SECS s (default "     \
+  "2).\n"                                                                      \
   "trace=FILE            Record the chunks clients read, for accel-index "     \
   "--hot.\n"                                                                   \
   "retries=N             Retries of a failed request (default 6).\n"           \
@@ -362,14 +392,14 @@ static int
 accel_after_fork (void)
 {
   int r = prefetch_plan (img, prefetch, prefetch_rate, cfg.cache_size,
-                         request_size < PREFETCH_BATCH ? request_size
-                                                       : PREFETCH_BATCH);
+                         prefetch_request_size);
 
   if (r == -1)
     return -1;
   /* At most half of the pool: the rest is for demand reads. */
   if (r == 1)
-    background_set_prefetch (cfg.s3.connections >= 4 ? 2 : 1);
+    background_set_prefetch (cfg.s3.connections >= 4 ? 2 : 1,
+                             prefetch_jitter * UINT64_C (1000000000));
   if (background_start (img) == -1)
     return -1;
   return readahead_start (img, readahead_threads, readahead);
@@ -544,7 +574,7 @@ accel_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
   (void) handle;
   (void) flags;
-  if (fetch_read (img, NULL, count, offset) == -1) {
+  if (fetch_cache (img, count, offset, prefetch_request_size) == -1) {
     set_nbd_errno ();
     return -1;
   }

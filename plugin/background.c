@@ -10,7 +10,10 @@
  * wait until no foreground read is waiting on the origin, then for the
  * batch's slot under the rate cap, so a demand read never queues behind
  * prefetch; and since there are at most PREFETCH_WORKERS of them,
- * prefetch holds at most that many of the pool's connections.
+ * prefetch holds at most that many of the pool's connections.  They
+ * start after a random delay of up to prefetch-jitter= seconds, drawn
+ * once per process: a fleet of nodes started together by one job would
+ * otherwise send its first GETs in the same instant.
  *
  * Readahead has its own workers (readahead.c).
  */
@@ -19,10 +22,13 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "background.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "fetch.h"
 #include "prefetch.h"
 #include "metrics.h"
@@ -52,6 +58,8 @@ static struct image *image;
 static pthread_t flusher, workers[PREFETCH_WORKERS];
 static unsigned nr_workers, nr_flushers;
 static unsigned prefetch_workers; /* set before background_start */
+static uint64_t prefetch_jitter_ns; /* ... and the most they wait */
+static uint64_t prefetch_delay_ns; /* drawn by background_start */
 
 /* The flusher: every FLUSH_MS, what the other threads left to record. */
 static void *
@@ -124,6 +132,8 @@ prefetch_main (void *arg)
   (void) arg;
   /* Last when the origin throttles (s3.h). */
   s3_set_thread_priority (S3_PRIORITY_PREFETCH);
+  if (nap (prefetch_delay_ns))
+    return NULL;
   while (prefetch_take (&b)) {
     int r;
 
@@ -148,9 +158,26 @@ quit:
  * connection pool goes to prefetch.
  */
 void
-background_set_prefetch (unsigned threads)
+background_set_prefetch (unsigned threads, uint64_t jitter_ns)
 {
   prefetch_workers = threads < PREFETCH_WORKERS ? threads : PREFETCH_WORKERS;
+  prefetch_jitter_ns = jitter_ns;
+}
+
+/* A delay uniform in [0, max_ns]: from the kernel's random pool, which
+ * differs on every node of a fleet even when their clocks and pids do
+ * not.
+ */
+static uint64_t
+random_delay (uint64_t max_ns)
+{
+  uint64_t r;
+
+  if (max_ns == 0)
+    return 0;
+  if (getrandom (&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+    r = now_monotonic_ns () ^ ((uint64_t) getpid () << 32);
+  return r % (max_ns + 1);
 }
 
 /* The threads start from .after_fork (nbdkit's rule: none before the
@@ -162,6 +189,11 @@ background_start (struct image *img)
 {
   image = img;
   quit = false;
+  if (prefetch_workers > 0) {
+    prefetch_delay_ns = random_delay (prefetch_jitter_ns);
+    report_debug ("prefetch: starting in %.2f s (jitter: 0 to %.0f s)",
+                  prefetch_delay_ns / 1e9, prefetch_jitter_ns / 1e9);
+  }
   if (threads_start (&flusher, &nr_flushers, 1, flusher_main) == -1)
     return -1;
   return threads_start (workers, &nr_workers, prefetch_workers, prefetch_main);

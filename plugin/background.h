@@ -11,9 +11,11 @@
 #include "image.h"
 
 /* How many prefetch workers background_start should start (at most
- * 2), to run the plan prefetch_plan made.  0 (the default): none.
+ * 2), to run the plan prefetch_plan made, and the most they wait
+ * before their first request (a random delay, prefetch-jitter=).  0
+ * workers (the default): none.
  */
-void background_set_prefetch (unsigned threads);
+void background_set_prefetch (unsigned threads, uint64_t jitter_ns);
 
 /* Start the threads (from .after_fork): one flusher and the prefetch
  * workers.  0, or -1 (reported).

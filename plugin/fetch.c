@@ -15,7 +15,8 @@
  * A waiter never rereads the cache, so a store that fails (full disk)
  * costs nothing but the cache.
  *
- * Prefetch (fetch_prefetch) takes the same path, but is counted apart:
+ * Prefetch (fetch_prefetch) takes the same path, in GETs as large as
+ * its batches (prefetch-request-size), but is counted apart:
  * it must stay behind everything else, so it asks how many foreground
  * reads are waiting on the origin (fetch_foreground_misses) before each
  * request.
@@ -677,7 +678,7 @@ fetch_run_length (const struct image *img, const struct fetch_miss *miss,
  */
 static void
 fetch_owned (struct image *img, struct fetch_miss *misses, size_t nr,
-             bool prefetch)
+             bool prefetch, uint32_t max_get)
 {
   size_t i, n;
 
@@ -686,7 +687,7 @@ fetch_owned (struct image *img, struct fetch_miss *misses, size_t nr,
       misses[i].owner = false; /* done: nothing left to fetch */
 
   for (i = 0; i < nr; i += n) {
-    n = fetch_run_length (img, &misses[i], nr - i, request_size);
+    n = fetch_run_length (img, &misses[i], nr - i, max_get);
     if (n > 0)
       fetch_run (img, &misses[i], n, prefetch);
     else
@@ -733,7 +734,7 @@ collect_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
  */
 static int
 read_range_pass (struct image *img, void *buf, uint32_t count, uint64_t offset,
-                 bool prefetch, bool counted)
+                 bool prefetch, uint32_t max_get, bool counted)
 {
   CLEANUP_FREE struct fetch_miss *misses = NULL;
   __attribute__ ((cleanup (foreground_done))) bool waiting = false;
@@ -761,7 +762,7 @@ read_range_pass (struct image *img, void *buf, uint32_t count, uint64_t offset,
   }
   if (claim_misses (misses, nr) == -1)
     return -1;
-  fetch_owned (img, misses, nr, prefetch);
+  fetch_owned (img, misses, nr, prefetch, max_get);
   err = collect_misses (img, buf, count, offset, misses, nr);
   if (err) {
     /* The owner reported the cause; a waiter adds which read failed. */
@@ -779,13 +780,13 @@ read_range_pass (struct image *img, void *buf, uint32_t count, uint64_t offset,
  */
 static int
 read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
-            bool prefetch)
+            bool prefetch, uint32_t max_get)
 {
   bool counted = false;
   int r;
 
   for (;;) {
-    r = read_range_pass (img, buf, count, offset, prefetch, counted);
+    r = read_range_pass (img, buf, count, offset, prefetch, max_get, counted);
     if (r == 0 || errno != EAGAIN || prefetch ||
         s3_thread_priority () != S3_PRIORITY_DEMAND)
       return r;
@@ -796,11 +797,21 @@ read_range (struct image *img, void *buf, uint32_t count, uint64_t offset,
 int
 fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset)
 {
-  return read_range (img, buf, count, offset, false);
+  return read_range (img, buf, count, offset, false, request_size);
+}
+
+int
+fetch_cache (struct image *img, uint32_t count, uint64_t offset,
+             uint32_t max_get)
+{
+  return read_range (img, NULL, count, offset, false,
+                     max_get > request_size ? max_get : request_size);
 }
 
 int
 fetch_prefetch (struct image *img, uint32_t count, uint64_t offset)
 {
-  return read_range (img, NULL, count, offset, true);
+  /* The plan sized the batch (prefetch-request-size): one GET. */
+  return read_range (img, NULL, count, offset, true,
+                     count > request_size ? count : request_size);
 }

@@ -56,8 +56,17 @@ void fetch_init (uint32_t request_size);
  */
 int fetch_read (struct image *img, void *buf, uint32_t count, uint64_t offset);
 
+/* The same as fetch_read with buf == NULL, for NBD_CMD_CACHE (a node
+ * hydrating files, accel-prefetch): adjacent missing chunks go in GETs
+ * of up to max_get bytes (or request_size, if larger).
+ */
+int fetch_cache (struct image *img, uint32_t count, uint64_t offset,
+                 uint32_t max_get);
+
 /* The same as fetch_read with buf == NULL, for prefetch: counted in
- * the prefetch stats and not as a foreground read.
+ * the prefetch stats and not as a foreground read.  The missing chunks
+ * of the batch go in one GET, however large the batch (the plan caps
+ * it at prefetch-request-size).
  */
 int fetch_prefetch (struct image *img, uint32_t count, uint64_t offset);
 

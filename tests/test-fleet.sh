@@ -18,6 +18,11 @@
 #     GETs compete with demand reads for the throttled rate (readahead
 #     yields; its GETs are larger, so the bound is looser, not tighter).
 #     How often readahead yielded is printed.
+#  3. two nbdkits on one cache directory (one node, two images): while
+#     the first is throttled, the second's reads wait for the node's
+#     rate (its accel_origin_throttle_rate is above 0) though it never
+#     sees a SlowDown itself; a third, on another cache directory, is
+#     not limited.
 #
 # The proxy's counters: tests/lib/s3proxy.py (its "limit" rule).  Each
 # node's: -D accel.stats=1 (slowdowns, time throttled).
@@ -167,6 +172,56 @@ fi
 check drop $((2 * ideal)) "$get0" "$slow0"
 echo "drop: readahead GETs that yielded to demand reads:" \
   "$(cat "$tmp"/drop[0-9]*.log | grep -c 'yielding to reads of a higher priority')"
+
+echo "== 3. two datasets on one node back off together"
+# One cache directory (one node), two nbdkits: "ta" serves the fleet's
+# image, which the proxy now limits to LOW GET/s; "tb" serves another
+# image that the proxy never throttles.  While ta is throttled, tb's
+# reads wait for slots of the node's rate (CACHE_DIR/throttle) without
+# tb ever seeing a SlowDown; "tc", the same image on a cache directory of
+# its own (another node), is not limited at all.
+publish_image "$tmp/other.img" 12 "$bucket/other.img"
+echo '[{"method": "GET", "match": "fleet.img", "action": "limit", "rate": '"$LOW"'}]' \
+  > "$proxy_faults"
+metric () {   # metric NAME METRIC: its value in nbdkit NAME's metrics file
+  grep "^$2{" "$tmp/$1.prom" 2>/dev/null | awk '{ print $2 }'
+}
+for n in ta:fleet.img:shared tb:other.img:shared tc:other.img:own; do
+  IFS=: read -r name key dir <<< "$n"
+  start_nbdkit "$name" -D accel.stats=1 url="s3://$bucket/$key" endpoint="$proxy_url" \
+    cache-dir="$tmp/cache-$dir" readahead=0 prefetch=none \
+    metrics-file="$tmp/$name.prom" metrics-interval=1 ||
+    fail "nbdkit $name: $(cat "$tmp/$name.log")"
+done
+nbdcopy --request-size=$MiB --requests=4 "$(nbd_uri ta)" "$tmp/ta.img" &
+copy_ta=$!
+for _ in $(seq 100); do
+  [ "$(metric ta accel_origin_slowdowns_total)" -gt 0 ] 2>/dev/null && break
+  sleep 0.1
+done
+[ "$(metric ta accel_origin_slowdowns_total)" -gt 0 ] ||
+  fail "ta saw no SlowDown at $LOW GET/s"
+for name in tb tc; do
+  nbdcopy --request-size=$MiB --requests=4 "$(nbd_uri $name)" "$tmp/$name.img" ||
+    fail "$name: nbdcopy failed"
+  cmp "$tmp/other.img" "$tmp/$name.img" || fail "$name served wrong bytes"
+done
+sleep 1.5   # a metrics write after the reads
+rate_b=$(metric tb accel_origin_throttle_rate) rate_c=$(metric tc accel_origin_throttle_rate)
+wait "$copy_ta" || fail "ta: nbdcopy failed"
+cmp "$img" "$tmp/ta.img" || fail "ta served wrong bytes"
+for name in ta tb tc; do stop_nbdkit "$name"; done
+echo "ta: $(nbdkit_stat ta slowdowns) SlowDowns; tb (same node): $(nbdkit_stat tb slowdowns)" \
+  "SlowDowns, rate $rate_b GET/s, waited $(($(nbdkit_stat tb "throttled us") / 1000)) ms" \
+  "for slots; tc (own node): rate $rate_c, waited $(($(nbdkit_stat tc "throttled us") / 1000)) ms"
+[ "$(nbdkit_stat tb slowdowns)" = 0 ] && [ "$(nbdkit_stat tc slowdowns)" = 0 ] ||
+  fail "the unthrottled image saw SlowDowns (the test is broken)"
+awk -v r="$rate_b" 'BEGIN { exit !(r > 0) }' ||
+  fail "tb's rate is '$rate_b': the node's throttle state is not shared"
+[ "$(nbdkit_stat tb "throttled us")" -gt 0 ] ||
+  fail "tb's reads never waited for the node's rate"
+[ "$rate_c" = 0 ] && [ "$(nbdkit_stat tc "throttled us")" = 0 ] ||
+  fail "tc (another cache directory) was limited: rate $rate_c"
 
 echo "faults injected: $(proxy_faults_summary)"
 echo OK

@@ -6,7 +6,9 @@
 # shows it; prefetch=hot fetches exactly the hot chunks in the
 # background, a demand read is served promptly while prefetch GETs are
 # stuck, and prefetch yields while a demand read waits on the origin;
-# prefetch-rate caps throughput; prefetch=all hydrates the whole image,
+# prefetch-rate caps throughput; prefetch=all hydrates in large GETs
+# (prefetch-request-size=), one per run of missing chunks, each chunk
+# verified alone, after a random prefetch-jitter=; it hydrates the whole image,
 # after which nbdkit starts and serves every byte with the origin
 # unreachable (a chunk then missing fails with EIO and a reason), while
 # an image not fully cached, or replaced since, is refused clearly.  Bad
@@ -27,7 +29,8 @@ make_image "$tmp/disk.img" 20
 s3_put "$tmp/disk.img" "$bucket/disk.img"
 s3_put "$tmp/plain.manifest" "$bucket/disk.img.manifest"
 url="s3://$bucket/disk.img"
-args=(url="$url" endpoint="$proxy_url" readahead=0 -D accel.stats=1)
+# (prefetch-jitter=0: the timings below start at once; 6b tests it.)
+args=(url="$url" endpoint="$proxy_url" readahead=0 prefetch-jitter=0 -D accel.stats=1)
 sha=$(sha256sum "$tmp/disk.img" | cut -c1-64)
 
 # wait_log NAME TEXT SECS: wait until nbdkit NAME's log has TEXT.
@@ -148,7 +151,7 @@ cat > "$proxy_faults" <<EOF
  {"method": "GET", "match": "disk.img", "action": "delay", "seconds": 0.3}]
 EOF
 start_nbdkit e "${args[@]}" cache-dir="$tmp/c4" prefetch=all prefetch-rate=0 \
-  request-size=1M || fail "nbdkit: $(cat "$tmp/e.log")"
+  request-size=1M prefetch-request-size=1M || fail "nbdkit: $(cat "$tmp/e.log")"
 sleep 0.5
 g0=$(proxy_count GET)
 nbdcheck read "$(nbd_uri e)" $((19 * MiB)) 4096 || fail "demand read"
@@ -160,11 +163,12 @@ stop_nbdkit e
 echo '[]' > "$proxy_faults"
 
 # 5. prefetch-rate caps throughput: 18 MiB at 4 MiB/s takes about 3.5 s
-# (the first request goes at once); without a cap well under that.
+# (the first request goes at once; 4 MiB requests: 2 + 4 x 4 MiB);
+# without a cap well under that.
 for rate in 4M 0; do
   rm -rf "$tmp/c5"
   start_nbdkit f "${args[@]}" cache-dir="$tmp/c5" prefetch=all \
-    prefetch-rate=$rate manifest="$tmp/plain.manifest" ||
+    prefetch-rate=$rate prefetch-request-size=4M manifest="$tmp/plain.manifest" ||
     fail "nbdkit: $(cat "$tmp/f.log")"
   wait_log f "prefetch: done" 30
   secs=$(grep -o 'prefetch: done in [0-9.]*' "$tmp/f.log" | grep -o '[0-9.]*$')
@@ -217,7 +221,83 @@ expect_fail "trace= relative" "must be an absolute path" \
 expect_fail "trace= without a manifest" "needs the image's manifest" \
   nbdkit_try "${args[@]}" cache-dir="$tmp/c6" \
   manifest=none trace="$tmp/x.trace"
+expect_fail "prefetch-request-size=3M" "prefetch-request-size: must be a power of two" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c6" prefetch-request-size=3M
+expect_fail "prefetch-request-size=32M" "prefetch-request-size: must be a power of two" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c6" prefetch-request-size=32M
+expect_fail "prefetch-jitter=601" "prefetch-jitter: must be between 0 and 600" \
+  nbdkit_try "${args[@]}" cache-dir="$tmp/c6" prefetch-jitter=601
 echo "bad traces and keys: refused with clear errors"
+
+# 6b. Hydration in large GETs: prefetch=all sends one GET per run of
+# missing chunks, up to prefetch-request-size= (8M by default), skipping
+# cached chunks (8, 9, read first) and zero chunks (2, 3).  The GETs
+# and their Range sizes come from the proxy's log.  Every byte is right
+# and reading the image afterwards takes no GET.
+# prefetch_gets LINE: the Ranges of the image's GETs logged after LINE
+# of the proxy's log, as chunks "first-last", sorted (two workers).
+prefetch_gets () {
+  tail -n +$(($1 + 1)) "$tmp/proxy.log" | grep -F "\"GET /$bucket/disk.img" |
+    grep -oE 'bytes=[0-9]+-[0-9]+$' | tr -- '-=' '  ' |
+    awk -v m=$MiB '{ printf "%d-%d\n", $2 / m, ($3 + 1) / m - 1 }' | sort -n | tr '\n' ' '
+}
+# hydrate NAME SIZE WANT [KEY=VALUE...]: prefetch=all with
+# prefetch-request-size=SIZE (empty: the default) on a cache holding
+# chunks 8 and 9; its GETs must be WANT; every byte right after it.
+hydrate () {
+  local name=$1 size=$2 want=$3 l0 g0 got; shift 3
+  rm -rf "$tmp/c9"
+  start_nbdkit "${name}pre" "${args[@]}" cache-dir="$tmp/c9" prefetch=none \
+    manifest="$tmp/plain.manifest" || fail "nbdkit: $(cat "$tmp/${name}pre.log")"
+  nbdcheck read "$(nbd_uri "${name}pre")" $((8 * MiB)) $((2 * MiB)) || fail "read 8-9"
+  stop_nbdkit "${name}pre"
+  l0=$(wc -l < "$tmp/proxy.log")
+  start_nbdkit "$name" "${args[@]}" cache-dir="$tmp/c9" prefetch=all prefetch-rate=0 \
+    manifest="$tmp/plain.manifest" ${size:+prefetch-request-size=$size} "$@" ||
+    fail "nbdkit: $(cat "$tmp/$name.log")"
+  wait_log "$name" "prefetch: done" 30
+  grep -q "prefetch: done.* 0 failed" "$tmp/$name.log" || fail "$name: chunks failed"
+  got=$(prefetch_gets "$l0")
+  [ "$got" = "$want" ] ||
+    fail "prefetch-request-size=${size:-default}: GETs of chunks $got, not $want"
+  g0=$(proxy_count GET)
+  nbdcopy "$(nbd_uri "$name")" "$tmp/hydrated.img" || fail "nbdcopy"
+  cmp "$tmp/disk.img" "$tmp/hydrated.img" || fail "$name: wrong bytes served"
+  [ "$(proxy_count GET)" = "$g0" ] || fail "$name: reading after prefetch=all took GETs"
+  stop_nbdkit "$name"
+  [ "$(cached_chunks "$tmp/c9" | wc -l)" = 18 ] || fail "$name: not 18 chunks cached"
+  echo "prefetch-request-size=${size:-8M (default)}: GETs of chunks $got"
+}
+hydrate h1 1M "0-0 1-1 4-4 5-5 6-6 7-7 10-10 11-11 12-12 13-13 14-14 15-15 16-16 17-17 18-18 19-19 "
+hydrate h4 4M "0-1 4-7 10-13 14-17 18-19 "
+hydrate h8 "" "0-1 4-7 10-17 18-19 "
+hydrate h16 16M "0-1 4-7 10-19 "
+
+# A flipped byte in chunk 13, inside the 8 MiB GET of chunks 10-17:
+# chunk 13 alone is fetched again (one more GET, of 1 MiB), the other
+# seven are kept, and nothing wrong is served or cached.
+cat > "$proxy_faults" <<EOF
+[{"method": "GET", "match": "disk.img", "range": "bytes=$((10 * MiB))-",
+  "action": "corrupt", "offset": $((3 * MiB + 5)), "count": 1}]
+EOF
+hydrate hc "" "0-1 4-7 10-17 13-13 18-19 "
+echo '[]' > "$proxy_faults"
+[ "$(proxy_count faults.corrupt)" = 1 ] || fail "the corrupt rule did not fire"
+[ "$(nbdkit_stat hc "verify failures")" = 1 ] || fail "stats: not 1 verify failure"
+grep -q "chunk 13 of .* does not match its manifest hash (try 1)" "$tmp/hc.log" ||
+  fail "no verify failure logged for chunk 13"
+echo "a flipped byte in a large GET: its chunk alone refetched, nothing wrong served"
+
+# prefetch-jitter=3: prefetch starts after a random 0-3 s, says so in
+# the log, and waits it (its "done in" counts from the plan).
+hydrate hj "" "0-1 4-7 10-17 18-19 " prefetch-jitter=3
+delay=$(grep -oE 'prefetch: starting in [0-9.]+ s \(jitter: 0 to 3 s\)' "$tmp/hj.log" |
+  grep -oE '[0-9]+\.[0-9]+' | head -n 1) ||
+  fail "no jitter in the log: $(grep prefetch "$tmp/hj.log")"
+secs=$(grep -o 'prefetch: done in [0-9.]*' "$tmp/hj.log" | grep -o '[0-9.]*$')
+awk -v d="$delay" -v s="$secs" 'BEGIN { exit !(d != "" && d >= 0 && d <= 3 && s + 0.1 >= d) }' ||
+  fail "jitter: started after $delay s, done in $secs s"
+echo "prefetch-jitter=3: started after $delay s, done in $secs s"
 
 # 7. prefetch=all hydrates everything; then, with the origin unreachable
 # (the proxy stopped: same endpoint, connection refused), nbdkit starts

@@ -13,10 +13,10 @@
       object: date, machine, origin calibration, dataset sizes.
 
 A row has: origin (local, s3like, rgw), workload (seq, rand, small,
-align), system (limit, file, accel, curl), phase (cold, warm, restart,
+align, hydrate), system (limit, file, accel, curl), phase (cold, warm, restart,
 cold+hot),
 seconds, rate and unit (MB/s, IOPS; none for the aligner), origin bytes
-and GETs, image/manifest bytes, touched (bytes of the non-zero chunks the
+and GETs (the report adds GETs per GB), image/manifest bytes, touched (bytes of the non-zero chunks the
 NBD client read), rss_kib (nbdkit's peak RSS in the phase), check (ok, or
 what was wrong with the data read), timeout (1 if cut), and note.
 
@@ -38,6 +38,7 @@ WORKLOADS = {
     "rand": "fio random 4 KiB reads, QD16",
     "small": "read every small file",
     "align": "bowtie2 alignment, genome",
+    "hydrate": "prefetch=all of the big image",
 }
 ORIGINS = {"local": "local disk", "s3like": "S3-like", "rgw": "radosgw"}
 
@@ -112,6 +113,15 @@ def fmt_ratio(x):
     return "-" if x is None else ("%.2f" % x if x < 10 else "%.1f" % x)
 
 
+def fmt_gets_per_gb(r):
+    """GETs per GB (1e9 bytes) the origin served: what a workload costs
+    against S3's per-prefix request rate and its per-request price."""
+    gets, nbytes = r.get("gets"), r.get("origin_bytes")
+    if not gets or not nbytes:
+        return "-"
+    return "%.0f" % (gets / (float(nbytes) / 1e9))
+
+
 def fmt_rate(r):
     if r.get("rate") in (None, "", 0):
         return "-"
@@ -131,7 +141,7 @@ def row_label(r):
 
 def table(rows):
     head = ["workload", "origin", "system", "seconds", "speed", "origin bytes", "GETs",
-            "peak RSS", "to limit", "to alt."]
+            "GETs/GB", "peak RSS", "to limit", "to alt."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = {"limit": 0, "file": 1, "accel": 2, "curl": 3}
     phases = {"cold": 0, "cold+hot": 1, "warm": 2, "restart": 3}
@@ -153,6 +163,7 @@ def table(rows):
                  fmt_rate(r),
                  fmt_bytes(r.get("origin_bytes")) if r.get("origin_bytes") is not None else "-",
                  str(r["gets"]) if r.get("gets") is not None else "-",
+                 fmt_gets_per_gb(r),
                  rss,
                  fmt_ratio(ratio(r, limit)) if r["system"] != "limit" else "1.00",
                  fmt_ratio(ratio(r, alt_row(rows, r)))]

@@ -289,6 +289,16 @@ make_image () {
   not_a_filesystem "$f"
 }
 
+# publish_image FILE MiB BUCKET/KEY: make_image FILE MiB, index it to
+# FILE.manifest and upload both (KEY and KEY.manifest).
+publish_image () {
+  make_image "$1" "$2"
+  "$top/indexer/accel-index" "$1" -o "$1.manifest" 2>/dev/null ||
+    fail "accel-index $1"
+  s3_put "$1" "$3" || fail "upload of $1"
+  s3_put "$1.manifest" "$3.manifest" || fail "upload of $1.manifest"
+}
+
 # not_a_filesystem FILE: zero FILE's first 4 KiB, so that random bytes
 # never carry ext4's magic (0xEF53 at byte 1080, one image in 65536),
 # which would make accel-index take it for a damaged ext4 image.

@@ -12,7 +12,9 @@ Usage: s3proxy.py --upstream http://HOST:PORT [--listen 127.0.0.1:0]
 
 With --strip-prefix /P it stands for a gateway that serves the store
 under a path: it forwards /P/REST as /REST and answers 404 to anything
-else.  F gets the port once the proxy listens; a line per request goes to stderr.
+else.  F gets the port once the proxy listens; a line per request goes to stderr
+(the request line, status, body bytes sent and, if any, the Range header:
+  "GET /b/disk.img HTTP/1.1" 206 8388608 bytes=0-8388607).
 S is replaced (atomically) with JSON counting each request, status and
 body byte before the client can see it:
   {"requests": 13, "GET": 12, "HEAD": 1, "status": {"206": 12, "200": 1},
@@ -283,6 +285,13 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 self.upstream = None
                 if fresh or length:
                     raise
+
+    def log_request(self, code="-", size="-"):
+        """The request line, status and body bytes, then its Range: what
+        tests read to see how large the client's GETs were."""
+        rng = self.headers.get("Range", "") if self.headers else ""
+        self.log_message('"%s" %s %s%s', self.requestline, str(code),
+                         str(size), " " + rng if rng else "")
 
     def send_status(self, status, reason=None):
         """Count STATUS, then start a response with it."""

@@ -43,11 +43,17 @@
 #define MAX_REQUESTS 64
 #define DEFAULT_BATCH (8 * 1024 * 1024)
 #define MAX_BATCH (64 * 1024 * 1024)
+/* As the plugin's prefetch-jitter=: nodes of a fleet that run this at
+ * once do not send their first requests in the same instant.
+ */
+#define DEFAULT_JITTER 2
+#define MAX_JITTER 600
 
 enum {
   HELP_OPTION = CHAR_MAX + 1,
   VERSION_OPTION,
   BATCH_OPTION,
+  JITTER_OPTION,
   MANIFEST_OPTION,
   SOCKET_OPTION,
 };
@@ -58,6 +64,7 @@ static const struct option long_options[] = {
   { "batch", required_argument, NULL, BATCH_OPTION },
   { "dry-run", no_argument, NULL, 'n' },
   { "help", no_argument, NULL, HELP_OPTION },
+  { "jitter", required_argument, NULL, JITTER_OPTION },
   { "manifest", required_argument, NULL, MANIFEST_OPTION },
   { "quiet", no_argument, NULL, 'q' },
   { "requests", required_argument, NULL, 'r' },
@@ -107,7 +114,13 @@ usage (void)
       "                      the plugin names in its export description.\n"
       "  -r, --requests N    requests in flight (default %d, at most %d).\n"
       "  --batch SIZE        largest request (default 8M, the plugin's\n"
-      "                      request-size; suffix K or M).\n"
+      "                      prefetch-request-size; suffix K or M): the\n"
+      "                      plugin fetches a run of missing chunks with\n"
+      "                      one GET of up to that size.\n"
+      "  --jitter SECS       start after a random 0 to SECS seconds\n"
+      "                      (default %d, at most %d; 0: at once), so that\n"
+      "                      a fleet running this together does not reach\n"
+      "                      S3 in lockstep.\n"
       "  -n, --dry-run       only say what would be fetched.\n"
       "  -q, --quiet         print nothing but errors.\n"
       "  -v, --verbose       list each file selected.\n"
@@ -128,7 +141,7 @@ usage (void)
       "\n"
       "SEE ALSO\n"
       "  accel-mount(1), accel-inspect(1), nbdkit-accel-plugin\n",
-      DEFAULT_REQUESTS, MAX_REQUESTS);
+      DEFAULT_REQUESTS, MAX_REQUESTS, DEFAULT_JITTER, MAX_JITTER);
 }
 
 /* A number from min to max, or report_usage_error. */
@@ -231,7 +244,8 @@ int
 main (int argc, char *argv[])
 {
   struct warm_options o = { .requests = DEFAULT_REQUESTS,
-                            .batch = DEFAULT_BATCH };
+                            .batch = DEFAULT_BATCH,
+                            .jitter = DEFAULT_JITTER };
   struct target t = { 0 };
   const char *sock = NULL, *manifest = NULL;
   bool dry_run = false, verbose = false;
@@ -258,6 +272,9 @@ main (int argc, char *argv[])
       break;
     case BATCH_OPTION:
       o.batch = parse_batch (optarg);
+      break;
+    case JITTER_OPTION:
+      o.jitter = parse_count ("--jitter", optarg, 0, MAX_JITTER);
       break;
     case MANIFEST_OPTION:
       manifest = optarg;

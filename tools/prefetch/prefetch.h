@@ -78,6 +78,7 @@ struct warm_options {
   uint32_t batch; /* largest request, a multiple of the chunk size */
   bool progress; /* a progress bar on stderr */
   bool quiet; /* no summary either */
+  unsigned jitter; /* start after a random 0 to jitter seconds */
 };
 
 /* Connect to t->socket; if t->manifest is NULL, learn it from the

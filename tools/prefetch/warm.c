@@ -4,10 +4,11 @@
  * besides the kernel's), with several requests in flight through
  * libnbd's asynchronous API.  Each request covers a run of adjacent
  * selected chunks, chunk-aligned and at most batch bytes, so that the
- * plugin turns it into one GET of missing chunks (its request-size=,
- * 8M by default, is the batch's default too).  The plugin answers a
- * cache request once the chunks are in its cache, so the bytes done are
- * bytes cached.
+ * plugin turns it into one GET of missing chunks (its
+ * prefetch-request-size=, 8M by default, is the batch's default too).
+ * The plugin answers a cache request once the chunks are in its cache,
+ * so the bytes done are bytes cached.  A random delay (--jitter) comes
+ * first.
  *
  * Progress: on a terminal, a bar redrawn at most ten times a second;
  * otherwise a summary line at the end.
@@ -18,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libnbd.h>
 
@@ -190,6 +193,27 @@ next_batch (struct manifest *m, const struct selection *s, uint32_t batch,
   return true;
 }
 
+/* Sleep a random 0 to secs seconds (the kernel's random pool differs
+ * on every node, even when clocks and pids do not).
+ */
+static void
+jitter_sleep (unsigned secs)
+{
+  uint64_t r, ns;
+  struct timespec ts;
+
+  if (secs == 0)
+    return;
+  if (getrandom (&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+    r = (uint64_t) time (NULL) ^ ((uint64_t) getpid () << 32);
+  ns = r % (secs * UINT64_C (1000000000) + 1);
+  report_debug ("starting in %.2f s (--jitter %u)", ns / 1e9, secs);
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+    ;
+}
+
 int
 warm_run (struct manifest *m, const struct selection *s,
           const struct warm_options *o)
@@ -205,6 +229,9 @@ warm_run (struct manifest *m, const struct selection *s,
   char d[32], r[32];
 
   run = (struct run){ .total = s->bytes };
+  if (s->nr_selected > 0)
+    jitter_sleep (o->jitter);
+  start = now_monotonic_seconds ();
 
   while (more || run.in_flight > 0) {
     while (more && run.in_flight < o->requests) {
