@@ -28,13 +28,8 @@ requires sha1sum
 make_tmpdir
 . "$top/tests/lib/fake-aws.sh"
 
-# A clean environment: no AWS settings or proxies from the caller.
-for v in $(compgen -e | grep -E '^(AWS_|ACCEL_CREDS_)'); do unset "$v"; done
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-unset no_proxy NO_PROXY
-export HOME="$tmp/home"
+clean_aws_env
 mkdir -p "$HOME/.aws/sso/cache"
-export AWS_EC2_METADATA_DISABLED=true
 
 start_fake_aws
 export AWS_ENDPOINT_URL_STS="$url" AWS_ENDPOINT_URL_SSO="$url"

@@ -301,8 +301,6 @@ sts_assume_role (const struct chain *ch, const struct aws_creds *src,
                  const char *duration, const char *external_id,
                  struct aws_creds **out)
 {
-  struct endpoint_profile epf = profile_endpoint_view (ch->top);
-  struct endpoint_setting sts = { 0 };
   CLEANUP_FREE char *region = NULL, *url = NULL, *host = NULL, *form = NULL;
   CLEANUP_FREE char *auth = NULL;
   struct curl_slist *headers = NULL;
@@ -313,17 +311,7 @@ sts_assume_role (const struct chain *ch, const struct aws_creds *src,
   size_t nh = 0;
   int r = -1;
 
-  region = profile_region (ch->top);
-  if (region == NULL)
-    return -1;
-  if (endpoint_resolve ("sts", NULL, &epf, &sts) == -1)
-    return -1;
-  if (sts.value)
-    report_debug ("credentials: STS endpoint %s (from %s)", sts.value,
-                  sts.source);
-  url = creds_sts_url (sts.value, region);
-  endpoint_setting_free (&sts);
-  if (url == NULL)
+  if (profile_sts (ch->top, &region, &url) == -1)
     return -1;
   if (url_host_path (url, &host, &path) == -1) {
     report_error ("STS endpoint: cannot find the host in %s", url);

@@ -278,12 +278,12 @@ creds_sts_url (const char *ep, const char *region)
   return url;
 }
 
-/* Read the web identity token (a JWT: a secret).  The file is
+/* See creds-fetch.h.  E.g. the web identity token (a JWT), which is
  * rewritten periodically by whoever provides it (e.g. Kubernetes), which
  * is why it is read afresh on every refresh.
  */
-static char *
-read_token_file (const char *path)
+char *
+creds_read_secret_file (const char *what, const char *path)
 {
   char *buf;
   size_t len = 0;
@@ -292,7 +292,7 @@ read_token_file (const char *path)
 
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1) {
-    report_error ("web identity token file: %s: %m", path);
+    report_error ("%s: %s: %m", what, path);
     return NULL;
   }
   buf = malloc (CREDS_MAX_TOKEN_FILE + 1);
@@ -303,12 +303,12 @@ read_token_file (const char *path)
   }
   r = read_full (fd, buf, CREDS_MAX_TOKEN_FILE + 1);
   if (r == -1) {
-    report_error ("web identity token file: %s: read: %m", path);
+    report_error ("%s: %s: read: %m", what, path);
     goto err;
   }
   len = r;
   if (len > CREDS_MAX_TOKEN_FILE) {
-    report_error ("web identity token file: %s: larger than %d bytes", path,
+    report_error ("%s: %s: larger than %d bytes", what, path,
                   CREDS_MAX_TOKEN_FILE);
     goto err;
   }
@@ -316,7 +316,7 @@ read_token_file (const char *path)
     len--;
   buf[len] = '\0';
   if (len == 0 || strlen (buf) != len) {
-    report_error ("web identity token file: %s: %s", path,
+    report_error ("%s: %s: %s", what, path,
                   len == 0 ? "empty" : "contains a NUL byte");
     goto err;
   }
@@ -469,7 +469,7 @@ creds_fetch_web_identity (const char *endpoint, const char *region,
   url = creds_sts_url (endpoint, region);
   if (url == NULL)
     return -1;
-  token = read_token_file (token_file);
+  token = creds_read_secret_file ("web identity token file", token_file);
   if (token == NULL)
     return -1;
 

@@ -62,6 +62,13 @@ int
 creds_http_get (const char *url, struct curl_slist *headers, const char *cainfo,
                 long *status, char **body, size_t *len, char *errbuf);
 
+/* Read a small file holding a secret (at most CREDS_MAX_TOKEN_FILE
+ * bytes, no NUL byte, not empty), without its trailing white space.
+ * Errors name the file as what.  Returns a malloc'd string (release it
+ * with creds_free_secret), or NULL after reporting an error.
+ */
+char *creds_read_secret_file (const char *what, const char *path);
+
 /* Wipe the len bytes of s, then free it.  s may be NULL. */
 void creds_free_secret (char *s, size_t len);
 

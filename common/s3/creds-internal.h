@@ -48,6 +48,12 @@ struct endpoint_profile profile_endpoint_view (const struct profile *pf);
  */
 char *profile_region (const struct profile *pf);
 
+/* STS for the profile: the region (as profile_region) and the URL
+ * (endpoint.h's "sts", else the regional one), both malloc'd.  Returns
+ * 0, or -1 after reporting an error.
+ */
+int profile_sts (const struct profile *pf, char **region, char **url);
+
 /* The steps.  Each returns 0 with *out set, 1 if it does not apply, or
  * -1 after reporting an error.
  */

@@ -28,7 +28,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +40,6 @@
 #include "creds-fetch.h"
 #include "creds-internal.h"
 #include "creds-parse.h"
-#include "file-io.h"
 #include "hex.h"
 #include "report.h"
 #include "s3-url.h"
@@ -160,31 +158,20 @@ static char *
 read_token (const struct profile *pf, const char *path)
 {
   CLEANUP_FREE char *expires = NULL;
-  char *buf = NULL, *token = NULL;
-  size_t len = 0, n;
+  char *buf, *token = NULL;
+  size_t len, n;
   time_t t;
-  ssize_t r;
-  int fd;
 
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1) {
-    token_unusable (pf, path, errno == ENOENT ? "not found" : "unreadable");
+  if (access (path, F_OK) == -1 && errno == ENOENT) {
+    token_unusable (pf, path, "not found");
     return NULL;
   }
-  buf = malloc (CREDS_MAX_TOKEN_FILE + 1);
+  buf = creds_read_secret_file ("SSO token cache", path);
   if (buf == NULL) {
-    report_error ("malloc: %m");
-    close (fd);
+    token_unusable (pf, path, "unreadable");
     return NULL;
   }
-  r = read_full (fd, buf, CREDS_MAX_TOKEN_FILE + 1);
-  close (fd);
-  if (r == -1 || r > CREDS_MAX_TOKEN_FILE) {
-    token_unusable (pf, path, r == -1 ? "unreadable" : "too large");
-    goto out;
-  }
-  len = r;
-  buf[len] = '\0';
+  len = strlen (buf);
 
   expires = creds_json_string (buf, len, "expiresAt");
   if (expires) {

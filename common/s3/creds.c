@@ -318,6 +318,34 @@ creds_default_region (const char *profile)
   return region;
 }
 
+/* See creds-internal.h.  STS is found by the same rules as S3
+ * (endpoint.h).
+ */
+int
+profile_sts (const struct profile *pf, char **region, char **url)
+{
+  struct endpoint_profile epf = profile_endpoint_view (pf);
+  struct endpoint_setting sts = { 0 };
+
+  *url = NULL;
+  *region = profile_region (pf);
+  if (*region == NULL)
+    return -1;
+  if (endpoint_resolve ("sts", NULL, &epf, &sts) == -1)
+    goto err;
+  if (sts.value)
+    report_debug ("credentials: STS endpoint %s (from %s)", sts.value,
+                  sts.source);
+  *url = creds_sts_url (sts.value, *region);
+  endpoint_setting_free (&sts);
+  if (*url)
+    return 0;
+err:
+  free (*region);
+  *region = NULL;
+  return -1;
+}
+
 /* Step 1: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
 int
 creds_from_env (struct aws_creds **out)
@@ -386,11 +414,8 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
                          struct aws_creds **out)
 {
   const char *token_file = NULL, *role_arn = NULL, *session = NULL;
-  CLEANUP_FREE char *region = NULL;
-  struct endpoint_setting sts = { 0 };
-  struct endpoint_profile epf = profile_endpoint_view (pf);
+  CLEANUP_FREE char *region = NULL, *url = NULL;
   char default_session[32];
-  int r;
 
   if (!pf->explicit) {
     token_file = creds_getenv ("AWS_WEB_IDENTITY_TOKEN_FILE");
@@ -422,19 +447,10 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
               (long) getpid ());
     session = default_session;
   }
-  region = profile_region (pf);
-  if (region == NULL)
+  if (profile_sts (pf, &region, &url) == -1)
     return -1;
-  /* STS is found by the same rules as S3 (endpoint.h). */
-  if (endpoint_resolve ("sts", NULL, &epf, &sts) == -1)
-    return -1;
-  if (sts.value)
-    report_debug ("credentials: STS endpoint %s (from %s)", sts.value,
-                  sts.source);
-  r = creds_fetch_web_identity (sts.value, region, role_arn, token_file,
-                                session, cainfo, out);
-  endpoint_setting_free (&sts);
-  return r;
+  return creds_fetch_web_identity (url, region, role_arn, token_file, session,
+                                   cainfo, out);
 }
 
 /* One pass over the chain; the first source that has credentials wins. */

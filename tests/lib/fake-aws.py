@@ -46,6 +46,13 @@ SSO portal: GET /federation/credentials?account_id=A&role_name=R with
 header x-amz-sso_bearer_token: 401 unless it equals "sso"'s "token",
 403 unless A and R are "sso"'s; else roleCredentials, expiration in ms.
 
+S3 (--s3-upstream URL --s3-upstream-key AK:SK): any other GET or HEAD
+is an S3 request that must be signed (service s3) by credentials this
+fake issued, unexpired and with their session token; it is then signed
+again with the upstream's key and forwarded there (e.g. radosgw), so a
+client is served only while it uses credentials the fake gave it.
+Counted in "s3_forwarded" and "s3_refused".
+
 Control (for the test script):
   GET /_stats     JSON counters
   POST /_control  a JSON object changing any of: "expires", "delay",
@@ -61,6 +68,7 @@ import argparse
 import datetime
 import hashlib
 import hmac
+import http.client
 import http.server
 import json
 import os
@@ -102,6 +110,7 @@ class State:
             "imds_requests": 0, "imds_issued": 0,
             "assume_requests": 0, "assume_issued": 0, "assume_errors": 0,
             "sso_requests": 0, "sso_issued": 0,
+            "s3_forwarded": 0, "s3_refused": 0,
         }
 
     def count(self, name):
@@ -211,6 +220,31 @@ def sigv4_verify(handler, body, service):
         return None, (403, "SignatureDoesNotMatch",
                       "The request signature we calculated does not match")
     return ak, None
+
+
+def sigv4_sign(method, host, path, access, secret, region="us-east-1"):
+    """Headers signing a body-less S3 request (query-less path)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    date = amz_date[:8]
+    headers = {"host": host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+               "x-amz-date": amz_date}
+    signed = ";".join(sorted(headers))
+    creq = "\n".join([method, path, "",
+                      "".join("%s:%s\n" % (k, headers[k])
+                              for k in sorted(headers)),
+                      signed, "UNSIGNED-PAYLOAD"])
+    scope = "%s/%s/s3/aws4_request" % (date, region)
+    sts = "AWS4-HMAC-SHA256\n%s\n%s\n%s" % (
+        amz_date, scope, hashlib.sha256(creq.encode()).hexdigest())
+    key = ("AWS4" + secret).encode()
+    for part in (date, region, "s3", "aws4_request"):
+        key = hmac256(key, part)
+    sig = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (
+        "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s"
+        % (access, scope, signed, sig))
+    return headers
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -420,6 +454,56 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "expiration": int(expiry * 1000),
         }}), "application/json")
 
+    # ---- S3, checked then forwarded ----
+    def s3_forward(self):
+        st = self.server.state
+        args = st.args
+        signer, err = sigv4_verify(self, b"", "s3")
+        if err is None and signer not in st.issued:
+            err = (403, "AccessDenied", "not signed with issued credentials")
+        if err:
+            st.count("s3_refused")
+            self.log_message("S3 refused: %s", err[1])
+            body = ("<Error><Code>%s</Code><Message>%s</Message></Error>"
+                    % (err[1], escape(err[2])))
+            self.reply(err[0], body, "application/xml")
+            return
+        st.count("s3_forwarded")
+        up = urllib.parse.urlsplit(args.s3_upstream)
+        access, _, secret = args.s3_upstream_key.partition(":")
+        path, _, query = self.path.partition("?")
+        if query:
+            self.reply(501, "query strings are not forwarded")
+            return
+        headers = sigv4_sign(self.command, up.netloc, path, access, secret)
+        if self.headers.get("Range"):
+            headers["Range"] = self.headers["Range"]
+        conn = http.client.HTTPConnection(up.hostname, up.port or 80,
+                                          timeout=60)
+        try:
+            conn.request(self.command, path, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        self.send_response(resp.status)
+        for name in ("Content-Type", "Content-Range", "ETag",
+                     "Last-Modified", "Accept-Ranges",
+                     "x-amz-version-id"):
+            if resp.getheader(name):
+                self.send_header(name, resp.getheader(name))
+        self.send_header("Content-Length",
+                         resp.getheader("Content-Length") or str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def do_HEAD(self):
+        if self.server.state.args.s3_upstream:
+            self.s3_forward()
+        else:
+            self.reply(404, "")
+
     # ---- IMDS ----
     def imds_authorized(self):
         st = self.server.state
@@ -495,6 +579,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/latest/"):
             self.imds_get()
             return
+        if st.args.s3_upstream:
+            self.s3_forward()
+            return
         self.reply(404, "")
 
     def do_POST(self):
@@ -527,6 +614,8 @@ def main():
     p.add_argument("--imds-role", default="accel-test-role")
     p.add_argument("--expires", type=int, default=3600)
     p.add_argument("--delay", type=float, default=0)
+    p.add_argument("--s3-upstream")
+    p.add_argument("--s3-upstream-key", default=":")
     args = p.parse_args()
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -1,6 +1,18 @@
 # Shell side of tests/lib/fake-aws.py, for the credential tests: start
 # it and talk to it.  Sourced after functions.sh and make_tmpdir.
 
+# clean_aws_env: no AWS settings or proxies from the caller, an empty
+# HOME, and no instance metadata unless a test asks for it.
+clean_aws_env () {
+  local v
+  for v in $(compgen -e | grep -E '^(AWS_|ACCEL_CREDS_)'); do unset "$v"; done
+  unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+  unset no_proxy NO_PROXY
+  export HOME="$tmp/home"
+  mkdir -p "$HOME"
+  export AWS_EC2_METADATA_DISABLED=true
+}
+
 # start_fake_aws [ARGS...]: start the fake on 127.0.0.1 with ARGS; sets
 # url (its base URL) and fake_pid; what it issued goes to $tmp/issued.
 start_fake_aws () {
