@@ -156,6 +156,19 @@ fails () {
   return 0
 }
 
+# 0. The fake's signature check is real: curl's own SigV4 signer gets
+# through with the right secret, not with a wrong one.
+sts_curl () {
+  curl -sS -o "$tmp/curl.xml" -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:sts" \
+    --user "$1" --data "Action=AssumeRole&Version=2011-06-15&RoleArn=$arn/one&RoleSessionName=curl" \
+    "$url/"
+}
+[ "$(sts_curl "$src_key:$src_secret")" = 200 ] ||
+  fail "curl-signed AssumeRole refused: $(cat "$tmp/curl.xml")"
+[ "$(sts_curl "$src_key:wrong")" = 403 ] && grep -q SignatureDoesNotMatch "$tmp/curl.xml" ||
+  fail "a wrong signature was accepted"
+rm -f "$tmp/curl.xml"
+
 # 1. source_profile with keys: AssumeRole signed by them, with the
 # profile's external_id, session name and duration.
 run one --profile one --check-issued "$tmp/issued" || fail "one: exit $?"
@@ -317,7 +330,9 @@ run sso --profile sso --check-issued "$tmp/issued" || fail "sso: exit $?"
 has sso '^source=sso access_key=ASIAFAKESSO[0-9]+ session_token=yes expires_in=3[56][0-9][0-9]$' ||
   fail "sso: wrong source or key"
 grep -qx 'secret=ok token=ok' "$tmp/sso.out" || fail "sso: secrets"
-write_token https://legacy.awsapps.com/start "$later"
+# Older CLIs wrote expiresAt as "...UTC".
+write_token https://legacy.awsapps.com/start \
+  "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SUTC)"
 run sso-legacy --profile sso-legacy || fail "sso legacy: exit $?"
 has sso-legacy '^source=sso ' || fail "sso legacy: source"
 # An SSO profile as the source of a role.
