@@ -4,7 +4,8 @@
 # which verifies the SigV4 signature of every AssumeRole request and
 # checks who signed it.  Driven by tests/helpers/creds-get:
 #  - source_profile with keys (in the credentials file), a two-level
-#    chain, a profile sourcing its own keys, credential_source
+#    chain, a profile sourcing its own keys, a source with keys and a
+#    role of its own (its keys are used, as in the CLI), credential_source
 #    Environment and Ec2InstanceMetadata: each AssumeRole is signed by
 #    the expected source (the fake refuses anyone else);
 #  - external_id, role_session_name and duration_seconds sent, and the
@@ -40,12 +41,14 @@ arn=arn:aws:iam::123456789012:role
 src_key=AKIAFAKESRC0001 src_secret="fakeSecretSrc/+&<x>"
 self_key=AKIAFAKESELF001 self_secret=fakeSecretSelf
 env_key=AKIAFAKEENV0001 env_secret=fakeSecretEnv
-control "$(printf '{"static_keys": {"%s": "%s", "%s": "%s", "%s": "%s"},
+kr_key=AKIAFAKEKR00001 kr_secret=fakeSecretKr
+control "$(printf '{"static_keys": {"%s": "%s", "%s": "%s", "%s": "%s", "%s": "%s"},
   "roles": {"%s/one": "%s", "%s/two": "role:%s/one", "%s/self": "%s",
-            "%s/env": "%s", "%s/imds": "role:accel-test-role"}}' \
+            "%s/env": "%s", "%s/imds": "role:accel-test-role", "%s/kr": "%s"}}' \
   "$src_key" "${src_secret//\"/\\\"}" "$self_key" "$self_secret" \
-  "$env_key" "$env_secret" \
-  "$arn" "$src_key" "$arn" "$arn" "$arn" "$self_key" "$arn" "$env_key" "$arn")"
+  "$env_key" "$env_secret" "$kr_key" "$kr_secret" \
+  "$arn" "$src_key" "$arn" "$arn" "$arn" "$self_key" "$arn" "$env_key" "$arn" \
+  "$arn" "$kr_key")"
 
 cat > "$tmp/credentials" <<EOF2
 [src]
@@ -55,6 +58,10 @@ aws_secret_access_key = $src_secret
 [self]
 aws_access_key_id = $self_key
 aws_secret_access_key = $self_secret
+
+[keys-and-role]
+aws_access_key_id = $kr_key
+aws_secret_access_key = $kr_secret
 EOF2
 cat > "$tmp/config" <<EOF2
 [profile one]
@@ -71,6 +78,14 @@ source_profile = one
 [profile self]
 role_arn = $arn/self
 source_profile = self
+
+[profile keys-and-role]
+role_arn = $arn/two
+source_profile = one
+
+[profile uses-kr]
+role_arn = $arn/kr
+source_profile = keys-and-role
 
 [profile env]
 role_arn = $arn/env
@@ -206,6 +221,13 @@ case $(last_call signer) in ASIAFAKEASSUME*) ;; *) fail "two: signer";; esac
 # 3. A profile sourcing its own keys (allowed as in the AWS CLI).
 run self --profile self || fail "self: exit $?"
 [ "$(last_call signer)" = "$self_key" ] || fail "self: not signed by its keys"
+
+# A source_profile with keys and a role of its own: its keys are the
+# source (the AWS CLI's rule), its role is not assumed.
+before=$(counter assume_issued)
+run uses-kr --profile uses-kr || fail "uses-kr: exit $?"
+[ "$(last_call signer)" = "$kr_key" ] || fail "uses-kr: not signed by the source's keys"
+[ $(( $(counter assume_issued) - before )) = 1 ] || fail "uses-kr: the source's role was assumed"
 
 # 4. credential_source Environment and Ec2InstanceMetadata.
 AWS_ACCESS_KEY_ID=$env_key AWS_SECRET_ACCESS_KEY=$env_secret \
