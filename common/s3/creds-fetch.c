@@ -241,8 +241,8 @@ valid_endpoint (const char *url)
 /* The STS URL: the endpoint that creds.c resolved (endpoint.h), or the
  * regional one.  NB: region ends up in a host name, so it is checked.
  */
-static char *
-sts_url (const char *ep, const char *region)
+char *
+creds_sts_url (const char *ep, const char *region)
 {
   char *url;
   size_t i, n;
@@ -278,12 +278,12 @@ sts_url (const char *ep, const char *region)
   return url;
 }
 
-/* Read the web identity token (a JWT: a secret).  The file is
+/* See creds-fetch.h.  E.g. the web identity token (a JWT), which is
  * rewritten periodically by whoever provides it (e.g. Kubernetes), which
  * is why it is read afresh on every refresh.
  */
-static char *
-read_token_file (const char *path)
+char *
+creds_read_secret_file (const char *what, const char *path)
 {
   char *buf;
   size_t len = 0;
@@ -292,7 +292,7 @@ read_token_file (const char *path)
 
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1) {
-    report_error ("web identity token file: %s: %m", path);
+    report_error ("%s: %s: %m", what, path);
     return NULL;
   }
   buf = malloc (CREDS_MAX_TOKEN_FILE + 1);
@@ -303,12 +303,12 @@ read_token_file (const char *path)
   }
   r = read_full (fd, buf, CREDS_MAX_TOKEN_FILE + 1);
   if (r == -1) {
-    report_error ("web identity token file: %s: read: %m", path);
+    report_error ("%s: %s: read: %m", what, path);
     goto err;
   }
   len = r;
   if (len > CREDS_MAX_TOKEN_FILE) {
-    report_error ("web identity token file: %s: larger than %d bytes", path,
+    report_error ("%s: %s: larger than %d bytes", what, path,
                   CREDS_MAX_TOKEN_FILE);
     goto err;
   }
@@ -316,7 +316,7 @@ read_token_file (const char *path)
     len--;
   buf[len] = '\0';
   if (len == 0 || strlen (buf) != len) {
-    report_error ("web identity token file: %s: %s", path,
+    report_error ("%s: %s: %s", what, path,
                   len == 0 ? "empty" : "contains a NUL byte");
     goto err;
   }
@@ -332,7 +332,8 @@ err:
 
 /* Turn STS's <ErrorResponse> into one clear message. */
 static void
-sts_report_error (const char *role_arn, long status, const struct http_body *b)
+sts_report_error (const char *action, const char *role_arn, long status,
+                  const struct http_body *b)
 {
   CLEANUP_FREE char *code = NULL, *message = NULL;
   const char *err;
@@ -347,14 +348,13 @@ sts_report_error (const char *role_arn, long status, const struct http_body *b)
   if (message)
     sanitize_message (message);
   if (code && message)
-    report_error ("STS AssumeRoleWithWebIdentity for %s: %s: %s (HTTP %ld)",
-                  role_arn, code, message, status);
+    report_error ("STS %s for %s: %s: %s (HTTP %ld)", action, role_arn, code,
+                  message, status);
   else if (code)
-    report_error ("STS AssumeRoleWithWebIdentity for %s: %s (HTTP %ld)",
-                  role_arn, code, status);
+    report_error ("STS %s for %s: %s (HTTP %ld)", action, role_arn, code,
+                  status);
   else
-    report_error ("STS AssumeRoleWithWebIdentity for %s: HTTP %ld "
-                  "without an error code",
+    report_error ("STS %s for %s: HTTP %ld without an error code", action,
                   role_arn, status);
 }
 
@@ -404,20 +404,52 @@ credentials_from_fields (const char *what, bool xml, const char *doc,
   return *out ? 0 : -1;
 }
 
-/* Parse the <Credentials> of an AssumeRoleWithWebIdentityResponse. */
+/* Parse the <Credentials> of an STS response to action. */
 static int
-sts_parse_credentials (const struct http_body *b, struct aws_creds **out)
+sts_parse_credentials (const char *action, const char *source,
+                       const struct http_body *b, struct aws_creds **out)
 {
-  static const char what[] = "STS AssumeRoleWithWebIdentity response";
+  char what[64];
   const char *xml;
   size_t len;
 
+  snprintf (what, sizeof what, "STS %s response", action);
   if (creds_xml_find (b->data, b->len, "Credentials", &xml, &len) == -1) {
     report_error ("%s: no <Credentials>", what);
     return -1;
   }
-  return credentials_from_fields (what, true, xml, len, "SessionToken",
-                                  "web-identity", out);
+  return credentials_from_fields (what, true, xml, len, "SessionToken", source,
+                                  out);
+}
+
+/* See creds-fetch.h.  The form and headers may hold secrets: they are
+ * never printed.
+ */
+int
+creds_fetch_sts (const char *url, const char *action, const char *role_arn,
+                 const char *form, struct curl_slist *headers,
+                 const char *cainfo, const char *source, struct aws_creds **out)
+{
+  CLEANUP_HTTP_BODY struct http_body body = { 0 };
+  char errbuf[CURL_ERROR_SIZE];
+  struct http_request req = { 0 };
+  long status = 0;
+
+  req.url = url;
+  req.post = form;
+  req.headers = headers;
+  req.connect_ms = STS_CONNECT_MS;
+  req.total_ms = STS_TOTAL_MS;
+  req.cainfo = cainfo;
+  if (http_do (&req, &body, &status, errbuf) == -1) {
+    report_error ("STS %s for %s: %s: %s", action, role_arn, url, errbuf);
+    return -1;
+  }
+  if (status != 200) {
+    sts_report_error (action, role_arn, status, &body);
+    return -1;
+  }
+  return sts_parse_credentials (action, source, &body, out);
 }
 
 /* Read the token, POST the unsigned form, parse the XML answer. */
@@ -430,18 +462,14 @@ creds_fetch_web_identity (const char *endpoint, const char *region,
   CLEANUP_FREE char *url = NULL;
   CLEANUP_FREE_SECRET char *token = NULL, *post = NULL;
   CLEANUP_SLIST struct curl_slist *headers = NULL;
-  CLEANUP_HTTP_BODY struct http_body body = { 0 };
   CLEANUP_CURL CURL *escaper = NULL;
   char *e_arn = NULL, *e_name = NULL, *e_token = NULL;
-  char errbuf[CURL_ERROR_SIZE];
-  struct http_request req = { 0 };
-  long status = 0;
   int r;
 
-  url = sts_url (endpoint, region);
+  url = creds_sts_url (endpoint, region);
   if (url == NULL)
     return -1;
-  token = read_token_file (token_file);
+  token = creds_read_secret_file ("web identity token file", token_file);
   if (token == NULL)
     return -1;
 
@@ -478,22 +506,8 @@ creds_fetch_web_identity (const char *endpoint, const char *region,
 
   report_debug ("credentials: AssumeRoleWithWebIdentity %s as %s at %s",
                 role_arn, session_name, url);
-  req.url = url;
-  req.post = post;
-  req.headers = headers;
-  req.connect_ms = STS_CONNECT_MS;
-  req.total_ms = STS_TOTAL_MS;
-  req.cainfo = cainfo;
-  if (http_do (&req, &body, &status, errbuf) == -1) {
-    report_error ("STS AssumeRoleWithWebIdentity for %s: %s: %s", role_arn, url,
-                  errbuf);
-    return -1;
-  }
-  if (status != 200) {
-    sts_report_error (role_arn, status, &body);
-    return -1;
-  }
-  return sts_parse_credentials (&body, out);
+  return creds_fetch_sts (url, "AssumeRoleWithWebIdentity", role_arn, post,
+                          headers, cainfo, "web-identity", out);
 }
 
 /* The IMDS base URL, without a trailing '/'. */
@@ -705,4 +719,46 @@ creds_fetch_imds (const char *cainfo, struct aws_creds **out)
   }
   report_debug ("credentials: instance role %s", role);
   return imds_parse_credentials (&cb, out);
+}
+
+/* See creds-fetch.h. */
+int
+creds_http_get (const char *url, struct curl_slist *headers, const char *cainfo,
+                long *status, char **body, size_t *len, char *errbuf)
+{
+  struct http_body b = { 0 };
+  struct http_request req = { 0 };
+
+  *body = NULL;
+  *len = 0;
+  req.url = url;
+  req.headers = headers;
+  req.connect_ms = STS_CONNECT_MS;
+  req.total_ms = STS_TOTAL_MS;
+  req.cainfo = cainfo;
+  if (http_do (&req, &b, status, errbuf) == -1) {
+    cleanup_http_body (&b);
+    return -1;
+  }
+  *body = b.data;
+  *len = b.len;
+  return 0;
+}
+
+/* See creds-fetch.h. */
+void
+creds_free_secret (char *s, size_t len)
+{
+  if (s) {
+    explicit_bzero (s, len);
+    free (s);
+  }
+}
+
+/* See creds-fetch.h. */
+char *
+creds_sanitize_message (char *s)
+{
+  sanitize_message (s);
+  return s;
 }

@@ -253,18 +253,20 @@ json_skip_value (struct json_cursor *c, unsigned depth)
   }
 }
 
-/* Walk the whole top-level object, keeping the first match. */
-char *
-creds_json_string (const char *json, size_t len, const char *key)
+/* Walk the whole top-level object, keeping the span of the first
+ * value of key in *v, *v_len (*v = NULL if key is absent).
+ */
+static int
+json_top_value (const char *json, size_t len, const char *key, const char **v,
+                size_t *v_len)
 {
   struct json_cursor c = { json, json + len };
-  char *found = NULL;
-  int saved_errno;
 
-  errno = 0;
+  *v = NULL;
+  *v_len = 0;
   if (len > CREDS_PARSE_MAX) {
     errno = E2BIG;
-    return NULL;
+    return -1;
   }
   json_skip_ws (&c);
   if (c.p >= c.end || *c.p != '{')
@@ -275,25 +277,27 @@ creds_json_string (const char *json, size_t len, const char *key)
     c.p++;
   else {
     for (;;) {
+      const char *start;
       char *k = NULL;
       bool match;
 
       json_skip_ws (&c);
       if (json_string (&c, &k) == -1)
         goto bad;
-      match = found == NULL && strcmp (k, key) == 0;
+      match = *v == NULL && strcmp (k, key) == 0;
       free (k);
       json_skip_ws (&c);
       if (c.p >= c.end || *c.p != ':')
         goto bad;
       c.p++;
       json_skip_ws (&c);
-      if (match) {
-        if (c.p >= c.end || *c.p != '"' || json_string (&c, &found) == -1)
-          goto bad;
-      }
-      else if (json_skip_value (&c, 1) == -1)
+      start = c.p;
+      if (json_skip_value (&c, 1) == -1)
         goto bad;
+      if (match) {
+        *v = start;
+        *v_len = c.p - start;
+      }
       json_skip_ws (&c);
       if (c.p >= c.end)
         goto bad;
@@ -309,15 +313,51 @@ creds_json_string (const char *json, size_t len, const char *key)
   json_skip_ws (&c);
   if (c.p != c.end)
     goto bad;
-  if (found == NULL)
-    errno = ENOENT;
-  return found;
+  return 0;
 
 bad:
-  saved_errno = errno == ENOMEM ? ENOMEM : EINVAL;
-  free (found);
-  errno = saved_errno;
-  return NULL;
+  errno = errno == ENOMEM ? ENOMEM : EINVAL;
+  *v = NULL;
+  return -1;
+}
+
+/* The value must be a string: decode it. */
+char *
+creds_json_string (const char *json, size_t len, const char *key)
+{
+  struct json_cursor c;
+  const char *v;
+  size_t v_len;
+  char *found = NULL;
+
+  errno = 0;
+  if (json_top_value (json, len, key, &v, &v_len) == -1)
+    return NULL;
+  if (v == NULL) {
+    errno = ENOENT;
+    return NULL;
+  }
+  c = (struct json_cursor){ v, v + v_len };
+  if (*v != '"' || json_string (&c, &found) == -1) {
+    errno = errno == ENOMEM ? ENOMEM : EINVAL;
+    return NULL;
+  }
+  return found;
+}
+
+/* Any value, as its raw text. */
+int
+creds_json_raw (const char *json, size_t len, const char *key,
+                const char **value, size_t *value_len)
+{
+  errno = 0;
+  if (json_top_value (json, len, key, value, value_len) == -1)
+    return -1;
+  if (*value == NULL) {
+    errno = ENOENT;
+    return -1;
+  }
+  return 0;
 }
 
 /* Read exactly n decimal digits. */

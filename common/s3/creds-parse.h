@@ -42,6 +42,14 @@ char *creds_xml_text (const char *xml, size_t len, const char *name);
  */
 char *creds_json_string (const char *json, size_t len, const char *key);
 
+/* The value of key in the top-level JSON object json[0..len), whatever
+ * its type, as the span *value, *value_len of json (for a nested
+ * object, pass it to creds_json_string in turn).  The whole document
+ * must be well-formed.
+ */
+int creds_json_raw (const char *json, size_t len, const char *key,
+                    const char **value, size_t *value_len);
+
 /* Parse an ISO 8601 UTC timestamp as AWS writes it,
  * "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)".
  */

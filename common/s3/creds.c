@@ -25,6 +25,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "creds-fetch.h"
+#include "creds-internal.h"
 #include "creds.h"
 #include "endpoint.h"
 #include "ini.h"
@@ -66,17 +67,6 @@ creds_describe (const struct aws_creds *c)
     report_debug ("credentials: from %s, access key %.4s...", c->source,
                   c->access_key);
 }
-
-/* The profile in use and its two files, loaded once per resolution. */
-struct profile {
-  const char *name;
-  bool explicit; /* passed by the caller */
-  bool named; /* explicit, or from AWS_PROFILE */
-  char *credentials_path, *config_path;
-  struct ini *credentials, *config; /* NULL if the file does not exist */
-  const char *config_section; /* its section in config, or NULL */
-  char *config_profile; /* "profile NAME" */
-};
 
 /* The path of one of the shared files: the environment variable (with a
  * leading "~/" expanded, as the AWS CLI does), else ~/.aws/LEAF.
@@ -137,10 +127,30 @@ profile_free (struct profile *pf)
   free (pf->config_profile);
 }
 
+/* Find the profile's section in the config file: "[profile NAME]", or
+ * for the default profile also "[default]"; as in the AWS CLI the
+ * former wins if both exist.
+ */
+static int
+profile_find_section (struct profile *pf)
+{
+  if (asprintf (&pf->config_profile, "profile %s", pf->name) == -1) {
+    pf->config_profile = NULL;
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  if (pf->config) {
+    if (ini_has_section (pf->config, pf->config_profile))
+      pf->config_section = pf->config_profile;
+    else if (strcmp (pf->name, "default") == 0 &&
+             ini_has_section (pf->config, "default"))
+      pf->config_section = "default";
+  }
+  return 0;
+}
+
 /* Pick the profile and load its files (the credentials file only if
- * want_credentials).  The config file names it "[profile NAME]", or for
- * the default profile also "[default]"; as in the AWS CLI the former
- * wins if both exist.
+ * want_credentials).
  */
 static int
 profile_load (struct profile *pf, const char *profile, bool want_credentials)
@@ -160,18 +170,8 @@ profile_load (struct profile *pf, const char *profile, bool want_credentials)
                         &pf->config) == -1)
     goto err;
 
-  if (asprintf (&pf->config_profile, "profile %s", pf->name) == -1) {
-    pf->config_profile = NULL;
-    report_error ("asprintf: %m");
+  if (profile_find_section (pf) == -1)
     goto err;
-  }
-  if (pf->config) {
-    if (ini_has_section (pf->config, pf->config_profile))
-      pf->config_section = pf->config_profile;
-    else if (strcmp (pf->name, "default") == 0 &&
-             ini_has_section (pf->config, "default"))
-      pf->config_section = "default";
-  }
   return 0;
 
 err:
@@ -179,8 +179,28 @@ err:
   return -1;
 }
 
+/* See creds-internal.h: the same files, another section. */
+int
+profile_view (const struct profile *base, const char *name, struct profile *out)
+{
+  *out = *base;
+  out->name = name;
+  out->explicit = out->named = true;
+  out->config_section = NULL;
+  out->config_profile = NULL;
+  return profile_find_section (out);
+}
+
+/* Only the section name is the view's own. */
+void
+profile_view_free (struct profile *v)
+{
+  free (v->config_profile);
+  v->config_profile = NULL;
+}
+
 /* A key of the profile's section in the config file, or NULL. */
-static const char *
+const char *
 profile_config_get (const struct profile *pf, const char *key)
 {
   if (pf->config_section == NULL)
@@ -189,7 +209,7 @@ profile_config_get (const struct profile *pf, const char *key)
 }
 
 /* The profile as endpoint.c reads it. */
-static struct endpoint_profile
+struct endpoint_profile
 profile_endpoint_view (const struct profile *pf)
 {
   struct endpoint_profile epf = {
@@ -263,7 +283,7 @@ profile_check (const struct profile *pf)
 }
 
 /* The region, in the order of creds_default_region. */
-static char *
+char *
 profile_region (const struct profile *pf)
 {
   const char *r = creds_getenv ("AWS_REGION");
@@ -298,8 +318,36 @@ creds_default_region (const char *profile)
   return region;
 }
 
+/* See creds-internal.h.  STS is found by the same rules as S3
+ * (endpoint.h).
+ */
+int
+profile_sts (const struct profile *pf, char **region, char **url)
+{
+  struct endpoint_profile epf = profile_endpoint_view (pf);
+  struct endpoint_setting sts = { 0 };
+
+  *url = NULL;
+  *region = profile_region (pf);
+  if (*region == NULL)
+    return -1;
+  if (endpoint_resolve ("sts", NULL, &epf, &sts) == -1)
+    goto err;
+  if (sts.value)
+    report_debug ("credentials: STS endpoint %s (from %s)", sts.value,
+                  sts.source);
+  *url = creds_sts_url (sts.value, *region);
+  endpoint_setting_free (&sts);
+  if (*url)
+    return 0;
+err:
+  free (*region);
+  *region = NULL;
+  return -1;
+}
+
 /* Step 1: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
-static int
+int
 creds_from_env (struct aws_creds **out)
 {
   const char *ak = creds_getenv ("AWS_ACCESS_KEY_ID");
@@ -345,7 +393,7 @@ creds_from_section (const char *path, const struct ini *ini,
 }
 
 /* Step 2: the profile's keys, credentials file first. */
-static int
+int
 creds_from_profile (const struct profile *pf, struct aws_creds **out)
 {
   int r;
@@ -361,16 +409,13 @@ creds_from_profile (const struct profile *pf, struct aws_creds **out)
  * variable, else from the profile (as in the AWS CLI, which therefore
  * lets the two be mixed).
  */
-static int
+int
 creds_from_web_identity (const struct profile *pf, const char *cainfo,
                          struct aws_creds **out)
 {
   const char *token_file = NULL, *role_arn = NULL, *session = NULL;
-  CLEANUP_FREE char *region = NULL;
-  struct endpoint_setting sts = { 0 };
-  struct endpoint_profile epf = profile_endpoint_view (pf);
+  CLEANUP_FREE char *region = NULL, *url = NULL;
   char default_session[32];
-  int r;
 
   if (!pf->explicit) {
     token_file = creds_getenv ("AWS_WEB_IDENTITY_TOKEN_FILE");
@@ -386,8 +431,8 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
 
   if (token_file == NULL) {
     if (role_arn)
-      report_debug ("credentials: ignoring role ARN %s: only web identity "
-                    "role assumption is supported",
+      report_debug ("credentials: ignoring role ARN %s: no web identity "
+                    "token file",
                     role_arn);
     return 1;
   }
@@ -402,19 +447,10 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
               (long) getpid ());
     session = default_session;
   }
-  region = profile_region (pf);
-  if (region == NULL)
+  if (profile_sts (pf, &region, &url) == -1)
     return -1;
-  /* STS is found by the same rules as S3 (endpoint.h). */
-  if (endpoint_resolve ("sts", NULL, &epf, &sts) == -1)
-    return -1;
-  if (sts.value)
-    report_debug ("credentials: STS endpoint %s (from %s)", sts.value,
-                  sts.source);
-  r = creds_fetch_web_identity (sts.value, region, role_arn, token_file,
-                                session, cainfo, out);
-  endpoint_setting_free (&sts);
-  return r;
+  return creds_fetch_web_identity (url, region, role_arn, token_file, session,
+                                   cainfo, out);
 }
 
 /* One pass over the chain; the first source that has credentials wins. */
@@ -444,9 +480,13 @@ creds_resolve (const char *profile, const char *cainfo, struct aws_creds **out)
   if (r == 0)
     r = profile_check (&pf);
   if (r == 0)
+    r = creds_from_assume_role (&pf, ca.value, out);
+  if (r == 1)
     r = creds_from_profile (&pf, out);
   if (r == 1)
     r = creds_from_web_identity (&pf, ca.value, out);
+  if (r == 1)
+    r = creds_from_sso (&pf, ca.value, out);
   profile_free (&pf);
   if (r == 1)
     r = creds_fetch_imds (ca.value, out);

@@ -4,6 +4,11 @@
  *
  *  1. the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
  *     AWS_SESSION_TOKEN);
+ *  1a. an assume-role profile (creds-assume.c): role_arn with
+ *     source_profile (whose own credentials, or chained roles) or
+ *     credential_source (Environment, Ec2InstanceMetadata), external_id,
+ *     role_session_name, duration_seconds: STS AssumeRole, signed with
+ *     the source credentials, at STS's endpoint found as for step 3;
  *  2. the profile (the explicit profile argument, else AWS_PROFILE, else
  *     "default"): aws_access_key_id, aws_secret_access_key and
  *     aws_session_token in the shared credentials file
@@ -16,6 +21,11 @@
  *     (endpoint.h: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile's
  *     services section, its endpoint_url) or else
  *     https://sts.REGION.amazonaws.com;
+ *  3a. an SSO profile (creds-sso.c): sso_session (or the legacy
+ *     sso_start_url, sso_region), sso_account_id, sso_role_name: the
+ *     token cached by "aws sso login" exchanged at the SSO portal (its
+ *     endpoint found as S3's, service "sso"); never a login or a token
+ *     refresh;
  *  4. the EC2 instance role, through IMDSv2 at
  *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254),
  *     unless AWS_EC2_METADATA_DISABLED=true.
@@ -27,7 +37,9 @@
  * the caller decides whether that is acceptable.
  *
  * NB: as in the AWS CLI, an explicit profile argument (not AWS_PROFILE)
- * disables the environment variables of steps 1 and 3.
+ * disables the environment variables of steps 1 and 3.  The steps are
+ * all resolved again on every refresh, so a role's source credentials
+ * are always fresh.
  *
  * NB: libcurl must have been initialized (curl_global_init) before any
  * thread calls into this module.
@@ -43,7 +55,8 @@
 struct aws_creds {
   char *access_key, *secret_key, *session_token; /* session_token may be NULL */
   time_t expiration; /* 0 = does not expire */
-  const char *source; /* "env", "profile", "web-identity", "imds" */
+  const char *source; /* "env", "profile", "web-identity", "imds",
+                         "assume-role", "sso" */
   unsigned refs; /* private: see creds_put */
 };
 

@@ -189,7 +189,7 @@ static const char config_file[] =
     "\n"
     "[profile roleonly]\n"
     "role_arn = arn:aws:iam::123456789012:role/r\n"
-    "source_profile = default\n";
+    "source_profile = nosuch\n";
 
 /* Step 2 and its order against step 1. */
 static void
@@ -209,11 +209,15 @@ test_profile (void)
   CHECK (resolves_to (NULL, "profile", "AKIACONFIG", "configsecret", NULL));
   /* An explicit profile beats AWS_PROFILE. */
   CHECK (resolves_to ("dev", "profile", "AKIADEV", "devsecret", "devtoken"));
-  /* A profile with only an assume-role setting: nothing, anonymous. */
-  CHECK (resolves_to ("roleonly", NULL, NULL, NULL, NULL));
   /* An empty key is an unset key. */
   CHECK (resolves_to ("empty", NULL, NULL, NULL, NULL));
   CHECK (test_nr_errors () == 0);
+  /* An assume-role profile is not skipped: its source is checked
+   * before any network request (tests/test-creds-assume.sh does the
+   * rest against a fake STS).
+   */
+  CHECK (resolve_fails ("roleonly", "profile roleonly",
+                        "source_profile nosuch does not exist"));
   /* In the config file only "[profile NAME]" names a profile. */
   CHECK (resolve_fails ("noprefix", "profile noprefix not found", "config"));
 
@@ -623,6 +627,26 @@ test_json (void)
     CHECK (json_is (big, "k", NULL, E2BIG));
     big[CREDS_PARSE_MAX] = '\0';
     CHECK (json_is (big, "k", "v", 0));
+  }
+
+  /* creds_json_raw: any value's text, e.g. the SSO portal's nested
+   * roleCredentials and its expiration in milliseconds.
+   */
+  {
+    static const char sso[] =
+        "{\"roleCredentials\": {\"accessKeyId\": \"ASIASSO\", "
+        "\"expiration\": 1700000000000}, \"x\": [1]}";
+    const char *v;
+    size_t n;
+
+    CHECK (creds_json_raw (sso, strlen (sso), "roleCredentials", &v, &n) == 0 &&
+           json_is (strndupa (v, n), "accessKeyId", "ASIASSO", 0));
+    CHECK (creds_json_raw (v, n, "expiration", &v, &n) == 0 && n == 13 &&
+           memcmp (v, "1700000000000", n) == 0);
+    CHECK (creds_json_raw (sso, strlen (sso), "nope", &v, &n) == -1 &&
+           errno == ENOENT);
+    CHECK (creds_json_raw ("{\"k\": 1,}", 9, "k", &v, &n) == -1 &&
+           errno == EINVAL);
   }
 }
 
