@@ -59,6 +59,16 @@ def sequential(uri, path, block):
     h.shutdown()
 
 
+def run_all(threads, errors):
+    """Start the threads, wait for them all, exit with their errors."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        sys.exit("; ".join(errors))
+
+
 def same_range(uri, path, offset, length, n):
     handles = [connect(uri) for _ in range(n)]
     barrier = threading.Barrier(n)
@@ -72,13 +82,8 @@ def same_range(uri, path, offset, length, n):
         except BaseException as e:      # noqa: B036 (SystemExit too)
             errors.append(str(e))
 
-    threads = [threading.Thread(target=run, args=(h,)) for h in handles]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        sys.exit("; ".join(errors))
+    run_all([threading.Thread(target=run, args=(h,)) for h in handles],
+            errors)
 
 
 def flood(uri, conns, depth, block, count):
@@ -96,14 +101,8 @@ def flood(uri, conns, depth, block, count):
         except nbd.Error as e:
             errors.append(str(e))
 
-    threads = [threading.Thread(target=run, args=(h, i * depth + j))
-               for i, h in enumerate(handles) for j in range(depth)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        sys.exit("; ".join(errors))
+    run_all([threading.Thread(target=run, args=(h, i * depth + j))
+             for i, h in enumerate(handles) for j in range(depth)], errors)
 
 
 def main():
