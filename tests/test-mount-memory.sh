@@ -79,7 +79,7 @@ after_seq=$(peak_kib)
 flood
 peak=$(peak_kib)
 unmount_big "$tmp/mnt"
-mib () { echo "scale=1; $1 / 1024" | bc; }
+mib () { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo "nbdkit peak RSS (VmHWM), defaults (4 connections x 4 threads), limit 64 MiB:"
 echo "  $(mib "$after_random") MiB after random 1 MiB reads at QD32 (cold), $(mib "$after_seq") MiB after a sequential read of 256 MiB (cold), $(mib "$peak") MiB after the flood of 4 x 16 reads of 1 MiB"
 ((peak <= limit_kib)) || fail "nbdkit's peak RSS $peak KiB is over $limit_kib KiB"

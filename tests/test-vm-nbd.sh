@@ -31,12 +31,12 @@
 . "$(dirname "$0")/lib/functions.sh"
 # The VM's tools come with tools/install-deps: run it here too when this
 # test runs alone on a machine without them.
-for c in qemu-system-x86_64 cpio depmod; do
+for c in qemu-system-x86_64 cpio depmod zstd nbdinfo; do
   command -v $c >/dev/null 2>&1 || { "$top/tools/install-deps" >&2 || :; break; }
 done
 requires qemu-system-x86_64; requires cpio; requires depmod
 requires nbdkit; requires mke2fs; requires mksquashfs; requires mkfs.erofs
-requires apt-get; requires dpkg-deb
+requires apt-get; requires dpkg-deb; requires zstd; requires nbdinfo
 needs_s3
 make_tmpdir
 
