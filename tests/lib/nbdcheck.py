@@ -10,6 +10,9 @@
   nbdcheck.py cache URI OFFSET LEN           NBD_CMD_CACHE of the range
   nbdcheck.py read URI OFFSET LEN            read once; exit 1 on error,
       printing libnbd's error message
+  nbdcheck.py flood URI CONNS DEPTH BLOCK COUNT   CONNS connections each
+      keep DEPTH reads of BLOCK bytes in flight (random aligned offsets)
+      and each of those makes COUNT reads: the most a server must hold at once
 
 Exit status 0 on success, 1 on a mismatch or error (with a message).
 """
@@ -56,6 +59,16 @@ def sequential(uri, path, block):
     h.shutdown()
 
 
+def run_all(threads, errors):
+    """Start the threads, wait for them all, exit with their errors."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        sys.exit("; ".join(errors))
+
+
 def same_range(uri, path, offset, length, n):
     handles = [connect(uri) for _ in range(n)]
     barrier = threading.Barrier(n)
@@ -69,13 +82,27 @@ def same_range(uri, path, offset, length, n):
         except BaseException as e:      # noqa: B036 (SystemExit too)
             errors.append(str(e))
 
-    threads = [threading.Thread(target=run, args=(h,)) for h in handles]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        sys.exit("; ".join(errors))
+    run_all([threading.Thread(target=run, args=(h,)) for h in handles],
+            errors)
+
+
+def flood(uri, conns, depth, block, count):
+    handles = [connect(uri) for _ in range(conns)]
+    size = handles[0].get_size()
+    errors = []
+
+    # NB: a libnbd handle is thread-safe: DEPTH threads on one handle
+    # keep DEPTH commands in flight on its connection.
+    def run(h, seed):
+        rng = random.Random(seed)
+        try:
+            for _ in range(count):
+                h.pread(block, rng.randrange(0, size // block) * block)
+        except nbd.Error as e:
+            errors.append(str(e))
+
+    run_all([threading.Thread(target=run, args=(h, i * depth + j))
+             for i, h in enumerate(handles) for j in range(depth)], errors)
 
 
 def main():
@@ -99,6 +126,8 @@ def main():
             h.pread(int(sys.argv[4]), int(sys.argv[3]))
         except nbd.Error as e:
             sys.exit("read failed: %s" % e)
+    elif mode == "flood":
+        flood(sys.argv[2], *(int(a) for a in sys.argv[3:7]))
     else:
         sys.exit("unknown mode " + mode)
 
