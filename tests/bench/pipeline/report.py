@@ -1,16 +1,23 @@
 #!/usr/bin/python3
-"""accel pipeline bench: the table, ratios and targets of one run.
+"""accel workflow benches: the table, ratios and targets of one run.
 
-  report.py ROWS --n N --jobs J --reads R --index-bytes B --image-bytes B
-            --command CMD [--note TEXT] [--doc FILE]
+  report.py pipeline ROWS --n N --jobs J --reads R --index-bytes B
+            --image-bytes B --command CMD [--note TEXT] [--doc FILE]
+      ROWS holds one JSON object per way (tests/bench/pipeline/bench
+      writes them with results.py add): way (a, b, c, kK), label, nodes,
+      total_s, mount_s, peak_bytes, the origin's counts (gets,
+      origin_bytes, manifest_bytes, ...) and times,
+      "start,ready,first,end;..." for each task.  Markers in FILE:
+      <!-- pipeline-nN:begin --> and <!-- pipeline-nN:end -->.
 
-ROWS holds one JSON object per way (tests/bench/pipeline/bench writes
-them with results.py add): way (a, b, c, kK), label, nodes, total_s,
-mount_s, peak_bytes, the origin's counts (gets, origin_bytes,
-manifest_bytes, ...) and times, "start,ready,first,end;..." for each
-task.  Prints the table and the targets of issue 16 as Markdown; with
---doc, also puts it into FILE between <!-- pipeline-nN:begin --> and
-<!-- pipeline-nN:end -->.
+  report.py reader ROWS --files N --workers W --bytes B --command CMD
+            [--note TEXT] [--doc FILE]
+      ROWS holds one JSON object per epoch (tests/bench/pipeline/reader):
+      way (local, s3 or accel), epoch, seconds, the origin's counts.
+      Markers: <!-- reader:begin --> and <!-- reader:end -->.
+
+Prints the table and issue 16's targets as Markdown; with --doc, also
+puts them into FILE between the markers.
 """
 
 import argparse
@@ -109,25 +116,61 @@ def render(rows, a):
     return "\n".join(md) + "\n"
 
 
+LABELS = {"local": "local disk (reference)", "s3": "status quo: GET per shard from S3",
+          "accel": "accel mount (cold cache at epoch 1)"}
+
+
+def render_reader(rows, a):
+    by = {(r["way"], r["epoch"]): r for r in rows}
+    md = ["| way | epoch 1 | epoch 2 | epoch 3 | bytes from S3 (epochs 1 / 2 / 3) | GETs |",
+          "|---|---|---|---|---|---|"]
+    for way in ("local", "s3", "accel"):
+        if (way, 1) not in by:
+            continue
+        e = [by[(way, i)] for i in (1, 2, 3)]
+        md.append("| %s | %s | %s / %s | %s |" % (
+            LABELS[way], " | ".join("%.1f s" % r["seconds"] for r in e),
+            " / ".join(fmt_bytes(r.get("origin_bytes", 0)) for r in e[:2]),
+            fmt_bytes(e[2].get("origin_bytes", 0)), " / ".join(str(r.get("gets", 0)) for r in e)))
+    md += ["", "**Targets** (issue 16):", ""]
+    if ("accel", 3) in by:
+        later = [by[("accel", i)] for i in (2, 3)]
+        nbytes = sum(r.get("origin_bytes", 0) for r in later)
+        md.append("- %s accel's epochs 2 and 3 take 0 bytes from S3: %s" % (
+            "**MET**" if nbytes == 0 else "**NOT MET**", fmt_bytes(nbytes)))
+        if ("local", 3) in by:
+            x = [by[("accel", i)]["seconds"] / by[("local", i)]["seconds"] for i in (2, 3)]
+            md.append("- %s accel's epochs 2 and 3 within 1.2x of local disk: %.2fx and %.2fx" % (
+                "**MET**" if max(x) <= 1.2 else "**NOT MET**", x[0], x[1]))
+        if ("s3", 3) in by:
+            y = [by[("s3", i)]["seconds"] / by[("accel", i)]["seconds"] for i in (1, 2, 3)]
+            md.append("- INFO: the status quo's epochs take %.2fx, %.2fx and %.2fx accel's" % tuple(y))
+    md += ["", "%d shards, %s, %d Dask workers (processes); the page cache dropped before every "
+           "epoch. Made by `%s`." % (a.files, fmt_bytes(a.bytes), a.workers, a.command)]
+    if a.note:
+        md.append(a.note)
+    return "\n".join(md) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kind", choices=("pipeline", "reader"))
     ap.add_argument("rows")
-    ap.add_argument("--n", type=int, required=True)
-    ap.add_argument("--jobs", type=int, required=True)
-    ap.add_argument("--reads", type=int, required=True)
-    ap.add_argument("--index-bytes", type=int, required=True)
-    ap.add_argument("--image-bytes", type=int, required=True)
+    for opt in ("--n", "--jobs", "--reads", "--index-bytes", "--image-bytes", "--files", "--workers",
+                "--bytes"):
+        ap.add_argument(opt, type=int)
     ap.add_argument("--command", required=True)
     ap.add_argument("--note", default="")
     ap.add_argument("--doc")
     a = ap.parse_args()
     with open(a.rows) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    text = render(rows, a)
+    if a.kind == "pipeline":
+        text, marker = render(rows, a), "pipeline-n%d" % a.n
+    else:
+        text, marker = render_reader(rows, a), "reader"
     sys.stdout.write(text)
-    if a.doc:
-        return splice_readme(a.doc, text, "pipeline-n%d" % a.n)
-    return 0
+    return splice_readme(a.doc, text, marker) if a.doc else 0
 
 
 if __name__ == "__main__":
