@@ -96,6 +96,14 @@ def render(rows, a):
         md.append("- %s (c) 0 bytes from S3: %s (%s of image chunks, %s of manifest, %d GETs)" % (
             verdict(c.get("origin_bytes", 0) == 0), fmt_bytes(c.get("origin_bytes", 0)),
             fmt_bytes(chunks), fmt_bytes(c.get("manifest_bytes", 0)), c.get("gets", 0)))
+    h = by.get("h")
+    if b and h:
+        lb = [first - start for start, _, first, _ in task_times(b)]
+        lh = [first - start for start, _, first, _ in task_times(h)]
+        md.append("- INFO: the hot list (h) against (b): pipeline %.2fx, start latency p50 %.2f s "
+                  "vs %.2f s, %s vs %s from S3" % (
+                      run_s(h) / run_s(b), percentile(lh, 50), percentile(lb, 50),
+                      fmt_bytes(h.get("origin_bytes", 0)), fmt_bytes(b.get("origin_bytes", 0))))
     for r in rows:
         if not r["way"].startswith("k") or not b:
             continue
