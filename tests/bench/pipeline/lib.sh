@@ -9,7 +9,8 @@
 #       the S3-like origin, counting, drop_caches)
 #   node_mount K URL / node_umount K   one node's accel-mount on
 #       $run/mnt-K with cache directory $run/cache-K (kept between
-#       mounts: a restarted node keeps its cache), undone at exit
+#       mounts: a restarted node keeps its cache), undone at exit; its
+#       nbdkit's log is kept in $run/logs/nbdkit-K.log
 
 python=/usr/bin/python3
 # shellcheck disable=SC2034 # used by the scripts that source this
@@ -49,16 +50,24 @@ run_note () {
   echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) CPUs shared with other jobs (load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end): times are noisy, compare the ratios."
 }
 
+# node_release K: keep node K's nbdkit log ($run/logs/nbdkit-K.log, the
+# plugin's errors), then accel-umount it; nothing to do if not mounted.
+node_release () {
+  local sdir="$ACCEL_RUN_DIR/pipeline-$1"
+  [ ! -f "$sdir/nbdkit.log" ] || cat "$sdir/nbdkit.log" >> "$run/logs/nbdkit-$1.log"
+  accel-umount --name "pipeline-$1" -q
+}
+
 # node_mount K URL [KEY=VALUE...]
 node_mount () {
   local k=$1 url=$2
   shift 2
-  on_exit "accel-umount --name 'pipeline-$k' -q"
+  on_exit "node_release $k"
   accel-mount "$url" "$run/mnt-$k" --cache-dir "$run/cache-$k" \
     --name "pipeline-$k" "$@" >> "$run/logs/mount-$k.log" 2>&1 ||
     die "accel-mount node $k: $(tail -n 5 "$run/logs/mount-$k.log")"
 }
 node_umount () {
-  accel-umount "$run/mnt-$1" >> "$run/logs/mount-$1.log" 2>&1 ||
+  node_release "$1" >> "$run/logs/mount-$1.log" 2>&1 ||
     die "accel-umount node $1: $(tail -n 5 "$run/logs/mount-$1.log")"
 }
