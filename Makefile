@@ -143,7 +143,7 @@ FORMAT_FILES = $(wildcard common/*/*.[ch] common/*/*/*.[ch] plugin/*.[ch] \
   indexer/*.[ch] tools/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] \
   tests/helpers/*.[ch] tests/fuzz/*.[ch])
 
-.PHONY: all bench bench-versions check check-deps check-fleet check-tsan check-valgrind demo fuzz \
+.PHONY: all bench bench-pipeline bench-reader bench-versions check check-deps check-fleet check-tsan check-valgrind demo fuzz \
   install clean format format-check print-libs FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
@@ -302,6 +302,20 @@ bench: check-deps
 bench-versions: check-deps
 	$(MAKE) all
 	tests/bench/versions
+
+# Issue 16's fan-out pipeline (not part of check or bench): N bowtie2
+# tasks under Snakemake, the status quo against accel cold and warm;
+# PIPELINE_N=, PIPELINE_NODES= and more: tests/bench/pipeline/bench.
+bench-pipeline: check-deps
+	$(MAKE) all
+	tests/bench/pipeline/bench
+
+# Issue 16's data-parallel reader (not part of check or bench): Dask
+# workers read a training set's shards for 3 epochs from S3, from an
+# accel mount and from local disk; tests/bench/pipeline/reader.
+bench-reader: check-deps
+	$(MAKE) all
+	tests/bench/pipeline/reader
 
 # NB: the shell tools find accel-lib.sh relative to themselves, which
 # works while BINDIR and PKGLIBDIR are under one PREFIX; else in the

@@ -118,13 +118,16 @@ def quality(rng, mismatches):
     return bytes(q)
 
 
-def write_reads(path, chroms):
-    """NR_READS reads from N-free windows, chromosomes weighted by length."""
-    rng = Rng(SEED, "reads")
+def write_reads(path, chroms, label="reads", count=NR_READS):
+    """count reads from N-free windows, chromosomes weighted by length; the
+    label names their pseudo-random sequence (tests/bench/pipeline draws
+    one set a task with labels of its own).
+    """
+    rng = Rng(SEED, label)
     total = sum(len(s) for _, s in chroms)
     with open(path, "wb") as f:
         n = 0
-        while n < NR_READS:
+        while n < count:
             x = rng.below(total)
             for name, seq in chroms:
                 if x < len(seq):

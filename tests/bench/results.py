@@ -306,8 +306,12 @@ def render(rows, meta):
     return "\n".join(md)
 
 
-def splice_readme(path, text):
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+def splice_readme(path, text, marker="bench"):
+    """Put text into the file at path between <!-- MARKER:begin --> and
+    <!-- MARKER:end --> (tests/bench/pipeline/report.py uses its own
+    markers in docs/workflows.md).
+    """
+    begin, end = "<!-- %s:begin -->" % marker, "<!-- %s:end -->" % marker
     with open(path) as f:
         readme = f.read()
     i, j = readme.find(begin), readme.find(end)
