@@ -6,6 +6,13 @@
  * chunk and verifies its hash.  Stores write under the directory lock
  * (so the cap holds across processes) and are recorded in batches by
  * cache_flush after one fdatasync.
+ *
+ * The data file stays out of the page cache: stores from aligned
+ * buffers use O_DIRECT (no copy into the page cache at all), others are
+ * dropped from it once cache_flush has made them durable, and what a
+ * read brought in is dropped right after it.  The page cache above the
+ * NBD device holds the hot bytes; a second copy here would only halve
+ * what fits in RAM.
  */
 
 #include <errno.h>
@@ -28,6 +35,18 @@
 
 /* Seconds caching stays off after a write failed for lack of space. */
 #define STORE_RETRY_SECONDS 30
+
+/* Alignment of O_DIRECT writes: the page size, which covers the logical
+ * block size of the disks we meet (512 or 4096).
+ */
+#define DIRECT_ALIGN 4096
+
+void
+cache_drop_pages (int fd, uint64_t offset, uint64_t len)
+{
+  /* NB: only advice: a failure costs RAM, not correctness. */
+  posix_fadvise (fd, offset, len, POSIX_FADV_DONTNEED);
+}
 
 static uint32_t
 chunk_len (const struct cache_image *ci, uint64_t idx)
@@ -131,6 +150,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     if ((uint32_t) r < n)
       break; /* the data file is short */
   }
+  cache_drop_pages (ci->data_fd, base, clen);
   EVP_DigestFinal_ex (ctx, got, NULL);
   EVP_MD_CTX_free (ctx);
 
@@ -200,6 +220,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     report_error ("cache: %s/data: read: %m", ci->path);
     return -1;
   }
+  cache_drop_pages (ci->data_fd, idx * ci->chunk_size + offset, len);
   s2 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (s1 & STATE_PRESENT) {
     if (s2 != s1)
@@ -311,9 +332,18 @@ pending_full (struct cache_image *ci)
 }
 
 int
-cache_write_buffer (void *opaque, int fd, uint64_t offset, uint32_t len)
+cache_write_buffer (void *opaque, struct cache_image *ci, uint64_t offset,
+                    uint32_t len)
 {
-  return pwrite_full (fd, opaque, len, offset);
+  if (ci->data_direct_fd >= 0 && (uintptr_t) opaque % DIRECT_ALIGN == 0 &&
+      offset % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0) {
+    if (pwrite_full (ci->data_direct_fd, opaque, len, offset) == 0)
+      return 0;
+    if (errno != EINVAL)
+      return -1;
+    /* A disk with larger blocks: write it through the page cache. */
+  }
+  return pwrite_full (ci->data_fd, opaque, len, offset);
 }
 
 int
@@ -371,7 +401,7 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
   if (s0 & STATE_PRESENT)
     goto out; /* another process stored it already */
 
-  if (write_fn (opaque, ci->data_fd, off, len) == -1) {
+  if (write_fn (opaque, ci, off, len) == -1) {
     store_failed_locked (ci, errno ? errno : EIO);
     r = 1;
     goto out;
@@ -454,6 +484,12 @@ cache_flush (struct cache_image *ci)
     report_error ("cache: %s/data: fdatasync: %m", ci->path);
     r = -1;
   }
+  /* Now clean, the pages of stores that went through the page cache can
+   * go (those written with O_DIRECT have none).
+   */
+  for (i = 0; i < n; i++)
+    cache_drop_pages (ci->data_fd, batch[i].idx * ci->chunk_size,
+                      chunk_len (ci, batch[i].idx));
 
   for (i = 0; i < n; i++) {
     struct map_entry *e = &ci->entries[batch[i].idx];

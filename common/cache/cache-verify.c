@@ -44,6 +44,7 @@ check_chunk (const struct cache_view *v, uint64_t idx, uint32_t s,
     report_error ("cache: %s/data: read: %m", v->id);
     return -1;
   }
+  cache_drop_pages (v->data_fd, idx * v->map->chunk_size, len);
   if (expected) {
     have = expected (opaque, idx, want);
     if (have == -1)
