@@ -258,20 +258,30 @@ inflight_put_locked (struct inflight *e)
 }
 
 /* Check one fetched chunk against the manifest.  Returns 1 if good (or
- * nothing to check against), 0 if damaged, -1 on error.
+ * nothing to check against), 0 if damaged, -1 on error.  A good chunk's
+ * hash is left in got (all zeros if there was no manifest), for the
+ * store, which then need not hash it again.
  */
 static int
 chunk_good (struct image *img, uint64_t idx, const unsigned char *data,
-            uint32_t len)
+            uint32_t len, unsigned char got[32])
 {
-  unsigned char want[32], got[32];
+  unsigned char want[32];
 
+  memset (got, 0, 32);
   if (img->manifest == NULL)
     return 1;
   if (manifest_chunk_sha256 (img->manifest, idx, want) == -1)
     return -1;
   SHA256 (data, len, got);
   return memcmp (want, got, 32) == 0;
+}
+
+/* Whether chunk_good computed a hash (it had a manifest). */
+static const unsigned char *
+chunk_hash (struct image *img, const unsigned char got[32])
+{
+  return img->manifest ? got : NULL;
 }
 
 /* One ranged GET; marks the image stale on HTTP 412.  With progress,
@@ -444,7 +454,8 @@ struct run {
  * (another process evicting).
  */
 static void
-finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
+finish_chunk (struct run *r, size_t i, const unsigned char *data,
+              const unsigned char *sha256, int err)
 {
   uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
 
@@ -460,7 +471,9 @@ finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
     stats.prefetch_chunks++;
     stats.prefetch_bytes += clen;
   }
-  if (cache_store (r->img->cache, r->miss[i].idx, data, clen) == -1)
+  if ((sha256 ? cache_store_hashed (r->img->cache, r->miss[i].idx, data, clen,
+                                    sha256)
+              : cache_store (r->img->cache, r->miss[i].idx, data, clen)) == -1)
     report_debug ("chunk %" PRIu64 " served but not cached", r->miss[i].idx);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
   inflight_unlink_locked (r->miss[i].e);
@@ -480,6 +493,7 @@ run_progress (void *opaque, uint64_t done)
     size_t i = r->next;
     uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
     const unsigned char *data = r->b->data + r->next_pos;
+    unsigned char sha[32];
     int good;
 
     if (r->next_pos + clen > done)
@@ -488,11 +502,11 @@ run_progress (void *opaque, uint64_t done)
     r->next_pos += clen;
     stats.chunk_fetches++;
     stats.fetch_bytes += clen;
-    good = chunk_good (r->img, r->miss[i].idx, data, clen);
+    good = chunk_good (r->img, r->miss[i].idx, data, clen, sha);
     if (good == 1)
-      finish_chunk (r, i, data, 0);
+      finish_chunk (r, i, data, chunk_hash (r->img, sha), 0);
     else if (good == -1)
-      finish_chunk (r, i, NULL, errno ? errno : EIO);
+      finish_chunk (r, i, NULL, NULL, errno ? errno : EIO);
     else {
       stats.verify_failures++;
       report_debug ("chunk %" PRIu64 " of %s does not match its manifest "
@@ -508,7 +522,7 @@ run_progress (void *opaque, uint64_t done)
  */
 static int
 refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
-               uint32_t clen)
+               uint32_t clen, unsigned char sha[32])
 {
   int tries, good = 0;
 
@@ -517,7 +531,7 @@ refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
       return -1;
     stats.chunk_fetches++;
     stats.fetch_bytes += clen;
-    good = chunk_good (img, idx, data, clen);
+    good = chunk_good (img, idx, data, clen, sha);
     if (good != 0)
       return good;
     stats.verify_failures++;
@@ -604,19 +618,20 @@ fetch_run (struct image *img, struct fetch_miss *miss, size_t n, bool prefetch)
    */
   for (i = 0, pos = 0; i < n; pos += image_chunk_len (img, miss[i].idx), i++) {
     uint32_t clen = image_chunk_len (img, miss[i].idx);
+    unsigned char sha[32];
     int good;
 
     if (miss[i].handled)
       continue;
     if (err || i >= r.next) {
-      finish_chunk (&r, i, NULL, err ? err : EIO);
+      finish_chunk (&r, i, NULL, NULL, err ? err : EIO);
       continue;
     }
-    good = refetch_chunk (img, miss[i].idx, r.b->data + pos, clen);
+    good = refetch_chunk (img, miss[i].idx, r.b->data + pos, clen, sha);
     if (good == 1)
-      finish_chunk (&r, i, r.b->data + pos, 0);
+      finish_chunk (&r, i, r.b->data + pos, chunk_hash (img, sha), 0);
     else
-      finish_chunk (&r, i, NULL, good == 0 ? EIO : (errno ? errno : EIO));
+      finish_chunk (&r, i, NULL, NULL, good == 0 ? EIO : (errno ? errno : EIO));
   }
   if (r.b == NULL)
     budget_release (len);

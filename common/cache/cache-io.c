@@ -359,7 +359,14 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
     return -1;
   }
   SHA256 (data, len, sha); /* outside the lock */
-  return cache_store_with (ci, idx, len, sha, cache_write_buffer,
+  return cache_store_hashed (ci, idx, data, len, sha);
+}
+
+int
+cache_store_hashed (struct cache_image *ci, uint64_t idx, const void *data,
+                    uint32_t len, const unsigned char sha256[32])
+{
+  return cache_store_with (ci, idx, len, sha256, cache_write_buffer,
                            (void *) data);
 }
 
