@@ -475,8 +475,7 @@ copy_candidate (struct cache_dedup *dd, const char *name, uint64_t donor_idx,
     dn.data_fd = open (path, O_RDONLY | O_CLOEXEC);
   if (dn.map_fd == -1 || dn.data_fd == -1)
     goto out; /* removed meanwhile */
-  /* One chunk, dropped after it is read: no readahead past it. */
-  posix_fadvise (dn.data_fd, 0, 0, POSIX_FADV_RANDOM);
+  cache_no_readahead (dn.data_fd);
 
   if (cache_dir_lock (ci->dir) == -1) {
     r = -1;

@@ -273,13 +273,7 @@ open_files_locked (struct cache_image *ci, const char *description)
       check_map (ci, id, exclusive) == -1 || size_data (ci) == -1)
     return -1;
   ci->data_direct_fd = open_direct (ci->path);
-  /* NB: no readahead on the data file: the readers' pages are dropped
-   * after each read (cache_drop_pages), but the kernel's readahead,
-   * started by threads reading out of order, would bring back in pages
-   * that were read and dropped already, and nothing would drop them.
-   * The page cache above the NBD device reads ahead anyway.
-   */
-  posix_fadvise (ci->data_fd, 0, 0, POSIX_FADV_RANDOM);
+  cache_no_readahead (ci->data_fd);
 
   ci->map = mmap (NULL, ci->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
                   ci->map_fd, 0);

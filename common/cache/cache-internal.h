@@ -263,4 +263,9 @@ int cache_write_buffer (void *opaque, struct cache_image *ci, uint64_t offset,
  */
 void cache_drop_pages (int fd, uint64_t offset, uint64_t len);
 
+/* cache-io.c: turn the kernel's readahead off on a data file's fd that
+ * is read with cache_drop_pages after each read.
+ */
+void cache_no_readahead (int fd);
+
 #endif /* ACCEL_CACHE_INTERNAL_H */

@@ -48,6 +48,18 @@ cache_drop_pages (int fd, uint64_t offset, uint64_t len)
   posix_fadvise (fd, offset, len, POSIX_FADV_DONTNEED);
 }
 
+void
+cache_no_readahead (int fd)
+{
+  /* NB: readahead would bring in pages that are never read, or were
+   * read and dropped already (by threads reading out of order), and
+   * nothing would drop them: into all-zero chunks' holes, past the
+   * chunk being verified, in large folios that straddle two chunks.
+   * The page cache above the NBD device reads ahead anyway.
+   */
+  posix_fadvise (fd, 0, 0, POSIX_FADV_RANDOM);
+}
+
 static uint32_t
 chunk_len (const struct cache_image *ci, uint64_t idx)
 {

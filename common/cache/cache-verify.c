@@ -84,6 +84,7 @@ cache_dir_verify_image (struct cache_dir *d, const char *id,
     goto out;
   }
   v = &views[0];
+  cache_no_readahead (v->data_fd);
   buf = malloc (v->map->chunk_size);
   if (buf == NULL) {
     report_error ("malloc: %m");
