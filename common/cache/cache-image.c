@@ -334,6 +334,8 @@ cache_image_open (struct cache_dir *d, const char *identity,
   ci->expected_opaque = expected_opaque;
   pthread_mutex_init (&ci->pending_lock, NULL);
   pthread_mutex_init (&ci->flush_lock, NULL);
+  pthread_mutex_init (&ci->verify_lock, NULL);
+  pthread_cond_init (&ci->verify_done, NULL);
 
   ci->identity = strdup (identity);
   ci->local = calloc (ci->nr_chunks, sizeof *ci->local);
@@ -384,6 +386,8 @@ cache_image_close (struct cache_image *ci)
     close (ci->serve_fd); /* releases the shared flock */
   pthread_mutex_destroy (&ci->pending_lock);
   pthread_mutex_destroy (&ci->flush_lock);
+  pthread_mutex_destroy (&ci->verify_lock);
+  pthread_cond_destroy (&ci->verify_done);
   free (ci->pending);
   free ((void *) ci->local);
   free (ci->identity);

@@ -57,13 +57,17 @@ struct map_entry {
 #define STATE_PRESENT 1u
 #define STATE_NEXT_GEN(s) (((s) + 2u) & ~STATE_PRESENT)
 
-/* Per-process flags of a chunk (struct cache_image.local).  Bits 2-31
+/* Per-process flags of a chunk (struct cache_image.local).  Bits 3-31
  * hold the map state seen when a pending chunk was written, so a read of
  * a pending chunk can tell whether an eviction happened since.
+ * LOCAL_VERIFYING: a thread is reading the chunk whole to check its hash
+ * (the others wait for it rather than do the same).
  */
 #define LOCAL_VERIFIED 1u
 #define LOCAL_PENDING 2u
-#define LOCAL_GEN_SHIFT 2
+#define LOCAL_VERIFYING 4u
+#define LOCAL_FLAGS (LOCAL_VERIFIED | LOCAL_PENDING | LOCAL_VERIFYING)
+#define LOCAL_GEN_SHIFT 3
 
 /* A chunk written but not yet durable and recorded. */
 struct pending {
@@ -118,6 +122,12 @@ struct cache_image {
   struct pending *pending;
   size_t nr_pending, max_pending;
   pthread_mutex_t flush_lock;
+
+  /* verify_lock and verify_done: threads waiting for another's first
+   * read of a chunk (LOCAL_VERIFYING) sleep on verify_done.
+   */
+  pthread_mutex_t verify_lock;
+  pthread_cond_t verify_done;
 
   struct {
     _Atomic uint64_t hits, misses, stored, store_skipped;

@@ -142,6 +142,11 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     report_error ("cache: SHA-256: out of memory");
     return -1;
   }
+  /* NB: the data file has no readahead (cache_no_readahead): ask for the
+   * whole chunk in one request, or each piece below would be a disk read
+   * of its own.
+   */
+  posix_fadvise (ci->data_fd, base, clen, POSIX_FADV_WILLNEED);
   while (done < clen) {
     uint32_t n = clen - done < VERIFY_PIECE ? clen - done : VERIFY_PIECE;
     uint32_t lo, hi;
@@ -196,6 +201,42 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   return 1;
 }
 
+/* Become the thread that verifies chunk idx (true), or wait until the
+ * one that is has finished (false: then look at the chunk again).  The
+ * kernel's readahead above the NBD device sends several reads of one
+ * chunk at once, and each would otherwise read and hash it whole.
+ */
+static bool
+verify_claim (struct cache_image *ci, uint64_t idx)
+{
+  struct timespec ts;
+
+  if (!(atomic_fetch_or (&ci->local[idx], LOCAL_VERIFYING) & LOCAL_VERIFYING))
+    return true;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->verify_lock);
+  while (atomic_load (&ci->local[idx]) & LOCAL_VERIFYING) {
+    /* NB: timed: a store of the chunk (evicted by another process and
+     * fetched again meanwhile) rewrites its flags without a wake-up.
+     */
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait (&ci->verify_done, &ci->verify_lock, &ts);
+  }
+  return false;
+}
+
+static void
+verify_release (struct cache_image *ci, uint64_t idx)
+{
+  atomic_fetch_and (&ci->local[idx], ~LOCAL_VERIFYING);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->verify_lock);
+  pthread_cond_broadcast (&ci->verify_done);
+}
+
 /* cache_read, counted in the image's hit and miss counters or not. */
 static int
 read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
@@ -210,6 +251,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     return -1;
   }
   e = &ci->entries[idx];
+again:
   local = atomic_load (&ci->local[idx]);
 
   s1 = atomic_load_explicit (&e->state, memory_order_acquire);
@@ -220,7 +262,10 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
   }
 
   if ((s1 & STATE_PRESENT) && !(local & LOCAL_VERIFIED)) {
+    if (!verify_claim (ci, idx))
+      goto again; /* another thread verified it (or gave up) */
     r = read_verify (ci, idx, s1, offset, len, buf);
+    verify_release (ci, idx);
     if (r != -1)
       if (count)
         count_read (ci, r == 1, len);
@@ -238,7 +283,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     if (s2 != s1)
       goto miss; /* evicted underneath us */
   }
-  else if (local_gen (s2) != (local & ~(LOCAL_VERIFIED | LOCAL_PENDING)))
+  else if (local_gen (s2) != (local & ~LOCAL_FLAGS))
     goto miss; /* pending chunk, evicted meanwhile */
   if (r != len) {
     /* The data file was truncated behind our back. */
