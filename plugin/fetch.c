@@ -48,13 +48,24 @@
 
 #define INFLIGHT_BUCKETS 1024
 
-/* The bytes of one GET, shared by the chunks it carried. */
+/* The bytes of one GET, shared by the chunks it carried.  NB: data is
+ * page-aligned (BLOB_HEADER bytes into the blob's mapping), so that the
+ * cache can store chunks from it with O_DIRECT (cache_write_buffer).
+ */
 struct blob {
   _Atomic unsigned refs;
   uint64_t len; /* of data counted in the GET budget (0: not counted) */
-  size_t map_size; /* of the mapping that holds the blob */
-  unsigned char data[];
+  size_t cap; /* bytes data can hold */
+  struct blob *next; /* in the pool of free blobs */
+  unsigned char *data;
 };
+
+#define BLOB_HEADER 4096
+
+/* Blob capacities are multiples of this, so that freed blobs fit the
+ * next GETs (runs of whole chunks, up to request_size).
+ */
+#define BLOB_ROUND (1024 * 1024)
 
 enum { FETCHING, DONE, FAILED };
 
@@ -142,37 +153,30 @@ fetch_foreground_misses (void)
   return atomic_load (&foreground_misses);
 }
 
-static void budget_release (uint64_t len);
+static struct blob *pool_take (uint64_t len);
+static void pool_give (struct blob *b);
 
-/* A blob of len bytes, with one reference; NULL (errno set) on failure.
- * NB: mapped, not malloc'd: glibc would keep freed megabytes in each
- * thread's arena (its mmap threshold grows to the largest block freed),
- * and the plugin's memory would then grow with the number of threads
- * instead of staying within the GET budget.
+/* A blob of at least len bytes, with one reference; NULL (errno set) on
+ * failure.  From the pool of freed blobs if one fits, else a new
+ * mapping (pool_take).
  */
 static struct blob *
 blob_new (uint64_t len, bool budgeted)
 {
-  size_t size = sizeof (struct blob) + len;
-  struct blob *b;
+  struct blob *b = pool_take (len);
 
-  b = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-            0);
-  if (b == MAP_FAILED)
+  if (b == NULL)
     return NULL;
   atomic_init (&b->refs, 1);
   b->len = budgeted ? len : 0;
-  b->map_size = size;
   return b;
 }
 
 static void
 blob_put (struct blob *b)
 {
-  if (b && atomic_fetch_sub (&b->refs, 1) == 1) {
-    budget_release (b->len);
-    munmap (b, b->map_size);
-  }
+  if (b && atomic_fetch_sub (&b->refs, 1) == 1)
+    pool_give (b);
 }
 
 /* With inflight_lock held: find chunk idx's entry, or create it (then the
@@ -255,20 +259,30 @@ inflight_put_locked (struct inflight *e)
 }
 
 /* Check one fetched chunk against the manifest.  Returns 1 if good (or
- * nothing to check against), 0 if damaged, -1 on error.
+ * nothing to check against), 0 if damaged, -1 on error.  A good chunk's
+ * hash is left in got (all zeros if there was no manifest), for the
+ * store, which then need not hash it again.
  */
 static int
 chunk_good (struct image *img, uint64_t idx, const unsigned char *data,
-            uint32_t len)
+            uint32_t len, unsigned char got[32])
 {
-  unsigned char want[32], got[32];
+  unsigned char want[32];
 
+  memset (got, 0, 32);
   if (img->manifest == NULL)
     return 1;
   if (manifest_chunk_sha256 (img->manifest, idx, want) == -1)
     return -1;
   SHA256 (data, len, got);
   return memcmp (want, got, 32) == 0;
+}
+
+/* Whether chunk_good computed a hash (it had a manifest). */
+static const unsigned char *
+chunk_hash (struct image *img, const unsigned char got[32])
+{
+  return img->manifest ? got : NULL;
 }
 
 /* One ranged GET; marks the image stale on HTTP 412.  With progress,
@@ -304,13 +318,99 @@ get_range (struct image *img, uint64_t offset, uint64_t len, void *buf,
  * copy from them, and waiting could wait for ourselves).  This bounds
  * the plugin's memory whatever the image size, the number of clients or
  * request-size.
+ *
+ * Freed blobs are kept in a pool and reused, up to POOL_MAX bytes and as
+ * long as the pool and the blobs alive stay within the budget too: a new mapping costs a page
+ * fault per 4 KiB as curl fills it (dear in a VM), zeroed pages, and an
+ * munmap with TLB shootdowns on every CPU; a reused one costs none of
+ * that.  New blobs are mapped pre-faulted (MAP_POPULATE: one call
+ * instead of a fault per page).  NB: mapped, not malloc'd: glibc would
+ * keep freed megabytes in each thread's arena.
  */
 #define INFLIGHT_BUDGET (32 * 1024 * 1024)
 
+/* The most the pool keeps: two GETs of the default request-size. */
+#define POOL_MAX (16 * 1024 * 1024)
+
+/* budget_lock protects the budget's counts and the pool. */
 static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t budget_freed = PTHREAD_COND_INITIALIZER;
 static uint64_t budget_used; /* bytes of live blobs */
 static unsigned budget_gets; /* GETs under way */
+static struct blob *pool; /* free blobs */
+static uint64_t pool_bytes; /* their capacity */
+
+static void
+blob_unmap (struct blob *b)
+{
+  munmap (b, BLOB_HEADER + b->cap);
+}
+
+static struct blob *
+pool_take (uint64_t len)
+{
+  struct blob *b = NULL, **p, **best = NULL, *drop = NULL;
+  size_t cap = (len + BLOB_ROUND - 1) / BLOB_ROUND * BLOB_ROUND;
+  void *m;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+    for (p = &pool; *p; p = &(*p)->next)
+      if ((*p)->cap >= len && (best == NULL || (*p)->cap < (*best)->cap))
+        best = p;
+    if (best) {
+      b = *best;
+      *best = b->next;
+      pool_bytes -= b->cap;
+      return b;
+    }
+    /* None fits: unmap free blobs (outside the lock) as long as they
+     * and the new one would pass the budget.
+     */
+    while (pool && pool_bytes + budget_used + cap > INFLIGHT_BUDGET) {
+      b = pool;
+      pool = b->next;
+      pool_bytes -= b->cap;
+      b->next = drop;
+      drop = b;
+    }
+  }
+  while (drop) {
+    b = drop;
+    drop = b->next;
+    blob_unmap (b);
+  }
+
+  m = mmap (NULL, BLOB_HEADER + cap, PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (m == MAP_FAILED)
+    return NULL;
+  b = m;
+  b->cap = cap;
+  b->data = (unsigned char *) m + BLOB_HEADER;
+  return b;
+}
+
+/* A blob nobody holds any more: back to the pool while the pool and the
+ * blobs alive stay within the budget, else unmapped.
+ */
+static void
+pool_give (struct blob *b)
+{
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&budget_lock);
+    budget_used -= b->len;
+    pthread_cond_broadcast (&budget_freed);
+    if (pool_bytes + b->cap <= POOL_MAX &&
+        pool_bytes + budget_used + b->cap <= INFLIGHT_BUDGET) {
+      b->next = pool;
+      pool = b;
+      pool_bytes += b->cap;
+      return;
+    }
+  }
+  blob_unmap (b);
+}
 
 static void
 budget_take (uint64_t len)
@@ -355,7 +455,8 @@ struct run {
  * (another process evicting).
  */
 static void
-finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
+finish_chunk (struct run *r, size_t i, const unsigned char *data,
+              const unsigned char *sha256, int err)
 {
   uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
 
@@ -371,7 +472,9 @@ finish_chunk (struct run *r, size_t i, const unsigned char *data, int err)
     stats.prefetch_chunks++;
     stats.prefetch_bytes += clen;
   }
-  if (cache_store (r->img->cache, r->miss[i].idx, data, clen) == -1)
+  if ((sha256 ? cache_store_hashed (r->img->cache, r->miss[i].idx, data, clen,
+                                    sha256)
+              : cache_store (r->img->cache, r->miss[i].idx, data, clen)) == -1)
     report_debug ("chunk %" PRIu64 " served but not cached", r->miss[i].idx);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
   inflight_unlink_locked (r->miss[i].e);
@@ -391,6 +494,7 @@ run_progress (void *opaque, uint64_t done)
     size_t i = r->next;
     uint32_t clen = image_chunk_len (r->img, r->miss[i].idx);
     const unsigned char *data = r->b->data + r->next_pos;
+    unsigned char sha[32];
     int good;
 
     if (r->next_pos + clen > done)
@@ -399,11 +503,11 @@ run_progress (void *opaque, uint64_t done)
     r->next_pos += clen;
     stats.chunk_fetches++;
     stats.fetch_bytes += clen;
-    good = chunk_good (r->img, r->miss[i].idx, data, clen);
+    good = chunk_good (r->img, r->miss[i].idx, data, clen, sha);
     if (good == 1)
-      finish_chunk (r, i, data, 0);
+      finish_chunk (r, i, data, chunk_hash (r->img, sha), 0);
     else if (good == -1)
-      finish_chunk (r, i, NULL, errno ? errno : EIO);
+      finish_chunk (r, i, NULL, NULL, errno ? errno : EIO);
     else {
       stats.verify_failures++;
       report_debug ("chunk %" PRIu64 " of %s does not match its manifest "
@@ -419,7 +523,7 @@ run_progress (void *opaque, uint64_t done)
  */
 static int
 refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
-               uint32_t clen)
+               uint32_t clen, unsigned char sha[32])
 {
   int tries, good = 0;
 
@@ -428,7 +532,7 @@ refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
       return -1;
     stats.chunk_fetches++;
     stats.fetch_bytes += clen;
-    good = chunk_good (img, idx, data, clen);
+    good = chunk_good (img, idx, data, clen, sha);
     if (good != 0)
       return good;
     stats.verify_failures++;
@@ -515,19 +619,20 @@ fetch_run (struct image *img, struct fetch_miss *miss, size_t n, bool prefetch)
    */
   for (i = 0, pos = 0; i < n; pos += image_chunk_len (img, miss[i].idx), i++) {
     uint32_t clen = image_chunk_len (img, miss[i].idx);
+    unsigned char sha[32];
     int good;
 
     if (miss[i].handled)
       continue;
     if (err || i >= r.next) {
-      finish_chunk (&r, i, NULL, err ? err : EIO);
+      finish_chunk (&r, i, NULL, NULL, err ? err : EIO);
       continue;
     }
-    good = refetch_chunk (img, miss[i].idx, r.b->data + pos, clen);
+    good = refetch_chunk (img, miss[i].idx, r.b->data + pos, clen, sha);
     if (good == 1)
-      finish_chunk (&r, i, r.b->data + pos, 0);
+      finish_chunk (&r, i, r.b->data + pos, chunk_hash (img, sha), 0);
     else
-      finish_chunk (&r, i, NULL, good == 0 ? EIO : (errno ? errno : EIO));
+      finish_chunk (&r, i, NULL, NULL, good == 0 ? EIO : (errno ? errno : EIO));
   }
   if (r.b == NULL)
     budget_release (len);
@@ -697,7 +802,9 @@ fetch_owned (struct image *img, struct fetch_miss *misses, size_t nr,
 
 /* Wait for the fetches of others, copy every missing chunk's part into
  * buf (unless NULL) and let go of the entries.  Returns 0, or the errno
- * of the first chunk that failed.
+ * of the first chunk that failed.  NB: the copy is made outside
+ * inflight_lock, which every read and fetch takes, holding a reference
+ * to the chunk's blob instead.
  */
 static int
 collect_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
@@ -707,24 +814,34 @@ collect_misses (struct image *img, void *buf, uint32_t count, uint64_t offset,
   int err = 0;
   size_t i;
 
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
   for (i = 0; i < nr; i++) {
     struct inflight *e = misses[i].e;
+    struct blob *b = NULL;
+    const unsigned char *data = NULL;
 
-    if (!misses[i].owner && e->state == FETCHING) {
-      stats.waits++;
-      while (e->state == FETCHING)
-        pthread_cond_wait (&inflight_done, &inflight_lock);
+    {
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&inflight_lock);
+      if (!misses[i].owner && e->state == FETCHING) {
+        stats.waits++;
+        while (e->state == FETCHING)
+          pthread_cond_wait (&inflight_done, &inflight_lock);
+      }
+      if (e->state == FAILED) {
+        if (err == 0)
+          err = e->err;
+      }
+      else if (buf) {
+        b = e->blob;
+        atomic_fetch_add (&b->refs, 1);
+        data = e->data;
+      }
+      inflight_put_locked (e);
     }
-    if (e->state == FAILED) {
-      if (err == 0)
-        err = e->err;
+    if (b) {
+      chunk_part (img, misses[i].idx, offset, count, &coff, &clen, &boff);
+      memcpy ((char *) buf + boff, data + coff, clen);
+      blob_put (b);
     }
-    else if (buf) {
-      chunk_part (img, e->idx, offset, count, &coff, &clen, &boff);
-      memcpy ((char *) buf + boff, e->data + coff, clen);
-    }
-    inflight_put_locked (e);
   }
   return err;
 }

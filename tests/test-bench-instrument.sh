@@ -95,9 +95,11 @@ rows="$tmp/rows.jsonl"
 add () { "$python" "$bench/results.py" add "$rows" "$@" || fail "results.py add $*"; }
 add origin=local workload=seq system=limit phase=cold seconds=1 rate=1000 unit=MB/s check=ok timeout=0
 add origin=s3like workload=seq system=accel phase=cold seconds=2 rate=500 unit=MB/s check=ok \
-  timeout=0 rss_kib=30000 origin_bytes=1000 gets=2 image_bytes=1000 touched=1000
+  timeout=0 rss_kib=30000 origin_bytes=1000 gets=2 image_bytes=1000 touched=1000 \
+  cpu_s=0.000002 cpu_runs=1 cache_page_mib=12.5
+# Its CPU per GiB: over its cold row's touched bytes, per run.
 add origin=s3like workload=seq system=accel phase=warm seconds=1.01 rate=990 unit=MB/s check=ok \
-  timeout=0 rss_kib=100000 origin_bytes=0 gets=0
+  timeout=0 rss_kib=100000 origin_bytes=0 gets=0 cpu_s=0.000003 cpu_runs=3 cache_page_mib=80
 add origin=s3like workload=seq system=curl phase=cold seconds=20 rate=50 unit=MB/s check=ok \
   timeout=0 rss_kib=5000 origin_bytes=1000 gets=20
 echo '{"date": "today", "variant": "test", "origin": {"aggregate_mbs": 400}}' > "$tmp/meta.json"
@@ -105,8 +107,16 @@ cp "$top/README.md" "$tmp/README.md"
 "$python" "$bench/results.py" report "$rows" "$tmp/meta.json" --out "$tmp/report.md" \
   --readme "$tmp/README.md" > "$tmp/report.txt" || fail "results.py report"
 cat "$tmp/report.md"
-grep -q '^| sequential checksum, big file | S3-like | accel cold | 2.00 | 500 MB/s | 1.0 kB | 2 | 29.3 MiB | 0.50 | 10.0 |$' \
+grep -q '^| sequential checksum, big file | S3-like | accel cold | 2.00 | 500 MB/s | 2.15 | 12.5 MiB | 1.0 kB | 2 | 29.3 MiB | 0.50 | 10.0 |$' \
   "$tmp/report.md" || fail "accel cold row"
+grep -q '^| sequential checksum, big file | S3-like | accel warm | 1.01 | 990 MB/s | 1.07 | 80.0 MiB |' \
+  "$tmp/report.md" || fail "accel warm row"
+grep -q '^- \*\*MET\*\*: cold rows: nbdkit CPU <= 3 s per GiB fetched: seq cold 2.15$' \
+  "$tmp/report.md" || fail "cold CPU target"
+grep -q '^- \*\*NOT MET\*\*: warm and restart rows: nbdkit CPU <= 1 s per GiB read: seq warm 1.07$' \
+  "$tmp/report.md" || fail "warm CPU target"
+grep -q '^- \*\*NOT MET\*\*: accel.s cache files hold <= 64 MiB of page cache .*: max 80.0 MiB' \
+  "$tmp/report.md" || fail "page cache target"
 grep -q '^- \*\*MET\*\*: warm within 5 % of the limit .*: seq 0.99$' "$tmp/report.md" || fail "warm target"
 # 500 MB/s against the origin's 400 MB/s aggregate (below the limit's 1000).
 grep -q '^- \*\*MET\*\*: cold sequential >= 80 % .*1.25 x origin' "$tmp/report.md" || fail "cold target"

@@ -422,7 +422,8 @@ donor_usable_locked (const struct donor *dn, uint32_t *state)
  * the verified bytes.  Runs with the directory lock held.
  */
 static int
-write_from_donor (void *opaque, int fd, uint64_t offset, uint32_t len)
+write_from_donor (void *opaque, struct cache_image *ci, uint64_t offset,
+                  uint32_t len)
 {
   struct donor *dn = opaque;
   off64_t in = dn->idx * dn->chunk_size, out = offset;
@@ -430,17 +431,19 @@ write_from_donor (void *opaque, int fd, uint64_t offset, uint32_t len)
 
   if (donor_usable_locked (dn, &state) && state == dn->state) {
     while (left > 0) {
-      ssize_t n = copy_file_range (dn->data_fd, &in, fd, &out, left, 0);
+      ssize_t n =
+          copy_file_range (dn->data_fd, &in, ci->data_fd, &out, left, 0);
       if (n == -1 && errno == EINTR)
         continue;
       if (n <= 0)
         break; /* EXDEV, EOPNOTSUPP, ...: write it instead */
       left -= n;
     }
+    cache_drop_pages (dn->data_fd, dn->idx * dn->chunk_size, len);
     if (left == 0)
       return 0;
   }
-  return cache_write_buffer ((void *) dn->buf, fd, offset, len);
+  return cache_write_buffer ((void *) dn->buf, ci, offset, len);
 }
 
 /* Try one candidate.  1 copied (buf verified), 0 not usable, -1 error. */
@@ -472,6 +475,7 @@ copy_candidate (struct cache_dedup *dd, const char *name, uint64_t donor_idx,
     dn.data_fd = open (path, O_RDONLY | O_CLOEXEC);
   if (dn.map_fd == -1 || dn.data_fd == -1)
     goto out; /* removed meanwhile */
+  cache_no_readahead (dn.data_fd);
 
   if (cache_dir_lock (ci->dir) == -1) {
     r = -1;
@@ -481,6 +485,7 @@ copy_candidate (struct cache_dedup *dd, const char *name, uint64_t donor_idx,
       pread_full (dn.data_fd, buf, len, donor_idx * ci->chunk_size) ==
           (ssize_t) len;
   cache_dir_unlock (ci->dir);
+  cache_drop_pages (dn.data_fd, donor_idx * ci->chunk_size, len);
   if (!ok)
     goto out;
 

@@ -45,6 +45,25 @@ open_in (const char *dir, const char *name, int flags)
   return fd;
 }
 
+/* DIR/data opened again for stores with O_DIRECT, or -1 (said once in
+ * the debug log) where the file system cannot do it: stores then go
+ * through the page cache and are dropped from it after cache_flush.
+ */
+static int
+open_direct (const char *dir)
+{
+  char path[4096];
+  int fd;
+
+  if (snprintf (path, sizeof path, "%s/data", dir) >= (int) sizeof path)
+    return -1;
+  fd = open (path, O_RDWR | O_DIRECT | O_CLOEXEC);
+  if (fd == -1)
+    report_debug ("cache: %s: no O_DIRECT (%m): stores use the page cache",
+                  path);
+  return fd;
+}
+
 static bool
 header_matches (const struct map_header *h, const struct cache_image *ci,
                 const unsigned char id[32])
@@ -253,6 +272,8 @@ open_files_locked (struct cache_image *ci, const char *description)
   if (ci->map_fd == -1 || ci->data_fd == -1 ||
       check_map (ci, id, exclusive) == -1 || size_data (ci) == -1)
     return -1;
+  ci->data_direct_fd = open_direct (ci->path);
+  cache_no_readahead (ci->data_fd);
 
   ci->map = mmap (NULL, ci->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
                   ci->map_fd, 0);
@@ -304,7 +325,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
     return NULL;
   }
   ci->dir = d;
-  ci->data_fd = ci->map_fd = ci->serve_fd = -1;
+  ci->data_fd = ci->data_direct_fd = ci->map_fd = ci->serve_fd = -1;
   ci->image_size = image_size;
   ci->chunk_size = chunk_size;
   ci->nr_chunks = (image_size + chunk_size - 1) / chunk_size;
@@ -313,6 +334,8 @@ cache_image_open (struct cache_dir *d, const char *identity,
   ci->expected_opaque = expected_opaque;
   pthread_mutex_init (&ci->pending_lock, NULL);
   pthread_mutex_init (&ci->flush_lock, NULL);
+  pthread_mutex_init (&ci->verify_lock, NULL);
+  pthread_cond_init (&ci->verify_done, NULL);
 
   ci->identity = strdup (identity);
   ci->local = calloc (ci->nr_chunks, sizeof *ci->local);
@@ -355,12 +378,16 @@ cache_image_close (struct cache_image *ci)
     munmap (ci->map, ci->map_len);
   if (ci->data_fd >= 0)
     close (ci->data_fd);
+  if (ci->data_direct_fd >= 0)
+    close (ci->data_direct_fd);
   if (ci->map_fd >= 0)
     close (ci->map_fd);
   if (ci->serve_fd >= 0)
     close (ci->serve_fd); /* releases the shared flock */
   pthread_mutex_destroy (&ci->pending_lock);
   pthread_mutex_destroy (&ci->flush_lock);
+  pthread_mutex_destroy (&ci->verify_lock);
+  pthread_cond_destroy (&ci->verify_done);
   free (ci->pending);
   free ((void *) ci->local);
   free (ci->identity);

@@ -57,13 +57,17 @@ struct map_entry {
 #define STATE_PRESENT 1u
 #define STATE_NEXT_GEN(s) (((s) + 2u) & ~STATE_PRESENT)
 
-/* Per-process flags of a chunk (struct cache_image.local).  Bits 2-31
+/* Per-process flags of a chunk (struct cache_image.local).  Bits 3-31
  * hold the map state seen when a pending chunk was written, so a read of
  * a pending chunk can tell whether an eviction happened since.
+ * LOCAL_VERIFYING: a thread is reading the chunk whole to check its hash
+ * (the others wait for it rather than do the same).
  */
 #define LOCAL_VERIFIED 1u
 #define LOCAL_PENDING 2u
-#define LOCAL_GEN_SHIFT 2
+#define LOCAL_VERIFYING 4u
+#define LOCAL_FLAGS (LOCAL_VERIFIED | LOCAL_PENDING | LOCAL_VERIFYING)
+#define LOCAL_GEN_SHIFT 3
 
 /* A chunk written but not yet durable and recorded. */
 struct pending {
@@ -97,6 +101,11 @@ struct cache_image {
   uint32_t chunk_size;
   uint64_t nr_chunks;
   int data_fd, map_fd, serve_fd;
+  /* The data file opened again with O_DIRECT, for stores from aligned
+   * buffers (cache_write_buffer); -1 where the file system refuses
+   * O_DIRECT (tmpfs).
+   */
+  int data_direct_fd;
   struct map_header *map; /* mmap of the whole map file */
   size_t map_len;
   struct map_entry *entries; /* inside map */
@@ -113,6 +122,12 @@ struct cache_image {
   struct pending *pending;
   size_t nr_pending, max_pending;
   pthread_mutex_t flush_lock;
+
+  /* verify_lock and verify_done: threads waiting for another's first
+   * read of a chunk (LOCAL_VERIFYING) sleep on verify_done.
+   */
+  pthread_mutex_t verify_lock;
+  pthread_cond_t verify_done;
 
   struct {
     _Atomic uint64_t hits, misses, stored, store_skipped;
@@ -231,19 +246,36 @@ int cache_evict_chunk (struct cache_image *ci, uint64_t idx, uint32_t state);
 
 /* cache-io.c: store chunk idx (len bytes hashing to sha256, which the
  * caller has verified) by following rule 1 of docs/cache-format.md;
- * write_fn puts the bytes at offset of the data file, with the
+ * write_fn puts the bytes at offset of ci's data file, with the
  * directory lock held.  It returns 0, or -1 with errno set (a failed
  * write: caching is turned off for a while, as for any store).
  * Returns as cache_store.
  */
-typedef int (*cache_write_fn) (void *opaque, int data_fd, uint64_t offset,
-                               uint32_t len);
+typedef int (*cache_write_fn) (void *opaque, struct cache_image *ci,
+                               uint64_t offset, uint32_t len);
 int cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
                       const unsigned char sha256[32], cache_write_fn write_fn,
                       void *opaque);
 
-/* cache_write_fn that writes the buffer opaque (what cache_store uses). */
-int
-cache_write_buffer (void *opaque, int data_fd, uint64_t offset, uint32_t len);
+/* cache_write_fn that writes the buffer opaque (what cache_store uses):
+ * with O_DIRECT when the buffer, offset and length allow it, so that the
+ * bytes skip the page cache (and the kernel's copy into it).
+ */
+int cache_write_buffer (void *opaque, struct cache_image *ci, uint64_t offset,
+                        uint32_t len);
+
+/* cache-io.c: drop [offset, offset + len) of a data file from the page
+ * cache after reading or writing it: the file system's own page cache
+ * above the block device already holds the hot bytes, and a second copy
+ * here would halve what a node's RAM caches (docs/architecture.md).
+ * Dirty pages are not dropped (written back first by cache_flush's
+ * fdatasync).
+ */
+void cache_drop_pages (int fd, uint64_t offset, uint64_t len);
+
+/* cache-io.c: turn the kernel's readahead off on a data file's fd that
+ * is read with cache_drop_pages after each read.
+ */
+void cache_no_readahead (int fd);
 
 #endif /* ACCEL_CACHE_INTERNAL_H */

@@ -6,6 +6,13 @@
  * chunk and verifies its hash.  Stores write under the directory lock
  * (so the cap holds across processes) and are recorded in batches by
  * cache_flush after one fdatasync.
+ *
+ * The data file stays out of the page cache: stores from aligned
+ * buffers use O_DIRECT (no copy into the page cache at all), others are
+ * dropped from it once cache_flush has made them durable, and what a
+ * read brought in is dropped right after it.  The page cache above the
+ * NBD device holds the hot bytes; a second copy here would only halve
+ * what fits in RAM.
  */
 
 #include <errno.h>
@@ -28,6 +35,30 @@
 
 /* Seconds caching stays off after a write failed for lack of space. */
 #define STORE_RETRY_SECONDS 30
+
+/* Alignment of O_DIRECT writes: the page size, which covers the logical
+ * block size of the disks we meet (512 or 4096).
+ */
+#define DIRECT_ALIGN 4096
+
+void
+cache_drop_pages (int fd, uint64_t offset, uint64_t len)
+{
+  /* NB: only advice: a failure costs RAM, not correctness. */
+  posix_fadvise (fd, offset, len, POSIX_FADV_DONTNEED);
+}
+
+void
+cache_no_readahead (int fd)
+{
+  /* NB: readahead would bring in pages that are never read, or were
+   * read and dropped already (by threads reading out of order), and
+   * nothing would drop them: into all-zero chunks' holes, past the
+   * chunk being verified, in large folios that straddle two chunks.
+   * The page cache above the NBD device reads ahead anyway.
+   */
+  posix_fadvise (fd, 0, 0, POSIX_FADV_RANDOM);
+}
 
 static uint32_t
 chunk_len (const struct cache_image *ci, uint64_t idx)
@@ -111,6 +142,11 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     report_error ("cache: SHA-256: out of memory");
     return -1;
   }
+  /* NB: the data file has no readahead (cache_no_readahead): ask for the
+   * whole chunk in one request, or each piece below would be a disk read
+   * of its own.
+   */
+  posix_fadvise (ci->data_fd, base, clen, POSIX_FADV_WILLNEED);
   while (done < clen) {
     uint32_t n = clen - done < VERIFY_PIECE ? clen - done : VERIFY_PIECE;
     uint32_t lo, hi;
@@ -131,6 +167,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     if ((uint32_t) r < n)
       break; /* the data file is short */
   }
+  cache_drop_pages (ci->data_fd, base, clen);
   EVP_DigestFinal_ex (ctx, got, NULL);
   EVP_MD_CTX_free (ctx);
 
@@ -164,6 +201,42 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   return 1;
 }
 
+/* Become the thread that verifies chunk idx (true), or wait until the
+ * one that is has finished (false: then look at the chunk again).  The
+ * kernel's readahead above the NBD device sends several reads of one
+ * chunk at once, and each would otherwise read and hash it whole.
+ */
+static bool
+verify_claim (struct cache_image *ci, uint64_t idx)
+{
+  struct timespec ts;
+
+  if (!(atomic_fetch_or (&ci->local[idx], LOCAL_VERIFYING) & LOCAL_VERIFYING))
+    return true;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->verify_lock);
+  while (atomic_load (&ci->local[idx]) & LOCAL_VERIFYING) {
+    /* NB: timed: a store of the chunk (evicted by another process and
+     * fetched again meanwhile) rewrites its flags without a wake-up.
+     */
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait (&ci->verify_done, &ci->verify_lock, &ts);
+  }
+  return false;
+}
+
+static void
+verify_release (struct cache_image *ci, uint64_t idx)
+{
+  atomic_fetch_and (&ci->local[idx], ~LOCAL_VERIFYING);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&ci->verify_lock);
+  pthread_cond_broadcast (&ci->verify_done);
+}
+
 /* cache_read, counted in the image's hit and miss counters or not. */
 static int
 read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
@@ -178,6 +251,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     return -1;
   }
   e = &ci->entries[idx];
+again:
   local = atomic_load (&ci->local[idx]);
 
   s1 = atomic_load_explicit (&e->state, memory_order_acquire);
@@ -188,7 +262,10 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
   }
 
   if ((s1 & STATE_PRESENT) && !(local & LOCAL_VERIFIED)) {
+    if (!verify_claim (ci, idx))
+      goto again; /* another thread verified it (or gave up) */
     r = read_verify (ci, idx, s1, offset, len, buf);
+    verify_release (ci, idx);
     if (r != -1)
       if (count)
         count_read (ci, r == 1, len);
@@ -200,12 +277,13 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
     report_error ("cache: %s/data: read: %m", ci->path);
     return -1;
   }
+  cache_drop_pages (ci->data_fd, idx * ci->chunk_size + offset, len);
   s2 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (s1 & STATE_PRESENT) {
     if (s2 != s1)
       goto miss; /* evicted underneath us */
   }
-  else if (local_gen (s2) != (local & ~(LOCAL_VERIFIED | LOCAL_PENDING)))
+  else if (local_gen (s2) != (local & ~LOCAL_FLAGS))
     goto miss; /* pending chunk, evicted meanwhile */
   if (r != len) {
     /* The data file was truncated behind our back. */
@@ -311,9 +389,18 @@ pending_full (struct cache_image *ci)
 }
 
 int
-cache_write_buffer (void *opaque, int fd, uint64_t offset, uint32_t len)
+cache_write_buffer (void *opaque, struct cache_image *ci, uint64_t offset,
+                    uint32_t len)
 {
-  return pwrite_full (fd, opaque, len, offset);
+  if (ci->data_direct_fd >= 0 && (uintptr_t) opaque % DIRECT_ALIGN == 0 &&
+      offset % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0) {
+    if (pwrite_full (ci->data_direct_fd, opaque, len, offset) == 0)
+      return 0;
+    if (errno != EINVAL)
+      return -1;
+    /* A disk with larger blocks: write it through the page cache. */
+  }
+  return pwrite_full (ci->data_fd, opaque, len, offset);
 }
 
 int
@@ -329,7 +416,14 @@ cache_store (struct cache_image *ci, uint64_t idx, const void *data,
     return -1;
   }
   SHA256 (data, len, sha); /* outside the lock */
-  return cache_store_with (ci, idx, len, sha, cache_write_buffer,
+  return cache_store_hashed (ci, idx, data, len, sha);
+}
+
+int
+cache_store_hashed (struct cache_image *ci, uint64_t idx, const void *data,
+                    uint32_t len, const unsigned char sha256[32])
+{
+  return cache_store_with (ci, idx, len, sha256, cache_write_buffer,
                            (void *) data);
 }
 
@@ -371,7 +465,7 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
   if (s0 & STATE_PRESENT)
     goto out; /* another process stored it already */
 
-  if (write_fn (opaque, ci->data_fd, off, len) == -1) {
+  if (write_fn (opaque, ci, off, len) == -1) {
     store_failed_locked (ci, errno ? errno : EIO);
     r = 1;
     goto out;
@@ -454,6 +548,12 @@ cache_flush (struct cache_image *ci)
     report_error ("cache: %s/data: fdatasync: %m", ci->path);
     r = -1;
   }
+  /* Now clean, the pages of stores that went through the page cache can
+   * go (those written with O_DIRECT have none).
+   */
+  for (i = 0; i < n; i++)
+    cache_drop_pages (ci->data_fd, batch[i].idx * ci->chunk_size,
+                      chunk_len (ci, batch[i].idx));
 
   for (i = 0; i < n; i++) {
     struct map_entry *e = &ci->entries[batch[i].idx];

@@ -44,6 +44,7 @@ check_chunk (const struct cache_view *v, uint64_t idx, uint32_t s,
     report_error ("cache: %s/data: read: %m", v->id);
     return -1;
   }
+  cache_drop_pages (v->data_fd, idx * v->map->chunk_size, len);
   if (expected) {
     have = expected (opaque, idx, want);
     if (have == -1)
@@ -83,6 +84,7 @@ cache_dir_verify_image (struct cache_dir *d, const char *id,
     goto out;
   }
   v = &views[0];
+  cache_no_readahead (v->data_fd);
   buf = malloc (v->map->chunk_size);
   if (buf == NULL) {
     report_error ("malloc: %m");

@@ -120,6 +120,13 @@ bool cache_contains (struct cache_image *ci, uint64_t idx);
 int cache_store (struct cache_image *ci, uint64_t idx, const void *data,
                  uint32_t len);
 
+/* cache_store of bytes whose SHA-256 the caller has just computed (the
+ * read path's check against the manifest): the same, without hashing
+ * them again.
+ */
+int cache_store_hashed (struct cache_image *ci, uint64_t idx, const void *data,
+                        uint32_t len, const unsigned char sha256[32]);
+
 /* Make written chunks durable (one fdatasync) and record them.  Called in
  * batches by a background thread and at close.
  */

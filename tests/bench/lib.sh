@@ -126,6 +126,21 @@ nbd_stop () {
   nbd_pid=
 }
 
+# nbd_cpu: nbdkit's user+sys CPU time so far, in seconds (every thread;
+# /proc/PID/stat's utime and stime, in clock ticks).
+clk_tck=$(getconf CLK_TCK)
+nbd_cpu () {
+  awk -v t="$clk_tck" '{ printf "%.2f\n", ($14 + $15) / t }' "/proc/$nbd_pid/stat"
+}
+
+# cache_page_mib: MiB of page cache held by accel's cache files (every
+# image's map and data under $run/cache), as fincore sees it: issue 14
+# wants them out of it (the mount's page cache holds the hot bytes).
+cache_page_mib () {
+  fincore -b -n -o RES "$run"/cache/images/*/data "$run"/cache/images/*/map 2> /dev/null |
+    awk '{ s += $1 } END { printf "%.1f\n", s / 1048576 }'
+}
+
 # rss_reset / rss_peak: nbdkit's peak resident set (VmHWM, KiB); writing
 # 5 to clear_refs starts the peak again from the current size.
 rss_reset () { echo 5 > "/proc/$nbd_pid/clear_refs"; }

@@ -17,8 +17,15 @@ align, hydrate), system (limit, file, accel, curl), phase (cold, warm, restart,
 cold+hot),
 seconds, rate and unit (MB/s, IOPS; none for the aligner), origin bytes
 and GETs (the report adds GETs per GB), image/manifest bytes, touched (bytes of the non-zero chunks the
-NBD client read), rss_kib (nbdkit's peak RSS in the phase), check (ok, or
-what was wrong with the data read), timeout (1 if cut), and note.
+NBD client read), rss_kib (nbdkit's peak RSS in the phase), cpu_s and
+cpu_runs (nbdkit's user+sys seconds over the row's runs, and how many),
+cache_page_mib (page cache held by accel's cache files after the row),
+check (ok, or what was wrong with the data read), timeout (1 if cut), and
+note.
+
+CPU per GiB (issue 14): a cold row's CPU over the image bytes it
+fetched; a warm or restart row's, per run, over the bytes of the chunks
+the workload touches (its cold row's "touched").
 
 Ratios: "to limit" is this row's speed over the limit's (same workload;
 the rate when there is one, else the inverse of the time), so 1.00 is as
@@ -33,6 +40,9 @@ import os
 import sys
 
 TARGET_RSS_MIB = 64
+TARGET_CPU_COLD = 3.0  # nbdkit CPU seconds per GiB fetched (issue 14)
+TARGET_CPU_WARM = 1.0  # ... per GiB read, warm and restart
+TARGET_PAGE_CACHE_MIB = 64  # page cache of accel's cache files
 WORKLOADS = {
     "seq": "sequential checksum, big file",
     "rand": "fio random 4 KiB reads, QD16",
@@ -130,6 +140,25 @@ def fmt_rate(r):
     return "%s %s" % (text, r.get("unit", ""))
 
 
+def cpu_per_gib(rows, r):
+    """nbdkit CPU seconds per GiB fetched (cold) or read (warm, restart)."""
+    if r.get("cpu_s") in (None, "") or not r.get("cpu_runs"):
+        return None
+    if r["phase"].startswith("cold"):
+        b = r.get("image_bytes") or r.get("touched")
+    else:
+        cold = find(rows, origin=r["origin"], workload=r["workload"], system=r["system"],
+                    phase="cold")
+        b = cold.get("touched") if cold else None
+    if not b:
+        return None
+    return float(r["cpu_s"]) / r["cpu_runs"] / (float(b) / 2**30)
+
+
+def fmt_cpu(x):
+    return "-" if x is None else "%.2f" % x
+
+
 def row_label(r):
     if r["system"] == "limit":
         return "limit"
@@ -140,8 +169,8 @@ def row_label(r):
 
 
 def table(rows):
-    head = ["workload", "origin", "system", "seconds", "speed", "origin bytes", "GETs",
-            "GETs/GB", "peak RSS", "to limit", "to alt."]
+    head = ["workload", "origin", "system", "seconds", "speed", "CPU s/GiB", "cache page cache",
+            "origin bytes", "GETs", "GETs/GB", "peak RSS", "to limit", "to alt."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = {"limit": 0, "file": 1, "accel": 2, "curl": 3}
     phases = {"cold": 0, "cold+hot": 1, "warm": 2, "restart": 3}
@@ -159,8 +188,10 @@ def table(rows):
             secs += " (WRONG DATA: %s)" % r["check"]
         rss = "%.1f MiB" % (r["rss_kib"] / 1024.0) if r.get("rss_kib") else "-"
         origin = ORIGINS.get(r["origin"], r["origin"])
+        pages = r.get("cache_page_mib")
         cells = [WORKLOADS.get(r["workload"], r["workload"]), origin, row_label(r), secs,
-                 fmt_rate(r),
+                 fmt_rate(r), fmt_cpu(cpu_per_gib(rows, r)),
+                 "-" if pages in (None, "") else "%.1f MiB" % float(pages),
                  fmt_bytes(r.get("origin_bytes")) if r.get("origin_bytes") is not None else "-",
                  str(r["gets"]) if r.get("gets") is not None else "-",
                  fmt_gets_per_gb(r),
@@ -248,6 +279,27 @@ def targets(rows, meta):
                 "not measured" if not rss else "max %.1f MiB over %d accel rows%s" % (
                     max(rss) / 1024.0, len(rss), " (largest image %s)" % fmt_bytes(big) if big else "")))
 
+    # Issue 14: CPU per byte, and the cache's files out of the page cache.
+    for phases, limit, title in ((("cold",), TARGET_CPU_COLD, "cold rows: nbdkit CPU <= %.0f s per GiB fetched"),
+                                 (("warm", "restart"), TARGET_CPU_WARM,
+                                  "warm and restart rows: nbdkit CPU <= %.0f s per GiB read")):
+        figs, ok = [], True
+        for r in rows:
+            if r["system"] != "accel" or r["phase"] not in phases:
+                continue
+            x = cpu_per_gib(rows, r)
+            if x is None:
+                continue
+            ok = ok and x <= limit
+            figs.append("%s%s %s %.2f" % (r["workload"], "" if r["origin"] == "s3like" else "/" + r["origin"],
+                                          r["phase"], x))
+        out.append((ok if figs else None, title % limit, ", ".join(figs) or "not measured"))
+    pages = [float(r["cache_page_mib"]) for r in rows
+             if r["system"] == "accel" and r.get("cache_page_mib") not in (None, "")]
+    out.append((None if not pages else max(pages) <= TARGET_PAGE_CACHE_MIB,
+                "accel's cache files hold <= %d MiB of page cache after every row" % TARGET_PAGE_CACHE_MIB,
+                "not measured" if not pages else "max %.1f MiB over %d accel rows" % (max(pages), len(pages))))
+
     # Part 3: the hot list (informational until prefetch lands).
     hot = row(workload="align", system="accel", phase="cold+hot")
     cold = row(workload="align", system="accel", phase="cold")
@@ -291,7 +343,7 @@ def render(rows, meta):
     md.append("")
     md += table(rows)
     md.append("")
-    md.append("## Targets (issue 5)")
+    md.append("## Targets (issues 5 and 14)")
     md.append("")
     for met, title, fig in targets(rows, meta):
         word = {True: "MET", False: "NOT MET", None: "NOT MEASURED", "info": "INFO"}[met]
