@@ -12,19 +12,41 @@
  * in chunk-aligned pieces of RA_PIECE bytes, whenever at least a
  * quarter of a window is not queued yet.
  *
+ * Where?  Without a manifest (or with one whose file map is empty or too
+ * large) streams are in image offsets, as above, and the window runs
+ * on through whatever follows: other files, metadata.  With a file map
+ * (readahead-map.c) streams are followed in the "walk", every file's
+ * extents end to end, files in image order, so that:
+ *
+ *  - a reader of one file is read ahead along that file's extents,
+ *    however fragmented, and never past its end (else a cold read
+ *    fetches what nobody reads, and a restart fetches it again);
+ *  - a stream that reads a file to its end and goes on to the start of
+ *    a later one is a walk (`find`, `tar`, `cp -r`, `cat` of a glob read
+ *    file after file), and its window runs over the next files in
+ *    that order, skipping metadata and free space;
+ *  - ahead of a stream, a read must start within a chunk (1 MiB at
+ *    least) of its end to continue it, and a non-walk stream is not
+ *    continued by reads of earlier files, so that probes (blkid reads
+ *    4 KiB at 32 KiB, 64 KiB, ... 4 MiB) and reads of other files
+ *    nearby are not taken for a reader going through a file;
+ *  - reads outside every file (metadata) start no readahead: a mount's
+ *    metadata reads are few and scattered, and readahead from them ran
+ *    into file data nobody read (the aligner's 1.18x origin bytes).
+ *
  * accel_pread notes each read before it serves it, so those GETs start
  * along with the read's own.  Worker threads (8 by default) take the
  * pieces and bring them into the cache with the demand read path
  * (fetch_read with no buffer), so a chunk is still fetched only once
  * however many readers and workers want it.  The queue is small and
  * drops pieces when it is full: readahead is a hint, never a debt.
+ * -D accel.readahead=1 logs each piece queued.
  */
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdlib.h>
 
 #include <nbdkit-plugin.h>
 
@@ -61,7 +83,6 @@ static struct readahead_request queue[QUEUE_LEN];
 static size_t q_head, q_len;
 static bool quit;
 static struct readahead_streams streams; /* image offsets, or the walk's */
-static struct readahead_streams meta_streams; /* outside files, with a map */
 
 /* Set by readahead_start before the workers start. */
 static struct image *image;
@@ -69,7 +90,6 @@ static uint64_t window;
 static pthread_t workers[MAX_WORKERS];
 static unsigned nr_workers;
 static struct readahead_map *file_map; /* NULL: no manifest, or no file map */
-static bool meta_readahead;
 
 /* The stream that a read at offset continues (one that starts at most
  * behind before or ahead after the furthest end it reached and, along
@@ -265,7 +285,6 @@ readahead_start (struct image *img, unsigned threads, uint64_t win)
   quit = false;
   if (window == 0)
     threads = 0;
-  meta_readahead = getenv ("ACCEL_RA_META") != NULL; /* XXX measuring */
   if (threads > 0 && img->manifest) {
     if (readahead_map_load (img->manifest, &file_map) == -1)
       return -1;
@@ -312,13 +331,10 @@ readahead_note_read (uint64_t offset, uint32_t count)
   if (file_map == NULL)
     n = readahead_detect (&streams, &g, offset, count, reqs, QUEUE_LEN - q_len);
   else {
-    bool in_file;
+    bool in_file; /* (reads outside files start no readahead) */
 
     n = readahead_detect_walk (&streams, &g, file_map, offset, count, reqs,
                                QUEUE_LEN - q_len, &in_file);
-    if (!in_file && meta_readahead)
-      n = readahead_detect (&meta_streams, &g, offset, count, reqs,
-                            QUEUE_LEN - q_len);
   }
   for (i = 0; i < n; i++) {
     if (accel_debug_readahead)
