@@ -286,8 +286,11 @@ readahead_start (struct image *img, unsigned threads, uint64_t win)
   if (window == 0)
     threads = 0;
   if (threads > 0 && img->manifest) {
+    /* A map that cannot be loaded (reported) leaves image offsets:
+     * readahead is a hint, and serving goes on.
+     */
     if (readahead_map_load (img->manifest, &file_map) == -1)
-      return -1;
+      file_map = NULL;
     if (file_map)
       report_debug ("readahead: following the file map: %zu files, %zu "
                     "extents",

@@ -77,7 +77,8 @@ size_t readahead_detect_walk (struct readahead_streams *s,
 
 /* Start `threads` workers (from .after_fork, at most 16) that keep
  * `window` bytes ahead of each sequential stream; window 0 or threads
- * 0: no readahead.  0, or -1 (reported).
+ * 0: no readahead.  With img's manifest, its file map is loaded first
+ * (readahead-map.h) and streams follow it.  0, or -1 (reported).
  */
 int readahead_start (struct image *img, unsigned threads, uint64_t window);
 
