@@ -327,7 +327,8 @@ accel_config_complete (void)
   "dedup=false           Do not copy chunks cached for other images.\n"        \
   "request-size=SIZE     Largest GET, for coalesced misses (default 8M).\n"    \
   "readahead=SIZE        Fetch ahead of sequential readers (default 32M, "     \
-  "0=off).\n"                                                                  \
+  "0=off),\n"                                                                  \
+  "                      along the manifest's file map if there is one.\n"     \
   "prefetch=hot|all|none Fetch in the background from start-up: the "          \
   "hot list,\n"                                                                \
   "                      or all of it (default: hot if the manifest has "      \

@@ -5,10 +5,12 @@
 #ifndef ACCEL_READAHEAD_H
 #define ACCEL_READAHEAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "image.h"
+#include "readahead-map.h"
 
 /* Streams followed at once; the least recently continued one makes room
  * for a new one.
@@ -29,6 +31,9 @@ struct readahead_stream {
   uint64_t queued_until; /* readahead already asked up to here */
   unsigned streak; /* reads that continued it */
   uint64_t last_use; /* a tick of clock below; 0: slot unused */
+  /* Streams in the file map's walk (readahead_detect_walk) only: */
+  uint64_t file_end; /* the end of the latest file it read */
+  bool walk; /* it has moved on from one file to a later one */
 };
 
 /* What readahead_detect remembers between reads: plain data (all
@@ -57,9 +62,23 @@ readahead_detect (struct readahead_streams *s,
                   const struct readahead_geometry *g, uint64_t offset,
                   uint32_t count, struct readahead_request *out, size_t room);
 
+/* The same along the manifest's file map (readahead-map.h): the read
+ * at image offset is noted at its place in the walk, and what is asked
+ * follows the file's extents, up to the file's end, or, once the stream
+ * has moved on to a later file, over the files after it.  *in_file is
+ * false (and nothing is asked) if no file holds offset.  s holds walk
+ * offsets: not the same streams as readahead_detect's.
+ */
+size_t readahead_detect_walk (struct readahead_streams *s,
+                              const struct readahead_geometry *g,
+                              const struct readahead_map *map, uint64_t offset,
+                              uint32_t count, struct readahead_request *out,
+                              size_t room, bool *in_file);
+
 /* Start `threads` workers (from .after_fork, at most 16) that keep
  * `window` bytes ahead of each sequential stream; window 0 or threads
- * 0: no readahead.  0, or -1 (reported).
+ * 0: no readahead.  With img's manifest, its file map is loaded first
+ * (readahead-map.h) and streams follow it.  0, or -1 (reported).
  */
 int readahead_start (struct image *img, unsigned threads, uint64_t window);
 

@@ -100,6 +100,9 @@ add origin=s3like workload=seq system=accel phase=cold seconds=2 rate=500 unit=M
 # Its CPU per GiB: over its cold row's touched bytes, per run.
 add origin=s3like workload=seq system=accel phase=warm seconds=1.01 rate=990 unit=MB/s check=ok \
   timeout=0 rss_kib=100000 origin_bytes=0 gets=0 cpu_s=0.000003 cpu_runs=3 cache_page_mib=80
+add origin=s3like workload=seq system=accel phase=restart seconds=1.5 rate=660 unit=MB/s check=ok \
+  timeout=0 rss_kib=30000 origin_bytes=0 gets=0 restarts=10 restarts_nonzero=1 \
+  restarts_max_bytes=2097152
 add origin=s3like workload=seq system=curl phase=cold seconds=20 rate=50 unit=MB/s check=ok \
   timeout=0 rss_kib=5000 origin_bytes=1000 gets=20
 echo '{"date": "today", "variant": "test", "origin": {"aggregate_mbs": 400}}' > "$tmp/meta.json"
@@ -107,7 +110,7 @@ cp "$top/README.md" "$tmp/README.md"
 "$python" "$bench/results.py" report "$rows" "$tmp/meta.json" --out "$tmp/report.md" \
   --readme "$tmp/README.md" > "$tmp/report.txt" || fail "results.py report"
 cat "$tmp/report.md"
-grep -q '^| sequential checksum, big file | S3-like | accel cold | 2.00 | 500 MB/s | 2.15 | 12.5 MiB | 1.0 kB | 2 | 2000000 | 29.3 MiB | 0.50 | 10.0 |$' \
+grep -q '^| sequential checksum, big file | S3-like | accel cold | 2.00 | 500 MB/s | 2.15 | 12.5 MiB | 1.0 kB | 2 | 2000000 | 1.00 | 29.3 MiB | 0.50 | 10.0 |$' \
   "$tmp/report.md" || fail "accel cold row"
 grep -q '^| sequential checksum, big file | S3-like | accel warm | 1.01 | 990 MB/s | 1.07 | 80.0 MiB |' \
   "$tmp/report.md" || fail "accel warm row"
@@ -117,6 +120,10 @@ grep -q '^- \*\*NOT MET\*\*: warm and restart rows: nbdkit CPU <= 1 s per GiB re
   "$tmp/report.md" || fail "warm CPU target"
 grep -q '^- \*\*NOT MET\*\*: accel.s cache files hold <= 64 MiB of page cache .*: max 80.0 MiB' \
   "$tmp/report.md" || fail "page cache target"
+grep -q '^- \*\*MET\*\*: origin bytes <= 1.05x .*: seq 1.00$' "$tmp/report.md" || fail "touched target"
+# One restart of ten took bytes: the target counts every run.
+grep -q '^- \*\*NOT MET\*\*: a restart takes 0 bytes .*: seq: 1 of 10 runs took bytes, up to 2.1 MB$' \
+  "$tmp/report.md" || fail "restart target"
 grep -q '^- \*\*MET\*\*: warm within 5 % of the limit .*: seq 0.99$' "$tmp/report.md" || fail "warm target"
 # 500 MB/s against the origin's 400 MB/s aggregate (below the limit's 1000).
 grep -q '^- \*\*MET\*\*: cold sequential >= 80 % .*1.25 x origin' "$tmp/report.md" || fail "cold target"

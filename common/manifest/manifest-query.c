@@ -266,13 +266,21 @@ read_file_row (struct manifest *m, sqlite3_stmt *stmt, bool with_path,
   return 0;
 }
 
-/* A statement of its own, stepped under the lock with fn called outside
- * it, so that fn may use m and several walks may run at once.  NB: a
- * row's text stays valid until its statement is stepped again, which
- * only this function does.
+static int read_extents (struct manifest *m, const char *path,
+                         const struct manifest_file *f,
+                         struct manifest_extent **list, size_t *len);
+
+/* The walk behind manifest_foreach_file and
+ * manifest_foreach_file_extents: a statement of its own, stepped under
+ * the lock with the callback called outside it, so that it may use m
+ * and several walks may run at once.  With efn, each file's extents are
+ * read (through the shared extents statement, under the lock) before
+ * it is called.  NB: a row's text stays valid until its statement is
+ * stepped again, which only this function does.
  */
-int
-manifest_foreach_file (struct manifest *m, manifest_file_fn fn, void *opaque)
+static int
+walk_files (struct manifest *m, manifest_file_fn fn,
+            manifest_file_extents_fn efn, void *opaque)
 {
   sqlite3_stmt *stmt = NULL;
   struct manifest_file f;
@@ -286,6 +294,9 @@ manifest_foreach_file (struct manifest *m, manifest_file_fn fn, void *opaque)
       return -1;
   }
   for (;;) {
+    CLEANUP_FREE struct manifest_extent *ext = NULL;
+    size_t n = 0;
+
     {
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
       r = sqlite3_step (stmt);
@@ -299,14 +310,32 @@ manifest_foreach_file (struct manifest *m, manifest_file_fn fn, void *opaque)
       }
       if (read_file_row (m, stmt, true, &f) == -1)
         break;
+      if (efn && read_extents (m, f.path, &f, &ext, &n) == -1)
+        break;
     }
-    if (fn (opaque, &f) == -1)
+    if (efn ? efn (opaque, &f, ext, n) == -1 : fn (opaque, &f) == -1)
       break;
   }
 
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
   sqlite3_finalize (stmt);
   return ret;
+}
+
+int
+manifest_foreach_file (struct manifest *m, manifest_file_fn fn, void *opaque)
+{
+  return walk_files (m, fn, NULL, opaque);
+}
+
+/* One indexed range of the extents table per file, and no lookup by
+ * path: the whole map in one pass (the plugin's readahead loads it).
+ */
+int
+manifest_foreach_file_extents (struct manifest *m, manifest_file_extents_fn fn,
+                               void *opaque)
+{
+  return walk_files (m, NULL, fn, opaque);
 }
 
 /* Append one extent to a growing array (doubling), within the cap. */

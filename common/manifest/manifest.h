@@ -160,6 +160,19 @@ typedef int (*manifest_file_fn) (void *opaque, const struct manifest_file *f);
 int
 manifest_foreach_file (struct manifest *m, manifest_file_fn fn, void *opaque);
 
+/* The same walk, with each file's extents: fn gets the file and its n
+ * extents in order of file_offset (NULL when n is 0), both valid only
+ * during the call and checked as manifest_file_extents checks them.
+ * For loading the whole map at once; 0, or -1 if fn or the reading
+ * failed.
+ */
+typedef int (*manifest_file_extents_fn) (void *opaque,
+                                         const struct manifest_file *f,
+                                         const struct manifest_extent *e,
+                                         size_t n);
+int manifest_foreach_file_extents (struct manifest *m,
+                                   manifest_file_extents_fn fn, void *opaque);
+
 /* Look up one file by its path.  On 0 (found), *f is filled in with
  * f->path pointing to the path argument itself (so it lives as long as
  * the caller's string), and *extents is a malloc'd array of *n extents

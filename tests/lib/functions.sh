@@ -331,9 +331,13 @@ make_tree () {
 # mount_export URI MNT: the stand-in for nbd-client + mount on machines
 # without the nbd driver: nbdfuse exposes the export as a file, a
 # read-only loop device is made of it, and that is mounted read-only.
-# Everything is undone at exit.  Sets loopdev.
+# Everything is undone at exit.  Sets loopdev.  A third argument
+# "direct" makes the loop device do direct I/O, as the bench's does: a
+# buffered one reads ahead in the file below it, so nbdkit sees reads
+# the file system never asked for.
 mount_export () {
-  local uri=$1 mnt=$2 fusedir="$tmp/fuse"
+  local uri=$1 mnt=$2 fusedir="$tmp/fuse" dio=()
+  [ "${3:-}" = direct ] && dio=(--direct-io=on)
   mkdir -p "$fusedir" "$mnt"
   rm -f "$tmp/nbdfuse.pid"
   nbdfuse -r -P "$tmp/nbdfuse.pid" "$fusedir" "$uri" > "$tmp/nbdfuse.log" 2>&1 &
@@ -346,7 +350,7 @@ mount_export () {
     sleep 0.1
   done
   [ -e "$fusedir/nbd" ] || fail "nbdfuse: $(cat "$tmp/nbdfuse.log")"
-  loopdev=$(losetup -f --show -r "$fusedir/nbd") || fail "losetup"
+  loopdev=$(losetup -f --show -r "${dio[@]}" "$fusedir/nbd") || fail "losetup"
   on_exit "losetup -d $loopdev"
   mount -o ro "$loopdev" "$mnt" || fail "mount $loopdev"
   on_exit "umount '$mnt'"

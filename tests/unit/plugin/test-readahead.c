@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "manifest.h"
+#include "readahead-map.h"
 #include "readahead.h"
 
 #include "test.h"
@@ -277,9 +279,262 @@ test_limits (void)
   }
 }
 
+/* ---- along the file map (readahead_detect_walk) --------------------- */
+
+/* The test image: 64 MiB of 1 MiB chunks.  /frag is 6 MiB in three
+ * extents, chunks 0-1, 4-5 and 8-9, interleaved with /other's 2-3, 6-7
+ * and 10-11; /frag2 is a hard link of /frag.  /probe is 8 MiB at 16-23.
+ * Then 32 small files /d/f00 ... /d/f31 of 64 KiB, back to back from
+ * 32 MiB (two chunks of them hold 16 each... 32 x 64 KiB = 2 MiB), and
+ * /big, 16 MiB at 40-55, after them.  Chunks 12-15, 24-31, 34-39 and
+ * 56-63 hold no file (metadata, free space).
+ */
+static struct readahead_map *
+load_test_map (void)
+{
+  static const unsigned char sha[32];
+  struct manifest_writer *w;
+  struct manifest *m;
+  struct readahead_map *map = NULL;
+  char *path;
+  int64_t id;
+  uint64_t i;
+  int ok = 1;
+
+  test_make_tmpdir ("test-readahead");
+  path = test_tmp_path ("map.manifest");
+  w = manifest_writer_create (path, 64 * MiB, MiB, "ext4");
+  CHECK (w != NULL);
+  if (w == NULL)
+    exit (EXIT_FAILURE);
+  for (i = 0; i < 64; i++)
+    ok &= manifest_writer_add_chunk (w, i, sha, false) == 0;
+  ok &= manifest_writer_add_file (w, "/frag", 6 * MiB, 0100644, &id) == 0;
+  for (i = 0; i < 3; i++)
+    ok &= manifest_writer_add_extent (w, id, i * 2 * MiB, i * 4 * MiB,
+                                      2 * MiB) == 0;
+  ok &= manifest_writer_add_file (w, "/frag2", 6 * MiB, 0100644, &id) == 0;
+  for (i = 0; i < 3; i++)
+    ok &= manifest_writer_add_extent (w, id, i * 2 * MiB, i * 4 * MiB,
+                                      2 * MiB) == 0;
+  ok &= manifest_writer_add_file (w, "/other", 6 * MiB, 0100644, &id) == 0;
+  for (i = 0; i < 3; i++)
+    ok &= manifest_writer_add_extent (w, id, i * 2 * MiB, (i * 4 + 2) * MiB,
+                                      2 * MiB) == 0;
+  ok &= manifest_writer_add_file (w, "/probe", 8 * MiB, 0100644, &id) == 0;
+  ok &= manifest_writer_add_extent (w, id, 0, 16 * MiB, 8 * MiB) == 0;
+  for (i = 0; i < 32; i++) {
+    char name[16];
+
+    snprintf (name, sizeof name, "/d/f%02u", (unsigned) i);
+    ok &= manifest_writer_add_file (w, name, 64 * KiB, 0100644, &id) == 0;
+    ok &= manifest_writer_add_extent (w, id, 0, 32 * MiB + i * 64 * KiB,
+                                      64 * KiB) == 0;
+  }
+  ok &= manifest_writer_add_file (w, "/big", 16 * MiB, 0100644, &id) == 0;
+  ok &= manifest_writer_add_extent (w, id, 0, 40 * MiB, 16 * MiB) == 0;
+  CHECK (ok);
+  CHECK (manifest_writer_finish (w, sha) == 0);
+  m = manifest_open (path);
+  CHECK (m != NULL);
+  if (m == NULL)
+    exit (EXIT_FAILURE);
+  CHECK (readahead_map_load (m, &map) == 0 && map != NULL);
+  manifest_close (m);
+  free (path);
+  if (map == NULL)
+    exit (EXIT_FAILURE);
+  return map;
+}
+
+/* Note one read along map; how many pieces it queued (in out). */
+static size_t
+note_walk (struct readahead_streams *s, const struct readahead_map *map,
+           uint64_t offset, uint32_t count, bool *in_file)
+{
+  static const struct readahead_geometry g = { .window = 32 * MiB,
+                                               .chunk_size = MiB,
+                                               .image_size = 64 * MiB };
+
+  return readahead_detect_walk (s, &g, map, offset, count, out, ROOM, in_file);
+}
+
+/* The chunks out[0..n) ask for, as a bitmap of the 64. */
+static uint64_t
+chunks_asked (size_t n)
+{
+  uint64_t bits = 0, c;
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    CHECK (out[i].offset % MiB == 0 && out[i].count <= 2 * MiB);
+    for (c = out[i].offset / MiB;
+         c < (out[i].offset + out[i].count + MiB - 1) / MiB; c++)
+      bits |= UINT64_C (1) << c;
+  }
+  return bits;
+}
+
+#define CHUNK(c) (UINT64_C (1) << (c))
+#define CHUNKS(a, b) (((UINT64_C (1) << ((b) + 1)) - 1) & ~(CHUNK (a) - 1))
+
+static void
+test_walk_map (const struct readahead_map *map)
+{
+  uint64_t w, avail, fs, fe;
+
+  /* The hard link is laid out once: /frag, /other, /probe, the 32
+   * small files, /big.
+   */
+  CHECK (map->nr_files == 36);
+  CHECK (map->nr_ext == 3 + 3 + 1 + 32 + 1);
+  CHECK (map->walk_size == (6 + 6 + 8 + 2 + 16) * MiB);
+  /* /frag's second extent (chunk 4) follows its first in the walk. */
+  CHECK (readahead_map_find (map, 4 * MiB + 5, &w, &avail, &fs, &fe));
+  CHECK (w == 2 * MiB + 5 && avail == 2 * MiB - 5);
+  CHECK (fs == 0 && fe == 6 * MiB);
+  /* /other's first extent (chunk 2) comes after /frag's last. */
+  CHECK (readahead_map_find (map, 2 * MiB, &w, &avail, &fs, &fe));
+  CHECK (w == 6 * MiB && fs == 6 * MiB && fe == 12 * MiB);
+  /* No file: metadata or free space, before, between and after. */
+  CHECK (!readahead_map_find (map, 12 * MiB, &w, &avail, &fs, &fe));
+  CHECK (!readahead_map_find (map, 34 * MiB, &w, &avail, &fs, &fe));
+  CHECK (!readahead_map_find (map, 63 * MiB, &w, &avail, &fs, &fe));
+}
+
+/* A fragmented file read from start to end: readahead follows its
+ * extents, never touches the file it is interleaved with, and stops at
+ * its end.
+ */
+static void
+test_walk_fragmented (const struct readahead_map *map)
+{
+  struct readahead_streams s = { 0 };
+  uint64_t asked = 0, off;
+  bool in_file;
+  size_t n, i;
+
+  for (i = 0; i < 3; i++)
+    for (off = 0; off < 2 * MiB; off += 256 * KiB) {
+      n = note_walk (&s, map, i * 4 * MiB + off, 256 * KiB, &in_file);
+      CHECK (in_file);
+      asked |= chunks_asked (n);
+    }
+  CHECK (asked == (CHUNKS (0, 1) | CHUNKS (4, 5) | CHUNKS (8, 9)));
+  /* The end: nothing more, even read again. */
+  CHECK (note_walk (&s, map, 10 * MiB - 4 * KiB, 4 * KiB, &in_file) == 0);
+  CHECK (s.slot[0].walk == false);
+  CHECK (s.slot[1].last_use == 0);
+}
+
+/* Small files read one after another, in the walk's order: from the
+ * third, the next files are asked for, and then what follows them.
+ */
+static void
+test_walk_files (const struct readahead_map *map)
+{
+  struct readahead_streams s = { 0 };
+  bool in_file;
+  size_t n;
+
+  CHECK (note_walk (&s, map, 32 * MiB, 64 * KiB, &in_file) == 0);
+  CHECK (note_walk (&s, map, 32 * MiB + 64 * KiB, 64 * KiB, &in_file) == 0);
+  CHECK (s.slot[0].walk);
+  n = note_walk (&s, map, 32 * MiB + 128 * KiB, 64 * KiB, &in_file);
+  /* The rest of the small files (32-33) and /big (40-55), not the
+   * chunks between (34-39), nor what follows /big.
+   */
+  CHECK (chunks_asked (n) == (CHUNKS (32, 33) | CHUNKS (40, 55)));
+
+  /* The files in another order (a hash-ordered directory) make a walk
+   * too: once a stream has gone on to a later file, reads behind its
+   * furthest end continue it.
+   */
+  memset (&s, 0, sizeof s);
+  note_walk (&s, map, 32 * MiB + 5 * 64 * KiB, 64 * KiB, &in_file);
+  note_walk (&s, map, 32 * MiB + 2 * 64 * KiB, 64 * KiB, &in_file);
+  CHECK (s.slot[1].streak == 1); /* an earlier file: not the same stream */
+  CHECK (note_walk (&s, map, 32 * MiB + 9 * 64 * KiB, 64 * KiB, &in_file) == 0);
+  CHECK (s.slot[0].streak == 2 && s.slot[0].walk);
+  n = note_walk (&s, map, 32 * MiB + 7 * 64 * KiB, 64 * KiB, &in_file);
+  CHECK (s.slot[0].streak == 3);
+  CHECK (chunks_asked (n) == (CHUNKS (32, 33) | CHUNKS (40, 55)));
+}
+
+/* What is not a file, or not a stream: nothing. */
+static void
+test_walk_nothing (const struct readahead_map *map)
+{
+  struct readahead_streams s = { 0 };
+  bool in_file;
+  unsigned i;
+
+  /* Metadata reads, however sequential. */
+  for (i = 0; i < 10; i++) {
+    CHECK (note_walk (&s, map, 12 * MiB + i * 4 * KiB, 4 * KiB, &in_file) == 0);
+    CHECK (!in_file);
+  }
+  CHECK (s.slot[0].last_use == 0);
+
+  /* Probes (blkid): 4 KiB at 1, 2 and 4 MiB into a file are not a
+   * stream; nor is one that jumps from a file before its end into the
+   * next.
+   */
+  memset (&s, 0, sizeof s);
+  CHECK (note_walk (&s, map, 17 * MiB, 4 * KiB, &in_file) == 0);
+  CHECK (note_walk (&s, map, 18 * MiB, 4 * KiB, &in_file) == 0);
+  CHECK (note_walk (&s, map, 20 * MiB, 4 * KiB, &in_file) == 0);
+  CHECK (note_walk (&s, map, 22 * MiB, 4 * KiB, &in_file) == 0);
+  memset (&s, 0, sizeof s);
+  note_walk (&s, map, 20 * MiB, 4 * KiB, &in_file);
+  note_walk (&s, map, 24 * MiB - 8 * KiB, 4 * KiB, &in_file);
+  /* /probe not read to its end: the first small file starts again. */
+  CHECK (note_walk (&s, map, 32 * MiB, 4 * KiB, &in_file) == 0);
+  CHECK (s.slot[0].streak == 1 && !s.slot[0].walk);
+  /* Reads of an earlier file do not continue a stream in a later one:
+   * two reads of /probe and one of /other (behind, within "near") are
+   * no stream of three.
+   */
+  memset (&s, 0, sizeof s);
+  note_walk (&s, map, 16 * MiB, 4 * KiB, &in_file);
+  note_walk (&s, map, 16 * MiB + 8 * KiB, 4 * KiB, &in_file);
+  CHECK (note_walk (&s, map, 10 * MiB, 4 * KiB, &in_file) == 0);
+  CHECK (s.slot[0].streak == 2 && s.slot[1].streak == 1);
+  /* A small file read whole, then a read inside the next one, not at
+   * its start: a probe, not a walk.
+   */
+  memset (&s, 0, sizeof s);
+  note_walk (&s, map, 32 * MiB, 64 * KiB, &in_file);
+  CHECK (note_walk (&s, map, 32 * MiB + 68 * KiB, 4 * KiB, &in_file) == 0);
+  CHECK (s.slot[0].streak == 1 && !s.slot[0].walk);
+  CHECK (note_walk (&s, map, 32 * MiB + 132 * KiB, 4 * KiB, &in_file) == 0);
+  CHECK (s.slot[0].streak == 1 && !s.slot[0].walk);
+}
+
+/* Less room than pieces: the rest is asked for by the next read. */
+static void
+test_walk_room (const struct readahead_map *map)
+{
+  static const struct readahead_geometry g = { .window = 32 * MiB,
+                                               .chunk_size = MiB,
+                                               .image_size = 64 * MiB };
+  struct readahead_streams s = { 0 };
+  bool in_file;
+  size_t n;
+
+  note_walk (&s, map, 40 * MiB, MiB, &in_file);
+  note_walk (&s, map, 41 * MiB, MiB, &in_file);
+  n = readahead_detect_walk (&s, &g, map, 42 * MiB, MiB, out, 2, &in_file);
+  CHECK (n == 2 && chunks_asked (n) == CHUNKS (43, 46));
+  n = note_walk (&s, map, 43 * MiB, MiB, &in_file);
+  CHECK (chunks_asked (n) == CHUNKS (47, 55));
+}
+
 int
 main (void)
 {
+  struct readahead_map *map;
+
   test_capture_errors (true);
   test_sequential ();
   test_out_of_order ();
@@ -287,6 +542,13 @@ main (void)
   test_near ();
   test_reuse ();
   test_limits ();
+  map = load_test_map ();
+  test_walk_map (map);
+  test_walk_fragmented (map);
+  test_walk_files (map);
+  test_walk_nothing (map);
+  test_walk_room (map);
+  readahead_map_free (map);
   EXPECT_ERRORS (0);
   return test_summary ("plugin-readahead");
 }
