@@ -253,18 +253,20 @@ json_skip_value (struct json_cursor *c, unsigned depth)
   }
 }
 
-/* Walk the whole top-level object, keeping the first match. */
-char *
-creds_json_string (const char *json, size_t len, const char *key)
+/* Walk the whole top-level object json[0..len), checking it is well
+ * formed, and find the value of the first key equal to key: *val is set
+ * to its first character, or NULL if there is none.  -1 with errno set
+ * if the document is malformed or over the cap.
+ */
+static int
+json_top_find (const char *json, size_t len, const char *key, const char **val)
 {
   struct json_cursor c = { json, json + len };
-  char *found = NULL;
-  int saved_errno;
 
-  errno = 0;
+  *val = NULL;
   if (len > CREDS_PARSE_MAX) {
     errno = E2BIG;
-    return NULL;
+    return -1;
   }
   json_skip_ws (&c);
   if (c.p >= c.end || *c.p != '{')
@@ -281,18 +283,16 @@ creds_json_string (const char *json, size_t len, const char *key)
       json_skip_ws (&c);
       if (json_string (&c, &k) == -1)
         goto bad;
-      match = found == NULL && strcmp (k, key) == 0;
+      match = *val == NULL && strcmp (k, key) == 0;
       free (k);
       json_skip_ws (&c);
       if (c.p >= c.end || *c.p != ':')
         goto bad;
       c.p++;
       json_skip_ws (&c);
-      if (match) {
-        if (c.p >= c.end || *c.p != '"' || json_string (&c, &found) == -1)
-          goto bad;
-      }
-      else if (json_skip_value (&c, 1) == -1)
+      if (match)
+        *val = c.p;
+      if (json_skip_value (&c, 1) == -1)
         goto bad;
       json_skip_ws (&c);
       if (c.p >= c.end)
@@ -309,15 +309,69 @@ creds_json_string (const char *json, size_t len, const char *key)
   json_skip_ws (&c);
   if (c.p != c.end)
     goto bad;
-  if (found == NULL)
-    errno = ENOENT;
-  return found;
+  return 0;
 
 bad:
-  saved_errno = errno == ENOMEM ? ENOMEM : EINVAL;
-  free (found);
-  errno = saved_errno;
-  return NULL;
+  errno = errno == ENOMEM ? ENOMEM : EINVAL;
+  return -1;
+}
+
+/* The first match's value must be a string. */
+char *
+creds_json_string (const char *json, size_t len, const char *key)
+{
+  struct json_cursor c = { json, json + len };
+  char *found = NULL;
+
+  errno = 0;
+  if (json_top_find (json, len, key, &c.p) == -1)
+    return NULL;
+  if (c.p == NULL) {
+    errno = ENOENT;
+    return NULL;
+  }
+  if (*c.p != '"' || json_string (&c, &found) == -1) {
+    errno = errno == ENOMEM ? ENOMEM : EINVAL;
+    return NULL;
+  }
+  return found;
+}
+
+/* The first match's value must be a JSON number that is an integer. */
+int
+creds_json_integer (const char *json, size_t len, const char *key,
+                    long long *out)
+{
+  const char *p, *end = json + len;
+  long long v = 0;
+  bool negative = false;
+  int digits = 0;
+
+  errno = 0;
+  if (json_top_find (json, len, key, &p) == -1)
+    return -1;
+  if (p == NULL) {
+    errno = ENOENT;
+    return -1;
+  }
+  if (*p == '-') {
+    negative = true;
+    p++;
+  }
+  for (; p < end && *p >= '0' && *p <= '9'; p++) {
+    if (++digits > 18) {
+      errno = EDOM;
+      return -1;
+    }
+    v = v * 10 + (*p - '0');
+  }
+  /* A fraction or exponent, or no digits at all: not an integer. */
+  if (digits == 0 || (p < end && strchr (".eE", *p) && *p)) {
+    errno = EDOM;
+    return -1;
+  }
+  *out = negative ? -v : v;
+  return 0;
 }
 
 /* Read exactly n decimal digits. */

@@ -42,6 +42,14 @@ char *creds_xml_text (const char *xml, size_t len, const char *name);
  */
 char *creds_json_string (const char *json, size_t len, const char *key);
 
+/* The integer value of key in the top-level JSON object (as
+ * creds_json_string, and EINVAL means the same); a value that is not a
+ * number without fraction or exponent, or has more than 18 digits, is
+ * EDOM.  Returns 0 with *out set, or -1.
+ */
+int creds_json_integer (const char *json, size_t len, const char *key,
+                        long long *out);
+
 /* Parse an ISO 8601 UTC timestamp as AWS writes it,
  * "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)".
  */

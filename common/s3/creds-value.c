@@ -4,6 +4,8 @@
  * makes credentials here, creds.c chooses among the sources.
  */
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +65,28 @@ creds_put (struct aws_creds *c)
   if (c == NULL || __atomic_sub_fetch (&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
   free (c->access_key);
+  free (c->origin);
   free_secret (c->secret_key);
   free_secret (c->session_token);
   free (c);
+}
+
+/* Replaces any origin set before. */
+int
+creds_set_origin (struct aws_creds *c, const char *fs, ...)
+{
+  va_list args;
+  char *s;
+  int r;
+
+  va_start (args, fs);
+  r = vasprintf (&s, fs, args);
+  va_end (args);
+  if (r == -1) {
+    report_error ("vasprintf: %m");
+    return -1;
+  }
+  free (c->origin);
+  c->origin = s;
+  return 0;
 }

@@ -1,8 +1,9 @@
 /* accel: AWS credentials and region, found the way the AWS CLI finds them.
  *
- * creds_resolve walks the chain described in creds.h once: environment,
- * profile files, web identity, instance metadata (the last two through
- * creds-fetch.c).  The profile's two files are loaded once per
+ * creds_resolve walks the chain described in creds.h once: the
+ * environment, then the steps of creds_chain (web identity and instance
+ * metadata through creds-fetch.c, credential_process through
+ * creds-process.c, the container endpoint through creds-container.c).  The profile's two files are loaded once per
  * resolution and shared by the steps that need them.
  *
  * creds_provider puts a cache in front of it for the plugin's many
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,9 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "creds-container.h"
 #include "creds-fetch.h"
+#include "creds-process.h"
 #include "creds.h"
 #include "endpoint.h"
 #include "ini.h"
@@ -50,6 +54,31 @@ creds_ref (struct aws_creds *c)
   return c;
 }
 
+/* Set (*out)'s origin; on failure drop *out and return -1. */
+static int creds_origin_or_drop (struct aws_creds **out, const char *fs, ...)
+    __attribute__ ((format (printf, 2, 3)));
+static int
+creds_origin_or_drop (struct aws_creds **out, const char *fs, ...)
+{
+  CLEANUP_FREE char *s = NULL;
+  va_list args;
+  int r;
+
+  va_start (args, fs);
+  r = vasprintf (&s, fs, args);
+  va_end (args);
+  if (r == -1) {
+    s = NULL;
+    report_error ("vasprintf: %m");
+  }
+  if (r == -1 || creds_set_origin (*out, "%s", s) == -1) {
+    creds_put (*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
+}
+
 /* Say where credentials came from, without the secrets: the access key
  * id is cut to its first 4 characters (which give its kind: AKIA
  * long-term, ASIA temporary).
@@ -57,14 +86,15 @@ creds_ref (struct aws_creds *c)
 static void
 creds_describe (const struct aws_creds *c)
 {
+  const char *o = c->origin ? c->origin : c->source;
+
   if (c->expiration)
     report_debug ("credentials: from %s, access key %.4s..., "
                   "expire in %lld s",
-                  c->source, c->access_key,
+                  o, c->access_key,
                   (long long) (c->expiration - now_wall_seconds ()));
   else
-    report_debug ("credentials: from %s, access key %.4s...", c->source,
-                  c->access_key);
+    report_debug ("credentials: from %s, access key %.4s...", o, c->access_key);
 }
 
 /* The profile in use and its two files, loaded once per resolution. */
@@ -314,7 +344,9 @@ creds_from_env (struct aws_creds **out)
     return -1;
   }
   *out = creds_new (ak, sk, creds_getenv ("AWS_SESSION_TOKEN"), 0, "env");
-  return *out ? 0 : -1;
+  if (*out == NULL)
+    return -1;
+  return creds_origin_or_drop (out, "the environment (AWS_ACCESS_KEY_ID)");
 }
 
 /* Static keys in one section of one file.  Half a key pair is an
@@ -341,20 +373,9 @@ creds_from_section (const char *path, const struct ini *ini,
   *out =
       creds_new (ak, sk, nonempty (ini_get (ini, section, "aws_session_token")),
                  0, "profile");
-  return *out ? 0 : -1;
-}
-
-/* Step 2: the profile's keys, credentials file first. */
-static int
-creds_from_profile (const struct profile *pf, struct aws_creds **out)
-{
-  int r;
-
-  r = creds_from_section (pf->credentials_path, pf->credentials, pf->name, out);
-  if (r != 1)
-    return r;
-  return creds_from_section (pf->config_path, pf->config, pf->config_section,
-                             out);
+  if (*out == NULL)
+    return -1;
+  return creds_origin_or_drop (out, "[%s] in %s", section, path);
 }
 
 /* Step 3: web identity.  Each setting comes from its environment
@@ -413,9 +434,99 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
                   sts.source);
   r = creds_fetch_web_identity (sts.value, region, role_arn, token_file,
                                 session, cainfo, out);
+  if (r == 0)
+    r = creds_origin_or_drop (
+        out, "web identity: role %s, token file %s, STS %s", role_arn,
+        token_file, sts.value ? sts.value : "of the region");
   endpoint_setting_free (&sts);
   return r;
 }
+
+/* Step 5: the profile's keys in the shared credentials file. */
+static int
+step_credentials_file (const struct profile *pf,
+                       const char *cainfo __attribute__ ((unused)),
+                       struct aws_creds **out)
+{
+  return creds_from_section (pf->credentials_path, pf->credentials, pf->name,
+                             out);
+}
+
+/* Step 6: the profile's credential_process.  As in the AWS CLI, which
+ * merges the profile's sections of both files, it may be in either; the
+ * credentials file wins.
+ */
+static int
+step_process (const struct profile *pf,
+              const char *cainfo __attribute__ ((unused)),
+              struct aws_creds **out)
+{
+  const char *command = NULL, *path = pf->credentials_path;
+  CLEANUP_FREE char *origin = NULL;
+
+  if (pf->credentials)
+    command =
+        nonempty (ini_get (pf->credentials, pf->name, "credential_process"));
+  if (command == NULL) {
+    command = profile_config_get (pf, "credential_process");
+    path = pf->config_path;
+  }
+  if (command == NULL)
+    return 1;
+  if (asprintf (&origin, "profile %s in %s", pf->name, path) == -1) {
+    origin = NULL;
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  return creds_fetch_process (command, origin, out);
+}
+
+/* Step 7: the profile's keys in the config file. */
+static int
+step_config_file (const struct profile *pf,
+                  const char *cainfo __attribute__ ((unused)),
+                  struct aws_creds **out)
+{
+  return creds_from_section (pf->config_path, pf->config, pf->config_section,
+                             out);
+}
+
+/* Step 8: the container endpoint (ECS, EKS Pod Identity). */
+static int
+step_container (const struct profile *pf __attribute__ ((unused)),
+                const char *cainfo, struct aws_creds **out)
+{
+  return creds_fetch_container (cainfo, out);
+}
+
+/* Step 9: the EC2 instance role. */
+static int
+step_imds (const struct profile *pf __attribute__ ((unused)),
+           const char *cainfo, struct aws_creds **out)
+{
+  return creds_fetch_imds (cainfo, out);
+}
+
+/* The chain after the environment, in the AWS CLI's order (creds.h).
+ * Each step returns 0 (found: stop), 1 (nothing here: go on) or -1
+ * (error: stop, so that a broken source never falls through to others).
+ */
+static const struct creds_step {
+  const char *name;
+  int (*fn) (const struct profile *pf, const char *cainfo,
+             struct aws_creds **out);
+} creds_chain[] = {
+  /* 2. Assume role (role_arn with source_profile or credential_source)
+   * belongs here.
+   */
+  { "web identity", creds_from_web_identity },
+  /* 4. SSO (sso_session, sso_account_id, sso_role_name) belongs here. */
+  { "shared credentials file", step_credentials_file },
+  { "credential_process", step_process },
+  { "config file", step_config_file },
+  { "container endpoint", step_container },
+  { "instance metadata", step_imds },
+};
 
 /* One pass over the chain; the first source that has credentials wins. */
 int
@@ -424,6 +535,7 @@ creds_resolve (const char *profile, const char *cainfo, struct aws_creds **out)
   struct endpoint_setting ca = { 0 };
   struct endpoint_profile epf;
   struct profile pf;
+  size_t i;
   int r;
 
   *out = NULL;
@@ -444,12 +556,13 @@ creds_resolve (const char *profile, const char *cainfo, struct aws_creds **out)
   if (r == 0)
     r = profile_check (&pf);
   if (r == 0)
-    r = creds_from_profile (&pf, out);
-  if (r == 1)
-    r = creds_from_web_identity (&pf, ca.value, out);
+    r = 1;
+  for (i = 0; r == 1 && i < sizeof creds_chain / sizeof creds_chain[0]; ++i) {
+    r = creds_chain[i].fn (&pf, ca.value, out);
+    if (r == -1)
+      report_debug ("credentials: %s failed", creds_chain[i].name);
+  }
   profile_free (&pf);
-  if (r == 1)
-    r = creds_fetch_imds (ca.value, out);
   endpoint_setting_free (&ca);
 
 done:

@@ -1,14 +1,17 @@
 /* accel: AWS credentials and region, found the way the AWS CLI finds them.
  *
- * Credentials are looked for in this order:
+ * Credentials are looked for in the AWS CLI v2's order ("Configuration
+ * and credential precedence", https://docs.aws.amazon.com/cli/latest/
+ * userguide/cli-chap-authentication.html; botocore's
+ * create_credential_resolver: env, assume-role,
+ * assume-role-with-web-identity, sso, shared-credentials-file,
+ * custom-process, config-file, container-role, iam-role):
  *
  *  1. the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
  *     AWS_SESSION_TOKEN);
- *  2. the profile (the explicit profile argument, else AWS_PROFILE, else
- *     "default"): aws_access_key_id, aws_secret_access_key and
- *     aws_session_token in the shared credentials file
- *     (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials), else in
- *     the config file (AWS_CONFIG_FILE, default ~/.aws/config);
+ *  2. assume role: a profile with role_arn and source_profile or
+ *     credential_source (not handled here yet: such a role_arn is
+ *     ignored, with a debug message);
  *  3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (and
  *     AWS_ROLE_SESSION_NAME), or the profile's web_identity_token_file,
  *     role_arn and role_session_name, exchanged with STS
@@ -16,9 +19,25 @@
  *     (endpoint.h: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile's
  *     services section, its endpoint_url) or else
  *     https://sts.REGION.amazonaws.com;
- *  4. the EC2 instance role, through IMDSv2 at
+ *  4. SSO: a profile with sso_session or sso_account_id (not handled
+ *     here yet);
+ *  5. the profile's keys (aws_access_key_id, aws_secret_access_key,
+ *     aws_session_token) in the shared credentials file
+ *     (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials);
+ *  6. the profile's credential_process (creds-process.h), in either
+ *     file;
+ *  7. the profile's keys in the config file (AWS_CONFIG_FILE, default
+ *     ~/.aws/config);
+ *  8. the container endpoint: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
+ *     _FULL_URI (creds-container.h; ECS task roles, EKS Pod Identity);
+ *  9. the EC2 instance role, through IMDSv2 at
  *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254),
  *     unless AWS_EC2_METADATA_DISABLED=true.
+ *
+ * The profile is the explicit profile argument, else AWS_PROFILE, else
+ * "default".  A source that is configured but fails (an unreachable
+ * STS, a credential_process exiting 1) is an error, not a reason to try
+ * the next: only "nothing configured here" moves on.
  *
  * The network steps verify TLS with the CA bundle chosen as for S3
  * (endpoint.h: cainfo, AWS_CA_BUNDLE, the profile's ca_bundle).
@@ -27,7 +46,8 @@
  * the caller decides whether that is acceptable.
  *
  * NB: as in the AWS CLI, an explicit profile argument (not AWS_PROFILE)
- * disables the environment variables of steps 1 and 3.
+ * disables the environment variables of steps 1 and 3 (not those of 8
+ * and 9, which are not about profiles).
  *
  * NB: libcurl must have been initialized (curl_global_init) before any
  * thread calls into this module.
@@ -43,7 +63,9 @@
 struct aws_creds {
   char *access_key, *secret_key, *session_token; /* session_token may be NULL */
   time_t expiration; /* 0 = does not expire */
-  const char *source; /* "env", "profile", "web-identity", "imds" */
+  const char *source; /* "env", "profile", "web-identity", "process",
+                         "container", "imds" */
+  char *origin; /* more detail for people, or NULL: creds_set_origin */
   unsigned refs; /* private: see creds_put */
 };
 
@@ -56,6 +78,13 @@ creds_new (const char *access_key, const char *secret_key,
 
 /* Drop a reference; the last one wipes the secrets and frees. */
 void creds_put (struct aws_creds *c);
+
+/* Say where exactly c came from ("profile dev in /root/.aws/config",
+ * a URL...), for debug messages and accel-inspect --whoami: never a
+ * secret.  Returns 0, or -1 after reporting an error.
+ */
+int creds_set_origin (struct aws_creds *c, const char *fs, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 /* Resolve credentials once, in the order above.  profile and cainfo
  * (an explicit CA bundle) may be NULL.  Returns 0 with *out set (one
