@@ -19,57 +19,23 @@
 . "$(dirname "$0")/lib/functions.sh"
 requires python3
 requires curl
-helper="$top/tests/helpers/creds-get"
+. "$top/tests/lib/fake-aws.sh"
 [ -x "$helper" ] || skip "tests/helpers/creds-get is not built"
 make_tmpdir
-
-# A clean environment: no AWS settings or proxies from the caller.
-for v in $(compgen -e | grep -E '^(AWS_|ACCEL_CREDS_)'); do unset "$v"; done
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-unset no_proxy NO_PROXY
-export HOME="$tmp/home"
-mkdir -p "$HOME"
-export AWS_EC2_METADATA_DISABLED=true
+clean_aws_env
 
 jwt="fakeWebIdentityJWT.eyJzdWIiOiJhY2NlbCJ9.c2ln"
 role="arn:aws:iam::123456789012:role/accel-test"
-python3 "$top/tests/lib/fake-aws.py" --port-file "$tmp/port" \
-  --issued-file "$tmp/issued" --role-arn "$role" \
-  --web-identity-token "$jwt" > "$tmp/fake.log" 2>&1 &
-fake_pid=$!
-on_exit "kill $fake_pid; wait $fake_pid"
-for _ in $(seq 100); do
-  [ -s "$tmp/port" ] && break
-  sleep 0.1
-done
-[ -s "$tmp/port" ] || fail "fake-aws.py did not start: $(cat "$tmp/fake.log")"
-url="http://127.0.0.1:$(cat "$tmp/port")"
+start_fake_aws fake --role-arn "$role" --web-identity-token "$jwt"
+url=$fake_url_fake
 export AWS_ENDPOINT_URL_STS="$url"
 printf '%s\n' "$jwt" > "$tmp/token"
 
-# control JSON: change the fake's behaviour.
-control () {
-  curl -sS --fail -X POST --data "$1" "$url/_control" >/dev/null ||
-    fail "control $1"
-}
-# counter NAME: one of the fake's counters.
-counter () {
-  curl -sS "$url/_stats" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
-# run NAME ARGS...: the helper with debug on; $tmp/NAME.out and .err.
-run () {
-  local name=$1 rc; shift
-  "$helper" -v "$@" > "$tmp/$name.out" 2> "$tmp/$name.err"
-  rc=$?
-  echo "--- $name: exit $rc"
-  cat "$tmp/$name.out" "$tmp/$name.err"
-  return $rc
-}
-# has NAME PATTERN: NAME's output (stdout and stderr) matches.
-has () { cat "$tmp/$1.out" "$tmp/$1.err" | grep -qE -- "$2"; }
-# field NAME KEY: KEY=VALUE from NAME's last stdout line.
-field () { tail -n 1 "$tmp/$1.out" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# control JSON / counter NAME: of this test's fake.
+control () { curl -sS --fail -X POST --data "$1" "$url/_control" >/dev/null ||
+  fail "control $1"; }
+counter () { curl -sS "$url/_stats" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 # with_wi CMD...: CMD with the web identity environment.
 with_wi () {
   AWS_WEB_IDENTITY_TOKEN_FILE="$tmp/token" AWS_ROLE_ARN="$role" "$@"

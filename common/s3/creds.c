@@ -311,6 +311,40 @@ profile_region (const struct profile *pf)
   return region;
 }
 
+/* See creds.h: profile_region's order, saying where it came from. */
+int
+creds_region (const char *profile, struct endpoint_setting *out)
+{
+  const char *names[] = { "AWS_REGION", "AWS_DEFAULT_REGION" };
+  const char *r = NULL;
+  struct profile pf;
+  size_t i;
+  int ret = 0;
+
+  memset (out, 0, sizeof *out);
+  if (profile_load (&pf, profile, false) == -1)
+    return -1;
+  for (i = 0; r == NULL && i < 2; ++i)
+    if ((r = creds_getenv (names[i])) != NULL)
+      out->source = strdup (names[i]);
+  if (r == NULL && (r = profile_config_get (&pf, "region")) != NULL &&
+      asprintf (&out->source, "profile %s in %s", pf.name, pf.config_path) ==
+          -1)
+    out->source = NULL;
+  if (r == NULL) {
+    r = DEFAULT_REGION;
+    out->source = strdup ("the default");
+  }
+  out->value = strdup (r);
+  if (out->value == NULL || out->source == NULL) {
+    report_error ("strdup: %m");
+    endpoint_setting_free (out);
+    ret = -1;
+  }
+  profile_free (&pf);
+  return ret;
+}
+
 /* The same order as the AWS CLI (see creds.h). */
 char *
 creds_default_region (const char *profile)

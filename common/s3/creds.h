@@ -113,6 +113,13 @@ int creds_endpoint (const char *profile, const char *service,
  */
 char *creds_default_region (const char *profile);
 
+/* The same region, and where it came from ("AWS_REGION", "profile dev
+ * in /root/.aws/config", "the default"), for accel-inspect --whoami.
+ * Returns 0 with *out set (free it with endpoint_setting_free), or -1
+ * after reporting an error.
+ */
+int creds_region (const char *profile, struct endpoint_setting *out);
+
 /* A thread-safe cache of credentials in front of creds_resolve.
  *
  * creds_provider_get returns a reference to the current credentials
