@@ -19,6 +19,12 @@
  */
 const char *creds_getenv (const char *name);
 
+/* A number of seconds from 0 to 86400 in the environment variable name
+ * (timing knobs), else def.  In creds-value.c.  Returns 0 with *out set, or
+ * -1 after reporting an error.
+ */
+int creds_env_seconds (const char *name, time_t def, time_t *out);
+
 /* Exchange the web identity token in token_file for credentials of
  * role_arn.  endpoint is STS's (endpoint.h), or NULL for the regional
  * one of region.  cainfo is the CA bundle, or NULL for the system's.

@@ -35,34 +35,27 @@
 #include "creds-process.h"
 #include "report.h"
 
-#define MAX_TIMEOUT 3600
-
 /* A number macro as a string literal. */
 #define STR_(x) #x
 #define STR(x) STR_ (x)
 
 extern char **environ;
 
-/* The timeout in seconds: CREDS_PROCESS_TIMEOUT or the test knob. */
+/* The timeout in seconds: CREDS_PROCESS_TIMEOUT or the knob (not 0). */
 static int
 process_timeout (int *seconds)
 {
-  const char *s = creds_getenv ("ACCEL_CREDS_PROCESS_TIMEOUT");
-  char *end;
-  long v;
+  time_t t;
 
-  *seconds = CREDS_PROCESS_TIMEOUT;
-  if (s == NULL)
-    return 0;
-  errno = 0;
-  v = strtol (s, &end, 10);
-  if (errno || end == s || *end || v < 1 || v > MAX_TIMEOUT) {
-    report_error ("ACCEL_CREDS_PROCESS_TIMEOUT: expected seconds from 1 to "
-                  "%d: %s",
-                  MAX_TIMEOUT, s);
+  if (creds_env_seconds ("ACCEL_CREDS_PROCESS_TIMEOUT", CREDS_PROCESS_TIMEOUT,
+                         &t) == -1)
+    return -1;
+  if (t == 0) {
+    report_error ("ACCEL_CREDS_PROCESS_TIMEOUT: 0 would never let the "
+                  "command run");
     return -1;
   }
-  *seconds = v;
+  *seconds = t;
   return 0;
 }
 

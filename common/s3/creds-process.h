@@ -22,7 +22,7 @@
 #include "creds.h"
 
 /* How long the command may take, in seconds: the AWS SDK for Go's
- * default; ACCEL_CREDS_PROCESS_TIMEOUT changes it (1 to 3600).
+ * default; ACCEL_CREDS_PROCESS_TIMEOUT changes it (1 to 86400).
  */
 #define CREDS_PROCESS_TIMEOUT 60
 

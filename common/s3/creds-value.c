@@ -4,6 +4,7 @@
  * makes credentials here, creds.c chooses among the sources.
  */
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include "creds.h"
 #include "report.h"
 
+#define CREDS_MAX_TIMING_ENV 86400
+
 /* The AWS CLI treats an empty variable as unset; so do we. */
 const char *
 creds_getenv (const char *name)
@@ -20,6 +23,29 @@ creds_getenv (const char *name)
   const char *v = getenv (name);
 
   return v && *v ? v : NULL;
+}
+
+/* See creds-fetch.h. */
+int
+creds_env_seconds (const char *name, time_t def, time_t *out)
+{
+  const char *s = creds_getenv (name);
+  char *end;
+  long v;
+
+  *out = def;
+  if (s == NULL)
+    return 0;
+  errno = 0;
+  v = strtol (s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < 0 ||
+      v > CREDS_MAX_TIMING_ENV) {
+    report_error ("%s: expected seconds from 0 to %d: %s", name,
+                  CREDS_MAX_TIMING_ENV, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
 }
 
 /* Copies, so that callers can pass strings from files or env. */

@@ -37,7 +37,6 @@
 #define DEFAULT_REGION "us-east-1"
 #define DEFAULT_REFRESH_MARGIN 300
 #define DEFAULT_RETRY_INTERVAL 5
-#define MAX_TIMING_ENV 86400
 
 /* An empty value in a file counts as unset, as in the environment. */
 static const char *
@@ -643,28 +642,6 @@ provider_now (void *opaque __attribute__ ((unused)))
   return now_wall_seconds ();
 }
 
-/* A number of seconds from the environment (test knobs). */
-static int
-env_seconds (const char *name, time_t def, time_t *out)
-{
-  const char *s = creds_getenv (name);
-  char *end;
-  long v;
-
-  *out = def;
-  if (s == NULL)
-    return 0;
-  errno = 0;
-  v = strtol (s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < 0 || v > MAX_TIMING_ENV) {
-    report_error ("%s: expected seconds from 0 to %d: %s", name, MAX_TIMING_ENV,
-                  s);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 /* The real provider: real chain, real clock, timings from the environment. */
 struct creds_provider *
 creds_provider_new (const char *profile, const char *cainfo)
@@ -675,10 +652,10 @@ creds_provider_new (const char *profile, const char *cainfo)
   };
   struct creds_provider *p;
 
-  if (env_seconds ("ACCEL_CREDS_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN,
-                   &hooks.refresh_margin) == -1 ||
-      env_seconds ("ACCEL_CREDS_RETRY_INTERVAL", DEFAULT_RETRY_INTERVAL,
-                   &hooks.retry_interval) == -1)
+  if (creds_env_seconds ("ACCEL_CREDS_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN,
+                         &hooks.refresh_margin) == -1 ||
+      creds_env_seconds ("ACCEL_CREDS_RETRY_INTERVAL", DEFAULT_RETRY_INTERVAL,
+                         &hooks.retry_interval) == -1)
     return NULL;
   p = creds_provider_new_with_hooks (profile, &hooks);
   if (p == NULL)
