@@ -11,7 +11,8 @@
 #    errors, bad JSON;
 #  - refresh before expiry from 4 threads, for both, seen from the
 #    fakes' counters, and (with tests/run's radosgw) real SigV4 requests
-#    signed with container credentials across several refreshes;
+#    signed with container credentials across several refreshes, and
+#    the plugin serving an object with them;
 #  - the order between every pair that matters: environment, web
 #    identity, credentials file keys, credential_process, config file
 #    keys, container, instance metadata;
@@ -320,13 +321,25 @@ if [ -n "${ACCEL_TEST_S3_ENDPOINT:-}" ] && [ -x "$top/tests/helpers/s3-get" ]; t
   echo "signed reads for $(( $(date +%s) - start )) s, $issued container fetches"
   [ "$(( $(date +%s) - start ))" -lt 5 ] ||
     [ "$issued" -ge 2 ] || fail "no refresh during the signed reads"
+  # The plugin, with the same credentials: every byte through signed GETs.
+  before=$(counter "$url" container_issued)
+  mkdir -p "$tmp/cache"
+  AWS_REGION=us-east-1 start_nbdkit plug url="s3://$bucket/obj" \
+    endpoint="$ACCEL_TEST_S3_ENDPOINT" cache-dir="$tmp/cache" manifest=none ||
+    fail "nbdkit with container credentials: $(tail -5 "$tmp/plug.log")"
+  nbdcheck seq "$(nbd_uri plug)" "$tmp/obj" 65536 ||
+    fail "the plugin's reads with container credentials"
+  [ "$(counter "$url" container_issued)" -gt "$before" ] ||
+    fail "the plugin did not use the container endpoint"
+  grep -q "credentials: from container endpoint $url/v1/credentials" "$tmp/plug.log" ||
+    fail "the plugin did not say where its credentials came from"
   control "$url" '{"expires": 3600, "container_keys": null}'
 else
   echo "real signatures: skipped (no ACCEL_TEST_S3_ENDPOINT: run via tests/run)"
 fi
 
 # ---- no secret anywhere ----
-no_secrets_printed "$tmp"/*.out "$tmp"/*.err "$tmp/aws.log"
+no_secrets_printed "$tmp"/*.out "$tmp"/*.err "$tmp"/*.log
 if grep -E 'A[KS]IAFAKE[A-Z]+[0-9]' "$tmp"/*.err; then
   fail "a full access key id in a debug message"
 fi
