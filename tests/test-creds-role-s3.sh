@@ -40,13 +40,14 @@ TMPDIR="$tmp/work" "$mk" "$tmp/src" "s3://$bucket/ds/" --endpoint "$ep" \
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_PROFILE AWS_CA_BUNDLE
 export AWS_EC2_METADATA_DISABLED=true
-start_fake_aws --s3-upstream "$ep" \
+start_fake_aws fake --s3-upstream "$ep" \
   --s3-upstream-key "$ACCEL_TEST_S3_ACCESS_KEY:$ACCEL_TEST_S3_SECRET_KEY"
+url=$fake_url_fake
 export AWS_ENDPOINT_URL_STS="$url" AWS_ENDPOINT_URL_S3="$url"
 export AWS_CONFIG_FILE="$tmp/config" AWS_SHARED_CREDENTIALS_FILE="$tmp/credentials"
 arn=arn:aws:iam::123456789012:role
 src_key=AKIAFAKESRC0001 src_secret=fakeSecretSrc
-control "{\"static_keys\": {\"$src_key\": \"$src_secret\"},
+control "$url" "{\"static_keys\": {\"$src_key\": \"$src_secret\"},
   \"roles\": {\"$arn/one\": \"$src_key\", \"$arn/two\": \"role:$arn/one\"}}"
 printf '[src]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
   "$src_key" "$src_secret" > "$tmp/credentials"
@@ -75,15 +76,15 @@ AWS_PROFILE=two "$inspect" -v "s3://$bucket/ds/tree.img.manifest" \
   > "$tmp/inspect.out" 2> "$tmp/inspect.err" ||
   fail "accel-inspect: $(cat "$tmp/inspect.err")"
 grep -q "chunks" "$tmp/inspect.out" || fail "accel-inspect printed no summary"
-grep -q "credentials: from assume-role" "$tmp/inspect.err" ||
-  fail "accel-inspect: credentials not from assume-role"
-[ "$(counter assume_issued)" = 2 ] || fail "accel-inspect: not 2 AssumeRoles"
+grep -qF "credentials: from role $arn/two, profile chain two -> one -> src, source: [src] in $tmp/credentials" \
+  "$tmp/inspect.err" || fail "accel-inspect: credentials not from the role chain"
+[ "$(counter "$url" assume_issued)" = 2 ] || fail "accel-inspect: not 2 AssumeRoles"
 
 # 2. The plugin: role credentials live 10 s and are refreshed 5 s
 # before expiry.  Open, wait until the first ones have expired, read.
-control '{"expires": 10}'
-before=$(counter assume_issued)
-refused=$(counter s3_refused)
+control "$url" '{"expires": 10}'
+before=$(counter "$url" assume_issued)
+refused=$(counter "$url" s3_refused)
 ACCEL_CREDS_REFRESH_MARGIN=5 ACCEL_CREDS_RETRY_INTERVAL=1 \
   start_nbdkit role url="s3://$bucket/ds/tree.img" profile=two \
   cache-dir="$tmp/cache-role" || fail "nbdkit: $(cat "$tmp/role.log")"
@@ -91,11 +92,11 @@ sleep 12
 nbdcopy "$(nbd_uri role)" "$tmp/role.img" || fail "nbdcopy: $(tail "$tmp/role.log")"
 stop_nbdkit role
 cmp "$tmp/role.img" "$tmp/tree.img" || fail "the plugin serves other bytes"
-issued=$(( $(counter assume_issued) - before ))
-echo "AssumeRoles by the plugin: $issued, S3 requests forwarded: $(counter s3_forwarded), refused: $(counter s3_refused)"
+issued=$(( $(counter "$url" assume_issued) - before ))
+echo "AssumeRoles by the plugin: $issued, S3 requests forwarded: $(counter "$url" s3_forwarded), refused: $(counter "$url" s3_refused)"
 [ "$issued" -ge 4 ] && [ $((issued % 2)) = 0 ] ||
   fail "the plugin did not resolve the chain again ($issued AssumeRoles)"
-[ "$(counter s3_refused)" = "$refused" ] ||
+[ "$(counter "$url" s3_refused)" = "$refused" ] ||
   fail "the plugin sent S3 requests the fake refused"
 
 # 3. A refused role: clear errors, nothing served.

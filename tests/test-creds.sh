@@ -19,15 +19,15 @@
 . "$(dirname "$0")/lib/functions.sh"
 requires python3
 requires curl
-[ -x "$top/tests/helpers/creds-get" ] || skip "tests/helpers/creds-get is not built"
-make_tmpdir
-
 . "$top/tests/lib/fake-aws.sh"
+[ -x "$helper" ] || skip "tests/helpers/creds-get is not built"
+make_tmpdir
 clean_aws_env
 
 jwt="fakeWebIdentityJWT.eyJzdWIiOiJhY2NlbCJ9.c2ln"
 role="arn:aws:iam::123456789012:role/accel-test"
-start_fake_aws --role-arn "$role" --web-identity-token "$jwt"
+start_fake_aws fake --role-arn "$role" --web-identity-token "$jwt"
+url=$fake_url_fake
 export AWS_ENDPOINT_URL_STS="$url"
 printf '%s\n' "$jwt" > "$tmp/token"
 
@@ -82,11 +82,11 @@ AWS_WEB_IDENTITY_TOKEN_FILE="$tmp/bad-token" AWS_ROLE_ARN="$role" \
   run sts-token && fail "wrong token accepted"
 has sts-token "InvalidIdentityToken: The web identity token that was passed is invalid" ||
   fail "wrong token: message"
-control '{"sts_error": [400, "IDPCommunicationError", "Couldn'"'"'t reach the IdP'"'"'s \"keys\" & <jwks>\n"]}'
+control "$url" '{"sts_error": [400, "IDPCommunicationError", "Couldn'"'"'t reach the IdP'"'"'s \"keys\" & <jwks>\n"]}'
 with_wi run sts-error && fail "STS error accepted"
 has sts-error "IDPCommunicationError: Couldn't reach the IdP's \"keys\" & <jwks>\? \(HTTP 400\)" ||
   fail "injected STS error: message"
-control '{"sts_error": null}'
+control "$url" '{"sts_error": null}'
 AWS_ENDPOINT_URL_STS="http://127.0.0.1:1" with_wi run sts-down &&
   fail "unreachable STS accepted"
 has sts-down "STS AssumeRoleWithWebIdentity for $role: http://127.0.0.1:1/: " ||
@@ -105,20 +105,20 @@ code=$(curl -s -o /dev/null -w '%{http_code}' \
 code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$url/latest/api/token")
 [ "$code" = 400 ] || fail "fake IMDS gave a token without a TTL ($code)"
 export AWS_EC2_METADATA_SERVICE_ENDPOINT="$url"
-unauthorized=$(counter imds_unauthorized)
+unauthorized=$(counter "$url" imds_unauthorized)
 AWS_EC2_METADATA_DISABLED=false run imds --check-issued "$tmp/issued" ||
   fail "imds: exit $?"
 has imds '^source=imds access_key=ASIAFAKEIMDS[0-9]+ session_token=yes expires_in=' ||
   fail "imds: wrong source or key"
 grep -qx 'secret=ok token=ok' "$tmp/imds.out" || fail "imds: secrets"
 has imds "instance role accel-test-role" || fail "imds: role"
-[ "$(counter imds_unauthorized)" = "$unauthorized" ] ||
+[ "$(counter "$url" imds_unauthorized)" = "$unauthorized" ] ||
   fail "imds: a request went without the token"
 
-tokens=$(counter imds_token_requests)
+tokens=$(counter "$url" imds_token_requests)
 run imds-disabled || fail "imds disabled: exit $?"
 grep -qx anonymous "$tmp/imds-disabled.out" || fail "imds disabled: not anonymous"
-[ "$(counter imds_token_requests)" = "$tokens" ] ||
+[ "$(counter "$url" imds_token_requests)" = "$tokens" ] ||
   fail "IMDS was asked although disabled"
 
 start=$(date +%s)
@@ -129,31 +129,31 @@ grep -qx anonymous "$tmp/imds-down.out" || fail "imds unreachable: not anonymous
 has imds-down "instance metadata service at http://127.0.0.1:1 not reachable" ||
   fail "imds unreachable: no reason"
 
-control '{"imds_role": ""}'
+control "$url" '{"imds_role": ""}'
 AWS_EC2_METADATA_DISABLED=false run imds-norole || fail "no role: exit $?"
 grep -qx anonymous "$tmp/imds-norole.out" || fail "no role: not anonymous"
 has imds-norole "no IAM role attached" || fail "no role: no reason"
-control '{"imds_role": "accel-test-role", "imds_code": "Failed"}'
+control "$url" '{"imds_role": "accel-test-role", "imds_code": "Failed"}'
 AWS_EC2_METADATA_DISABLED=false run imds-failed && fail "IMDS Code Failed accepted"
 has imds-failed "instance metadata credentials: Code is Failed" ||
   fail "IMDS failure: message"
-control '{"imds_code": "Success"}'
+control "$url" '{"imds_code": "Success"}'
 
 # Web identity comes before IMDS.
-sts=$(counter sts_issued)
+sts=$(counter "$url" sts_issued)
 AWS_EC2_METADATA_DISABLED=false with_wi run wi-before-imds ||
   fail "web identity + imds: exit $?"
 has wi-before-imds '^source=web-identity ' || fail "IMDS won over web identity"
-[ "$(counter sts_issued)" -gt "$sts" ] || fail "web identity: STS not asked"
+[ "$(counter "$url" sts_issued)" -gt "$sts" ] || fail "web identity: STS not asked"
 
 # 7. Refresh from 4 threads for 12 s: credentials live 20 s and are
 # refreshed 16 s before expiry, and each issuance takes 1 s.  Expect
 # about 3 keys, no errors, and only the refreshing calls slow.
-control '{"expires": 20, "delay": 1}'
-before=$(counter sts_requests)
+control "$url" '{"expires": 20, "delay": 1}'
+before=$(counter "$url" sts_requests)
 ACCEL_CREDS_REFRESH_MARGIN=16 ACCEL_CREDS_RETRY_INTERVAL=1 \
   with_wi run loop-wi --loop 12 --threads 4 || fail "refresh loop: exit $?"
-refreshes=$(( $(counter sts_requests) - before - 1 ))
+refreshes=$(( $(counter "$url" sts_requests) - before - 1 ))
 echo "refreshes during the loop: $refreshes"
 [ "$(field loop-wi errors)" = 0 ] || fail "refresh loop: errors"
 [ "$(field loop-wi anonymous)" = 0 ] || fail "refresh loop: anonymous"
@@ -168,11 +168,11 @@ slow=$(field loop-wi slow_calls)
 [ "$(field loop-wi calls)" -ge 1000 ] || fail "refresh loop: too few calls"
 
 # The same through IMDS.
-before=$(counter imds_issued)
+before=$(counter "$url" imds_issued)
 ACCEL_CREDS_REFRESH_MARGIN=16 ACCEL_CREDS_RETRY_INTERVAL=1 \
   AWS_EC2_METADATA_DISABLED=false run loop-imds --loop 7 --threads 4 ||
   fail "imds refresh loop: exit $?"
-refreshes=$(( $(counter imds_issued) - before - 1 ))
+refreshes=$(( $(counter "$url" imds_issued) - before - 1 ))
 [ "$(field loop-imds errors)" = 0 ] || fail "imds refresh loop: errors"
 [ "$(field loop-imds distinct_keys)" -ge 2 ] || fail "imds refresh loop: no refresh"
 slow=$(field loop-imds slow_calls)
@@ -182,13 +182,13 @@ slow=$(field loop-imds slow_calls)
 # expiry, every refresh fails.  The old keys serve until they expire
 # (no errors before ~7 s), then calls fail; attempts are spaced by the
 # 2 s back-off, not made on every call.
-control '{"expires": 8, "delay": 0, "fail_after": 1}'
-before=$(counter sts_requests)
+control "$url" '{"expires": 8, "delay": 0, "fail_after": 1}'
+before=$(counter "$url" sts_requests)
 ACCEL_CREDS_REFRESH_MARGIN=6 ACCEL_CREDS_RETRY_INTERVAL=2 \
   with_wi run loop-fail --loop 11 --threads 4 || fail "failing loop: exit $?"
-attempts=$(( $(counter sts_requests) - before - 1 ))
+attempts=$(( $(counter "$url" sts_requests) - before - 1 ))
 echo "refresh attempts: $attempts"
-control '{"fail_after": null, "expires": 3600}'
+control "$url" '{"fail_after": null, "expires": 3600}'
 [ "$(field loop-fail distinct_keys)" = 1 ] || fail "failing loop: keys changed"
 first=$(field loop-fail first_error_ms)
 [ "${first%.*}" -ge 6000 ] && [ "${first%.*}" -le 9500 ] ||

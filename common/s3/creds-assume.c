@@ -6,8 +6,9 @@
  *
  *  - source_profile = NAME: that profile's credentials.  If it has keys
  *    of its own, or no role_arn, they come from its own steps (web
- *    identity, SSO, keys); otherwise it is an assume-role profile in
- *    turn, and the chain goes on.  A profile naming itself is allowed
+ *    identity, SSO, keys, credential_process: creds_from_own_steps);
+ *    otherwise it is an assume-role profile in turn, and the chain goes
+ *    on.  A profile naming itself is allowed
  *    only if it has keys (then they are the source, as in the AWS CLI);
  *    any other repetition is a loop.
  *  - credential_source = Environment | Ec2InstanceMetadata |
@@ -36,6 +37,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "creds-container.h"
 #include "creds-fetch.h"
 #include "creds-internal.h"
 #include "report.h"
@@ -57,6 +59,11 @@ struct chain {
   const char *cainfo;
   const char *names[MAX_CHAIN]; /* the profiles assumed so far */
   size_t n;
+  /* Where the innermost role's source credentials came from, for the
+   * result's origin: the source_profile or credential_source, and that
+   * source's own origin.
+   */
+  char *leaf, *leaf_origin;
 };
 
 /* A value of the profile: as in the AWS CLI, the credentials file's
@@ -115,20 +122,30 @@ chain_describe (const struct chain *ch, const char *last, char *buf,
 static int assume_role (struct chain *ch, const struct profile *pf,
                         struct aws_creds **out);
 
-/* The credentials of a source_profile that is not (itself) assumed:
- * its own steps, without the environment, as the AWS CLI does.
+/* Remember where the innermost role's source credentials src came
+ * from: the source_profile's name, or "credential_source NAME".
  */
 static int
-source_own_steps (const struct chain *ch, const struct profile *src,
-                  struct aws_creds **out)
+chain_set_leaf (struct chain *ch, const char *source_profile,
+                const char *credential_source, const struct aws_creds *src)
 {
-  int r = creds_from_web_identity (src, ch->cainfo, out);
+  int r;
 
-  if (r == 1)
-    r = creds_from_sso (src, ch->cainfo, out);
-  if (r == 1)
-    r = creds_from_profile (src, out);
-  return r;
+  if (source_profile)
+    r = asprintf (&ch->leaf, "%s", source_profile);
+  else
+    r = asprintf (&ch->leaf, "(credential_source %s)", credential_source);
+  if (r == -1) {
+    ch->leaf = NULL;
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  ch->leaf_origin = strdup (src->origin ? src->origin : src->source);
+  if (ch->leaf_origin == NULL) {
+    report_error ("strdup: %m");
+    return -1;
+  }
+  return 0;
 }
 
 /* source_profile = name, for the profile pf. */
@@ -155,7 +172,7 @@ source_from_profile (struct chain *ch, const struct profile *pf,
 
   /* A profile may source its own keys; any other revisit is a loop. */
   if (strcmp (name, pf->name) == 0 && has_static_keys (&src)) {
-    r = creds_from_profile (&src, out);
+    r = creds_from_own_steps (&src, ch->cainfo, out);
     goto out;
   }
   for (i = 0; i < ch->n; ++i) {
@@ -169,10 +186,11 @@ source_from_profile (struct chain *ch, const struct profile *pf,
   }
 
   if (has_static_keys (&src) || !has_assume_role (&src)) {
-    r = source_own_steps (ch, &src, out);
+    r = creds_from_own_steps (&src, ch->cainfo, out);
     if (r == 1) {
       report_error ("credentials: profile %s: its source_profile %s has no "
-                    "credentials (no keys, web identity or SSO settings)",
+                    "credentials (no keys, web identity, SSO or "
+                    "credential_process settings)",
                     pf->name, name);
       r = -1;
     }
@@ -185,44 +203,55 @@ out:
   return r;
 }
 
-/* credential_source = name. */
+/* credential_source Environment: step 1, as a source. */
+static int
+source_env (const char *cainfo __attribute__ ((unused)), struct aws_creds **out)
+{
+  return creds_from_env (out);
+}
+
+/* The values of credential_source, the step each names (creds.h's 1, 9
+ * and 8) and why it may find nothing.
+ */
+static const struct {
+  const char *name;
+  int (*fn) (const char *cainfo, struct aws_creds **out);
+  const char *none;
+} credential_sources[] = {
+  { "Environment", source_env,
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set" },
+  { "Ec2InstanceMetadata", creds_fetch_imds,
+    "the instance metadata service gave no role credentials" },
+  { "EcsContainer", creds_fetch_container,
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and "
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI are not set" },
+};
+
+/* credential_source = name: finding nothing there is an error. */
 static int
 source_from_credential_source (const struct chain *ch, const struct profile *pf,
                                const char *name, struct aws_creds **out)
 {
+  size_t i;
   int r;
 
-  if (strcmp (name, "Environment") == 0) {
-    r = creds_from_env (out);
-    if (r == 1)
-      report_error ("credentials: profile %s: credential_source Environment, "
-                    "but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not "
-                    "set",
-                    pf->name);
+  for (i = 0; i < sizeof credential_sources / sizeof credential_sources[0];
+       ++i) {
+    if (strcmp (name, credential_sources[i].name) != 0)
+      continue;
+    r = credential_sources[i].fn (ch->cainfo, out);
+    if (r == 1) {
+      report_error ("credentials: profile %s: credential_source %s, but %s",
+                    pf->name, name, credential_sources[i].none);
+      r = -1;
+    }
+    return r;
   }
-  else if (strcmp (name, "Ec2InstanceMetadata") == 0) {
-    r = creds_fetch_imds (ch->cainfo, out);
-    if (r == 1)
-      report_error ("credentials: profile %s: credential_source "
-                    "Ec2InstanceMetadata, but the instance metadata service "
-                    "gave no role credentials",
-                    pf->name);
-  }
-  else if (strcmp (name, "EcsContainer") == 0) {
-    /* XXX: to be the container credentials step once it exists. */
-    report_error ("credentials: profile %s: credential_source EcsContainer "
-                  "is not supported yet",
-                  pf->name);
-    return -1;
-  }
-  else {
-    report_error ("credentials: profile %s: unknown credential_source %s "
-                  "(expected Environment, Ec2InstanceMetadata or "
-                  "EcsContainer)",
-                  pf->name, name);
-    return -1;
-  }
-  return r == 1 ? -1 : r;
+  report_error ("credentials: profile %s: unknown credential_source %s "
+                "(expected Environment, Ec2InstanceMetadata or "
+                "EcsContainer)",
+                pf->name, name);
+  return -1;
 }
 
 /* Host and path of an http(s) URL, for the request we sign. */
@@ -363,7 +392,8 @@ sts_assume_role (const struct chain *ch, const struct aws_creds *src,
 
   report_debug ("credentials: AssumeRole %s as %s for %s s at %s, signed "
                 "with credentials from %s",
-                role_arn, session, duration, url, src->source);
+                role_arn, session, duration, url,
+                src->origin ? src->origin : src->source);
   r = creds_fetch_sts (url, "AssumeRole", role_arn, form, headers, ch->cainfo,
                        "assume-role", out);
 out:
@@ -450,6 +480,12 @@ assume_role (struct chain *ch, const struct profile *pf, struct aws_creds **out)
     r = source_from_credential_source (ch, pf, credential_source, &src);
   if (r != 0)
     return -1;
+  /* The innermost role gets its source first. */
+  if (ch->leaf == NULL &&
+      chain_set_leaf (ch, source_profile, credential_source, src) == -1) {
+    creds_put (src);
+    return -1;
+  }
 
   r = sts_assume_role (ch, src, role_arn, session, duration, external_id, out);
   creds_put (src);
@@ -459,14 +495,32 @@ assume_role (struct chain *ch, const struct profile *pf, struct aws_creds **out)
   return r;
 }
 
-/* See creds-internal.h. */
+/* See creds-internal.h.  The origin names the role, every profile of
+ * the chain and where the first source credentials came from (never a
+ * secret), for debug messages and accel-inspect --whoami.
+ */
 int
 creds_from_assume_role (const struct profile *pf, const char *cainfo,
                         struct aws_creds **out)
 {
   struct chain ch = { .top = pf, .cainfo = cainfo };
+  char path[512];
+  int r;
 
   if (!has_assume_role (pf))
     return 1;
-  return assume_role (&ch, pf, out);
+  r = assume_role (&ch, pf, out);
+  if (r == 0) {
+    chain_describe (&ch, ch.leaf, path, sizeof path);
+    if (creds_set_origin (*out, "role %s, profile chain %s, source: %s",
+                          profile_get (pf, "role_arn"), path,
+                          ch.leaf_origin) == -1) {
+      creds_put (*out);
+      *out = NULL;
+      r = -1;
+    }
+  }
+  free (ch.leaf);
+  free (ch.leaf_origin);
+  return r;
 }

@@ -28,6 +28,7 @@
 
 #include "cleanup.h"
 #include "creds-fetch.h"
+#include "creds-http.h"
 #include "creds-parse.h"
 #include "file-io.h"
 #include "report.h"
@@ -44,52 +45,6 @@
 #define MAX_MESSAGE 512
 
 #define IMDS_CREDS_PATH "/latest/meta-data/iam/security-credentials/"
-
-/* Free a string holding a secret, wiping it first. */
-static void
-cleanup_free_secret (char **ptr)
-{
-  if (*ptr) {
-    explicit_bzero (*ptr, strlen (*ptr));
-    free (*ptr);
-  }
-}
-#define CLEANUP_FREE_SECRET __attribute__ ((cleanup (cleanup_free_secret)))
-
-/* A response body, at most CREDS_MAX_RESPONSE bytes. */
-struct http_body {
-  char *data; /* NUL-terminated */
-  size_t len;
-  bool too_big;
-};
-
-/* Free a body at scope exit, wiping it: it may hold credentials. */
-static void
-cleanup_http_body (struct http_body *b)
-{
-  if (b->data) {
-    explicit_bzero (b->data, b->len);
-    free (b->data);
-  }
-}
-#define CLEANUP_HTTP_BODY __attribute__ ((cleanup (cleanup_http_body)))
-
-/* Free a curl handle at scope exit. */
-static void
-cleanup_curl (CURL **h)
-{
-  if (*h)
-    curl_easy_cleanup (*h);
-}
-#define CLEANUP_CURL __attribute__ ((cleanup (cleanup_curl)))
-
-/* Free a curl header list at scope exit. */
-static void
-cleanup_slist (struct curl_slist **l)
-{
-  curl_slist_free_all (*l);
-}
-#define CLEANUP_SLIST __attribute__ ((cleanup (cleanup_slist)))
 
 /* The buffer is allocated at its full size once so that realloc never
  * leaves copies of secrets behind in freed memory.
@@ -115,25 +70,10 @@ http_write (char *ptr, size_t size, size_t nmemb, void *opaque)
   return n;
 }
 
-/* One small request. */
-struct http_request {
-  const char *url;
-  const char *method; /* NULL for GET, or POST if post is set */
-  const char *post; /* request body, or NULL */
-  struct curl_slist *headers;
-  long connect_ms, total_ms;
-  bool no_proxy;
-  const char *cainfo; /* CA bundle, or NULL for the system's */
-};
-
-/* Perform req.  Returns 0 with *status and body filled in, or -1 with
- * errbuf describing a transport failure.  NB: transport failures are not
- * reported here: for IMDS that is simply what "not on EC2" looks like,
- * so the caller decides.
- */
-static int
-http_do (const struct http_request *req, struct http_body *body, long *status,
-         char *errbuf)
+/* See creds-http.h. */
+int
+creds_http_do (const struct http_request *req, struct http_body *body,
+               long *status, char *errbuf)
 {
   CLEANUP_CURL CURL *h = NULL;
   CURLcode rc;
@@ -206,8 +146,8 @@ http_do (const struct http_request *req, struct http_body *body, long *status,
 /* Make server-provided text safe to print: control characters become
  * '?' and it is cut at MAX_MESSAGE bytes.
  */
-static void
-sanitize_message (char *s)
+void
+creds_sanitize_message (char *s)
 {
   size_t i;
 
@@ -224,8 +164,8 @@ sanitize_message (char *s)
 /* An endpoint URL from the environment must be plain http(s) with no
  * characters that could smuggle anything into a request line.
  */
-static bool
-valid_endpoint (const char *url)
+bool
+creds_valid_endpoint (const char *url)
 {
   size_t i;
 
@@ -248,7 +188,7 @@ creds_sts_url (const char *ep, const char *region)
   size_t i, n;
 
   if (ep) {
-    if (!valid_endpoint (ep)) {
+    if (!creds_valid_endpoint (ep)) {
       report_error ("STS endpoint: not an http(s) URL: %s", ep);
       return NULL;
     }
@@ -278,12 +218,12 @@ creds_sts_url (const char *ep, const char *region)
   return url;
 }
 
-/* See creds-fetch.h.  E.g. the web identity token (a JWT), which is
- * rewritten periodically by whoever provides it (e.g. Kubernetes), which
- * is why it is read afresh on every refresh.
+/* See creds-http.h.  Token files are rewritten periodically by whoever
+ * provides them (Kubernetes, the EKS Pod Identity agent, "aws sso
+ * login"), which is why callers read them afresh on every refresh.
  */
 char *
-creds_read_secret_file (const char *what, const char *path)
+creds_read_token_file (const char *what, const char *path)
 {
   char *buf;
   size_t len = 0;
@@ -344,9 +284,9 @@ sts_report_error (const char *action, const char *role_arn, long status,
     message = creds_xml_text (err, err_len, "Message");
   }
   if (code)
-    sanitize_message (code);
+    creds_sanitize_message (code);
   if (message)
-    sanitize_message (message);
+    creds_sanitize_message (message);
   if (code && message)
     report_error ("STS %s for %s: %s: %s (HTTP %ld)", action, role_arn, code,
                   message, status);
@@ -376,32 +316,69 @@ required_field (const char *what, bool xml, const char *doc, size_t len,
   return v;
 }
 
-/* The four fields of temporary credentials in an XML or JSON document,
- * as credentials from source.  STS and IMDS name them alike but for the
- * token (token_name: SessionToken, Token).
+/* A field that may be absent: NULL with errno = ENOENT then, NULL
+ * after reporting an error if it is there but malformed.
  */
-static int
-credentials_from_fields (const char *what, bool xml, const char *doc,
-                         size_t len, const char *token_name, const char *source,
-                         struct aws_creds **out)
+static char *
+optional_field (const char *what, bool xml, const char *doc, size_t len,
+                const char *name)
+{
+  char *v = xml ? creds_xml_text (doc, len, name)
+                : creds_json_string (doc, len, name);
+
+  if (v == NULL && errno != ENOENT)
+    report_error ("%s: %s %s", what, name,
+                  errno == ENOMEM ? "could not be allocated" : "is malformed");
+  return v;
+}
+
+/* See creds-http.h. */
+int
+creds_from_fields_opt (const char *what, bool xml, const char *doc, size_t len,
+                       const char *token_name, bool temporary,
+                       const char *source, struct aws_creds **out)
 {
   CLEANUP_FREE_SECRET char *sk = NULL, *token = NULL;
   CLEANUP_FREE char *ak = NULL, *exp = NULL;
-  time_t expiration;
+  time_t expiration = 0;
 
   ak = required_field (what, xml, doc, len, "AccessKeyId");
-  sk = ak ? required_field (what, xml, doc, len, "SecretAccessKey") : NULL;
-  token = sk ? required_field (what, xml, doc, len, token_name) : NULL;
-  exp = token ? required_field (what, xml, doc, len, "Expiration") : NULL;
-  if (exp == NULL)
+  if (ak == NULL)
     return -1;
-  if (creds_parse_time (exp, &expiration) == -1) {
-    sanitize_message (exp);
+  sk = required_field (what, xml, doc, len, "SecretAccessKey");
+  if (sk == NULL)
+    return -1;
+  if (temporary) {
+    token = required_field (what, xml, doc, len, token_name);
+    exp = token ? required_field (what, xml, doc, len, "Expiration") : NULL;
+    if (exp == NULL)
+      return -1;
+  }
+  else {
+    token = optional_field (what, xml, doc, len, token_name);
+    if (token == NULL && errno != ENOENT)
+      return -1;
+    exp = optional_field (what, xml, doc, len, "Expiration");
+    if (exp == NULL && errno != ENOENT)
+      return -1;
+  }
+  if (exp && creds_parse_time (exp, &expiration) == -1) {
+    creds_sanitize_message (exp);
     report_error ("%s: invalid Expiration: %s", what, exp);
     return -1;
   }
   *out = creds_new (ak, sk, token, expiration, source);
   return *out ? 0 : -1;
+}
+
+/* The four fields of temporary credentials: all required. */
+int
+creds_from_fields (const char *what, bool xml, const char *doc, size_t len,
+                   const char *token_name, const char *source,
+                   struct aws_creds **out)
+{
+  return creds_from_fields_opt (what, xml, doc, len, token_name, true, source,
+                                out);
 }
 
 /* Parse the <Credentials> of an STS response to action. */
@@ -418,8 +395,7 @@ sts_parse_credentials (const char *action, const char *source,
     report_error ("%s: no <Credentials>", what);
     return -1;
   }
-  return credentials_from_fields (what, true, xml, len, "SessionToken", source,
-                                  out);
+  return creds_from_fields (what, true, xml, len, "SessionToken", source, out);
 }
 
 /* See creds-fetch.h.  The form and headers may hold secrets: they are
@@ -441,7 +417,7 @@ creds_fetch_sts (const char *url, const char *action, const char *role_arn,
   req.connect_ms = STS_CONNECT_MS;
   req.total_ms = STS_TOTAL_MS;
   req.cainfo = cainfo;
-  if (http_do (&req, &body, &status, errbuf) == -1) {
+  if (creds_http_do (&req, &body, &status, errbuf) == -1) {
     report_error ("STS %s for %s: %s: %s", action, role_arn, url, errbuf);
     return -1;
   }
@@ -469,7 +445,7 @@ creds_fetch_web_identity (const char *endpoint, const char *region,
   url = creds_sts_url (endpoint, region);
   if (url == NULL)
     return -1;
-  token = creds_read_secret_file ("web identity token file", token_file);
+  token = creds_read_token_file ("web identity token file", token_file);
   if (token == NULL)
     return -1;
 
@@ -522,7 +498,7 @@ imds_base (void)
   if (ep == NULL)
     ep = mode && strcasecmp (mode, "IPv6") == 0 ? "http://[fd00:ec2::254]"
                                                 : "http://169.254.169.254";
-  if (!valid_endpoint (ep)) {
+  if (!creds_valid_endpoint (ep)) {
     report_error ("AWS_EC2_METADATA_SERVICE_ENDPOINT: not an http(s) URL: %s",
                   ep);
     return NULL;
@@ -578,7 +554,7 @@ imds_request (const char *base, const char *path, const char *token,
   req.total_ms = IMDS_TOTAL_MS;
   req.no_proxy = true; /* a link-local service: never via a proxy */
   req.cainfo = cainfo;
-  r = http_do (&req, body, status, errbuf);
+  r = creds_http_do (&req, body, status, errbuf);
   /* NB: the list holds its own copy of the header, with the token. */
   explicit_bzero (headers->data, strlen (headers->data));
   return r;
@@ -633,12 +609,11 @@ imds_parse_credentials (const struct http_body *b, struct aws_creds **out)
     return -1;
   }
   if (code && strcmp (code, "Success") != 0) {
-    sanitize_message (code);
+    creds_sanitize_message (code);
     report_error ("%s: Code is %s", what, code);
     return -1;
   }
-  return credentials_from_fields (what, false, b->data, b->len, "Token", "imds",
-                                  out);
+  return creds_from_fields (what, false, b->data, b->len, "Token", "imds", out);
 }
 
 /* Token, role name, credentials: three requests, as IMDSv2 wants. */
@@ -718,47 +693,12 @@ creds_fetch_imds (const char *cainfo, struct aws_creds **out)
     return -1;
   }
   report_debug ("credentials: instance role %s", role);
-  return imds_parse_credentials (&cb, out);
-}
-
-/* See creds-fetch.h. */
-int
-creds_http_get (const char *url, struct curl_slist *headers, const char *cainfo,
-                long *status, char **body, size_t *len, char *errbuf)
-{
-  struct http_body b = { 0 };
-  struct http_request req = { 0 };
-
-  *body = NULL;
-  *len = 0;
-  req.url = url;
-  req.headers = headers;
-  req.connect_ms = STS_CONNECT_MS;
-  req.total_ms = STS_TOTAL_MS;
-  req.cainfo = cainfo;
-  if (http_do (&req, &b, status, errbuf) == -1) {
-    cleanup_http_body (&b);
+  if (imds_parse_credentials (&cb, out) == -1)
+    return -1;
+  if (creds_set_origin (*out, "instance role %s at %s", role, base) == -1) {
+    creds_put (*out);
+    *out = NULL;
     return -1;
   }
-  *body = b.data;
-  *len = b.len;
   return 0;
-}
-
-/* See creds-fetch.h. */
-void
-creds_free_secret (char *s, size_t len)
-{
-  if (s) {
-    explicit_bzero (s, len);
-    free (s);
-  }
-}
-
-/* See creds-fetch.h. */
-char *
-creds_sanitize_message (char *s)
-{
-  sanitize_message (s);
-  return s;
 }

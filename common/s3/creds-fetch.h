@@ -2,9 +2,10 @@
  *
  * The network steps of the credential chain (creds.h): STS
  * AssumeRoleWithWebIdentity and the EC2 instance metadata service
- * (IMDSv2), and the requests that creds-assume.c (STS AssumeRole) and
- * creds-sso.c (the SSO portal) build.  creds.c decides when to call
- * them.
+ * (IMDSv2), and STS for the AssumeRole requests that creds-assume.c
+ * builds.  creds.c decides when to call them.  The small-request and
+ * secret-handling helpers they share with the other sources are in
+ * creds-http.h.
  */
 
 #ifndef ACCEL_CREDS_FETCH_H
@@ -24,6 +25,12 @@
  * In creds-value.c, with creds_new; used by creds.c and creds-fetch.c.
  */
 const char *creds_getenv (const char *name);
+
+/* A number of seconds from 0 to 86400 in the environment variable name
+ * (timing knobs), else def.  In creds-value.c.  Returns 0 with *out set, or
+ * -1 after reporting an error.
+ */
+int creds_env_seconds (const char *name, time_t def, time_t *out);
 
 /* Exchange the web identity token in token_file for credentials of
  * role_arn.  endpoint is STS's (endpoint.h), or NULL for the regional
@@ -52,30 +59,6 @@ int creds_fetch_sts (const char *url, const char *action, const char *role_arn,
                      const char *form, struct curl_slist *headers,
                      const char *cainfo, const char *source,
                      struct aws_creds **out);
-
-/* GET a small document (at most CREDS_MAX_RESPONSE bytes) with extra
- * headers, which may hold secrets.  Returns 0 with *status and *body
- * (NUL-terminated, *len bytes: release it with creds_free_secret), or -1
- * with errbuf (CURL_ERROR_SIZE bytes) saying why; nothing is reported.
- */
-int
-creds_http_get (const char *url, struct curl_slist *headers, const char *cainfo,
-                long *status, char **body, size_t *len, char *errbuf);
-
-/* Read a small file holding a secret (at most CREDS_MAX_TOKEN_FILE
- * bytes, no NUL byte, not empty), without its trailing white space.
- * Errors name the file as what.  Returns a malloc'd string (release it
- * with creds_free_secret), or NULL after reporting an error.
- */
-char *creds_read_secret_file (const char *what, const char *path);
-
-/* Wipe the len bytes of s, then free it.  s may be NULL. */
-void creds_free_secret (char *s, size_t len);
-
-/* Make server-provided text safe to print in place (control characters
- * become '?', cut at 512 bytes); returns s.
- */
-char *creds_sanitize_message (char *s);
 
 /* The EC2 instance role's credentials (cainfo as above, for an https
  * AWS_EC2_METADATA_SERVICE_ENDPOINT).  Returns 0 with *out set, 1 if

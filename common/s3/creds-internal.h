@@ -58,9 +58,15 @@ int profile_sts (const struct profile *pf, char **region, char **url);
  * -1 after reporting an error.
  */
 int creds_from_env (struct aws_creds **out);
-int creds_from_profile (const struct profile *pf, struct aws_creds **out);
 int creds_from_web_identity (const struct profile *pf, const char *cainfo,
                              struct aws_creds **out);
+
+/* A profile's own steps (3 to 7 of creds.h: web identity, SSO, keys in
+ * the credentials file, credential_process, keys in the config file),
+ * in that order: where a source_profile's credentials come from.
+ */
+int creds_from_own_steps (const struct profile *pf, const char *cainfo,
+                          struct aws_creds **out);
 
 /* creds-assume.c: role_arn with source_profile or credential_source. */
 int creds_from_assume_role (const struct profile *pf, const char *cainfo,

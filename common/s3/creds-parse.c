@@ -360,6 +360,43 @@ creds_json_raw (const char *json, size_t len, const char *key,
   return 0;
 }
 
+/* The first match's value must be a JSON number that is an integer:
+ * its span, as creds_json_raw finds it, is only digits after an
+ * optional '-'.
+ */
+int
+creds_json_integer (const char *json, size_t len, const char *key,
+                    long long *out)
+{
+  const char *p, *end;
+  size_t v_len;
+  long long v = 0;
+  bool negative = false;
+  int digits = 0;
+
+  if (creds_json_raw (json, len, key, &p, &v_len) == -1)
+    return -1;
+  end = p + v_len;
+  if (p < end && *p == '-') {
+    negative = true;
+    p++;
+  }
+  for (; p < end && *p >= '0' && *p <= '9'; p++) {
+    if (++digits > 18) {
+      errno = EDOM;
+      return -1;
+    }
+    v = v * 10 + (*p - '0');
+  }
+  /* A fraction or exponent, another type, or no digits at all. */
+  if (digits == 0 || p != end) {
+    errno = EDOM;
+    return -1;
+  }
+  *out = negative ? -v : v;
+  return 0;
+}
+
 /* Read exactly n decimal digits. */
 static int
 time_digits (const char **s, int n, int *v)

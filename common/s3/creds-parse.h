@@ -45,10 +45,19 @@ char *creds_json_string (const char *json, size_t len, const char *key);
 /* The value of key in the top-level JSON object json[0..len), whatever
  * its type, as the span *value, *value_len of json (for a nested
  * object, pass it to creds_json_string in turn).  The whole document
- * must be well-formed.
+ * must be well-formed.  Returns 0, or -1 with errno ENOENT (no such
+ * key), EINVAL (malformed) or E2BIG (over the cap).
  */
 int creds_json_raw (const char *json, size_t len, const char *key,
                     const char **value, size_t *value_len);
+
+/* The integer value of key in the top-level JSON object (found as
+ * creds_json_raw finds it, with its errno values); a value that is not a
+ * number without fraction or exponent, or has more than 18 digits, is
+ * EDOM.  Returns 0 with *out set, or -1.
+ */
+int creds_json_integer (const char *json, size_t len, const char *key,
+                        long long *out);
 
 /* Parse an ISO 8601 UTC timestamp as AWS writes it,
  * "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)".

@@ -38,6 +38,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "creds-fetch.h"
+#include "creds-http.h"
 #include "creds-internal.h"
 #include "creds-parse.h"
 #include "hex.h"
@@ -46,6 +47,10 @@
 #include "sigv4.h"
 
 #define SHA1_LEN 20
+
+/* The portal is a regional AWS service, like STS. */
+#define SSO_CONNECT_MS 5000L
+#define SSO_TOTAL_MS 30000L
 
 /* What an SSO profile names. */
 struct sso_config {
@@ -158,7 +163,8 @@ static char *
 read_token (const struct profile *pf, const char *path)
 {
   CLEANUP_FREE char *expires = NULL;
-  char *buf, *token = NULL;
+  CLEANUP_FREE_SECRET char *buf = NULL;
+  char *token = NULL;
   size_t len, n;
   time_t t;
 
@@ -166,7 +172,7 @@ read_token (const struct profile *pf, const char *path)
     token_unusable (pf, path, "not found");
     return NULL;
   }
-  buf = creds_read_secret_file ("SSO token cache", path);
+  buf = creds_read_token_file ("SSO token cache", path);
   if (buf == NULL) {
     token_unusable (pf, path, "unreadable");
     return NULL;
@@ -180,29 +186,28 @@ read_token (const struct profile *pf, const char *path)
       n -= 3;
       while (n > 0 && expires[n - 1] == ' ')
         n--;
-      strcpy (expires + n, "Z");
+      /* NB: at least 3 bytes shorter than it was: room for "Z". */
+      expires[n] = 'Z';
+      expires[n + 1] = '\0';
     }
   }
   if (expires == NULL || creds_parse_time (expires, &t) == -1) {
     token_unusable (pf, path, "has no valid expiresAt");
-    goto out;
+    return NULL;
   }
   if (t <= now_wall_seconds ()) {
     token_unusable (pf, path, "has expired");
-    goto out;
+    return NULL;
   }
   token = creds_json_string (buf, len, "accessToken");
   if (token == NULL || *token == '\0' ||
       strcspn (token, "\r\n") != strlen (token)) {
-    creds_free_secret (token, token ? strlen (token) : 0);
-    token = NULL;
+    cleanup_free_secret (&token);
     token_unusable (pf, path, "has no valid accessToken");
+    return NULL;
   }
-  else
-    report_debug ("credentials: SSO token %s, valid for %lld s more", path,
-                  (long long) (t - now_wall_seconds ()));
-out:
-  creds_free_secret (buf, len);
+  report_debug ("credentials: SSO token %s, valid for %lld s more", path,
+                (long long) (t - now_wall_seconds ()));
   return token;
 }
 
@@ -251,17 +256,22 @@ portal_url (const struct profile *pf, const struct sso_config *c)
   return url;
 }
 
-/* A required string of roleCredentials. */
+/* A required, non-empty string of roleCredentials, or NULL after
+ * reporting an error.  NB: it may be a secret: wipe it.
+ */
 static char *
 role_field (const char *doc, size_t len, const char *name)
 {
   char *v = creds_json_string (doc, len, name);
 
-  if (v == NULL || *v == '\0')
+  if (v == NULL || *v == '\0') {
     report_error ("SSO GetRoleCredentials response: %s %s", name,
                   v                     ? "is empty"
                       : errno == ENOENT ? "is missing"
                                         : "is malformed");
+    free (v);
+    return NULL;
+  }
   return v;
 }
 
@@ -271,13 +281,11 @@ role_field (const char *doc, size_t len, const char *name)
 static int
 parse_role_credentials (const char *body, size_t len, struct aws_creds **out)
 {
-  char *ak = NULL, *sk = NULL, *token = NULL;
-  const char *rc, *exp;
-  size_t rc_len, exp_len;
-  long long ms = 0;
-  char num[24];
-  char *end;
-  int r = -1;
+  CLEANUP_FREE char *ak = NULL;
+  CLEANUP_FREE_SECRET char *sk = NULL, *token = NULL;
+  const char *rc;
+  size_t rc_len;
+  long long ms;
 
   if (creds_json_raw (body, len, "roleCredentials", &rc, &rc_len) == -1 ||
       *rc != '{') {
@@ -285,43 +293,34 @@ parse_role_credentials (const char *body, size_t len, struct aws_creds **out)
                   "object");
     return -1;
   }
-  if (creds_json_raw (rc, rc_len, "expiration", &exp, &exp_len) == 0 &&
-      exp_len < sizeof num) {
-    memcpy (num, exp, exp_len);
-    num[exp_len] = '\0';
-    errno = 0;
-    ms = strtoll (num, &end, 10);
-    if (errno || end == num || *end || ms <= 0)
-      ms = 0;
-  }
-  if (ms == 0) {
+  if (creds_json_integer (rc, rc_len, "expiration", &ms) == -1 || ms <= 0) {
     report_error ("SSO GetRoleCredentials response: no valid expiration");
     return -1;
   }
   ak = role_field (rc, rc_len, "accessKeyId");
   sk = ak ? role_field (rc, rc_len, "secretAccessKey") : NULL;
   token = sk ? role_field (rc, rc_len, "sessionToken") : NULL;
-  if (token) {
-    *out = creds_new (ak, sk, token, (time_t) (ms / 1000), "sso");
-    r = *out ? 0 : -1;
-  }
-  free (ak);
-  creds_free_secret (sk, sk ? strlen (sk) : 0);
-  creds_free_secret (token, token ? strlen (token) : 0);
-  return r;
+  if (token == NULL)
+    return -1;
+  *out = creds_new (ak, sk, token, (time_t) (ms / 1000), "sso");
+  return *out ? 0 : -1;
 }
 
-/* See creds-internal.h. */
+/* See creds-internal.h.  The origin names the account, the role and
+ * the token's cache file (never the token), for debug messages and
+ * accel-inspect --whoami.
+ */
 int
 creds_from_sso (const struct profile *pf, const char *cainfo,
                 struct aws_creds **out)
 {
   struct sso_config c;
-  CLEANUP_FREE char *path = NULL, *url = NULL, *header = NULL;
-  char *token = NULL, *body = NULL;
-  struct curl_slist *headers = NULL;
+  CLEANUP_FREE char *path = NULL, *url = NULL;
+  CLEANUP_FREE_SECRET char *token = NULL, *header = NULL;
+  CLEANUP_SLIST struct curl_slist *headers = NULL;
+  CLEANUP_HTTP_BODY struct http_body body = { 0 };
   char errbuf[CURL_ERROR_SIZE];
-  size_t len = 0;
+  struct http_request req = { 0 };
   long status = 0;
   int r;
 
@@ -338,15 +337,12 @@ creds_from_sso (const struct profile *pf, const char *cainfo,
   if (token == NULL)
     return -1;
 
-  r = asprintf (&header, "x-amz-sso_bearer_token: %s", token);
-  creds_free_secret (token, strlen (token));
-  if (r == -1) {
+  if (asprintf (&header, "x-amz-sso_bearer_token: %s", token) == -1) {
     header = NULL;
     report_error ("asprintf: %m");
     return -1;
   }
   headers = curl_slist_append (NULL, header);
-  explicit_bzero (header, strlen (header));
   if (headers == NULL) {
     report_error ("curl_slist_append: out of memory");
     return -1;
@@ -354,9 +350,14 @@ creds_from_sso (const struct profile *pf, const char *cainfo,
 
   report_debug ("credentials: SSO role %s in account %s at %s", c.role_name,
                 c.account_id, url);
-  r = creds_http_get (url, headers, cainfo, &status, &body, &len, errbuf);
+  req.url = url;
+  req.headers = headers;
+  req.connect_ms = SSO_CONNECT_MS;
+  req.total_ms = SSO_TOTAL_MS;
+  req.cainfo = cainfo;
+  r = creds_http_do (&req, &body, &status, errbuf);
+  /* NB: the list holds its own copy of the header, with the token. */
   explicit_bzero (headers->data, strlen (headers->data));
-  curl_slist_free_all (headers);
   if (r == -1) {
     report_error ("credentials: profile %s: SSO GetRoleCredentials: %s: %s",
                   pf->name, url, errbuf);
@@ -364,22 +365,27 @@ creds_from_sso (const struct profile *pf, const char *cainfo,
   }
   if (status == 401) {
     token_unusable (pf, path, "was refused by the SSO portal");
-    r = -1;
+    return -1;
   }
-  else if (status == 403) {
+  if (status == 403) {
     report_error ("credentials: profile %s: SSO: no access to role %s in "
                   "account %s (HTTP 403)",
                   pf->name, c.role_name, c.account_id);
-    r = -1;
+    return -1;
   }
-  else if (status != 200) {
+  if (status != 200) {
     report_error ("credentials: profile %s: SSO GetRoleCredentials for role "
                   "%s in account %s: HTTP %ld",
                   pf->name, c.role_name, c.account_id, status);
-    r = -1;
+    return -1;
   }
-  else
-    r = parse_role_credentials (body, len, out);
-  creds_free_secret (body, len);
-  return r;
+  if (parse_role_credentials (body.data, body.len, out) == -1)
+    return -1;
+  if (creds_set_origin (*out, "SSO account %s, role %s (profile %s, token %s)",
+                        c.account_id, c.role_name, pf->name, path) == -1) {
+    creds_put (*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
 }

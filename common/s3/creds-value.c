@@ -4,12 +4,18 @@
  * makes credentials here, creds.c chooses among the sources.
  */
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "creds-fetch.h"
+#include "creds-http.h"
 #include "creds.h"
 #include "report.h"
+
+#define CREDS_MAX_TIMING_ENV 86400
 
 /* The AWS CLI treats an empty variable as unset; so do we. */
 const char *
@@ -18,6 +24,29 @@ creds_getenv (const char *name)
   const char *v = getenv (name);
 
   return v && *v ? v : NULL;
+}
+
+/* See creds-fetch.h. */
+int
+creds_env_seconds (const char *name, time_t def, time_t *out)
+{
+  const char *s = creds_getenv (name);
+  char *end;
+  long v;
+
+  *out = def;
+  if (s == NULL)
+    return 0;
+  errno = 0;
+  v = strtol (s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < 0 ||
+      v > CREDS_MAX_TIMING_ENV) {
+    report_error ("%s: expected seconds from 0 to %d: %s", name,
+                  CREDS_MAX_TIMING_ENV, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
 }
 
 /* Copies, so that callers can pass strings from files or env. */
@@ -46,16 +75,6 @@ creds_new (const char *access_key, const char *secret_key,
   return c;
 }
 
-/* Free the string after wiping it, since it is a secret. */
-static void
-free_secret (char *s)
-{
-  if (s) {
-    explicit_bzero (s, strlen (s));
-    free (s);
-  }
-}
-
 /* The last reference wipes the secrets before freeing them. */
 void
 creds_put (struct aws_creds *c)
@@ -63,7 +82,28 @@ creds_put (struct aws_creds *c)
   if (c == NULL || __atomic_sub_fetch (&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
   free (c->access_key);
-  free_secret (c->secret_key);
-  free_secret (c->session_token);
+  free (c->origin);
+  cleanup_free_secret (&c->secret_key);
+  cleanup_free_secret (&c->session_token);
   free (c);
+}
+
+/* Replaces any origin set before. */
+int
+creds_set_origin (struct aws_creds *c, const char *fs, ...)
+{
+  va_list args;
+  char *s;
+  int r;
+
+  va_start (args, fs);
+  r = vasprintf (&s, fs, args);
+  va_end (args);
+  if (r == -1) {
+    report_error ("vasprintf: %m");
+    return -1;
+  }
+  free (c->origin);
+  c->origin = s;
+  return 0;
 }

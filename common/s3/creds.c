@@ -1,9 +1,13 @@
 /* accel: AWS credentials and region, found the way the AWS CLI finds them.
  *
- * creds_resolve walks the chain described in creds.h once: environment,
- * profile files, web identity, instance metadata (the last two through
- * creds-fetch.c).  The profile's two files are loaded once per
- * resolution and shared by the steps that need them.
+ * creds_resolve walks the chain described in creds.h once: the
+ * environment, then the steps of creds_chain (assume role in
+ * creds-assume.c, SSO in creds-sso.c, web identity and instance
+ * metadata through creds-fetch.c, credential_process through
+ * creds-process.c, the container endpoint through creds-container.c).
+ * The profile's two files are loaded once per resolution and shared by
+ * the steps that need them; a source_profile's credentials come from
+ * the same table (creds_from_own_steps).
  *
  * creds_provider puts a cache in front of it for the plugin's many
  * threads.  Temporary credentials are refreshed by whichever caller
@@ -16,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +29,10 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "creds-container.h"
 #include "creds-fetch.h"
 #include "creds-internal.h"
+#include "creds-process.h"
 #include "creds.h"
 #include "endpoint.h"
 #include "ini.h"
@@ -34,7 +41,6 @@
 #define DEFAULT_REGION "us-east-1"
 #define DEFAULT_REFRESH_MARGIN 300
 #define DEFAULT_RETRY_INTERVAL 5
-#define MAX_TIMING_ENV 86400
 
 /* An empty value in a file counts as unset, as in the environment. */
 static const char *
@@ -51,6 +57,31 @@ creds_ref (struct aws_creds *c)
   return c;
 }
 
+/* Set (*out)'s origin; on failure drop *out and return -1. */
+static int creds_origin_or_drop (struct aws_creds **out, const char *fs, ...)
+    __attribute__ ((format (printf, 2, 3)));
+static int
+creds_origin_or_drop (struct aws_creds **out, const char *fs, ...)
+{
+  CLEANUP_FREE char *s = NULL;
+  va_list args;
+  int r;
+
+  va_start (args, fs);
+  r = vasprintf (&s, fs, args);
+  va_end (args);
+  if (r == -1) {
+    s = NULL;
+    report_error ("vasprintf: %m");
+  }
+  if (r == -1 || creds_set_origin (*out, "%s", s) == -1) {
+    creds_put (*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
+}
+
 /* Say where credentials came from, without the secrets: the access key
  * id is cut to its first 4 characters (which give its kind: AKIA
  * long-term, ASIA temporary).
@@ -58,14 +89,15 @@ creds_ref (struct aws_creds *c)
 static void
 creds_describe (const struct aws_creds *c)
 {
+  const char *o = c->origin ? c->origin : c->source;
+
   if (c->expiration)
     report_debug ("credentials: from %s, access key %.4s..., "
                   "expire in %lld s",
-                  c->source, c->access_key,
+                  o, c->access_key,
                   (long long) (c->expiration - now_wall_seconds ()));
   else
-    report_debug ("credentials: from %s, access key %.4s...", c->source,
-                  c->access_key);
+    report_debug ("credentials: from %s, access key %.4s...", o, c->access_key);
 }
 
 /* The path of one of the shared files: the environment variable (with a
@@ -301,6 +333,40 @@ profile_region (const struct profile *pf)
   return region;
 }
 
+/* See creds.h: profile_region's order, saying where it came from. */
+int
+creds_region (const char *profile, struct endpoint_setting *out)
+{
+  const char *names[] = { "AWS_REGION", "AWS_DEFAULT_REGION" };
+  const char *r = NULL;
+  struct profile pf;
+  size_t i;
+  int ret = 0;
+
+  memset (out, 0, sizeof *out);
+  if (profile_load (&pf, profile, false) == -1)
+    return -1;
+  for (i = 0; r == NULL && i < 2; ++i)
+    if ((r = creds_getenv (names[i])) != NULL)
+      out->source = strdup (names[i]);
+  if (r == NULL && (r = profile_config_get (&pf, "region")) != NULL &&
+      asprintf (&out->source, "profile %s in %s", pf.name, pf.config_path) ==
+          -1)
+    out->source = NULL;
+  if (r == NULL) {
+    r = DEFAULT_REGION;
+    out->source = strdup ("the default");
+  }
+  out->value = strdup (r);
+  if (out->value == NULL || out->source == NULL) {
+    report_error ("strdup: %m");
+    endpoint_setting_free (out);
+    ret = -1;
+  }
+  profile_free (&pf);
+  return ret;
+}
+
 /* The same order as the AWS CLI (see creds.h). */
 char *
 creds_default_region (const char *profile)
@@ -362,7 +428,9 @@ creds_from_env (struct aws_creds **out)
     return -1;
   }
   *out = creds_new (ak, sk, creds_getenv ("AWS_SESSION_TOKEN"), 0, "env");
-  return *out ? 0 : -1;
+  if (*out == NULL)
+    return -1;
+  return creds_origin_or_drop (out, "the environment (AWS_ACCESS_KEY_ID)");
 }
 
 /* Static keys in one section of one file.  Half a key pair is an
@@ -389,20 +457,9 @@ creds_from_section (const char *path, const struct ini *ini,
   *out =
       creds_new (ak, sk, nonempty (ini_get (ini, section, "aws_session_token")),
                  0, "profile");
-  return *out ? 0 : -1;
-}
-
-/* Step 2: the profile's keys, credentials file first. */
-int
-creds_from_profile (const struct profile *pf, struct aws_creds **out)
-{
-  int r;
-
-  r = creds_from_section (pf->credentials_path, pf->credentials, pf->name, out);
-  if (r != 1)
-    return r;
-  return creds_from_section (pf->config_path, pf->config, pf->config_section,
-                             out);
+  if (*out == NULL)
+    return -1;
+  return creds_origin_or_drop (out, "[%s] in %s", section, path);
 }
 
 /* Step 3: web identity.  Each setting comes from its environment
@@ -416,6 +473,7 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
   const char *token_file = NULL, *role_arn = NULL, *session = NULL;
   CLEANUP_FREE char *region = NULL, *url = NULL;
   char default_session[32];
+  int r;
 
   if (!pf->explicit) {
     token_file = creds_getenv ("AWS_WEB_IDENTITY_TOKEN_FILE");
@@ -429,13 +487,9 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
   if (session == NULL)
     session = profile_config_get (pf, "role_session_name");
 
-  if (token_file == NULL) {
-    if (role_arn)
-      report_debug ("credentials: ignoring role ARN %s: no web identity "
-                    "token file",
-                    role_arn);
+  /* NB: a role_arn without a token file is the assume-role step's. */
+  if (token_file == NULL)
     return 1;
-  }
   if (role_arn == NULL) {
     report_error ("credentials: web identity token file %s but no role ARN "
                   "(AWS_ROLE_ARN or role_arn)",
@@ -449,8 +503,129 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
   }
   if (profile_sts (pf, &region, &url) == -1)
     return -1;
-  return creds_fetch_web_identity (url, region, role_arn, token_file, session,
-                                   cainfo, out);
+  r = creds_fetch_web_identity (url, region, role_arn, token_file, session,
+                                cainfo, out);
+  if (r == 0)
+    r = creds_origin_or_drop (out,
+                              "web identity: role %s, token file %s, STS %s",
+                              role_arn, token_file, url);
+  return r;
+}
+
+/* Step 5: the profile's keys in the shared credentials file. */
+static int
+step_credentials_file (const struct profile *pf,
+                       const char *cainfo __attribute__ ((unused)),
+                       struct aws_creds **out)
+{
+  return creds_from_section (pf->credentials_path, pf->credentials, pf->name,
+                             out);
+}
+
+/* Step 6: the profile's credential_process.  As in the AWS CLI, which
+ * merges the profile's sections of both files, it may be in either; the
+ * credentials file wins.
+ */
+static int
+step_process (const struct profile *pf,
+              const char *cainfo __attribute__ ((unused)),
+              struct aws_creds **out)
+{
+  const char *command = NULL, *path = pf->credentials_path;
+  CLEANUP_FREE char *origin = NULL;
+
+  if (pf->credentials)
+    command =
+        nonempty (ini_get (pf->credentials, pf->name, "credential_process"));
+  if (command == NULL) {
+    command = profile_config_get (pf, "credential_process");
+    path = pf->config_path;
+  }
+  if (command == NULL)
+    return 1;
+  if (asprintf (&origin, "profile %s in %s", pf->name, path) == -1) {
+    origin = NULL;
+    report_error ("asprintf: %m");
+    return -1;
+  }
+  return creds_fetch_process (command, origin, out);
+}
+
+/* Step 7: the profile's keys in the config file. */
+static int
+step_config_file (const struct profile *pf,
+                  const char *cainfo __attribute__ ((unused)),
+                  struct aws_creds **out)
+{
+  return creds_from_section (pf->config_path, pf->config, pf->config_section,
+                             out);
+}
+
+/* Step 8: the container endpoint (ECS, EKS Pod Identity). */
+static int
+step_container (const struct profile *pf __attribute__ ((unused)),
+                const char *cainfo, struct aws_creds **out)
+{
+  return creds_fetch_container (cainfo, out);
+}
+
+/* Step 9: the EC2 instance role. */
+static int
+step_imds (const struct profile *pf __attribute__ ((unused)),
+           const char *cainfo, struct aws_creds **out)
+{
+  return creds_fetch_imds (cainfo, out);
+}
+
+/* The chain after the environment, in the AWS CLI's order (creds.h).
+ * Each step returns 0 (found: stop), 1 (nothing here: go on) or -1
+ * (error: stop, so that a broken source never falls through to others).
+ * own marks a profile's own steps: those a source_profile's
+ * credentials come from (botocore's ProfileProviderBuilder).
+ */
+static const struct creds_step {
+  const char *name;
+  int (*fn) (const struct profile *pf, const char *cainfo,
+             struct aws_creds **out);
+  bool own;
+} creds_chain[] = {
+  { "assume role", creds_from_assume_role, false },
+  { "web identity", creds_from_web_identity, true },
+  { "SSO", creds_from_sso, true },
+  { "shared credentials file", step_credentials_file, true },
+  { "credential_process", step_process, true },
+  { "config file", step_config_file, true },
+  { "container endpoint", step_container, false },
+  { "instance metadata", step_imds, false },
+};
+
+/* Walk the chain (only_own: a profile's own steps) until a step finds
+ * credentials or fails.  Returns as a step does.
+ */
+static int
+creds_walk (const struct profile *pf, const char *cainfo, bool only_own,
+            struct aws_creds **out)
+{
+  size_t i;
+  int r = 1;
+
+  for (i = 0; r == 1 && i < sizeof creds_chain / sizeof creds_chain[0]; ++i) {
+    if (only_own && !creds_chain[i].own)
+      continue;
+    r = creds_chain[i].fn (pf, cainfo, out);
+    if (r == -1)
+      report_debug ("credentials: profile %s: %s failed", pf->name,
+                    creds_chain[i].name);
+  }
+  return r;
+}
+
+/* See creds-internal.h. */
+int
+creds_from_own_steps (const struct profile *pf, const char *cainfo,
+                      struct aws_creds **out)
+{
+  return creds_walk (pf, cainfo, true, out);
 }
 
 /* One pass over the chain; the first source that has credentials wins. */
@@ -480,16 +655,8 @@ creds_resolve (const char *profile, const char *cainfo, struct aws_creds **out)
   if (r == 0)
     r = profile_check (&pf);
   if (r == 0)
-    r = creds_from_assume_role (&pf, ca.value, out);
-  if (r == 1)
-    r = creds_from_profile (&pf, out);
-  if (r == 1)
-    r = creds_from_web_identity (&pf, ca.value, out);
-  if (r == 1)
-    r = creds_from_sso (&pf, ca.value, out);
+    r = creds_walk (&pf, ca.value, false, out);
   profile_free (&pf);
-  if (r == 1)
-    r = creds_fetch_imds (ca.value, out);
   endpoint_setting_free (&ca);
 
 done:
@@ -536,28 +703,6 @@ provider_now (void *opaque __attribute__ ((unused)))
   return now_wall_seconds ();
 }
 
-/* A number of seconds from the environment (test knobs). */
-static int
-env_seconds (const char *name, time_t def, time_t *out)
-{
-  const char *s = creds_getenv (name);
-  char *end;
-  long v;
-
-  *out = def;
-  if (s == NULL)
-    return 0;
-  errno = 0;
-  v = strtol (s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < 0 || v > MAX_TIMING_ENV) {
-    report_error ("%s: expected seconds from 0 to %d: %s", name, MAX_TIMING_ENV,
-                  s);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 /* The real provider: real chain, real clock, timings from the environment. */
 struct creds_provider *
 creds_provider_new (const char *profile, const char *cainfo)
@@ -568,10 +713,10 @@ creds_provider_new (const char *profile, const char *cainfo)
   };
   struct creds_provider *p;
 
-  if (env_seconds ("ACCEL_CREDS_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN,
-                   &hooks.refresh_margin) == -1 ||
-      env_seconds ("ACCEL_CREDS_RETRY_INTERVAL", DEFAULT_RETRY_INTERVAL,
-                   &hooks.retry_interval) == -1)
+  if (creds_env_seconds ("ACCEL_CREDS_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN,
+                         &hooks.refresh_margin) == -1 ||
+      creds_env_seconds ("ACCEL_CREDS_RETRY_INTERVAL", DEFAULT_RETRY_INTERVAL,
+                         &hooks.retry_interval) == -1)
     return NULL;
   p = creds_provider_new_with_hooks (profile, &hooks);
   if (p == NULL)

@@ -76,6 +76,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
     use_value (creds_json_string (doc, size, fields[i]), fields[i]);
 
+  /* credential_process: Version is an integer, or a clean failure. */
+  {
+    long long version;
+
+    if (creds_json_integer (doc, size, "Version", &version) == -1)
+      FUZZ_CHECK (errno == ENOENT || errno == EINVAL || errno == EDOM ||
+                  errno == E2BIG || errno == ENOMEM);
+  }
+
   /* The input as a timestamp. */
   s = strndup (doc, size);
   if (s == NULL)

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""A fake AWS STS, EC2 instance metadata service (IMDSv2) and SSO portal.
+"""A fake AWS STS, EC2 instance metadata service (IMDSv2), container
+credentials endpoint and SSO portal, and an S3 front that checks
+signatures.
 
-tests/test-creds.sh points AWS_ENDPOINT_URL_STS and
-AWS_EC2_METADATA_SERVICE_ENDPOINT at it to exercise the web identity and
-instance role steps of common/s3/creds.c without any real AWS host.  It
-listens on 127.0.0.1 only.
+The test-creds*.sh tests point AWS_ENDPOINT_URL_STS,
+AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_CONTAINER_CREDENTIALS_FULL_URI,
+AWS_ENDPOINT_URL_SSO (and S3's) at it to exercise the steps of
+common/s3/creds.c without any real AWS host.
 
 Usage:
   fake-aws.py --port-file F --issued-file I [--role-arn ARN]
               [--web-identity-token T] [--imds-role NAME] [--expires N]
-              [--delay S]
+              [--delay S] [--container-path P] [--container-token T]
+              [--listen ADDR] [--port N] [--s3-upstream URL
+              --s3-upstream-key AK:SK]
+
+It listens on --listen (default 127.0.0.1) and --port (default: any).
 
 F receives the port once the server accepts connections.  Every issued
 set of credentials is appended to I as "ACCESS_KEY SECRET TOKEN" so a
@@ -32,12 +38,23 @@ GETs need a valid X-aws-ec2-metadata-token (401 otherwise);
 /latest/meta-data/iam/security-credentials/ lists --imds-role (404 if
 empty) and .../ROLE returns the credentials JSON.
 
+Container credentials (ECS task roles, EKS Pod Identity): GET
+--container-path (default /v1/credentials) returns the credentials
+JSON (AccessKeyId, SecretAccessKey, Token, AccountId, Expiration).  With
+--container-token T (or "container_token" by control) the request's
+Authorization header must be exactly T (401 otherwise); "container_keys"
+(a list of [ACCESS_KEY, SECRET] by control) makes it hand those out in
+turn, without Token, instead of made-up ones (real keys of a real S3
+server, to check signatures after each refresh).
+
 STS AssumeRole (POST / with Action=AssumeRole) must be SigV4-signed
 (service sts) by a known key: a static one given in "static_keys" or
 one this fake issued (then with its X-Amz-Security-Token, and not
 expired); the signature is verified.  "roles" maps each role ARN that
 may be assumed to who may assume it: an access key id, or "role:ARN"
-for credentials issued for another role (a chain).  Anything else is
+for credentials issued for another role (a chain; the instance role's
+are "role:IMDS_ROLE", the SSO portal's "role:sso:ROLE_NAME", the
+container endpoint's "role:container").  Anything else is
 AccessDenied.  The request's parameters and signer are kept in
 /_stats' "assume_calls" (a list of {"RoleArn", "RoleSessionName",
 "DurationSeconds", "ExternalId", "signer", "token"}).
@@ -57,7 +74,10 @@ Control (for the test script):
   GET /_stats     JSON counters
   POST /_control  a JSON object changing any of: "expires", "delay",
     "imds_role", "imds_code" (the JSON "Code", default "Success"),
-    "sts_error" ([status, code, message] or null), "fail_after"
+    "sts_error" ([status, code, message] or null), "container_token",
+    "container_error" ([status, code, message] or null),
+    "container_keys" (see above), "container_raw" (a body to answer
+    with instead, or null), "fail_after"
     (issue this many more credentials, then answer every request with
     an error; null for never), "static_keys" ({ACCESS_KEY: SECRET}),
     "roles" (see AssumeRole), "sso" ({"token", "account_id",
@@ -96,6 +116,10 @@ class State:
         self.imds_code = "Success"
         self.sts_error = None
         self.fail_after = None
+        self.container_token = args.container_token
+        self.container_error = None
+        self.container_keys = None
+        self.container_raw = None
         self.counter = 0
         self.imds_tokens = set()
         self.static_keys = {}
@@ -111,6 +135,8 @@ class State:
             "assume_requests": 0, "assume_issued": 0, "assume_errors": 0,
             "sso_requests": 0, "sso_issued": 0,
             "s3_forwarded": 0, "s3_refused": 0,
+            "container_requests": 0, "container_issued": 0,
+            "container_unauthorized": 0,
         }
 
     def count(self, name):
@@ -550,6 +576,50 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "Expiration": exp,
         }, indent=2), "text/plain")
 
+    # ---- container credentials ----
+    def container_get(self):
+        st = self.server.state
+        st.count("container_requests")
+        with st.lock:
+            want, forced, delay = st.container_token, st.container_error, \
+                st.delay
+            keys = st.container_keys
+        if want is not None and self.headers.get("Authorization") != want:
+            st.count("container_unauthorized")
+            self.reply(401, json.dumps({
+                "code": "AccessDenied",
+                "message": "missing or wrong authorization token"}),
+                "application/json")
+            return
+        if forced:
+            self.reply(forced[0], json.dumps({
+                "code": forced[1], "message": forced[2]}), "application/json")
+            return
+        with st.lock:
+            raw = st.container_raw
+        if raw is not None:
+            self.reply(200, raw, "application/json")
+            return
+        if delay:
+            time.sleep(delay)
+        creds = st.issue("container", "container")
+        if creds is None:
+            self.reply(500, json.dumps({
+                "code": "ServiceUnavailable", "message": "fail_after"}),
+                "application/json")
+            return
+        st.count("container_issued")
+        access, secret, token, exp = creds
+        doc = {"AccessKeyId": access, "SecretAccessKey": secret,
+               "Token": token, "AccountId": "123456789012",
+               "Expiration": exp}
+        if keys:
+            access, secret = keys[(st.stats["container_issued"] - 1) %
+                                  len(keys)]
+            doc.update(AccessKeyId=access, SecretAccessKey=secret)
+            del doc["Token"]
+        self.reply(200, json.dumps(doc), "application/json")
+
     def do_PUT(self):
         st = self.server.state
         self.read_body()
@@ -579,6 +649,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/latest/"):
             self.imds_get()
             return
+        if self.path == st.args.container_path:
+            self.container_get()
+            return
         if st.args.s3_upstream:
             self.s3_forward()
             return
@@ -592,7 +665,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 for k, v in change.items():
                     if k not in ("expires", "delay", "imds_role", "imds_code",
                                  "sts_error", "fail_after", "static_keys",
-                                 "roles", "sso"):
+                                 "roles", "sso", "container_token",
+                                 "container_error", "container_keys",
+                                 "container_raw"):
                         raise KeyError(k)
                     setattr(st, k, v)
             self.reply(200, "ok\n")
@@ -616,9 +691,13 @@ def main():
     p.add_argument("--delay", type=float, default=0)
     p.add_argument("--s3-upstream")
     p.add_argument("--s3-upstream-key", default=":")
+    p.add_argument("--container-path", default="/v1/credentials")
+    p.add_argument("--container-token")
+    p.add_argument("--listen", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer((args.listen, args.port), Handler)
     server.daemon_threads = True
     server.state = State(args)
     open(args.issued_file, "w").close()

@@ -1,8 +1,22 @@
-# Shell side of tests/lib/fake-aws.py, for the credential tests: start
-# it and talk to it.  Sourced after functions.sh and make_tmpdir.
+# accel: drive tests/lib/fake-aws.py from a test (source it after
+# functions.sh and make_tmpdir).  Used by the test-creds*.sh
+# tests.
+#
+#   start_fake_aws NAME [fake-aws.py options]  start one on 127.0.0.1 (or
+#       --listen), register its cleanup; sets fake_url_NAME, and its
+#       files are $tmp/NAME.port, $tmp/NAME.log, $tmp/issued
+#   control URL JSON        change the fake's behaviour
+#   counter URL NAME        one of its counters
+#   run NAME ARGS...        tests/helpers/creds-get -v ARGS, output in
+#                           $tmp/NAME.out and $tmp/NAME.err
+#   has NAME PATTERN        NAME's output (stdout and stderr) matches
+#   field NAME KEY          KEY=VALUE from NAME's last stdout line
+#   no_secrets_printed FILES...  (see below)
 
-# clean_aws_env: no AWS settings or proxies from the caller, an empty
-# HOME, and no instance metadata unless a test asks for it.
+helper="$top/tests/helpers/creds-get"
+
+# clean_aws_env: no AWS settings or proxies from the caller; a HOME of
+# the test's own, and no instance metadata unless a test asks.
 clean_aws_env () {
   local v
   for v in $(compgen -e | grep -E '^(AWS_|ACCEL_CREDS_)'); do unset "$v"; done
@@ -13,52 +27,48 @@ clean_aws_env () {
   export AWS_EC2_METADATA_DISABLED=true
 }
 
-# start_fake_aws [ARGS...]: start the fake on 127.0.0.1 with ARGS; sets
-# url (its base URL) and fake_pid; what it issued goes to $tmp/issued.
 start_fake_aws () {
-  python3 "$top/tests/lib/fake-aws.py" --port-file "$tmp/port" \
-    --issued-file "$tmp/issued" "$@" > "$tmp/fake.log" 2>&1 &
-  fake_pid=$!
-  on_exit "kill $fake_pid; wait $fake_pid"
+  local name=$1 pid; shift
+  python3 "$top/tests/lib/fake-aws.py" --port-file "$tmp/$name.port" \
+    --issued-file "$tmp/issued" "$@" > "$tmp/$name.log" 2>&1 &
+  pid=$!
+  on_exit "kill $pid; wait $pid"
   for _ in $(seq 100); do
-    [ -s "$tmp/port" ] && break
+    [ -s "$tmp/$name.port" ] && break
     sleep 0.1
   done
-  [ -s "$tmp/port" ] || fail "fake-aws.py did not start: $(cat "$tmp/fake.log")"
-  url="http://127.0.0.1:$(cat "$tmp/port")"
+  [ -s "$tmp/$name.port" ] ||
+    fail "fake-aws.py did not start: $(cat "$tmp/$name.log")"
+  eval "fake_url_$name=http://127.0.0.1:$(cat "$tmp/$name.port")"
 }
 
-# control JSON: change the fake's behaviour.
 control () {
-  curl -sS --fail -X POST --data "$1" "$url/_control" >/dev/null ||
-    fail "control $1"
+  curl -sS --fail -X POST --data "$2" "$1/_control" >/dev/null ||
+    fail "control $2"
 }
-# counter NAME: one of the fake's counters.
 counter () {
-  curl -sS "$url/_stats" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+  curl -sS "$1/_stats" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
 }
-# run NAME ARGS...: tests/helpers/creds-get with debug on; $tmp/NAME.out
-# and .err.
 run () {
   local name=$1 rc; shift
-  "$top/tests/helpers/creds-get" -v "$@" > "$tmp/$name.out" 2> "$tmp/$name.err"
+  "$helper" -v "$@" > "$tmp/$name.out" 2> "$tmp/$name.err"
   rc=$?
   echo "--- $name: exit $rc"
   cat "$tmp/$name.out" "$tmp/$name.err"
   return $rc
 }
-# has NAME PATTERN: NAME's output (stdout and stderr) matches.
 has () { cat "$tmp/$1.out" "$tmp/$1.err" | grep -qE -- "$2"; }
-# field NAME KEY: KEY=VALUE from NAME's last stdout line.
 field () { tail -n 1 "$tmp/$1.out" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-# no_secrets_printed FILE...: none of the secrets and tokens the fake
-# issued (nor the patterns they start with, nor any extra pattern in
-# $extra_secrets) appears in FILE..., and debug messages show at most 4
+# no_secrets_printed FILES...: none of the secrets the fakes issued (the
+# issued file is the only place they are), nor the fakes' fixed
+# prefixes, nor any extra secret of the test's (the array
+# extra_secrets) is in FILES; and debug messages show at most 4
 # characters of an access key id.
 no_secrets_printed () {
-  local p pats=("fakeSecret" "fakeToken" "fakeImdsToken" "${extra_secrets[@]}")
+  local p secret token
+  local pats=("fakeSecret" "fakeToken" "fakeImdsToken" "${extra_secrets[@]}")
   while read -r _ secret token; do
     pats+=("$secret" "$token")
   done < "$tmp/issued"

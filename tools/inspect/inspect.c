@@ -2,6 +2,7 @@
  *
  *   accel-inspect [--endpoint URL] [--file PATH] [--json] MANIFEST
  *   accel-inspect [--endpoint URL] [--json] --diff OLD NEW
+ *   accel-inspect [--endpoint URL] [--profile NAME] [--json] --whoami
  *
  * An operator's look inside a published image without fetching it: the
  * image's size, file system, chunking, zero chunks and hash, and the
@@ -45,6 +46,8 @@ enum {
   DIFF_OPTION,
   ENDPOINT_OPTION,
   JSON_OPTION,
+  PROFILE_OPTION,
+  WHOAMI_OPTION,
 };
 
 static const char short_options[] = "f:v";
@@ -54,8 +57,10 @@ static const struct option long_options[] = {
   { "file", required_argument, NULL, 'f' },
   { "help", no_argument, NULL, HELP_OPTION },
   { "json", no_argument, NULL, JSON_OPTION },
+  { "profile", required_argument, NULL, PROFILE_OPTION },
   { "verbose", no_argument, NULL, 'v' },
   { "version", no_argument, NULL, VERSION_OPTION },
+  { "whoami", no_argument, NULL, WHOAMI_OPTION },
   { NULL, 0, NULL, 0 },
 };
 
@@ -67,6 +72,8 @@ usage (void)
       "Usage: " PROGNAME " [--endpoint URL] [--file PATH] [--json] [-v] "
       "MANIFEST\n"
       "       " PROGNAME " [--endpoint URL] [--json] [-v] --diff OLD NEW\n"
+      "       " PROGNAME " [--endpoint URL] [--profile NAME] [--json] [-v] "
+      "--whoami\n"
       "\n"
       "Show what the manifest of an accel image says about the image:\n"
       "its size, file system, chunk size and number of chunks, how many\n"
@@ -88,6 +95,18 @@ usage (void)
       "every non-zero chunk counts.  This is the plugin's \"fetched\n"
       "bytes\" (-D accel.stats=1) after serving NEW from such a cache.\n"
       "\n"
+      "With --whoami, say which AWS credentials, region, S3 endpoint and\n"
+      "CA bundle accel (the plugin, every tool) would use here, and where\n"
+      "each came from, without any secret: the source (env, assume-role,\n"
+      "web-identity, sso, profile, process, container, imds, or none), its\n"
+      "origin (the file and profile section, the role ARN with the\n"
+      "profile chain and first source, the SSO account and role, the\n"
+      "endpoint URL), the access key id's first 4 characters, whether\n"
+      "there is a session token, and when the credentials expire.  The\n"
+      "credential chain is run for real, as the plugin runs it (a\n"
+      "credential_process is run, STS, the SSO portal or the container\n"
+      "endpoint asked), so an error in it shows here.\n"
+      "\n"
       "Options:\n"
       "  --diff             compare OLD and NEW (see above)\n"
       "  --endpoint URL     S3-compatible endpoint for s3:// URLs, path-\n"
@@ -100,7 +119,13 @@ usage (void)
       "  --json             print one JSON object instead of text\n"
       "                     (bytes of names that are not UTF-8 become\n"
       "                     U+FFFD; text output shows them as \\xNN)\n"
-      "  -v, --verbose      print what is done (downloads) on stderr\n"
+      "  --profile NAME     AWS profile (as the plugin's profile=; it\n"
+      "                     disables the environment's keys, as in the\n"
+      "                     AWS CLI); default AWS_PROFILE, else default\n"
+      "  -v, --verbose      print what is done (downloads, each step of\n"
+      "                     the credential chain) on stderr\n"
+      "  --whoami           say which credentials, region and endpoint\n"
+      "                     would be used (see above)\n"
       "  --help             print this help\n"
       "  --version          print the version\n"
       "\n"
@@ -137,6 +162,12 @@ usage (void)
       "  distinct_fetch_bytes, files[] (change, path, old_path for a\n"
       "  rename, size, fetch_bytes), nr_added, nr_removed, nr_renamed,\n"
       "  nr_modified, nr_fetched, nr_unchanged.\n"
+      "  With --whoami: lines profile, credentials (source: origin),\n"
+      "  access key, session token, expires, region, endpoint and CA\n"
+      "  bundle, each with \"(from SOURCE)\" where it applies.  --json:\n"
+      "  profile, source, origin, access_key_prefix, session_token,\n"
+      "  expiration, expires_in, region, region_source, endpoint,\n"
+      "  endpoint_source, ca_bundle, ca_bundle_source (null when unset).\n"
       "\n"
       "Examples:\n"
       "  accel-inspect genome.img.manifest\n"
@@ -145,13 +176,20 @@ usage (void)
       "  accel-inspect --json genome.img.manifest | jq .nr_zero_chunks\n"
       "  accel-inspect --diff s3://data/v1/genome.img.manifest \\\n"
       "      s3://data/v2/genome.img.manifest\n"
+      "  AWS_PROFILE=dev accel-inspect --whoami\n"
       "\n"
       "Credentials for s3:// URLs are found as the AWS CLI finds them:\n"
       "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
-      "AWS_SESSION_TOKEN), the profile (AWS_PROFILE, else default) in\n"
-      "~/.aws/credentials and ~/.aws/config, web identity, then the EC2\n"
-      "instance role; none found means anonymous requests.  The region\n"
-      "is AWS_REGION, AWS_DEFAULT_REGION, the profile's, or us-east-1.\n"
+      "AWS_SESSION_TOKEN), the profile's (AWS_PROFILE, else default)\n"
+      "role_arn with source_profile or credential_source (STS\n"
+      "AssumeRole), web identity (AWS_WEB_IDENTITY_TOKEN_FILE and\n"
+      "AWS_ROLE_ARN, or the profile's), the profile's SSO settings (the\n"
+      "token of \"aws sso login\"), its keys in ~/.aws/credentials, its\n"
+      "credential_process, its keys in ~/.aws/config, the container\n"
+      "endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI: ECS,\n"
+      "EKS Pod Identity), then the EC2 instance role; none found means\n"
+      "anonymous requests.  The region is AWS_REGION,\n"
+      "AWS_DEFAULT_REGION, the profile's, or us-east-1.\n"
       "The endpoint, in the AWS SDKs' order: --endpoint,\n"
       "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's services\n"
       "section (s3 = / endpoint_url =), its endpoint_url, else AWS;\n"
@@ -163,8 +201,10 @@ usage (void)
       "accel-index for ext4, squashfs and erofs images); a raw image has\n"
       "none.\n"
       "\n"
-      "Exit status: 0 on success, 1 on error (no such manifest or file,\n"
-      "a malformed manifest, a failed download), 2 on bad usage.\n");
+      "Exit status: 0 on success (--whoami: also when no credentials are\n"
+      "found), 1 on error (no such manifest or file, a malformed\n"
+      "manifest, a failed download, a credential source that fails), 2\n"
+      "on bad usage.\n");
 }
 
 /* Open the manifest, downloading it first if it is remote.  NULL on
@@ -237,8 +277,8 @@ inspect (char **args, const char *endpoint, const char *file, bool diff,
 int
 main (int argc, char *argv[])
 {
-  const char *endpoint = NULL, *file = NULL;
-  bool diff = false, json = false, verbose = false;
+  const char *endpoint = NULL, *file = NULL, *profile = NULL;
+  bool diff = false, json = false, verbose = false, whoami = false;
   int i, nr_args;
   int c;
 
@@ -269,6 +309,14 @@ main (int argc, char *argv[])
     case JSON_OPTION:
       json = true;
       break;
+    case PROFILE_OPTION:
+      if (*optarg == '\0')
+        report_usage_error ("--profile: empty name");
+      profile = optarg;
+      break;
+    case WHOAMI_OPTION:
+      whoami = true;
+      break;
     case HELP_OPTION:
       usage ();
       exit (EXIT_SUCCESS);
@@ -285,6 +333,15 @@ main (int argc, char *argv[])
     }
   }
   nr_args = argc - optind;
+  if (whoami) {
+    if (diff || file || nr_args > 0)
+      report_usage_error ("--whoami takes no MANIFEST, --diff or --file");
+    report_set_tool (PROGNAME, verbose);
+    return whoami_print (endpoint, profile, json) == 0 ? EXIT_SUCCESS
+                                                       : EXIT_FAILURE;
+  }
+  if (profile)
+    report_usage_error ("--profile is only for --whoami");
   if (diff && file)
     report_usage_error ("--diff and --file cannot be used together");
   if (diff && nr_args != 2)

@@ -4,7 +4,8 @@
  * brings a manifest named by a URL into a temporary file; summary.c
  * prints the image's numbers and the file list; file.c prints one
  * file's extents and chunks; diff.c prints what a node holding one
- * version fetches for another, and which files differ;
+ * version fetches for another, and which files differ; whoami.c says
+ * which credentials, region and endpoint would be used;
  * common/utils/format.c holds the small formatting helpers the printers
  * use (escaping untrusted strings for a terminal and for JSON, sizes,
  * modes).
@@ -62,5 +63,14 @@ file_print (struct manifest *m, const char *name, const char *path, bool json);
  */
 int diff_print (struct manifest *old, struct manifest *new,
                 const char *old_name, const char *new_name, bool json);
+
+/* whoami.c */
+
+/* Print the credentials (source and origin, never a secret), region,
+ * S3 endpoint and CA bundle that would be used, and where each came
+ * from.  endpoint (--endpoint) and profile (--profile) may be NULL.
+ * 0, or -1 (error reported, e.g. a credential source that fails).
+ */
+int whoami_print (const char *endpoint, const char *profile, bool json);
 
 #endif /* ACCEL_INSPECT_H */

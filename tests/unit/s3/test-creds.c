@@ -396,12 +396,18 @@ test_web_identity (void)
   setenv_path ("AWS_CONFIG_FILE", "config");
   CHECK (resolve_fails ("wi", "role/fromprofile", "127.0.0.1:1"));
 
-  /* Static keys in the profile come before web identity. */
+  /* Web identity comes before the profile's static keys, as in the
+   * AWS CLI: the keys do not hide it, even when it fails.
+   */
   write_file ("credentials",
               "[wi]\n"
               "aws_access_key_id = AKIAWI\n"
               "aws_secret_access_key = wisecret\n");
   setenv_path ("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+  CHECK (resolve_fails ("wi", "role/fromprofile", "127.0.0.1:1"));
+
+  /* Without it, the keys. */
+  write_file ("config", "[profile wi]\nregion = eu-west-1\n");
   CHECK (resolves_to ("wi", "profile", "AKIAWI", "wisecret", NULL));
 }
 
@@ -648,6 +654,44 @@ test_json (void)
     CHECK (creds_json_raw ("{\"k\": 1,}", 9, "k", &v, &n) == -1 &&
            errno == EINVAL);
   }
+}
+
+/* creds_json_integer on one document (err != 0: expect that errno). */
+static bool
+json_int_is (const char *json, const char *key, long long want, int err)
+{
+  long long got = -12345;
+  int r = creds_json_integer (json, strlen (json), key, &got);
+
+  if (err ? (r == -1 && errno == err) : (r == 0 && got == want))
+    return true;
+  fprintf (stderr, "json integer %s in %s: r=%d got %lld errno %d\n", key, json,
+           r, got, errno);
+  return false;
+}
+
+/* The Version of credential_process output: integers only. */
+static void
+test_json_integer (void)
+{
+  static const char doc[] = "{\"Version\": 1, \"AccessKeyId\": \"AKIA\"}";
+
+  CHECK (json_int_is (doc, "Version", 1, 0));
+  CHECK (json_int_is ("{\"v\":-42}", "v", -42, 0));
+  CHECK (json_int_is ("{\"v\":0 }", "v", 0, 0));
+  CHECK (json_int_is ("{\"v\":1,\"v\":2}", "v", 1, 0));
+  CHECK (json_int_is (doc, "Missing", 0, ENOENT));
+  CHECK (json_int_is ("{\"v\":\"1\"}", "v", 0, EDOM));
+  CHECK (json_int_is ("{\"v\":1.0}", "v", 0, EDOM));
+  CHECK (json_int_is ("{\"v\":1e3}", "v", 0, EDOM));
+  CHECK (json_int_is ("{\"v\":true}", "v", 0, EDOM));
+  CHECK (json_int_is ("{\"v\":null}", "v", 0, EDOM));
+  CHECK (json_int_is ("{\"v\":1234567890123456789}", "v", 0, EDOM));
+  CHECK (json_int_is ("{\"v\":1", "v", 0, EINVAL));
+  CHECK (json_int_is ("{\"v\":1} garbage", "v", 0, EINVAL));
+  /* A string key still reads as before beside a number. */
+  CHECK (json_is (doc, "AccessKeyId", "AKIA", 0));
+  CHECK (json_is (doc, "Version", NULL, EINVAL));
 }
 
 /* Parse a timestamp, expecting want (or failure if fail). */
@@ -1138,6 +1182,7 @@ main (void)
   test_imds ();
   test_xml ();
   test_json ();
+  test_json_integer ();
   test_time ();
   test_provider_basic ();
   test_provider_refresh ();
