@@ -57,6 +57,7 @@
 struct chain {
   const struct profile *top; /* the region and STS endpoint are its */
   const char *cainfo;
+  creds_step_fn *own_steps; /* a source_profile's own credentials */
   const char *names[MAX_CHAIN]; /* the profiles assumed so far */
   size_t n;
   /* Where the innermost role's source credentials came from, for the
@@ -172,7 +173,7 @@ source_from_profile (struct chain *ch, const struct profile *pf,
 
   /* A profile may source its own keys; any other revisit is a loop. */
   if (strcmp (name, pf->name) == 0 && has_static_keys (&src)) {
-    r = creds_from_own_steps (&src, ch->cainfo, out);
+    r = ch->own_steps (&src, ch->cainfo, out);
     goto out;
   }
   for (i = 0; i < ch->n; ++i) {
@@ -186,7 +187,7 @@ source_from_profile (struct chain *ch, const struct profile *pf,
   }
 
   if (has_static_keys (&src) || !has_assume_role (&src)) {
-    r = creds_from_own_steps (&src, ch->cainfo, out);
+    r = ch->own_steps (&src, ch->cainfo, out);
     if (r == 1) {
       report_error ("credentials: profile %s: its source_profile %s has no "
                     "credentials (no keys, web identity, SSO or "
@@ -501,9 +502,9 @@ assume_role (struct chain *ch, const struct profile *pf, struct aws_creds **out)
  */
 int
 creds_from_assume_role (const struct profile *pf, const char *cainfo,
-                        struct aws_creds **out)
+                        creds_step_fn *own_steps, struct aws_creds **out)
 {
-  struct chain ch = { .top = pf, .cainfo = cainfo };
+  struct chain ch = { .top = pf, .cainfo = cainfo, .own_steps = own_steps };
   char path[512];
   int r;
 

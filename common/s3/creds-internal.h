@@ -1,10 +1,12 @@
 /* accel: what the steps of the credential chain share.
  *
- * creds.c walks the chain (creds.h) and owns the profile files; the
- * steps that live in their own files (creds-assume.c, creds-sso.c) read
- * the profile through this header, and the assume-role step resolves a
- * source_profile through the same per-profile steps as the top-level
- * one.  Not for use outside common/s3/creds*.c.
+ * creds-profile.c loads the profile files and reads settings from
+ * them; creds.c walks the chain (creds.h); the steps that live in their
+ * own files (creds-assume.c, creds-sso.c) read the profile through
+ * creds-profile.c, and the assume-role step resolves a source_profile
+ * through the same per-profile steps as the top-level one, which
+ * creds.c hands it (so that no two files call each other).  Not for
+ * use outside common/s3/creds*.c.
  */
 
 #ifndef ACCEL_CREDS_INTERNAL_H
@@ -16,6 +18,13 @@
 #include "endpoint.h"
 #include "ini.h"
 
+/* An empty value in a file counts as unset, as in the environment. */
+static inline const char *
+nonempty (const char *v)
+{
+  return v && *v ? v : NULL;
+}
+
 /* The profile in use and its two files, loaded once per resolution. */
 struct profile {
   const char *name;
@@ -26,6 +35,20 @@ struct profile {
   const char *config_section; /* its section in config, or NULL */
   char *config_profile; /* "profile NAME" */
 };
+
+/* creds-profile.c: load the profile (the explicit one, else
+ * AWS_PROFILE, else "default") and its files; want_credentials also
+ * loads the credentials file.  Returns 0, or -1 after reporting an
+ * error; free with profile_free.
+ */
+int
+profile_load (struct profile *pf, const char *profile, bool want_credentials);
+void profile_free (struct profile *pf);
+
+/* A profile named by the user must exist in one of the files: 0, or
+ * -1 after reporting an error.
+ */
+int profile_check (const struct profile *pf);
 
 /* Another profile of base's files (a source_profile), as if named
  * explicitly: the environment's keys and web identity settings do not
@@ -57,7 +80,7 @@ int profile_sts (const struct profile *pf, char **region, char **url);
 /* The steps.  Each returns 0 with *out set, 1 if it does not apply, or
  * -1 after reporting an error.
  */
-int creds_from_env (struct aws_creds **out);
+int creds_from_env (struct aws_creds **out); /* creds-value.c */
 int creds_from_web_identity (const struct profile *pf, const char *cainfo,
                              struct aws_creds **out);
 
@@ -68,9 +91,16 @@ int creds_from_web_identity (const struct profile *pf, const char *cainfo,
 int creds_from_own_steps (const struct profile *pf, const char *cainfo,
                           struct aws_creds **out);
 
-/* creds-assume.c: role_arn with source_profile or credential_source. */
+/* The type of a step (such as creds_from_own_steps), for passing one. */
+typedef int creds_step_fn (const struct profile *pf, const char *cainfo,
+                           struct aws_creds **out);
+
+/* creds-assume.c: role_arn with source_profile or credential_source;
+ * a source_profile's credentials come from own_steps
+ * (creds_from_own_steps).
+ */
 int creds_from_assume_role (const struct profile *pf, const char *cainfo,
-                            struct aws_creds **out);
+                            creds_step_fn *own_steps, struct aws_creds **out);
 
 /* creds-sso.c: the token cached by "aws sso login". */
 int creds_from_sso (const struct profile *pf, const char *cainfo,

@@ -12,6 +12,7 @@
 
 #include "creds-fetch.h"
 #include "creds-http.h"
+#include "creds-internal.h"
 #include "creds.h"
 #include "report.h"
 
@@ -105,5 +106,31 @@ creds_set_origin (struct aws_creds *c, const char *fs, ...)
   }
   free (c->origin);
   c->origin = s;
+  return 0;
+}
+
+/* Step 1: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
+int
+creds_from_env (struct aws_creds **out)
+{
+  const char *ak = creds_getenv ("AWS_ACCESS_KEY_ID");
+  const char *sk = creds_getenv ("AWS_SECRET_ACCESS_KEY");
+
+  if (ak == NULL && sk == NULL)
+    return 1;
+  if (ak == NULL || sk == NULL) {
+    report_error ("credentials: %s is set but %s is not",
+                  ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                  ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+    return -1;
+  }
+  *out = creds_new (ak, sk, creds_getenv ("AWS_SESSION_TOKEN"), 0, "env");
+  if (*out == NULL)
+    return -1;
+  if (creds_set_origin (*out, "the environment (AWS_ACCESS_KEY_ID)") == -1) {
+    creds_put (*out);
+    *out = NULL;
+    return -1;
+  }
   return 0;
 }
