@@ -227,16 +227,20 @@ check-deps:
 print-libs:
 	@$(foreach l,$(LIB_ORDER),echo '$(l) $(LIB_DIR_$(l)) $(call lib_archive,$(l)) $(LIB_DEPS_$(l))';)
 
-# TESTS=PATTERN...: run only the tests whose names contain one.
+# TESTS=PATTERN...: run only the tests whose names contain one.  Without
+# TESTS, every test but the fleet's (make check-fleet, which CI runs too:
+# they take minutes and exercise many nbdkits at once, not new code paths).
+FLEET_TESTS := test-fleet test-sim-fleet test-site-cache
 check: check-deps
 	$(MAKE) all
-	tests/run $(TESTS)
+	ACCEL_TESTS_EXCLUDE="$(if $(TESTS),,$(FLEET_TESTS))" tests/run $(TESTS)
 
-# Only the fleet test (issue 13: six nodes through a proxy that answers
-# SlowDown above R GET/s; about a minute, so `make check` runs it too).
+# The fleet tests (issue 13): six nodes through a proxy that answers
+# SlowDown above R GET/s, two nbdkits backing off together, the fleet
+# model against hand-worked cases, a site cache tier; about 2 minutes.
 check-fleet: check-deps
 	$(MAKE) all
-	tests/run test-fleet
+	tests/run $(FLEET_TESTS)
 
 # Sanitizers.  `make check SANITIZE=address,undefined` runs the whole
 # suite with ASan and UBSan; `make check-tsan` runs the tests that
