@@ -18,7 +18,8 @@
 #    source_profile, both or neither of source_profile and
 #    credential_source, a loop, a chain too long, mfa_serial,
 #    EcsContainer without a container endpoint, a bad duration_seconds;
-#  - SSO: sso-session and legacy profiles with a valid cached token;
+#  - SSO: sso-session and legacy profiles with a valid cached token,
+#    its role credentials refreshed before they expire;
 #    expired, missing or refused tokens and incomplete profiles give an
 #    error naming "aws sso login" and "aws configure export-credentials";
 #  - accel-inspect --whoami names the role, the profile chain and the
@@ -421,6 +422,19 @@ grep -qxF "credentials: sso: SSO account 111122223333, role ReadOnly (profile ss
   "$tmp/whoami-sso.out" || fail "whoami sso: credentials line"
 grep -qx 'region: us-west-2 (from profile sso in .*)' "$tmp/whoami-sso.out" ||
   fail "whoami sso: region"
+# The portal's role credentials expire too: the cached token is
+# exchanged again before they do, from 3 threads, none failing.
+control "$url" '{"expires": 20}'
+before=$(counter "$url" sso_issued)
+ACCEL_CREDS_REFRESH_MARGIN=16 ACCEL_CREDS_RETRY_INTERVAL=1 \
+  run sso-loop --profile sso --loop 10 --threads 3 || fail "sso refresh loop: exit $?"
+control "$url" '{"expires": 3600}'
+issued=$(( $(counter "$url" sso_issued) - before ))
+echo "SSO exchanges during the loop: $issued"
+[ "$(field sso-loop errors)" = 0 ] || fail "sso refresh loop: errors"
+[ "$(field sso-loop distinct_keys)" -ge 2 ] || fail "sso refresh loop: no refresh"
+[ "$issued" -ge 2 ] && [ "$issued" -le 8 ] ||
+  fail "sso refresh loop: $issued exchanges (expected one per 4 s or so)"
 # Older CLIs wrote expiresAt as "...UTC".
 write_token https://legacy.awsapps.com/start \
   "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SUTC)"
