@@ -204,7 +204,7 @@ if [ "$(id -u)" = 0 ] && [ -e /proc/filesystems ] &&
     mnt="$tmp/mnt-$i"
     mkdir "$mnt"
     dev=$(losetup -f --show -r "$tmp/$i.img") || fail "losetup $i"
-    on_exit "losetup -d $dev"
+    on_exit "loop_detach_file '$tmp/$i.img'"
     mount -t erofs -o ro "$dev" "$mnt" || fail "mount $i"
     on_exit "umount '$mnt'"
     out=$("$check" "$tmp/$i.img.m" "$tmp/$i.img" "$mnt") ||

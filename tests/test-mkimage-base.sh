@@ -186,7 +186,7 @@ if [ "$(id -u)" = 0 ] && command -v losetup > /dev/null &&
   mnt=$tmp/mnt
   mkdir "$mnt"
   dev=$(losetup -f --show -r "$pub/img.img") || fail "losetup"
-  on_exit "losetup -d $dev"
+  on_exit "loop_detach_file '$pub/img.img'"
   mount -t ext4 -o ro "$dev" "$mnt" || fail "mount"
   on_exit "umount '$mnt'"
   diff -r --no-dereference -x lost+found "$src" "$mnt" > "$tmp/diff" ||

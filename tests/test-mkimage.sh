@@ -234,7 +234,7 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null &&
     mnt="$tmp/mnt-$fs"
     mkdir "$mnt"
     dev=$(losetup -f --show -r "$tmp/$fs-1/tree.img") || fail "losetup"
-    on_exit "losetup -d $dev"
+    on_exit "loop_detach_file '$tmp/$fs-1/tree.img'"
     mount -t "$fs" -o ro "$dev" "$mnt" || fail "mount $fs"
     on_exit "umount '$mnt'"
     got=$(tree_list --image "$mnt") || fail "$fs: $got"

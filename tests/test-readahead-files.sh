@@ -35,7 +35,7 @@ truncate -s 64M "$img"
 mkfs.ext4 -q -b 4096 -O ^has_journal -E lazy_itable_init=0 "$img" || fail "mkfs.ext4"
 mkdir -p "$tmp/w"
 wloop=$(losetup -f --show "$img") || fail "losetup"
-on_exit "losetup -d $wloop 2>/dev/null"
+on_exit "loop_detach_file '$img'"
 # nodelalloc and a sync after each append: blocks are allocated as the
 # appends come, so A's and B's alternate.
 mount -o nodelalloc "$wloop" "$tmp/w" || fail "mount $wloop"

@@ -32,6 +32,8 @@ trap 'exit 130' INT TERM
 # own report directory; run alone, a test makes one.
 _san_preload=$(sanitizer_preload "$plugin")
 [ -z "$_san_preload" ] || export ACCEL_NBDKIT_PRELOAD="$_san_preload"
+# sanitizer_build: is this a build with a sanitizer (make SANITIZE=...)?
+sanitizer_build () { [ -n "$_san_preload" ]; }
 _san_own_logs=
 if [ -n "$_san_preload" ] && [ -z "${ACCEL_SANITIZER_LOGS:-}" ]; then
   _san_own_logs=$(mktemp -d /tmp/accel-sanitizer.XXXXXX)
@@ -351,9 +353,18 @@ mount_export () {
   done
   [ -e "$fusedir/nbd" ] || fail "nbdfuse: $(cat "$tmp/nbdfuse.log")"
   loopdev=$(losetup -f --show -r "${dio[@]}" "$fusedir/nbd") || fail "losetup"
-  on_exit "losetup -d $loopdev"
+  on_exit "loop_detach_file '$fusedir/nbd'"
   mount -o ro "$loopdev" "$mnt" || fail "mount $loopdev"
   on_exit "umount '$mnt'"
+}
+
+# loop_detach_file FILE: detach every loop device FILE backs.  The exit
+# trap's undo for a loop device: by then the device may have been
+# detached already and its number taken by other work on the machine,
+# which "losetup -d /dev/loopN" would then break.
+loop_detach_file () {
+  local d
+  for d in $(losetup -n -O NAME -j "$1" 2>/dev/null); do losetup -d "$d"; done
 }
 
 # unmount_export MNT: undo mount_export now (the exit trap's undo then
