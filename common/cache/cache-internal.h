@@ -93,6 +93,25 @@ struct cache_dir {
   bool warned_full;
 };
 
+/* Page cache bytes of a data file one process keeps (cache-pages.c). */
+#define CACHE_RESIDENT_BYTES (16 * 1024 * 1024)
+#define CACHE_RESIDENT_MAX 16
+#define CACHE_SEEN_SLOTS 16
+
+struct cache_pages {
+  /* lock protects the two rings: resident (chunks kept in the page
+   * cache) and seen (chunks read once lately), each entry a chunk index
+   * + 1 (0: empty), the next slot to reuse after each.
+   */
+  pthread_mutex_t lock;
+  uint64_t resident[CACHE_RESIDENT_MAX];
+  size_t cap, next;
+  uint64_t seen[CACHE_SEEN_SLOTS];
+  size_t seen_next;
+  int fd;
+  uint32_t chunk_size;
+};
+
 struct cache_image {
   struct cache_dir *dir;
   char *path; /* DIR/images/ID */
@@ -129,6 +148,8 @@ struct cache_image {
   pthread_mutex_t verify_lock;
   pthread_cond_t verify_done;
 
+  struct cache_pages pages; /* of data_fd */
+
   struct {
     _Atomic uint64_t hits, misses, stored, store_skipped;
     _Atomic uint64_t verified, verify_failed, evicted;
@@ -158,6 +179,7 @@ struct cache_victim {
 };
 
 /* The files below are in layers, each using only those above it:
+ *   cache-pages.c  what of a data file stays in the page cache
  *   cache-dir.c    the directory, its lock, cap record and usage
  *   cache-view.c   an image's map and data opened by name
  *   cache-evict.c  eviction, the one way chunks leave
@@ -264,18 +286,41 @@ int cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
 int cache_write_buffer (void *opaque, struct cache_image *ci, uint64_t offset,
                         uint32_t len);
 
-/* cache-io.c: drop [offset, offset + len) of a data file from the page
- * cache after reading or writing it: the file system's own page cache
- * above the block device already holds the hot bytes, and a second copy
- * here would halve what a node's RAM caches (docs/architecture.md).
+/* cache-pages.c: drop [offset, offset + len) of a data file from the
+ * page cache after reading or writing it: the file system's own page
+ * cache above the block device already holds the hot bytes, and a second
+ * copy here would halve what a node's RAM caches (docs/architecture.md).
  * Dirty pages are not dropped (written back first by cache_flush's
  * fdatasync).
  */
 void cache_drop_pages (int fd, uint64_t offset, uint64_t len);
 
-/* cache-io.c: turn the kernel's readahead off on a data file's fd that
+/* cache-pages.c: turn the kernel's readahead off on a data file's fd that
  * is read with cache_drop_pages after each read.
  */
 void cache_no_readahead (int fd);
+
+/* cache-pages.c: the chunks of a served image whose pages one process
+ * keeps in the page cache for the reads that follow (a ring of at most
+ * CACHE_RESIDENT_BYTES), and the chunks read once lately.
+ */
+void cache_pages_init (struct cache_pages *p, int fd, uint32_t chunk_size);
+void cache_pages_destroy (struct cache_pages *p);
+
+/* cache-pages.c: what to do with the pages of a read of chunk idx that is
+ * about to be made: KEEP them (the chunk is resident), LOAD the whole
+ * chunk first with one request and keep it (it was read lately: more
+ * reads of it will follow), or DROP them after the read.
+ */
+enum cache_pages_use {
+  CACHE_PAGES_DROP,
+  CACHE_PAGES_LOAD,
+  CACHE_PAGES_KEEP,
+};
+enum cache_pages_use
+cache_pages_note_read (struct cache_pages *p, uint64_t idx);
+
+/* cache-pages.c: keep chunk idx, just read whole, resident. */
+void cache_pages_keep (struct cache_pages *p, uint64_t idx);
 
 #endif /* ACCEL_CACHE_INTERNAL_H */

@@ -10,9 +10,10 @@
  * The data file stays out of the page cache: stores from aligned
  * buffers use O_DIRECT (no copy into the page cache at all), others are
  * dropped from it once cache_flush has made them durable, and what a
- * read brought in is dropped right after it.  The page cache above the
- * NBD device holds the hot bytes; a second copy here would only halve
- * what fits in RAM.
+ * read brought in is dropped right after it, but for a few chunks being
+ * read again and again (cache-pages.c).  The page cache above the NBD
+ * device holds the hot bytes; a second copy here would only halve what
+ * fits in RAM.
  */
 
 #include <errno.h>
@@ -40,25 +41,6 @@
  * block size of the disks we meet (512 or 4096).
  */
 #define DIRECT_ALIGN 4096
-
-void
-cache_drop_pages (int fd, uint64_t offset, uint64_t len)
-{
-  /* NB: only advice: a failure costs RAM, not correctness. */
-  posix_fadvise (fd, offset, len, POSIX_FADV_DONTNEED);
-}
-
-void
-cache_no_readahead (int fd)
-{
-  /* NB: readahead would bring in pages that are never read, or were
-   * read and dropped already (by threads reading out of order), and
-   * nothing would drop them: into all-zero chunks' holes, past the
-   * chunk being verified, in large folios that straddle two chunks.
-   * The page cache above the NBD device reads ahead anyway.
-   */
-  posix_fadvise (fd, 0, 0, POSIX_FADV_RANDOM);
-}
 
 static uint32_t
 chunk_len (const struct cache_image *ci, uint64_t idx)
@@ -167,7 +149,11 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     if ((uint32_t) r < n)
       break; /* the data file is short */
   }
-  cache_drop_pages (ci->data_fd, base, clen);
+  /* NB: kept, not dropped: the reads that follow (the rest of the
+   * chunk, as a rule) find it in the page cache (cache-pages.c).  A
+   * chunk found damaged below is evicted, which drops its pages.
+   */
+  cache_pages_keep (&ci->pages, idx);
   EVP_DigestFinal_ex (ctx, got, NULL);
   EVP_MD_CTX_free (ctx);
 
@@ -244,6 +230,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
 {
   struct map_entry *e;
   uint32_t local, s1, s2;
+  enum cache_pages_use use;
   ssize_t r;
 
   if (idx >= ci->nr_chunks || (uint64_t) offset + len > chunk_len (ci, idx)) {
@@ -272,12 +259,17 @@ again:
     return r;
   }
 
+  use = cache_pages_note_read (&ci->pages, idx);
+  if (use == CACHE_PAGES_LOAD)
+    posix_fadvise (ci->data_fd, idx * ci->chunk_size, chunk_len (ci, idx),
+                   POSIX_FADV_WILLNEED);
   r = pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
   if (r == -1) {
     report_error ("cache: %s/data: read: %m", ci->path);
     return -1;
   }
-  cache_drop_pages (ci->data_fd, idx * ci->chunk_size + offset, len);
+  if (use == CACHE_PAGES_DROP)
+    cache_drop_pages (ci->data_fd, idx * ci->chunk_size + offset, len);
   s2 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (s1 & STATE_PRESENT) {
     if (s2 != s1)

@@ -316,6 +316,15 @@ def targets(rows, meta):
             figs.append("%s%s %s %.2f" % (r["workload"], "" if r["origin"] == "s3like" else "/" + r["origin"],
                                           r["phase"], x))
         out.append((ok if figs else None, title % limit, ", ".join(figs) or "not measured"))
+    # The same reads served by nbdkit's file plugin through the same
+    # stack: what nbdkit itself spends per request, which no plugin saves
+    # (small reads cost it more per GiB than large ones).
+    floor = ["%s %.2f" % (r["workload"], x) for r in rows
+             if r["system"] == "file" and (x := cpu_per_gib(rows, r)) is not None]
+    if floor:
+        out.append(("info", "nbdkit file's CPU for the same reads through the same stack, s per GiB "
+                    "(nbdkit's own cost per request, the floor under any plugin)",
+                    ", ".join(floor)))
     pages = [float(r["cache_page_mib"]) for r in rows
              if r["system"] == "accel" and r.get("cache_page_mib") not in (None, "")]
     out.append((None if not pages else max(pages) <= TARGET_PAGE_CACHE_MIB,

@@ -1599,6 +1599,53 @@ test_full_disk (const char *tmp)
 
 /* ---- 10. geometry --------------------------------------------------- */
 
+/* Which chunks' pages a process keeps (cache-pages.c): a chunk read
+ * once is dropped, read again it is loaded whole and kept, and the ring
+ * of kept chunks holds CACHE_RESIDENT_BYTES (at least 2 chunks).
+ */
+static void
+test_pages (const char *tmp)
+{
+  struct cache_pages p;
+  uint64_t i;
+
+  (void) tmp;
+  cache_pages_init (&p, -1, 1024 * 1024);
+  CHECK (p.cap == 16);
+  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_DROP);
+  CHECK (cache_pages_note_read (&p, 6) == CACHE_PAGES_DROP);
+  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_LOAD);
+  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 6) == CACHE_PAGES_LOAD);
+  /* Verified chunks (read whole) are kept at once. */
+  cache_pages_keep (&p, 100);
+  CHECK (cache_pages_note_read (&p, 100) == CACHE_PAGES_KEEP);
+  /* 16 more push out the oldest: 5 and 6 go, 100 goes. */
+  for (i = 200; i < 216; i++)
+    cache_pages_keep (&p, i);
+  CHECK (cache_pages_note_read (&p, 100) != CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 215) == CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 201) == CACHE_PAGES_KEEP);
+  cache_pages_destroy (&p);
+
+  /* Chunk 0 is a chunk like any other (slots hold index + 1). */
+  cache_pages_init (&p, -1, 1024 * 1024);
+  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_DROP);
+  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_LOAD);
+  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_KEEP);
+  cache_pages_destroy (&p);
+
+  /* Large chunks: two at least. */
+  cache_pages_init (&p, -1, 64 * 1024 * 1024);
+  CHECK (p.cap == 2);
+  cache_pages_keep (&p, 1);
+  cache_pages_keep (&p, 2);
+  CHECK (cache_pages_note_read (&p, 1) == CACHE_PAGES_KEEP);
+  cache_pages_keep (&p, 3);
+  CHECK (cache_pages_note_read (&p, 1) != CACHE_PAGES_KEEP);
+  cache_pages_destroy (&p);
+}
+
 /* Bad geometry refused; maps of another format or geometry rebuilt. */
 static void
 test_geometry (const char *tmp)
@@ -2286,6 +2333,7 @@ main (int argc, char *argv[])
   run_case ("two processes under one cap", test_two_procs);
   run_case ("full filesystem", test_full_disk);
   run_case ("geometry and foreign maps", test_geometry);
+  run_case ("page cache: chunks read again kept", test_pages);
   run_case ("many storing threads", test_threads);
   run_case ("admin: list, counters, recorded cap", test_admin_list);
   run_case ("admin: evict, evict older, gc", test_admin_evict);

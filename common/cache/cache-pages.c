@@ -1,0 +1,142 @@
+/* accel: what of a cache's data file stays in the page cache.
+ *
+ * The file system above the NBD device keeps the hot bytes in its own
+ * page cache, so the cache's data file should keep none: a second copy
+ * would halve what a node's RAM holds.  Yet dropping every read's pages
+ * at once makes each read of a chunk a disk read of its own: a reader
+ * of small files, or the kernel's 128 KiB readahead over a 1 MiB chunk,
+ * sends many reads to one chunk, and in a VM every disk request costs
+ * an exit and an interrupt (15 s of CPU per GiB of small files read
+ * warm, against 0.7 for large reads).
+ *
+ * So a chunk read more than once in a short while is brought in whole,
+ * with one request, and kept for the reads that follow: a small ring
+ * of such "resident" chunks per served image, the oldest dropped when
+ * a new one comes in, all dropped at close.  A chunk read once (random
+ * reads) is dropped at once, as before, and costs no more than it
+ * asked for.  The first read of a chunk by a process reads it whole to
+ * verify it anyway (cache-io.c), so it joins the ring then.  The ring
+ * holds at most CACHE_RESIDENT_BYTES of page cache per process, which
+ * stays far under the page cache target (64 MiB after a 256 MiB read).
+ */
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cache-internal.h"
+#include "cleanup.h"
+
+void
+cache_drop_pages (int fd, uint64_t offset, uint64_t len)
+{
+  /* NB: only advice: a failure costs RAM, not correctness. */
+  posix_fadvise (fd, offset, len, POSIX_FADV_DONTNEED);
+}
+
+void
+cache_no_readahead (int fd)
+{
+  /* NB: readahead would bring in pages that are never read, or were
+   * read and dropped already (by threads reading out of order), and
+   * nothing would drop them: into all-zero chunks' holes, past the
+   * chunk being verified, in large folios that straddle two chunks.
+   * Chunks read more than once are brought in whole instead (above).
+   */
+  posix_fadvise (fd, 0, 0, POSIX_FADV_RANDOM);
+}
+
+void
+cache_pages_init (struct cache_pages *p, int fd, uint32_t chunk_size)
+{
+  uint64_t n = CACHE_RESIDENT_BYTES / chunk_size;
+
+  memset (p, 0, sizeof *p);
+  pthread_mutex_init (&p->lock, NULL);
+  p->fd = fd;
+  p->chunk_size = chunk_size;
+  if (n < 2)
+    n = 2; /* NB: one chunk would be dropped by the next reader's */
+  if (n > CACHE_RESIDENT_MAX)
+    n = CACHE_RESIDENT_MAX;
+  p->cap = n;
+}
+
+/* Forget every resident chunk, dropping its pages. */
+void
+cache_pages_destroy (struct cache_pages *p)
+{
+  size_t i;
+
+  for (i = 0; i < p->cap; i++)
+    if (p->resident[i] && p->fd >= 0)
+      cache_drop_pages (p->fd, (p->resident[i] - 1) * p->chunk_size,
+                        p->chunk_size);
+  pthread_mutex_destroy (&p->lock);
+}
+
+/* Slots hold chunk index + 1, 0 for none. */
+static bool
+slot_find (const uint64_t *slots, size_t n, uint64_t idx)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (slots[i] == idx + 1)
+      return true;
+  return false;
+}
+
+/* With p->lock held: make idx resident, returning the chunk it pushed
+ * out (index + 1, or 0) for the caller to drop outside the lock.
+ */
+static uint64_t
+make_resident_locked (struct cache_pages *p, uint64_t idx)
+{
+  uint64_t old = p->resident[p->next];
+
+  p->resident[p->next] = idx + 1;
+  p->next = (p->next + 1) % p->cap;
+  return old;
+}
+
+static void
+drop_old (struct cache_pages *p, uint64_t old, uint64_t keep)
+{
+  if (old && old != keep + 1)
+    cache_drop_pages (p->fd, (old - 1) * p->chunk_size, p->chunk_size);
+}
+
+enum cache_pages_use
+cache_pages_note_read (struct cache_pages *p, uint64_t idx)
+{
+  uint64_t old;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&p->lock);
+    if (slot_find (p->resident, p->cap, idx))
+      return CACHE_PAGES_KEEP;
+    if (!slot_find (p->seen, CACHE_SEEN_SLOTS, idx)) {
+      p->seen[p->seen_next] = idx + 1;
+      p->seen_next = (p->seen_next + 1) % CACHE_SEEN_SLOTS;
+      return CACHE_PAGES_DROP;
+    }
+    old = make_resident_locked (p, idx);
+  }
+  drop_old (p, old, idx);
+  return CACHE_PAGES_LOAD;
+}
+
+void
+cache_pages_keep (struct cache_pages *p, uint64_t idx)
+{
+  uint64_t old;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&p->lock);
+    if (slot_find (p->resident, p->cap, idx))
+      return;
+    old = make_resident_locked (p, idx);
+  }
+  drop_old (p, old, idx);
+}
