@@ -4,7 +4,7 @@
   report.py pipeline ROWS --n N --jobs J --reads R --index-bytes B
             --image-bytes B --command CMD [--note TEXT] [--doc FILE]
       ROWS holds one JSON object per way (tests/bench/pipeline/bench
-      writes them with results.py add): way (a, b, c, kK), label, nodes,
+      writes them with results.py add): way (a, b, c, h, l, kK), label, nodes,
       total_s, mount_s, peak_bytes, the origin's counts (gets,
       origin_bytes, manifest_bytes, ...) and times,
       "start,ready,first,end;..." for each task.  Markers in FILE:
@@ -66,7 +66,7 @@ def render(rows, a):
         md.append("| " + " | ".join([
             "(%s) %s" % (r["way"], r["label"]),
             "%.1f s" % run_s(r),
-            "%.1f s" % r["mount_s"] if r["way"] != "a" else "-",
+            "%.1f s" % r["mount_s"] if r["way"] not in ("a", "l") else "-",
             "%.2f / %.2f s" % (percentile(lat, 50), percentile(lat, 95)),
             "%.2f s" % percentile(copy, 50) if r["way"] == "a" else "-",
             fmt_bytes(r.get("origin_bytes", 0)),
@@ -96,6 +96,13 @@ def render(rows, a):
         md.append("- %s (c) 0 bytes from S3: %s (%s of image chunks, %s of manifest, %d GETs)" % (
             verdict(c.get("origin_bytes", 0) == 0), fmt_bytes(c.get("origin_bytes", 0)),
             fmt_bytes(chunks), fmt_bytes(c.get("manifest_bytes", 0)), c.get("gets", 0)))
+    floor = by.get("l")
+    if floor and base:
+        md.append("- INFO: the floor, (l) the index already on local disk (nothing fetched or "
+                  "copied): pipeline %.1f s, %.2fx (a); (b) takes %.2fx (l), (c) %s" % (
+                      run_s(floor), run_s(floor) / run_s(base),
+                      run_s(b) / run_s(floor) if b else float("nan"),
+                      "%.2fx (l)" % (run_s(c) / run_s(floor)) if c else "not run"))
     h = by.get("h")
     if b and h:
         lb = [first - start for start, _, first, _ in task_times(b)]
