@@ -72,7 +72,9 @@ NBDKIT_DLL_PUBLIC int accel_debug_readahead = 0;
  * connections, are that close; random reads that land within "near" by
  * chance are not, and would otherwise make streams of nothing (and
  * fetch chunks nobody reads: a node's restart that should take nothing
- * from the origin took a chunk in 4 of 10 random-read runs).
+ * from the origin took a chunk in 4 of 10 random-read runs).  Random
+ * reads dense enough to go over most of a region still start a stream
+ * there after a while, as a directory read in hash order must.
  */
 #define CLOSE_READS 8
 

@@ -337,7 +337,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
   pthread_mutex_init (&ci->flush_lock, NULL);
   pthread_mutex_init (&ci->verify_lock, NULL);
   pthread_cond_init (&ci->verify_done, NULL);
-  cache_pages_init (&ci->pages, -1, chunk_size);
+  cache_pages_init (&ci->pages, chunk_size);
 
   ci->identity = strdup (identity);
   ci->local = calloc (ci->nr_chunks, sizeof *ci->local);

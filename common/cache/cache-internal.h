@@ -304,7 +304,7 @@ void cache_no_readahead (int fd);
  * keeps in the page cache for the reads that follow (a ring of at most
  * CACHE_RESIDENT_BYTES), and the chunks read once lately.
  */
-void cache_pages_init (struct cache_pages *p, int fd, uint32_t chunk_size);
+void cache_pages_init (struct cache_pages *p, uint32_t chunk_size);
 void cache_pages_destroy (struct cache_pages *p);
 
 /* cache-pages.c: what to do with the pages of a read of chunk idx that is

@@ -47,13 +47,13 @@ cache_no_readahead (int fd)
 }
 
 void
-cache_pages_init (struct cache_pages *p, int fd, uint32_t chunk_size)
+cache_pages_init (struct cache_pages *p, uint32_t chunk_size)
 {
   uint64_t n = CACHE_RESIDENT_BYTES / chunk_size;
 
   memset (p, 0, sizeof *p);
   pthread_mutex_init (&p->lock, NULL);
-  p->fd = fd;
+  p->fd = -1; /* set once the data file is open */
   p->chunk_size = chunk_size;
   if (n < 2)
     n = 2; /* NB: one chunk would be dropped by the next reader's */

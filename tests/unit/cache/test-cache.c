@@ -1610,7 +1610,7 @@ test_pages (const char *tmp)
   uint64_t i;
 
   (void) tmp;
-  cache_pages_init (&p, -1, 1024 * 1024);
+  cache_pages_init (&p, 1024 * 1024);
   CHECK (p.cap == 16);
   CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_DROP);
   CHECK (cache_pages_note_read (&p, 6) == CACHE_PAGES_DROP);
@@ -1629,14 +1629,14 @@ test_pages (const char *tmp)
   cache_pages_destroy (&p);
 
   /* Chunk 0 is a chunk like any other (slots hold index + 1). */
-  cache_pages_init (&p, -1, 1024 * 1024);
+  cache_pages_init (&p, 1024 * 1024);
   CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_DROP);
   CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_LOAD);
   CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_KEEP);
   cache_pages_destroy (&p);
 
   /* Large chunks: two at least. */
-  cache_pages_init (&p, -1, 64 * 1024 * 1024);
+  cache_pages_init (&p, 64 * 1024 * 1024);
   CHECK (p.cap == 2);
   cache_pages_keep (&p, 1);
   cache_pages_keep (&p, 2);
