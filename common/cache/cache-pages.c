@@ -6,8 +6,10 @@
  * at once makes each read of a chunk a disk read of its own: a reader
  * of small files, or the kernel's 128 KiB readahead over a 1 MiB chunk,
  * sends many reads to one chunk, and in a VM every disk request costs
- * an exit and an interrupt (15 s of CPU per GiB of small files read
- * warm, against 0.7 for large reads).
+ * an exit and an interrupt (reading 20,000 small files warm, nbdkit's
+ * CPU per GiB: 15 s without the ring below, 9.4 with it, in runs that
+ * also wrote a debug line per request; 6.5 without those, where the
+ * same requests cost nbdkit 6.6 with no plugin work at all).
  *
  * So a chunk read more than once in a short while is brought in whole,
  * with one request, and kept for the reads that follow: a small ring
