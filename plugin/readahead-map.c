@@ -381,3 +381,103 @@ readahead_map_ranges (const struct readahead_map *map, uint64_t from,
     cut_run (&r, piece, out, &n, room, reached);
   return n;
 }
+
+/* A file's last block is its own, though its bytes end before the
+ * block does: extents' ends are taken up to this multiple in the image
+ * when telling file data from metadata (4 KiB: ext4's usual block and
+ * the page size; in a file system of smaller blocks, up to 3 KiB of
+ * metadata after a file's end looks like file data, which costs that
+ * metadata readahead, nothing else).
+ */
+#define FILE_BLOCK 4096
+
+static uint64_t
+block_end (const struct readahead_extent *e)
+{
+  uint64_t end = e->image_offset + e->length;
+
+  return end % FILE_BLOCK ? end + FILE_BLOCK - end % FILE_BLOCK : end;
+}
+
+/* The first extent in by_image order whose block_end is after image
+ * offset (by_image's extents do not overlap, so those ends rise).
+ */
+static size_t
+find_block_end_after (const struct readahead_map *map, uint64_t offset)
+{
+  size_t lo = 0, hi = map->nr_by_image;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (block_end (&map->ext[map->by_image[mid]]) <= offset)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* True if [c, end) holds only file blocks; k is the first extent
+ * (by_image) that may reach it, moved on as c rises.
+ */
+static bool
+only_files (const struct readahead_map *map, size_t *k, uint64_t c,
+            uint64_t end)
+{
+  uint64_t covered = c; /* [c, covered) is file blocks, so far */
+  size_t j;
+
+  while (*k < map->nr_by_image && block_end (&map->ext[map->by_image[*k]]) <= c)
+    (*k)++;
+  for (j = *k; j < map->nr_by_image && covered < end; j++) {
+    const struct readahead_extent *e = &map->ext[map->by_image[j]];
+
+    if (e->image_offset > covered)
+      return false; /* a gap: not a file's */
+    if (block_end (e) > covered)
+      covered = block_end (e);
+  }
+  return covered >= end;
+}
+
+size_t
+readahead_map_meta_ranges (const struct readahead_map *map, uint64_t from,
+                           uint64_t until, uint32_t chunk_size,
+                           uint64_t image_size, uint64_t piece,
+                           struct readahead_request *out, size_t room,
+                           uint64_t *reached)
+{
+  uint64_t c, run = 0; /* the run of chunks kept: [run, c) */
+  bool in_run = false;
+  size_t k, n = 0;
+
+  from -= from % chunk_size;
+  if (until > image_size)
+    until = image_size;
+  *reached = from;
+  k = find_block_end_after (map, from);
+  for (c = from; c < until; c += chunk_size) {
+    uint64_t end = c + chunk_size < image_size ? c + chunk_size : image_size;
+
+    if (!only_files (map, &k, c, end)) {
+      if (!in_run)
+        run = c;
+      in_run = true;
+      continue;
+    }
+    if (in_run && !cut (&run, c, piece, out, &n, room)) {
+      *reached = run;
+      return n;
+    }
+    in_run = false;
+    *reached = end;
+  }
+  if (in_run &&
+      !cut (&run, c < image_size ? c : image_size, piece, out, &n, room)) {
+    *reached = run;
+    return n;
+  }
+  *reached = until;
+  return n;
+}

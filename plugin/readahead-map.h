@@ -70,4 +70,17 @@ readahead_map_ranges (const struct readahead_map *map, uint64_t from,
                       uint64_t piece, struct readahead_request *out,
                       size_t room, uint64_t *reached);
 
+/* The image's [from, until) less the chunks that hold only file data,
+ * as requests in out (at most room): runs of chunks that hold some
+ * bytes outside every file (metadata: inode tables, directories,
+ * extent blocks), cut into chunk-aligned pieces of at most piece
+ * bytes.  Returns how many; *reached is the image offset they cover
+ * up to (until, unless room ran out).
+ */
+size_t readahead_map_meta_ranges (const struct readahead_map *map,
+                                  uint64_t from, uint64_t until,
+                                  uint32_t chunk_size, uint64_t image_size,
+                                  uint64_t piece, struct readahead_request *out,
+                                  size_t room, uint64_t *reached);
+
 #endif /* ACCEL_READAHEAD_MAP_H */

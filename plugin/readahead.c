@@ -30,9 +30,17 @@
  *    continued by reads of earlier files, so that probes (blkid reads
  *    4 KiB at 32 KiB, 64 KiB, ... 4 MiB) and reads of other files
  *    nearby are not taken for a reader going through a file;
- *  - reads outside every file (metadata) start no readahead: a mount's
- *    metadata reads are few and scattered, and readahead from them ran
- *    into file data nobody read (the aligner's 1.18x origin bytes).
+ *  - reads outside every file (metadata) are streams of their own, in
+ *    image offsets (readahead_detect_meta): metadata read in order, as
+ *    `find` or `du` go through an inode table, is read ahead, but only
+ *    the chunks that hold something besides file data, so that the
+ *    window never runs into files nobody may read (readahead from
+ *    metadata into file data gave the aligner 1.18x origin bytes), and
+ *    with a window that grows from one chunk as the stream goes on, so
+ *    that a mount's probes fetch little.  Replaying the bench's cold
+ *    `find | xargs cksum` of 20,000 small files through the detector:
+ *    the reads wait on 54 chunks without it, all metadata, 31 with it,
+ *    and nothing is fetched that is not read.
  *
  * accel_pread notes each read before it serves it, so those GETs start
  * along with the read's own.  Worker threads (8 by default) take the
@@ -95,6 +103,7 @@ static struct readahead_request queue[QUEUE_LEN];
 static size_t q_head, q_len;
 static bool quit;
 static struct readahead_streams streams; /* image offsets, or the walk's */
+static struct readahead_streams meta_streams; /* reads outside files */
 
 /* Set by readahead_start before the workers start. */
 static struct image *image;
@@ -163,22 +172,41 @@ piece_size (const struct readahead_geometry *g)
   return piece < g->chunk_size ? g->chunk_size : piece;
 }
 
-size_t
-readahead_detect (struct readahead_streams *s,
-                  const struct readahead_geometry *g, uint64_t offset,
-                  uint32_t count, struct readahead_request *out, size_t room)
+/* readahead_detect, and readahead_detect_meta with map: the window in
+ * image offsets beyond the stream's furthest end, without map in
+ * pieces of all of it, with map in pieces of the chunks that hold
+ * something outside files.  With map, a stream goes on only with reads
+ * close ahead of it, and its window starts at one chunk and doubles
+ * with each close read after the third, up to readahead=: a mount's
+ * probes (blkid reads 4 KiB at 0, 4 KiB, 8 KiB, then 32 KiB, 64 KiB,
+ * ... 4 MiB) make a stream of a few close reads, and would otherwise
+ * fetch a whole window of metadata (in a test image, that window held
+ * chunks shared with other files' data); a scan of an inode table
+ * makes hundreds.
+ */
+static size_t
+detect_image (struct readahead_streams *s, const struct readahead_geometry *g,
+              const struct readahead_map *map, uint64_t offset, uint32_t count,
+              struct readahead_request *out, size_t room)
 {
-  uint64_t end, from, until, piece, prev_end;
+  uint64_t end, from, until, piece, prev_end, reached, win = g->window;
   struct readahead_stream *st;
   size_t n = 0;
 
-  st = note_stream (s, g, offset, offset + count, 0, 0, &prev_end);
+  st = note_stream (s, g, offset, offset + count,
+                    map ? CLOSE_READS * (uint64_t) count : 0, 0, &prev_end);
   if (st->streak <= STREAK)
     return 0;
 
   end = st->next_offset;
+  if (map) {
+    unsigned doublings = st->streak - STREAK - 1;
+
+    if (doublings < 32 && ((uint64_t) g->chunk_size << doublings) < win)
+      win = (uint64_t) g->chunk_size << doublings;
+  }
   from = end > st->queued_until ? end : st->queued_until;
-  until = end + g->window;
+  until = end + win;
   if (until > g->image_size)
     until = g->image_size;
   /* Ask in chunk-aligned pieces, a quarter of a window at least at a
@@ -187,10 +215,16 @@ readahead_detect (struct readahead_streams *s,
    * of what it serves in all.
    */
   from -= from % g->chunk_size;
-  if (from >= until || until - from < g->window / 4)
+  if (from >= until || until - from < win / 4)
     return 0;
 
   piece = piece_size (g);
+  if (map) {
+    n = readahead_map_meta_ranges (map, from, until, g->chunk_size,
+                                   g->image_size, piece, out, room, &reached);
+    st->queued_until = reached;
+    return n;
+  }
   while (from < until && n < room) {
     uint64_t len = until - from;
 
@@ -201,6 +235,24 @@ readahead_detect (struct readahead_streams *s,
   }
   st->queued_until = from;
   return n;
+}
+
+size_t
+readahead_detect (struct readahead_streams *s,
+                  const struct readahead_geometry *g, uint64_t offset,
+                  uint32_t count, struct readahead_request *out, size_t room)
+{
+  return detect_image (s, g, NULL, offset, count, out, room);
+}
+
+size_t
+readahead_detect_meta (struct readahead_streams *s,
+                       const struct readahead_geometry *g,
+                       const struct readahead_map *map, uint64_t offset,
+                       uint32_t count, struct readahead_request *out,
+                       size_t room)
+{
+  return detect_image (s, g, map, offset, count, out, room);
 }
 
 size_t
@@ -349,10 +401,13 @@ readahead_note_read (uint64_t offset, uint32_t count)
   if (file_map == NULL)
     n = readahead_detect (&streams, &g, offset, count, reqs, QUEUE_LEN - q_len);
   else {
-    bool in_file; /* (reads outside files start no readahead) */
+    bool in_file;
 
     n = readahead_detect_walk (&streams, &g, file_map, offset, count, reqs,
                                QUEUE_LEN - q_len, &in_file);
+    if (!in_file)
+      n = readahead_detect_meta (&meta_streams, &g, file_map, offset, count,
+                                 reqs, QUEUE_LEN - q_len);
   }
   for (i = 0; i < n; i++) {
     if (accel_debug_readahead)

@@ -75,6 +75,21 @@ size_t readahead_detect_walk (struct readahead_streams *s,
                               uint32_t count, struct readahead_request *out,
                               size_t room, bool *in_file);
 
+/* A read outside every file of map (readahead_detect_walk's !in_file):
+ * noted in s, streams of such reads in image offsets, and what to
+ * fetch ahead of its stream as readahead_detect says, less the chunks
+ * that hold only file data (readahead_map_meta_ranges): a file
+ * system's metadata read in order (inode tables as `find` stats file
+ * after file, directory blocks) is read ahead, and its window does not
+ * run into file data nobody may read.  s holds image offsets, apart
+ * from readahead_detect_walk's streams.
+ */
+size_t readahead_detect_meta (struct readahead_streams *s,
+                              const struct readahead_geometry *g,
+                              const struct readahead_map *map, uint64_t offset,
+                              uint32_t count, struct readahead_request *out,
+                              size_t room);
+
 /* Start `threads` workers (from .after_fork, at most 16) that keep
  * `window` bytes ahead of each sequential stream; window 0 or threads
  * 0: no readahead.  With img's manifest, its file map is loaded first

@@ -558,6 +558,91 @@ test_walk_nothing (const struct readahead_map *map)
   CHECK (s.slot[0].streak == 1 && !s.slot[0].walk);
 }
 
+/* Metadata read in order (an inode table as `find` stats file after
+ * file): from the third close read, a window beyond it in image
+ * offsets that starts at a chunk and doubles with each close read, of
+ * the chunks that hold something outside files only; a mount's probes
+ * and random metadata reads ask little or nothing.
+ */
+static void
+test_meta (const struct readahead_map *map)
+{
+  static const struct readahead_geometry g = { .window = 32 * MiB,
+                                               .chunk_size = MiB,
+                                               .image_size = 64 * MiB };
+  struct readahead_streams s = { 0 };
+  uint64_t reached, asked = 0;
+  unsigned i;
+  size_t n;
+
+  CHECK (readahead_detect_meta (&s, &g, map, 12 * MiB, 4 * KiB, out, ROOM) ==
+         0);
+  CHECK (readahead_detect_meta (&s, &g, map, 12 * MiB + 4 * KiB, 4 * KiB, out,
+                                ROOM) == 0);
+  n = readahead_detect_meta (&s, &g, map, 12 * MiB + 8 * KiB, 4 * KiB, out,
+                             ROOM);
+  CHECK (chunks_asked (n) == CHUNKS (12, 13)); /* a chunk beyond 12 MiB+12K */
+  for (i = 3; i < 12; i++) {
+    n = readahead_detect_meta (&s, &g, map, 12 * MiB + i * 4 * KiB, 4 * KiB,
+                               out, ROOM);
+    asked |= chunks_asked (n);
+  }
+  /* The window doubled to 32 MiB: up to 44 MiB + 48 KiB, but not
+   * /probe (16-23), the small files (32-33) nor /big (40-55).
+   */
+  CHECK (asked == (CHUNKS (13, 15) | CHUNKS (24, 31) | CHUNKS (34, 39)));
+
+  /* A mount's probes where no file is (56-63 MiB): 4 KiB at 0, 4 KiB,
+   * 8 KiB, 32 KiB, 64 KiB, 128 KiB, ... 4 MiB.  The first five are
+   * close (within 8 reads' length of each other): one chunk asked,
+   * then two, then four; from 128 KiB on each read is a stream of its
+   * own, and nothing more is asked.
+   */
+  memset (&s, 0, sizeof s);
+  asked = 0;
+  for (i = 0; i < 3; i++)
+    asked |= chunks_asked (readahead_detect_meta (
+        &s, &g, map, 56 * MiB + i * 4 * KiB, 4 * KiB, out, ROOM));
+  for (i = 32; i <= 4096; i *= 2)
+    asked |= chunks_asked (readahead_detect_meta (
+        &s, &g, map, 56 * MiB + i * KiB, 4 * KiB, out, ROOM));
+  CHECK (asked == CHUNKS (56, 60));
+
+  /* Metadata reads far apart: no stream. */
+  memset (&s, 0, sizeof s);
+  for (i = 0; i < 8; i++)
+    CHECK (readahead_detect_meta (&s, &g, map,
+                                  (12 + (i * 5) % 4) * MiB + i * 64 * KiB,
+                                  4 * KiB, out, ROOM) == 0);
+
+  /* Chunks of 4 MiB: chunk 8 (32-35 MiB) holds the small files and
+   * metadata, so it is asked; the runs are cut into 8 MiB pieces.
+   */
+  n = readahead_map_meta_ranges (map, 0, 64 * MiB, 4 * MiB, 64 * MiB, 8 * MiB,
+                                 out, ROOM, &reached);
+  CHECK (n == 4 && reached == 64 * MiB);
+  CHECK (out[0].offset == 12 * MiB && out[0].count == 4 * MiB);
+  CHECK (out[1].offset == 24 * MiB && out[1].count == 8 * MiB);
+  CHECK (out[2].offset == 32 * MiB && out[2].count == 8 * MiB);
+  CHECK (out[3].offset == 56 * MiB && out[3].count == 8 * MiB);
+  /* Out of room part way: reached says where to go on from. */
+  n = readahead_map_meta_ranges (map, 0, 64 * MiB, 4 * MiB, 64 * MiB, 8 * MiB,
+                                 out, 2, &reached);
+  CHECK (n == 2 && reached == 32 * MiB);
+  n = readahead_map_meta_ranges (map, reached, 64 * MiB, 4 * MiB, 64 * MiB,
+                                 8 * MiB, out, ROOM, &reached);
+  CHECK (n == 2 && out[0].offset == 32 * MiB && out[1].offset == 56 * MiB);
+  /* The image's end cuts the last chunk; a range of file data alone
+   * asks nothing.
+   */
+  n = readahead_map_meta_ranges (map, 60 * MiB, 64 * MiB, MiB, 62 * MiB + 5,
+                                 8 * MiB, out, ROOM, &reached);
+  CHECK (n == 1 && out[0].offset == 60 * MiB && out[0].count == 2 * MiB + 5);
+  CHECK (readahead_map_meta_ranges (map, 40 * MiB, 56 * MiB, MiB, 64 * MiB,
+                                    8 * MiB, out, ROOM, &reached) == 0);
+  CHECK (reached == 56 * MiB);
+}
+
 /* Less room than pieces: the rest is asked for by the next read. */
 static void
 test_walk_room (const struct readahead_map *map)
@@ -596,6 +681,7 @@ main (void)
   test_walk_files (map);
   test_walk_nothing (map);
   test_walk_room (map);
+  test_meta (map);
   readahead_map_free (map);
   EXPECT_ERRORS (0);
   return test_summary ("plugin-readahead");
