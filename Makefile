@@ -138,16 +138,17 @@ FUZZ_REPLAY_BINS := $(FUZZ_NAMES:%=tests/fuzz/replay-%)
 HEADERS := $(wildcard common/*/*.h common/*/*/*.h plugin/*.h indexer/*.h \
   tools/*/*.h tests/unit/*.h)
 FUZZ_HEADERS := $(wildcard tests/fuzz/*.h)
+BENCH_BINS := tests/bench/readahead-replay
 
 FORMAT_FILES = $(wildcard common/*/*.[ch] common/*/*/*.[ch] plugin/*.[ch] \
   indexer/*.[ch] tools/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] \
-  tests/helpers/*.[ch] tests/fuzz/*.[ch])
+  tests/helpers/*.[ch] tests/fuzz/*.[ch] tests/bench/*.[ch])
 
 .PHONY: all bench bench-pipeline bench-reader bench-versions check check-deps check-fleet check-tsan check-valgrind demo fuzz \
   install clean format format-check print-libs FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
-  $(FUZZ_REPLAY_BINS) $(if $(SANITIZE),$(SANITIZER_PRELOAD))
+  $(FUZZ_REPLAY_BINS) $(BENCH_BINS) $(if $(SANITIZE),$(SANITIZER_PRELOAD))
 
 $(BUILD_FLAGS): FORCE
 	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_FLAGS_NOW)' ] || \
@@ -213,6 +214,13 @@ $(PLUGIN_TEST_LIB): $(filter-out plugin/accel.o,$(PLUGIN_OBJS))
 tests/unit/plugin/test-%: tests/unit/plugin/test-%.c $(PLUGIN_TEST_LIB) \
   $(PLUGIN_LIBS) $(HEADERS) $(BUILD_FLAGS)
 	$(CC) $(LIB_INCLUDES) -Iplugin -Itests/unit $(ALL_CFLAGS) -o $@ $< \
+	  $(PLUGIN_TEST_LIB) $(PLUGIN_LIBS) $(ALL_LDFLAGS) $(PKG_LIBS)
+
+# make bench's replay of a workload's reads through the readahead
+# detector (BENCH_BINS) links the plugin's modules as its unit tests do.
+tests/bench/readahead-replay: tests/bench/readahead-replay.c \
+  $(PLUGIN_TEST_LIB) $(PLUGIN_LIBS) $(HEADERS) $(BUILD_FLAGS)
+	$(CC) $(LIB_INCLUDES) -Iplugin $(ALL_CFLAGS) -o $@ $< \
 	  $(PLUGIN_TEST_LIB) $(PLUGIN_LIBS) $(ALL_LDFLAGS) $(PKG_LIBS)
 
 tests/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(ALL_LIBS) \
@@ -347,5 +355,5 @@ clean:
 	  $(BUILD_FLAGS) \
 	  $(PLUGIN) $(INDEXER) $(TOOLS) \
 	  $(UNIT_BINS) $(TEST_HELPER_BINS) $(SANITIZER_PRELOAD) \
-	  $(FUZZ_REPLAY_BINS)
+	  $(FUZZ_REPLAY_BINS) $(BENCH_BINS)
 	rm -rf $(FUZZ_DIR)

@@ -37,10 +37,11 @@
  *    window never runs into files nobody may read (readahead from
  *    metadata into file data gave the aligner 1.18x origin bytes), and
  *    with a window that grows from one chunk as the stream goes on, so
- *    that a mount's probes fetch little.  Replaying the bench's cold
- *    `find | xargs cksum` of 20,000 small files through the detector:
- *    the reads wait on 54 chunks without it, all metadata, 31 with it,
- *    and nothing is fetched that is not read.
+ *    that a mount's probes fetch little.  The bench's `find | xargs
+ *    cksum` of 20,000 small files, its reads replayed through the
+ *    detector (tests/bench/readahead-replay): 52 of them wait on a
+ *    chunk not asked for first without it, all outside files, 29 with
+ *    it, and no chunk is asked that is not read.
  *
  * accel_pread notes each read before it serves it, so those GETs start
  * along with the read's own.  Worker threads (8 by default) take the

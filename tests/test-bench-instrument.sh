@@ -3,7 +3,8 @@
 # S3-like origin really delays the first byte by ~20 ms and sends ~100 MB/s
 # per connection, serves ranges and ETags the plugin accepts, and logs
 # every request; count.py counts a phase's GETs and bytes from that log
-# and the chunks an NBD client touched from nbdkit's log filter; and
+# and the chunks an NBD client touched from nbdkit's log filter;
+# readahead-replay puts those reads through the readahead detector; and
 # results.py turns rows into a table and judges the targets both ways.
 . "$(dirname "$0")/lib/functions.sh"
 requires nginx; requires nbdkit; requires curl
@@ -88,6 +89,28 @@ echo "touched: $words"
 # Chunks 0, 4 and 19 (chunk 3 is zero too); 3 MiB.
 [ "$words" = "nbd_reads=4 nbd_read_bytes=5131 touched_chunks=3 touched=3145728" ] ||
   fail "touched: $words"
+
+# 4b. The same reads through the readahead detector (readahead-replay):
+# far apart, so no stream, and each waits on its chunk but the one in
+# a zero chunk.  Then three reads in a row (4, 5 and 6 MiB): the third
+# asks the rest of the image (a raw image has no file map), chunks 7-19
+# that no read touches.
+replay="$top/tests/bench/readahead-replay"
+words=$("$replay" "$tmp/root/bench/disk.img.manifest" "$tmp/t.trace") ||
+  fail "readahead-replay"
+[ "$words" = "ra_reads=4 ra_waits=3 ra_meta_waits=0 ra_unread_chunks=0" ] ||
+  fail "readahead-replay: $words"
+for mib in 4 5 6; do
+  printf 'connection=1 Read id=%d offset=0x%x count=0x100000\n' "$mib" $((mib << 20))
+done > "$tmp/seq.trace"
+words=$("$replay" "$tmp/root/bench/disk.img.manifest" "$tmp/seq.trace") ||
+  fail "readahead-replay"
+[ "$words" = "ra_reads=3 ra_waits=3 ra_meta_waits=0 ra_unread_chunks=13" ] ||
+  fail "readahead-replay, sequential: $words"
+"$replay" "$tmp/root/bench/disk.img.manifest" "$tmp/seq.trace" 0 2> "$tmp/err" &&
+  fail "readahead-replay took a window of 0"
+grep -q "bad window" "$tmp/err" || fail "readahead-replay: $(cat "$tmp/err")"
+echo "readahead-replay: far reads wait each, a stream asks ahead"
 
 # 5. The report: a table row per result, and each target judged from its
 # figures (one met, one not).

@@ -236,6 +236,10 @@ trace_pass () {
   [ "$w_check" = ok ] || die "$w through nbdkit file: wrong data: $w_check"
   touched_words=$("$python" "$bench_dir/count.py" touched "$trace" 0 \
     "$(stat -c %s "$trace")" "$manifest") || die "count.py touched failed"
+  # The same reads through accel's readahead detector: how many would
+  # wait on a chunk not asked for first (readahead-replay.c).
+  touched_words+=" $("$bench_dir/readahead-replay" "$manifest" "$trace")" ||
+    die "readahead-replay failed"
 }
 
 # ---- workloads -----------------------------------------------------------

@@ -23,8 +23,11 @@ image bytes over it), restarts, restarts_nonzero and restarts_max_bytes
 others took bytes, the most), rss_kib (nbdkit's peak RSS in the phase),
 cpu_s and cpu_runs (nbdkit's user+sys seconds over the row's runs, and
 how many), cache_page_mib (page cache held by accel's cache files after
-the row), check (ok, or what was wrong with the data read), timeout (1
-if cut), and note.
+the row), ra_reads, ra_waits, ra_meta_waits and ra_unread_chunks (the
+workload's traced reads replayed through accel's readahead detector by
+readahead-replay: reads that would wait on a chunk not asked for first,
+those outside files, chunks asked and never read), check (ok, or what
+was wrong with the data read), timeout (1 if cut), and note.
 
 CPU per GiB (issue 14): a cold row's CPU over the image bytes it
 fetched; a warm or restart row's, per run, over the bytes of the chunks
@@ -359,6 +362,10 @@ def diagnostics(rows):
             line += "; origin busy %.2f s of the row's %.2f s" % (r["busy_s"], float(r["seconds"]))
         if r.get("nbd_reads"):
             line += "; the client's reads: %d, %s" % (r["nbd_reads"], fmt_bytes(r.get("nbd_read_bytes")))
+        if r["system"] == "accel" and r.get("ra_reads"):
+            line += ("; replayed through the readahead detector, %d of them wait on a chunk "
+                     "not asked for first (%d outside files), %d chunks asked and never read") % (
+                r["ra_waits"], r.get("ra_meta_waits", 0), r.get("ra_unread_chunks", 0))
         out.append(line)
     return out
 
