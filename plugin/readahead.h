@@ -76,13 +76,15 @@ size_t readahead_detect_walk (struct readahead_streams *s,
                               size_t room, bool *in_file);
 
 /* A read outside every file of map (readahead_detect_walk's !in_file):
- * noted in s, streams of such reads in image offsets, and what to
- * fetch ahead of its stream as readahead_detect says, less the chunks
- * that hold only file data (readahead_map_meta_ranges): a file
- * system's metadata read in order (inode tables as `find` stats file
- * after file, directory blocks) is read ahead, and its window does not
- * run into file data nobody may read.  s holds image offsets, apart
- * from readahead_detect_walk's streams.
+ * noted in s, streams of such reads in image offsets, each read close
+ * ahead of the one before (CLOSE_READS); from the third, the window
+ * beyond the stream, one chunk at first and doubling with each read up
+ * to readahead=, less the chunks that hold only file data
+ * (readahead_map_meta_ranges).  So a file system's metadata read in
+ * order (inode tables as `find` stats file after file) is read ahead,
+ * a mount's few probes fetch little, and the window never runs into
+ * file data nobody may read.  s holds image offsets, apart from
+ * readahead_detect_walk's streams.
  */
 size_t readahead_detect_meta (struct readahead_streams *s,
                               const struct readahead_geometry *g,
