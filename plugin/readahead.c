@@ -103,8 +103,7 @@ static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
 static struct readahead_request queue[QUEUE_LEN];
 static size_t q_head, q_len;
 static bool quit;
-static struct readahead_streams streams; /* image offsets, or the walk's */
-static struct readahead_streams meta_streams; /* reads outside files */
+static struct readahead_state state;
 
 /* Set by readahead_start before the workers start. */
 static struct image *image;
@@ -317,6 +316,25 @@ readahead_detect_walk (struct readahead_streams *s,
   return n;
 }
 
+size_t
+readahead_detect_read (struct readahead_state *s,
+                       const struct readahead_geometry *g,
+                       const struct readahead_map *map, uint64_t offset,
+                       uint32_t count, struct readahead_request *out,
+                       size_t room, bool *in_file)
+{
+  size_t n;
+
+  *in_file = true;
+  if (map == NULL)
+    return readahead_detect (&s->streams, g, offset, count, out, room);
+  n = readahead_detect_walk (&s->streams, g, map, offset, count, out, room,
+                             in_file);
+  if (!*in_file)
+    n = readahead_detect_meta (&s->meta, g, map, offset, count, out, room);
+  return n;
+}
+
 /* A worker: fetch queued pieces into the cache until quit. */
 static void *
 worker_main (void *arg)
@@ -391,6 +409,7 @@ readahead_note_read (uint64_t offset, uint32_t count)
 {
   struct readahead_request reqs[QUEUE_LEN];
   struct readahead_geometry g;
+  bool in_file;
   size_t n, i;
 
   if (nr_workers == 0 || image == NULL)
@@ -399,17 +418,8 @@ readahead_note_read (uint64_t offset, uint32_t count)
                                    .chunk_size = image->chunk_size,
                                    .image_size = image->size };
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
-  if (file_map == NULL)
-    n = readahead_detect (&streams, &g, offset, count, reqs, QUEUE_LEN - q_len);
-  else {
-    bool in_file;
-
-    n = readahead_detect_walk (&streams, &g, file_map, offset, count, reqs,
-                               QUEUE_LEN - q_len, &in_file);
-    if (!in_file)
-      n = readahead_detect_meta (&meta_streams, &g, file_map, offset, count,
-                                 reqs, QUEUE_LEN - q_len);
-  }
+  n = readahead_detect_read (&state, &g, file_map, offset, count, reqs,
+                             QUEUE_LEN - q_len, &in_file);
   for (i = 0; i < n; i++) {
     if (accel_debug_readahead)
       report_debug ("readahead: read %" PRIu64 "+%" PRIu32 ": ask %" PRIu64

@@ -92,6 +92,26 @@ size_t readahead_detect_meta (struct readahead_streams *s,
                               uint32_t count, struct readahead_request *out,
                               size_t room);
 
+/* What readahead_detect_read remembers between reads: streams of reads
+ * in files (in image offsets without a file map) and of reads outside
+ * files.  Plain data, all zeros to start.
+ */
+struct readahead_state {
+  struct readahead_streams streams, meta;
+};
+
+/* One read as readahead_note_read notes it: readahead_detect without
+ * map; with map, readahead_detect_walk, or readahead_detect_meta for a
+ * read outside every file (*in_file false then, true otherwise).  For
+ * the plugin and for tests/bench/readahead-replay, which must decide
+ * alike.
+ */
+size_t readahead_detect_read (struct readahead_state *s,
+                              const struct readahead_geometry *g,
+                              const struct readahead_map *map, uint64_t offset,
+                              uint32_t count, struct readahead_request *out,
+                              size_t room, bool *in_file);
+
 /* Start `threads` workers (from .after_fork, at most 16) that keep
  * `window` bytes ahead of each sequential stream; window 0 or threads
  * 0: no readahead.  With img's manifest, its file map is loaded first

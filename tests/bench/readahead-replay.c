@@ -5,9 +5,8 @@
  *   readahead-replay MANIFEST TRACE [WINDOW]
  *
  * Each read of TRACE (the "Read ... offset=0x... count=0x..." lines of
- * --filter=log) is noted as the plugin notes it (readahead_detect_walk
- * along MANIFEST's file map, readahead_detect_meta for reads outside
- * files, or readahead_detect without a file map), with a window of
+ * --filter=log) is noted as the plugin notes it (readahead_detect_read,
+ * along MANIFEST's file map if it has one), with a window of
  * WINDOW bytes (default 32 MiB, the plugin's readahead=).  A read
  * "waits" if one of its chunks was neither asked for by an earlier
  * read's readahead nor read before: on a cold cache that read waits
@@ -60,7 +59,7 @@ parse_read (const char *line, uint64_t *offset, uint64_t *count)
 int
 main (int argc, char *argv[])
 {
-  static struct readahead_streams streams, meta_streams;
+  static struct readahead_state ra;
   struct readahead_request out[ROOM];
   struct readahead_geometry g;
   struct readahead_map *map = NULL;
@@ -102,7 +101,7 @@ main (int argc, char *argv[])
 
   while (getline (&line, &line_len, fp) != -1) {
     uint64_t offset, count, last;
-    bool in_file = true, waited = false;
+    bool in_file, waited = false;
     size_t n, i;
 
     if (!parse_read (line, &offset, &count) || offset >= g.image_size)
@@ -111,15 +110,8 @@ main (int argc, char *argv[])
       count = g.image_size - offset;
     reads++;
     /* Noted before it is served, as accel_pread does. */
-    if (map == NULL)
-      n = readahead_detect (&streams, &g, offset, count, out, ROOM);
-    else {
-      n = readahead_detect_walk (&streams, &g, map, offset, count, out, ROOM,
-                                 &in_file);
-      if (!in_file)
-        n = readahead_detect_meta (&meta_streams, &g, map, offset, count, out,
-                                   ROOM);
-    }
+    n = readahead_detect_read (&ra, &g, map, offset, count, out, ROOM,
+                               &in_file);
     last = (offset + count - 1) / g.chunk_size;
     for (c = offset / g.chunk_size; c <= last; c++) {
       waited |= state[c] == UNTOUCHED && !manifest_chunk_is_zero (m, c);
