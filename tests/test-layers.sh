@@ -34,5 +34,7 @@ grep -q 'plugin/p.c: includes high-internal.h, internal to high' <<<"$out" ||
   fail "an internal header used outside its library was not reported"
 
 # Ours.
-make -s -C "$top" print-libs | python3 "$top/tests/lib/layers.py" ||
+# NB: --no-print-directory: under `make -C DIR check`, MAKEFLAGS carries
+# -w and the sub-make would print "Entering directory" lines here.
+make -s --no-print-directory -C "$top" print-libs | python3 "$top/tests/lib/layers.py" ||
   fail "the libraries are not layers"
