@@ -120,6 +120,8 @@ accel_config (const char *key, const char *value)
 
   if (strcmp (key, "cache-dir") == 0)
     cfg.cache_dir = value;
+  else if (strcmp (key, "cache-key") == 0)
+    cfg.cache_key = value;
   else if (strcmp (key, "cache-size") == 0) {
     r = nbdkit_parse_size (value);
     if (r == -1)
@@ -274,6 +276,10 @@ accel_config_complete (void)
                   cfg.cache_dir);
     return -1;
   }
+  if (cfg.cache_key && cfg.cache_key[0] != '/') {
+    nbdkit_error ("cache-key=%s: must be an absolute path", cfg.cache_key);
+    return -1;
+  }
   if (cfg.chunk_size && request_size < cfg.chunk_size) {
     nbdkit_error ("request-size must be at least chunk-size");
     return -1;
@@ -320,6 +326,8 @@ accel_config_complete (void)
   "metrics-file=PATH     Write Prometheus metrics there (node_exporter).\n"    \
   "metrics-interval=SECS How often to write them (default 5).\n"               \
   "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n"       \
+  "cache-key=FILE        Node key: a restart trusts its own chunks by a tag\n" \
+  "                      (made 0600 if missing; not inside cache-dir).\n"      \
   "cache-size=SIZE       Cap on the bytes the cache dir holds (default: "      \
   "none).\n"                                                                   \
   "chunk-size=SIZE       Default: the manifest's, else 1M.\n"                  \
@@ -429,17 +437,18 @@ accel_cleanup (void)
         "stats: chunk fetches %" PRIu64 ", fetched bytes %" PRIu64
         ", GETs %" PRIu64 ", waits %" PRIu64 ", verify failures %" PRIu64
         ", cache hits %" PRIu64 ", misses %" PRIu64 ", stored %" PRIu64
-        ", not stored %" PRIu64 ", verified %" PRIu64 ", damaged %" PRIu64
-        ", evicted %" PRIu64 ", origin requests %" PRIu64 ", retries %" PRIu64
-        ", errors %" PRIu64 ", origin bytes %" PRIu64
-        ", prefetched chunks %" PRIu64 ", prefetched bytes %" PRIu64
-        ", read hits %" PRIu64 ", read misses %" PRIu64 ", hit bytes %" PRIu64
-        ", miss bytes %" PRIu64 ", dedup chunks %" PRIu64
-        ", dedup bytes %" PRIu64 ", dedup mismatches %" PRIu64
-        ", dedup scans %" PRIu64 ", dedup scan us %" PRIu64
-        ", slowdowns %" PRIu64 ", throttled us %" PRIu64,
+        ", not stored %" PRIu64 ", verified %" PRIu64
+        ", verified by tag %" PRIu64 ", damaged %" PRIu64 ", evicted %" PRIu64
+        ", origin requests %" PRIu64 ", retries %" PRIu64 ", errors %" PRIu64
+        ", origin bytes %" PRIu64 ", prefetched chunks %" PRIu64
+        ", prefetched bytes %" PRIu64 ", read hits %" PRIu64
+        ", read misses %" PRIu64 ", hit bytes %" PRIu64 ", miss bytes %" PRIu64
+        ", dedup chunks %" PRIu64 ", dedup bytes %" PRIu64
+        ", dedup mismatches %" PRIu64 ", dedup scans %" PRIu64
+        ", dedup scan us %" PRIu64 ", slowdowns %" PRIu64
+        ", throttled us %" PRIu64,
         f.chunk_fetches, f.fetch_bytes, f.requests, f.waits, f.verify_failures,
-        c.hits, c.misses, c.stored, c.store_skipped, c.verified,
+        c.hits, c.misses, c.stored, c.store_skipped, c.verified, c.verified_tag,
         c.verify_failed, c.evicted, s.requests, s.retries, s.errors, s.bytes,
         f.prefetch_chunks, f.prefetch_bytes, f.read_hits, f.read_misses,
         f.hit_bytes, f.miss_bytes, d.chunks, d.bytes, d.verify_failed, d.scans,

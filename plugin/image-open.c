@@ -373,8 +373,7 @@ image_open (const struct image_config *cfg)
   if (learn_object (img) == -1)
     goto err;
   /* The cache directory first: the manifest's local copy lives in it. */
-  img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
-  if (img->dir == NULL)
+  if (image_open_cache_dir (img, cfg) == -1)
     goto err;
   share_throttle (img, cfg->cache_dir);
   for (tries = 0;; tries++) {

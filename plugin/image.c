@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cleanup.h"
 #include "image.h"
 #include "report.h"
@@ -78,6 +80,25 @@ image_expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
   if (manifest_chunk_sha256 (img->manifest, idx, sha256) == -1)
     return -1;
   return 1;
+}
+
+int
+image_open_cache_dir (struct image *img, const struct image_config *cfg)
+{
+  unsigned char key[32];
+  int r;
+
+  img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
+  if (img->dir == NULL)
+    return -1;
+  if (cfg->cache_key == NULL)
+    return 0;
+  /* NB: after the directory exists: the key must not be inside it. */
+  r = cache_key_load (cfg->cache_key, cfg->cache_dir, key);
+  if (r == 0)
+    r = cache_dir_set_key (img->dir, key);
+  OPENSSL_cleanse (key, sizeof key);
+  return r;
 }
 
 uint32_t

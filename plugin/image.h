@@ -21,6 +21,7 @@ struct image_config {
   const char *manifest; /* URL, file, "none", or NULL = default */
   const char *manifest_sha256; /* pin: the only manifest accepted */
   const char *cache_dir;
+  const char *cache_key; /* the node key's file, or NULL */
   uint64_t cache_size; /* 0 = no cap */
   uint32_t chunk_size; /* 0 = the manifest's, else 1 MiB */
   bool dedup; /* copy chunks the cache holds for other images */
@@ -71,6 +72,11 @@ image_cache_identity (const char *manifest_sha256, const char *object_identity,
  * hash of a chunk.
  */
 int image_expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32]);
+
+/* Open the cache directory into img->dir, with the node key if
+ * cache-key= names one.  0, or -1 (error reported).
+ */
+int image_open_cache_dir (struct image *img, const struct image_config *cfg);
 
 /* Helper shared with offline.c: a small text file written atomically
  * (temp file, fsync, rename).  0, or -1 (error reported).  The SHA-256

@@ -351,8 +351,7 @@ open_from_record (const struct image_config *cfg, struct image *img,
                                    rec.etag, NULL, rec.size);
   if (identity == NULL)
     return -1;
-  img->dir = cache_dir_open (cfg->cache_dir, cfg->cache_size);
-  if (img->dir == NULL)
+  if (image_open_cache_dir (img, cfg) == -1)
     return -1;
   img->cache = cache_image_open (img->dir, identity, rec.name, img->size,
                                  img->chunk_size, image_expected_hash, img);

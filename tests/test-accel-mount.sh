@@ -24,7 +24,7 @@ make_tmpdir
 mount_tool="$top/tools/sh/accel-mount"
 umount_tool="$top/tools/sh/accel-umount"
 # A private state directory: never the real /run/accel.
-export ACCEL_RUN_DIR="$tmp/run"
+export ACCEL_RUN_DIR="$tmp/run" ACCEL_CACHE_KEY="$tmp/node.key"
 ep="endpoint=$ACCEL_TEST_S3_ENDPOINT"
 # This test is about the fallback: where the nbd driver is there or can
 # be loaded, ask for the fallback (--fuse).
@@ -111,6 +111,12 @@ diff -r "$tmp/src2" "$mnt2" -x lost+found || fail "mount 2 differs from its sour
   fail "both mounts on one device"
 [ "$(leftovers | grep -c '^process')" = 4 ] ||
   fail "expected 2 nbdkit + 2 nbdfuse: $(leftovers)"
+# The node key (ACCEL_CACHE_KEY): made 0600 and given to both nbdkits.
+[ "$(stat -c %a "$tmp/node.key")" = 600 ] || fail "the node key was not made 0600"
+for s in "$ACCEL_RUN_DIR"/*/; do
+  tr '\0' '\n' < "/proc/$(cat "$s/nbdkit.pid")/cmdline" | grep -qx "cache-key=$tmp/node.key" ||
+    fail "the nbdkit of $s was not given cache-key="
+done
 # Read-ahead of one 1 MiB chunk (the manifests' default chunk size).
 for m in "$mnt1" "$mnt2"; do
   [ "$(ra_of "$m")" = 2048 ] || fail "$m: read-ahead $(ra_of "$m") sectors, not 2048"
@@ -218,7 +224,9 @@ diff -r "$tmp/src2" "$mnt2" -x lost+found || fail "mount after recovery differs"
 # 7. A squashfs image (here --name names the state directory), then an
 # erofs one.
 "$mount_tool" "${fuse[@]}" "s3://$bucket/three.sqfs" "$tmp/mnt/three" --name three "$ep" \
-  --cache-dir "$tmp/cache" > "$tmp/three.out" || fail "accel-mount squashfs"
+  --cache-dir "$tmp/cache" cache-key=none > "$tmp/three.out" || fail "accel-mount squashfs"
+tr '\0' '\n' < "/proc/$(cat "$ACCEL_RUN_DIR/three/nbdkit.pid")/cmdline" | grep -q "^cache-key" &&
+  fail "cache-key=none still gave nbdkit a key"
 grep -q '(squashfs, read-only)' "$tmp/three.out" || fail "not mounted as squashfs"
 [ -f "$ACCEL_RUN_DIR/three/state" ] || fail "--name ignored"
 diff -r "$tmp/src1" "$tmp/mnt/three" || fail "squashfs mount differs"

@@ -18,7 +18,7 @@ needs_s3
 make_tmpdir
 start_proxy "$tmp"
 prefetch="$top/tools/accel-prefetch"
-export ACCEL_RUN_DIR="$tmp/run"
+export ACCEL_RUN_DIR="$tmp/run" ACCEL_CACHE_KEY="$tmp/node.key"
 fuse=()
 if [ -d /sys/module/nbd ] ||
    { command -v modprobe > /dev/null && modprobe -n -q nbd 2>/dev/null; }; then

@@ -36,7 +36,7 @@ update="$top/tools/sh/accel-update"
 umount_tool="$top/tools/sh/accel-umount"
 cache_tool="$top/tools/accel-cache"
 # A private state directory: never the real /run/accel.
-export ACCEL_RUN_DIR="$tmp/run"
+export ACCEL_RUN_DIR="$tmp/run" ACCEL_CACHE_KEY="$tmp/node.key"
 
 on_exit force_cleanup
 on_exit "for d in '$ACCEL_RUN_DIR'/*/; do '$umount_tool' --name \"\$(basename \"\$d\")\"; done"

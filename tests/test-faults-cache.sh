@@ -65,6 +65,7 @@ image_dir () {
   [ -d "$d" ] || fail "no single image dir in the cache: $d"
   echo "${d%/}"
 }
+kc_n=0
 # Cache faults injected here (the proxy counts its own), by kind.
 declare -A injected=()
 count_fault () { injected[$1]=$(( ${injected[$1]:-0} + ${2:-1} )); }
@@ -204,6 +205,35 @@ damage_case nmtrunc truncate_some 7 manifest=none
 # Chunk 2 is all zeros: scribbled, it is caught by its recorded hash.
 zeros_some () { scribble "$1" $((2 * MiB + 100)) 100; }
 damage_case nmzero zeros_some 1 manifest=none
+
+echo "== 8. damage at rest with a node key (cache-key=): tags never hide it"
+rm -rf "$tmp/cache"
+key="$tmp/node.key"
+damage_case kscrib scribble_some 4 cache-key="$key"
+damage_case ktrunc truncate_some 7 cache-key="$key"
+# The tags file scribbled on as well as a chunk: that chunk is caught,
+# the others are hashed (their tags no longer fit) and served right.
+scribble_both () {
+  scribble "$1" $((5 * MiB + 10)) 100
+  scribble "$(dirname "$1")/tags" 0 256
+}
+damage_case kboth scribble_both 1 cache-key="$key"
+# Undamaged, a restart with the key trusts all 14 non-zero chunks by
+# their tags; one without the key (or with another) hashes them all.
+for k in "$key" "" "$tmp/other.key"; do
+  n=kc$((++kc_n))
+  serve $n ${k:+cache-key="$k"}
+  seq_check $n
+  stop_nbdkit $n
+  want=0
+  [ "$k" = "$key" ] && want=14
+  echo "restart with key '${k:-none}': verified $(nbdkit_stat $n verified), by tag $(nbdkit_stat $n "verified by tag")"
+  [ "$(nbdkit_stat $n verified)" = 14 ] || fail "$n: not every chunk verified"
+  [ "$(nbdkit_stat $n "verified by tag")" = "$want" ] ||
+    fail "$n: expected $want chunks verified by their tags"
+  [ "$(nbdkit_stat $n damaged)" = 0 ] || fail "$n found damaged chunks"
+done
+[ "$(stat -c %a "$key")" = 600 ] || fail "the node key was not made 0600"
 
 echo "== 8. a scribbled map header: the image's cache is started anew"
 rm -rf "$tmp/cache"

@@ -21,7 +21,7 @@ needs_s3
 make_tmpdir
 mount_tool="$top/tools/sh/accel-mount"
 umount_tool="$top/tools/sh/accel-umount"
-export ACCEL_RUN_DIR="$tmp/run"
+export ACCEL_RUN_DIR="$tmp/run" ACCEL_CACHE_KEY="$tmp/node.key"
 on_exit force_cleanup
 on_exit "for d in '$ACCEL_RUN_DIR'/*/; do '$umount_tool' --name \"\$(basename \"\$d\")\"; done"
 limit_kib=$((64 * 1024))

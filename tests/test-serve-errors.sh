@@ -36,6 +36,33 @@ cat "$tmp/missing.log"
 grep -q "404\|no such\|No such\|NoSuchKey" "$tmp/missing.log" ||
   fail "missing object: unclear error"
 
+# 2a. A node key (cache-key=) others can read, inside the cache, or not
+# a key: refused, saying why; a missing one is made 0600.
+printf '%064d\n' 0 > "$tmp/open.key"; chmod 644 "$tmp/open.key"
+printf 'not a key\n' > "$tmp/bad.key"; chmod 600 "$tmp/bad.key"
+mkdir -p "$tmp/cache"
+for k in "open.key:chmod 600" "cache/in.key:not be inside cache-dir" \
+         "bad.key:not a key" "rel:absolute path"; do
+  f=${k%%:*} want=${k#*:}
+  path="$tmp/$f"
+  [ "$f" = rel ] && path=node.key
+  if start_nbdkit key url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
+       cache-key="$path"; then
+    fail "nbdkit started with cache-key=$path"
+  fi
+  grep -q "cache-key=.*$want" "$tmp/key.log" ||
+    fail "cache-key=$path: no clear error: $(cat "$tmp/key.log")"
+done
+[ -e "$tmp/cache/in.key" ] && fail "a key was made inside the cache"
+start_nbdkit key url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
+  cache-key="$tmp/keys/node.key" && fail "started without the key's directory"
+mkdir -m 700 "$tmp/keys"
+start_nbdkit key url="$url" endpoint="$proxy_url" cache-dir="$tmp/cache" \
+  cache-key="$tmp/keys/node.key" || fail "nbdkit with a new key: $(cat "$tmp/key.log")"
+stop_nbdkit key
+[ "$(stat -c %a "$tmp/keys/node.key")" = 600 ] || fail "the new key is not 0600"
+grep -qxE '[0-9a-f]{64}' "$tmp/keys/node.key" || fail "the new key is not 64 hex digits"
+
 # 2b. manifest-sha256= pins the manifest: the right digest serves, any
 # other is refused before the manifest is even parsed.
 good=$(sha256sum "$tmp/disk.img.manifest" | cut -d' ' -f1)

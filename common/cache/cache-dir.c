@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cache-internal.h"
 #include "cleanup.h"
 #include "clock.h"
@@ -324,6 +326,8 @@ cache_dir_close (struct cache_dir *d)
   if (d->lock_fd >= 0)
     close (d->lock_fd);
   pthread_mutex_destroy (&d->store_lock);
+  OPENSSL_cleanse (d->key, sizeof d->key);
+  EVP_MAC_free (d->tag_mac);
   free (d->path);
   free (d);
 }

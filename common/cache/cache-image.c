@@ -284,6 +284,7 @@ open_files_locked (struct cache_image *ci, const char *description)
     return -1;
   }
   ci->entries = (struct map_entry *) ((char *) ci->map + MAP_HEADER_SIZE);
+  cache_tags_open (ci);
 
   /* The first server of the image describes it and recovers what a
    * crash left unrecorded.
@@ -377,6 +378,7 @@ cache_image_close (struct cache_image *ci)
   if (ci->map)
     cache_flush (ci);
   cache_pages_destroy (&ci->pages);
+  cache_tags_close (ci);
   if (ci->map)
     munmap (ci->map, ci->map_len);
   if (ci->data_fd >= 0)
@@ -413,6 +415,7 @@ cache_image_stats (struct cache_image *ci, struct cache_stats *out)
   out->store_skipped = ci->stats.store_skipped;
   out->verified = ci->stats.verified;
   out->verify_failed = ci->stats.verify_failed;
+  out->verified_tag = ci->stats.verified_tag;
   out->evicted = ci->stats.evicted;
 }
 

@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "cache.h"
 
 #define CACHE_MARKER "accel-cache-v1"
@@ -91,6 +93,14 @@ struct cache_dir {
    */
   time_t store_disabled_until;
   bool warned_full;
+
+  /* The node key (cache_dir_set_key), set before images are opened and
+   * only read after: what chunks' at-rest tags are keyed by
+   * (cache-tags.c).
+   */
+  bool has_key;
+  unsigned char key[32];
+  EVP_MAC *tag_mac; /* Poly1305 */
 };
 
 /* Page cache bytes of a data file one process keeps (cache-pages.c). */
@@ -150,9 +160,16 @@ struct cache_image {
 
   struct cache_pages pages; /* of data_fd */
 
+  /* DIR/images/ID/tags mapped shared (cache-tags.c), CACHE_TAG_SIZE
+   * bytes per chunk, or NULL (no key, or no file); tag_id is the SHA-256
+   * of identity that tags are keyed by.
+   */
+  _Atomic unsigned char *tags;
+  unsigned char tag_id[32];
+
   struct {
     _Atomic uint64_t hits, misses, stored, store_skipped;
-    _Atomic uint64_t verified, verify_failed, evicted;
+    _Atomic uint64_t verified, verified_tag, verify_failed, evicted;
   } stats;
 };
 
@@ -183,6 +200,7 @@ struct cache_victim {
  *   cache-dir.c    the directory, its lock, cap record and usage
  *   cache-view.c   an image's map and data opened by name
  *   cache-evict.c  eviction, the one way chunks leave
+ *   cache-tags.c   at-rest tags of a served image's chunks
  *   cache-io.c     reading and storing chunks of a served image
  *   cache-image.c  opening (and recovering) a served image
  * and, on top, each using any of those: cache-dedup.c, cache-list.c,
@@ -265,6 +283,23 @@ int cache_evict_locked (struct cache_dir *d, uint64_t usage, uint64_t target,
  * short); takes the directory lock.
  */
 int cache_evict_chunk (struct cache_image *ci, uint64_t idx, uint32_t state);
+
+/* cache-tags.c: the tags file of an image opened and closed (opening
+ * leaves ci->tags NULL when there is no key or no file), and one tag
+ * made (begin, EVP_MAC_update, end), recorded and checked.
+ */
+#define CACHE_TAG_SIZE 16
+void cache_tags_open (struct cache_image *ci);
+void cache_tags_close (struct cache_image *ci);
+EVP_MAC_CTX *cache_tag_begin (struct cache_image *ci, uint64_t idx);
+int cache_tag_end (EVP_MAC_CTX *ctx, unsigned char tag[CACHE_TAG_SIZE]);
+void cache_tag_put (struct cache_image *ci, uint64_t idx,
+                    const unsigned char tag[CACHE_TAG_SIZE]);
+bool cache_tag_matches (struct cache_image *ci, uint64_t idx,
+                        const unsigned char tag[CACHE_TAG_SIZE]);
+bool cache_tag_recorded (struct cache_image *ci, uint64_t idx);
+void cache_tag_chunk (struct cache_image *ci, uint64_t idx, const void *data,
+                      uint32_t len);
 
 /* cache-io.c: store chunk idx (len bytes hashing to sha256, which the
  * caller has verified) by following rule 1 of docs/cache-format.md;

@@ -99,47 +99,41 @@ count_read (struct cache_image *ci, bool hit, uint32_t len)
 }
 
 /* First read of a present chunk by this process: read it whole, check
- * its hash, and only then serve from it.  The chunk is read in pieces
- * into a small buffer, hashed as it comes and the part asked for copied
- * out, so that verifying costs no chunk-sized buffer per thread.
+ * it, and only then serve from it.  The chunk is read in pieces into a
+ * small buffer, checked as it comes and the part asked for copied out,
+ * so that verifying costs no chunk-sized buffer per thread.  The check
+ * is the chunk's at-rest tag if it has one that fits (cache-tags.c),
+ * else its hash.
  */
 #define VERIFY_PIECE 32768
 
-static int
-read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
-             uint32_t len, void *buf)
+/* One pass of read_verify over chunk idx (clen bytes), feeding each
+ * piece to md and mac (either may be NULL).  The bytes read (fewer if
+ * the data file is short), or -1 (error reported).
+ */
+static int64_t
+verify_pass (struct cache_image *ci, uint64_t idx, uint32_t clen,
+             uint32_t offset, uint32_t len, void *buf, EVP_MD_CTX *md,
+             EVP_MAC_CTX *mac)
 {
-  struct map_entry *e = &ci->entries[idx];
-  uint32_t clen = chunk_len (ci, idx), done = 0;
   uint64_t base = idx * ci->chunk_size;
   unsigned char piece[VERIFY_PIECE];
-  unsigned char want[32], got[32];
-  EVP_MD_CTX *ctx;
-  ssize_t r = 0;
-  int have;
+  uint32_t done = 0;
+  ssize_t r;
 
-  ctx = EVP_MD_CTX_new ();
-  if (ctx == NULL || !EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL)) {
-    EVP_MD_CTX_free (ctx);
-    report_error ("cache: SHA-256: out of memory");
-    return -1;
-  }
-  /* NB: the data file has no readahead (cache_no_readahead): ask for the
-   * whole chunk in one request, or each piece below would be a disk read
-   * of its own.
-   */
-  posix_fadvise (ci->data_fd, base, clen, POSIX_FADV_WILLNEED);
   while (done < clen) {
     uint32_t n = clen - done < VERIFY_PIECE ? clen - done : VERIFY_PIECE;
     uint32_t lo, hi;
 
     r = pread_full (ci->data_fd, piece, n, base + done);
     if (r == -1) {
-      EVP_MD_CTX_free (ctx);
       report_error ("cache: %s/data: read: %m", ci->path);
       return -1;
     }
-    EVP_DigestUpdate (ctx, piece, r);
+    if (md)
+      EVP_DigestUpdate (md, piece, r);
+    if (mac)
+      EVP_MAC_update (mac, piece, r);
     /* The overlap of this piece and [offset, offset + len). */
     lo = done > offset ? done : offset;
     hi = done + r < offset + len ? done + r : offset + len;
@@ -149,13 +143,93 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     if ((uint32_t) r < n)
       break; /* the data file is short */
   }
+  return done;
+}
+
+/* read_verify's check by the chunk's tag: 1 if the bytes are those
+ * tagged (buf filled), 0 if there is no tag or it does not fit, -1.
+ */
+static int
+verify_by_tag (struct cache_image *ci, uint64_t idx, uint32_t clen,
+               uint32_t offset, uint32_t len, void *buf)
+{
+  unsigned char tag[CACHE_TAG_SIZE];
+  EVP_MAC_CTX *mac;
+  int64_t done;
+
+  if (!cache_tag_recorded (ci, idx))
+    return 0;
+  mac = cache_tag_begin (ci, idx);
+  if (mac == NULL)
+    return 0;
+  done = verify_pass (ci, idx, clen, offset, len, buf, NULL, mac);
+  if (done == -1) {
+    EVP_MAC_CTX_free (mac);
+    return -1;
+  }
+  if (cache_tag_end (mac, tag) == -1 || done != clen ||
+      !cache_tag_matches (ci, idx, tag)) {
+    report_debug ("cache: %s: chunk %" PRIu64 ": its tag does not fit: "
+                  "hashing it",
+                  ci->path, idx);
+    return 0;
+  }
+  return 1;
+}
+
+static int
+read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
+             uint32_t len, void *buf)
+{
+  struct map_entry *e = &ci->entries[idx];
+  uint32_t clen = chunk_len (ci, idx);
+  unsigned char want[32], got[32], tag[CACHE_TAG_SIZE];
+  EVP_MAC_CTX *mac = NULL;
+  EVP_MD_CTX *ctx;
+  int64_t done;
+  int have, r;
+
+  /* NB: the data file has no readahead (cache_no_readahead): ask for the
+   * whole chunk in one request, or each piece below would be a disk read
+   * of its own.
+   */
+  posix_fadvise (ci->data_fd, idx * ci->chunk_size, clen, POSIX_FADV_WILLNEED);
+  r = verify_by_tag (ci, idx, clen, offset, len, buf);
+  if (r == -1)
+    return -1;
+  if (r == 1) {
+    cache_pages_keep (&ci->pages, idx);
+    if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
+      return 0; /* evicted meanwhile: a miss */
+    ci->stats.verified++;
+    ci->stats.verified_tag++;
+    atomic_fetch_or (&ci->local[idx], LOCAL_VERIFIED);
+    touch (e);
+    return 1;
+  }
+
+  ctx = EVP_MD_CTX_new ();
+  if (ctx == NULL || !EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL)) {
+    EVP_MD_CTX_free (ctx);
+    report_error ("cache: SHA-256: out of memory");
+    return -1;
+  }
+  /* With a key, the same pass makes the tag, recorded if the hash is
+   * right: the next process need not hash the chunk.
+   */
+  mac = cache_tag_begin (ci, idx);
+  done = verify_pass (ci, idx, clen, offset, len, buf, ctx, mac);
+  EVP_DigestFinal_ex (ctx, got, NULL);
+  EVP_MD_CTX_free (ctx);
+  if (mac && cache_tag_end (mac, tag) == -1)
+    mac = NULL;
+  if (done == -1)
+    return -1;
   /* NB: kept, not dropped: the reads that follow (the rest of the
    * chunk, as a rule) find it in the page cache (cache-pages.c).  A
    * chunk found damaged below is evicted, which drops its pages.
    */
   cache_pages_keep (&ci->pages, idx);
-  EVP_DigestFinal_ex (ctx, got, NULL);
-  EVP_MD_CTX_free (ctx);
 
   have = 0;
   if (ci->expected) {
@@ -181,6 +255,8 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     return 0;
   }
 
+  if (mac)
+    cache_tag_put (ci, idx, tag);
   ci->stats.verified++;
   atomic_fetch_or (&ci->local[idx], LOCAL_VERIFIED);
   touch (e);
@@ -415,8 +491,16 @@ int
 cache_store_hashed (struct cache_image *ci, uint64_t idx, const void *data,
                     uint32_t len, const unsigned char sha256[32])
 {
-  return cache_store_with (ci, idx, len, sha256, cache_write_buffer,
-                           (void *) data);
+  int r = cache_store_with (ci, idx, len, sha256, cache_write_buffer,
+                            (void *) data);
+
+  /* NB: after the store, and only if it was written: a chunk's tag
+   * never changes (cache-tags.c), so it may land before or after the
+   * chunk is recorded, and one that nobody stored is never checked.
+   */
+  if (r == 0)
+    cache_tag_chunk (ci, idx, data, len);
+  return r;
 }
 
 /* Rule 1 of docs/cache-format.md, whoever provides the bytes. */

@@ -58,6 +58,7 @@ struct cache_stats {
   uint64_t hits, misses; /* chunk lookups */
   uint64_t stored, store_skipped; /* chunks written / not (full, disabled) */
   uint64_t verified, verify_failed;
+  uint64_t verified_tag; /* of verified: by their at-rest tag */
   uint64_t evicted; /* chunks this process evicted */
 };
 
@@ -66,6 +67,20 @@ struct cache_stats {
  */
 struct cache_dir *cache_dir_open (const char *path, uint64_t cap);
 void cache_dir_close (struct cache_dir *d);
+
+/* Give the directory the node's secret key (32 bytes), before any
+ * image is opened: chunks stored from then on get an at-rest tag, and a
+ * chunk whose tag fits is trusted without hashing it (cache-tags.c).
+ */
+int cache_dir_set_key (struct cache_dir *d, const unsigned char key[32]);
+
+/* Read the key file at path (64 hex digits), making it (0600, random)
+ * if it does not exist.  It must be a regular file of ours that others
+ * cannot read, outside the cache directory cache_dir.  0, or -1 (error
+ * reported).
+ */
+int
+cache_key_load (const char *path, const char *cache_dir, unsigned char key[32]);
 
 /* Bytes held by all images' data files now. */
 int cache_dir_usage (struct cache_dir *d, uint64_t *bytes);

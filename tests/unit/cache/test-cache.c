@@ -789,6 +789,227 @@ out:
   cache_dir_close (d);
 }
 
+/* ---- at-rest tags (cache-key=) ------------------------------------ */
+
+/* A cache directory opened with key k (NULL: none). */
+static struct cache_dir *
+open_dir_key (const char *path, const unsigned char *k)
+{
+  struct cache_dir *d = cache_dir_open (path, 0);
+
+  if (d && k && cache_dir_set_key (d, k) == -1) {
+    cache_dir_close (d);
+    return NULL;
+  }
+  return d;
+}
+
+/* Open image g of directory path with key k and manifest x, read every
+ * chunk whole; the stats after.  Returns how many reads gave the right
+ * bytes (any wrong byte: -1).
+ */
+static int
+read_all_with (const char *path, const unsigned char *k, const struct geom *g,
+               struct expected *x, struct cache_stats *st)
+{
+  struct cache_dir *d = open_dir_key (path, k);
+  struct cache_image *ci = NULL;
+  int n = 0, r;
+  uint64_t i;
+
+  memset (st, 0, sizeof *st);
+  if (d)
+    ci = cache_image_open (d, g->identity, "test", g->size, g->chunk,
+                           x ? expected_hash : NULL, x);
+  if (ci == NULL) {
+    cache_dir_close (d);
+    return -1;
+  }
+  for (i = 0; i < nr_chunks_of (g); i++) {
+    r = read_all (ci, g, i);
+    if (r == 2 || r == -1)
+      n = -1000;
+    else
+      n += r;
+  }
+  cache_image_stats (ci, st);
+  cache_image_close (ci);
+  cache_dir_close (d);
+  return n < 0 ? -1 : n;
+}
+
+/* With a key, a restart trusts chunks by their tags; without one, or
+ * with another, it hashes them; bytes changed at rest, a tag moved from
+ * another chunk or image, a lost or short tags file: hashed, and never
+ * wrong bytes.
+ */
+static void
+test_tags (const char *tmp)
+{
+  const struct geom g = { "tags", 6 * CHUNK - 5, CHUNK, 7 };
+  const struct geom g2 = { "tags-other", 6 * CHUNK - 5, CHUNK, 7 };
+  struct expected x = { &g, -1, -1, -1, 0, 0 };
+  struct expected x2 = { &g2, -1, -1, -1, 0, 0 };
+  unsigned char k1[32], k2[32], tag[16], buf[16];
+  char path[PATH_MAX], data[PATH_MAX], tags[PATH_MAX], tags2[PATH_MAX];
+  CLEANUP_FREE unsigned char *chunk = test_alloc (CHUNK);
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  struct cache_stats st;
+  uint64_t i;
+  int fd;
+
+  memset (k1, 1, 32);
+  memset (k2, 2, 32);
+  join (path, sizeof path, tmp, "cache");
+  image_file (data, sizeof data, path, &g, "data");
+  image_file (tags, sizeof tags, path, &g, "tags");
+  image_file (tags2, sizeof tags2, path, &g2, "tags");
+
+  /* Stored with k1: each chunk gets a tag. */
+  d = open_dir_key (path, k1);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 6; i++)
+    CHECK (store (ci, &g, i) == 0);
+  cache_image_close (ci);
+  ci = open_image (d, &g2); /* same bytes, another image */
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < 6; i++)
+    CHECK (store (ci, &g2, i) == 0);
+  cache_image_close (ci);
+  ci = NULL;
+  cache_dir_close (d);
+  d = NULL;
+  CHECK (mode_of (tags) == (S_IFREG | 0600));
+  CHECK (size_of (tags) == 6 * 16);
+
+  /* A restart with k1: every chunk by its tag. */
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 6);
+  CHECK (st.verified == 6 && st.verified_tag == 6 && st.verify_failed == 0);
+  /* Without a key: hashed, the tags file ignored. */
+  CHECK (read_all_with (path, NULL, &g, &x, &st) == 6);
+  CHECK (st.verified == 6 && st.verified_tag == 0);
+
+  /* Bytes changed at rest, tag kept: hashed, dropped. */
+  CHECK (write_file (data, CHUNK + 5000, "XXXX", 4) == 0);
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 5);
+  CHECK (st.verified_tag == 5 && st.verify_failed == 1);
+
+  /* Chunk 3 given chunk 2's bytes and tag (and the hash in the map
+   * left as it was): the tag does not fit chunk 3, and the manifest's
+   * hash says no.  Likewise another image's tag for chunk 4.
+   */
+  fill (&g, 2, chunk);
+  CHECK (write_file (data, 3 * CHUNK, chunk, CHUNK) == 0);
+  fd = open (tags, O_RDWR);
+  CHECK (fd >= 0 && pread (fd, tag, 16, 2 * 16) == 16 &&
+         pwrite (fd, tag, 16, 3 * 16) == 16);
+  if (fd >= 0)
+    close (fd);
+  fd = open (tags2, O_RDONLY);
+  CHECK (fd >= 0 && pread (fd, buf, 16, 4 * 16) == 16);
+  if (fd >= 0)
+    close (fd);
+  fd = open (tags, O_RDONLY);
+  CHECK (fd >= 0 && pread (fd, tag, 16, 4 * 16) == 16);
+  if (fd >= 0)
+    close (fd);
+  CHECK (memcmp (tag, buf, 16) != 0); /* per image, for the same bytes */
+  CHECK (write_file (tags, 4 * 16, buf, 16) == 0);
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 4);
+  CHECK (st.verify_failed == 1); /* chunk 3; chunk 4 hashed, right */
+  CHECK (st.verified == 4 && st.verified_tag == 3);
+  /* ... and chunk 4's tag was made right again. */
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 4);
+  CHECK (st.verified_tag == 4);
+
+  /* Another key: hashed, then tagged with it. */
+  CHECK (read_all_with (path, k2, &g, &x, &st) == 4);
+  CHECK (st.verified == 4 && st.verified_tag == 0);
+  CHECK (read_all_with (path, k2, &g, &x, &st) == 4);
+  CHECK (st.verified_tag == 4);
+  /* so k1's tags are gone; the other image still has its own. */
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 4);
+  CHECK (st.verified_tag == 0);
+  CHECK (read_all_with (path, k1, &g2, &x2, &st) == 6);
+  CHECK (st.verified_tag == 6);
+
+  /* A lost tags file: hashed, made again; a short one: grown. */
+  CHECK (unlink (tags) == 0);
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 4);
+  CHECK (st.verified_tag == 0 && size_of (tags) == 6 * 16);
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 4);
+  CHECK (st.verified_tag == 4);
+  CHECK (truncate (tags, 16 * 3) == 0);
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 4);
+  CHECK (st.verified_tag == 2 && size_of (tags) == 6 * 16);
+  /* A tags file that is not a file: no tags, hashed. */
+  CHECK (unlink (tags) == 0 && mkdir (tags, 0700) == 0);
+  CHECK (read_all_with (path, k1, &g, &x, &st) == 4);
+  CHECK (st.verified == 4 && st.verified_tag == 0);
+  CHECK (rmdir (tags) == 0);
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
+/* The key file: made when missing, read back, refused when others can
+ * read it, inside the cache, a link, or not a key.
+ */
+static void
+test_key_file (const char *tmp)
+{
+  unsigned char k[32], k2[32];
+  char path[PATH_MAX], key[PATH_MAX], in[PATH_MAX], link_path[PATH_MAX];
+  struct cache_dir *d = NULL;
+
+  join (path, sizeof path, tmp, "cache");
+  join (key, sizeof key, tmp, "node.key");
+  join (in, sizeof in, path, "node.key");
+  join (link_path, sizeof link_path, tmp, "link.key");
+  d = cache_dir_open (path, 0);
+  CHECK (d != NULL);
+
+  CHECK (cache_key_load ("node.key", path, k) == -1);
+  CHECK (test_error_says ("absolute path", NULL));
+  CHECK (cache_key_load (key, path, k) == 0);
+  CHECK (mode_of (key) == (S_IFREG | 0600) && size_of (key) == 65);
+  CHECK (cache_key_load (key, path, k2) == 0 && memcmp (k, k2, 32) == 0);
+  CHECK (d && cache_dir_set_key (d, k) == 0);
+
+  CHECK (chmod (key, 0640) == 0);
+  CHECK (cache_key_load (key, path, k2) == -1);
+  CHECK (test_error_says ("chmod 600", NULL));
+  CHECK (chmod (key, 0600) == 0);
+
+  CHECK (cache_key_load (in, path, k2) == -1);
+  CHECK (test_error_says ("must not be inside cache-dir", NULL));
+  CHECK (mode_of (in) == 0); /* and not made there */
+
+  CHECK (symlink (key, link_path) == 0);
+  CHECK (cache_key_load (link_path, path, k2) == -1);
+  CHECK (test_error_says (link_path, "symbolic link"));
+
+  CHECK (write_file (key, 10, "zz", 2) == 0);
+  CHECK (cache_key_load (key, path, k2) == -1);
+  CHECK (test_error_says ("not a key", NULL));
+  CHECK (truncate (key, 64) == 0);
+  CHECK (cache_key_load (key, path, k2) == -1);
+  CHECK (test_error_says ("not a key", NULL));
+  CHECK (truncate (key, 0) == 0);
+  CHECK (cache_key_load (key, path, k2) == -1);
+  CHECK (test_error_says ("not a key", NULL));
+  EXPECT_ERRORS (0);
+  cache_dir_close (d);
+}
+
 /* ---- 4. damage at rest --------------------------------------------- */
 
 /* Scribbled, truncated and lost files: misses, never wrong bytes. */
@@ -2326,6 +2547,8 @@ main (int argc, char *argv[])
   run_case ("store, flush, read", test_store_read);
   run_case ("persistence and verification", test_persistence);
   run_case ("damage at rest", test_damage);
+  run_case ("at-rest tags (cache-key=)", test_tags);
+  run_case ("key file", test_key_file);
   run_case ("crash before flush", test_crash);
   run_case ("cap and LRU eviction", test_cap);
   run_case ("eviction: images nobody serves first", test_evict_unserved);
