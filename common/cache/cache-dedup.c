@@ -505,7 +505,8 @@ copy_candidate (struct cache_dedup *dd, const char *name, uint64_t donor_idx,
   /* Served from buf in any case; stored unless the cache is full.  A
    * store error is reported there and only costs the cache.
    */
-  cache_store_with (ci, idx, len, sha256, write_from_donor, &dn);
+  if (cache_store_with (ci, idx, len, sha256, write_from_donor, &dn) == 0)
+    cache_tag_chunk (ci, idx, buf, len); /* the bytes checked above */
   dd->stats.chunks++;
   dd->stats.bytes += len;
   r = 1;

@@ -91,6 +91,15 @@ init_map (struct cache_image *ci, const unsigned char id[32])
   h.nr_chunks = ci->nr_chunks;
   memcpy (h.identity, id, 32);
 
+  /* The old tags go too (cache-tags.c): a map started anew may be of
+   * another geometry, where they would not fit anyway.
+   */
+  {
+    char tags[4096];
+
+    if (snprintf (tags, sizeof tags, "%s/tags", ci->path) < (int) sizeof tags)
+      unlink (tags);
+  }
   /* NB: data first, so that no moment has a valid map over old bytes. */
   if (ftruncate (ci->data_fd, 0) == -1 || ftruncate (ci->map_fd, 0) == -1 ||
       ftruncate (ci->map_fd, ci->map_len) == -1) {

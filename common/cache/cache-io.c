@@ -217,7 +217,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   /* With a key, the same pass makes the tag, recorded if the hash is
    * right: the next process need not hash the chunk.
    */
-  mac = cache_tag_begin (ci, idx);
+  mac = ci->expected ? cache_tag_begin (ci, idx) : NULL;
   done = verify_pass (ci, idx, clen, offset, len, buf, ctx, mac);
   EVP_DigestFinal_ex (ctx, got, NULL);
   EVP_MD_CTX_free (ctx);
@@ -255,7 +255,8 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     return 0;
   }
 
-  if (mac)
+  /* NB: only bytes the manifest vouches for (cache-tags.c). */
+  if (mac && have)
     cache_tag_put (ci, idx, tag);
   ci->stats.verified++;
   atomic_fetch_or (&ci->local[idx], LOCAL_VERIFIED);
@@ -494,9 +495,10 @@ cache_store_hashed (struct cache_image *ci, uint64_t idx, const void *data,
   int r = cache_store_with (ci, idx, len, sha256, cache_write_buffer,
                             (void *) data);
 
-  /* NB: after the store, and only if it was written: a chunk's tag
-   * never changes (cache-tags.c), so it may land before or after the
-   * chunk is recorded, and one that nobody stored is never checked.
+  /* NB: after the store (by us, or by another process meanwhile: the
+   * same bytes): a chunk's tag never changes (cache-tags.c), so it may
+   * land before or after the chunk is recorded, and one of a chunk that
+   * is not stored is never looked at.
    */
   if (r == 0)
     cache_tag_chunk (ci, idx, data, len);

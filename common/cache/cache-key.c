@@ -32,20 +32,29 @@
 #define KEY_HEX 64
 
 /* Whether path lies inside dir, both resolved (path's directory must
- * exist; path itself need not).
+ * exist; path itself need not): 1 if so, 0 if not, -1 if either cannot
+ * be resolved (error reported: then nobody can tell).
  */
-static bool
+static int
 inside (const char *path, const char *dir)
 {
   CLEANUP_FREE char *copy = strdup (path), *p = NULL, *d = NULL;
   size_t n;
 
-  if (copy == NULL)
-    return false;
+  if (copy == NULL) {
+    report_error ("strdup: %m");
+    return -1;
+  }
   p = realpath (dirname (copy), NULL);
+  if (p == NULL) {
+    report_error ("cache-key=%s: its directory: %m", path);
+    return -1;
+  }
   d = realpath (dir, NULL);
-  if (p == NULL || d == NULL)
-    return false;
+  if (d == NULL) {
+    report_error ("cache-dir=%s: %m", dir);
+    return -1;
+  }
   n = strlen (d);
   /* NB: the key's directory, so the key is inside if that is dir or
    * below it.
@@ -115,7 +124,10 @@ cache_key_load (const char *path, const char *cache_dir, unsigned char key[32])
     report_error ("cache-key=%s: must be an absolute path", path);
     return -1;
   }
-  if (inside (path, cache_dir)) {
+  r = inside (path, cache_dir);
+  if (r == -1)
+    return -1;
+  if (r == 1) {
     report_error ("cache-key=%s: must not be inside cache-dir=%s: whoever "
                   "can write the cache could read it",
                   path, cache_dir);
@@ -142,10 +154,12 @@ cache_key_load (const char *path, const char *cache_dir, unsigned char key[32])
     close (fd);
     return -1;
   }
+  /* NB: one link only: another name of it could be inside the cache. */
   if (!S_ISREG (st.st_mode) || st.st_uid != geteuid () ||
-      (st.st_mode & 077) != 0) {
-    report_error ("cache-key=%s: must be a regular file owned by this user "
-                  "that nobody else can read or write (chmod 600)",
+      (st.st_mode & 077) != 0 || st.st_nlink != 1) {
+    report_error ("cache-key=%s: must be a regular file with one name, "
+                  "owned by this user, that nobody else can read or write "
+                  "(chmod 600)",
                   path);
     close (fd);
     return -1;

@@ -8,17 +8,22 @@
  * first read checks the tag instead: Poly1305, about 0.1 s/GiB.
  *
  * The tag of chunk idx is Poly1305 over the chunk's bytes, keyed by
- * HMAC-SHA256 (node key, SHA-256 of the image's identity || idx): a
- * one-time key per chunk, as Poly1305 needs, and the same whenever the
- * chunk is stored again, since an image identity's chunk idx only ever
- * has one right content.  So a tag never goes stale, needs no ordering
- * against the map's state, and tags of another image or chunk do not
+ * HMAC-SHA256 (node key, SHA-256 of the image's identity || idx ||
+ * chunk size || image size): a one-time key per chunk, as Poly1305
+ * needs, and the same whenever the chunk is stored again, since chunk
+ * idx of one identity and geometry only ever has one right content.
+ * (Without a manifest the identity does not fix the chunk size: hence
+ * the geometry.)  So a tag never goes stale, needs no ordering against
+ * the map's state, and tags of another image, chunk or geometry do not
  * fit.  Without the key nobody can make a tag that fits other bytes:
  * bytes changed on disk fail the check, and then the chunk is hashed
- * as without a key (a tag found wrong is never trusted, only
- * overwritten once the hash said the bytes are right).  The key must
- * therefore be somewhere that those who can write the cache directory
- * cannot read (cache-key.c refuses it inside the directory).
+ * as without a key.  A tag found wrong is never trusted, and only
+ * written again once the manifest's hash said the bytes are right (not
+ * the map's, which whoever writes the cache can change: tagging bytes
+ * that only that hash vouches for would give a second message under
+ * one Poly1305 key).  The key must therefore be somewhere that those
+ * who can write the cache directory cannot read (cache-key.c refuses it
+ * inside the directory).
  *
  * The file is an optimisation, never needed: a process without the key
  * (or another key) hashes as before, a missing, short or scribbled
@@ -76,9 +81,13 @@ cache_tags_open (struct cache_image *ci)
     return;
   if (snprintf (path, sizeof path, "%s/tags", ci->path) >= (int) sizeof path)
     return;
+  /* NB: allocated, not sparse: a store into a hole of a shared mapping
+   * on a full disk is SIGBUS (so, on tmpfs, is reading one).
+   */
   fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd == -1 || fstat (fd, &st) == -1 || !S_ISREG (st.st_mode) ||
-      ((uint64_t) st.st_size < len && ftruncate (fd, len) == -1)) {
+      ((uint64_t) st.st_size < len && ftruncate (fd, len) == -1) ||
+      posix_fallocate (fd, 0, len) != 0) {
     report_debug ("cache: %s: %m: chunks will be hashed", path);
     if (fd != -1)
       close (fd);
@@ -109,7 +118,7 @@ cache_tags_close (struct cache_image *ci)
 EVP_MAC_CTX *
 cache_tag_begin (struct cache_image *ci, uint64_t idx)
 {
-  unsigned char msg[40], key[32];
+  unsigned char msg[52], key[32];
   unsigned int key_len = sizeof key;
   EVP_MAC_CTX *ctx;
   int i;
@@ -117,8 +126,12 @@ cache_tag_begin (struct cache_image *ci, uint64_t idx)
   if (ci->tags == NULL)
     return NULL;
   memcpy (msg, ci->tag_id, 32);
-  for (i = 0; i < 8; i++)
+  for (i = 0; i < 8; i++) {
     msg[32 + i] = idx >> (8 * i);
+    msg[44 + i] = ci->image_size >> (8 * i);
+  }
+  for (i = 0; i < 4; i++)
+    msg[40 + i] = ci->chunk_size >> (8 * i);
   ctx = EVP_MAC_CTX_new (ci->dir->tag_mac);
   if (ctx == NULL ||
       HMAC (EVP_sha256 (), ci->dir->key, 32, msg, sizeof msg, key, &key_len) ==
