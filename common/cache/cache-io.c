@@ -217,7 +217,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   /* With a key, the same pass makes the tag, recorded if the hash is
    * right: the next process need not hash the chunk.
    */
-  mac = ci->expected ? cache_tag_begin (ci, idx) : NULL;
+  mac = cache_tag_begin (ci, idx);
   done = verify_pass (ci, idx, clen, offset, len, buf, ctx, mac);
   EVP_DigestFinal_ex (ctx, got, NULL);
   EVP_MD_CTX_free (ctx);
