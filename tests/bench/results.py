@@ -20,7 +20,9 @@ and GETs (the report adds GETs per GB), image/manifest bytes, touched
 (bytes of the non-zero chunks the NBD client read; "origin / touched" is
 image bytes over it), restarts, restarts_nonzero and restarts_max_bytes
 (restart rows: how many restarts the row stands for, how many of the
-others took bytes, the most), rss_kib (nbdkit's peak RSS in the phase),
+others took bytes, the most), restarts_cpu_s (restart rows: nbdkit's
+CPU seconds in each of the others, comma-separated: the row's CPU per
+GiB is the median of those and its own), rss_kib (nbdkit's peak RSS in the phase),
 cpu_s and cpu_runs (nbdkit's user+sys seconds over the row's runs, and
 how many), cache_page_mib (page cache held by accel's cache files after
 the row), ra_reads, ra_waits, ra_meta_waits and ra_unread_chunks (the
@@ -158,7 +160,13 @@ def cpu_per_gib(rows, r):
         b = cold.get("touched") if cold else None
     if not b:
         return None
-    return float(r["cpu_s"]) / r["cpu_runs"] / (float(b) / 2**30)
+    cpu = float(r["cpu_s"]) / r["cpu_runs"]
+    if r.get("restarts_cpu_s"):
+        # Restart rows: the median of every restart's nbdkit (one run
+        # varies by a third here), the row's own included.
+        runs = sorted([cpu] + [float(x) for x in str(r["restarts_cpu_s"]).split(",")])
+        cpu = runs[len(runs) // 2] if len(runs) % 2 else (runs[len(runs) // 2 - 1] + runs[len(runs) // 2]) / 2
+    return cpu / (float(b) / 2**30)
 
 
 def fmt_cpu(x):

@@ -804,6 +804,25 @@ open_dir_key (const char *path, const unsigned char *k)
   return d;
 }
 
+/* Store every chunk of image g in directory path opened with key k
+ * (NULL: none).  0, or -1.
+ */
+static int
+store_all_with (const char *path, const unsigned char *k, const struct geom *g)
+{
+  struct cache_dir *d = open_dir_key (path, k);
+  struct cache_image *ci = d ? open_image (d, g) : NULL;
+  int r = ci ? 0 : -1;
+  uint64_t i;
+
+  for (i = 0; ci && i < nr_chunks_of (g); i++)
+    if (store (ci, g, i) != 0)
+      r = -1;
+  cache_image_close (ci);
+  cache_dir_close (d);
+  return r;
+}
+
 /* Open image g of directory path with key k and manifest x, read every
  * chunk whole; the stats after.  Returns how many reads gave the right
  * bytes (any wrong byte: -1).
@@ -866,25 +885,11 @@ test_tags (const char *tmp)
   image_file (tags, sizeof tags, path, &g, "tags");
   image_file (tags2, sizeof tags2, path, &g2, "tags");
 
-  /* Stored with k1: each chunk gets a tag. */
-  d = open_dir_key (path, k1);
-  ci = d ? open_image (d, &g) : NULL;
-  CHECK (ci != NULL);
-  if (ci == NULL)
-    goto out;
-  for (i = 0; i < 6; i++)
-    CHECK (store (ci, &g, i) == 0);
-  cache_image_close (ci);
-  ci = open_image (d, &g2); /* same bytes, another image */
-  CHECK (ci != NULL);
-  if (ci == NULL)
-    goto out;
-  for (i = 0; i < 6; i++)
-    CHECK (store (ci, &g2, i) == 0);
-  cache_image_close (ci);
-  ci = NULL;
-  cache_dir_close (d);
-  d = NULL;
+  /* Stored with k1: each chunk gets a tag; the same bytes in another
+   * image get other tags.
+   */
+  CHECK (store_all_with (path, k1, &g) == 0);
+  CHECK (store_all_with (path, k1, &g2) == 0);
   CHECK (mode_of (tags) == (S_IFREG | 0600));
   CHECK (size_of (tags) == 6 * 16);
 
@@ -981,20 +986,8 @@ test_tags (const char *tmp)
     d = NULL;
     CHECK (read_all_with (path, k1, &half, &xh, &st) == 12);
     CHECK (st.verified_tag == 12);
-    /* Back to 1 MiB chunks: started anew again; bytes stored at one
-     * chunk size never pass with tags of the other.
-     */
-    d = open_dir_key (path, k1);
-    ci = d ? open_image (d, &g) : NULL;
-    CHECK (ci != NULL);
-    if (ci == NULL)
-      goto out;
-    for (i = 0; i < 6; i++)
-      CHECK (store (ci, &g, i) == 0);
-    cache_image_close (ci);
-    ci = NULL;
-    cache_dir_close (d);
-    d = NULL;
+    /* Back to 1 MiB chunks: started anew again. */
+    CHECK (store_all_with (path, k1, &g) == 0);
     CHECK (read_all_with (path, k1, &g, &x, &st) == 6);
     CHECK (st.verified_tag == 6);
   }
