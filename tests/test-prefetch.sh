@@ -210,8 +210,10 @@ expect_fail "not a trace" "not an accel trace" \
   "$top/indexer/accel-index" --update "$tmp/updated.manifest" --hot "$tmp/bad3.trace"
 [ -e "$tmp/x.manifest" ] && fail "a failed run wrote a manifest"
 # nbdkit_try ARGS...: start nbdkit, run nothing, exit: a config that is
-# wrongly accepted cannot leave a daemon behind.
-nbdkit_try () { nbdkit -U - --log=stderr "$plugin" "$@" --run true; }
+# wrongly accepted cannot leave a daemon behind.  NB: a socket in $tmp,
+# not -U -: nbdkit 1.32 leaves the /tmp/nbdkitXXXXXX it makes for that
+# behind when the plugin refuses its config.
+nbdkit_try () { nbdkit -U "$tmp/try.sock" --log=stderr "$plugin" "$@" --run true; }
 expect_fail "prefetch=bogus" "prefetch=bogus: must be hot, all or none" \
   nbdkit_try "${args[@]}" cache-dir="$tmp/c6" prefetch=bogus
 expect_fail "prefetch-rate=garbage" "prefetch-rate=garbage: must be bytes per second" \
