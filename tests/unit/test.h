@@ -259,7 +259,24 @@ test_alloc (size_t n)
 /* The test's private directory, made by test_make_tmpdir. */
 static char test_tmpdir[4096];
 
-/* Make $TMPDIR/NAME.XXXXXX (or under /tmp) as test_tmpdir, or exit. */
+static inline void test_remove_tree (const char *path);
+
+/* atexit: the private directory goes however the test ends (exit on a
+ * failed setup too), so that no run leaves one behind in /tmp.
+ */
+static pid_t test_tmpdir_owner;
+
+static inline void
+test_remove_tmpdir (void)
+{
+  /* Not from a forked child's exit: the directory is its parent's. */
+  if (test_tmpdir[0] && getpid () == test_tmpdir_owner)
+    test_remove_tree (test_tmpdir);
+}
+
+/* Make $TMPDIR/NAME.XXXXXX (or under /tmp) as test_tmpdir, or exit.
+ * It is removed when the test exits.
+ */
 static inline void
 test_make_tmpdir (const char *name)
 {
@@ -269,6 +286,12 @@ test_make_tmpdir (const char *name)
             dir && *dir ? dir : "/tmp", name);
   if (mkdtemp (test_tmpdir) == NULL) {
     perror ("mkdtemp");
+    exit (EXIT_FAILURE);
+  }
+  test_tmpdir_owner = getpid ();
+  if (atexit (test_remove_tmpdir) != 0) {
+    test_remove_tree (test_tmpdir);
+    fputs ("atexit failed\n", stderr);
     exit (EXIT_FAILURE);
   }
 }
