@@ -20,6 +20,7 @@
 #  - no secret in any output.
 # needs_s3: tests/run's radosgw, for the real signatures (else skipped).
 # The Kubernetes shapes (Pod Identity, IRSA) are in test-creds-k8s.sh.
+# accel-test: alone (times credential-process timeouts and refreshes)
 . "$(dirname "$0")/lib/functions.sh"
 requires python3
 requires curl

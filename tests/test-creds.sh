@@ -16,6 +16,7 @@
 #    any output, and no full access key id in debug messages.
 # Nothing here may reach a real AWS host: STS and IMDS endpoints always
 # point at the fake or at closed local ports.
+# accel-test: alone (times an unreachable IMDS)
 . "$(dirname "$0")/lib/functions.sh"
 requires python3
 requires curl

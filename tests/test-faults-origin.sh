@@ -30,6 +30,7 @@
 #     fault is gone (a failure is not cached)
 # Counters checked: the proxy's (requests by status, faults injected)
 # and the plugin's own (-D accel.stats=1, printed at exit).
+# accel-test: alone (times retries against a stalled origin)
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy
 needs_s3

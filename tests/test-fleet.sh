@@ -26,6 +26,7 @@
 #
 # The proxy's counters: tests/lib/s3proxy.py (its "limit" rule).  Each
 # node's: -D accel.stats=1 (slowdowns, time throttled).
+# accel-test: alone (times GETs against a request-rate limit)
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy
 needs_s3

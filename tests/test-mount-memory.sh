@@ -11,6 +11,7 @@
 # --help, MEMORY: connections x threads x largest request + the
 # plugin's GET budget + its tables), so it is asserted.  The same flood
 # with --threads 16 must pass 64 MiB: the knob is what keeps it there.
+# accel-test: alone (measures nbdkit's peak RSS)
 . "$(dirname "$0")/lib/functions.sh"
 for c in nbdkit nbdinfo nbdfuse fusermount3 losetup findmnt mke2fs fio python3; do
   requires "$c"

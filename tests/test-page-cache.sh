@@ -20,6 +20,7 @@
 #
 # Today's main left the whole 256 MiB in the page cache after the cold
 # read.
+# accel-test: alone (measures the page cache)
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdfuse; requires mke2fs; requires losetup
 requires fincore

@@ -13,6 +13,7 @@
 # unreachable (a chunk then missing fails with EIO and a reason), while
 # an image not fully cached, or replaced since, is refused clearly.  Bad
 # traces and bad keys fail clearly.
+# accel-test: alone (times a demand read beside stuck prefetch GETs)
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy; requires nbdinfo
 needs_s3

@@ -21,6 +21,7 @@
 #     than without (readahead=0).
 #  4. Without a manifest (manifest=none) readahead follows image offsets
 #     as before: reading /A also fetches chunks of /B.
+# accel-test: alone (readahead's GETs must go quiet between steps)
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdfuse; requires mkfs.ext4; requires sqlite3
 [ "$(id -u)" = 0 ] || skip "needs root (loop devices, mounts)"

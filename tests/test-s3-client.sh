@@ -27,6 +27,7 @@
 #
 # Every command runs with debug output on, and none of it may contain
 # a secret key or a signature.
+# accel-test: alone (times throttle-timeout)
 set -euo pipefail
 
 top=${ACCEL_TOP:-$(cd "$(dirname "$0")/.." && pwd)}

@@ -5,6 +5,7 @@
 # takes at least GETs / limit, and the back-off keeps it within 1.5x of
 # that with SlowDowns a minority; larger GETs and more keys shorten it in
 # proportion; a site cache tier costs one copy per site.  A few seconds.
+# accel-test: alone (times GETs against a request-rate limit)
 . "$(dirname "$0")/lib/functions.sh"
 requires python3
 sim="$top/tools/fleet-sim/fleet-sim"

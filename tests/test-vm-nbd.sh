@@ -28,6 +28,7 @@
 # S3) on 127.0.0.1 and nowhere else; a probe from the guest must reach
 # the NBD server there and must not reach the host through the user-net
 # gateway.
+# accel-test: alone (a software-emulated VM: both CPUs)
 . "$(dirname "$0")/lib/functions.sh"
 # The VM's tools come with tools/install-deps: run it here too when this
 # test runs alone on a machine without them.
