@@ -136,6 +136,18 @@ cat "$tmp/mnt/other/x.bin" > /dev/null
 [ "$(proxy_count GET)" = "$g1" ] || fail "reading other/x.bin after --socket made GETs"
 echo "--socket: dry run, manifest from the export, progress bar"
 
+# Absolute paths through a symbolic link to the mount (accel-update's
+# "current"), as MOUNT or as PATH, name the same files.
+ln -s "$tmp/mnt" "$tmp/current"
+want=$("$prefetch" -n "$tmp/mnt" dir 2>&1) || fail "--dry-run dir: $want"
+for how in "$tmp/current $tmp/current/dir" "$tmp/mnt $tmp/current/dir" \
+           "$tmp/current $tmp/mnt/dir" "$tmp/current $tmp/current/dir/"; do
+  # shellcheck disable=SC2086 # (two words)
+  got=$("$prefetch" -n $how 2>&1) || fail "$how: $got"
+  [ "$got" = "$want" ] || fail "$how: '$got', not '$want'"
+done
+echo "paths through a link to the mount: as through the mount"
+
 # 3. Bad paths and usage.
 expect_fail () {
   local what=$1 rc=$2 msg=$3; shift 3
@@ -148,6 +160,9 @@ expect_fail "missing file" 1 "no/such: no such file or directory in the image's 
   "$prefetch" "$tmp/mnt" big1.bin no/such
 expect_fail "outside the mount" 1 "not under the mount" \
   "$prefetch" "$tmp/mnt" /etc/passwd
+ln -s /etc "$tmp/mnt-etc"
+expect_fail "a link out of the mount" 1 "not under the mount" \
+  "$prefetch" "$tmp/mnt" "$tmp/mnt-etc/passwd"
 expect_fail "above the root" 1 "goes above the root" \
   "$prefetch" "$tmp/mnt" ../x
 expect_fail "not a mount" 1 "not mounted by accel-mount" \

@@ -158,10 +158,27 @@ push (char *out, size_t *n, const char *s, size_t len, const char *arg)
   return 0;
 }
 
+/* The rest of the absolute path if it is mountpoint (resolved: "/"
+ * only if mounted on the root) or below it, else NULL.
+ */
+static const char *
+under_mount (const char *mountpoint, const char *path)
+{
+  size_t mlen = strlen (mountpoint);
+
+  if (strcmp (mountpoint, "/") == 0)
+    return path;
+  if (strncmp (path, mountpoint, mlen) != 0 ||
+      (path[mlen] != '/' && path[mlen] != '\0'))
+    return NULL;
+  return path + mlen;
+}
+
 char *
 target_image_path (const struct target *t, const char *arg)
 {
   char out[MANIFEST_MAX_PATH_LEN + 2];
+  CLEANUP_FREE char *real = NULL;
   const char *p = arg;
   size_t n = 0;
 
@@ -170,17 +187,19 @@ target_image_path (const struct target *t, const char *arg)
     return NULL;
   }
   if (arg[0] == '/' && t->mountpoint) {
-    size_t mlen = strlen (t->mountpoint);
-
-    /* NB: mountpoint is resolved ("/" only if mounted on the root). */
-    if (strcmp (t->mountpoint, "/") != 0 &&
-        (strncmp (arg, t->mountpoint, mlen) != 0 ||
-         (arg[mlen] != '/' && arg[mlen] != '\0'))) {
+    /* As written, or else resolved: a path through a symbolic link to
+     * the mount (accel-update's "current") names a file in it too.
+     */
+    p = under_mount (t->mountpoint, arg);
+    if (p == NULL) {
+      real = realpath (arg, NULL);
+      if (real)
+        p = under_mount (t->mountpoint, real);
+    }
+    if (p == NULL) {
       report_error ("%s: not under the mount %s", arg, t->mountpoint);
       return NULL;
     }
-    if (strcmp (t->mountpoint, "/") != 0)
-      p = arg + mlen;
   }
   while (*p) {
     const char *end = strchrnul (p, '/');
