@@ -9,9 +9,9 @@
  *
  * The numbers are the read path's, the cache's, dedup's and the S3
  * client's own counters, the same that -D accel.stats=1 prints, read
- * when the file is written.  Every series has the label image="NAME"
+ * when the file is written.  Every series has the labels image="NAME"
  * (s3://bucket/key, or the URL without its query: a presigned URL's
- * query is a credential).  Names and meanings are in the README.
+ * query is a credential) and metrics_file="BASENAME" (see labels).  Names and meanings are in the README.
  */
 
 #include <errno.h>
@@ -37,7 +37,7 @@
 static char *path;
 static unsigned interval;
 static struct image *image;
-static char *label; /* the image label's value, escaped */
+static char *label; /* the labels every series has, escaped */
 static char *version; /* the pinned S3 version, escaped ("" if none) */
 static uint64_t zero_bytes; /* bytes of all-zero chunks (never cached) */
 static uint64_t next_write; /* CLOCK_MONOTONIC seconds */
@@ -67,6 +67,27 @@ escape_label (const char *s)
   return out;
 }
 
+/* The labels every series has: image="NAME",metrics_file="BASENAME".
+ * The file's name tells apart two nbdkits serving one image (a mount
+ * and its update on a versioned key, two mounts of one dataset): as
+ * files of one textfile directory their names differ, where equal
+ * series in two files would be dropped by node_exporter as duplicates.
+ */
+static char *
+labels (const char *image_name, const char *file)
+{
+  CLEANUP_FREE char *i = escape_label (image_name);
+  CLEANUP_FREE char *f = NULL;
+  const char *base = strrchr (file, '/');
+  char *out;
+
+  f = escape_label (base ? base + 1 : file);
+  if (i == NULL || f == NULL ||
+      asprintf (&out, "image=\"%s\",metrics_file=\"%s\"", i, f) == -1)
+    return NULL;
+  return out;
+}
+
 static void
 family (FILE *fp, const char *name, const char *type, const char *help)
 {
@@ -77,14 +98,14 @@ static void
 counter (FILE *fp, const char *name, const char *help, uint64_t v)
 {
   family (fp, name, "counter", help);
-  fprintf (fp, "%s{image=\"%s\"} %" PRIu64 "\n", name, label, v);
+  fprintf (fp, "%s{%s} %" PRIu64 "\n", name, label, v);
 }
 
 static void
 gauge (FILE *fp, const char *name, const char *help, double v)
 {
   family (fp, name, "gauge", help);
-  fprintf (fp, "%s{image=\"%s\"} %.6g\n", name, label, v);
+  fprintf (fp, "%s{%s} %.6g\n", name, label, v);
 }
 
 /* A gauge of bytes, printed exactly. */
@@ -92,7 +113,7 @@ static void
 gauge_bytes (FILE *fp, const char *name, const char *help, uint64_t v)
 {
   family (fp, name, "gauge", help);
-  fprintf (fp, "%s{image=\"%s\"} %" PRIu64 "\n", name, label, v);
+  fprintf (fp, "%s{%s} %" PRIu64 "\n", name, label, v);
 }
 
 static void
@@ -108,14 +129,14 @@ latency_histogram (FILE *fp, const struct fetch_stats *f)
   for (i = 0; i <= FETCH_LATENCY_BUCKETS; i++) {
     cumulative += f->latency[i];
     if (i < FETCH_LATENCY_BUCKETS)
-      fprintf (fp, "%s_bucket{image=\"%s\",le=\"%g\"} %" PRIu64 "\n", name,
+      fprintf (fp, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name,
                label, fetch_latency_bounds[i], cumulative);
     else
-      fprintf (fp, "%s_bucket{image=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name,
+      fprintf (fp, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", name,
                label, cumulative);
   }
-  fprintf (fp, "%s_sum{image=\"%s\"} %.6f\n", name, label, f->latency_us / 1e6);
-  fprintf (fp, "%s_count{image=\"%s\"} %" PRIu64 "\n", name, label, cumulative);
+  fprintf (fp, "%s_sum{%s} %.6f\n", name, label, f->latency_us / 1e6);
+  fprintf (fp, "%s_count{%s} %" PRIu64 "\n", name, label, cumulative);
 }
 
 /* The whole file. */
@@ -171,7 +192,7 @@ render (FILE *fp)
   family (fp, "accel_origin_throttled_seconds_total", "counter",
           "Time requests to the origin waited for a slot under the "
           "throttle's rate (summed over requests).");
-  fprintf (fp, "accel_origin_throttled_seconds_total{image=\"%s\"} %.6f\n",
+  fprintf (fp, "accel_origin_throttled_seconds_total{%s} %.6f\n",
            label, s.throttled_us / 1e6);
   gauge (fp, "accel_origin_throttle_rate",
          "The node's request rate limit after throttle answers, requests "
@@ -182,11 +203,11 @@ render (FILE *fp)
   family (fp, vf, "counter",
           "Chunks whose bytes did not match their hash: fetched from the "
           "origin, found in the cache, or offered by dedup.");
-  fprintf (fp, "%s{image=\"%s\",where=\"origin\"} %" PRIu64 "\n", vf, label,
+  fprintf (fp, "%s{%s,where=\"origin\"} %" PRIu64 "\n", vf, label,
            f.verify_failures);
-  fprintf (fp, "%s{image=\"%s\",where=\"cache\"} %" PRIu64 "\n", vf, label,
+  fprintf (fp, "%s{%s,where=\"cache\"} %" PRIu64 "\n", vf, label,
            c.verify_failed);
-  fprintf (fp, "%s{image=\"%s\",where=\"dedup\"} %" PRIu64 "\n", vf, label,
+  fprintf (fp, "%s{%s,where=\"dedup\"} %" PRIu64 "\n", vf, label,
            dd.verify_failed);
   latency_histogram (fp, &f);
   counter (fp, "accel_dedup_chunks_total",
@@ -215,7 +236,7 @@ render (FILE *fp)
   family (fp, "accel_image_info", "gauge",
           "Always 1; version is the S3 versionId served (\"\" if the "
           "object is not pinned to a version).");
-  fprintf (fp, "accel_image_info{image=\"%s\",version=\"%s\"} 1\n", label,
+  fprintf (fp, "accel_image_info{%s,version=\"%s\"} 1\n", label,
            version);
   if (cache_dir_usage (image->dir, &dir_bytes) == 0)
     gauge_bytes (fp, "accel_cache_dir_bytes",
@@ -315,7 +336,7 @@ metrics_start (const char *p, unsigned secs, struct image *img)
   uint64_t i;
 
   path = strdup (p);
-  label = escape_label (img->name); /* img->obj is NULL offline */
+  label = labels (img->name, p); /* img->obj is NULL offline */
   version = escape_label (img->obj && s3_object_version_id (img->obj)
                               ? s3_object_version_id (img->obj)
                               : "");

@@ -17,6 +17,8 @@
 #  3. Atomic: while nbdkit rewrites it every second, a reader that keeps
 #     reading it never sees a partial file, and it is a new file each
 #     time; no temporary file is left behind.
+#     Every series has the labels image= and metrics_file= (the file's
+#     name), so that two nbdkits serving one image share no series.
 #  4. Bad input: a relative path, a directory that does not exist and
 #     metrics-interval=0 fail at start-up with a clear message.
 . "$(dirname "$0")/lib/functions.sh"
@@ -35,12 +37,13 @@ mkdir "$tmp/textfile"
 prom="$tmp/textfile/accel.prom"
 MiB=1048576
 
-# metric NAME [LABEL=VALUE]: the value of the series NAME{image=...}
-# (with that extra label, if given) in $prom, or "missing".
+# metric NAME [LABEL=VALUE]: the value of the series
+# NAME{image=...,metrics_file=...} (with that extra label, if given) in
+# $prom, or "missing".
 metric () {
   awk -v name="$1" -v extra="${2:-}" '
     index($0, name "{") == 1 && (extra == "" || index($0, extra) > 0) &&
-    (extra != "" || index($0, ",") == 0) { print $2; found = 1 }
+    (extra != "" || gsub(/="/, "&") == 2) { print $2; found = 1 }
     END { if (!found) print "missing" }' "$prom"
 }
 expect () {
@@ -65,7 +68,8 @@ expect accel_cache_hits_total 0
 expect accel_hydration_ratio 0.1
 expect accel_image_bytes $((20 * MiB))
 expect accel_cache_dir_cap_bytes $((64 * MiB))
-grep -q "image=\"s3://$bucket/m/disk.img\"" "$prom" || fail "image label"
+grep -q "{image=\"s3://$bucket/m/disk.img\",metrics_file=\"accel.prom\"}" "$prom" ||
+  fail "labels: $(grep -m1 accel_cache_hits_total "$prom")"
 echo "at start: $(wc -l < "$prom") lines, promtool clean"
 
 # ---- 3. (first half) a reader that never sees a partial file ----
@@ -161,7 +165,21 @@ start_nbdkit nocap url="s3://$bucket/m/disk.img" endpoint="$proxy_url" \
 expect accel_cache_dir_cap_bytes missing
 expect accel_cache_bytes $((5 * MiB))
 promtool_clean
+# Two nbdkits serving one image (a mount and its update on a versioned
+# key): their series differ by metrics_file, where node_exporter would
+# drop equal ones as duplicates.
+start_nbdkit twin url="s3://$bucket/m/disk.img" endpoint="$proxy_url" \
+  cache-dir="$tmp/cache" metrics-file="$tmp/textfile/twin.prom" ||
+  fail "nbdkit: $(cat "$tmp/twin.log")"
+grep -q 'metrics_file="twin.prom"' "$tmp/textfile/twin.prom" ||
+  fail "twin: no metrics_file label"
+dups=$(cat "$prom" "$tmp/textfile/twin.prom" | grep -v '^#' | cut -d' ' -f1 |
+  sort | uniq -d)
+[ -z "$dups" ] || fail "the same series in two files: $dups"
+stop_nbdkit twin
 stop_nbdkit nocap
+rm -f "$tmp/textfile/twin.prom"
+echo "two nbdkits on one image: no series in common"
 prom=$prom_a
 
 # ---- 4. bad input ----

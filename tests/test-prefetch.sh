@@ -328,7 +328,7 @@ grep -q "origin is unreachable: serving .* OFFLINE" "$tmp/i.log" ||
 nbdcopy "$(nbd_uri i)" "$tmp/offline.img" || fail "nbdcopy offline"
 cmp "$tmp/disk.img" "$tmp/offline.img" || fail "offline copy differs"
 nbdcheck random "$(nbd_uri i)" "$tmp/disk.img" 100 || fail "offline random reads"
-grep -q '^accel_image_info{image=".*disk.img",version=""} 1$' "$tmp/offline.prom" ||
+grep -q '^accel_image_info{image=".*disk.img",metrics_file="offline.prom",version=""} 1$' "$tmp/offline.prom" ||
   fail "offline metrics file: $(cat "$tmp/offline.prom" 2>&1)"
 stop_nbdkit i
 echo "offline start after prefetch=all: every byte served, origin down"
