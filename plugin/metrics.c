@@ -129,11 +129,11 @@ latency_histogram (FILE *fp, const struct fetch_stats *f)
   for (i = 0; i <= FETCH_LATENCY_BUCKETS; i++) {
     cumulative += f->latency[i];
     if (i < FETCH_LATENCY_BUCKETS)
-      fprintf (fp, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name,
-               label, fetch_latency_bounds[i], cumulative);
+      fprintf (fp, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name, label,
+               fetch_latency_bounds[i], cumulative);
     else
-      fprintf (fp, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", name,
-               label, cumulative);
+      fprintf (fp, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", name, label,
+               cumulative);
   }
   fprintf (fp, "%s_sum{%s} %.6f\n", name, label, f->latency_us / 1e6);
   fprintf (fp, "%s_count{%s} %" PRIu64 "\n", name, label, cumulative);
@@ -192,8 +192,8 @@ render (FILE *fp)
   family (fp, "accel_origin_throttled_seconds_total", "counter",
           "Time requests to the origin waited for a slot under the "
           "throttle's rate (summed over requests).");
-  fprintf (fp, "accel_origin_throttled_seconds_total{%s} %.6f\n",
-           label, s.throttled_us / 1e6);
+  fprintf (fp, "accel_origin_throttled_seconds_total{%s} %.6f\n", label,
+           s.throttled_us / 1e6);
   gauge (fp, "accel_origin_throttle_rate",
          "The node's request rate limit after throttle answers, requests "
          "per second (0: no limit).",
@@ -236,8 +236,7 @@ render (FILE *fp)
   family (fp, "accel_image_info", "gauge",
           "Always 1; version is the S3 versionId served (\"\" if the "
           "object is not pinned to a version).");
-  fprintf (fp, "accel_image_info{%s,version=\"%s\"} 1\n", label,
-           version);
+  fprintf (fp, "accel_image_info{%s,version=\"%s\"} 1\n", label, version);
   if (cache_dir_usage (image->dir, &dir_bytes) == 0)
     gauge_bytes (fp, "accel_cache_dir_bytes",
                  "Bytes held by the whole cache directory (every image).",
