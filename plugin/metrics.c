@@ -11,7 +11,8 @@
  * client's own counters, the same that -D accel.stats=1 prints, read
  * when the file is written.  Every series has the labels image="NAME"
  * (s3://bucket/key, or the URL without its query: a presigned URL's
- * query is a credential) and metrics_file="BASENAME" (see labels).  Names and meanings are in the README.
+ * query is a credential) and metrics_file="BASENAME" (see labels).
+ * Names and meanings are in the README.
  */
 
 #include <errno.h>
@@ -76,12 +77,11 @@ escape_label (const char *s)
 static char *
 labels (const char *image_name, const char *file)
 {
-  CLEANUP_FREE char *i = escape_label (image_name);
-  CLEANUP_FREE char *f = NULL;
   const char *base = strrchr (file, '/');
+  CLEANUP_FREE char *i = escape_label (image_name);
+  CLEANUP_FREE char *f = escape_label (base ? base + 1 : file);
   char *out;
 
-  f = escape_label (base ? base + 1 : file);
   if (i == NULL || f == NULL ||
       asprintf (&out, "image=\"%s\",metrics_file=\"%s\"", i, f) == -1)
     return NULL;

@@ -323,6 +323,5 @@ main (int argc, char *argv[])
   test_rebuild ();
   test_scan_cost (nr_images, nr_chunks);
 
-  test_remove_tree (test_tmpdir);
   return test_summary ("cache-dedup");
 }

@@ -385,6 +385,5 @@ main (void)
   check_chunk_size_mismatch ();
   check_files ();
 
-  test_remove_tree (test_tmpdir);
   return test_summary ("manifest-diff");
 }

@@ -965,6 +965,5 @@ main (void)
     check_bad_sql (good, &bad_sql[i]);
   check_bad_files (good);
 
-  test_remove_tree (test_tmpdir);
   return test_summary ("manifest");
 }

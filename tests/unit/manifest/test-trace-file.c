@@ -188,6 +188,5 @@ main (void)
   test_round_trip ();
   test_bad_header ();
   test_bad_lines ();
-  test_remove_tree (test_tmpdir);
   return test_summary ("trace-file");
 }

@@ -1189,6 +1189,5 @@ main (void)
   test_provider_concurrent ();
   test_provider_env ();
 
-  test_remove_tree (test_tmpdir);
   return test_summary ("creds");
 }

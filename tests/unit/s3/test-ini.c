@@ -439,6 +439,5 @@ main (void)
   test_caps ();
   test_files ();
 
-  test_remove_tree (test_tmpdir);
   return test_summary ("ini");
 }
