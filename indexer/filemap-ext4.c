@@ -6,9 +6,9 @@
  * its block map (ext2fs_block_iterate3); uninitialized extents and
  * holes read as zeros and get no extent.  What is left out, and why:
  *
- *  - files with inline data (the inline_data feature: a few hundred
- *    bytes kept inside the inode): no files row, since a row without
- *    extents would say "all zeros";
+ *  - files with inline data (the inline_data feature: up to a few
+ *    hundred bytes kept inside the inode) are mapped where their bytes
+ *    lie in the inode table (map_inline);
  *  - encrypted files and directories (fscrypt): their bytes in the image
  *    are ciphertext and their names are not names;
  *  - directories, symlinks, devices, fifos and sockets: not regular files.
@@ -26,6 +26,7 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ struct ext4_walk {
   ext2fs_block_bitmap nodes_seen; /* extent tree and indirect blocks */
   char *dir_buf; /* for ext2fs_dir_iterate2 */
   char *block_buf; /* for ext2fs_block_iterate3 */
+  unsigned char *inode_buf; /* one whole inode, for map_inline */
 };
 
 /* One directory being read. */
@@ -232,6 +234,92 @@ map_blocks (struct ext4_walk *wk, ext2_ino_t ino, uint64_t nr_blocks)
   return 0;
 }
 
+/* Little-endian fields of the in-inode attribute area. */
+static uint32_t
+get_le16 (const unsigned char *p)
+{
+  return p[0] | (uint32_t) p[1] << 8;
+}
+
+static uint32_t
+get_le32 (const unsigned char *p)
+{
+  return get_le16 (p) | get_le16 (p + 2) << 16;
+}
+
+/* A file whose bytes are in its inode (EXT4_INLINE_DATA_FL): the first
+ * 60 in i_block, the rest in the value of its system.data attribute,
+ * in the inode's space after its i_extra_isize bytes.  Both runs are
+ * mapped where they lie in the inode table, so that a version's diff
+ * and readahead see these files like any other.  The inode is
+ * untrusted: the attribute must lie inside it and hold exactly the
+ * bytes the file's size leaves after i_block.
+ */
+static int
+map_inline (struct ext4_walk *wk, ext2_ino_t ino, uint64_t size)
+{
+  struct filemap *fm = wk->fm;
+  ext2_filsys fs = wk->fs;
+  unsigned isize = EXT2_INODE_SIZE (fs->super), extra, pos, start;
+  uint32_t ipg = fs->super->s_inodes_per_group;
+  blk64_t table = ext2fs_inode_table_loc (fs, (ino - 1) / ipg);
+  uint64_t at,
+      head =
+          size < EXT4_MIN_INLINE_DATA_SIZE ? size : EXT4_MIN_INLINE_DATA_SIZE;
+  const unsigned char *raw = wk->inode_buf;
+  errcode_t err;
+
+  if (!valid_blocks (wk, table, fs->inode_blocks_per_group)) {
+    filemap_error (fm,
+                   "the inode table of inode %u is outside the file "
+                   "system (corrupt file system?)",
+                   ino);
+    return -1;
+  }
+  at = table * wk->blocksize + (uint64_t) ((ino - 1) % ipg) * isize;
+  if (filemap_file_run (fm, 0, at + offsetof (struct ext2_inode, i_block),
+                        head) == -1)
+    return -1;
+  if (size <= EXT4_MIN_INLINE_DATA_SIZE)
+    return 0;
+
+  err = ext2fs_read_inode_full (fs, ino, (struct ext2_inode *) wk->inode_buf,
+                                isize);
+  if (err) {
+    filemap_error (fm, "inode %u: %s", ino, ext4_strerror (err));
+    return -1;
+  }
+  extra = isize > EXT2_GOOD_OLD_INODE_SIZE
+      ? ((struct ext2_inode_large *) wk->inode_buf)->i_extra_isize
+      : 0;
+  start = EXT2_GOOD_OLD_INODE_SIZE + extra + 4; /* after the magic */
+  if (start <= isize && get_le32 (raw + start - 4) == EXT2_EXT_ATTR_MAGIC) {
+    for (pos = start; pos + 16 <= isize && get_le32 (raw + pos) != 0;) {
+      unsigned name_len = raw[pos], len = (16 + name_len + 3) & ~3u;
+      uint32_t offs = get_le16 (raw + pos + 2), value_size;
+
+      if (pos + len > isize)
+        break;
+      value_size = get_le32 (raw + pos + 8);
+      if (raw[pos + 1] == 7 /* system. */ && name_len == 4 &&
+          memcmp (raw + pos + 16, "data", 4) == 0) {
+        if (get_le32 (raw + pos + 4) != 0 /* not in an EA inode */ ||
+            value_size != size - EXT4_MIN_INLINE_DATA_SIZE ||
+            (uint64_t) start + offs + value_size > isize)
+          break;
+        return filemap_file_run (fm, EXT4_MIN_INLINE_DATA_SIZE,
+                                 at + start + offs, value_size);
+      }
+      pos += len;
+    }
+  }
+  filemap_error (fm,
+                 "inode %u: inline data of %" PRIu64 " bytes without "
+                 "an attribute that holds them (corrupt file system?)",
+                 ino, size);
+  return -1;
+}
+
 /* One regular file at the current path. */
 static int
 map_file (struct ext4_walk *wk, ext2_ino_t ino, struct ext2_inode *inode)
@@ -241,10 +329,8 @@ map_file (struct ext4_walk *wk, ext2_ino_t ino, struct ext2_inode *inode)
   bool linked = inode->i_links_count > 1, done;
   int r = 0;
 
-  if (inode->i_flags & (EXT4_INLINE_DATA_FL | EXT4_ENCRYPT_FL)) {
-    filemap_debug (fm, "left out (%s)",
-                   inode->i_flags & EXT4_ENCRYPT_FL ? "encrypted"
-                                                    : "inline data");
+  if (inode->i_flags & EXT4_ENCRYPT_FL) {
+    filemap_debug (fm, "left out (encrypted)");
     fm->stats->nr_skipped++;
     return 0;
   }
@@ -257,7 +343,9 @@ map_file (struct ext4_walk *wk, ext2_ino_t ino, struct ext2_inode *inode)
   if (filemap_file_begin (fm, size, inode->i_mode, linked, ino) == -1)
     return -1;
   nr_blocks = size / wk->blocksize + (size % wk->blocksize != 0);
-  if (nr_blocks > 0 && (inode->i_flags & EXT4_EXTENTS_FL))
+  if (inode->i_flags & EXT4_INLINE_DATA_FL)
+    r = map_inline (wk, ino, size);
+  else if (nr_blocks > 0 && (inode->i_flags & EXT4_EXTENTS_FL))
     r = map_extents (wk, ino, inode, nr_blocks);
   else if (nr_blocks > 0 && ext2fs_inode_has_valid_blocks2 (wk->fs, inode))
     r = map_blocks (wk, ino, nr_blocks);
@@ -419,7 +507,8 @@ alloc_walk (struct ext4_walk *wk)
   }
   wk->dir_buf = malloc (wk->blocksize);
   wk->block_buf = malloc (3 * (size_t) wk->blocksize);
-  if (wk->dir_buf == NULL || wk->block_buf == NULL) {
+  wk->inode_buf = malloc (EXT2_INODE_SIZE (wk->fs->super));
+  if (wk->dir_buf == NULL || wk->block_buf == NULL || wk->inode_buf == NULL) {
     report_error ("%s: ext4: malloc: %m", wk->fm->image);
     return -1;
   }
@@ -464,6 +553,7 @@ filemap_ext4 (struct filemap *fm)
 out:
   free (wk.dir_buf);
   free (wk.block_buf);
+  free (wk.inode_buf);
   if (wk.dirs_seen)
     ext2fs_free_inode_bitmap (wk.dirs_seen);
   if (wk.nodes_seen)

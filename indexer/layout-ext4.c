@@ -208,6 +208,7 @@ layout_ext4 (struct filemap *fm)
   l.blocks = ext2fs_blocks_count (wk.fs->super);
   l.inodes = wk.fs->super->s_inodes_count;
   l.block_size = wk.fs->blocksize;
+  l.inode_size = EXT2_INODE_SIZE (wk.fs->super);
   l.mkfs_blocks = fm->origin.mkfs_blocks ? fm->origin.mkfs_blocks : l.blocks;
   l.mkfs_inodes = fm->origin.mkfs_inodes ? fm->origin.mkfs_inodes : l.inodes;
   err = ext2fs_allocate_inode_bitmap (wk.fs, "directories", &wk.dirs_seen);

@@ -258,21 +258,65 @@ grep -q 'note: compressed files cannot be mapped' "$img.err" ||
 [ -n "$(extents_of "$img.m" /big.bin)" ] ||
   fail "ero-comp: random data (stored uncompressed) got no extents"
 
-# 3. ext4 inline data: small files live in their inode and are left out.
+# 3. ext4 inline data: small files live in their inode (i_block and a
+#    system.data attribute after it) and are mapped there, for 256-byte
+#    inodes (up to 128 bytes inline) and 1 KiB ones (up to 896, as
+#    accel-mkimage makes them), with sizes on both sides of each edge.
 #    NB: no sparse files here (mke2fs -d with inline_data drops their
 #    trailing holes, e2fsprogs 1.47.0).
 mkdir "$tmp/small"
 cp -a "$src/big.bin" "$src/many" "$src/ünïcødé dir" "$tmp/small/"
-mke2fs -q -F -t ext4 -O inline_data -d "$tmp/small" "$tmp/inline.img" 48M \
-  > /dev/null 2>&1 || fail "mke2fs -O inline_data"
-index "$tmp/inline.img"
-out=$("$check" "$tmp/inline.img.m" "$tmp/inline.img" "$tmp/small" \
-  --missing-ok) || fail "filemap-check inline: $out"
-echo "ok: inline: $out"
-missing=$(echo "$out" | sed -n 's/.*missing \([0-9]*\),.*/\1/p')
-[ "$missing" -gt 0 ] || fail "inline: no file was inline"
-grep -q "$missing files left out" "$tmp/inline.img.err" ||
-  fail "inline: $missing missing, summary says $(cat "$tmp/inline.img.err")"
+for n in 1 59 60 61 127 128 129 500 895 896 897; do
+  head -c "$n" /dev/urandom > "$tmp/small/edge-$n"
+done
+for isize in 256 1024; do
+  img=$tmp/inline-$isize.img
+  mke2fs -q -F -t ext4 -b 4096 -I "$isize" -O inline_data -d "$tmp/small" "$img" 48M \
+    > /dev/null 2>&1 || fail "mke2fs -O inline_data -I $isize"
+  index "$img"
+  out=$("$check" "$img.m" "$img" "$tmp/small") ||
+    fail "filemap-check inline ($isize-byte inodes): $out"
+  echo "ok: inline, $isize-byte inodes: $out"
+  # The edges really are inline (debugfs: "Size of inline data").
+  for n in 60 61 $(( isize == 256 ? 128 : 896 )); do
+    debugfs -R "stat /edge-$n" "$img" 2>/dev/null | grep -q "inline data" ||
+      fail "inline: /edge-$n is not inline in $img"
+  done
+  # An inline file's bytes past i_block are in the inode table, not at
+  # a block boundary.
+  ext=$(extents_of "$img.m" /edge-61 | awk '{ print $NF }')
+  [ -n "$ext" ] && [ $(( $(cut -d: -f2 <<< "$ext") % 4096 )) -ne 0 ] ||
+    fail "inline: /edge-61's extents ($ext) are not inside its inode"
+done
+grep -q " 0 files left out" "$tmp/inline-1024.img.err" ||
+  fail "inline: files left out: $(cat "$tmp/inline-1024.img.err")"
+# A damaged inline file: its system.data attribute says a size the
+# file's does not leave (the value size of the only in-inode attribute
+# of /edge-500).  No metadata_csum: the checksum would catch it first.
+mke2fs -q -F -t ext4 -b 4096 -I 1024 -O inline_data,^metadata_csum -d "$tmp/small" \
+  "$tmp/inline-bad.img" 48M > /dev/null 2>&1 ||
+  fail "mke2fs -O inline_data,^metadata_csum"
+ino=$(debugfs -R "stat /edge-500" "$tmp/inline-bad.img" 2>/dev/null |
+        sed -n 's/^Inode: \([0-9]*\).*/\1/p')
+[ -n "$ino" ] || fail "inline: no inode for /edge-500"
+ipg=$(dumpe2fs -h "$tmp/inline-bad.img" 2>/dev/null |
+        sed -n 's/^Inodes per group: *//p')
+table=$(dumpe2fs "$tmp/inline-bad.img" 2>/dev/null |
+          sed -n "/^Group $(( (ino - 1) / ipg )):/,/Inode table/s/.*Inode table at \([0-9]*\)-.*/\1/p")
+[ -n "$table" ] || fail "inline: no inode table found for inode $ino"
+at=$(( table * 4096 + (ino - 1) % ipg * 1024 ))
+# 128 + i_extra_isize (32) + magic (4): the first entry; its value size
+# at +8.
+printf '\x10\x00\x00\x00' |
+  dd of="$tmp/inline-bad.img" bs=1 seek=$(( at + 164 + 8 )) conv=notrunc \
+     status=none
+if timeout 120 "$idx" "$tmp/inline-bad.img" -o "$tmp/inline-bad.img.m" \
+     2> "$tmp/inline-bad.err"; then
+  fail "accel-index accepted an inline file whose attribute is too short"
+fi
+grep -q "inline data of 500 bytes without an attribute" "$tmp/inline-bad.err" ||
+  fail "inline, damaged: $(cat "$tmp/inline-bad.err")"
+echo "ok: inline, damaged attribute: $(tail -n 1 "$tmp/inline-bad.err")"
 
 # 4. Uninitialized extents read as zeros: no extents.
 mkdir "$tmp/zero"

@@ -136,6 +136,18 @@ manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
   l->block_size = v[2];
   l->mkfs_blocks = v[3];
   l->mkfs_inodes = v[4];
+  /* Optional: manifests written before inline data had none. */
+  r = layout_meta (m, "fs_inode_size", SQLITE_INTEGER, &v[0], NULL, 0);
+  if (r == -1)
+    return -1;
+  if (r == 1)
+    v[0] = 256;
+  if (v[0] < 128 || v[0] > l->block_size || (v[0] & (v[0] - 1))) {
+    report_error ("manifest: %s: fs_inode_size %" PRId64 " is out of range",
+                  m->path, v[0]);
+    return -1;
+  }
+  l->inode_size = v[0];
   return layout_check_tables (m);
 }
 

@@ -512,7 +512,7 @@ check_file_size (struct manifest_writer *w)
   return 0;
 }
 
-/* Seven meta keys, all or none (docs/manifest-format.md, "layout"). */
+/* Eight meta keys, all or none (docs/manifest-format.md, "layout"). */
 int
 manifest_writer_set_fs_layout (struct manifest_writer *w,
                                const struct manifest_fs_layout *l)
@@ -523,7 +523,9 @@ manifest_writer_set_fs_layout (struct manifest_writer *w,
       l->inodes == 0 || l->inodes > UINT32_MAX || l->mkfs_blocks == 0 ||
       l->mkfs_blocks > l->blocks || l->mkfs_inodes == 0 ||
       l->mkfs_inodes > l->inodes || l->block_size < 1024 ||
-      l->block_size > 65536 || (l->block_size & (l->block_size - 1))) {
+      l->block_size > 65536 || (l->block_size & (l->block_size - 1)) ||
+      l->inode_size < 128 || l->inode_size > l->block_size ||
+      (l->inode_size & (l->inode_size - 1))) {
     report_error ("manifest: %s: file system layout set twice or out of "
                   "range",
                   w->path);
@@ -537,7 +539,8 @@ manifest_writer_set_fs_layout (struct manifest_writer *w,
       writer_meta (w, "fs_inodes", NULL, l->inodes) == -1 ||
       writer_meta (w, "fs_block_size", NULL, l->block_size) == -1 ||
       writer_meta (w, "fs_mkfs_blocks", NULL, l->mkfs_blocks) == -1 ||
-      writer_meta (w, "fs_mkfs_inodes", NULL, l->mkfs_inodes) == -1)
+      writer_meta (w, "fs_mkfs_inodes", NULL, l->mkfs_inodes) == -1 ||
+      writer_meta (w, "fs_inode_size", NULL, l->inode_size) == -1)
     return -1;
   w->have_layout = true;
   w->layout_blocks = l->blocks;

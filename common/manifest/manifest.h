@@ -202,6 +202,10 @@ struct manifest_fs_layout {
    * and a resize to blocks give the same metadata layout again.
    */
   uint64_t mkfs_blocks, mkfs_inodes;
+  /* s_inode_size (fs_inode_size; 256 if the manifest predates it, the
+   * only size accel-mkimage made then).
+   */
+  uint32_t inode_size;
 };
 
 /* One path of the image and its inode; "/" is the root. */

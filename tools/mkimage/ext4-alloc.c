@@ -19,8 +19,18 @@
  *     continues in chunks of its own.
  *  3. Anything else: libext2fs's own choice, the first free block from
  *     its goal (the block after the file's previous one, or the start
- *     of the inode's flex group), which fills holes left by deleted
- *     files before it uses the free space at the end.
+ *     of the inode's flex group).
+ *  3b. But with a base, a new or grown small file's or directory's
+ *     blocks go first to blocks the base used and this version frees
+ *     (deleted, renamed or shrunk files: a renamed directory's files
+ *     land where they were, in the same order), then from the first
+ *     chunk boundary of the free space at the end of the file system,
+ *     one after another: what a version adds then fills chunks of its
+ *     own, instead of a block here and there in space that was free in
+ *     the base, each in a chunk that would otherwise not change.  That
+ *     space (and the part of a chunk skipped to reach a boundary) is
+ *     used once the end is full, since the search for a free block
+ *     wraps around.
  *
  * Directories' first blocks come from ext2fs_mkdir, which asks without
  * a context: for a kept directory the caller names it in
@@ -47,6 +57,26 @@ aligned_goal (ext2_filsys fs, uint32_t chunk_blocks, blk64_t n, blk64_t goal)
         ext2fs_test_block_bitmap_range2 (fs->block_map, b, n))
       return b;
   return goal;
+}
+
+/* Rule 3b: the first chunk boundary after the last block in use (or
+ * that block's successor if no boundary is left).
+ */
+static blk64_t
+tail_goal (ext2_filsys fs, uint32_t chunk_blocks)
+{
+  blk64_t end = ext2fs_blocks_count (fs->super) - 1, b, used, free_at = 0;
+
+  /* From run to run: used blocks, then free ones. */
+  for (b = fs->super->s_first_data_block; b <= end; b = free_at) {
+    if (ext2fs_find_first_set_block_bitmap2 (fs->block_map, b, end, &used))
+      break;
+    if (ext2fs_find_first_zero_block_bitmap2 (fs->block_map, used, end,
+                                              &free_at))
+      return 0; /* in use to the end */
+  }
+  b = (free_at + chunk_blocks - 1) / chunk_blocks * chunk_blocks;
+  return b <= end ? b : free_at <= end ? free_at : 0;
 }
 
 /* The callback (get_alloc_block2). */
@@ -96,6 +126,17 @@ alloc_block (ext2_filsys fs, blk64_t goal, blk64_t *ret,
                              goal);
     }
   }
+  else if (a->base && ctx && ctx->ino && ctx->flags != BLOCK_ALLOC_METADATA &&
+           (blk = ext4_base_freed_block (a->base, fs, goal)) != 0)
+    goal = blk;
+  else if (a->base && ctx && ctx->ino && ctx->flags != BLOCK_ALLOC_METADATA) {
+    if (!a->tail_known) {
+      a->tail_next = tail_goal (fs, a->chunk_blocks);
+      a->tail_known = true;
+    }
+    if (a->tail_next)
+      goal = a->tail_next;
+  }
   /* NB: with a map, ext2fs_new_block3 does not call us back. */
   err = ext2fs_new_block3 (fs, goal, fs->block_map, ret, ctx);
   if (err)
@@ -106,6 +147,8 @@ out:
     a->last_ino = ctx->ino;
     a->last_lblk = ctx->lblk;
     a->last_blk = *ret;
+    if (a->tail_known && *ret >= a->tail_next)
+      a->tail_next = *ret + 1 < ext2fs_blocks_count (fs->super) ? *ret + 1 : 0;
   }
   return 0;
 }

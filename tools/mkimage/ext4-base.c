@@ -63,6 +63,7 @@ struct ext4_base {
   size_t nr_nodes, cap_nodes;
   struct base_run *runs; /* sorted by (ino, lblk) */
   size_t nr_runs, cap_runs;
+  uint64_t nr_new; /* entries of the new tree the base does not have */
   /* Source files with several names, to the kept node (index + 1) that
    * one of them has: a name added to a kept file takes its inode even
    * if the copy reaches the new name first.
@@ -70,6 +71,10 @@ struct ext4_base {
   struct tree_links *links;
   /* During the copy: what is reserved and not claimed yet. */
   ext2fs_block_bitmap resv_blocks;
+  /* Blocks the base used that this version frees (deleted, renamed
+   * and shrunk files): new small files go there first (ext4-alloc.c).
+   */
+  ext2fs_block_bitmap freed_blocks;
   ext2fs_inode_bitmap resv_inodes;
 };
 
@@ -193,6 +198,10 @@ load_file (void *opaque, const struct manifest_file *f)
   n = find_node (b, f->path + 1);
   if (n == NULL)
     return 0; /* no inode known: nothing to keep */
+  /* A file stored inline is mapped inside its inode: no blocks. */
+  if (b->layout.inode_size == EXT4_INLINE_INODE_SIZE && f->size > 0 &&
+      f->size <= EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE))
+    return 0;
   if (manifest_file_extents (lf->m, f->path, &row, &e, &nr) != 0) {
     free (e);
     return -1;
@@ -323,6 +332,9 @@ match_entry (void *opaque, const struct tree_node *tn, uint64_t *handle)
   struct base_node *n = find_node (b, tn->path);
 
   (void) handle;
+  if (tn->dirfd != -1 &&
+      !(n && (n->mode & S_IFMT) == (tn->st->st_mode & S_IFMT)))
+    b->nr_new++;
   if (n && (n->mode & S_IFMT) == (tn->st->st_mode & S_IFMT)) {
     n->kept = true;
     n->new_size = S_ISREG (tn->st->st_mode) ? tn->st->st_size : 0;
@@ -339,6 +351,7 @@ ext4_base_match (struct ext4_base *b, const char *src)
 {
   size_t i, kept = 0;
 
+  b->nr_new = 0;
   if (b->links == NULL && (b->links = tree_links_new ()) == NULL)
     return -1;
   if (tree_walk (src, &(struct tree_ops){ .visit = match_entry }, b) == -1)
@@ -390,6 +403,69 @@ reserve_inode (struct ext4_base *b, ext2_filsys fs, ext2_ino_t ino)
 {
   ext2fs_mark_inode_bitmap2 (fs->inode_map, ino);
   ext2fs_mark_inode_bitmap2 (b->resv_inodes, ino);
+}
+
+/* Where inode ino lies in the image, in bytes. */
+static uint64_t
+inode_offset (ext2_filsys fs, ext2_ino_t ino)
+{
+  uint32_t ipg = fs->super->s_inodes_per_group;
+
+  return (uint64_t) ext2fs_inode_table_loc (fs, (ino - 1) / ipg) *
+      fs->blocksize +
+      (uint64_t) ((ino - 1) % ipg) * EXT2_INODE_SIZE (fs->super);
+}
+
+/* Chunks that len bytes from off touch. */
+static uint64_t
+chunks_touched (uint64_t off, uint64_t len, uint64_t chunk)
+{
+  return len ? (off + len - 1) / chunk - off / chunk + 1 : 0;
+}
+
+/* A version's new inodes are made from the first free one on (the
+ * inodes after the base's last, or those of deleted files), so their
+ * slots in the inode table cross a chunk boundary wherever the base
+ * ended: a thousand new 1 KiB inodes nearly always touch two chunks,
+ * 256-byte ones one or two.  If they would touch fewer chunks starting
+ * at the inode table's next chunk boundary, and that many free inodes
+ * follow it, the free inodes before it are held (reserved, never
+ * claimed, so released at the end) and the new ones start there.  The
+ * skipped slots stay free for a later version.
+ */
+static void
+align_new_inodes (struct ext4_base *b, ext2_filsys fs)
+{
+  uint64_t isize = EXT2_INODE_SIZE (fs->super), chunk = b->chunk_size;
+  uint64_t len = b->nr_new * isize, off, want, held = 0;
+  ext2_ino_t first, start, ino, last = fs->super->s_inodes_count, used;
+
+  if (b->nr_new == 0 || chunk % isize ||
+      ext2fs_find_first_zero_inode_bitmap2 (
+          fs->inode_map, EXT2_FIRST_INO (fs->super), last, &first))
+    return;
+  off = inode_offset (fs, first);
+  want = (off + chunk - 1) / chunk * chunk;
+  start = first + (want - off) / isize;
+  if (off % chunk == 0 || start > last || last - start + 1 < b->nr_new ||
+      chunks_touched (want, len, chunk) >= chunks_touched (off, len, chunk))
+    return;
+  /* The slots must follow each other in the image (one flex group's
+   * inode tables) and be free.
+   */
+  if (inode_offset (fs, start) != want ||
+      inode_offset (fs, start + b->nr_new - 1) != want + len - isize ||
+      ext2fs_find_first_set_inode_bitmap2 (fs->inode_map, start,
+                                           start + b->nr_new - 1, &used) == 0)
+    return;
+  for (ino = first; ino < start; ino++)
+    if (!ext2fs_test_inode_bitmap2 (fs->inode_map, ino)) {
+      reserve_inode (b, fs, ino);
+      held++;
+    }
+  report_debug ("base: %" PRIu64 " new inodes from inode %u, on a chunk "
+                "boundary (%" PRIu64 " free inodes before it left free)",
+                b->nr_new, (unsigned) start, held);
 }
 
 int
@@ -457,7 +533,56 @@ ext4_base_reserve (struct ext4_base *b, ext2_filsys fs)
       reserve_block (b, fs, b->runs[j].block + i);
   report_debug ("base: reserved %" PRIu64 " inodes and %" PRIu64 " blocks",
                 nr_inodes, nr_blocks);
+  align_new_inodes (b, fs);
+
+  err = ext2fs_allocate_block_bitmap (fs, "freed blocks", &b->freed_blocks);
+  if (err) {
+    report_error ("base: allocating bitmaps: %s", ext4_strerror (err));
+    return -1;
+  }
+  for (j = 0; j < b->nr_runs; j++)
+    for (i = 0; i < b->runs[j].count; i++) {
+      blk64_t blk = b->runs[j].block + i;
+
+      if (blk >= fs->super->s_first_data_block &&
+          blk < ext2fs_blocks_count (fs->super) &&
+          !ext2fs_test_block_bitmap2 (fs->block_map, blk))
+        ext2fs_mark_block_bitmap2 (b->freed_blocks, blk);
+    }
   return 0;
+}
+
+blk64_t
+ext4_base_freed_block (struct ext4_base *b, ext2_filsys fs, blk64_t goal)
+{
+  blk64_t end = ext2fs_blocks_count (fs->super) - 1, from = goal, blk;
+  int pass;
+
+  if (b->freed_blocks == NULL)
+    return 0;
+  if (from < fs->super->s_first_data_block || from > end)
+    from = fs->super->s_first_data_block;
+  for (pass = 0; pass < 2; pass++) {
+    while (from <= end &&
+           ext2fs_find_first_set_block_bitmap2 (b->freed_blocks, from, end,
+                                                &blk) == 0) {
+      if (!ext2fs_test_block_bitmap2 (fs->block_map, blk))
+        return blk; /* still marked: the next call finds it used */
+      ext2fs_unmark_block_bitmap2 (b->freed_blocks, blk);
+      from = blk + 1;
+    }
+    from = fs->super->s_first_data_block;
+  }
+  return 0;
+}
+
+bool
+ext4_base_has_blocks (const struct ext4_base *b, ext2_ino_t ino)
+{
+  size_t n;
+
+  find_runs (b, ino, &n);
+  return n > 0;
 }
 
 ext2_ino_t
@@ -534,6 +659,9 @@ ext4_base_release (struct ext4_base *b, ext2_filsys fs)
     }
   report_debug ("base: %" PRIu64 " reserved blocks were not used", released);
   ext2fs_free_block_bitmap (b->resv_blocks);
+  if (b->freed_blocks)
+    ext2fs_free_block_bitmap (b->freed_blocks);
+  b->freed_blocks = NULL;
   ext2fs_free_inode_bitmap (b->resv_inodes);
   b->resv_blocks = NULL;
   b->resv_inodes = NULL;

@@ -15,6 +15,16 @@
  *
  * The result is the linear (unindexed) layout ext2fs_link would make
  * with the same order, minus the scattering of its blocks.
+ *
+ * A directory of more than one block is made in one run: its first
+ * block (mkdir's, made among its siblings' when its parent was filled)
+ * moves to just after its files, the rest follows, and one empty block
+ * more is added for e2fsck -D, whose index root takes a block (else it
+ * would allocate that block wherever it finds one).  Adding names to
+ * an indexed directory rewrites all its blocks (they are sorted by
+ * name hash), so in the next version such a directory costs the chunk
+ * its run is in, not three scattered ones.  A kept directory's blocks
+ * are the base's and do not move.
  */
 
 #include <stdlib.h>
@@ -142,6 +152,47 @@ load_block (ext2_filsys fs, ext2_ino_t dir, blk64_t lblk, blk64_t existing,
   return 0;
 }
 
+/* Do the entries of d, after "." and "..", fit in one block? */
+static bool
+fits_one_block (const struct ext4_dir *d, unsigned limit)
+{
+  unsigned used = EXT2_DIR_REC_LEN (1) + EXT2_DIR_REC_LEN (2);
+  size_t i;
+
+  for (i = 0; i < d->len && used <= limit; i++)
+    used += EXT2_DIR_REC_LEN (strlen (d->v[i].name));
+  return used <= limit;
+}
+
+/* Move the directory's only block to the first free block from the
+ * last data block given out (ext4-alloc.c): after the files just
+ * written into it.
+ */
+static errcode_t
+move_first_block (ext2_filsys fs, ext2_ino_t dir, char *buf)
+{
+  const struct ext4_alloc *a = fs->priv_data;
+  blk64_t old = 0, new;
+  errcode_t err;
+
+  err = ext2fs_bmap2 (fs, dir, NULL, NULL, 0, 0, NULL, &old);
+  if (err == 0 && old == 0)
+    err = EXT2_ET_DIR_CORRUPTED;
+  if (err == 0)
+    err = ext2fs_read_dir_block4 (fs, old, buf, 0, dir);
+  if (err == 0)
+    err = ext2fs_new_block2 (fs, a->last_blk ? a->last_blk + 1 : 0, NULL, &new);
+  if (err)
+    return err;
+  ext2fs_block_alloc_stats2 (fs, new, +1);
+  err = ext2fs_bmap2 (fs, dir, NULL, NULL, BMAP_SET, 0, NULL, &new);
+  if (err == 0)
+    err = ext2fs_write_dir_block4 (fs, new, buf, 0, dir);
+  if (err == 0)
+    ext2fs_block_alloc_stats2 (fs, old, -1);
+  return err;
+}
+
 /* Write the block, with its checksum tail. */
 static errcode_t
 store_block (ext2_filsys fs, ext2_ino_t dir, blk64_t pblk, char *buf, bool csum)
@@ -172,7 +223,11 @@ ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
   err = ext2fs_get_mem (fs->blocksize, &buf);
   if (err)
     return err;
-  err = load_block (fs, d->ino, lblk, existing, buf, limit, &pblk, &off, &last);
+  if (d->movable && existing == 1 && !fits_one_block (d, limit))
+    err = move_first_block (fs, d->ino, buf);
+  if (err == 0)
+    err =
+        load_block (fs, d->ino, lblk, existing, buf, limit, &pblk, &off, &last);
 
   for (i = 0; err == 0 && i < d->len; i++) {
     unsigned len = strlen (d->v[i].name);
@@ -205,6 +260,17 @@ ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
   }
   if (err == 0)
     err = store_block (fs, d->ino, pblk, buf, csum);
+  /* The block for e2fsck -D's index root, empty (one entry of inode 0
+   * that spans it), if the directory will be indexed.
+   */
+  if (err == 0 && lblk > 0) {
+    err = load_block (fs, d->ino, ++lblk, existing, buf, limit, &pblk, &off,
+                      &last);
+    if (err == 0 && last == -1)
+      err = ext2fs_set_rec_len (fs, limit, (struct ext2_dir_entry *) buf);
+    if (err == 0)
+      err = store_block (fs, d->ino, pblk, buf, csum);
+  }
   ext2fs_free_mem (&buf);
   if (err)
     return err;

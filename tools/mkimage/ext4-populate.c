@@ -69,6 +69,10 @@ struct populate {
   bool full; /* the file system ran out of blocks or inodes */
   struct ext4_base *base; /* the base layout, or NULL */
   struct ext4_alloc alloc; /* where blocks go (ext4-alloc.c) */
+  /* Regular files of 1 to inline_max bytes are stored in their inode
+   * (0: none are); inlined counts them.
+   */
+  uint64_t inline_max, inlined;
 };
 
 const char *
@@ -151,6 +155,7 @@ open_parent (struct populate *p, const struct tree_node *n)
   err = ext4_dir_init (p->fs, &p->dir, n->parent);
   if (err)
     return fail (p, err, "read directory", n->path);
+  p->dir.movable = !(p->base && ext4_base_has_blocks (p->base, n->parent));
   p->dir_open = true;
   return 0;
 }
@@ -289,6 +294,46 @@ write_blocks (ext2_file_t file, const unsigned char *buf, size_t len,
   return 0;
 }
 
+/* Store the contents of the source file fd (size bytes, at most
+ * p->inline_max) in inode ino, made with EXT4_INLINE_DATA_FL.
+ */
+static int
+copy_inline (struct populate *p, int fd, ext2_ino_t ino, uint64_t size,
+             const char *path)
+{
+  size_t got = 0;
+  errcode_t err;
+  ssize_t r;
+
+  /* One byte more than size: a file that grew is seen. */
+  while (got <= size) {
+    r = pread (fd, p->buf + got, size + 1 - got, got);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      report_error ("%s/%s: read: %m", p->o->src, path);
+      return -1;
+    }
+    if (r == 0)
+      break;
+    got += r;
+  }
+  if (got != size) {
+    report_error ("%s/%s: the file %s while being copied", p->o->src, path,
+                  got > size ? "grew" : "shrank");
+    return -1;
+  }
+  err = ext2fs_inline_data_init (p->fs, ino);
+  if (err == 0)
+    err = ext2fs_inline_data_set (p->fs, ino, NULL, p->buf, size);
+  if (err)
+    return fail (p, err, "store inline", path);
+  p->inlined++;
+  p->done += size;
+  progress_update (p->done);
+  return 0;
+}
+
 /* Copy the contents of the source file fd (size bytes) into inode ino. */
 static int
 copy_data (struct populate *p, int fd, ext2_ino_t ino, uint64_t size,
@@ -371,6 +416,13 @@ add_hard_link (struct populate *p, const struct tree_node *n, ext2_ino_t ino)
   return 0;
 }
 
+/* Is the regular file st stored in its inode? */
+static bool
+is_inline (const struct populate *p, const struct stat *st)
+{
+  return st->st_size > 0 && (uint64_t) st->st_size <= p->inline_max;
+}
+
 /* A new inode of n's type (not a directory or symlink), added to the
  * parent's entries: the inode is written, data is copied afterwards.
  */
@@ -397,7 +449,9 @@ add_inode (struct populate *p, const struct tree_node *n, ext2_ino_t *inop)
     err = ext2fs_inode_size_set (p->fs, &inode, n->st->st_size);
     if (err)
       return fail (p, err, "set size", n->path);
-    if (ext2fs_has_feature_extents (p->fs->super)) {
+    if (is_inline (p, n->st))
+      inode.i_flags |= EXT4_INLINE_DATA_FL;
+    else if (ext2fs_has_feature_extents (p->fs->super)) {
       /* Opening an extent handle on the in-memory inode initialises
        * its extent header; nothing is written yet.
        */
@@ -462,7 +516,9 @@ add_file (struct populate *p, const struct tree_node *n, ext2_ino_t *inop)
     return -1;
   }
   r = add_inode (p, n, &ino);
-  if (r == 0)
+  if (r == 0 && is_inline (p, n->st))
+    r = copy_inline (p, fd, ino, n->st->st_size, n->path);
+  else if (r == 0)
     r = copy_data (p, fd, ino, n->st->st_size, n->path);
   close (fd);
   if (r == -1)
@@ -660,6 +716,12 @@ ext4_populate (const struct mkimage_options *o, const char *image,
     report_error ("%s: read bitmaps: %s", image, ext4_strerror (err));
     goto out;
   }
+  /* NB: the inline_data feature is set only at the end, so that
+   * libext2fs makes directories and symlinks in blocks as before
+   * (ext4-dir.c writes directory blocks itself).
+   */
+  if (EXT2_INODE_SIZE (p.fs->super) == EXT4_INLINE_INODE_SIZE)
+    p.inline_max = EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE);
   p.alloc.base = base;
   p.alloc.chunk_blocks = o->chunk_size / EXT4_BLOCK_SIZE;
   ext4_alloc_install (p.fs, &p.alloc);
@@ -686,6 +748,13 @@ ext4_populate (const struct mkimage_options *o, const char *image,
       r = -1;
     else if (fixed > 0)
       report_debug ("reset the times or owner of %" PRId64 " inodes", fixed);
+  }
+  if (r == 0 && p.inline_max) {
+    ext2fs_set_feature_inline_data (p.fs->super);
+    ext2fs_mark_super_dirty (p.fs);
+    report_debug ("%" PRIu64 " files stored inline (at most %" PRIu64
+                  " bytes each)",
+                  p.inlined, p.inline_max);
   }
   if (r == 0) {
     EVP_DigestFinal_ex (p.tree, digest, NULL);

@@ -132,6 +132,17 @@ struct sizing {
   uint64_t file_bytes;
   uint64_t nr_entries;
   uint64_t hole_blocks; /* of file_blocks, not allocated in the source */
+  /* Of those, the files small enough to be stored inline in inodes of
+   * EXT4_INLINE_INODE_SIZE bytes.
+   */
+  uint64_t inline_files, inline_blocks, inline_holes;
+};
+
+/* The first size to try for one inode size. */
+struct estimate {
+  unsigned inode_size;
+  uint64_t blocks;
+  uint64_t holes; /* of blocks, holes in the source's files */
 };
 
 /* The size of a directory entry for a name of len bytes. */
@@ -224,6 +235,12 @@ size_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
     s->file_bytes += n->st->st_size;
     s->file_blocks += b;
     s->hole_blocks += alloc < b ? b - alloc : 0;
+    if (n->st->st_size > 0 &&
+        n->st->st_size <= EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE)) {
+      s->inline_files++;
+      s->inline_blocks += b;
+      s->inline_holes += alloc < b ? b - alloc : 0;
+    }
     /* Contiguous runs are cut at 32768 blocks and at group metadata. */
     s->tree_blocks += tree_blocks (b ? 2 * (b / MAX_EXTENT_LEN) + 2 : 0);
   }
@@ -254,35 +271,92 @@ has_super (uint64_t g)
   return false;
 }
 
-/* Blocks for a file system holding data blocks of content and inodes
- * inodes: content plus metadata, to a fixed point of the group count.
+/* The blocks per group mke2fs makes for a file system of blocks blocks
+ * and inodes inodes (-N): as many as a bitmap covers, less 8 at a time
+ * while a group would need more inodes than its bitmap covers (as
+ * libext2fs's ext2fs_initialize does).  With 1 KiB inodes and small
+ * files, groups are smaller than usual.
  */
 static uint64_t
-fs_blocks (uint64_t data, uint64_t inodes)
+blocks_per_group (uint64_t blocks, uint64_t inodes)
+{
+  uint64_t bpg = BLOCKS_PER_GROUP, groups;
+
+  for (;;) {
+    groups = (blocks + bpg - 1) / bpg;
+    if (groups == 0 || (inodes + groups - 1) / groups <= EXT4_BLOCK_SIZE * 8 ||
+        bpg < 256 + 8)
+      return bpg;
+    bpg -= 8;
+  }
+}
+
+/* Blocks for a file system holding data blocks of content and inodes
+ * inodes of inode_size bytes: content plus metadata, to a fixed point
+ * of the group count.  *bpg is the blocks per group it will have.
+ */
+static uint64_t
+fs_blocks (uint64_t data, uint64_t inodes, unsigned inode_size, uint64_t *bpg)
 {
   uint64_t total = data, groups = 0, prev;
   int i;
 
+  *bpg = BLOCKS_PER_GROUP;
   for (i = 0; i < 20; i++) {
-    uint64_t ipg, gdt, meta = 0, g;
+    uint64_t ipg, gdt, meta = 0, g, per_block = EXT4_BLOCK_SIZE / inode_size;
 
     prev = groups;
-    groups = (total + BLOCKS_PER_GROUP - 1) / BLOCKS_PER_GROUP;
+    *bpg = blocks_per_group (total, inodes);
+    groups = (total + *bpg - 1) / *bpg;
     if (groups == 0)
       groups = 1;
     if (groups == prev)
       break;
     ipg = (inodes + groups - 1) / groups;
-    ipg = (ipg + 15) / 16 * 16; /* whole inode table blocks */
+    ipg = (ipg + per_block - 1) / per_block * per_block; /* whole blocks */
     gdt = (groups * 64 + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
     for (g = 0; g < groups; g++)
       if (has_super (g))
         meta += 1 + gdt;
     meta += 2 * groups; /* block and inode bitmaps */
-    meta += groups * ipg * EXT4_INODE_SIZE / EXT4_BLOCK_SIZE;
+    meta += groups * ipg * inode_size / EXT4_BLOCK_SIZE;
     total = data + meta;
   }
   return total;
+}
+
+/* The first size to try, for data blocks and inodes of inode_size. */
+static void
+size_for (uint64_t data, uint64_t inodes, unsigned inode_size,
+          struct estimate *e)
+{
+  uint64_t total, bpg, rem, itb, overhead;
+
+  total = fs_blocks (data, inodes, inode_size, &bpg);
+  /* A little room for what is not modelled (for trees of dense files
+   * the model has been exact to the block): 0.05% and 16 blocks.
+   */
+  total += total / 2000 + 16;
+  /* mke2fs wants 50 free blocks in a group (58 for an empty tree). */
+  if (total < MIN_BLOCKS)
+    total = MIN_BLOCKS;
+  /* mke2fs drops a last group too small for its own metadata (its
+   * inode table counted, wherever flex_bg puts it).
+   */
+  rem = total % bpg;
+  if (total > bpg && rem != 0) {
+    uint64_t groups = (total + bpg - 1) / bpg;
+    uint64_t ipg = (inodes + groups - 1) / groups;
+
+    itb = (ipg * inode_size + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
+    overhead = 3 + itb + 50;
+    if (rem < overhead)
+      total += overhead - rem;
+    if (rem < 1024 && total % bpg < 1024)
+      total += 1024 - total % bpg;
+  }
+  e->inode_size = inode_size;
+  e->blocks = total;
 }
 
 /* Walk the tree and compute the first size to try and the inode
@@ -290,11 +364,11 @@ fs_blocks (uint64_t data, uint64_t inodes)
  * (which the image may store as holes too: the size counts them).
  */
 static int
-estimate (const struct mkimage_options *o, uint64_t *blocks, uint64_t *inodes,
-          uint64_t *holes, struct build_result *r)
+estimate (const struct mkimage_options *o, struct estimate e[2],
+          uint64_t *inodes, struct build_result *r)
 {
   struct sizing s = { 0 };
-  uint64_t dir_blocks = 0, data, total, rem;
+  uint64_t dir_blocks = 0, data;
   size_t i;
   int ret = -1;
 
@@ -321,29 +395,21 @@ estimate (const struct mkimage_options *o, uint64_t *blocks, uint64_t *inodes,
   data = s.file_blocks + s.tree_blocks + s.symlink_blocks + dir_blocks + 4;
   /* Inodes 1-11 are reserved or lost+found's. */
   *inodes = s.inodes + EXT2_GOOD_OLD_FIRST_INO + 1;
-  total = fs_blocks (data, *inodes);
-  /* A little room for what is not modelled (for trees of dense files
-   * the model has been exact to the block): 0.05% and 16 blocks.
-   */
-  total += total / 2000 + 16;
-  /* mke2fs wants 50 free blocks in a group (58 for an empty tree). */
-  if (total < MIN_BLOCKS)
-    total = MIN_BLOCKS;
-  /* mke2fs drops a last group too small for its own metadata. */
-  rem = total % BLOCKS_PER_GROUP;
-  if (total > BLOCKS_PER_GROUP && rem != 0 && rem < 1024)
-    total += 1024 - rem;
-  *blocks = total;
-  *holes = s.hole_blocks;
+  size_for (data, *inodes, EXT4_INODE_SIZE, &e[0]);
+  e[0].holes = s.hole_blocks;
+  size_for (data - s.inline_blocks, *inodes, EXT4_INLINE_INODE_SIZE, &e[1]);
+  e[1].holes = s.hole_blocks - s.inline_holes;
 
   r->file_bytes = s.file_bytes;
   r->nr_entries = s.nr_entries;
   report_debug ("sizing: %" PRIu64 " entries, %" PRIu64 " inodes, "
                 "%" PRIu64 " file blocks, %" PRIu64 " extent tree blocks, "
                 "%" PRIu64 " directory blocks, %" PRIu64 " symlink blocks: "
-                "%" PRIu64 " blocks in all",
+                "%" PRIu64 " blocks in all; with inline data (%" PRIu64
+                " files of at most %d bytes): %" PRIu64,
                 s.nr_entries, *inodes, s.file_blocks, s.tree_blocks, dir_blocks,
-                s.symlink_blocks, total);
+                s.symlink_blocks, e[0].blocks, s.inline_files,
+                EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE), e[1].blocks);
   ret = 0;
 
 out:
@@ -374,9 +440,9 @@ write_conf (const char *name, const char *text)
 /* Run mke2fs to make an empty file system of blocks blocks. */
 static int
 make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
-         uint64_t inodes)
+         uint64_t inodes, unsigned inode_size)
 {
-  char nr_blocks[32], nr_inodes[32], fake_time[48], conf_env[4200];
+  char nr_blocks[32], nr_inodes[32], isize[16], fake_time[48], conf_env[4200];
   const char *conf = write_conf ("mke2fs.conf", mke2fs_conf);
   const char *argv[32];
   size_t n = 0;
@@ -390,6 +456,7 @@ make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
 
   snprintf (nr_blocks, sizeof nr_blocks, "%" PRIu64, blocks);
   snprintf (nr_inodes, sizeof nr_inodes, "%" PRIu64, inodes);
+  snprintf (isize, sizeof isize, "%u", inode_size);
   snprintf (fake_time, sizeof fake_time, "E2FSPROGS_FAKE_TIME=%" PRIu32,
             o->epoch);
   snprintf (conf_env, sizeof conf_env, "MKE2FS_CONFIG=%s", conf);
@@ -401,7 +468,7 @@ make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
   argv[n++] = "-b";
   argv[n++] = "4096";
   argv[n++] = "-I";
-  argv[n++] = "256";
+  argv[n++] = isize;
   argv[n++] = "-N";
   argv[n++] = nr_inodes;
   argv[n++] = "-m";
@@ -546,7 +613,8 @@ base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
                uint64_t est_inodes, uint64_t *blocks)
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
-  uint64_t groups = (l->blocks + BLOCKS_PER_GROUP - 1) / BLOCKS_PER_GROUP;
+  uint64_t bpg = blocks_per_group (l->mkfs_blocks, l->mkfs_inodes);
+  uint64_t groups = (l->blocks + bpg - 1) / bpg;
   uint64_t ipg = l->inodes / groups, need;
 
   *blocks = l->blocks;
@@ -554,7 +622,7 @@ base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
     *blocks = est_blocks + est_blocks * GROW_SLACK_PERCENT / 100;
   if (est_inodes > l->inodes) {
     /* Only new groups bring inodes: ipg is fixed at mke2fs time. */
-    need = (est_inodes + ipg - 1) / ipg * BLOCKS_PER_GROUP;
+    need = (est_inodes + ipg - 1) / ipg * bpg;
     if (need > *blocks)
       *blocks = need;
   }
@@ -650,18 +718,43 @@ ext4_build (const struct mkimage_options *o, const char *image,
   unsigned char digest[32];
   uint64_t blocks, inodes, used = 0, total = 0, unused, free_blocks;
   uint64_t est_blocks, est_inodes, est_holes, based_blocks = 0;
+  struct estimate e[2];
+  const struct estimate *fresh;
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
+  unsigned inode_size = EXT4_INODE_SIZE;
   struct stat st;
   int p = 1;
 
-  if (estimate (o, &est_blocks, &est_inodes, &est_holes, r) == -1)
+  if (estimate (o, e, &est_inodes, r) == -1)
     return -1;
+  /* A fresh layout stores small files inline if the image is smaller
+   * so; a new version keeps its base's choice (the inode size is the
+   * inode table's layout).
+   */
+  fresh = e[1].blocks < e[0].blocks ? &e[1] : &e[0];
+  est_blocks = fresh->blocks;
+  est_holes = fresh->holes;
   if (o->base) {
+    unsigned bsize = ext4_base_layout (o->base)->inode_size;
+
     if (ext4_base_match (o->base, o->src) == -1)
       return -1;
-    if (base_geometry (o, est_blocks, est_inodes, &based_blocks))
-      base = o->base;
+    if (bsize != EXT4_INODE_SIZE && bsize != EXT4_INLINE_INODE_SIZE)
+      report_warning ("%s: the base's inodes are %u bytes, not %d or %d as "
+                      "accel-mkimage makes them: making a fresh layout, "
+                      "which nodes fetch again in full",
+                      o->src, bsize, EXT4_INODE_SIZE, EXT4_INLINE_INODE_SIZE);
+    else {
+      const struct estimate *b = &e[bsize == EXT4_INLINE_INODE_SIZE];
+
+      if (base_geometry (o, b->blocks, est_inodes, &based_blocks)) {
+        base = o->base;
+        inode_size = bsize;
+        est_blocks = b->blocks;
+        est_holes = b->holes;
+      }
+    }
     /* Grow the base's file system at once only if the tree needs it
      * without counting its files' holes; else try the base's size
      * first, so that republishing an unchanged tree with sparse files
@@ -681,13 +774,14 @@ ext4_build (const struct mkimage_options *o, const char *image,
         inodes = ext4_base_layout (base)->mkfs_inodes;
       }
       else {
-        blocks = est_blocks + slack_blocks (o, est_blocks);
+        blocks = fresh->blocks + slack_blocks (o, fresh->blocks);
         inodes = est_inodes + est_inodes / 10 + SLACK_INODES;
+        inode_size = fresh->inode_size;
       }
     }
     report_debug ("attempt %u: %" PRIu64 " blocks, %" PRIu64 " inodes%s",
                   r->attempts, blocks, inodes, base ? " (the base's)" : "");
-    if (make_fs (o, image, blocks, inodes) == -1)
+    if (make_fs (o, image, blocks, inodes, inode_size) == -1)
       return -1;
     /* NB: mke2fs rounds the inodes up to whole inode table blocks; the
      * manifest records what it made, which it makes again when asked.

@@ -9,6 +9,24 @@
 /* The inode size: mke2fs -I (room for nanosecond and creation times). */
 #define EXT4_INODE_SIZE 256
 
+/* The inode size of an image whose small files are stored inline (the
+ * inline_data feature: a file's bytes in its inode, no data block),
+ * which ext4.c picks when that makes the image smaller.  A 4 KiB block
+ * per file of a few hundred bytes is most of such a tree, and most of
+ * what adding files to it costs a node.
+ */
+#define EXT4_INLINE_INODE_SIZE 1024
+
+/* The largest file stored inline in an inode of inode_size bytes: the
+ * 60 bytes of i_block, and the value of the system.data attribute in
+ * the space after the inode's 128 + 32 (i_extra_isize) bytes, less the
+ * attribute area's 4-byte magic, the entry (16 bytes + "data") and the
+ * 4-byte end of the entries.  ext4-populate.c checks every file it
+ * stores inline against what libext2fs finds room for.
+ */
+#define EXT4_INLINE_MAX(inode_size) (60 + (inode_size) -128 - 32 - 4 - 20 - 4)
+
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -29,6 +47,8 @@ struct ext4_dir {
   size_t len, cap;
   unsigned nsubdirs; /* entries that are directories */
   unsigned links_at_start; /* its link count before they were made */
+  /* Its first block may move (not a block kept from the base). */
+  bool movable;
 };
 
 /* Start collecting the entries of directory ino. */
@@ -81,6 +101,15 @@ ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs, const char *path,
 extern blk64_t ext4_base_claim_block (struct ext4_base *b, ext2_filsys fs,
                                       ext2_ino_t ino, blk64_t lblk);
 
+/* The first block from goal on (then from the start) that the base
+ * used and this version freed and that is still free, or 0.
+ */
+extern blk64_t
+ext4_base_freed_block (struct ext4_base *b, ext2_filsys fs, blk64_t goal);
+
+/* Does the base have blocks for inode ino (a kept directory's)? */
+extern bool ext4_base_has_blocks (const struct ext4_base *b, ext2_ino_t ino);
+
 /* Unmark what was reserved and never claimed; free the reservation. */
 extern void ext4_base_release (struct ext4_base *b, ext2_filsys fs);
 
@@ -94,6 +123,11 @@ struct ext4_alloc {
    */
   ext2_ino_t last_ino;
   blk64_t last_lblk, last_blk;
+  /* With a base: where the next new small block goes (rule 3b), once
+   * known.
+   */
+  blk64_t tail_next;
+  bool tail_known;
 };
 
 /* Make a the policy of fs's allocations (fs->priv_data). */
