@@ -295,20 +295,30 @@ src2=$tmp/src2
 (versions_scale test && vt_big=$((140 << 20)) && versions_tree "$src2") ||
   fail "generating the two-group tree"
 build "$src2" "$tmp/two"
-cp "$tmp/two/img.img.manifest" "$tmp/two.manifest"
+# next_version WHAT SRC DEST CHANGED: build SRC at DEST on the version
+# there (its manifest kept in $tmp/prev.manifest; $tmp/old.digests are
+# SRC's contents before the change) and check it: no fresh layout,
+# e2fsck clean, unchanged files in place, at most CHANGED bytes in
+# chunks + 4 new chunks.
+next_version () {
+  local what=$1 s=$2 d=$3 changed=$4 r nchunks target nsame
+  build "$s" "$d" -v
+  grep -q "fresh layout" "$tmp/err" && fail "$what: a fresh layout was made"
+  fsck_clean "$d/img.img"
+  digests "$s" "$tmp/new.digests"
+  r=$(compare "$tmp/prev.manifest" "$d/img.img.manifest" \
+        --changed "$changed" --identity --same "$tmp/old.digests" \
+        "$tmp/new.digests") || fail "$what: comparing the manifests failed"
+  read -r nchunks _ _ target nsame _ <<< "$r"
+  [ "$nchunks" -le "$target" ] ||
+    fail "$what: $nchunks new chunks, more than $target"
+  echo "ok: $what: $nchunks new chunks (target $target), $nsame files unchanged and in place"
+  mv "$tmp/new.digests" "$tmp/old.digests"
+}
+cp "$tmp/two/img.img.manifest" "$tmp/prev.manifest"
 digests "$src2" "$tmp/old.digests"
-changed=$(change_add_small "$src2")
-build "$src2" "$tmp/two" -v
-grep -q "fresh layout" "$tmp/err" && fail "two groups: a fresh layout was made"
-fsck_clean "$tmp/two/img.img"
-digests "$src2" "$tmp/new.digests"
-r=$(compare "$tmp/two.manifest" "$tmp/two/img.img.manifest" \
-      --changed "$changed" --identity --same "$tmp/old.digests" \
-      "$tmp/new.digests") || fail "two groups: comparing the manifests failed"
-read -r nchunks _ _ target _ _ <<< "$r"
-[ "$nchunks" -le "$target" ] ||
-  fail "two groups: $nchunks new chunks, more than $target"
-echo "ok: two block groups, a file added: $nchunks new chunks (target $target)"
+next_version "two block groups, a file added" "$src2" "$tmp/two" \
+  "$(change_add_small "$src2")"
 
 # 7. A tree of tiny files (12,000 of 1 to 1000 bytes in 12 directories):
 # the fresh layout stores them inline (1 KiB inodes), and versions of it
@@ -348,27 +358,15 @@ big=$(find "$src3/d08" -type f -size +896c | sort | head -n 1)
   fail "tiny files: no file of d08 is stored in blocks to begin with"
 digests "$src3" "$tmp/old.digests"
 for k in add edit grow shrink delete; do
-  cp "$tmp/tiny/img.img.manifest" "$tmp/tiny.manifest"
-  changed=$("tiny_$k" "$src3")
-  build "$src3" "$tmp/tiny" -v
-  grep -q "fresh layout" "$tmp/err" && fail "tiny files, $k: a fresh layout"
-  fsck_clean "$tmp/tiny/img.img"
-  digests "$src3" "$tmp/new.digests"
-  r=$(compare "$tmp/tiny.manifest" "$tmp/tiny/img.img.manifest" \
-        --changed "$changed" --identity --same "$tmp/old.digests" \
-        "$tmp/new.digests") || fail "tiny files, $k: comparing failed"
-  read -r nchunks _ _ target nsame _ <<< "$r"
-  [ "$nchunks" -le "$target" ] ||
-    fail "tiny files, $k: $nchunks new chunks, more than $target"
-  echo "ok: tiny files, $k: $nchunks new chunks (target $target), $nsame files unchanged and in place"
+  cp "$tmp/tiny/img.img.manifest" "$tmp/prev.manifest"
+  next_version "tiny files, $k" "$src3" "$tmp/tiny" "$("tiny_$k" "$src3")"
   if [ "$k" = edit ]; then
-    "$top/tools/accel-inspect" --diff "$tmp/tiny.manifest" \
+    "$top/tools/accel-inspect" --diff "$tmp/prev.manifest" \
       "$tmp/tiny/img.img.manifest" > "$tmp/diff.out" 2>&1 ||
       fail "accel-inspect --diff: $(cat "$tmp/diff.out")"
     grep -q "fetched .* /d03/f03001$" "$tmp/diff.out" ||
       fail "tiny files: the edited inline file is not listed: $(cat "$tmp/diff.out")"
   fi
-  mv "$tmp/new.digests" "$tmp/old.digests"
 done
 if [ "$(id -u)" = 0 ] && losetup -f > /dev/null 2>&1; then
   dev=$(losetup -f --show -r "$tmp/tiny/img.img") || fail "losetup"
