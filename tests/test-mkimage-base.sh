@@ -34,8 +34,8 @@
 #  6. A tree over two block groups: a file added whose directory's group
 #     has no free inode (the base's reservations in a group mke2fs left
 #     uninitialised hold).
-#  7. A tree of tiny files is stored inline (1 KiB inodes); versions of
-#     it hold the targets too (see there).
+#  7. Trees of small files: stored inline (1 KiB inodes), or with 1 KiB
+#     blocks; versions of them hold the targets too (see there).
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -320,63 +320,67 @@ digests "$src2" "$tmp/old.digests"
 next_version "two block groups, a file added" "$src2" "$tmp/two" \
   "$(change_add_small "$src2")"
 
-# 7. A tree of tiny files (12,000 of 1 to 1000 bytes in 12 directories):
-# the fresh layout stores them inline (1 KiB inodes), and versions of it
-# that add a thousand files to one directory, edit an inline file in
-# place, grow one out of its inode, shrink a stored one into it and
-# delete some each cost at most the changed bytes in chunks + 4; every
-# version passes e2fsck, and the last, mounted, holds its tree.  The
-# edited file is in accel-inspect --diff's list.
-src3=$tmp/src3
-awk -v top="$src3" 'BEGIN {
-  for (i = 0; i < 12000; i++) {
-    d = sprintf("%s/d%02d", top, int(i / 1000))
-    if (i % 1000 == 0) system("mkdir -p " d)
-    printf "%d t%d %s/f%05d\n", (i * 7919) % 1000 + 1, i, d, i
-  }
-}' | gen_files || fail "generating the tiny-file tree"
-build "$src3" "$tmp/tiny" -v
-grep -q "files stored inline" "$tmp/err" ||
-  fail "tiny files: not stored inline: $(grep sizing "$tmp/err")"
-dumpe2fs -h "$tmp/tiny/img.img" 2> /dev/null | grep -q "features:.*inline_data" ||
-  fail "tiny files: no inline_data feature"
-[ "$(dumpe2fs -h "$tmp/tiny/img.img" 2> /dev/null |
-     sed -n 's/^Inode size:[[:space:]]*//p')" = 1024 ] || fail "tiny files: inodes not 1 KiB"
-fsck_clean "$tmp/tiny/img.img"
-tiny_add () { # a thousand files in d05
-  awk -v d="$1/d05" 'BEGIN {
-    for (i = 0; i < 1000; i++) printf "%d n%d %s/new%04d\n", (i * 104729) % 1000 + 1, i, d, i
+# 7. Trees of small files (12,000 in 12 directories): of 1 to 1000
+# bytes, which the fresh layout stores inline (1 KiB inodes), and of 1
+# to 4096 bytes, which it gives 1 KiB blocks.  Versions of each that
+# add a thousand files to one directory, edit a file in place, grow one
+# (out of its inode), shrink one (into it) and delete some each cost at
+# most the changed bytes in chunks + 4; every version passes e2fsck,
+# and the last, mounted, holds its tree.  The edited file is in
+# accel-inspect --diff's list.
+small_add () { # a thousand files in d05
+  awk -v d="$1/d05" -v max="$2" 'BEGIN {
+    for (i = 0; i < 1000; i++) printf "%d n%d %s/new%04d\n", (i * 104729) % max + 1, i, d, i
   }' | gen_files
   find "$1/d05" -name 'new*' -printf '%s\n' | awk '{ s += $1 } END { print s }'
 }
-tiny_edit () { printf 'X' | dd of="$1/d03/f03001" bs=1 seek=3 conv=notrunc status=none; echo 1; }
-tiny_grow () { gen "$1/d07/f07002" 3000 grown; echo 3000; }
-tiny_shrink () { truncate -s 100 "$big"; echo 0; }
-tiny_delete () { rm "$1"/d09/f0915*; echo 0; }
-big=$(find "$src3/d08" -type f -size +896c | sort | head -n 1)
-[ -n "$big" ] ||
-  fail "tiny files: no file of d08 is stored in blocks to begin with"
-digests "$src3" "$tmp/old.digests"
-for k in add edit grow shrink delete; do
-  cp "$tmp/tiny/img.img.manifest" "$tmp/prev.manifest"
-  next_version "tiny files, $k" "$src3" "$tmp/tiny" "$("tiny_$k" "$src3")"
-  if [ "$k" = edit ]; then
-    "$top/tools/accel-inspect" --diff "$tmp/prev.manifest" \
-      "$tmp/tiny/img.img.manifest" > "$tmp/diff.out" 2>&1 ||
-      fail "accel-inspect --diff: $(cat "$tmp/diff.out")"
-    grep -q "fetched .* /d03/f03001$" "$tmp/diff.out" ||
-      fail "tiny files: the edited inline file is not listed: $(cat "$tmp/diff.out")"
+small_edit () { printf 'X' | dd of="$1/d03/f03001" bs=1 seek=3 conv=notrunc status=none; echo 1; }
+small_grow () { gen "$1/d07/f07002" 5000 grown; echo 5000; }
+small_shrink () { truncate -s 100 "$big"; echo 0; }
+small_delete () { rm "$1"/d09/f0915*; echo 0; }
+# small_tree NAME MAX FEATURE-CHECK: the sequence on a tree of 1 to MAX
+# bytes; "dumpe2fs -h" of v1 must match the extended regex FEATURE-CHECK.
+small_tree () {
+  local name=$1 max=$2 want=$3 s=$tmp/$1-src d=$tmp/$1 k dev
+  awk -v top="$s" -v max="$max" 'BEGIN {
+    for (i = 0; i < 12000; i++) {
+      d = sprintf("%s/d%02d", top, int(i / 1000))
+      if (i % 1000 == 0) system("mkdir -p " d)
+      printf "%d t%d %s/f%05d\n", (i * 7919) % max + 1, i, d, i
+    }
+  }' | gen_files || fail "generating the $name tree"
+  build "$s" "$d" -v
+  dumpe2fs -h "$d/img.img" 2> /dev/null | tr -s ' \t' ' ' > "$tmp/dumpe2fs"
+  grep -Eq "$want" "$tmp/dumpe2fs" ||
+    fail "$name: v1 is not '$want': $(grep -E 'features|size:' "$tmp/dumpe2fs")"
+  fsck_clean "$d/img.img"
+  big=$(find "$s/d08" -type f -size +896c | sort | head -n 1)
+  [ -n "$big" ] || fail "$name: no file of d08 is stored in blocks to begin with"
+  digests "$s" "$tmp/old.digests"
+  for k in add edit grow shrink delete; do
+    cp "$d/img.img.manifest" "$tmp/prev.manifest"
+    next_version "$name, $k" "$s" "$d" "$("small_$k" "$s" "$max")"
+    if [ "$k" = edit ]; then
+      "$top/tools/accel-inspect" --diff "$tmp/prev.manifest" \
+        "$d/img.img.manifest" > "$tmp/diff.out" 2>&1 ||
+        fail "accel-inspect --diff: $(cat "$tmp/diff.out")"
+      grep -q "fetched .* /d03/f03001$" "$tmp/diff.out" ||
+        fail "$name: the edited file is not listed: $(cat "$tmp/diff.out")"
+    fi
+  done
+  if [ "$(id -u)" = 0 ] && losetup -f > /dev/null 2>&1; then
+    dev=$(losetup -f --show -r "$d/img.img") || fail "losetup"
+    on_exit "loop_detach_file '$d/img.img'"
+    mkdir -p "$tmp/mnt-$name"
+    mount -t ext4 -o ro "$dev" "$tmp/mnt-$name" || fail "mount ($name)"
+    on_exit "umount '$tmp/mnt-$name'"
+    diff -r -x lost+found "$s" "$tmp/mnt-$name" > "$tmp/diff" ||
+      fail "$name: the mounted image differs: $(head "$tmp/diff")"
+    umount "$tmp/mnt-$name" && losetup -d "$dev" || fail "umount"
+    echo "ok: $name: the mounted image holds the tree"
   fi
-done
-if [ "$(id -u)" = 0 ] && losetup -f > /dev/null 2>&1; then
-  dev=$(losetup -f --show -r "$tmp/tiny/img.img") || fail "losetup"
-  on_exit "loop_detach_file '$tmp/tiny/img.img'"
-  mkdir -p "$tmp/mnt3"
-  mount -t ext4 -o ro "$dev" "$tmp/mnt3" || fail "mount (tiny files)"
-  on_exit "umount '$tmp/mnt3'"
-  diff -r -x lost+found "$src3" "$tmp/mnt3" > "$tmp/diff" ||
-    fail "tiny files: the mounted image differs: $(head "$tmp/diff")"
-  umount "$tmp/mnt3" && losetup -d "$dev" || fail "umount"
-  echo "ok: tiny files: the mounted image holds the tree"
-fi
+}
+small_tree tiny 1000 "features:.*inline_data"
+grep -q "Inode size: 1024" "$tmp/dumpe2fs" || fail "tiny: inodes not 1 KiB"
+small_tree small 4096 "Block size: 1024"
 echo OK

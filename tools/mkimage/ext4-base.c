@@ -264,9 +264,11 @@ ext4_base_load (const char *path)
                   path);
   if (r != 0)
     goto err;
-  if (b->layout.block_size != EXT4_BLOCK_SIZE) {
-    report_error ("%s: the base has %" PRIu32 "-byte blocks, not %d", path,
-                  b->layout.block_size, EXT4_BLOCK_SIZE);
+  if (b->layout.block_size != EXT4_BLOCK_SIZE &&
+      b->layout.block_size != EXT4_SMALL_BLOCK_SIZE) {
+    report_error ("%s: the base has %" PRIu32 "-byte blocks, not %d or %d",
+                  path, b->layout.block_size, EXT4_BLOCK_SIZE,
+                  EXT4_SMALL_BLOCK_SIZE);
     goto err;
   }
   b->chunk_size = manifest_chunk_size (m);
@@ -514,7 +516,7 @@ ext4_base_reserve (struct ext4_base *b, ext2_filsys fs)
       nr_inodes++;
     }
     if (S_ISREG (nd->mode))
-      limit = (nd->new_size + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
+      limit = (nd->new_size + fs->blocksize - 1) / fs->blocksize;
     first = find_runs (b, nd->ino, &n);
     for (j = first; j < first + n; j++) {
       const struct base_run *r = &b->runs[j];

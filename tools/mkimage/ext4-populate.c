@@ -155,7 +155,11 @@ open_parent (struct populate *p, const struct tree_node *n)
   err = ext4_dir_init (p->fs, &p->dir, n->parent);
   if (err)
     return fail (p, err, "read directory", n->path);
-  p->dir.movable = !(p->base && ext4_base_has_blocks (p->base, n->parent));
+  /* NB: not the root, whose first block mke2fs makes where it did in
+   * the base, whatever the base says.
+   */
+  p->dir.movable = n->parent != EXT2_ROOT_INO &&
+      !(p->base && ext4_base_has_blocks (p->base, n->parent));
   p->dir_open = true;
   return 0;
 }
@@ -723,7 +727,7 @@ ext4_populate (const struct mkimage_options *o, const char *image,
   if (EXT2_INODE_SIZE (p.fs->super) == EXT4_INLINE_INODE_SIZE)
     p.inline_max = EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE);
   p.alloc.base = base;
-  p.alloc.chunk_blocks = o->chunk_size / EXT4_BLOCK_SIZE;
+  p.alloc.chunk_blocks = o->chunk_size / p.fs->blocksize;
   ext4_alloc_install (p.fs, &p.alloc);
   if (base && ext4_base_reserve (base, p.fs) == -1)
     goto out;

@@ -47,9 +47,9 @@
 #include "mkimage.h"
 #include "ext4.h"
 
-#define BLOCKS_PER_GROUP 32768
 #define MAX_EXTENT_LEN 32768 /* blocks in one initialised extent */
-#define EXTENTS_PER_BLOCK 340 /* (4096 - 12) / 12 */
+/* Extents in a tree block of bs bytes: a 12-byte header, 12 each. */
+#define EXTENTS_PER_BLOCK(bs) (((bs) -12) / 12)
 #define IN_INODE_EXTENTS 4
 #define DIR_TAIL 12 /* metadata_csum's tail in every directory block */
 #define MAX_ATTEMPTS 8
@@ -67,6 +67,11 @@
 #define SLACK_PERCENT 10
 #define SLACK_MIN_CHUNKS 4
 #define SLACK_INODES 256
+
+/* A fresh layout stores small files inline, or has 1 KiB blocks, only
+ * if that makes the image at least this much smaller.
+ */
+#define LAYOUT_GAIN_PERCENT 10
 
 /* A base layout of which more than this would be left free (files
  * were deleted) gives way to a fresh, smaller one.
@@ -122,6 +127,7 @@ struct dir_sim {
 
 /* What the sizing walk adds up (in blocks unless said otherwise). */
 struct sizing {
+  unsigned bs; /* the block size sized for */
   struct tree_links *links;
   struct dir_sim *dirs; /* indexed by tree_walk handle */
   size_t nr_dirs, cap_dirs;
@@ -138,9 +144,9 @@ struct sizing {
   uint64_t inline_files, inline_blocks, inline_holes;
 };
 
-/* The first size to try for one inode size. */
+/* The first size to try for one block and inode size. */
 struct estimate {
-  unsigned inode_size;
+  unsigned block_size, inode_size;
   uint64_t blocks;
   uint64_t holes; /* of blocks, holes in the source's files */
 };
@@ -154,9 +160,9 @@ rec_len (size_t len)
 
 /* Add an entry of r bytes to a directory. */
 static void
-dir_sim_add (struct dir_sim *d, uint32_t r)
+dir_sim_add (struct dir_sim *d, uint32_t r, unsigned bs)
 {
-  if (d->nblocks == 0 || d->off + r > EXT4_BLOCK_SIZE - DIR_TAIL) {
+  if (d->nblocks == 0 || d->off + r > bs - DIR_TAIL) {
     d->nblocks++;
     d->off = 0;
   }
@@ -165,17 +171,17 @@ dir_sim_add (struct dir_sim *d, uint32_t r)
 
 /* Blocks for the extent tree of n extents beyond the inode's four. */
 static uint64_t
-tree_blocks (uint64_t extents)
+tree_blocks (uint64_t extents, unsigned bs)
 {
-  uint64_t leaves, total = 0;
+  uint64_t leaves, total = 0, per = EXTENTS_PER_BLOCK (bs);
 
   if (extents <= IN_INODE_EXTENTS)
     return 0;
-  leaves = (extents + EXTENTS_PER_BLOCK - 1) / EXTENTS_PER_BLOCK;
+  leaves = (extents + per - 1) / per;
   total = leaves;
   /* Index blocks, if the leaves do not fit in the inode. */
   while (leaves > IN_INODE_EXTENTS) {
-    leaves = (leaves + EXTENTS_PER_BLOCK - 1) / EXTENTS_PER_BLOCK;
+    leaves = (leaves + per - 1) / per;
     total += leaves;
   }
   return total;
@@ -206,16 +212,16 @@ size_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
     memset (d, 0, sizeof *d);
     *handle = s->nr_dirs++;
     /* "." and "..", in a first block (mkdir). */
-    dir_sim_add (d, 24);
+    dir_sim_add (d, 24, s->bs);
     if (n->dirfd == -1) /* the root: mke2fs adds lost+found */
-      dir_sim_add (d, rec_len (10));
+      dir_sim_add (d, rec_len (10), s->bs);
   }
   if (n->dirfd == -1)
     return 0;
 
   s->nr_entries++;
   if (!(n->parent == 0 && strcmp (n->name, "lost+found") == 0))
-    dir_sim_add (&s->dirs[n->parent], rec_len (strlen (n->name)));
+    dir_sim_add (&s->dirs[n->parent], rec_len (strlen (n->name)), s->bs);
   if (S_ISDIR (m)) {
     s->inodes++;
     return 0;
@@ -228,9 +234,8 @@ size_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
   }
   s->inodes++;
   if (S_ISREG (m)) {
-    uint64_t b = (n->st->st_size + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
-
-    uint64_t alloc = (uint64_t) n->st->st_blocks * 512 / EXT4_BLOCK_SIZE;
+    uint64_t b = (n->st->st_size + s->bs - 1) / s->bs;
+    uint64_t alloc = (uint64_t) n->st->st_blocks * 512 / s->bs;
 
     s->file_bytes += n->st->st_size;
     s->file_blocks += b;
@@ -242,7 +247,7 @@ size_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
       s->inline_holes += alloc < b ? b - alloc : 0;
     }
     /* Contiguous runs are cut at 32768 blocks and at group metadata. */
-    s->tree_blocks += tree_blocks (b ? 2 * (b / MAX_EXTENT_LEN) + 2 : 0);
+    s->tree_blocks += tree_blocks (b ? 2 * (b / MAX_EXTENT_LEN) + 2 : 0, s->bs);
   }
   else if (S_ISLNK (m) && n->st->st_size >= 60)
     s->symlink_blocks++;
@@ -278,13 +283,14 @@ has_super (uint64_t g)
  * files, groups are smaller than usual.
  */
 static uint64_t
-blocks_per_group (uint64_t blocks, uint64_t inodes)
+blocks_per_group (uint64_t blocks, uint64_t inodes, unsigned bs)
 {
-  uint64_t bpg = BLOCKS_PER_GROUP, groups;
+  uint64_t bpg = 8 * bs, groups;
 
+  blocks -= bs == 1024; /* block 0 is the boot block's */
   for (;;) {
     groups = (blocks + bpg - 1) / bpg;
-    if (groups == 0 || (inodes + groups - 1) / groups <= EXT4_BLOCK_SIZE * 8 ||
+    if (groups == 0 || (inodes + groups - 1) / groups <= 8 * bs ||
         bpg < 256 + 8)
       return bpg;
     bpg -= 8;
@@ -296,17 +302,18 @@ blocks_per_group (uint64_t blocks, uint64_t inodes)
  * of the group count.  *bpg is the blocks per group it will have.
  */
 static uint64_t
-fs_blocks (uint64_t data, uint64_t inodes, unsigned inode_size, uint64_t *bpg)
+fs_blocks (uint64_t data, uint64_t inodes, unsigned inode_size, unsigned bs,
+           uint64_t *bpg)
 {
   uint64_t total = data, groups = 0, prev;
   int i;
 
-  *bpg = BLOCKS_PER_GROUP;
+  *bpg = 8 * bs;
   for (i = 0; i < 20; i++) {
-    uint64_t ipg, gdt, meta = 0, g, per_block = EXT4_BLOCK_SIZE / inode_size;
+    uint64_t ipg, gdt, meta = 0, g, per_block = bs / inode_size;
 
     prev = groups;
-    *bpg = blocks_per_group (total, inodes);
+    *bpg = blocks_per_group (total, inodes, bs);
     groups = (total + *bpg - 1) / *bpg;
     if (groups == 0)
       groups = 1;
@@ -314,25 +321,60 @@ fs_blocks (uint64_t data, uint64_t inodes, unsigned inode_size, uint64_t *bpg)
       break;
     ipg = (inodes + groups - 1) / groups;
     ipg = (ipg + per_block - 1) / per_block * per_block; /* whole blocks */
-    gdt = (groups * 64 + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
+    gdt = (groups * 64 + bs - 1) / bs;
     for (g = 0; g < groups; g++)
       if (has_super (g))
         meta += 1 + gdt;
     meta += 2 * groups; /* block and inode bitmaps */
-    meta += groups * ipg * inode_size / EXT4_BLOCK_SIZE;
-    total = data + meta;
+    meta += groups * ipg * inode_size / bs;
+    total = data + meta + (bs == 1024); /* the boot block */
+    /* mke2fs refuses inode tables that leave a group no room ("too
+     * many inodes", with 1 KiB inodes in 8 MiB groups): more groups.
+     */
+    if (ipg * inode_size / bs + gdt + 53 > *bpg) {
+      uint64_t room = *bpg - gdt - 53;
+      uint64_t need = (inodes * inode_size / bs + room - 1) / room;
+
+      if (need * *bpg > total)
+        total = need * *bpg;
+    }
   }
   return total;
 }
 
-/* The first size to try, for data blocks and inodes of inode_size. */
+/* mke2fs drops a last group too small for its own metadata (its inode
+ * table counted, wherever flex_bg puts it), and with it the room a
+ * size was given for: so a size is rounded up past that.
+ */
+static uint64_t
+whole_last_group (uint64_t total, uint64_t inodes, unsigned inode_size,
+                  unsigned bs)
+{
+  uint64_t bpg = blocks_per_group (total, inodes, bs);
+  uint64_t rem = (total - (bs == 1024)) % bpg, groups, ipg, itb;
+
+  if (total <= bpg || rem == 0)
+    return total;
+  groups = (total - (bs == 1024) + bpg - 1) / bpg;
+  ipg = (inodes + groups - 1) / groups;
+  itb = (ipg * inode_size + bs - 1) / bs;
+  if (rem < 3 + itb + 50)
+    total += 3 + itb + 50 - rem;
+  if (rem < 1024 && (total - (bs == 1024)) % bpg < 1024)
+    total += 1024 - (total - (bs == 1024)) % bpg;
+  return total;
+}
+
+/* The first size to try, for data blocks of bs bytes and inodes of
+ * inode_size.
+ */
 static void
-size_for (uint64_t data, uint64_t inodes, unsigned inode_size,
+size_for (uint64_t data, uint64_t inodes, unsigned inode_size, unsigned bs,
           struct estimate *e)
 {
-  uint64_t total, bpg, rem, itb, overhead;
+  uint64_t total, bpg;
 
-  total = fs_blocks (data, inodes, inode_size, &bpg);
+  total = fs_blocks (data, inodes, inode_size, bs, &bpg);
   /* A little room for what is not modelled (for trees of dense files
    * the model has been exact to the block): 0.05% and 16 blocks.
    */
@@ -340,23 +382,9 @@ size_for (uint64_t data, uint64_t inodes, unsigned inode_size,
   /* mke2fs wants 50 free blocks in a group (58 for an empty tree). */
   if (total < MIN_BLOCKS)
     total = MIN_BLOCKS;
-  /* mke2fs drops a last group too small for its own metadata (its
-   * inode table counted, wherever flex_bg puts it).
-   */
-  rem = total % bpg;
-  if (total > bpg && rem != 0) {
-    uint64_t groups = (total + bpg - 1) / bpg;
-    uint64_t ipg = (inodes + groups - 1) / groups;
-
-    itb = (ipg * inode_size + EXT4_BLOCK_SIZE - 1) / EXT4_BLOCK_SIZE;
-    overhead = 3 + itb + 50;
-    if (rem < overhead)
-      total += overhead - rem;
-    if (rem < 1024 && total % bpg < 1024)
-      total += 1024 - total % bpg;
-  }
+  e->block_size = bs;
   e->inode_size = inode_size;
-  e->blocks = total;
+  e->blocks = whole_last_group (total, inodes, inode_size, bs);
 }
 
 /* Walk the tree and compute the first size to try and the inode
@@ -364,10 +392,10 @@ size_for (uint64_t data, uint64_t inodes, unsigned inode_size,
  * (which the image may store as holes too: the size counts them).
  */
 static int
-estimate (const struct mkimage_options *o, struct estimate e[2],
+estimate (const struct mkimage_options *o, unsigned bs, struct estimate e[2],
           uint64_t *inodes, struct build_result *r)
 {
-  struct sizing s = { 0 };
+  struct sizing s = { .bs = bs };
   uint64_t dir_blocks = 0, data;
   size_t i;
   int ret = -1;
@@ -384,31 +412,34 @@ estimate (const struct mkimage_options *o, struct estimate e[2],
     /* The first block is made with the directory, the rest later in
      * one run.
      */
-    dir_blocks += b + tree_blocks (b > 1 ? 2 * (b / MAX_EXTENT_LEN) + 3 : 1);
+    dir_blocks +=
+        b + tree_blocks (b > 1 ? 2 * (b / MAX_EXTENT_LEN) + 3 : 1, bs);
     /* e2fsck -D's index: a root block, a level of index blocks beyond
      * about 500 leaves, and 1% for leaves packed in hash order.
      */
     if (b > 1)
       dir_blocks += 1 + (b > 500 ? (b + 499) / 500 : 0) + b / 100;
   }
-  /* + lost+found's 4 blocks (mke2fs makes it 16 KiB). */
-  data = s.file_blocks + s.tree_blocks + s.symlink_blocks + dir_blocks + 4;
+  /* + lost+found's blocks (mke2fs makes it 16 KiB). */
+  data = s.file_blocks + s.tree_blocks + s.symlink_blocks + dir_blocks +
+      16384 / bs;
   /* Inodes 1-11 are reserved or lost+found's. */
   *inodes = s.inodes + EXT2_GOOD_OLD_FIRST_INO + 1;
-  size_for (data, *inodes, EXT4_INODE_SIZE, &e[0]);
+  size_for (data, *inodes, EXT4_INODE_SIZE, bs, &e[0]);
   e[0].holes = s.hole_blocks;
-  size_for (data - s.inline_blocks, *inodes, EXT4_INLINE_INODE_SIZE, &e[1]);
+  size_for (data - s.inline_blocks, *inodes, EXT4_INLINE_INODE_SIZE, bs, &e[1]);
   e[1].holes = s.hole_blocks - s.inline_holes;
 
   r->file_bytes = s.file_bytes;
   r->nr_entries = s.nr_entries;
-  report_debug ("sizing: %" PRIu64 " entries, %" PRIu64 " inodes, "
+  report_debug ("sizing, %u-byte blocks: %" PRIu64 " entries, %" PRIu64
+                " inodes, "
                 "%" PRIu64 " file blocks, %" PRIu64 " extent tree blocks, "
                 "%" PRIu64 " directory blocks, %" PRIu64 " symlink blocks: "
                 "%" PRIu64 " blocks in all; with inline data (%" PRIu64
                 " files of at most %d bytes): %" PRIu64,
-                s.nr_entries, *inodes, s.file_blocks, s.tree_blocks, dir_blocks,
-                s.symlink_blocks, e[0].blocks, s.inline_files,
+                bs, s.nr_entries, *inodes, s.file_blocks, s.tree_blocks,
+                dir_blocks, s.symlink_blocks, e[0].blocks, s.inline_files,
                 EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE), e[1].blocks);
   ret = 0;
 
@@ -440,9 +471,10 @@ write_conf (const char *name, const char *text)
 /* Run mke2fs to make an empty file system of blocks blocks. */
 static int
 make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
-         uint64_t inodes, unsigned inode_size)
+         uint64_t inodes, unsigned inode_size, unsigned bs)
 {
-  char nr_blocks[32], nr_inodes[32], isize[16], fake_time[48], conf_env[4200];
+  char nr_blocks[32], nr_inodes[32], isize[16], bsize[16], flex[32];
+  char fake_time[48], conf_env[4200];
   const char *conf = write_conf ("mke2fs.conf", mke2fs_conf);
   const char *argv[32];
   size_t n = 0;
@@ -457,6 +489,7 @@ make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
   snprintf (nr_blocks, sizeof nr_blocks, "%" PRIu64, blocks);
   snprintf (nr_inodes, sizeof nr_inodes, "%" PRIu64, inodes);
   snprintf (isize, sizeof isize, "%u", inode_size);
+  snprintf (bsize, sizeof bsize, "%u", bs);
   snprintf (fake_time, sizeof fake_time, "E2FSPROGS_FAKE_TIME=%" PRIu32,
             o->epoch);
   snprintf (conf_env, sizeof conf_env, "MKE2FS_CONFIG=%s", conf);
@@ -466,7 +499,22 @@ make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
   argv[n++] = "-t";
   argv[n++] = "ext4";
   argv[n++] = "-b";
-  argv[n++] = "4096";
+  argv[n++] = bsize;
+  if (bs == 1024) {
+    /* Groups are 8 MiB: one flex group for all of them, so that every
+     * group's bitmaps and inode table are together at the start, as
+     * with 4 KiB blocks (where 16 groups are 2 GiB).  The same sizes
+     * give the same count, for a base's mke2fs too.
+     */
+    uint64_t bpg = blocks_per_group (blocks, inodes, bs);
+    uint64_t groups = (blocks - 1 + bpg - 1) / bpg, f = 16;
+
+    while (f < groups)
+      f *= 2;
+    snprintf (flex, sizeof flex, "%" PRIu64, f);
+    argv[n++] = "-G";
+    argv[n++] = flex;
+  }
   argv[n++] = "-I";
   argv[n++] = isize;
   argv[n++] = "-N";
@@ -591,10 +639,9 @@ read_counts (const char *image, uint64_t *blocks, uint64_t *inodes,
  * all-zero chunks, which nodes never fetch or store.
  */
 static uint64_t
-slack_blocks (const struct mkimage_options *o, uint64_t blocks)
+slack_blocks (const struct mkimage_options *o, uint64_t blocks, unsigned bs)
 {
-  uint64_t chunks =
-      (uint64_t) SLACK_MIN_CHUNKS * o->chunk_size / EXT4_BLOCK_SIZE;
+  uint64_t chunks = (uint64_t) SLACK_MIN_CHUNKS * o->chunk_size / bs;
   uint64_t s = blocks * SLACK_PERCENT / 100;
 
   return s > chunks ? s : chunks;
@@ -613,7 +660,8 @@ base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
                uint64_t est_inodes, uint64_t *blocks)
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
-  uint64_t bpg = blocks_per_group (l->mkfs_blocks, l->mkfs_inodes);
+  uint64_t bpg =
+      blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, l->block_size);
   uint64_t groups = (l->blocks + bpg - 1) / bpg;
   uint64_t ipg = l->inodes / groups, need;
 
@@ -694,8 +742,8 @@ zero_free_blocks (const char *image)
                                              &next_used))
       next_used = end + 1;
     if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                   (off_t) next_free * EXT4_BLOCK_SIZE,
-                   (off_t) (next_used - next_free) * EXT4_BLOCK_SIZE) == -1) {
+                   (off_t) next_free * fs->blocksize,
+                   (off_t) (next_used - next_free) * fs->blocksize) == -1) {
       report_error ("%s: punching out free blocks: %m", image);
       goto out;
     }
@@ -718,42 +766,58 @@ ext4_build (const struct mkimage_options *o, const char *image,
   unsigned char digest[32];
   uint64_t blocks, inodes, used = 0, total = 0, unused, free_blocks;
   uint64_t est_blocks, est_inodes, est_holes, based_blocks = 0;
-  struct estimate e[2];
-  const struct estimate *fresh;
+  struct estimate e4[2], e1[2];
+  const struct estimate *fresh, *layouts[4];
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
-  unsigned inode_size = EXT4_INODE_SIZE;
+  unsigned inode_size = EXT4_INODE_SIZE, block_size = EXT4_BLOCK_SIZE;
   struct stat st;
+  size_t i;
   int p = 1;
 
-  if (estimate (o, e, &est_inodes, r) == -1)
+  if (estimate (o, EXT4_BLOCK_SIZE, e4, &est_inodes, r) == -1 ||
+      estimate (o, EXT4_SMALL_BLOCK_SIZE, e1, &est_inodes, r) == -1)
     return -1;
-  /* A fresh layout stores small files inline if the image is smaller
-   * so; a new version keeps its base's choice (the inode size is the
-   * inode table's layout).
+  /* A fresh layout has 4 KiB blocks and 256-byte inodes, unless small
+   * files inline (1 KiB inodes), 1 KiB blocks or both make the image
+   * at least LAYOUT_GAIN_PERCENT smaller (then the smallest of those):
+   * what a file takes in the image is also what adding one costs a
+   * node.  A new version keeps its base's block and inode sizes.
    */
-  fresh = e[1].blocks < e[0].blocks ? &e[1] : &e[0];
+  layouts[0] = &e4[0];
+  layouts[1] = &e4[1];
+  layouts[2] = &e1[0];
+  layouts[3] = &e1[1];
+  fresh = layouts[0];
+  for (i = 1; i < 4; i++)
+    if (layouts[i]->blocks * layouts[i]->block_size * 100 <=
+            e4[0].blocks * EXT4_BLOCK_SIZE * (100 - LAYOUT_GAIN_PERCENT) &&
+        layouts[i]->blocks * layouts[i]->block_size <
+            fresh->blocks * fresh->block_size)
+      fresh = layouts[i];
   est_blocks = fresh->blocks;
   est_holes = fresh->holes;
   if (o->base) {
-    unsigned bsize = ext4_base_layout (o->base)->inode_size;
+    const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+    const struct estimate *b = NULL;
 
     if (ext4_base_match (o->base, o->src) == -1)
       return -1;
-    if (bsize != EXT4_INODE_SIZE && bsize != EXT4_INLINE_INODE_SIZE)
-      report_warning ("%s: the base's inodes are %u bytes, not %d or %d as "
-                      "accel-mkimage makes them: making a fresh layout, "
-                      "which nodes fetch again in full",
-                      o->src, bsize, EXT4_INODE_SIZE, EXT4_INLINE_INODE_SIZE);
-    else {
-      const struct estimate *b = &e[bsize == EXT4_INLINE_INODE_SIZE];
-
-      if (base_geometry (o, b->blocks, est_inodes, &based_blocks)) {
-        base = o->base;
-        inode_size = bsize;
-        est_blocks = b->blocks;
-        est_holes = b->holes;
-      }
+    for (i = 0; i < 4; i++)
+      if (layouts[i]->block_size == l->block_size &&
+          layouts[i]->inode_size == l->inode_size)
+        b = layouts[i];
+    if (b == NULL)
+      report_warning ("%s: the base's blocks and inodes are %u and %u bytes, "
+                      "which accel-mkimage does not make: making a fresh "
+                      "layout, which nodes fetch again in full",
+                      o->src, l->block_size, l->inode_size);
+    else if (base_geometry (o, b->blocks, est_inodes, &based_blocks)) {
+      base = o->base;
+      inode_size = b->inode_size;
+      block_size = b->block_size;
+      est_blocks = b->blocks;
+      est_holes = b->holes;
     }
     /* Grow the base's file system at once only if the tree needs it
      * without counting its files' holes; else try the base's size
@@ -774,14 +838,20 @@ ext4_build (const struct mkimage_options *o, const char *image,
         inodes = ext4_base_layout (base)->mkfs_inodes;
       }
       else {
-        blocks = fresh->blocks + slack_blocks (o, fresh->blocks);
+        blocks =
+            fresh->blocks + slack_blocks (o, fresh->blocks, fresh->block_size);
         inodes = est_inodes + est_inodes / 10 + SLACK_INODES;
         inode_size = fresh->inode_size;
+        block_size = fresh->block_size;
       }
     }
-    report_debug ("attempt %u: %" PRIu64 " blocks, %" PRIu64 " inodes%s",
-                  r->attempts, blocks, inodes, base ? " (the base's)" : "");
-    if (make_fs (o, image, blocks, inodes, inode_size) == -1)
+    if (base == NULL)
+      blocks = whole_last_group (blocks, inodes, inode_size, block_size);
+    report_debug ("attempt %u: %" PRIu64 " blocks of %u bytes, %" PRIu64
+                  " inodes of %u%s",
+                  r->attempts, blocks, block_size, inodes, inode_size,
+                  base ? " (the base's)" : "");
+    if (make_fs (o, image, blocks, inodes, inode_size, block_size) == -1)
       return -1;
     /* NB: mke2fs rounds the inodes up to whole inode table blocks; the
      * manifest records what it made, which it makes again when asked.
@@ -822,15 +892,16 @@ ext4_build (const struct mkimage_options *o, const char *image,
       return -1;
     used = total - free_blocks;
     report_debug ("%" PRIu64 " of %" PRIu64 " blocks used", used, total);
-    if (base || resized || total - used <= 64 + slack_blocks (o, used) ||
-        (total - used) * 100 <=
-            total * SHRINK_FREE_PERCENT + slack_blocks (o, used) * 100)
+    if (base || resized ||
+        total - used <= 64 + slack_blocks (o, used, block_size) ||
+        (total - used) * 100 <= total * SHRINK_FREE_PERCENT +
+                slack_blocks (o, used, block_size) * 100)
       break;
     /* Much too big (zeros counted as data): again, at the size used
      * plus the usual margin and the slack.  Smaller, it has less
      * metadata.
      */
-    blocks = used + used / 2000 + 16 + slack_blocks (o, used);
+    blocks = used + used / 2000 + 16 + slack_blocks (o, used, block_size);
     resized = true;
   }
   if (p != 0 || r->attempts > MAX_ATTEMPTS) {
@@ -841,7 +912,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
   r->based = base != NULL;
   if (zero_free_blocks (image) == -1)
     return -1;
-  r->free_bytes = (total - used) * EXT4_BLOCK_SIZE;
+  r->free_bytes = (total - used) * block_size;
 
   if (stat (image, &st) == -1) {
     report_error ("%s: stat: %m", image);

@@ -6,6 +6,13 @@
 /* The image's block size: mke2fs -b, and the granularity of holes. */
 #define EXT4_BLOCK_SIZE 4096
 
+/* The block size of an image of many files of a few KiB, which ext4.c
+ * picks when that makes the image smaller: a file takes whole blocks,
+ * and with 4 KiB ones a tree of such files is mostly the unused ends
+ * of blocks, which adding files costs a node too.
+ */
+#define EXT4_SMALL_BLOCK_SIZE 1024
+
 /* The inode size: mke2fs -I (room for nanosecond and creation times). */
 #define EXT4_INODE_SIZE 256
 
