@@ -383,4 +383,19 @@ small_tree () {
 small_tree tiny 1000 "features:.*inline_data"
 grep -q "Inode size: 1024" "$tmp/dumpe2fs" || fail "tiny: inodes not 1 KiB"
 small_tree small 4096 "Block size: 1024"
+# --block-size 4096 keeps 4 KiB blocks for the same tree; a new version
+# keeps its base's whatever --block-size says; a bad value is refused.
+build "$tmp/small-src" "$tmp/small4" --block-size 4096
+dumpe2fs -h "$tmp/small4/img.img" 2> /dev/null | grep -Eq "Block size: +4096" ||
+  fail "--block-size 4096: not 4 KiB blocks"
+build "$tmp/small-src" "$tmp/small" --block-size 4096
+dumpe2fs -h "$tmp/small/img.img" 2> /dev/null | grep -Eq "Block size: +1024" ||
+  fail "--block-size 4096 with a 1 KiB base: the base's block size was not kept"
+if "$mk" "$tmp/small-src" "$tmp/x" --block-size 2048 > /dev/null \
+     2> "$tmp/err"; then
+  fail "--block-size 2048 was accepted"
+fi
+grep -q "block-size: '2048': 4096, 1024 or auto" "$tmp/err" ||
+  fail "--block-size 2048: $(cat "$tmp/err")"
+echo "ok: --block-size 4096 for a fresh layout, the base's for a version, 2048 refused"
 echo OK

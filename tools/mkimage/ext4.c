@@ -10,7 +10,9 @@
  * 2. Make the empty file system with mke2fs, every choice pinned:
  *    our own mke2fs.conf (the host's must not matter), features listed,
  *    no journal (the image is only ever mounted read-only), no resize
- *    inode, 4 KiB blocks, 256-byte inodes, exact inode count, no
+ *    inode, 4 KiB blocks and 256-byte inodes (or 1 KiB blocks, 1 KiB
+ *    inodes with small files inline, or both, when the image is at
+ *    least LAYOUT_GAIN_PERCENT smaller so), exact inode count, no
  *    reserved blocks, a fixed UUID and hash seed (replaced at the end
  *    from the tree's digest), root owned by 0:0, E2FSPROGS_FAKE_TIME
  *    for every timestamp, the C locale.
@@ -767,6 +769,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
   uint64_t blocks, inodes, used = 0, total = 0, unused, free_blocks;
   uint64_t est_blocks, est_inodes, est_holes, based_blocks = 0;
   struct estimate e4[2], e1[2];
+  uint64_t ref;
   const struct estimate *fresh, *layouts[4];
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
@@ -788,10 +791,13 @@ ext4_build (const struct mkimage_options *o, const char *image,
   layouts[1] = &e4[1];
   layouts[2] = &e1[0];
   layouts[3] = &e1[1];
-  fresh = layouts[0];
-  for (i = 1; i < 4; i++)
-    if (layouts[i]->blocks * layouts[i]->block_size * 100 <=
-            e4[0].blocks * EXT4_BLOCK_SIZE * (100 - LAYOUT_GAIN_PERCENT) &&
+  /* The reference: 256-byte inodes, of --block-size if given. */
+  fresh = o->block_size == EXT4_SMALL_BLOCK_SIZE ? layouts[2] : layouts[0];
+  ref = fresh->blocks * fresh->block_size;
+  for (i = 0; i < 4; i++)
+    if ((o->block_size == 0 || layouts[i]->block_size == o->block_size) &&
+        layouts[i]->blocks * layouts[i]->block_size * 100 <=
+            ref * (100 - LAYOUT_GAIN_PERCENT) &&
         layouts[i]->blocks * layouts[i]->block_size <
             fresh->blocks * fresh->block_size)
       fresh = layouts[i];

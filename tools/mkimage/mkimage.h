@@ -34,6 +34,7 @@ struct mkimage_options {
   uint32_t chunk_size; /* of the manifest, in bytes */
   bool chunk_size_given; /* --chunk-size (else the base's, or 1 MiB) */
   const char *label; /* file system label / volume name, or NULL */
+  unsigned block_size; /* ext4: --block-size of a fresh layout, 0: auto */
   const char *endpoint; /* S3-compatible endpoint, or NULL for AWS */
   char *endpoint_used; /* what the S3 client found (--endpoint, the
                         * environment, the profile), NULL for AWS */
