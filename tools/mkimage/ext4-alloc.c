@@ -126,16 +126,17 @@ alloc_block (ext2_filsys fs, blk64_t goal, blk64_t *ret,
                              goal);
     }
   }
-  else if (a->base && ctx && ctx->ino && ctx->flags != BLOCK_ALLOC_METADATA &&
-           (blk = ext4_base_freed_block (a->base, fs, goal)) != 0)
-    goal = blk;
   else if (a->base && ctx && ctx->ino && ctx->flags != BLOCK_ALLOC_METADATA) {
+    /* Rule 3b: freed blocks, else the end (0 once it is full). */
     if (!a->tail_known) {
       a->tail_next = tail_goal (fs, a->chunk_blocks);
       a->tail_known = true;
     }
-    if (a->tail_next)
-      goal = a->tail_next;
+    blk = ext4_base_freed_block (a->base, fs, goal);
+    if (blk == 0)
+      blk = a->tail_next;
+    if (blk)
+      goal = blk;
   }
   /* NB: with a map, ext2fs_new_block3 does not call us back. */
   err = ext2fs_new_block3 (fs, goal, fs->block_map, ret, ctx);
@@ -147,7 +148,8 @@ out:
     a->last_ino = ctx->ino;
     a->last_lblk = ctx->lblk;
     a->last_blk = *ret;
-    if (a->tail_known && *ret >= a->tail_next)
+    /* NB: once the end is full (0), it stays so: the rest wraps. */
+    if (a->tail_next && *ret >= a->tail_next)
       a->tail_next = *ret + 1 < ext2fs_blocks_count (fs->super) ? *ret + 1 : 0;
   }
   return 0;
