@@ -144,7 +144,7 @@ FORMAT_FILES = $(wildcard common/*/*.[ch] common/*/*/*.[ch] plugin/*.[ch] \
   indexer/*.[ch] tools/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] \
   tests/helpers/*.[ch] tests/fuzz/*.[ch] tests/bench/*.[ch])
 
-.PHONY: all bench bench-pipeline bench-reader bench-versions check check-deps check-fleet check-tsan check-valgrind demo fuzz \
+.PHONY: all bench bench-pipeline bench-reader bench-versions bench-versions-fuzz check check-deps check-fleet check-tsan check-valgrind demo fuzz \
   install clean format format-check print-libs FORCE
 
 all: $(PLUGIN) $(INDEXER) $(TOOLS) $(UNIT_BINS) $(TEST_HELPER_BINS) \
@@ -314,6 +314,14 @@ bench: check-deps
 bench-versions: check-deps
 	$(MAKE) all
 	tests/bench/versions
+
+# Issue 12's targets on random trees and random changes (not part of
+# check or bench; tests/test-versions-fuzz.sh runs a short one):
+# VERSIONS_FUZZ="--seed S --rounds N ..." (tests/bench/versions-fuzz -h).
+VERSIONS_FUZZ ?= --rounds 30
+bench-versions-fuzz: check-deps
+	$(MAKE) all
+	tests/bench/versions-fuzz $(VERSIONS_FUZZ)
 
 # Issue 16's fan-out pipeline (not part of check or bench): N bowtie2
 # tasks under Snakemake, the status quo against accel cold and warm;

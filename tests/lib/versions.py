@@ -24,6 +24,12 @@ tests/bench/versions:
       a file system UUID or hash seed that differs fails (ext4 built
       on a base).  Failures exit 1 with the reason on stderr.
 
+  versions.py freed OLD NEW
+      prints the chunks of NEW, not all zeros, that hold image bytes that
+      were file data in OLD and are none in NEW (deleted, shrunk or
+      moved files): a new image does not keep what was deleted (its
+      free space is zeros), so these chunks change whatever the layout.
+
   versions.py shares OLD NEW [OLD NEW]...
       prints, for each pair, the share of NEW fetched (%), on one line:
       the other formats of a version, compared in one process.
@@ -123,6 +129,41 @@ def compare(args):
           "%.1f" % (100 * nbytes / max(data, 1)))
 
 
+def data_ranges(db):
+    """The image's file data as sorted, merged [start, end) ranges."""
+    out = []
+    for a, n in db.execute("select image_offset, length from extents "
+                           "order by image_offset"):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], a + n)
+        else:
+            out.append([a, a + n])
+    return out
+
+
+def freed(args):
+    old, _ = open_manifest(args[0])
+    new, nm = open_manifest(args[1])
+    cs = int(nm["chunk_size"])
+    now = data_ranges(new)
+    zero = {i for (i,) in new.execute("select idx from chunks where zero = 1")}
+    chunks, j = set(), 0
+    for a, b in data_ranges(old):
+        # The parts of [a, b) that no range of NEW covers.
+        while j < len(now) and now[j][1] <= a:
+            j += 1
+        k, pos = j, a
+        while pos < b:
+            if k < len(now) and now[k][0] <= pos:
+                pos = max(pos, now[k][1])
+                k += 1
+                continue
+            end = min(b, now[k][0]) if k < len(now) else b
+            chunks.update(range(pos // cs, (end - 1) // cs + 1))
+            pos = end
+    print(len(chunks - zero))
+
+
 def shares(args):
     out = []
     for old_m, new_m in zip(args[0::2], args[1::2]):
@@ -138,6 +179,8 @@ def main():
         digests(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 4 and len(sys.argv) % 2 == 0 and sys.argv[1] == "shares":
         shares(sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "freed":
+        freed(sys.argv[2:])
     elif len(sys.argv) >= 4 and sys.argv[1] == "compare":
         compare(sys.argv[2:])
     else:

@@ -14,9 +14,10 @@
  *     moved costs its own chunks only.  The gap left before the
  *     boundary is filled by small files later.
  *  2b. A later block of such a file goes after the file's previous
- *     block if that is free, else to a chunk boundary (rule 2 again):
- *     a large file that grew past a small file placed after it
- *     continues in chunks of its own.
+ *     block if that is free (or past the bitmaps and inode table at
+ *     the start of a group there), else to a chunk boundary (rule 2
+ *     again): a large file that grew past a small file placed after
+ *     it continues in chunks of its own.
  *  3. Anything else: libext2fs's own choice, the first free block from
  *     its goal (the block after the file's previous one, or the start
  *     of the inode's flex group).
@@ -45,18 +46,47 @@
 #include "ext4.h"
 
 /* Rule 2: the first chunk boundary from which n blocks are free, or
- * goal if there is none.
+ * goal if there is none (counted in a->cramped: left blocks of the
+ * file go elsewhere).
  */
 static blk64_t
-aligned_goal (ext2_filsys fs, uint32_t chunk_blocks, blk64_t n, blk64_t goal)
+aligned_goal (ext2_filsys fs, struct ext4_alloc *a, blk64_t n, blk64_t left,
+              blk64_t goal)
 {
   blk64_t b, total = ext2fs_blocks_count (fs->super);
 
-  for (b = 0; b + n <= total; b += chunk_blocks)
+  for (b = 0; b + n <= total; b += a->chunk_blocks)
     if (b >= fs->super->s_first_data_block &&
         ext2fs_test_block_bitmap_range2 (fs->block_map, b, n))
       return b;
+  a->cramped += left;
   return goal;
+}
+
+/* The block after the inode table (and bitmaps) at the start of the
+ * group holding b, if b lies in them (a group resize2fs added: grow_fs
+ * in ext4.c), or b.  Rules 2b and 3b see through them: a large file
+ * goes on past them (their chunk changes anyway when the file's blocks
+ * are marked in that group's bitmap, and a file that skipped to the
+ * next chunk boundary would leave most of a chunk to be filled by later
+ * blocks here and there), and the free space at the end runs through
+ * them.
+ */
+static blk64_t
+past_group_metadata (ext2_filsys fs, blk64_t b)
+{
+  dgrp_t g;
+  blk64_t first, it, end;
+
+  if (b >= ext2fs_blocks_count (fs->super))
+    return b;
+  g = ext2fs_group_of_blk2 (fs, b);
+  first = ext2fs_group_first_block2 (fs, g);
+  it = ext2fs_inode_table_loc (fs, g);
+  end = it + fs->inode_blocks_per_group;
+  if (it < first || it > first + 2 || b < first || b >= end)
+    return b;
+  return end;
 }
 
 /* Rule 3b: the first chunk boundary after the last block in use (or
@@ -65,16 +95,25 @@ aligned_goal (ext2_filsys fs, uint32_t chunk_blocks, blk64_t n, blk64_t goal)
 static blk64_t
 tail_goal (ext2_filsys fs, uint32_t chunk_blocks)
 {
-  blk64_t end = ext2fs_blocks_count (fs->super) - 1, b, used, free_at = 0;
+  blk64_t end = ext2fs_blocks_count (fs->super) - 1, b, used, m;
+  blk64_t free_at = fs->super->s_first_data_block;
 
-  /* From run to run: used blocks, then free ones. */
+  /* From run to run: used blocks, then free ones.  NB: the metadata at
+   * the start of groups that resize2fs added is not "in use" here: the
+   * free space at the end runs through it.
+   */
   for (b = fs->super->s_first_data_block; b <= end; b = free_at) {
     if (ext2fs_find_first_set_block_bitmap2 (fs->block_map, b, end, &used))
       break;
+    for (m = past_group_metadata (fs, used); m != used && m <= end;
+         m = past_group_metadata (fs, used))
+      if (ext2fs_find_first_set_block_bitmap2 (fs->block_map, m, end, &used))
+        goto done;
     if (ext2fs_find_first_zero_block_bitmap2 (fs->block_map, used, end,
                                               &free_at))
       return 0; /* in use to the end */
   }
+done:
   b = (free_at + chunk_blocks - 1) / chunk_blocks * chunk_blocks;
   return b <= end ? b : free_at <= end ? free_at : 0;
 }
@@ -115,15 +154,15 @@ alloc_block (ext2_filsys fs, blk64_t goal, blk64_t *ret,
      * scattered over others.
      */
     if (ctx->lblk == 0)
-      goal = aligned_goal (fs, a->chunk_blocks, a->chunk_blocks, goal);
+      goal = aligned_goal (fs, a, a->chunk_blocks, left, goal);
     else if (ctx->ino == a->last_ino && ctx->lblk == a->last_lblk + 1) {
+      next = past_group_metadata (fs, next);
       if (next < ext2fs_blocks_count (fs->super) &&
           !ext2fs_test_block_bitmap2 (fs->block_map, next))
         goal = next;
       else
-        goal = aligned_goal (fs, a->chunk_blocks,
-                             left < a->chunk_blocks ? left : a->chunk_blocks,
-                             goal);
+        goal = aligned_goal (
+            fs, a, left < a->chunk_blocks ? left : a->chunk_blocks, left, goal);
     }
   }
   else if (a->base && ctx && ctx->ino && ctx->flags != BLOCK_ALLOC_METADATA) {
@@ -135,6 +174,8 @@ alloc_block (ext2_filsys fs, blk64_t goal, blk64_t *ret,
     blk = ext4_base_freed_block (a->base, fs, goal);
     if (blk == 0)
       blk = a->tail_next;
+    if (blk == 0)
+      a->cramped++; /* the end is full: into the base's holes */
     if (blk)
       goal = blk;
   }

@@ -152,27 +152,38 @@ load_block (ext2_filsys fs, ext2_ino_t dir, blk64_t lblk, blk64_t existing,
   return 0;
 }
 
-/* Do the entries of d, after "." and "..", fit in one block? */
-static bool
-fits_one_block (const struct ext4_dir *d, unsigned limit)
+/* The blocks d's entries take after "." and "..", packed in order,
+ * plus one for e2fsck -D's index root.
+ */
+static blk64_t
+blocks_needed (const struct ext4_dir *d, unsigned limit)
 {
-  unsigned used = EXT2_DIR_REC_LEN (1) + EXT2_DIR_REC_LEN (2);
+  unsigned used = EXT2_DIR_REC_LEN (1) + EXT2_DIR_REC_LEN (2), rec;
+  blk64_t n = 1;
   size_t i;
 
-  for (i = 0; i < d->len && used <= limit; i++)
-    used += EXT2_DIR_REC_LEN (strlen (d->v[i].name));
-  return used <= limit;
+  for (i = 0; i < d->len; i++) {
+    rec = EXT2_DIR_REC_LEN (strlen (d->v[i].name));
+    if (used + rec > limit) {
+      n++;
+      used = 0;
+    }
+    used += rec;
+  }
+  return n + 1;
 }
 
 /* Move the directory's only block to the first free block from the
  * last data block given out (ext4-alloc.c): after the files just
- * written into it.
+ * written into it.  A run of n blocks that fits in a chunk but would
+ * straddle two starts at the next chunk boundary instead, if the run
+ * is free there: the next version that adds names rewrites it all.
  */
 static errcode_t
-move_first_block (ext2_filsys fs, ext2_ino_t dir, char *buf)
+move_first_block (ext2_filsys fs, ext2_ino_t dir, char *buf, blk64_t n)
 {
   const struct ext4_alloc *a = fs->priv_data;
-  blk64_t old = 0, new;
+  blk64_t old = 0, new, next;
   errcode_t err;
 
   err = ext2fs_bmap2 (fs, dir, NULL, NULL, 0, 0, NULL, &old);
@@ -184,6 +195,13 @@ move_first_block (ext2_filsys fs, ext2_ino_t dir, char *buf)
     err = ext2fs_new_block2 (fs, a->last_blk ? a->last_blk + 1 : 0, NULL, &new);
   if (err)
     return err;
+  if (a->chunk_blocks && n <= a->chunk_blocks &&
+      new / a->chunk_blocks != (new + n - 1) / a->chunk_blocks) {
+    next = (new / a->chunk_blocks + 1) * a->chunk_blocks;
+    if (next + n <= ext2fs_blocks_count (fs->super) &&
+        ext2fs_test_block_bitmap_range2 (fs->block_map, next, n))
+      new = next;
+  }
   ext2fs_block_alloc_stats2 (fs, new, +1);
   err = ext2fs_bmap2 (fs, dir, NULL, NULL, BMAP_SET, 0, NULL, &new);
   if (err == 0)
@@ -209,7 +227,7 @@ ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
   unsigned limit =
       fs->blocksize - (csum ? sizeof (struct ext2_dir_entry_tail) : 0);
   struct ext2_inode inode;
-  blk64_t existing, lblk = 0, pblk;
+  blk64_t existing, lblk = 0, pblk, n;
   unsigned off;
   int last;
   char *buf;
@@ -223,8 +241,9 @@ ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
   err = ext2fs_get_mem (fs->blocksize, &buf);
   if (err)
     return err;
-  if (d->movable && existing == 1 && !fits_one_block (d, limit))
-    err = move_first_block (fs, d->ino, buf);
+  n = blocks_needed (d, limit);
+  if (d->movable && existing == 1 && n > 2)
+    err = move_first_block (fs, d->ino, buf, n);
   if (err == 0)
     err =
         load_block (fs, d->ino, lblk, existing, buf, limit, &pblk, &off, &last);

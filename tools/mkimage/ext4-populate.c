@@ -699,7 +699,7 @@ set_identity (ext2_filsys fs, const char *image, struct ext4_base *base,
 int
 ext4_populate (const struct mkimage_options *o, const char *image,
                uint64_t file_bytes, struct ext4_base *base,
-               unsigned char digest[32])
+               unsigned char digest[32], uint64_t *cramped)
 {
   struct populate p = { .o = o, .base = base };
   errcode_t err;
@@ -766,6 +766,7 @@ ext4_populate (const struct mkimage_options *o, const char *image,
   }
 
 out:
+  *cramped = p.alloc.cramped;
   /* Before the bitmaps are written: what was kept and not used. */
   if (base)
     ext4_base_release (base, p.fs);

@@ -70,6 +70,11 @@
 #define SLACK_MIN_CHUNKS 4
 #define SLACK_INODES 256
 
+/* ... or, if more, as many inodes as take this share of the image in
+ * the inode table (zeros while unused: free to nodes).
+ */
+#define SLACK_TABLE_PERCENT 1
+
 /* A fresh layout stores small files inline, or has 1 KiB blocks, only
  * if that makes the image at least this much smaller.
  */
@@ -83,7 +88,7 @@
 /* A base too small for the tree grows to what the tree needs and this
  * much more.
  */
-#define GROW_SLACK_PERCENT 5
+#define GROW_SLACK_PERCENT 2
 
 /* Features of the image.  metadata_csum_seed lets the UUID be set last
  * (see ext4-populate.c).  No has_journal, resize_inode.  No backup
@@ -344,6 +349,18 @@ fs_blocks (uint64_t data, uint64_t inodes, unsigned inode_size, unsigned bs,
   return total;
 }
 
+/* total rounded up to whole chunks: the image's last chunk is then
+ * whole, and stays the same when a later version grows the file
+ * system (a partial last chunk would not: its bytes end sooner).
+ */
+static uint64_t
+whole_chunks (const struct mkimage_options *o, uint64_t total, unsigned bs)
+{
+  uint64_t cb = o->chunk_size / bs;
+
+  return cb ? (total + cb - 1) / cb * cb : total;
+}
+
 /* mke2fs drops a last group too small for its own metadata (its inode
  * table counted, wherever flex_bg puts it), and with it the room a
  * size was given for: so a size is rounded up past that.
@@ -364,6 +381,23 @@ whole_last_group (uint64_t total, uint64_t inodes, unsigned inode_size,
     total += 3 + itb + 50 - rem;
   if (rem < 1024 && (total - (bs == 1024)) % bpg < 1024)
     total += 1024 - (total - (bs == 1024)) % bpg;
+  return total;
+}
+
+/* A size that is whole chunks (see whole_chunks) and keeps its last
+ * group (whole_last_group).
+ */
+static uint64_t
+fresh_size (const struct mkimage_options *o, uint64_t total, uint64_t inodes,
+            unsigned inode_size, unsigned bs)
+{
+  uint64_t t;
+
+  do {
+    t = total;
+    total = whole_chunks (o, total, bs);
+    total = whole_last_group (total, inodes, inode_size, bs);
+  } while (total != t);
   return total;
 }
 
@@ -649,41 +683,97 @@ slack_blocks (const struct mkimage_options *o, uint64_t blocks, unsigned bs)
   return s > chunks ? s : chunks;
 }
 
+/* The base's blocks and inodes per group. */
+static void
+base_groups (const struct mkimage_options *o, uint64_t *bpg, uint64_t *ipg)
+{
+  const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+
+  *bpg = blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, l->block_size);
+  *ipg = l->inodes / ((l->blocks + *bpg - 1) / *bpg);
+}
+
+/* A size to grow the base's file system to, at least total: whole
+ * chunks (whole_chunks), with a last group that resize2fs keeps (one
+ * too small for its bitmaps, inode table and 50 blocks it drops).
+ */
+static uint64_t
+grown_size (const struct mkimage_options *o, uint64_t total)
+{
+  const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+  unsigned bs = l->block_size;
+  uint64_t bpg, ipg, rem, min, t;
+
+  base_groups (o, &bpg, &ipg);
+  min = 2 + (ipg * l->inode_size + bs - 1) / bs + 64;
+  do {
+    t = total;
+    total = whole_chunks (o, total, bs);
+    rem = (total - (bs == 1024)) % bpg;
+    if (rem && rem < min)
+      total += min - rem;
+  } while (total != t);
+  return total;
+}
+
 /* The geometry of a build around the base: mke2fs makes the file
  * system at the size the base's was first made (so every group's
  * metadata is where it was), then resize2fs grows it to the base's
  * size, or beyond if the tree needs more blocks or inodes (new groups
  * at the end, the old ones untouched).  False (said on stderr) if the
  * base is a poor fit: more than BASE_MAX_FREE_PERCENT of it would be
- * free.
+ * free beyond the slack of a fresh layout.
  */
 static bool
 base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
                uint64_t est_inodes, uint64_t *blocks)
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
-  uint64_t bpg =
-      blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, l->block_size);
-  uint64_t groups = (l->blocks + bpg - 1) / bpg;
-  uint64_t ipg = l->inodes / groups, need;
+  unsigned bs = l->block_size;
+  uint64_t bpg, ipg, need, fresh, itb, data, i;
+
+  base_groups (o, &bpg, &ipg);
 
   *blocks = l->blocks;
-  if (est_blocks > *blocks)
-    *blocks = est_blocks + est_blocks * GROW_SLACK_PERCENT / 100;
+  /* The estimate counts an inode table for the tree's inodes; every
+   * group of the base, and every group added, has one of ipg.  NB:
+   * plus a chunk: a large file added starts on a chunk boundary,
+   * skipping up to a chunk (ext4-alloc.c, rule 2).  If that is not
+   * enough, the build grows it again (grow_more).
+   */
+  if (est_blocks > *blocks) {
+    itb = (ipg * l->inode_size + bs - 1) / bs;
+    data = est_blocks - est_inodes * l->inode_size / bs;
+    data += data * GROW_SLACK_PERCENT / 100 + o->chunk_size / bs;
+    for (need = est_blocks, i = 0; i < 4; i++)
+      need = data + (need + bpg - 1) / bpg * (itb + 2);
+    *blocks = need > est_blocks ? need : est_blocks;
+  }
   if (est_inodes > l->inodes) {
-    /* Only new groups bring inodes: ipg is fixed at mke2fs time. */
-    need = (est_inodes + ipg - 1) / ipg * bpg;
+    /* Only new groups bring inodes: ipg is fixed at mke2fs time.  The
+     * last of them need not be whole (grown_size keeps it).
+     */
+    need = ((est_inodes + ipg - 1) / ipg - 1) * bpg + 1;
     if (need > *blocks)
       *blocks = need;
   }
   if (*blocks > l->blocks)
+    *blocks = grown_size (o, *blocks);
+  if (*blocks > l->blocks)
     report_debug ("growing the base's file system from %" PRIu64 " to "
                   "%" PRIu64 " blocks",
                   l->blocks, *blocks);
-  if ((*blocks - est_blocks) * 100 > *blocks * BASE_MAX_FREE_PERCENT &&
-      est_blocks < *blocks) {
+  /* The slack a fresh layout would leave is not waste: a small tree's
+   * image is mostly slack (at least SLACK_MIN_CHUNKS), and a fresh
+   * layout of it would be no smaller.
+   */
+  fresh = est_blocks + slack_blocks (o, est_blocks, l->block_size);
+  if (fresh < *blocks &&
+      (*blocks - fresh) * 100 > *blocks * BASE_MAX_FREE_PERCENT) {
     report_warning ("%s: more than %d%% of the base's file system would be "
-                    "free (files were deleted): making a fresh layout, "
+                    "free (files were deleted, or more inodes are needed "
+                    "than it has, which only new groups bring): making a "
+                    "fresh layout, "
                     "which nodes fetch again in full",
                     o->src, BASE_MAX_FREE_PERCENT);
     return false;
@@ -691,8 +781,122 @@ base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
   return true;
 }
 
+/* Free the backup superblocks and group descriptors resize2fs added
+ * (sparse_super2: it puts them in group 1 and in the last group): the
+ * file system is made with none, and they would change with every
+ * version (free counts), each a chunk a node fetches again.  The
+ * bitmaps must have been read.
+ */
+static errcode_t
+drop_backup_supers (ext2_filsys fs)
+{
+  blk64_t super, old_desc, new_desc, b;
+  blk_t used;
+  errcode_t err;
+  int i;
+
+  if (!ext2fs_has_feature_sparse_super2 (fs->super))
+    return 0;
+  for (i = 0; i < 2; i++) {
+    dgrp_t g = fs->super->s_backup_bgs[i];
+
+    if (g == 0 || g >= fs->group_desc_count)
+      continue;
+    err =
+        ext2fs_super_and_bgd_loc2 (fs, g, &super, &old_desc, &new_desc, &used);
+    if (err)
+      return err;
+    fs->super->s_backup_bgs[i] = 0;
+    if (super)
+      ext2fs_block_alloc_stats2 (fs, super, -1);
+    for (b = old_desc; old_desc && b < old_desc + fs->desc_blocks; b++)
+      ext2fs_block_alloc_stats2 (fs, b, -1);
+  }
+  return 0;
+}
+
+/* Set the superblock's s_log_groups_per_flex to log, returning the
+ * value it had in *was; or, with was NULL (after resize2fs), also drop
+ * the backup superblocks.  0, or -1 (error reported).
+ */
+static int
+set_log_groups_per_flex (const char *image, unsigned log, unsigned *was)
+{
+  ext2_filsys fs;
+  errcode_t err;
+
+  err = ext2fs_open (image, EXT2_FLAG_64BITS | EXT2_FLAG_RW, 0, 0,
+                     unix_io_manager, &fs);
+  if (err) {
+    report_error ("%s: ext2fs_open: %s", image, ext4_strerror (err));
+    return -1;
+  }
+  if (was)
+    *was = fs->super->s_log_groups_per_flex;
+  fs->super->s_log_groups_per_flex = log;
+  ext2fs_mark_super_dirty (fs);
+  err = was ? 0 : ext2fs_read_bitmaps (fs);
+  if (err == 0 && was == NULL)
+    err = drop_backup_supers (fs);
+  if (err) {
+    report_error ("%s: backup superblocks: %s", image, ext4_strerror (err));
+    ext2fs_close_free (&fs);
+    return -1;
+  }
+  err = ext2fs_close_free (&fs);
+  if (err) {
+    report_error ("%s: ext2fs_close: %s", image, ext4_strerror (err));
+    return -1;
+  }
+  return 0;
+}
+
+/* After a build on the base that did not fit (cramped 0) or left
+ * cramped blocks of large files out of whole chunks: the next size to
+ * try, in *blocks (grown says whether *blocks is in use yet: else the
+ * base's size was tried).  False if no larger size is allowed (more
+ * than BASE_MAX_FREE_PERCENT free beyond the slack, as in
+ * base_geometry).
+ */
+static bool
+grow_more (const struct mkimage_options *o, uint64_t est_blocks, bool grown,
+           uint64_t cramped, uint64_t *blocks)
+{
+  const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+  uint64_t chunk_blocks = o->chunk_size / l->block_size;
+  uint64_t cur = grown ? *blocks : l->blocks, next, fresh, step;
+
+  if (!grown && *blocks > cur)
+    next = *blocks; /* base_geometry's size, not tried yet */
+  else {
+    /* Twice what was scattered (gaps before chunk boundaries and group
+     * metadata take room too), at least a chunk; a tenth if the tree
+     * did not fit at all.
+     */
+    step = cramped * 2;
+    if (cramped == 0)
+      step = cur / 10;
+    if (step < chunk_blocks)
+      step = chunk_blocks;
+    next = grown_size (o, cur + step);
+  }
+  fresh = est_blocks + slack_blocks (o, est_blocks, l->block_size);
+  if (fresh < next && (next - fresh) * 100 > next * BASE_MAX_FREE_PERCENT)
+    return false;
+  *blocks = next;
+  return true;
+}
+
 /* Grow the empty file system to blocks with resize2fs (deterministic:
  * the same sizes give the same bytes).
+ *
+ * NB: with flex_bg, resize2fs puts a new group's bitmaps and inode
+ * table beside the first groups' (in the gaps mke2fs leaves for them,
+ * and after the inode tables), where the base has files: those would
+ * have to move.  So the flex group size is set to one while it runs,
+ * which puts each new group's metadata in that group, past the base's
+ * blocks, and restored after (flex_bg lets metadata lie anywhere).
+ * Then the backup superblocks it adds are dropped (drop_backup_supers).
  */
 static int
 grow_fs (const struct mkimage_options *o, const char *image, uint64_t blocks)
@@ -700,11 +904,17 @@ grow_fs (const struct mkimage_options *o, const char *image, uint64_t blocks)
   char nr_blocks[32], fake_time[48];
   const char *argv[] = { "resize2fs", "-f", image, nr_blocks, NULL };
   const char *env[] = { fake_time, "LC_ALL=C", NULL };
+  unsigned log;
 
   snprintf (nr_blocks, sizeof nr_blocks, "%" PRIu64, blocks);
   snprintf (fake_time, sizeof fake_time, "E2FSPROGS_FAKE_TIME=%" PRIu32,
             o->epoch);
-  return run_program ("resize2fs", argv, env, workdir_file ("resize2fs.log"));
+  if (set_log_groups_per_flex (image, 0, &log) == -1 ||
+      run_program ("resize2fs", argv, env, workdir_file ("resize2fs.log")) ==
+          -1 ||
+      set_log_groups_per_flex (image, log, NULL) == -1)
+    return -1;
+  return 0;
 }
 
 /* Punch out every free block of the image: e2fsck -D leaves the old
@@ -773,6 +983,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
   const struct estimate *fresh, *layouts[4];
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
+  uint64_t cramped;
   unsigned inode_size = EXT4_INODE_SIZE, block_size = EXT4_BLOCK_SIZE;
   struct stat st;
   size_t i;
@@ -844,15 +1055,22 @@ ext4_build (const struct mkimage_options *o, const char *image,
         inodes = ext4_base_layout (base)->mkfs_inodes;
       }
       else {
-        blocks =
-            fresh->blocks + slack_blocks (o, fresh->blocks, fresh->block_size);
-        inodes = est_inodes + est_inodes / 10 + SLACK_INODES;
         inode_size = fresh->inode_size;
         block_size = fresh->block_size;
+        blocks = fresh->blocks + slack_blocks (o, fresh->blocks, block_size);
+        inodes = est_inodes + est_inodes / 10 + SLACK_INODES;
+        /* A tree of few files gets as many more as fit in its inode
+         * table's share: only new groups bring inodes to a later
+         * version, and a group's worth of blocks comes with them.
+         */
+        if (inodes < est_inodes +
+                blocks * block_size / 100 * SLACK_TABLE_PERCENT / inode_size)
+          inodes = est_inodes +
+              blocks * block_size / 100 * SLACK_TABLE_PERCENT / inode_size;
       }
     }
     if (base == NULL)
-      blocks = whole_last_group (blocks, inodes, inode_size, block_size);
+      blocks = fresh_size (o, blocks, inodes, inode_size, block_size);
     report_debug ("attempt %u: %" PRIu64 " blocks of %u bytes, %" PRIu64
                   " inodes of %u%s",
                   r->attempts, blocks, block_size, inodes, inode_size,
@@ -870,14 +1088,22 @@ ext4_build (const struct mkimage_options *o, const char *image,
       if (to > blocks && grow_fs (o, image, to) == -1)
         return -1;
     }
-    p = ext4_populate (o, image, r->file_bytes, base, digest);
+    p = ext4_populate (o, image, r->file_bytes, base, digest, &cramped);
     if (p == 0)
       p = index_dirs (o, image);
     if (p == -1)
       return -1;
-    if (p == 1 && base && !grow &&
-        based_blocks > ext4_base_layout (base)->blocks) {
-      report_debug ("the tree did not fit at the base's size: growing it");
+    /* On a base, a tree that did not fit, or large files that did not
+     * find whole chunks to go to (their blocks scattered over chunks
+     * that would not change otherwise), grow the file system, within
+     * what base_geometry allows.
+     */
+    if (base && (p == 1 || cramped) && r->attempts < MAX_ATTEMPTS &&
+        grow_more (o, est_blocks, grow, p == 1 ? 0 : cramped, &based_blocks)) {
+      report_debug ("%s: growing the file system to %" PRIu64 " blocks",
+                    p == 1 ? "the tree did not fit"
+                           : "new blocks found no free chunks",
+                    based_blocks);
       grow = true;
       continue;
     }

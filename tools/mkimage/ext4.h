@@ -135,6 +135,13 @@ struct ext4_alloc {
    */
   blk64_t tail_next;
   bool tail_known;
+  /* Blocks of large files that found no free chunk to start or go on
+   * in (rule 2), and new blocks on a base that found the free space
+   * at the end full (rule 3b): they went wherever they could, into
+   * chunks that would not change otherwise, so the build on a base
+   * grows the file system and tries again (ext4.c).
+   */
+  uint64_t cramped;
 };
 
 /* Make a the policy of fs's allocations (fs->priv_data). */

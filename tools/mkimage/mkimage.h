@@ -122,11 +122,13 @@ extern int ext4_build (const struct mkimage_options *o, const char *image,
  * mke2fs.  Returns 0, -1 on an error (reported), or 1 if the file
  * system is too small (nothing reported: the caller grows it).  digest
  * receives a SHA-256 over the whole tree (names, types, modes, sizes,
- * contents, link targets), from which the UUID is derived.
+ * contents, link targets), from which the UUID is derived.  *cramped
+ * receives the blocks of large files that found no free chunk to go
+ * to (struct ext4_alloc).
  */
 extern int ext4_populate (const struct mkimage_options *o, const char *image,
                           uint64_t file_bytes, struct ext4_base *base,
-                          unsigned char digest[32]);
+                          unsigned char digest[32], uint64_t *cramped);
 
 /* squashfs.c: make a squashfs image with mksquashfs. */
 extern int squashfs_build (const struct mkimage_options *o, const char *image,
