@@ -355,6 +355,9 @@ enum cache_pages_use {
 enum cache_pages_use
 cache_pages_note_read (struct cache_pages *p, uint64_t idx);
 
+/* cache-pages.c: chunk idx was just stored: count it as read once. */
+void cache_pages_stored (struct cache_pages *p, uint64_t idx);
+
 /* cache-pages.c: keep chunk idx, just read whole, resident. */
 void cache_pages_keep (struct cache_pages *p, uint64_t idx);
 

@@ -583,6 +583,7 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
                   local_gen (s0) | LOCAL_PENDING | LOCAL_VERIFIED);
   }
   ci->stats.stored++;
+  cache_pages_stored (&ci->pages, idx);
   return 0;
 
 out:

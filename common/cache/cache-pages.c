@@ -16,8 +16,13 @@
  * of such "resident" chunks per served image, the oldest dropped when
  * a new one comes in, all dropped at close.  A chunk read once (random
  * reads) is dropped at once, as before, and costs no more than it
- * asked for.  The first read of a chunk by a process reads it whole to
- * verify it anyway (cache-io.c), so it joins the ring then.  The ring
+ * asked for.  A chunk this process has just stored (fetched for a
+ * client that reads on: the rest of a file, the next small files)
+ * counts as read once, so that its next read brings it in whole with
+ * one request instead of two (the stored bytes skipped the page
+ * cache: O_DIRECT).  The first read of a chunk by a process reads it
+ * whole to verify it anyway (cache-io.c), so it joins the ring then.
+ * The ring
  * holds at most CACHE_RESIDENT_BYTES of page cache per process, which
  * stays far under the page cache target (64 MiB after a 256 MiB read).
  */
@@ -89,6 +94,14 @@ slot_find (const uint64_t *slots, size_t n, uint64_t idx)
   return false;
 }
 
+/* With p->lock held: note idx as read once lately. */
+static void
+seen_add_locked (struct cache_pages *p, uint64_t idx)
+{
+  p->seen[p->seen_next] = idx + 1;
+  p->seen_next = (p->seen_next + 1) % CACHE_SEEN_SLOTS;
+}
+
 /* With p->lock held: make idx resident, returning the chunk it pushed
  * out (index + 1, or 0) for the caller to drop outside the lock.
  */
@@ -119,14 +132,22 @@ cache_pages_note_read (struct cache_pages *p, uint64_t idx)
     if (slot_find (p->resident, p->cap, idx))
       return CACHE_PAGES_KEEP;
     if (!slot_find (p->seen, CACHE_SEEN_SLOTS, idx)) {
-      p->seen[p->seen_next] = idx + 1;
-      p->seen_next = (p->seen_next + 1) % CACHE_SEEN_SLOTS;
+      seen_add_locked (p, idx);
       return CACHE_PAGES_DROP;
     }
     old = make_resident_locked (p, idx);
   }
   drop_old (p, old, idx);
   return CACHE_PAGES_LOAD;
+}
+
+void
+cache_pages_stored (struct cache_pages *p, uint64_t idx)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&p->lock);
+  if (!slot_find (p->resident, p->cap, idx) &&
+      !slot_find (p->seen, CACHE_SEEN_SLOTS, idx))
+    seen_add_locked (p, idx);
 }
 
 void

@@ -5,8 +5,8 @@
 #   small   images/smallfiles, $small_copies copies side by side
 #   genome  images/genome: reference, bowtie2 index, reads
 #
-# Built once into $images/NAME-KEY.img, KEY a hash of the recipe (sizes
-# and the generators' sources), so reruns reuse them, the quick and full
+# Built once into $images/NAME-KEY.img, KEY a hash of the recipe (sizes,
+# the generators' and accel-mkimage's sources), so reruns reuse them, the quick and full
 # variants' side by side.  Images of older recipes are left there: remove
 # the directory to reclaim them.  Beside each image, NAME-KEY.expect
 # holds what the workloads check the data they read against (CRCs of the
@@ -22,10 +22,13 @@ make_big_file () {
   [ "$(stat -c %s "$1")" = "$2" ] || die "$1: short"
 }
 
-# recipe_key NAME WORDS...: 12 hex digits naming a recipe.
+# recipe_key NAME WORDS...: 12 hex digits naming a recipe.  NB:
+# accel-mkimage's sources are part of it: the layout it chooses (block
+# and inode sizes, where files go) is what the rows measure.
 recipe_key () {
   local name=$1; shift
   { echo "$name $*"
+    cat "$top"/tools/mkimage/*.[ch]
     case $name in
       small) cat "$top"/images/smallfiles/* "$top"/images/lib/* ;;
       genome) cat "$top"/images/genome/* "$top"/images/lib/* ;;

@@ -1896,6 +1896,18 @@ test_pages (const char *tmp)
   CHECK (cache_pages_note_read (&p, 201) == CACHE_PAGES_KEEP);
   cache_pages_destroy (&p);
 
+  /* A chunk just stored counts as read once: its next read loads it
+   * whole; storing a resident chunk again changes nothing.
+   */
+  cache_pages_init (&p, 1024 * 1024);
+  cache_pages_stored (&p, 7);
+  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_LOAD);
+  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_KEEP);
+  cache_pages_stored (&p, 7);
+  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 8) == CACHE_PAGES_DROP);
+  cache_pages_destroy (&p);
+
   /* Chunk 0 is a chunk like any other (slots hold index + 1). */
   cache_pages_init (&p, 1024 * 1024);
   CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_DROP);
