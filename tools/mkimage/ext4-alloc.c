@@ -59,7 +59,11 @@ aligned_goal (ext2_filsys fs, struct ext4_alloc *a, blk64_t n, blk64_t left,
     if (b >= fs->super->s_first_data_block &&
         ext2fs_test_block_bitmap_range2 (fs->block_map, b, n))
       return b;
-  a->cramped += left;
+  /* NB: once per file: its later blocks are in left already. */
+  if (a->cramped_ino != a->cur_ino) {
+    a->cramped += left;
+    a->cramped_ino = a->cur_ino;
+  }
   return goal;
 }
 
@@ -138,6 +142,7 @@ alloc_block (ext2_filsys fs, blk64_t goal, blk64_t *ret,
       goto out;
     }
   }
+  a->cur_ino = ctx ? ctx->ino : 0;
   if (ctx && ctx->ino && ctx->inode && ctx->flags != BLOCK_ALLOC_METADATA &&
       LINUX_S_ISREG (ctx->inode->i_mode) &&
       EXT2_I_SIZE (ctx->inode) >= (uint64_t) a->chunk_blocks * fs->blocksize) {

@@ -869,11 +869,11 @@ grow_more (const struct mkimage_options *o, uint64_t est_blocks, bool grown,
   if (!grown && *blocks > cur)
     next = *blocks; /* base_geometry's size, not tried yet */
   else {
-    /* Twice what was scattered (gaps before chunk boundaries and group
-     * metadata take room too), at least a chunk; a tenth if the tree
-     * did not fit at all.
+    /* What was scattered and a chunk (the gap before a chunk
+     * boundary), at least a chunk; a tenth if the tree did not fit at
+     * all.  If that is not enough, the next attempt grows it again.
      */
-    step = cramped * 2;
+    step = cramped + chunk_blocks;
     if (cramped == 0)
       step = cur / 10;
     if (step < chunk_blocks)

@@ -142,6 +142,7 @@ struct ext4_alloc {
    * grows the file system and tries again (ext4.c).
    */
   uint64_t cramped;
+  ext2_ino_t cur_ino, cramped_ino; /* the inode asking, the last counted */
 };
 
 /* Make a the policy of fs's allocations (fs->priv_data). */
