@@ -476,26 +476,8 @@ ext4_base_reserve (struct ext4_base *b, ext2_filsys fs)
   uint64_t nr_inodes = 0, nr_blocks = 0;
   errcode_t err;
   size_t i, j, first, n;
-  dgrp_t g;
 
-  /* NB: libext2fs's allocators take a group that mke2fs flagged
-   * INODE_UNINIT or BLOCK_UNINIT (one it left empty) as wholly free,
-   * and clear its bitmap the first time they look there: that would
-   * drop the reservations made in it below, and hand a kept file's
-   * inode or blocks to a new one.  The in-memory bitmaps of those
-   * groups are already right, so the flags just go.
-   */
-  for (g = 0; g < fs->group_desc_count; g++) {
-    if (!ext2fs_bg_flags_test (fs, g,
-                               EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT))
-      continue;
-    ext2fs_bg_flags_clear (fs, g, EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT);
-    ext2fs_group_desc_csum_set (fs, g);
-  }
-  ext2fs_mark_super_dirty (fs);
-  ext2fs_mark_ib_dirty (fs);
-  ext2fs_mark_bb_dirty (fs);
-
+  /* NB: the groups' UNINIT flags are gone (ext4_populate). */
   err = ext2fs_allocate_block_bitmap (fs, "reserved blocks", &b->resv_blocks);
   if (err == 0)
     err = ext2fs_allocate_inode_bitmap (fs, "reserved inodes", &b->resv_inodes);

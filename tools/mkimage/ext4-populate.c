@@ -696,6 +696,34 @@ set_identity (ext2_filsys fs, const char *image, struct ext4_base *base,
   return 0;
 }
 
+/* Clear the INODE_UNINIT and BLOCK_UNINIT flags mke2fs set on empty
+ * groups.  libext2fs's allocators take such a group as wholly free and
+ * clear its bitmap the first time they look there, which would drop a
+ * base's reservations made in it (ext4_base_reserve) and hand a kept
+ * file's inode or blocks to a new one; and the bitmaps of groups
+ * without the flags are written out (padding bits set), so a fresh
+ * layout and the next version built on it write the same bitmap blocks
+ * (with the flags in a fresh layout only, its groups of free inodes
+ * would differ, a chunk fetched again).  The in-memory bitmaps are
+ * right already, so the flags just go.
+ */
+static void
+clear_uninit_flags (ext2_filsys fs)
+{
+  dgrp_t g;
+
+  for (g = 0; g < fs->group_desc_count; g++) {
+    if (!ext2fs_bg_flags_test (fs, g,
+                               EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT))
+      continue;
+    ext2fs_bg_flags_clear (fs, g, EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT);
+    ext2fs_group_desc_csum_set (fs, g);
+  }
+  ext2fs_mark_super_dirty (fs);
+  ext2fs_mark_ib_dirty (fs);
+  ext2fs_mark_bb_dirty (fs);
+}
+
 int
 ext4_populate (const struct mkimage_options *o, const char *image,
                uint64_t file_bytes, struct ext4_base *base,
@@ -726,6 +754,7 @@ ext4_populate (const struct mkimage_options *o, const char *image,
    */
   if (EXT2_INODE_SIZE (p.fs->super) == EXT4_INLINE_INODE_SIZE)
     p.inline_max = EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE);
+  clear_uninit_flags (p.fs);
   p.alloc.base = base;
   p.alloc.chunk_blocks = o->chunk_size / p.fs->blocksize;
   ext4_alloc_install (p.fs, &p.alloc);
