@@ -271,16 +271,19 @@ done
 faults '[]'
 stop_nbdkit twin1
 stop_nbdkit twin2
-# Both fetched at once, so both stored chunks; each of the 14 data chunks
-# at most once, and together every one of them at least once.  (Both may
-# store one chunk: a store is in the shared map only once flushed, 100 ms
-# later.)  No store was skipped, and each stored only what it fetched.
+# Both fetched at once; each stored each of the 14 data chunks at most
+# once, and together every one of them at least once.  (Both may store
+# one chunk: a store is in the shared map only once flushed, 100 ms
+# later.  One may store none: what it fetched, the other had stored
+# already, and its store found it there, as a slow run under TSan
+# showed.)  No store was skipped, and each stored only what it fetched.
 stored1=$(nbdkit_stat twin1 stored) stored2=$(nbdkit_stat twin2 stored)
 echo "twin1 stored $stored1, twin2 stored $stored2"
 for n in twin1 twin2; do
   stored=$(nbdkit_stat $n stored)
-  [ "$stored" -ge 1 ] && [ "$stored" -le 14 ] ||
-    fail "$n stored $stored chunks, not 1 to 14"
+  [ "$(nbdkit_stat $n "chunk fetches")" -ge 1 ] ||
+    fail "$n fetched nothing: the two did not run at once"
+  [ "$stored" -le 14 ] || fail "$n stored $stored chunks, more than 14"
   [ "$(nbdkit_stat $n "chunk fetches")" -ge "$stored" ] ||
     fail "$n stored more chunks than it fetched"
   [ "$(nbdkit_stat $n "not stored")" = 0 ] || fail "$n skipped stores"
