@@ -56,20 +56,30 @@ def fetched(old, new, nm):
     return len(need), sum(need.values()), data
 
 
+def regular_files(top):
+    """Every regular file under TOP (symbolic links left out), as paths
+    relative to TOP, in a fixed order."""
+    import os
+    out = []
+    for root, dirs, files in os.walk(top):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            if os.path.isfile(p) and not os.path.islink(p):
+                out.append(os.path.relpath(p, top))
+    return out
+
+
 def digests(top, out):
     import hashlib
     import os
     with open(out, "w") as o:
-        for root, dirs, files in os.walk(top):
-            dirs.sort()
-            for f in sorted(files):
-                p = os.path.join(root, f)
-                if os.path.isfile(p) and not os.path.islink(p):
-                    h = hashlib.sha256()
-                    with open(p, "rb") as fh:
-                        for b in iter(lambda: fh.read(1 << 20), b""):
-                            h.update(b)
-                    o.write(f"{h.hexdigest()} /{os.path.relpath(p, top)}\n")
+        for rel in regular_files(top):
+            h = hashlib.sha256()
+            with open(os.path.join(top, rel), "rb") as fh:
+                for b in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(b)
+            o.write(f"{h.hexdigest()} /{rel}\n")
 
 
 def read_digests(path):

@@ -683,6 +683,21 @@ slack_blocks (const struct mkimage_options *o, uint64_t blocks, unsigned bs)
   return s > chunks ? s : chunks;
 }
 
+/* Would a file system of blocks be more than BASE_MAX_FREE_PERCENT
+ * free beyond the slack a fresh layout of est_blocks keeps?  That
+ * slack is not waste: a small tree's image is mostly slack (at least
+ * SLACK_MIN_CHUNKS), and a fresh layout of it would be no smaller.
+ */
+static bool
+mostly_free (const struct mkimage_options *o, uint64_t est_blocks,
+             uint64_t blocks, unsigned bs)
+{
+  uint64_t fresh = est_blocks + slack_blocks (o, est_blocks, bs);
+
+  return fresh < blocks &&
+      (blocks - fresh) * 100 > blocks * BASE_MAX_FREE_PERCENT;
+}
+
 /* The base's blocks and inodes per group. */
 static void
 base_groups (const struct mkimage_options *o, uint64_t *bpg, uint64_t *ipg)
@@ -730,7 +745,7 @@ base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
   unsigned bs = l->block_size;
-  uint64_t bpg, ipg, need, fresh, itb, data, i;
+  uint64_t bpg, ipg, need, itb, data, i;
 
   base_groups (o, &bpg, &ipg);
 
@@ -763,13 +778,7 @@ base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
     report_debug ("growing the base's file system from %" PRIu64 " to "
                   "%" PRIu64 " blocks",
                   l->blocks, *blocks);
-  /* The slack a fresh layout would leave is not waste: a small tree's
-   * image is mostly slack (at least SLACK_MIN_CHUNKS), and a fresh
-   * layout of it would be no smaller.
-   */
-  fresh = est_blocks + slack_blocks (o, est_blocks, l->block_size);
-  if (fresh < *blocks &&
-      (*blocks - fresh) * 100 > *blocks * BASE_MAX_FREE_PERCENT) {
+  if (mostly_free (o, est_blocks, *blocks, bs)) {
     report_warning ("%s: more than %d%% of the base's file system would be "
                     "free (files were deleted, or more inodes are needed "
                     "than it has, which only new groups bring): making a "
@@ -851,10 +860,10 @@ set_log_groups_per_flex (const char *image, unsigned log, unsigned *was)
   return 0;
 }
 
-/* After a build on the base that did not fit (cramped 0) or left
- * cramped blocks of large files out of whole chunks: the next size to
- * try, in *blocks (grown says whether *blocks is in use yet: else the
- * base's size was tried).  False if no larger size is allowed (more
+/* After a build on the base that did not fit (cramped 0) or placed
+ * cramped new blocks outside their rule (struct ext4_alloc): the next
+ * size to try, in *blocks (grown says whether *blocks is in use yet:
+ * else the base's size was tried).  False if no larger size is allowed (more
  * than BASE_MAX_FREE_PERCENT free beyond the slack, as in
  * base_geometry).
  */
@@ -864,7 +873,7 @@ grow_more (const struct mkimage_options *o, uint64_t est_blocks, bool grown,
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
   uint64_t chunk_blocks = o->chunk_size / l->block_size;
-  uint64_t cur = grown ? *blocks : l->blocks, next, fresh, step;
+  uint64_t cur = grown ? *blocks : l->blocks, next, step;
 
   if (!grown && *blocks > cur)
     next = *blocks; /* base_geometry's size, not tried yet */
@@ -880,8 +889,7 @@ grow_more (const struct mkimage_options *o, uint64_t est_blocks, bool grown,
       step = chunk_blocks;
     next = grown_size (o, cur + step);
   }
-  fresh = est_blocks + slack_blocks (o, est_blocks, l->block_size);
-  if (fresh < next && (next - fresh) * 100 > next * BASE_MAX_FREE_PERCENT)
+  if (mostly_free (o, est_blocks, next, l->block_size))
     return false;
   *blocks = next;
   return true;
@@ -983,7 +991,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
   const struct estimate *fresh, *layouts[4];
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
-  uint64_t cramped;
+  uint64_t cramped, table;
   unsigned inode_size = EXT4_INODE_SIZE, block_size = EXT4_BLOCK_SIZE;
   struct stat st;
   size_t i;
@@ -1063,10 +1071,10 @@ ext4_build (const struct mkimage_options *o, const char *image,
          * table's share: only new groups bring inodes to a later
          * version, and a group's worth of blocks comes with them.
          */
-        if (inodes < est_inodes +
-                blocks * block_size / 100 * SLACK_TABLE_PERCENT / inode_size)
-          inodes = est_inodes +
-              blocks * block_size / 100 * SLACK_TABLE_PERCENT / inode_size;
+        table = est_inodes +
+            blocks * block_size / 100 * SLACK_TABLE_PERCENT / inode_size;
+        if (inodes < table)
+          inodes = table;
       }
     }
     if (base == NULL)
