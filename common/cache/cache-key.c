@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -30,6 +31,7 @@
 #include "report.h"
 
 #define KEY_HEX 64
+#define KEY_LINK_TRIES 100 /* of 10 ms */
 
 /* Whether path lies inside dir, both resolved (path's directory must
  * exist; path itself need not): 1 if so, 0 if not, -1 if either cannot
@@ -118,7 +120,7 @@ cache_key_load (const char *path, const char *cache_dir, unsigned char key[32])
   char buf[KEY_HEX + 3];
   struct stat st;
   ssize_t n;
-  int fd, r;
+  int fd, r, tries;
 
   if (path[0] != '/') {
     report_error ("cache-key=%s: must be an absolute path", path);
@@ -133,26 +135,35 @@ cache_key_load (const char *path, const char *cache_dir, unsigned char key[32])
                   path, cache_dir);
     return -1;
   }
-  for (;;) {
+  for (tries = 0;; tries++) {
     fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0 || errno != ENOENT)
-      break;
-    r = make_key (path);
-    if (r == -1)
+    if (fd == -1 && errno == ENOENT) {
+      r = make_key (path);
+      if (r == -1)
+        return -1;
+      if (r == 0)
+        report_debug ("cache-key=%s: made a new key", path);
+      continue;
+    }
+    if (fd == -1 && errno == ELOOP)
+      report_error ("cache-key=%s: is a symbolic link (not followed)", path);
+    else if (fd == -1)
+      report_error ("cache-key=%s: %m", path);
+    if (fd == -1)
       return -1;
-    if (r == 0)
-      report_debug ("cache-key=%s: made a new key", path);
-  }
-  if (fd == -1 && errno == ELOOP)
-    report_error ("cache-key=%s: is a symbolic link (not followed)", path);
-  else if (fd == -1)
-    report_error ("cache-key=%s: %m", path);
-  if (fd == -1)
-    return -1;
-  if (fstat (fd, &st) == -1) {
-    report_error ("cache-key=%s: fstat: %m", path);
+    if (fstat (fd, &st) == -1) {
+      report_error ("cache-key=%s: fstat: %m", path);
+      close (fd);
+      return -1;
+    }
+    /* NB: a process making the key (make_key) links it in place before
+     * it removes its temporary name, so a second name may be there for
+     * a moment when two start together: look again for up to a second.
+     */
+    if (st.st_nlink == 1 || tries >= KEY_LINK_TRIES)
+      break;
     close (fd);
-    return -1;
+    nanosleep (&(struct timespec){ .tv_nsec = 10000000 }, NULL);
   }
   /* NB: one link only: another name of it could be inside the cache. */
   if (!S_ISREG (st.st_mode) || st.st_uid != geteuid () ||

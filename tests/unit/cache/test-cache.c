@@ -50,6 +50,7 @@
 #include "cache-internal.h"
 #include "cache.h"
 #include "cleanup.h"
+#include "file-io.h"
 #include "report.h"
 #include "test.h"
 
@@ -1003,6 +1004,54 @@ out:
   cache_dir_close (d);
 }
 
+/* Several processes load a missing key file at once (two accel-mounts
+ * starting together): each must get the one key made, none an error
+ * (a maker's temporary second name once showed as "one name" refused).
+ */
+static void
+test_key_file_race (const char *tmp)
+{
+  enum { PROCS = 6, ROUNDS = 40 };
+  char path[PATH_MAX], key[PATH_MAX];
+  unsigned char k[32], got[32];
+  unsigned failed_before = test_nr_failed;
+  int round, i, fds[PROCS][2], go[2];
+  pid_t pids[PROCS];
+  char c;
+
+  join (path, sizeof path, tmp, "cache");
+  join (key, sizeof key, tmp, "race.key");
+  for (round = 0; round < ROUNDS && test_nr_failed == failed_before; round++) {
+    unlink (key);
+    CHECK (pipe (go) == 0);
+    for (i = 0; i < PROCS; i++) {
+      CHECK (pipe (fds[i]) == 0);
+      pids[i] = start_child ();
+      if (pids[i] == 0) {
+        unsigned before = test_nr_failed;
+
+        close (fds[i][0]);
+        close (go[1]);
+        /* NB: all start together when the parent closes go. */
+        CHECK (read (go[0], &c, 1) == 0);
+        CHECK (cache_key_load (key, path, k) == 0);
+        CHECK (write_full (fds[i][1], k, 32) == 0);
+        child_exit (before);
+      }
+      close (fds[i][1]);
+    }
+    close (go[0]);
+    close (go[1]);
+    for (i = 0; i < PROCS; i++) {
+      CHECK (wait_child (pids[i]) == 0);
+      CHECK (read (fds[i][0], i == 0 ? k : got, 32) == 32);
+      CHECK (i == 0 || memcmp (k, got, 32) == 0);
+      close (fds[i][0]);
+    }
+  }
+  CHECK (cache_key_load (key, path, got) == 0 && memcmp (k, got, 32) == 0);
+}
+
 /* The key file: made when missing, read back, refused when others can
  * read it, inside the cache, a link, or not a key.
  */
@@ -1055,6 +1104,7 @@ test_key_file (const char *tmp)
   CHECK (test_error_says ("not a key", NULL));
   EXPECT_ERRORS (0);
   cache_dir_close (d);
+  test_key_file_race (tmp);
 }
 
 /* ---- 4. damage at rest --------------------------------------------- */
