@@ -36,6 +36,7 @@
 #     uninitialised hold).
 #  7. Trees of small files: stored inline (1 KiB inodes), or with 1 KiB
 #     blocks; versions of them hold the targets too (see there).
+#  8. A tiny image does not grow for a few blocks that do not fit.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -398,4 +399,26 @@ fi
 grep -q "block-size: '2048': 4096, 1024 or auto" "$tmp/err" ||
   fail "--block-size 2048: $(cat "$tmp/err")"
 echo "ok: --block-size 4096 for a fresh layout, the base's for a version, 2048 refused"
+
+# 8. A tiny image (12 chunks: 200 files of under 6 KB, then a 10 MB
+# file) given a file larger than the free space at its end: the image
+# keeps its size (the blocks that do not fit there go to holes), where
+# growing it for them (as before) cost 2 MiB, a sixth of it, for the
+# same chunks.
+t=$tmp/tiny2-src
+mkdir -p "$t/d"
+awk -v d="$t/d" 'BEGIN {
+  for (i = 0; i < 200; i++) printf "%d u%d %s/f%03d\n", (i * 7919) % 6000 + 1, i, d, i
+}' | gen_files || fail "generating the tiny2 tree"
+build "$t" "$tmp/tiny2" --no-base
+gen "$t/big.bin" 10000000 tiny2big
+build "$t" "$tmp/tiny2"
+size=$(stat -c %s "$tmp/tiny2/img.img")
+cp "$tmp/tiny2/img.img.manifest" "$tmp/prev.manifest"
+digests "$t" "$tmp/old.digests"
+gen "$t/fill.bin" 600000 tiny2fill
+next_version "tiny image, a file past its free end" "$t" "$tmp/tiny2" 600000
+[ "$(stat -c %s "$tmp/tiny2/img.img")" = "$size" ] ||
+  fail "tiny image: grew from $size to $(stat -c %s "$tmp/tiny2/img.img") bytes for 600000 bytes added"
+echo "ok: tiny image: kept its size ($size bytes) for a file past its free end"
 echo OK
