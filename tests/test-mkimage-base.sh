@@ -37,6 +37,7 @@
 #  7. Trees of small files: stored inline (1 KiB inodes), or with 1 KiB
 #     blocks; versions of them hold the targets too (see there).
 #  8. A tiny image does not grow for a few blocks that do not fit.
+#  9. Renamed and moved directories (nested too) keep what they hold.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -131,6 +132,8 @@ for k in $(versions_kinds) $unasserted; do
   fsck_clean "$pub/img.img"
   digests "$src" "$tmp/new.digests"
   same=(--same "$tmp/old.digests" "$tmp/new.digests")
+  read -r from to <<< "$(versions_renamed "$k")"
+  [ -z "$from" ] || same+=(--renamed "$from" "$to")
   mark=
   [[ $unasserted == *" $k "* ]] && same=() mark='*'
   r=$(compare "$tmp/old/pub.manifest" "$pub/img.img.manifest" \
@@ -339,10 +342,25 @@ small_edit () { printf 'X' | dd of="$1/d03/f03001" bs=1 seek=3 conv=notrunc stat
 small_grow () { gen "$1/d07/f07002" 5000 grown; echo 5000; }
 small_shrink () { truncate -s 100 "$big"; echo 0; }
 small_delete () { rm "$1"/d09/f0915*; echo 0; }
+# mounted_holds NAME IMAGE SRC: as root (with a free loop device),
+# IMAGE mounted read-only holds exactly the tree SRC.
+mounted_holds () {
+  local name=$1 img=$2 s=$3 dev
+  [ "$(id -u)" = 0 ] && losetup -f > /dev/null 2>&1 || return 0
+  dev=$(losetup -f --show -r "$img") || fail "losetup"
+  on_exit "loop_detach_file '$img'"
+  mkdir -p "$tmp/mnt-$name"
+  mount -t ext4 -o ro "$dev" "$tmp/mnt-$name" || fail "mount ($name)"
+  on_exit "umount '$tmp/mnt-$name'"
+  diff -r -x lost+found "$s" "$tmp/mnt-$name" > "$tmp/diff" ||
+    fail "$name: the mounted image differs: $(head "$tmp/diff")"
+  umount "$tmp/mnt-$name" && losetup -d "$dev" || fail "umount"
+  echo "ok: $name: the mounted image holds the tree"
+}
 # small_tree NAME MAX FEATURE-CHECK: the sequence on a tree of 1 to MAX
 # bytes; "dumpe2fs -h" of v1 must match the extended regex FEATURE-CHECK.
 small_tree () {
-  local name=$1 max=$2 want=$3 s=$tmp/$1-src d=$tmp/$1 k dev
+  local name=$1 max=$2 want=$3 s=$tmp/$1-src d=$tmp/$1 k
   awk -v top="$s" -v max="$max" 'BEGIN {
     for (i = 0; i < 12000; i++) {
       d = sprintf("%s/d%02d", top, int(i / 1000))
@@ -369,17 +387,7 @@ small_tree () {
         fail "$name: the edited file is not listed: $(cat "$tmp/diff.out")"
     fi
   done
-  if [ "$(id -u)" = 0 ] && losetup -f > /dev/null 2>&1; then
-    dev=$(losetup -f --show -r "$d/img.img") || fail "losetup"
-    on_exit "loop_detach_file '$d/img.img'"
-    mkdir -p "$tmp/mnt-$name"
-    mount -t ext4 -o ro "$dev" "$tmp/mnt-$name" || fail "mount ($name)"
-    on_exit "umount '$tmp/mnt-$name'"
-    diff -r -x lost+found "$s" "$tmp/mnt-$name" > "$tmp/diff" ||
-      fail "$name: the mounted image differs: $(head "$tmp/diff")"
-    umount "$tmp/mnt-$name" && losetup -d "$dev" || fail "umount"
-    echo "ok: $name: the mounted image holds the tree"
-  fi
+  mounted_holds "$name" "$d/img.img" "$s"
 }
 small_tree tiny 1000 "features:.*inline_data"
 grep -q "Inode size: 1024" "$tmp/dumpe2fs" || fail "tiny: inodes not 1 KiB"
@@ -421,4 +429,63 @@ next_version "tiny image, a file past its free end" "$t" "$tmp/tiny2" 600000
 [ "$(stat -c %s "$tmp/tiny2/img.img")" = "$size" ] ||
   fail "tiny image: grew from $size to $(stat -c %s "$tmp/tiny2/img.img") bytes for 600000 bytes added"
 echo "ok: tiny image: kept its size ($size bytes) for a file past its free end"
+
+# 9. Renamed and moved directories keep what they hold: in one version,
+# a directory renamed and one inside it renamed too (so the outer one's
+# names changed: matched by most of them), one moved into another
+# directory, two that hold the same names both renamed (paired in path
+# order), and one renamed while a file in it was rewritten.  Every
+# other file keeps its extents and inode under its new name.  A
+# directory renamed whose files were all renamed too is not matched (a
+# new directory).  The image passes e2fsck and, mounted, holds the tree.
+t=$tmp/ren-src
+for d in top/inner top/other moving into twin1 twin2 edited gone; do
+  mkdir -p "$t/$d"
+done
+# NB: the same names in every directory: pairs are told apart by the
+# files' sizes too.
+k=0
+for d in top top/inner top/other moving into edited gone; do
+  k=$((k + 1))
+  for (( i = 0; i < 40; i++ )); do
+    echo "$(( (i * 7919 + k * 101) % 30000 + 1 )) ${d//\//_}$i $t/$d/f$i"
+  done
+done | gen_files || fail "generating the renames tree"
+for d in twin1 twin2; do
+  for i in a b c; do echo "5000 $d$i $t/$d/$i"; done
+done | gen_files
+build "$t" "$tmp/ren" --no-base
+cp "$tmp/ren/img.img.manifest" "$tmp/prev.manifest"
+digests "$t" "$tmp/ren-old.digests"
+mv "$t/top/inner" "$t/top/inner2"
+mv "$t/top" "$t/top2"
+mv "$t/moving" "$t/into/moved"
+mv "$t/twin1" "$t/twin3"
+mv "$t/twin2" "$t/twin4"
+mv "$t/edited" "$t/edited2"
+gen "$t/edited2/f0" 1000 edited
+mv "$t/gone" "$t/fresh"
+for (( i = 0; i < 40; i++ )); do mv "$t/fresh/f$i" "$t/fresh/g$i"; done
+build "$t" "$tmp/ren" -v
+for r in "top is /top2" "top2/inner is /top2/inner2" "moving is /into/moved" \
+         "twin1 is /twin3" "twin2 is /twin4" "edited is /edited2"; do
+  grep -q "base: /$r now" "$tmp/err" ||
+    fail "renames: /$r not found: $(grep "base: /" "$tmp/err")"
+done
+grep -q "base: /gone is" "$tmp/err" &&
+  fail "renames: a directory whose names all changed was matched"
+fsck_clean "$tmp/ren/img.img"
+digests "$t" "$tmp/ren-new.digests"
+r=$(compare "$tmp/prev.manifest" "$tmp/ren/img.img.manifest" --changed 1000 \
+      --identity --same "$tmp/ren-old.digests" "$tmp/ren-new.digests" \
+      --renamed top top2 --renamed top2/inner top2/inner2 \
+      --renamed moving into/moved --renamed twin1 twin3 --renamed twin2 twin4 \
+      --renamed edited edited2) ||
+  fail "renames: $r"
+read -r nchunks _ _ target nsame _ <<< "$r"
+[ "$nsame" = 245 ] || fail "renames: only $nsame files compared unchanged"
+[ "$nchunks" -le "$target" ] ||
+  fail "renames: $nchunks new chunks, more than $target"
+echo "ok: renamed and moved directories: $nsame files kept in place, $nchunks new chunks (target $target)"
+mounted_holds renames "$tmp/ren/img.img" "$t"
 echo OK

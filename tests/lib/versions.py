@@ -11,7 +11,7 @@ tests/bench/versions:
       kept without keeping a copy of its tree.
 
   versions.py compare OLD NEW [--changed BYTES] [--same OLD_D NEW_D]
-                              [--identity]
+                              [--identity] [--renamed FROM TO]...
       prints "chunks bytes data target same pct": the distinct chunks of
       NEW that OLD lacks and their bytes (what a node holding OLD
       fetches: all-zero chunks are never fetched, a chunk held under
@@ -22,7 +22,10 @@ tests/bench/versions:
       and the share of NEW fetched, in %.  With --same, an unchanged
       file whose extents or inode number differ fails; with --identity,
       a file system UUID or hash seed that differs fails (ext4 built
-      on a base).  Failures exit 1 with the reason on stderr.
+      on a base).  --renamed: the directory /FROM is /TO in NEW (paths
+      below it are compared under their new names; several apply in
+      turn).  Failures exit 1
+      with the reason on stderr.
 
   versions.py freed OLD NEW
       prints the chunks of NEW, not all zeros, that hold image bytes that
@@ -101,13 +104,26 @@ def placement(db, path):
     return ext, r and r[0]
 
 
+def renamed_path(p, renamed):
+    """p's name in the new version, where each (FROM, TO) in turn
+    renamed /FROM (a later one may rename inside an earlier one's TO)."""
+    for frm, to in renamed:
+        frm, to = "/" + frm.strip("/"), "/" + to.strip("/")
+        if p == frm or p.startswith(frm + "/"):
+            p = to + p[len(frm):]
+    return p
+
+
 def compare(args):
     old_m, new_m = args[0], args[1]
-    changed, same_files, identity = None, None, False
+    changed, same_files, identity, renamed = None, None, False, []
     rest = args[2:]
     while rest:
         if rest[0] == "--changed":
             changed, rest = int(rest[1]), rest[2:]
+        elif rest[0] == "--renamed":
+            renamed.append((rest[1], rest[2]))
+            rest = rest[3:]
         elif rest[0] == "--same":
             same_files, rest = rest[1:3], rest[3:]
         elif rest[0] == "--identity":
@@ -125,14 +141,15 @@ def compare(args):
     if same_files:
         a, b = read_digests(same_files[0]), read_digests(same_files[1])
         for p in sorted(a):
-            if b.get(p) != a[p]:
+            q = renamed_path(p, renamed)
+            if b.get(q) != a[p]:
                 continue
             nsame += 1
-            (oe, oi), (ne, ni) = placement(old, p), placement(new, p)
+            (oe, oi), (ne, ni) = placement(old, p), placement(new, q)
             if oe != ne:
-                sys.exit(f"{p}: unchanged, but its extents moved")
+                sys.exit(f"{q}: unchanged, but its extents moved")
             if oi != ni:
-                sys.exit(f"{p}: unchanged, but its inode changed ({oi} -> {ni})")
+                sys.exit(f"{q}: unchanged, but its inode changed ({oi} -> {ni})")
     cs = int(nm["chunk_size"])
     target = (changed + cs - 1) // cs + 4 if changed is not None else 0
     print(nchunks, nbytes, data, target, nsame,

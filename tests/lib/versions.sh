@@ -97,6 +97,11 @@ change_append_large () {
 }
 change_add_large () { gen "$1/ref/extra.fa" "$vt_large" extra; echo "$vt_large"; }
 change_rename_dir () { mv "$1/samples/c" "$1/samples/c2"; echo 0; }
+# versions_renamed KIND: "FROM TO" for a kind that renames a directory
+# (its files are then compared under their new names), else nothing.
+versions_renamed () {
+  case $1 in rename_dir) echo samples/c samples/c2 ;; esac
+}
 change_add_many () {
   local i
   mkdir -p "$1/samples/new"

@@ -26,6 +26,7 @@
  */
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,12 +40,16 @@
 #include "mkimage.h"
 #include "ext4.h"
 
+/* Levels of renames inside renamed directories that are followed. */
+#define MAX_RENAME_PASSES 32
+
 /* A path of the base.  path is relative, as tree_walk gives it ("" for
  * the root).
  */
 struct base_node {
   char *path;
   uint32_t ino, mode;
+  uint64_t size; /* a regular file's in the base (0 for others) */
   uint64_t new_size; /* the new tree's size of a kept regular file */
   bool kept; /* the new tree has this path, of the same type */
 };
@@ -64,6 +69,7 @@ struct ext4_base {
   struct base_run *runs; /* sorted by (ino, lblk) */
   size_t nr_runs, cap_runs;
   uint64_t nr_new; /* entries of the new tree the base does not have */
+  bool renames_followed; /* paths renamed as the new tree has them */
   /* Source files with several names, to the kept node (index + 1) that
    * one of them has: a name added to a kept file takes its inode even
    * if the copy reaches the new name first.
@@ -110,7 +116,7 @@ load_node (void *opaque, const struct manifest_node *n)
   }
   v->ino = n->ino;
   v->mode = n->mode;
-  v->new_size = 0;
+  v->size = v->new_size = 0;
   v->kept = false;
   b->nr_nodes++;
   return 0;
@@ -198,6 +204,7 @@ load_file (void *opaque, const struct manifest_file *f)
   n = find_node (b, f->path + 1);
   if (n == NULL)
     return 0; /* no inode known: nothing to keep */
+  n->size = f->size;
   /* A file stored inline is mapped inside its inode: no blocks. */
   if (b->layout.inode_size == EXT4_INLINE_INODE_SIZE && f->size > 0 &&
       f->size <= EXT4_INLINE_MAX (EXT4_INLINE_INODE_SIZE))
@@ -348,11 +355,177 @@ match_entry (void *opaque, const struct tree_node *tn, uint64_t *handle)
   return 0;
 }
 
+/* ---- renamed directories (ext4-renames.c) ---- */
+
+/* The new tree's paths, for follow_renames. */
+struct tree_paths {
+  struct path_entry *v;
+  size_t n, cap;
+};
+
+static int
+collect_path (void *opaque, const struct tree_node *tn, uint64_t *handle)
+{
+  struct tree_paths *t = opaque;
+  char *path;
+
+  (void) handle;
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 256;
+    struct path_entry *v = reallocarray (t->v, cap, sizeof *v);
+
+    if (v == NULL) {
+      report_error ("realloc: %m");
+      return -1;
+    }
+    t->v = v;
+    t->cap = cap;
+  }
+  path = strdup (tn->path);
+  if (path == NULL) {
+    report_error ("strdup: %m");
+    return -1;
+  }
+  t->v[t->n++] =
+      (struct path_entry){ path, tn->st->st_mode,
+                           S_ISREG (tn->st->st_mode) ? tn->st->st_size : 0 };
+  return 0;
+}
+
+static int
+cmp_path_entry (const void *a, const void *b)
+{
+  return strcmp (((const struct path_entry *) a)->path,
+                 ((const struct path_entry *) b)->path);
+}
+
+/* One rename of a pass: the directory's node, the nodes below it
+ * (lo..hi), the length of its old path and its new path.
+ */
+struct node_rename {
+  size_t dir, lo, hi, from_len;
+  const char *to;
+};
+
+/* Give the nodes of r the names they have under r->to. */
+static int
+rename_nodes (struct ext4_base *b, const struct node_rename *r)
+{
+  size_t i;
+  char *p;
+
+  for (i = r->lo; i < r->hi; i++) {
+    if (asprintf (&p, "%s%s", r->to, b->nodes[i].path + r->from_len) == -1) {
+      report_error ("asprintf: %m");
+      return -1;
+    }
+    free (b->nodes[i].path);
+    b->nodes[i].path = p;
+  }
+  p = strdup (r->to);
+  if (p == NULL) {
+    report_error ("strdup: %m");
+    return -1;
+  }
+  free (b->nodes[r->dir].path);
+  b->nodes[r->dir].path = p;
+  return 0;
+}
+
+/* Find the directories the tree at src renamed or moved, and give the
+ * base's paths in them their new names, so that what they hold is kept
+ * (ext4-renames.c).  One pass per level of renames inside renamed
+ * directories.  0, or -1 (error reported).
+ */
+static int
+follow_renames (struct ext4_base *b, const char *src)
+{
+  struct tree_paths t = { 0 };
+  struct path_entry *old = NULL;
+  struct ext4_rename *rn = NULL;
+  struct node_rename *nr = NULL;
+  size_t nrn = 0, i, k, total = 0;
+  int pass, r = -1;
+
+  if (tree_walk (src, &(struct tree_ops){ .visit = collect_path }, &t) == -1)
+    goto out;
+  qsort (t.v, t.n, sizeof *t.v, cmp_path_entry);
+  old = calloc (b->nr_nodes ? b->nr_nodes : 1, sizeof *old);
+  if (old == NULL) {
+    report_error ("calloc: %m");
+    goto out;
+  }
+  for (pass = 0; pass < MAX_RENAME_PASSES; pass++) {
+    for (i = 0; i < b->nr_nodes; i++)
+      old[i] = (struct path_entry){ b->nodes[i].path, b->nodes[i].mode,
+                                    b->nodes[i].size };
+    free (rn);
+    free (nr);
+    nr = NULL;
+    if (ext4_find_renames (old, b->nr_nodes, t.v, t.n, &rn, &nrn) == -1)
+      goto out;
+    if (nrn == 0)
+      break;
+    /* NB: all found first: renaming frees the old paths (which rn and
+     * old point to) and unsorts the nodes.  The pairs are disjoint.
+     */
+    nr = calloc (nrn, sizeof *nr);
+    if (nr == NULL) {
+      report_error ("calloc: %m");
+      goto out;
+    }
+    for (k = 0; k < nrn; k++) {
+      struct base_node *d = find_node (b, rn[k].from);
+
+      if (d == NULL) {
+        report_error ("%s: renamed directory /%s not found", b->path,
+                      rn[k].from);
+        goto out;
+      }
+      report_debug ("base: /%s is /%s now: what it holds is kept", rn[k].from,
+                    rn[k].to);
+      nr[k].dir = d - b->nodes;
+      nr[k].from_len = strlen (rn[k].from);
+      nr[k].to = rn[k].to;
+      ext4_paths_below (old, b->nr_nodes, rn[k].from, &nr[k].lo, &nr[k].hi);
+    }
+    for (k = 0; k < nrn; k++)
+      if (rename_nodes (b, &nr[k]) == -1)
+        goto out;
+    total += nrn;
+    qsort (b->nodes, b->nr_nodes, sizeof *b->nodes, cmp_node);
+    for (i = 1; i < b->nr_nodes; i++)
+      if (strcmp (b->nodes[i - 1].path, b->nodes[i].path) == 0) {
+        report_error ("%s: renaming gave path /%s twice", b->path,
+                      b->nodes[i].path);
+        goto out;
+      }
+  }
+  if (total)
+    report_debug ("%zu director%s renamed or moved: kept in place", total,
+                  total == 1 ? "y" : "ies");
+  r = 0;
+
+out:
+  free (nr);
+  free (rn);
+  free (old);
+  for (i = 0; i < t.n; i++)
+    free ((char *) t.v[i].path);
+  free (t.v);
+  return r;
+}
+
 int
 ext4_base_match (struct ext4_base *b, const char *src)
 {
   size_t i, kept = 0;
 
+  if (!b->renames_followed) {
+    if (follow_renames (b, src) == -1)
+      return -1;
+    b->renames_followed = true;
+  }
   b->nr_new = 0;
   if (b->links == NULL && (b->links = tree_links_new ()) == NULL)
     return -1;

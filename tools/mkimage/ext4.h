@@ -120,6 +120,30 @@ extern bool ext4_base_has_blocks (const struct ext4_base *b, ext2_ino_t ino);
 /* Unmark what was reserved and never claimed; free the reservation. */
 extern void ext4_base_release (struct ext4_base *b, ext2_filsys fs);
 
+/* ext4-renames.c: directories a version renamed or moved. */
+struct path_entry {
+  const char *path; /* relative, "" for the root */
+  uint32_t mode;
+  uint64_t size; /* of a regular file, else 0 */
+};
+struct ext4_rename {
+  const char *from, *to; /* into the lists' paths */
+};
+
+/* The directories of old (the base) that new (the tree) renamed or
+ * moved, each holding (most of) the same names, types and sizes as
+ * before, none inside another:
+ * in *renames (free it), n of them.  Both lists sorted by strcmp of
+ * path.  0, or -1 (error reported).
+ */
+extern int ext4_find_renames (const struct path_entry *old, size_t nr_old,
+                              const struct path_entry *new, size_t nr_new,
+                              struct ext4_rename **renames, size_t *n);
+
+/* The entries below directory dir in e (sorted): [*lo, *hi). */
+extern void ext4_paths_below (const struct path_entry *e, size_t n,
+                              const char *dir, size_t *lo, size_t *hi);
+
 /* ext4-alloc.c: the block allocation policy (see there). */
 struct ext4_alloc {
   struct ext4_base *base; /* or NULL */
