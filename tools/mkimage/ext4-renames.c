@@ -298,6 +298,8 @@ ext4_find_renames (const struct path_entry *old, size_t nr_old,
       candidates (new, nr_new, old, nr_old, &b, &nb) == -1)
     goto out;
   cap = na < nb ? na : nb;
+  if (na == 0 || nb == 0)
+    goto done; /* NB: also keeps NULL from qsort */
   qsort (a, na, sizeof *a, cmp_candidate);
   qsort (b, nb, sizeof *b, cmp_candidate);
   /* 1. The same names: equal signatures, in path order. */

@@ -938,6 +938,68 @@ grow_fs (const struct mkimage_options *o, const char *image, uint64_t blocks)
   return 0;
 }
 
+/* Zero the unused extent slots in every inode: a directory that had
+ * more extents than it ends with (e2fsck -D's rewrite, a run moved)
+ * keeps the old entries past eh_entries, and what they say differs
+ * from version to version, changing the inode's bytes and checksum,
+ * so a chunk of the inode table, for nothing (the kernel never reads
+ * them).  Inodes whose i_block holds data (inline, fast symbolic
+ * links) have no extent flag.  0, or -1 (error reported).
+ */
+static int
+scrub_extent_slots (const char *image)
+{
+  ext2_filsys fs = NULL;
+  ext2_inode_scan scan = NULL;
+  struct ext2_inode_large inode;
+  struct ext3_extent_header *eh;
+  static const char zeros[sizeof inode.i_block];
+  uint64_t scrubbed = 0;
+  ext2_ino_t ino;
+  errcode_t err;
+  size_t used;
+
+  err = ext2fs_open (image, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0,
+                     unix_io_manager, &fs);
+  if (err == 0)
+    err = ext2fs_open_inode_scan (fs, 0, &scan);
+  while (err == 0) {
+    err = ext2fs_get_next_inode_full (scan, &ino, (struct ext2_inode *) &inode,
+                                      sizeof inode);
+    if (err || ino == 0)
+      break;
+    if (inode.i_links_count == 0 || !(inode.i_flags & EXT4_EXTENTS_FL) ||
+        (inode.i_flags & EXT4_INLINE_DATA_FL))
+      continue;
+    eh = (struct ext3_extent_header *) inode.i_block;
+    if (ext2fs_le16_to_cpu (eh->eh_magic) != EXT3_EXT_MAGIC ||
+        ext2fs_le16_to_cpu (eh->eh_entries) > 4)
+      continue; /* not ours to judge: e2fsck passed it */
+    used = sizeof *eh +
+        ext2fs_le16_to_cpu (eh->eh_entries) * sizeof (struct ext3_extent);
+    if (memcmp ((char *) inode.i_block + used, zeros,
+                sizeof inode.i_block - used) == 0)
+      continue;
+    memset ((char *) inode.i_block + used, 0, sizeof inode.i_block - used);
+    err = ext2fs_write_inode_full (fs, ino, (struct ext2_inode *) &inode,
+                                   sizeof inode);
+    scrubbed++;
+  }
+  if (scan)
+    ext2fs_close_inode_scan (scan);
+  if (err == 0)
+    err = ext2fs_close_free (&fs);
+  else if (fs)
+    ext2fs_close_free (&fs);
+  if (err) {
+    report_error ("%s: clearing unused extent slots: %s", image,
+                  ext4_strerror (err));
+    return -1;
+  }
+  report_debug ("cleared unused extent slots in %" PRIu64 " inodes", scrubbed);
+  return 0;
+}
+
 /* Punch out every free block of the image: e2fsck -D leaves the old
  * linear directory blocks it replaced behind in free space, where they
  * would cost chunks that no file needs.  Free space is then all zeros.
@@ -1163,7 +1225,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
     return -1;
   }
   r->based = base != NULL;
-  if (zero_free_blocks (image) == -1)
+  if (scrub_extent_slots (image) == -1 || zero_free_blocks (image) == -1)
     return -1;
   r->free_bytes = (total - used) * block_size;
 
