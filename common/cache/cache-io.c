@@ -99,17 +99,25 @@ count_read (struct cache_image *ci, bool hit, uint32_t len)
 }
 
 /* First read of a present chunk by this process: read it whole, check
- * it, and only then serve from it.  The chunk is read in pieces into a
- * small buffer, checked as it comes and the part asked for copied out,
- * so that verifying costs no chunk-sized buffer per thread.  The check
- * is the chunk's at-rest tag if it has one that fits (cache-tags.c),
- * else its hash.
+ * it, and only then serve from it.  The part asked for is read straight
+ * into the caller's buffer and checked there; the rest goes through a
+ * small buffer, so that verifying costs no chunk-sized buffer per
+ * thread.  The check is the chunk's at-rest tag if it has one that fits
+ * (cache-tags.c), else its hash.
  */
-#define VERIFY_PIECE 32768
+#define VERIFY_PIECE 65536
+
+/* Largest read into the caller's buffer at once: it is checked right
+ * after, while still in the CPU's cache.
+ */
+#define VERIFY_DIRECT_PIECE (256 * 1024)
 
 /* One pass of read_verify over chunk idx (clen bytes), feeding each
- * piece to md and mac (either may be NULL).  The bytes read (fewer if
- * the data file is short), or -1 (error reported).
+ * piece to md and mac (either may be NULL).  Pieces end where the part
+ * asked for, [offset, offset + len), begins and ends, so each lies
+ * wholly inside it (read into buf: a sequential reader asks for whole
+ * chunks, which then cost no copy) or wholly outside.  The bytes read
+ * (fewer if the data file is short), or -1 (error reported).
  */
 static int64_t
 verify_pass (struct cache_image *ci, uint64_t idx, uint32_t clen,
@@ -118,27 +126,34 @@ verify_pass (struct cache_image *ci, uint64_t idx, uint32_t clen,
 {
   uint64_t base = idx * ci->chunk_size;
   unsigned char piece[VERIFY_PIECE];
-  uint32_t done = 0;
+  uint32_t done = 0, n;
+  unsigned char *to;
   ssize_t r;
 
   while (done < clen) {
-    uint32_t n = clen - done < VERIFY_PIECE ? clen - done : VERIFY_PIECE;
-    uint32_t lo, hi;
-
-    r = pread_full (ci->data_fd, piece, n, base + done);
+    if (done >= offset && done < offset + len) {
+      to = (unsigned char *) buf + (done - offset);
+      n = offset + len - done;
+      if (n > VERIFY_DIRECT_PIECE)
+        n = VERIFY_DIRECT_PIECE;
+    }
+    else {
+      to = piece;
+      n = clen - done;
+      if (done < offset && offset - done < n)
+        n = offset - done;
+      if (n > VERIFY_PIECE)
+        n = VERIFY_PIECE;
+    }
+    r = pread_full (ci->data_fd, to, n, base + done);
     if (r == -1) {
       report_error ("cache: %s/data: read: %m", ci->path);
       return -1;
     }
     if (md)
-      EVP_DigestUpdate (md, piece, r);
+      EVP_DigestUpdate (md, to, r);
     if (mac)
-      EVP_MAC_update (mac, piece, r);
-    /* The overlap of this piece and [offset, offset + len). */
-    lo = done > offset ? done : offset;
-    hi = done + r < offset + len ? done + r : offset + len;
-    if (lo < hi)
-      memcpy ((char *) buf + (lo - offset), piece + (lo - done), hi - lo);
+      EVP_MAC_update (mac, to, r);
     done += r;
     if ((uint32_t) r < n)
       break; /* the data file is short */
