@@ -735,7 +735,7 @@ test_persistence (const char *tmp)
      * caller's buffer, the rest around it (cache-io.c, verify_pass).
      */
     static const uint32_t first[8][2] = {
-      { 100, 200 }, { 0, CHUNK }, { CHUNK - 1, 1 }, { 0, 1 },
+      { 100, 200 },     { 0, CHUNK },     { CHUNK - 1, 1 }, { 0, 1 },
       { 12345, 40000 }, { 1, CHUNK - 2 }, { 0, CHUNK / 2 }, { 3, CHUNK - 10 },
     };
 
