@@ -69,6 +69,7 @@ struct ext4_base {
   struct base_run *runs; /* sorted by (ino, lblk) */
   size_t nr_runs, cap_runs;
   uint64_t nr_new; /* entries of the new tree the base does not have */
+  ext2_ino_t new_from; /* new inodes from here on (place_new_inodes) */
   bool renames_followed; /* paths renamed as the new tree has them */
   /* Source files with several names, to the kept node (index + 1) that
    * one of them has: a name added to a kept file takes its inode even
@@ -598,49 +599,68 @@ chunks_touched (uint64_t off, uint64_t len, uint64_t chunk)
   return len ? (off + len - 1) / chunk - off / chunk + 1 : 0;
 }
 
-/* A version's new inodes are made from the first free one on (the
+/* A version's new inodes would be made from the first free one on (the
  * inodes after the base's last, or those of deleted files), so their
- * slots in the inode table cross a chunk boundary wherever the base
- * ended: a thousand new 1 KiB inodes nearly always touch two chunks,
- * 256-byte ones one or two.  If they would touch fewer chunks starting
- * at the inode table's next chunk boundary, and that many free inodes
- * follow it, the free inodes before it are held (reserved, never
- * claimed, so released at the end) and the new ones start there.  The
- * skipped slots stay free for a later version.
+ * slots in the inode table would cross a chunk boundary wherever the
+ * base ended, and a few would land in holes left by deleted files, each
+ * in a chunk of its own: a hundred new files cost three chunks of the
+ * inode table where one holds them all.  So they are placed as one run
+ * of free slots, contiguous in the image, that touches the fewest
+ * chunks: a free run's start or a chunk boundary inside it, the lowest
+ * such inode of the least cost (holes are reused when the new inodes
+ * fit them).  The free inodes before it are held (reserved, never
+ * claimed, so released at the end) and the new ones are handed out from
+ * there (ext4_base_claim_inode).  No run big enough: libext2fs's order.
  */
 static void
-align_new_inodes (struct ext4_base *b, ext2_filsys fs)
+place_new_inodes (struct ext4_base *b, ext2_filsys fs)
 {
   uint64_t isize = EXT2_INODE_SIZE (fs->super), chunk = b->chunk_size;
-  uint64_t len = b->nr_new * isize, off, want, held = 0;
-  ext2_ino_t first, start, ino, last = fs->super->s_inodes_count, used;
+  uint64_t len = b->nr_new * isize, off = 0, cost, best_cost = UINT64_MAX;
+  uint64_t least, held = 0, s, re;
+  ext2_ino_t last = fs->super->s_inodes_count, rs, set, ino, best = 0;
 
-  if (b->nr_new == 0 || chunk % isize ||
-      ext2fs_find_first_zero_inode_bitmap2 (
-          fs->inode_map, EXT2_FIRST_INO (fs->super), last, &first))
+  if (b->nr_new == 0 || b->nr_new > last || chunk % isize)
     return;
-  off = inode_offset (fs, first);
-  want = (off + chunk - 1) / chunk * chunk;
-  start = first + (want - off) / isize;
-  if (off % chunk == 0 || start > last || last - start + 1 < b->nr_new ||
-      chunks_touched (want, len, chunk) >= chunks_touched (off, len, chunk))
+  least = (len + chunk - 1) / chunk;
+  /* Each free run [rs, re). */
+  for (ino = EXT2_FIRST_INO (fs->super); best_cost > least; ino = re) {
+    if (ext2fs_find_first_zero_inode_bitmap2 (fs->inode_map, ino, last, &rs))
+      break;
+    if (ext2fs_find_first_set_inode_bitmap2 (fs->inode_map, rs, last, &set))
+      re = (uint64_t) last + 1;
+    else
+      re = set;
+    /* Its start, then each chunk boundary in it. */
+    for (s = rs; s + b->nr_new <= re && best_cost > least;
+         s += ((off / chunk + 1) * chunk - off) / isize) {
+      off = inode_offset (fs, s);
+      /* NB: the slots must follow each other in the image (one flex
+       * group's inode tables).
+       */
+      if (inode_offset (fs, s + b->nr_new - 1) == off + len - isize) {
+        cost = chunks_touched (off, len, chunk);
+        if (cost < best_cost) {
+          best_cost = cost;
+          best = s;
+        }
+      }
+    }
+    if (re > last)
+      break;
+  }
+  if (best == 0)
     return;
-  /* The slots must follow each other in the image (one flex group's
-   * inode tables) and be free.
-   */
-  if (inode_offset (fs, start) != want ||
-      inode_offset (fs, start + b->nr_new - 1) != want + len - isize ||
-      ext2fs_find_first_set_inode_bitmap2 (fs->inode_map, start,
-                                           start + b->nr_new - 1, &used) == 0)
-    return;
-  for (ino = first; ino < start; ino++)
+  for (ino = EXT2_FIRST_INO (fs->super); ino < best; ino++)
     if (!ext2fs_test_inode_bitmap2 (fs->inode_map, ino)) {
       reserve_inode (b, fs, ino);
       held++;
     }
-  report_debug ("base: %" PRIu64 " new inodes from inode %u, on a chunk "
-                "boundary (%" PRIu64 " free inodes before it left free)",
-                b->nr_new, (unsigned) start, held);
+  b->new_from = best;
+  report_debug ("base: %" PRIu64 " new inodes from inode %u, touching %" PRIu64
+                " chunks of the inode table (%" PRIu64
+                " free inodes before it left free)",
+                b->nr_new, (unsigned) best, best_cost, held);
 }
 
 int
@@ -690,7 +710,7 @@ ext4_base_reserve (struct ext4_base *b, ext2_filsys fs)
       reserve_block (b, fs, b->runs[j].block + i);
   report_debug ("base: reserved %" PRIu64 " inodes and %" PRIu64 " blocks",
                 nr_inodes, nr_blocks);
-  align_new_inodes (b, fs);
+  place_new_inodes (b, fs);
 
   err = ext2fs_allocate_block_bitmap (fs, "freed blocks", &b->freed_blocks);
   if (err) {
@@ -742,6 +762,22 @@ ext4_base_has_blocks (const struct ext4_base *b, ext2_ino_t ino)
   return n > 0;
 }
 
+/* The next of the new inodes placed by place_new_inodes (the first free
+ * one from there: those handed out are in use by now), or 0.
+ */
+static ext2_ino_t
+new_inode_placed (struct ext4_base *b, ext2_filsys fs)
+{
+  ext2_ino_t ino;
+
+  if (b->new_from == 0 ||
+      ext2fs_find_first_zero_inode_bitmap2 (
+          fs->inode_map, b->new_from, fs->super->s_inodes_count, &ino))
+    return 0;
+  b->new_from = ino;
+  return ino;
+}
+
 ext2_ino_t
 ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs, const char *path,
                        const struct stat *st)
@@ -756,7 +792,7 @@ ext4_base_claim_inode (struct ext4_base *b, ext2_filsys fs, const char *path,
   if (n == NULL || !n->kept || (n->mode & S_IFMT) != (st->st_mode & S_IFMT) ||
       n->ino > fs->super->s_inodes_count ||
       !ext2fs_test_inode_bitmap2 (b->resv_inodes, n->ino))
-    return 0;
+    return new_inode_placed (b, fs);
   ext2fs_unmark_inode_bitmap2 (b->resv_inodes, n->ino);
   ext2fs_unmark_inode_bitmap2 (fs->inode_map, n->ino);
   return n->ino;
