@@ -39,6 +39,7 @@
 #  8. A tiny image does not grow for a few blocks that do not fit.
 #  9. Renamed and moved directories (nested too) keep what they hold.
 # 10. No inode keeps stale extent entries (checked on every image).
+# 11. New inodes take one run of free slots, in as few chunks as may be.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -512,4 +513,43 @@ cp "$tmp/dirs/img.img.manifest" "$tmp/prev.manifest"
 digests "$t" "$tmp/old.digests"
 gen "$t/d050/zz-new" 100 zznew
 next_version "directories of a few blocks, a file added" "$t" "$tmp/dirs" 100
+
+# 11. New inodes go to one run of free slots that touches the fewest
+# chunks of the inode table: a file deleted in an early directory
+# leaves a one-slot hole, and of a hundred files added next none takes
+# it (it would cost a chunk of its own); five deleted side by side
+# leave a hole that the three files of the version after fit in, and
+# take.
+inos () { # MANIFEST PATTERN: the inode numbers of the paths matching it
+  "$py" -c 'import sqlite3, sys
+for (i,) in sqlite3.connect(sys.argv[1]).execute(
+        "select ino from nodes where path glob ? order by ino", (sys.argv[2],)):
+    print(i)' "$@"
+}
+cp "$tmp/dirs/img.img.manifest" "$tmp/prev.manifest"
+rm "$t/d010/file-with-a-longish-name-00003.dat"
+next_version "directories of a few blocks, a file deleted" "$t" "$tmp/dirs" 0
+cp "$tmp/dirs/img.img.manifest" "$tmp/prev.manifest"
+awk -v d="$t/d070" 'BEGIN {
+  for (i = 0; i < 100; i++) printf "%d m%d %s/more%03d\n", (i * 7919) % 9000 + 1, i, d, i
+}' | gen_files
+next_version "directories of a few blocks, 100 files added" "$t" "$tmp/dirs" \
+  "$(find "$t/d070" -name 'more*' -printf '%s\n' | awk '{ s += $1 } END { print s }')"
+read -r lo hi n <<< "$(inos "$tmp/dirs/img.img.manifest" '/d070/more*' |
+  awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo, hi, NR }')"
+[ "$n" = 100 ] && [ $(( hi - lo + 1 )) = 100 ] ||
+  fail "new inodes: the 100 new files have inodes $lo to $hi, not one run"
+cp "$tmp/dirs/img.img.manifest" "$tmp/prev.manifest"
+hole=$(inos "$tmp/dirs/img.img.manifest" '/d020/file-with-a-longish-name-0000[0-4].dat' | tr '\n' ' ')
+rm "$t"/d020/file-with-a-longish-name-0000[0-4].dat
+next_version "directories of a few blocks, 5 files deleted" "$t" "$tmp/dirs" 0
+cp "$tmp/dirs/img.img.manifest" "$tmp/prev.manifest"
+for i in 0 1 2; do gen "$t/d030/fits$i" 500 "fits$i"; done
+next_version "directories of a few blocks, 3 files added" "$t" "$tmp/dirs" 1500
+got=$(inos "$tmp/dirs/img.img.manifest" '/d030/fits*' | tr '\n' ' ')
+for i in $got; do
+  [[ " $hole " == *" $i "* ]] ||
+    fail "new inodes: the 3 new files have inodes $got, not in the hole $hole"
+done
+echo "ok: new inodes: 100 in one run ($lo-$hi), 3 in a hole of 5 (${got% })"
 echo OK
