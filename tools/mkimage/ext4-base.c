@@ -762,6 +762,31 @@ ext4_base_has_blocks (const struct ext4_base *b, ext2_ino_t ino)
   return n > 0;
 }
 
+uint64_t
+ext4_base_reserved_run (const struct ext4_base *b, ext2_ino_t ino, blk64_t lblk)
+{
+  uint64_t count = 0, k;
+  size_t first, n, j;
+
+  if (b->resv_blocks == NULL)
+    return 0;
+  first = find_runs (b, ino, &n);
+  for (j = first; j < first + n; j++) {
+    const struct base_run *r = &b->runs[j];
+
+    if (r->lblk + r->count <= lblk + count)
+      continue;
+    if (r->lblk > lblk + count)
+      break; /* a hole */
+    for (k = lblk + count - r->lblk; k < r->count; k++) {
+      if (!ext2fs_test_block_bitmap2 (b->resv_blocks, r->block + k))
+        return count;
+      count++;
+    }
+  }
+  return count;
+}
+
 /* The next of the new inodes placed by place_new_inodes (the first free
  * one from there: those handed out are in use by now), or 0.
  */
@@ -771,8 +796,8 @@ new_inode_placed (struct ext4_base *b, ext2_filsys fs)
   ext2_ino_t ino;
 
   if (b->new_from == 0 ||
-      ext2fs_find_first_zero_inode_bitmap2 (
-          fs->inode_map, b->new_from, fs->super->s_inodes_count, &ino))
+      ext2fs_find_first_zero_inode_bitmap2 (fs->inode_map, b->new_from,
+                                            fs->super->s_inodes_count, &ino))
     return 0;
   b->new_from = ino;
   return ino;

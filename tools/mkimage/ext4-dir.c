@@ -227,7 +227,9 @@ ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
   unsigned limit =
       fs->blocksize - (csum ? sizeof (struct ext2_dir_entry_tail) : 0);
   struct ext2_inode inode;
+  const struct ext4_alloc *a = fs->priv_data;
   blk64_t existing, lblk = 0, pblk, n;
+  uint64_t pad;
   unsigned off;
   int last;
   char *buf;
@@ -289,6 +291,22 @@ ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
       err = ext2fs_set_rec_len (fs, limit, (struct ext2_dir_entry *) buf);
     if (err == 0)
       err = store_block (fs, d->ino, pblk, buf, csum);
+    /* A kept directory gets the rest of its blocks in the base too,
+     * empty: e2fsck -D then writes the index into the same blocks as
+     * last time and frees those it does not need, where with fewer it
+     * would take the first free block it finds (one the base left
+     * free between them, say), and a directory that did not change
+     * would move.
+     */
+    pad = a->base ? ext4_base_reserved_run (a->base, d->ino, lblk + 1) : 0;
+    while (err == 0 && pad-- > 0) {
+      err = load_block (fs, d->ino, ++lblk, existing, buf, limit, &pblk, &off,
+                        &last);
+      if (err == 0 && last == -1)
+        err = ext2fs_set_rec_len (fs, limit, (struct ext2_dir_entry *) buf);
+      if (err == 0)
+        err = store_block (fs, d->ino, pblk, buf, csum);
+    }
   }
   ext2fs_free_mem (&buf);
   if (err)

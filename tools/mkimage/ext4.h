@@ -117,6 +117,13 @@ ext4_base_freed_block (struct ext4_base *b, ext2_filsys fs, blk64_t goal);
 /* Does the base have blocks for inode ino (a kept directory's)? */
 extern bool ext4_base_has_blocks (const struct ext4_base *b, ext2_ino_t ino);
 
+/* How many logical blocks of inode ino from lblk on, one after another,
+ * have a block in the base that is reserved and not claimed yet: what
+ * ext4_base_claim_block would give them.
+ */
+extern uint64_t ext4_base_reserved_run (const struct ext4_base *b,
+                                        ext2_ino_t ino, blk64_t lblk);
+
 /* Unmark what was reserved and never claimed; free the reservation. */
 extern void ext4_base_release (struct ext4_base *b, ext2_filsys fs);
 
