@@ -12,7 +12,7 @@
 # bytes in chunks + 4, plus the chunks that deleted data leaves) are
 # printed but do not fail: see the closing note of issue 12 for the
 # ones known.  The seeds are fixed, so that a failure reproduces with
-# the command the output prints.  No root, no S3; about a minute.
+# the command the output prints.  No root, no S3; about a minute and a half.
 . "$(dirname "$0")/lib/functions.sh"
 requires mke2fs; requires e2fsck; requires python3
 [ -x "$top/tools/accel-mkimage" ] || fail "accel-mkimage is not built"
@@ -21,6 +21,17 @@ for seed in 11 12; do
   BENCH_DIR=$tmp "$top/tests/bench/versions-fuzz" --seed "$seed" --rounds 2 \
     --versions 4 --max-mb 40 --structural > "$tmp/out" 2>&1 ||
     fail "seed $seed: $(cat "$tmp/out")"
+  sed -n '/rounds, /,$p' "$tmp/out"
+done
+# Rounds that found a structural miss once, kept as they are: seed 21
+# round 4 (22,459 small files in 1 KiB blocks; a directory given 1000
+# names, then another moved: the first moved too, when e2fsck -D gave it
+# a block the base had left free).
+for case in "21 4 5"; do
+  read -r seed round versions <<< "$case"
+  BENCH_DIR=$tmp "$top/tests/bench/versions-fuzz" --seed "$seed" \
+    --round "$round" --versions "$versions" --structural > "$tmp/out" 2>&1 ||
+    fail "seed $seed round $round: $(cat "$tmp/out")"
   sed -n '/rounds, /,$p' "$tmp/out"
 done
 echo "ok: no structural misses"

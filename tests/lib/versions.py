@@ -45,6 +45,7 @@ tests/bench/versions:
       1 if any.
 """
 import sqlite3
+import stat
 import sys
 
 
@@ -111,6 +112,29 @@ def placement(db, path):
     return ext, r and r[0]
 
 
+def dir_entries(db):
+    """Each directory's path -> (its inode, {name: inode} of its entries)."""
+    nodes = db.execute("select path, ino, mode from nodes").fetchall()
+    dirs = {p: (i, {}) for p, i, m in nodes if stat.S_ISDIR(m)}
+    for p, i, _ in nodes:
+        parent, _, name = p.rpartition("/")
+        if (parent or "/") in dirs and p != "/":
+            dirs[parent or "/"][1][name] = i
+    return dirs
+
+
+def moved_dirs(old, new):
+    """Directories with the same inode and entries in both versions whose
+    blocks are not the same: a directory that did not change must not
+    move (its chunks would change for nothing)."""
+    blocks = lambda db, i: db.execute(
+        "select lblk, block, count from node_blocks where ino = ? "
+        "order by lblk", (i,)).fetchall()
+    a, b = dir_entries(old), dir_entries(new)
+    return [p for p in sorted(a) if p in b and a[p] == b[p]
+            and blocks(old, a[p][0]) != blocks(new, b[p][0])]
+
+
 def renamed_path(p, renamed):
     """p's name in the new version, where each (FROM, TO) in turn
     renamed /FROM (a later one may rename inside an earlier one's TO)."""
@@ -157,6 +181,10 @@ def compare(args):
                 sys.exit(f"{q}: unchanged, but its extents moved")
             if oi != ni:
                 sys.exit(f"{q}: unchanged, but its inode changed ({oi} -> {ni})")
+        moved = moved_dirs(old, new)
+        if moved:
+            sys.exit(f"{moved[0]}: its entries did not change, but its "
+                     f"blocks moved ({len(moved)} such directories)")
     cs = int(nm["chunk_size"])
     target = (changed + cs - 1) // cs + 4 if changed is not None else 0
     print(nchunks, nbytes, data, target, nsame,
