@@ -220,6 +220,26 @@ store_block (ext2_filsys fs, ext2_ino_t dir, blk64_t pblk, char *buf, bool csum)
   return ext2fs_write_dir_block4 (fs, pblk, buf, 0, dir);
 }
 
+/* Block lblk of the directory, empty (one entry of inode 0 that spans
+ * it, if it has none yet).
+ */
+static errcode_t
+empty_block (ext2_filsys fs, ext2_ino_t dir, blk64_t lblk, blk64_t existing,
+             char *buf, unsigned limit, bool csum)
+{
+  blk64_t pblk;
+  unsigned off;
+  int last;
+  errcode_t err;
+
+  err = load_block (fs, dir, lblk, existing, buf, limit, &pblk, &off, &last);
+  if (err == 0 && last == -1)
+    err = ext2fs_set_rec_len (fs, limit, (struct ext2_dir_entry *) buf);
+  if (err == 0)
+    err = store_block (fs, dir, pblk, buf, csum);
+  return err;
+}
+
 errcode_t
 ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
 {
@@ -281,32 +301,18 @@ ext4_dir_write (ext2_filsys fs, struct ext4_dir *d)
   }
   if (err == 0)
     err = store_block (fs, d->ino, pblk, buf, csum);
-  /* The block for e2fsck -D's index root, empty (one entry of inode 0
-   * that spans it), if the directory will be indexed.
+  /* The block for e2fsck -D's index root, if the directory will be
+   * indexed.  A kept directory gets the rest of its blocks in the base
+   * too: e2fsck -D then writes the index into the same blocks as last
+   * time and frees those it does not need, where with fewer it would
+   * take the first free block it finds (one the base left free between
+   * them, say), and a directory that did not change would move.
    */
   if (err == 0 && lblk > 0) {
-    err = load_block (fs, d->ino, ++lblk, existing, buf, limit, &pblk, &off,
-                      &last);
-    if (err == 0 && last == -1)
-      err = ext2fs_set_rec_len (fs, limit, (struct ext2_dir_entry *) buf);
-    if (err == 0)
-      err = store_block (fs, d->ino, pblk, buf, csum);
-    /* A kept directory gets the rest of its blocks in the base too,
-     * empty: e2fsck -D then writes the index into the same blocks as
-     * last time and frees those it does not need, where with fewer it
-     * would take the first free block it finds (one the base left
-     * free between them, say), and a directory that did not change
-     * would move.
-     */
-    pad = a->base ? ext4_base_reserved_run (a->base, d->ino, lblk + 1) : 0;
-    while (err == 0 && pad-- > 0) {
-      err = load_block (fs, d->ino, ++lblk, existing, buf, limit, &pblk, &off,
-                        &last);
-      if (err == 0 && last == -1)
-        err = ext2fs_set_rec_len (fs, limit, (struct ext2_dir_entry *) buf);
-      if (err == 0)
-        err = store_block (fs, d->ino, pblk, buf, csum);
-    }
+    pad =
+        1 + (a->base ? ext4_base_reserved_run (a->base, d->ino, lblk + 2) : 0);
+    while (err == 0 && pad-- > 0)
+      err = empty_block (fs, d->ino, ++lblk, existing, buf, limit, csum);
   }
   ext2fs_free_mem (&buf);
   if (err)
