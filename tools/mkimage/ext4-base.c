@@ -608,16 +608,17 @@ chunks_touched (uint64_t off, uint64_t len, uint64_t chunk)
  * of free slots, contiguous in the image, that touches the fewest
  * chunks: a free run's start or a chunk boundary inside it, the lowest
  * such inode of the least cost (holes are reused when the new inodes
- * fit them).  The free inodes before it are held (reserved, never
- * claimed, so released at the end) and the new ones are handed out from
- * there (ext4_base_claim_inode).  No run big enough: libext2fs's order.
+ * fit them).  The new inodes are handed out from there on
+ * (ext4_base_claim_inode); the free ones before it stay free for a
+ * later version, and for libext2fs's order once none is left after it
+ * (as when no run is big enough).
  */
 static void
 place_new_inodes (struct ext4_base *b, ext2_filsys fs)
 {
   uint64_t isize = EXT2_INODE_SIZE (fs->super), chunk = b->chunk_size;
   uint64_t len = b->nr_new * isize, off = 0, cost, best_cost = UINT64_MAX;
-  uint64_t least, held = 0, s, re;
+  uint64_t least, s, re;
   ext2_ino_t last = fs->super->s_inodes_count, rs, set, ino, best = 0;
 
   if (b->nr_new == 0 || b->nr_new > last || chunk % isize)
@@ -651,16 +652,10 @@ place_new_inodes (struct ext4_base *b, ext2_filsys fs)
   }
   if (best == 0)
     return;
-  for (ino = EXT2_FIRST_INO (fs->super); ino < best; ino++)
-    if (!ext2fs_test_inode_bitmap2 (fs->inode_map, ino)) {
-      reserve_inode (b, fs, ino);
-      held++;
-    }
   b->new_from = best;
   report_debug ("base: %" PRIu64 " new inodes from inode %u, touching %" PRIu64
-                " chunks of the inode table (%" PRIu64
-                " free inodes before it left free)",
-                b->nr_new, (unsigned) best, best_cost, held);
+                " chunks of the inode table",
+                b->nr_new, (unsigned) best, best_cost);
 }
 
 int
