@@ -14,6 +14,8 @@
 #     (tests/lib/versions.py):
 #       - every file whose contents did not change has the same extents
 #         and inode as before;
+#       - every directory whose entries did not change has the same
+#         blocks as before;
 #       - the chunks of the new image that the old one lacks add up to
 #         at most the changed bytes rounded up to chunks plus 4 chunks;
 #       - UUID and hash seed are the base's;
