@@ -103,22 +103,38 @@ struct cache_dir {
   EVP_MAC *tag_mac; /* Poly1305 */
 };
 
-/* Page cache bytes of a data file one process keeps (cache-pages.c). */
-#define CACHE_RESIDENT_BYTES (16 * 1024 * 1024)
+/* Memory for chunks one process holds to serve the reads that follow
+ * (cache-resident.c): at most this many bytes, in at most so many
+ * slots; the chunks read once lately are remembered in a ring of their
+ * own.
+ */
+#define CACHE_RESIDENT_BYTES (4 * 1024 * 1024)
 #define CACHE_RESIDENT_MAX 16
 #define CACHE_SEEN_SLOTS 16
 
-struct cache_pages {
-  /* lock protects the two rings: resident (chunks kept in the page
-   * cache) and seen (chunks read once lately), each entry a chunk index
-   * + 1 (0: empty), the next slot to reuse after each.
+/* One resident chunk.  The fields are the ring's lock's, but for the
+ * bytes in buf, which are written only by the slot's loader and read
+ * only by those who pinned it once it was loaded.
+ */
+struct cache_resident_slot {
+  uint64_t idx1; /* chunk index + 1, 0: empty */
+  uint32_t gen; /* the chunk's state, less STATE_PRESENT, when loaded */
+  uint32_t len; /* bytes in buf */
+  unsigned pins; /* readers copying out of buf, and its loader */
+  bool loading;
+  unsigned char *buf; /* chunk_size bytes, aligned for O_DIRECT */
+};
+
+struct cache_resident {
+  /* lock protects the slots and the seen ring (chunk indexes + 1, 0:
+   * empty); loaded is signalled when a slot's load ends.
    */
   pthread_mutex_t lock;
-  uint64_t resident[CACHE_RESIDENT_MAX];
+  pthread_cond_t loaded;
+  struct cache_resident_slot slot[CACHE_RESIDENT_MAX];
   size_t cap, next;
   uint64_t seen[CACHE_SEEN_SLOTS];
   size_t seen_next;
-  int fd;
   uint32_t chunk_size;
 };
 
@@ -158,7 +174,7 @@ struct cache_image {
   pthread_mutex_t verify_lock;
   pthread_cond_t verify_done;
 
-  struct cache_pages pages; /* of data_fd */
+  struct cache_resident resident;
 
   /* DIR/images/ID/tags mapped shared (cache-tags.c), CACHE_TAG_SIZE
    * bytes per chunk, or NULL (no key, or no file); tag_id is the SHA-256
@@ -197,6 +213,7 @@ struct cache_victim {
 
 /* The files below are in layers, each using only those above it:
  *   cache-pages.c  what of a data file stays in the page cache
+ *   cache-resident.c  chunks held in memory for the reads that follow
  *   cache-dir.c    the directory, its lock, cap record and usage
  *   cache-view.c   an image's map and data opened by name
  *   cache-evict.c  eviction, the one way chunks leave
@@ -335,30 +352,41 @@ void cache_drop_pages (int fd, uint64_t offset, uint64_t len);
  */
 void cache_no_readahead (int fd);
 
-/* cache-pages.c: the chunks of a served image whose pages one process
- * keeps in the page cache for the reads that follow (a ring of at most
- * CACHE_RESIDENT_BYTES), and the chunks read once lately.
+/* cache-resident.c: the chunks of a served image one process holds in
+ * memory for the reads that follow (at most CACHE_RESIDENT_BYTES), and
+ * the chunks read once lately.
  */
-void cache_pages_init (struct cache_pages *p, uint32_t chunk_size);
-void cache_pages_destroy (struct cache_pages *p);
+void cache_resident_init (struct cache_resident *r, uint32_t chunk_size);
+void cache_resident_destroy (struct cache_resident *r);
 
-/* cache-pages.c: what to do with the pages of a read of chunk idx that is
- * about to be made: KEEP them (the chunk is resident), LOAD the whole
- * chunk first with one request and keep it (it was read lately: more
- * reads of it will follow), or DROP them after the read.
+/* cache-resident.c: copy [offset, offset + len) of chunk idx out of its
+ * slot if it is resident, loaded under generation gen (a chunk's state
+ * less STATE_PRESENT): 1, else 0.  Waits for a load of the chunk under
+ * way.  The caller checks the chunk's state afterwards, as after any
+ * read.
  */
-enum cache_pages_use {
-  CACHE_PAGES_DROP,
-  CACHE_PAGES_LOAD,
-  CACHE_PAGES_KEEP,
-};
-enum cache_pages_use
-cache_pages_note_read (struct cache_pages *p, uint64_t idx);
+int cache_resident_copy (struct cache_resident *r, uint64_t idx, uint32_t gen,
+                         uint32_t offset, uint32_t len, void *buf);
 
-/* cache-pages.c: chunk idx was just stored: count it as read once. */
-void cache_pages_stored (struct cache_pages *p, uint64_t idx);
+/* cache-resident.c: note a read of chunk idx that did not find it
+ * resident: true if the chunk was read (or stored) lately, so that more
+ * reads of it will follow and it is worth loading whole.
+ */
+bool cache_resident_note_read (struct cache_resident *r, uint64_t idx);
 
-/* cache-pages.c: keep chunk idx, just read whole, resident. */
-void cache_pages_keep (struct cache_pages *p, uint64_t idx);
+/* cache-resident.c: chunk idx was just stored: count it as read once. */
+void cache_resident_stored (struct cache_resident *r, uint64_t idx);
+
+/* cache-resident.c: a slot to load chunk idx into, pinned and marked
+ * loading (the oldest that nobody is reading), or NULL if there is none
+ * (every slot busy, or chunks too large for any).  The loader fills
+ * buf, then ends with cache_resident_loaded: ok with the generation the
+ * bytes belong to, or not (the slot is emptied).
+ */
+struct cache_resident_slot *
+cache_resident_claim (struct cache_resident *r, uint64_t idx);
+void
+cache_resident_loaded (struct cache_resident *r, struct cache_resident_slot *s,
+                       bool ok, uint32_t gen, uint32_t len);
 
 #endif /* ACCEL_CACHE_INTERNAL_H */

@@ -9,11 +9,12 @@
  *
  * The data file stays out of the page cache: stores from aligned
  * buffers use O_DIRECT (no copy into the page cache at all), others are
- * dropped from it once cache_flush has made them durable, and what a
- * read brought in is dropped right after it, but for a few chunks being
- * read again and again (cache-pages.c).  The page cache above the NBD
- * device holds the hot bytes; a second copy here would only halve what
- * fits in RAM.
+ * dropped from it once cache_flush has made them durable; chunks read
+ * whole (to verify them, or because they are read again and again) are
+ * read with O_DIRECT into memory of their own (cache-resident.c), and
+ * what any other read brought in is dropped right after it.  The page
+ * cache above the NBD device holds the hot bytes; a second copy here
+ * would only halve what fits in RAM.
  */
 
 #include <errno.h>
@@ -98,12 +99,49 @@ count_read (struct cache_image *ci, bool hit, uint32_t len)
   }
 }
 
+/* Read chunk idx (clen bytes) whole into dst, a resident slot's
+ * buffer: with O_DIRECT, so that the bytes go from the disk straight
+ * into it, else through the page cache, dropped after.  The bytes read
+ * (fewer if the data file is short), or -1 (error reported).
+ */
+static int64_t
+load_whole (struct cache_image *ci, uint64_t idx, uint32_t clen,
+            unsigned char *dst)
+{
+  uint64_t base = idx * ci->chunk_size;
+  /* NB: at most chunk_size, a multiple of DIRECT_ALIGN; past the end of
+   * the data file the read is short.
+   */
+  uint32_t n = (clen + DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN;
+  ssize_t r;
+
+  if (ci->data_direct_fd >= 0) {
+    r = pread_full (ci->data_direct_fd, dst, n, base);
+    if (r >= 0)
+      return r < clen ? r : clen;
+    if (errno != EINVAL) {
+      report_error ("cache: %s/data: read: %m", ci->path);
+      return -1;
+    }
+    /* A disk with larger blocks: read it through the page cache. */
+  }
+  r = pread_full (ci->data_fd, dst, clen, base);
+  if (r == -1) {
+    report_error ("cache: %s/data: read: %m", ci->path);
+    return -1;
+  }
+  cache_drop_pages (ci->data_fd, base, clen);
+  return r;
+}
+
 /* First read of a present chunk by this process: read it whole, check
- * it, and only then serve from it.  The part asked for is read straight
- * into the caller's buffer and checked there; the rest goes through a
- * small buffer, so that verifying costs no chunk-sized buffer per
- * thread.  The check is the chunk's at-rest tag if it has one that fits
- * (cache-tags.c), else its hash.
+ * it, and only then serve from it.  As a rule it is loaded into a
+ * resident slot (cache-resident.c), checked there, and the reads that
+ * follow copy out of it.  When no slot is free, the part asked for is
+ * read straight into the caller's buffer and checked there, and the
+ * rest goes through a small buffer, so that verifying costs no
+ * chunk-sized buffer per thread.  The check is the chunk's at-rest tag
+ * if it has one that fits (cache-tags.c), else its hash.
  */
 #define VERIFY_PIECE 65536
 
@@ -112,17 +150,26 @@ count_read (struct cache_image *ci, bool hit, uint32_t len)
  */
 #define VERIFY_DIRECT_PIECE (256 * 1024)
 
+/* Where read_verify's bytes are: the chunk loaded whole (bytes of it
+ * in whole), or, if whole is NULL, the data file.
+ */
+struct verify_source {
+  const unsigned char *whole;
+  int64_t bytes;
+};
+
 /* One pass of read_verify over chunk idx (clen bytes), feeding each
- * piece to md and mac (either may be NULL).  Pieces end where the part
- * asked for, [offset, offset + len), begins and ends, so each lies
- * wholly inside it (read into buf: a sequential reader asks for whole
- * chunks, which then cost no copy) or wholly outside.  The bytes read
- * (fewer if the data file is short), or -1 (error reported).
+ * piece to md and mac (either may be NULL).  From the data file, pieces
+ * end where the part asked for, [offset, offset + len), begins and
+ * ends, so each lies wholly inside it (read into buf: a sequential
+ * reader asks for whole chunks, which then cost no copy) or wholly
+ * outside.  The bytes read (fewer if the data file is short), or -1
+ * (error reported).
  */
 static int64_t
 verify_pass (struct cache_image *ci, uint64_t idx, uint32_t clen,
-             uint32_t offset, uint32_t len, void *buf, EVP_MD_CTX *md,
-             EVP_MAC_CTX *mac)
+             uint32_t offset, uint32_t len, void *buf,
+             const struct verify_source *src, EVP_MD_CTX *md, EVP_MAC_CTX *mac)
 {
   uint64_t base = idx * ci->chunk_size;
   unsigned char piece[VERIFY_PIECE];
@@ -130,6 +177,13 @@ verify_pass (struct cache_image *ci, uint64_t idx, uint32_t clen,
   unsigned char *to;
   ssize_t r;
 
+  if (src->whole) {
+    if (md)
+      EVP_DigestUpdate (md, src->whole, src->bytes);
+    if (mac)
+      EVP_MAC_update (mac, src->whole, src->bytes);
+    return src->bytes;
+  }
   while (done < clen) {
     if (done >= offset && done < offset + len) {
       to = (unsigned char *) buf + (done - offset);
@@ -166,7 +220,8 @@ verify_pass (struct cache_image *ci, uint64_t idx, uint32_t clen,
  */
 static int
 verify_by_tag (struct cache_image *ci, uint64_t idx, uint32_t clen,
-               uint32_t offset, uint32_t len, void *buf)
+               uint32_t offset, uint32_t len, void *buf,
+               const struct verify_source *src)
 {
   unsigned char tag[CACHE_TAG_SIZE];
   EVP_MAC_CTX *mac;
@@ -177,7 +232,7 @@ verify_by_tag (struct cache_image *ci, uint64_t idx, uint32_t clen,
   mac = cache_tag_begin (ci, idx);
   if (mac == NULL)
     return 0;
-  done = verify_pass (ci, idx, clen, offset, len, buf, NULL, mac);
+  done = verify_pass (ci, idx, clen, offset, len, buf, src, NULL, mac);
   if (done == -1) {
     EVP_MAC_CTX_free (mac);
     return -1;
@@ -192,9 +247,13 @@ verify_by_tag (struct cache_image *ci, uint64_t idx, uint32_t clen,
   return 1;
 }
 
+/* read_verify's check of the bytes in src: 1 if they are chunk idx's
+ * (counted, the chunk marked verified), 0 if not (the chunk evicted, or
+ * found evicted meanwhile), -1.
+ */
 static int
-read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
-             uint32_t len, void *buf)
+check_chunk (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
+             uint32_t len, void *buf, const struct verify_source *src)
 {
   struct map_entry *e = &ci->entries[idx];
   uint32_t clen = chunk_len (ci, idx);
@@ -204,16 +263,10 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   int64_t done;
   int have, r;
 
-  /* NB: the data file has no readahead (cache_no_readahead): ask for the
-   * whole chunk in one request, or each piece below would be a disk read
-   * of its own.
-   */
-  posix_fadvise (ci->data_fd, idx * ci->chunk_size, clen, POSIX_FADV_WILLNEED);
-  r = verify_by_tag (ci, idx, clen, offset, len, buf);
+  r = verify_by_tag (ci, idx, clen, offset, len, buf, src);
   if (r == -1)
     return -1;
   if (r == 1) {
-    cache_pages_keep (&ci->pages, idx);
     if (atomic_load_explicit (&e->state, memory_order_acquire) != s1)
       return 0; /* evicted meanwhile: a miss */
     ci->stats.verified++;
@@ -233,18 +286,13 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
    * right: the next process need not hash the chunk.
    */
   mac = cache_tag_begin (ci, idx);
-  done = verify_pass (ci, idx, clen, offset, len, buf, ctx, mac);
+  done = verify_pass (ci, idx, clen, offset, len, buf, src, ctx, mac);
   EVP_DigestFinal_ex (ctx, got, NULL);
   EVP_MD_CTX_free (ctx);
   if (mac && cache_tag_end (mac, tag) == -1)
     mac = NULL;
   if (done == -1)
     return -1;
-  /* NB: kept, not dropped: the reads that follow (the rest of the
-   * chunk, as a rule) find it in the page cache (cache-pages.c).  A
-   * chunk found damaged below is evicted, which drops its pages.
-   */
-  cache_pages_keep (&ci->pages, idx);
 
   have = 0;
   if (ci->expected) {
@@ -277,6 +325,45 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   atomic_fetch_or (&ci->local[idx], LOCAL_VERIFIED);
   touch (e);
   return 1;
+}
+
+static int
+read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
+             uint32_t len, void *buf)
+{
+  uint32_t clen = chunk_len (ci, idx);
+  struct verify_source src = { NULL, 0 };
+  struct cache_resident_slot *slot;
+  int r;
+
+  slot = cache_resident_claim (&ci->resident, idx);
+  if (slot) {
+    src.bytes = load_whole (ci, idx, clen, slot->buf);
+    if (src.bytes == -1) {
+      cache_resident_loaded (&ci->resident, slot, false, 0, 0);
+      return -1;
+    }
+    src.whole = slot->buf;
+  }
+  else {
+    /* NB: the data file has no readahead (cache_no_readahead): ask for
+     * the whole chunk in one request, or each piece would be a disk
+     * read of its own.
+     */
+    posix_fadvise (ci->data_fd, idx * ci->chunk_size, clen,
+                   POSIX_FADV_WILLNEED);
+  }
+  r = check_chunk (ci, idx, s1, offset, len, buf, &src);
+  if (slot) {
+    if (r == 1)
+      memcpy (buf, slot->buf + offset, len);
+    cache_resident_loaded (&ci->resident, slot, r == 1, s1 & ~STATE_PRESENT,
+                           clen);
+  }
+  else if (r != -1)
+    /* A damaged chunk was evicted, which dropped its pages already. */
+    cache_drop_pages (ci->data_fd, idx * ci->chunk_size, clen);
+  return r;
 }
 
 /* Become the thread that verifies chunk idx (true), or wait until the
@@ -315,6 +402,42 @@ verify_release (struct cache_image *ci, uint64_t idx)
   pthread_cond_broadcast (&ci->verify_done);
 }
 
+/* A read of a chunk this process has verified (or stored): out of its
+ * resident slot, or by loading it whole into one if it is read again
+ * and again.  The bytes copied (short if the data file is), -2 if the
+ * chunk is not resident and not worth loading (read the data file), or
+ * -1.  The caller checks the chunk's state afterwards: a slot is
+ * published only if it had not changed meanwhile.
+ */
+static ssize_t
+read_resident (struct cache_image *ci, uint64_t idx, uint32_t gen,
+               uint32_t offset, uint32_t len, void *buf)
+{
+  struct cache_resident_slot *slot;
+  uint32_t clen = chunk_len (ci, idx), s2;
+  int64_t n;
+  ssize_t r;
+
+  if (cache_resident_copy (&ci->resident, idx, gen, offset, len, buf))
+    return len;
+  if (!cache_resident_note_read (&ci->resident, idx))
+    return -2;
+  slot = cache_resident_claim (&ci->resident, idx);
+  if (slot == NULL)
+    return -2;
+  n = load_whole (ci, idx, clen, slot->buf);
+  if (n == -1) {
+    cache_resident_loaded (&ci->resident, slot, false, 0, 0);
+    return -1;
+  }
+  r = n >= offset + len ? len : n > offset ? n - offset : 0;
+  memcpy (buf, slot->buf + offset, r);
+  s2 = atomic_load_explicit (&ci->entries[idx].state, memory_order_acquire);
+  cache_resident_loaded (&ci->resident, slot,
+                         n == clen && (s2 & ~STATE_PRESENT) == gen, gen, n);
+  return r;
+}
+
 /* cache_read, counted in the image's hit and miss counters or not. */
 static int
 read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
@@ -322,7 +445,6 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
 {
   struct map_entry *e;
   uint32_t local, s1, s2;
-  enum cache_pages_use use;
   ssize_t r;
 
   if (idx >= ci->nr_chunks || (uint64_t) offset + len > chunk_len (ci, idx)) {
@@ -351,17 +473,17 @@ again:
     return r;
   }
 
-  use = cache_pages_note_read (&ci->pages, idx);
-  if (use == CACHE_PAGES_LOAD)
-    posix_fadvise (ci->data_fd, idx * ci->chunk_size, chunk_len (ci, idx),
-                   POSIX_FADV_WILLNEED);
-  r = pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
-  if (r == -1) {
-    report_error ("cache: %s/data: read: %m", ci->path);
+  r = read_resident (ci, idx, s1 & ~STATE_PRESENT, offset, len, buf);
+  if (r == -1)
     return -1;
-  }
-  if (use == CACHE_PAGES_DROP)
+  if (r == -2) {
+    r = pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
+    if (r == -1) {
+      report_error ("cache: %s/data: read: %m", ci->path);
+      return -1;
+    }
     cache_drop_pages (ci->data_fd, idx * ci->chunk_size + offset, len);
+  }
   s2 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (s1 & STATE_PRESENT) {
     if (s2 != s1)
@@ -598,7 +720,7 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
                   local_gen (s0) | LOCAL_PENDING | LOCAL_VERIFIED);
   }
   ci->stats.stored++;
-  cache_pages_stored (&ci->pages, idx);
+  cache_resident_stored (&ci->resident, idx);
   return 0;
 
 out:

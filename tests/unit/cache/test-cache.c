@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -698,6 +699,61 @@ expected_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
   return 1;
 }
 
+/* Pages of [off, off + len) of fd's file in the page cache. */
+static uint64_t
+pages_cached (int fd, uint64_t off, uint64_t len)
+{
+  long page = sysconf (_SC_PAGESIZE);
+  uint64_t n = (len + page - 1) / page, i, in = 0;
+  CLEANUP_FREE unsigned char *vec = test_alloc (n);
+  void *m;
+
+  m = mmap (NULL, len, PROT_READ, MAP_SHARED, fd, off);
+  if (m == MAP_FAILED)
+    return UINT64_MAX;
+  if (mincore (m, len, vec) == -1)
+    in = UINT64_MAX;
+  else
+    for (i = 0; i < n; i++)
+      in += vec[i] & 1;
+  munmap (m, len);
+  return in;
+}
+
+/* First reads of every shape after a restart, of the eight chunks of
+ * test_persistence's image, each followed by a second read: each first
+ * read verifies the chunk, the second does not; with resident, the
+ * chunk is resident afterwards.  Either way nothing of the data file is
+ * left in the page cache.
+ */
+static void
+first_reads (struct cache_image *ci, const struct geom *g, bool resident)
+{
+  static const uint32_t first[8][2] = {
+    { 100, 200 },     { 0, CHUNK },     { CHUNK - 1, 1 }, { 0, 1 },
+    { 12345, 40000 }, { 1, CHUNK - 2 }, { 0, CHUNK / 2 }, { 3, CHUNK - 10 },
+  };
+  struct cache_stats st;
+  unsigned char byte;
+  uint64_t i;
+
+  for (i = 0; i < 8; i++) {
+    CHECK (cache_contains (ci, i));
+    CHECK (read_range (ci, g, i, first[i][0], first[i][1]) == 1);
+    cache_image_stats (ci, &st);
+    CHECK (st.verified == i + 1); /* first read of each verifies */
+    CHECK (read_range (ci, g, i, 0, 10) == 1);
+    cache_image_stats (ci, &st);
+    CHECK (st.verified == i + 1); /* the second does not */
+    CHECK (cache_resident_copy (&ci->resident, i,
+                                atomic_load (&ci->entries[i].state) & ~1u, 0, 1,
+                                &byte) == resident);
+  }
+  cache_image_stats (ci, &st);
+  CHECK (st.hits == 16 && st.misses == 0 && st.verify_failed == 0);
+  CHECK (pages_cached (ci->data_fd, 0, g->size) == 0);
+}
+
 /* Hits after reopening, verified once; a manifest that disagrees. */
 static void
 test_persistence (const char *tmp)
@@ -709,6 +765,7 @@ test_persistence (const char *tmp)
   struct cache_image *ci = NULL;
   struct cache_stats st;
   uint64_t i;
+  int way;
 
   join (path, sizeof path, tmp, "cache");
   image_file (data, sizeof data, path, &g, "data");
@@ -725,32 +782,29 @@ test_persistence (const char *tmp)
   cache_image_close (ci);
   cache_dir_close (d);
 
-  d = cache_dir_open (path, 0);
-  ci = d ? open_image (d, &g) : NULL;
-  CHECK (ci != NULL);
-  if (ci == NULL)
-    goto out;
-  for (i = 0; i < 8; i++) {
-    /* First reads of every shape: the part asked for is read into the
-     * caller's buffer, the rest around it (cache-io.c, verify_pass).
-     */
-    static const uint32_t first[8][2] = {
-      { 100, 200 },     { 0, CHUNK },     { CHUNK - 1, 1 }, { 0, 1 },
-      { 12345, 40000 }, { 1, CHUNK - 2 }, { 0, CHUNK / 2 }, { 3, CHUNK - 10 },
-    };
-
-    CHECK (cache_contains (ci, i));
-    CHECK (read_range (ci, &g, i, first[i][0], first[i][1]) == 1);
-    cache_image_stats (ci, &st);
-    CHECK (st.verified == i + 1); /* first read of each verifies */
-    CHECK (read_range (ci, &g, i, 0, 10) == 1);
-    cache_image_stats (ci, &st);
-    CHECK (st.verified == i + 1); /* the second does not */
+  /* Three restarts: the first reads load each chunk into a resident
+   * slot with O_DIRECT, then without it (tmpfs), then with no slot free
+   * (the part asked for read into the caller's buffer, the rest around
+   * it).
+   */
+  for (way = 0; way < 3; way++) {
+    d = cache_dir_open (path, 0);
+    ci = d ? open_image (d, &g) : NULL;
+    CHECK (ci != NULL);
+    if (ci == NULL)
+      goto out;
+    if (way >= 1 && ci->data_direct_fd >= 0) {
+      close (ci->data_direct_fd);
+      ci->data_direct_fd = -1;
+    }
+    if (way == 2)
+      ci->resident.cap = 0;
+    first_reads (ci, &g, way < 2);
+    cache_image_close (ci);
+    ci = NULL;
+    if (way < 2)
+      cache_dir_close (d);
   }
-  cache_image_stats (ci, &st);
-  CHECK (st.hits == 16 && st.misses == 0 && st.verify_failed == 0);
-  cache_image_close (ci);
-  ci = NULL;
 
   /* With a manifest that disagrees about chunk 2. */
   ci = cache_image_open (d, g.identity, "test", g.size, g.chunk, expected_hash,
@@ -1171,8 +1225,14 @@ test_damage (const char *tmp)
   cache_image_stats (ci, &st);
   CHECK (st.verify_failed == 4 && st.hits == 1);
 
-  /* Truncated behind the back of a process that verified chunk 0. */
+  /* Truncated behind the back of a process that verified chunk 0: it
+   * serves the chunk from memory while it holds it (as it was checked),
+   * and once it does not, finds the data file short.
+   */
   CHECK (truncate (data, 0) == 0);
+  CHECK (read_all (ci, &g, 0) == 1);
+  cache_resident_destroy (&ci->resident);
+  cache_resident_init (&ci->resident, g.chunk);
   CHECK (read_all (ci, &g, 0) == 0);
   CHECK (!cache_contains (ci, 0));
   /* It can be stored again. */
@@ -1927,63 +1987,109 @@ test_full_disk (const char *tmp)
 
 /* ---- 10. geometry --------------------------------------------------- */
 
-/* Which chunks' pages a process keeps (cache-pages.c): a chunk read
- * once is dropped, read again it is loaded whole and kept, and the ring
- * of kept chunks holds CACHE_RESIDENT_BYTES (at least 2 chunks).
+/* Load chunk idx into a slot of r, its bytes all v, under generation
+ * gen: true if a slot was free.
+ */
+static bool
+load (struct cache_resident *r, uint64_t idx, unsigned char v, uint32_t gen)
+{
+  struct cache_resident_slot *s = cache_resident_claim (r, idx);
+
+  if (s == NULL)
+    return false;
+  memset (s->buf, v, r->chunk_size);
+  cache_resident_loaded (r, s, true, gen, r->chunk_size);
+  return true;
+}
+
+/* Is chunk idx resident under gen, with bytes v? */
+static bool
+resident (struct cache_resident *r, uint64_t idx, unsigned char v, uint32_t gen)
+{
+  unsigned char got[3] = { 0, 0, 0 };
+
+  return cache_resident_copy (r, idx, gen, r->chunk_size - 3, 3, got) == 1 &&
+      got[0] == v && got[2] == v;
+}
+
+/* Which chunks a process holds in memory (cache-resident.c): a chunk read
+ * once is not loaded, read again (or read after being stored) it is
+ * worth loading; slots are found by chunk and generation, the oldest
+ * nobody reads is reused, and the ring holds CACHE_RESIDENT_BYTES (no
+ * slot at all for chunks larger than half of it).
  */
 static void
-test_pages (const char *tmp)
+test_resident (const char *tmp)
 {
-  struct cache_pages p;
+  struct cache_resident r;
+  struct cache_resident_slot *s, *s2;
+  unsigned char out[4];
   uint64_t i;
 
   (void) tmp;
-  cache_pages_init (&p, 1024 * 1024);
-  CHECK (p.cap == 16);
-  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_DROP);
-  CHECK (cache_pages_note_read (&p, 6) == CACHE_PAGES_DROP);
-  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_LOAD);
-  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_KEEP);
-  CHECK (cache_pages_note_read (&p, 6) == CACHE_PAGES_LOAD);
-  /* Verified chunks (read whole) are kept at once. */
-  cache_pages_keep (&p, 100);
-  CHECK (cache_pages_note_read (&p, 100) == CACHE_PAGES_KEEP);
-  /* 16 more push out the oldest: 5 and 6 go, 100 goes. */
-  for (i = 200; i < 216; i++)
-    cache_pages_keep (&p, i);
-  CHECK (cache_pages_note_read (&p, 100) != CACHE_PAGES_KEEP);
-  CHECK (cache_pages_note_read (&p, 215) == CACHE_PAGES_KEEP);
-  CHECK (cache_pages_note_read (&p, 201) == CACHE_PAGES_KEEP);
-  cache_pages_destroy (&p);
+  cache_resident_init (&r, 1024 * 1024);
+  CHECK (r.cap == CACHE_RESIDENT_BYTES / (1024 * 1024));
+  CHECK (!cache_resident_note_read (&r, 5));
+  CHECK (!cache_resident_note_read (&r, 6));
+  CHECK (cache_resident_note_read (&r, 5));
+  cache_resident_stored (&r, 7);
+  CHECK (cache_resident_note_read (&r, 7));
+  CHECK (!cache_resident_note_read (&r, 0)); /* slots hold index + 1 */
+  CHECK (cache_resident_note_read (&r, 0));
 
-  /* A chunk just stored counts as read once: its next read loads it
-   * whole; storing a resident chunk again changes nothing.
+  /* Found by chunk and generation; a range past what was loaded is not. */
+  CHECK (!resident (&r, 5, 0x55, 4));
+  CHECK (load (&r, 5, 0x55, 4));
+  CHECK (resident (&r, 5, 0x55, 4));
+  CHECK (!resident (&r, 5, 0x55, 6));
+  CHECK (!resident (&r, 6, 0x55, 4));
+  s = cache_resident_claim (&r, 9);
+  CHECK (s != NULL);
+  if (s) {
+    memset (s->buf, 9, 100);
+    cache_resident_loaded (&r, s, true, 2, 100);
+    CHECK (cache_resident_copy (&r, 9, 2, 96, 4, out) == 1);
+    CHECK (cache_resident_copy (&r, 9, 2, 97, 4, out) == 0);
+  }
+  /* A new generation of a chunk reloads its own slot. */
+  CHECK (load (&r, 5, 0x56, 6));
+  CHECK (resident (&r, 5, 0x56, 6) && !resident (&r, 5, 0x55, 4));
+  /* A failed load leaves no slot. */
+  s = cache_resident_claim (&r, 10);
+  CHECK (s != NULL);
+  if (s)
+    cache_resident_loaded (&r, s, false, 0, 0);
+  CHECK (cache_resident_copy (&r, 10, 0, 0, 1, out) == 0);
+  /* A chunk being loaded is not claimed twice; a pinned slot is never
+   * reused, and with every slot pinned there is none.
    */
-  cache_pages_init (&p, 1024 * 1024);
-  cache_pages_stored (&p, 7);
-  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_LOAD);
-  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_KEEP);
-  cache_pages_stored (&p, 7);
-  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_KEEP);
-  CHECK (cache_pages_note_read (&p, 8) == CACHE_PAGES_DROP);
-  cache_pages_destroy (&p);
+  s = cache_resident_claim (&r, 11);
+  CHECK (s != NULL);
+  CHECK (cache_resident_claim (&r, 11) == NULL);
+  for (i = 0; i + 1 < r.cap; i++) {
+    s2 = cache_resident_claim (&r, 100 + i);
+    CHECK (s2 != NULL && s2 != s);
+  }
+  CHECK (cache_resident_claim (&r, 200) == NULL);
+  cache_resident_destroy (&r);
 
-  /* Chunk 0 is a chunk like any other (slots hold index + 1). */
-  cache_pages_init (&p, 1024 * 1024);
-  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_DROP);
-  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_LOAD);
-  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_KEEP);
-  cache_pages_destroy (&p);
+  /* The ring: the oldest goes first. */
+  cache_resident_init (&r, 64 * 1024);
+  CHECK (r.cap == CACHE_RESIDENT_MAX);
+  for (i = 0; i < CACHE_RESIDENT_MAX; i++)
+    CHECK (load (&r, i, i, 0));
+  CHECK (resident (&r, 0, 0, 0));
+  CHECK (load (&r, 1000, 7, 0));
+  CHECK (!resident (&r, 0, 0, 0));
+  CHECK (resident (&r, 1, 1, 0) && resident (&r, 1000, 7, 0));
+  cache_resident_destroy (&r);
 
-  /* Large chunks: two at least. */
-  cache_pages_init (&p, 64 * 1024 * 1024);
-  CHECK (p.cap == 2);
-  cache_pages_keep (&p, 1);
-  cache_pages_keep (&p, 2);
-  CHECK (cache_pages_note_read (&p, 1) == CACHE_PAGES_KEEP);
-  cache_pages_keep (&p, 3);
-  CHECK (cache_pages_note_read (&p, 1) != CACHE_PAGES_KEEP);
-  cache_pages_destroy (&p);
+  /* Chunks too large to hold two of: none held. */
+  cache_resident_init (&r, CACHE_RESIDENT_BYTES);
+  CHECK (r.cap == 0);
+  CHECK (cache_resident_claim (&r, 1) == NULL);
+  CHECK (cache_resident_copy (&r, 1, 0, 0, 1, out) == 0);
+  cache_resident_destroy (&r);
 }
 
 /* Bad geometry refused; maps of another format or geometry rebuilt. */
@@ -2526,11 +2632,14 @@ test_admin_verify (const char *tmp)
   CHECK (cache_dir_verify_image (admin, id, NULL, NULL, &res) == 0);
   CHECK (res.checked == 6 && res.bad == 0 && res.changed == 0);
 
-  /* Scribbled on after this process checked it: it serves the damage
-   * (it verifies a chunk once) until verify drops the chunk.
+  /* Scribbled on after this process read it: it serves the chunk from
+   * memory, as it was read (resident since the reads above: chunks read
+   * after they were stored are), until verify drops the chunk.  Once
+   * out of memory, it would serve the damage: a process verifies a
+   * chunk once.
    */
   CHECK (write_file (data, 2 * CHUNK + 77, "XY", 2) == 0);
-  CHECK (read_range (ci, &g, 2, 0, CHUNK) == 2);
+  CHECK (read_range (ci, &g, 2, 0, CHUNK) == 1);
   CHECK (cache_dir_verify_image (admin, id, NULL, NULL, &res) == 0);
   CHECK (res.checked == 6 && res.bad == 1);
   CHECK (!cache_contains (ci, 2));
@@ -2675,7 +2784,7 @@ main (int argc, char *argv[])
   run_case ("two processes under one cap", test_two_procs);
   run_case ("full filesystem", test_full_disk);
   run_case ("geometry and foreign maps", test_geometry);
-  run_case ("page cache: chunks read again kept", test_pages);
+  run_case ("resident chunks: read again, held in memory", test_resident);
   run_case ("many storing threads", test_threads);
   run_case ("admin: list, counters, recorded cap", test_admin_list);
   run_case ("admin: evict, evict older, gc", test_admin_evict);
