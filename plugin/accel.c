@@ -446,13 +446,14 @@ accel_cleanup (void)
         ", dedup chunks %" PRIu64 ", dedup bytes %" PRIu64
         ", dedup mismatches %" PRIu64 ", dedup scans %" PRIu64
         ", dedup scan us %" PRIu64 ", slowdowns %" PRIu64
-        ", throttled us %" PRIu64,
+        ", throttled us %" PRIu64 ", loaded whole %" PRIu64
+        ", part reads %" PRIu64,
         f.chunk_fetches, f.fetch_bytes, f.requests, f.waits, f.verify_failures,
         c.hits, c.misses, c.stored, c.store_skipped, c.verified, c.verified_tag,
         c.verify_failed, c.evicted, s.requests, s.retries, s.errors, s.bytes,
         f.prefetch_chunks, f.prefetch_bytes, f.read_hits, f.read_misses,
         f.hit_bytes, f.miss_bytes, d.chunks, d.bytes, d.verify_failed, d.scans,
-        d.scan_us, s.slowdowns, s.throttled_us);
+        d.scan_us, s.slowdowns, s.throttled_us, c.loaded, c.part_reads);
   }
   image_close (img);
   img = NULL;

@@ -283,6 +283,7 @@ open_files_locked (struct cache_image *ci, const char *description)
     return -1;
   ci->data_direct_fd = open_direct (ci->path);
   cache_no_readahead (ci->data_fd);
+  ci->pages.fd = ci->data_fd;
 
   ci->map = mmap (NULL, ci->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
                   ci->map_fd, 0);
@@ -346,6 +347,7 @@ cache_image_open (struct cache_dir *d, const char *identity,
   pthread_mutex_init (&ci->flush_lock, NULL);
   pthread_mutex_init (&ci->verify_lock, NULL);
   pthread_cond_init (&ci->verify_done, NULL);
+  cache_pages_init (&ci->pages, chunk_size);
   cache_resident_init (&ci->resident, chunk_size);
 
   ci->identity = strdup (identity);
@@ -385,6 +387,7 @@ cache_image_close (struct cache_image *ci)
     return;
   if (ci->map)
     cache_flush (ci);
+  cache_pages_destroy (&ci->pages);
   cache_resident_destroy (&ci->resident);
   cache_tags_close (ci);
   if (ci->map)
@@ -424,6 +427,8 @@ cache_image_stats (struct cache_image *ci, struct cache_stats *out)
   out->verified = ci->stats.verified;
   out->verify_failed = ci->stats.verify_failed;
   out->verified_tag = ci->stats.verified_tag;
+  out->loaded = ci->stats.loaded;
+  out->part_reads = ci->stats.part_reads;
   out->evicted = ci->stats.evicted;
 }
 

@@ -103,14 +103,30 @@ struct cache_dir {
   EVP_MAC *tag_mac; /* Poly1305 */
 };
 
-/* Memory for chunks one process holds to serve the reads that follow
- * (cache-resident.c): at most this many bytes, in at most so many
- * slots; the chunks read once lately are remembered in a ring of their
- * own.
+/* Page cache bytes of a data file one process keeps (cache-pages.c). */
+#define CACHE_KEPT_BYTES (16 * 1024 * 1024)
+#define CACHE_KEPT_MAX 16
+#define CACHE_SEEN_SLOTS 16
+
+struct cache_pages {
+  /* lock protects the two rings: kept (chunks kept in the page cache)
+   * and seen (chunks read once lately), each entry a chunk index + 1
+   * (0: empty), the next slot to reuse after each.
+   */
+  pthread_mutex_t lock;
+  uint64_t kept[CACHE_KEPT_MAX];
+  size_t cap, next;
+  uint64_t seen[CACHE_SEEN_SLOTS];
+  size_t seen_next;
+  int fd;
+  uint32_t chunk_size;
+};
+
+/* Memory for chunks one process reads whole (cache-resident.c): at most
+ * this many bytes, in at most so many slots.
  */
 #define CACHE_RESIDENT_BYTES (4 * 1024 * 1024)
 #define CACHE_RESIDENT_MAX 16
-#define CACHE_SEEN_SLOTS 16
 
 /* One resident chunk.  The fields are the ring's lock's, but for the
  * bytes in buf, which are written only by the slot's loader and read
@@ -121,20 +137,20 @@ struct cache_resident_slot {
   uint32_t gen; /* the chunk's state, less STATE_PRESENT, when loaded */
   uint32_t len; /* bytes in buf */
   unsigned pins; /* readers copying out of buf, and its loader */
+  uint64_t used; /* the ring's clock at its last use */
   bool loading;
   unsigned char *buf; /* chunk_size bytes, aligned for O_DIRECT */
 };
 
 struct cache_resident {
-  /* lock protects the slots and the seen ring (chunk indexes + 1, 0:
-   * empty); loaded is signalled when a slot's load ends.
+  /* lock protects the slots; loaded is signalled when a slot's load
+   * ends.
    */
   pthread_mutex_t lock;
   pthread_cond_t loaded;
   struct cache_resident_slot slot[CACHE_RESIDENT_MAX];
-  size_t cap, next;
-  uint64_t seen[CACHE_SEEN_SLOTS];
-  size_t seen_next;
+  size_t cap;
+  uint64_t clock; /* ticks at each use of a slot */
   uint32_t chunk_size;
 };
 
@@ -174,6 +190,7 @@ struct cache_image {
   pthread_mutex_t verify_lock;
   pthread_cond_t verify_done;
 
+  struct cache_pages pages; /* of data_fd */
   struct cache_resident resident;
 
   /* DIR/images/ID/tags mapped shared (cache-tags.c), CACHE_TAG_SIZE
@@ -186,6 +203,7 @@ struct cache_image {
   struct {
     _Atomic uint64_t hits, misses, stored, store_skipped;
     _Atomic uint64_t verified, verified_tag, verify_failed, evicted;
+    _Atomic uint64_t loaded, part_reads;
   } stats;
 };
 
@@ -213,7 +231,7 @@ struct cache_victim {
 
 /* The files below are in layers, each using only those above it:
  *   cache-pages.c  what of a data file stays in the page cache
- *   cache-resident.c  chunks held in memory for the reads that follow
+ *   cache-resident.c  chunks read whole into memory
  *   cache-dir.c    the directory, its lock, cap record and usage
  *   cache-view.c   an image's map and data opened by name
  *   cache-evict.c  eviction, the one way chunks leave
@@ -352,9 +370,35 @@ void cache_drop_pages (int fd, uint64_t offset, uint64_t len);
  */
 void cache_no_readahead (int fd);
 
-/* cache-resident.c: the chunks of a served image one process holds in
- * memory for the reads that follow (at most CACHE_RESIDENT_BYTES), and
- * the chunks read once lately.
+/* cache-pages.c: the chunks of a served image whose pages one process
+ * keeps in the page cache for the reads that follow (a ring of at most
+ * CACHE_KEPT_BYTES), and the chunks read once lately.
+ */
+void cache_pages_init (struct cache_pages *p, uint32_t chunk_size);
+void cache_pages_destroy (struct cache_pages *p);
+
+/* cache-pages.c: what to do with the pages of a read of chunk idx that is
+ * about to be made: KEEP them (the chunk is kept), LOAD the whole chunk
+ * first with one request and keep it (it was read lately: more reads of
+ * it will follow), or DROP them after the read.
+ */
+enum cache_pages_use {
+  CACHE_PAGES_DROP,
+  CACHE_PAGES_LOAD,
+  CACHE_PAGES_KEEP,
+};
+enum cache_pages_use
+cache_pages_note_read (struct cache_pages *p, uint64_t idx);
+
+/* cache-pages.c: chunk idx was just stored: count it as read once. */
+void cache_pages_stored (struct cache_pages *p, uint64_t idx);
+
+/* cache-pages.c: keep chunk idx, just read whole, in the page cache. */
+void cache_pages_keep (struct cache_pages *p, uint64_t idx);
+
+/* cache-resident.c: the chunks of a served image one process has read
+ * whole into memory (at most CACHE_RESIDENT_BYTES), for the reads of
+ * them that follow.
  */
 void cache_resident_init (struct cache_resident *r, uint32_t chunk_size);
 void cache_resident_destroy (struct cache_resident *r);
@@ -368,17 +412,9 @@ void cache_resident_destroy (struct cache_resident *r);
 int cache_resident_copy (struct cache_resident *r, uint64_t idx, uint32_t gen,
                          uint32_t offset, uint32_t len, void *buf);
 
-/* cache-resident.c: note a read of chunk idx that did not find it
- * resident: true if the chunk was read (or stored) lately, so that more
- * reads of it will follow and it is worth loading whole.
- */
-bool cache_resident_note_read (struct cache_resident *r, uint64_t idx);
-
-/* cache-resident.c: chunk idx was just stored: count it as read once. */
-void cache_resident_stored (struct cache_resident *r, uint64_t idx);
-
 /* cache-resident.c: a slot to load chunk idx into, pinned and marked
- * loading (the oldest that nobody is reading), or NULL if there is none
+ * loading (the least recently used that nobody is reading), or NULL if
+ * there is none
  * (every slot busy, or chunks too large for any).  The loader fills
  * buf, then ends with cache_resident_loaded: ok with the generation the
  * bytes belong to, or not (the slot is emptied).

@@ -10,11 +10,12 @@
  * The data file stays out of the page cache: stores from aligned
  * buffers use O_DIRECT (no copy into the page cache at all), others are
  * dropped from it once cache_flush has made them durable; chunks read
- * whole (to verify them, or because they are read again and again) are
- * read with O_DIRECT into memory of their own (cache-resident.c), and
- * what any other read brought in is dropped right after it.  The page
- * cache above the NBD device holds the hot bytes; a second copy here
- * would only halve what fits in RAM.
+ * whole (to verify them, or asked for whole) are read with O_DIRECT
+ * into memory of their own (cache-resident.c), and what any other read
+ * brought in is dropped right after it, but for a few chunks being read
+ * again and again (cache-pages.c).  The page cache above the NBD device
+ * holds the hot bytes; a second copy here would only halve what fits in
+ * RAM.
  */
 
 #include <errno.h>
@@ -137,10 +138,11 @@ load_whole (struct cache_image *ci, uint64_t idx, uint32_t clen,
 /* First read of a present chunk by this process: read it whole, check
  * it, and only then serve from it.  As a rule it is loaded into a
  * resident slot (cache-resident.c), checked there, and the reads that
- * follow copy out of it.  When no slot is free, the part asked for is
- * read straight into the caller's buffer and checked there, and the
- * rest goes through a small buffer, so that verifying costs no
- * chunk-sized buffer per thread.  The check is the chunk's at-rest tag
+ * follow copy out of it while it is there.  When no slot is free, it is
+ * read through the page cache and kept there (cache-pages.c): the part
+ * asked for straight into the caller's buffer and checked there, the
+ * rest through a small buffer, so that verifying costs no chunk-sized
+ * buffer per thread.  The check is the chunk's at-rest tag
  * if it has one that fits (cache-tags.c), else its hash.
  */
 #define VERIFY_PIECE 65536
@@ -339,6 +341,7 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   slot = cache_resident_claim (&ci->resident, idx);
   if (slot) {
     src.bytes = load_whole (ci, idx, clen, slot->buf);
+    ci->stats.loaded++;
     if (src.bytes == -1) {
       cache_resident_loaded (&ci->resident, slot, false, 0, 0);
       return -1;
@@ -360,9 +363,12 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
     cache_resident_loaded (&ci->resident, slot, r == 1, s1 & ~STATE_PRESENT,
                            clen);
   }
-  else if (r != -1)
-    /* A damaged chunk was evicted, which dropped its pages already. */
-    cache_drop_pages (ci->data_fd, idx * ci->chunk_size, clen);
+  else if (r == 1)
+    /* NB: kept, not dropped: the reads that follow (the rest of the
+     * chunk, as a rule) find it in the page cache (cache-pages.c).  A
+     * chunk found damaged was evicted, which dropped its pages.
+     */
+    cache_pages_keep (&ci->pages, idx);
   return r;
 }
 
@@ -402,12 +408,12 @@ verify_release (struct cache_image *ci, uint64_t idx)
   pthread_cond_broadcast (&ci->verify_done);
 }
 
-/* A read of a chunk this process has verified (or stored): out of its
- * resident slot, or by loading it whole into one if it is read again
- * and again.  The bytes copied (short if the data file is), -2 if the
- * chunk is not resident and not worth loading (read the data file), or
- * -1.  The caller checks the chunk's state afterwards: a slot is
- * published only if it had not changed meanwhile.
+/* A read of a chunk this process has verified (or stored), out of its
+ * resident slot (cache-resident.c), or, for a read of the whole chunk,
+ * by loading it into one.  The bytes copied (short if the data file
+ * is), -2 if neither (read it through the page cache), or -1.  The
+ * caller checks the chunk's state afterwards: a slot is published only
+ * if it had not changed meanwhile.
  */
 static ssize_t
 read_resident (struct cache_image *ci, uint64_t idx, uint32_t gen,
@@ -416,26 +422,25 @@ read_resident (struct cache_image *ci, uint64_t idx, uint32_t gen,
   struct cache_resident_slot *slot;
   uint32_t clen = chunk_len (ci, idx), s2;
   int64_t n;
-  ssize_t r;
 
   if (cache_resident_copy (&ci->resident, idx, gen, offset, len, buf))
     return len;
-  if (!cache_resident_note_read (&ci->resident, idx))
+  if (len != clen)
     return -2;
   slot = cache_resident_claim (&ci->resident, idx);
   if (slot == NULL)
     return -2;
   n = load_whole (ci, idx, clen, slot->buf);
+  ci->stats.loaded++;
   if (n == -1) {
     cache_resident_loaded (&ci->resident, slot, false, 0, 0);
     return -1;
   }
-  r = n >= offset + len ? len : n > offset ? n - offset : 0;
-  memcpy (buf, slot->buf + offset, r);
+  memcpy (buf, slot->buf, n);
   s2 = atomic_load_explicit (&ci->entries[idx].state, memory_order_acquire);
   cache_resident_loaded (&ci->resident, slot,
                          n == clen && (s2 & ~STATE_PRESENT) == gen, gen, n);
-  return r;
+  return n;
 }
 
 /* cache_read, counted in the image's hit and miss counters or not. */
@@ -445,6 +450,7 @@ read_chunk (struct cache_image *ci, uint64_t idx, uint32_t offset, uint32_t len,
 {
   struct map_entry *e;
   uint32_t local, s1, s2;
+  enum cache_pages_use use;
   ssize_t r;
 
   if (idx >= ci->nr_chunks || (uint64_t) offset + len > chunk_len (ci, idx)) {
@@ -477,12 +483,18 @@ again:
   if (r == -1)
     return -1;
   if (r == -2) {
+    use = cache_pages_note_read (&ci->pages, idx);
+    if (use == CACHE_PAGES_LOAD)
+      posix_fadvise (ci->data_fd, idx * ci->chunk_size, chunk_len (ci, idx),
+                     POSIX_FADV_WILLNEED);
+    ci->stats.part_reads++;
     r = pread_full (ci->data_fd, buf, len, idx * ci->chunk_size + offset);
     if (r == -1) {
       report_error ("cache: %s/data: read: %m", ci->path);
       return -1;
     }
-    cache_drop_pages (ci->data_fd, idx * ci->chunk_size + offset, len);
+    if (use == CACHE_PAGES_DROP)
+      cache_drop_pages (ci->data_fd, idx * ci->chunk_size + offset, len);
   }
   s2 = atomic_load_explicit (&e->state, memory_order_acquire);
   if (s1 & STATE_PRESENT) {
@@ -720,7 +732,7 @@ cache_store_with (struct cache_image *ci, uint64_t idx, uint32_t len,
                   local_gen (s0) | LOCAL_PENDING | LOCAL_VERIFIED);
   }
   ci->stats.stored++;
-  cache_resident_stored (&ci->resident, idx);
+  cache_pages_stored (&ci->pages, idx);
   return 0;
 
 out:

@@ -1,33 +1,27 @@
-/* accel: chunks one process holds in memory for the reads that follow.
+/* accel: chunks one process reads whole, into memory of its own.
  *
- * Many reads go to one chunk: a reader of small files, or the kernel's
- * 128 KiB readahead over a 1 MiB chunk.  Were each a read of the data
- * file, each would be a disk request of its own (the data file stays
- * out of the page cache, cache-pages.c), and in a VM every disk request
- * costs an exit and an interrupt: reading 20,000 small files warm cost
- * nbdkit 15 s of CPU per GiB so, against 6.5 for those requests with no
- * plugin work at all.
- *
- * So a chunk read more than once in a short while is read whole, with
- * one request, into a buffer of a small ring of "resident" chunks, and
- * the reads that follow copy out of it.  So is a chunk read for the
- * first time by this process, which is read whole to verify it anyway
- * (cache-io.c).  The cache-io.c loader reads with O_DIRECT: the disk
- * writes straight into the buffer, with no page cache to fill, copy out
- * of and drop again (a restart's first read of 1 GiB: 0.33 CPU-seconds
- * through the page cache, 0.19 so).  A chunk read once (random reads)
- * is not loaded and costs no more than was asked for.  A chunk this
- * process has just stored (fetched for a client that reads on: the rest
- * of a file, the next small files) counts as read once, so that its
- * next read loads it whole.
+ * Some reads need a chunk whole: the first read of a chunk by a process
+ * checks it whole (cache-io.c), and a sequential reader asks for whole
+ * chunks.  Through the page cache (fadvise WILLNEED, pread, DONTNEED)
+ * each such read fills the page cache, copies out of it and drops it
+ * again, which cost more than the disk read: verifying and serving
+ * 1 GiB of 1 MiB chunks took 0.33 CPU-seconds on this machine so, and
+ * 0.19 read with O_DIRECT into a reused buffer; serving without the
+ * check 0.25 against 0.11.  So these reads load the chunk with O_DIRECT
+ * into a slot of a small ring of "resident" chunks, and copy the part
+ * asked for out of it, as do the reads of the chunk that follow while
+ * it is there (the rest of a chunk verified for a small read).  The
+ * least recently used slot nobody is reading is reused first; chunks
+ * read again and again in small pieces are kept in the page cache
+ * instead (cache-pages.c), where a larger ring costs no process memory.
  *
  * The ring holds at most CACHE_RESIDENT_BYTES (part of the memory bound,
  * README: Memory), so chunks larger than half of it are never resident:
- * their reads go to the data file.  Buffers are allocated on first use
- * and kept until the image is closed, so they are faulted in once.
- * A slot is keyed by the chunk and the generation it was loaded under;
- * readers check the chunk's state after copying, as after any read, so
- * an eviction meanwhile is seen.
+ * their reads go through the page cache.  Buffers are allocated on
+ * first use and kept until the image is closed, so they are faulted in
+ * once.  A slot is keyed by the chunk and the generation it was loaded
+ * under; readers check the chunk's state after copying, as after any
+ * read, so an eviction meanwhile is seen.
  */
 
 #include <stdlib.h>
@@ -98,6 +92,7 @@ cache_resident_copy (struct cache_resident *r, uint64_t idx, uint32_t gen,
     if (s->gen != gen || (uint64_t) offset + len > s->len)
       return 0;
     s->pins++;
+    s->used = ++r->clock;
   }
   /* NB: outside the lock: the slot is pinned, so nobody reloads it. */
   memcpy (buf, s->buf + offset, len);
@@ -108,65 +103,28 @@ cache_resident_copy (struct cache_resident *r, uint64_t idx, uint32_t gen,
   return 1;
 }
 
-/* With r->lock held: remember idx as read once lately. */
-static void
-seen_add_locked (struct cache_resident *r, uint64_t idx)
-{
-  r->seen[r->seen_next] = idx + 1;
-  r->seen_next = (r->seen_next + 1) % CACHE_SEEN_SLOTS;
-}
-
-static bool
-seen_locked (const struct cache_resident *r, uint64_t idx)
-{
-  size_t i;
-
-  for (i = 0; i < CACHE_SEEN_SLOTS; i++)
-    if (r->seen[i] == idx + 1)
-      return true;
-  return false;
-}
-
-bool
-cache_resident_note_read (struct cache_resident *r, uint64_t idx)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&r->lock);
-  if (seen_locked (r, idx))
-    return true;
-  seen_add_locked (r, idx);
-  return false;
-}
-
-void
-cache_resident_stored (struct cache_resident *r, uint64_t idx)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&r->lock);
-  if (!seen_locked (r, idx))
-    seen_add_locked (r, idx);
-}
-
 struct cache_resident_slot *
 cache_resident_claim (struct cache_resident *r, uint64_t idx)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&r->lock);
-  struct cache_resident_slot *s = NULL;
-  size_t i, j;
+  struct cache_resident_slot *s, *lru = NULL;
+  size_t i;
 
   if (r->cap == 0)
     return NULL;
   /* The chunk's own slot if it has one (loaded under a generation that
-   * is gone), else the oldest slot nobody uses.
+   * is gone), else the least recently used slot nobody is reading: a
+   * reader of small files goes back and forth between the chunk of its
+   * files and those of their inodes and directories.
    */
   s = slot_of (r, idx);
   if (s != NULL && s->pins > 0)
     return NULL; /* being loaded or read: read the data file this time */
-  for (i = 0; s == NULL && i < r->cap; i++) {
-    j = (r->next + i) % r->cap;
-    if (r->slot[j].pins == 0) {
-      s = &r->slot[j];
-      r->next = (j + 1) % r->cap;
-    }
-  }
+  for (i = 0; s == NULL && i < r->cap; i++)
+    if (r->slot[i].pins == 0 && (lru == NULL || r->slot[i].used < lru->used))
+      lru = &r->slot[i];
+  if (s == NULL)
+    s = lru;
   if (s == NULL)
     return NULL;
   if (s->buf == NULL &&
@@ -178,6 +136,7 @@ cache_resident_claim (struct cache_resident *r, uint64_t idx)
   s->loading = true;
   s->pins = 1;
   s->len = 0;
+  s->used = ++r->clock;
   return s;
 }
 

@@ -60,6 +60,8 @@ struct cache_stats {
   uint64_t verified, verify_failed;
   uint64_t verified_tag; /* of verified: by their at-rest tag */
   uint64_t evicted; /* chunks this process evicted */
+  uint64_t loaded; /* chunks read whole into memory (cache-resident.c) */
+  uint64_t part_reads; /* reads of only the part asked for */
 };
 
 /* Open (creating if needed, mode 0700) a cache directory.  cap is the most

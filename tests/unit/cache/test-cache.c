@@ -722,9 +722,9 @@ pages_cached (int fd, uint64_t off, uint64_t len)
 
 /* First reads of every shape after a restart, of the eight chunks of
  * test_persistence's image, each followed by a second read: each first
- * read verifies the chunk, the second does not; with resident, the
- * chunk is resident afterwards.  Either way nothing of the data file is
- * left in the page cache.
+ * read verifies the chunk, the second does not.  With resident, the
+ * chunk is resident afterwards and nothing of it is in the page cache;
+ * without, it is kept in the page cache instead.
  */
 static void
 first_reads (struct cache_image *ci, const struct geom *g, bool resident)
@@ -751,7 +751,10 @@ first_reads (struct cache_image *ci, const struct geom *g, bool resident)
   }
   cache_image_stats (ci, &st);
   CHECK (st.hits == 16 && st.misses == 0 && st.verify_failed == 0);
-  CHECK (pages_cached (ci->data_fd, 0, g->size) == 0);
+  if (resident)
+    CHECK (pages_cached (ci->data_fd, 0, g->size) == 0);
+  else /* kept in the page cache for the reads that follow */
+    CHECK (pages_cached (ci->data_fd, 0, g->size) > 0);
 }
 
 /* Hits after reopening, verified once; a manifest that disagrees. */
@@ -1987,6 +1990,65 @@ test_full_disk (const char *tmp)
 
 /* ---- 10. geometry --------------------------------------------------- */
 
+/* Which chunks' pages a process keeps (cache-pages.c): a chunk read
+ * once is dropped, read again it is loaded whole and kept, and the ring
+ * of kept chunks holds CACHE_RESIDENT_BYTES (at least 2 chunks).
+ */
+static void
+test_pages (const char *tmp)
+{
+  struct cache_pages p;
+  uint64_t i;
+
+  (void) tmp;
+  cache_pages_init (&p, 1024 * 1024);
+  CHECK (p.cap == 16);
+  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_DROP);
+  CHECK (cache_pages_note_read (&p, 6) == CACHE_PAGES_DROP);
+  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_LOAD);
+  CHECK (cache_pages_note_read (&p, 5) == CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 6) == CACHE_PAGES_LOAD);
+  /* Verified chunks (read whole) are kept at once. */
+  cache_pages_keep (&p, 100);
+  CHECK (cache_pages_note_read (&p, 100) == CACHE_PAGES_KEEP);
+  /* 16 more push out the oldest: 5 and 6 go, 100 goes. */
+  for (i = 200; i < 216; i++)
+    cache_pages_keep (&p, i);
+  CHECK (cache_pages_note_read (&p, 100) != CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 215) == CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 201) == CACHE_PAGES_KEEP);
+  cache_pages_destroy (&p);
+
+  /* A chunk just stored counts as read once: its next read loads it
+   * whole; storing a resident chunk again changes nothing.
+   */
+  cache_pages_init (&p, 1024 * 1024);
+  cache_pages_stored (&p, 7);
+  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_LOAD);
+  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_KEEP);
+  cache_pages_stored (&p, 7);
+  CHECK (cache_pages_note_read (&p, 7) == CACHE_PAGES_KEEP);
+  CHECK (cache_pages_note_read (&p, 8) == CACHE_PAGES_DROP);
+  cache_pages_destroy (&p);
+
+  /* Chunk 0 is a chunk like any other (slots hold index + 1). */
+  cache_pages_init (&p, 1024 * 1024);
+  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_DROP);
+  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_LOAD);
+  CHECK (cache_pages_note_read (&p, 0) == CACHE_PAGES_KEEP);
+  cache_pages_destroy (&p);
+
+  /* Large chunks: two at least. */
+  cache_pages_init (&p, 64 * 1024 * 1024);
+  CHECK (p.cap == 2);
+  cache_pages_keep (&p, 1);
+  cache_pages_keep (&p, 2);
+  CHECK (cache_pages_note_read (&p, 1) == CACHE_PAGES_KEEP);
+  cache_pages_keep (&p, 3);
+  CHECK (cache_pages_note_read (&p, 1) != CACHE_PAGES_KEEP);
+  cache_pages_destroy (&p);
+}
+
 /* Load chunk idx into a slot of r, its bytes all v, under generation
  * gen: true if a slot was free.
  */
@@ -2012,11 +2074,11 @@ resident (struct cache_resident *r, uint64_t idx, unsigned char v, uint32_t gen)
       got[0] == v && got[2] == v;
 }
 
-/* Which chunks a process holds in memory (cache-resident.c): a chunk read
- * once is not loaded, read again (or read after being stored) it is
- * worth loading; slots are found by chunk and generation, the oldest
- * nobody reads is reused, and the ring holds CACHE_RESIDENT_BYTES (no
- * slot at all for chunks larger than half of it).
+/* The chunks a process reads whole into memory (cache-resident.c):
+ * slots are found by chunk and generation, the least
+ * recently used that nobody reads is reused, and the ring holds
+ * CACHE_RESIDENT_BYTES (no slot at all for chunks larger than half of
+ * it).
  */
 static void
 test_resident (const char *tmp)
@@ -2029,16 +2091,11 @@ test_resident (const char *tmp)
   (void) tmp;
   cache_resident_init (&r, 1024 * 1024);
   CHECK (r.cap == CACHE_RESIDENT_BYTES / (1024 * 1024));
-  CHECK (!cache_resident_note_read (&r, 5));
-  CHECK (!cache_resident_note_read (&r, 6));
-  CHECK (cache_resident_note_read (&r, 5));
-  cache_resident_stored (&r, 7);
-  CHECK (cache_resident_note_read (&r, 7));
-  CHECK (!cache_resident_note_read (&r, 0)); /* slots hold index + 1 */
-  CHECK (cache_resident_note_read (&r, 0));
 
   /* Found by chunk and generation; a range past what was loaded is not. */
   CHECK (!resident (&r, 5, 0x55, 4));
+  CHECK (load (&r, 0, 0x10, 4)); /* slots hold index + 1 */
+  CHECK (resident (&r, 0, 0x10, 4));
   CHECK (load (&r, 5, 0x55, 4));
   CHECK (resident (&r, 5, 0x55, 4));
   CHECK (!resident (&r, 5, 0x55, 6));
@@ -2073,15 +2130,17 @@ test_resident (const char *tmp)
   CHECK (cache_resident_claim (&r, 200) == NULL);
   cache_resident_destroy (&r);
 
-  /* The ring: the oldest goes first. */
+  /* The ring: the least recently used goes first. */
   cache_resident_init (&r, 64 * 1024);
   CHECK (r.cap == CACHE_RESIDENT_MAX);
   for (i = 0; i < CACHE_RESIDENT_MAX; i++)
     CHECK (load (&r, i, i, 0));
   CHECK (resident (&r, 0, 0, 0));
   CHECK (load (&r, 1000, 7, 0));
-  CHECK (!resident (&r, 0, 0, 0));
-  CHECK (resident (&r, 1, 1, 0) && resident (&r, 1000, 7, 0));
+  CHECK (!resident (&r, 1, 1, 0));
+  CHECK (resident (&r, 0, 0, 0) && resident (&r, 1000, 7, 0));
+  CHECK (load (&r, 1001, 8, 0));
+  CHECK (!resident (&r, 2, 2, 0) && resident (&r, 3, 3, 0));
   cache_resident_destroy (&r);
 
   /* Chunks too large to hold two of: none held. */
@@ -2784,7 +2843,8 @@ main (int argc, char *argv[])
   run_case ("two processes under one cap", test_two_procs);
   run_case ("full filesystem", test_full_disk);
   run_case ("geometry and foreign maps", test_geometry);
-  run_case ("resident chunks: read again, held in memory", test_resident);
+  run_case ("page cache: chunks read again kept", test_pages);
+  run_case ("resident chunks: read whole into memory", test_resident);
   run_case ("many storing threads", test_threads);
   run_case ("admin: list, counters, recorded cap", test_admin_list);
   run_case ("admin: evict, evict older, gc", test_admin_evict);
