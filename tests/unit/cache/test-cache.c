@@ -2363,6 +2363,111 @@ out:
   cache_dir_close (d);
 }
 
+/* A reader of test_readers: reads of chunks of the image in an order
+ * of its own, whole or in parts, counting wrong answers.
+ */
+struct reader {
+  struct cache_image *ci;
+  const struct geom *g;
+  unsigned seed, bad;
+};
+
+static void *
+reader_main (void *arg)
+{
+  struct reader *r = arg;
+  uint64_t n = nr_chunks_of (r->g), idx;
+  uint32_t x = r->seed * 2654435761u + 1, off, len, clen;
+  unsigned i;
+
+  for (i = 0; i < 400; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    idx = x % n;
+    clen = len_of (r->g, idx);
+    switch (x >> 29) {
+    case 0:
+    case 1:
+    case 2:
+      off = 0, len = clen; /* whole: into a slot */
+      break;
+    default:
+      off = (x >> 8) % clen;
+      len = 1 + (x >> 3) % (clen - off);
+    }
+    if (read_range (r->ci, r->g, idx, off, len) != 1)
+      r->bad++;
+  }
+  return NULL;
+}
+
+/* Threads reading the same few chunks at once, right after a restart:
+ * first reads (verifying, into resident slots) race with whole and
+ * partial reads of the same chunks and with slots being reused (more
+ * chunks than slots); every read gets the right bytes, each chunk is
+ * verified once.  With ci->resident.cap 0 (no slots), the same through
+ * the page cache.
+ */
+static void
+test_readers (const char *tmp)
+{
+  enum { THREADS = 6 };
+  const struct geom g = { "readers", 12 * CHUNK - 100, CHUNK, 16 };
+  char path[PATH_MAX];
+  struct reader r[THREADS];
+  pthread_t t[THREADS];
+  struct cache_dir *d = NULL;
+  struct cache_image *ci = NULL;
+  struct cache_stats st;
+  unsigned i, bad = 0, way;
+  uint64_t n = nr_chunks_of (&g);
+
+  join (path, sizeof path, tmp, "cache");
+  d = cache_dir_open (path, 0);
+  ci = d ? open_image (d, &g) : NULL;
+  CHECK (ci != NULL);
+  if (ci == NULL)
+    goto out;
+  for (i = 0; i < n; i++)
+    CHECK (store (ci, &g, i) == 0);
+  cache_image_close (ci);
+
+  for (way = 0; way < 2; way++) {
+    ci = open_image (d, &g);
+    CHECK (ci != NULL);
+    if (ci == NULL)
+      goto out;
+    /* NB: fewer slots than chunks, so that slots are reused under the
+     * readers.
+     */
+    ci->resident.cap = way == 0 ? 4 : 0;
+    for (i = 0; i < THREADS; i++) {
+      r[i] = (struct reader){ ci, &g, i + 1 + way * THREADS, 0 };
+      if (pthread_create (&t[i], NULL, reader_main, &r[i]) != 0)
+        abort ();
+    }
+    for (i = 0; i < THREADS; i++) {
+      pthread_join (t[i], NULL);
+      bad += r[i].bad;
+    }
+    CHECK (bad == 0);
+    cache_image_stats (ci, &st);
+    CHECK (st.verified == n && st.verify_failed == 0 && st.misses == 0);
+    if (way == 0)
+      CHECK (st.loaded >= n);
+    else
+      CHECK (st.loaded == 0);
+    cache_image_close (ci);
+    ci = NULL;
+  }
+  EXPECT_ERRORS (0);
+
+out:
+  cache_image_close (ci);
+  cache_dir_close (d);
+}
+
 /* ---- 12. administration: what accel-cache sees ---------------------- */
 
 /* The image of the list whose id is that of g, or NULL. */
@@ -2845,6 +2950,7 @@ main (int argc, char *argv[])
   run_case ("geometry and foreign maps", test_geometry);
   run_case ("page cache: chunks read again kept", test_pages);
   run_case ("resident chunks: read whole into memory", test_resident);
+  run_case ("readers racing after a restart", test_readers);
   run_case ("many storing threads", test_threads);
   run_case ("admin: list, counters, recorded cap", test_admin_list);
   run_case ("admin: evict, evict older, gc", test_admin_evict);
