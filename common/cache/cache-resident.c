@@ -55,7 +55,8 @@ cache_resident_destroy (struct cache_resident *r)
 {
   size_t i;
 
-  for (i = 0; i < r->cap; i++)
+  /* NB: every slot, not cap: a test lowers cap. */
+  for (i = 0; i < CACHE_RESIDENT_MAX; i++)
     free (r->slot[i].buf);
   pthread_cond_destroy (&r->loaded);
   pthread_mutex_destroy (&r->lock);
