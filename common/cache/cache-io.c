@@ -135,6 +135,28 @@ load_whole (struct cache_image *ci, uint64_t idx, uint32_t clen,
   return r;
 }
 
+/* Claim a resident slot for chunk idx and load the chunk into it: the
+ * slot (*n the bytes loaded, fewer if the data file is short), or NULL
+ * with *n 0 (no slot free: read it otherwise) or -1 (error reported).
+ */
+static struct cache_resident_slot *
+load_slot (struct cache_image *ci, uint64_t idx, uint32_t clen, int64_t *n)
+{
+  struct cache_resident_slot *slot;
+
+  *n = 0;
+  slot = cache_resident_claim (&ci->resident, idx);
+  if (slot == NULL)
+    return NULL;
+  *n = load_whole (ci, idx, clen, slot->buf);
+  ci->stats.loaded++;
+  if (*n == -1) {
+    cache_resident_loaded (&ci->resident, slot, false, 0, 0);
+    return NULL;
+  }
+  return slot;
+}
+
 /* First read of a present chunk by this process: read it whole, check
  * it, and only then serve from it.  As a rule it is loaded into a
  * resident slot (cache-resident.c), checked there, and the reads that
@@ -142,8 +164,8 @@ load_whole (struct cache_image *ci, uint64_t idx, uint32_t clen,
  * read through the page cache and kept there (cache-pages.c): the part
  * asked for straight into the caller's buffer and checked there, the
  * rest through a small buffer, so that verifying costs no chunk-sized
- * buffer per thread.  The check is the chunk's at-rest tag
- * if it has one that fits (cache-tags.c), else its hash.
+ * buffer per thread.  The check is the chunk's at-rest tag if it has
+ * one that fits (cache-tags.c), else its hash.
  */
 #define VERIFY_PIECE 65536
 
@@ -338,16 +360,11 @@ read_verify (struct cache_image *ci, uint64_t idx, uint32_t s1, uint32_t offset,
   struct cache_resident_slot *slot;
   int r;
 
-  slot = cache_resident_claim (&ci->resident, idx);
-  if (slot) {
-    src.bytes = load_whole (ci, idx, clen, slot->buf);
-    ci->stats.loaded++;
-    if (src.bytes == -1) {
-      cache_resident_loaded (&ci->resident, slot, false, 0, 0);
-      return -1;
-    }
+  slot = load_slot (ci, idx, clen, &src.bytes);
+  if (src.bytes == -1)
+    return -1;
+  if (slot)
     src.whole = slot->buf;
-  }
   else {
     /* NB: the data file has no readahead (cache_no_readahead): ask for
      * the whole chunk in one request, or each piece would be a disk
@@ -427,15 +444,11 @@ read_resident (struct cache_image *ci, uint64_t idx, uint32_t gen,
     return len;
   if (len != clen)
     return -2;
-  slot = cache_resident_claim (&ci->resident, idx);
+  slot = load_slot (ci, idx, clen, &n);
+  if (n == -1)
+    return -1;
   if (slot == NULL)
     return -2;
-  n = load_whole (ci, idx, clen, slot->buf);
-  ci->stats.loaded++;
-  if (n == -1) {
-    cache_resident_loaded (&ci->resident, slot, false, 0, 0);
-    return -1;
-  }
   memcpy (buf, slot->buf, n);
   s2 = atomic_load_explicit (&ci->entries[idx].state, memory_order_acquire);
   cache_resident_loaded (&ci->resident, slot,
