@@ -114,9 +114,8 @@ cache_resident_claim (struct cache_resident *r, uint64_t idx)
   if (r->cap == 0)
     return NULL;
   /* The chunk's own slot if it has one (loaded under a generation that
-   * is gone), else the least recently used slot nobody is reading: a
-   * reader of small files goes back and forth between the chunk of its
-   * files and those of their inodes and directories.
+   * is gone), else the least recently used slot nobody is reading: the
+   * chunk whose reads are over, as a rule.
    */
   s = slot_of (r, idx);
   if (s != NULL && s->pins > 0)
