@@ -10,7 +10,7 @@
 # documented rule, and keep the image's growth under the data added + 5 %;
 # a failed build fails too.  Versions over the chunk target (changed
 # bytes in chunks + 4, plus the chunks that deleted data leaves) are
-# printed but do not fail: see the closing note of issue 12 for the
+# printed but do not fail: README.md, "What the fuzz still finds", for the
 # ones known.  The seeds are fixed, so that a failure reproduces with
 # the command the output prints.  No root, no S3; about a minute and a half.
 . "$(dirname "$0")/lib/functions.sh"
