@@ -52,7 +52,22 @@ for r in "0 4096" "1048576 2048" "$((5 * 1048576 + 7)) 1"; do
   set -- $r
   nbdcheck read "$nbd_uri" "$1" "$2" || fail "read $r"
 done
+# nbdkit's CPU as the bench reads it: from a cgroup of its own where one
+# can be made (every thread's, to the microsecond), which holds nbdkit
+# and has counted at least what /proc/PID/stat has, less a tick; the
+# cgroup goes with nbdkit.
+cpu=$(nbd_cpu)
+ticks=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$nbd_pid/stat")
+echo "nbdkit CPU: $cpu s ($(cpu_method)); /proc/PID/stat: $ticks s"
+awk -v c="$cpu" 'BEGIN { exit !(c > 0) }' || fail "nbd_cpu says $cpu s"
+if [ -n "$cpu_cg_kind" ]; then
+  grep -qx "$nbd_pid" "$nbd_cg/cgroup.procs" || fail "nbdkit is not in $nbd_cg"
+  awk -v c="$cpu" -v t="$ticks" -v k="$(getconf CLK_TCK)" 'BEGIN { exit !(c >= t - 1 / k) }' ||
+    fail "the cgroup counted $cpu s, /proc/PID/stat $ticks s"
+  cg=$nbd_cg
+fi
 nbd_stop
+[ -z "${cg:-}" ] || [ ! -e "$cg" ] || fail "$cg is still there after nbd_stop"
 words=$(count_end)
 echo "origin: $words"
 manifest_bytes=$(stat -c %s "$tmp/root/bench/disk.img.manifest")

@@ -102,7 +102,11 @@ nbd_start () {
   local name=$1; shift
   local sock="$run/$name.sock" pidf="$run/$name.pid"
   rm -f "$sock" "$pidf"
-  nbdkit -U "$sock" -P "$pidf" --log=stderr "$@" > "$run/logs/$name.log" 2>&1 ||
+  cpu_cgroup_make "$name"
+  # NB: nbdkit goes into its cgroup before it starts, and stays there
+  # when it forks into the background: none of its CPU is left out.
+  sh -c '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 1; shift; exec "$@"' \
+    sh "$nbd_cg" nbdkit -U "$sock" -P "$pidf" --log=stderr "$@" > "$run/logs/$name.log" 2>&1 ||
     die "nbdkit $name did not start: $(tail -n 5 "$run/logs/$name.log")"
   for _ in $(seq 100); do [ -s "$pidf" ] && break; sleep 0.1; done
   nbd_pid=$(cat "$pidf") || die "nbdkit $name wrote no pid file"
@@ -124,13 +128,71 @@ nbd_stop () {
     kill -9 "$nbd_pid"
   fi
   nbd_pid=
+  cpu_cgroup_remove
 }
 
-# nbd_cpu: nbdkit's user+sys CPU time so far, in seconds (every thread;
-# /proc/PID/stat's utime and stime, in clock ticks).
+# nbdkit's CPU time.  /proc/PID/stat counts it in clock ticks (10 ms
+# here), which is half a second per GiB, more or less, on the aligner's
+# 20 MB: too coarse for rows that small.  So each nbdkit runs in a
+# cgroup of its own where the bench can make one, whose counter has
+# every thread's time, threads gone included, in microseconds (cgroup
+# v2's cpu.stat) or nanoseconds (v1's cpuacct.usage).
+#
+# cpu_cgroup_probe: sets cpu_cg_base and cpu_cg_kind (v2, v1, or empty:
+# no cgroup can be made or joined here, and nbd_cpu uses the ticks).
+cpu_cg_base= cpu_cg_kind= nbd_cg=
+cpu_cgroup_probe () {
+  local base kind dir
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    base=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup) kind=v2
+  elif [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
+    base=/sys/fs/cgroup/cpuacct$(awk -F: '$2 ~ /(^|,)cpuacct(,|$)/ { print $3 }' /proc/self/cgroup)
+    kind=v1
+  else
+    return 0
+  fi
+  base=${base%/}
+  dir="$base/accel-bench-$$-probe"
+  mkdir "$dir" 2> /dev/null || return 0
+  if sh -c 'echo $$ > "$1/cgroup.procs"' sh "$dir" 2> /dev/null; then
+    cpu_cg_base=$base cpu_cg_kind=$kind
+  fi
+  rmdir "$dir" 2> /dev/null || true
+}
+cpu_cgroup_probe
+
+# cpu_cgroup_make NAME / cpu_cgroup_remove: nbd_cg, the cgroup of the
+# nbdkit about to start (empty without cgroups).
+cpu_cgroup_make () {
+  nbd_cg=
+  [ -n "$cpu_cg_kind" ] || return 0
+  nbd_cg="$cpu_cg_base/accel-bench-$$-$1"
+  mkdir "$nbd_cg" || die "cannot make the cgroup $nbd_cg"
+}
+cpu_cgroup_remove () {
+  [ -n "$nbd_cg" ] || return 0
+  rmdir "$nbd_cg" 2> /dev/null ||
+    echo "bench: cgroup $nbd_cg not removed: $(cat "$nbd_cg/cgroup.procs" 2> /dev/null | tr '\n' ' ')" >&2
+  nbd_cg=
+}
+
+# cpu_method: how nbd_cpu measures, for the report.
+cpu_method () {
+  case $cpu_cg_kind in
+    v2) echo "its own cgroup's cpu.stat usage_usec, every thread's" ;;
+    v1) echo "its own cgroup's cpuacct.usage, every thread's" ;;
+    *) echo "user+sys in /proc/PID/stat, in clock ticks of $((1000 / clk_tck)) ms" ;;
+  esac
+}
+
+# nbd_cpu: the current nbdkit's CPU time so far, in seconds.
 clk_tck=$(getconf CLK_TCK)
 nbd_cpu () {
-  awk -v t="$clk_tck" '{ printf "%.2f\n", ($14 + $15) / t }' "/proc/$nbd_pid/stat"
+  case $cpu_cg_kind in
+    v2) awk '$1 == "usage_usec" { printf "%.6f\n", $2 / 1e6 }' "$nbd_cg/cpu.stat" ;;
+    v1) awk '{ printf "%.6f\n", $1 / 1e9 }' "$nbd_cg/cpuacct.usage" ;;
+    *) awk -v t="$clk_tck" '{ printf "%.2f\n", ($14 + $15) / t }' "/proc/$nbd_pid/stat" ;;
+  esac
 }
 
 # cache_page_mib: MiB of page cache held by accel's cache files (every

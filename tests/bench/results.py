@@ -23,8 +23,8 @@ image bytes over it), restarts, restarts_nonzero and restarts_max_bytes
 others took bytes, the most), restarts_cpu_s (restart rows: nbdkit's
 CPU seconds in each of the others, comma-separated: the row's CPU per
 GiB is the median of those and its own), rss_kib (nbdkit's peak RSS in the phase),
-cpu_s and cpu_runs (nbdkit's user+sys seconds over the row's runs, and
-how many), cache_page_mib (page cache held by accel's cache files after
+cpu_s and cpu_runs (nbdkit's CPU seconds, lib.sh's nbd_cpu, over the
+row's runs, and how many), cache_page_mib (page cache held by accel's cache files after
 the row), ra_reads, ra_waits, ra_meta_waits and ra_unread_chunks (the
 workload's traced reads replayed through accel's readahead detector by
 readahead-replay: reads that would wait on a chunk not asked for first,
