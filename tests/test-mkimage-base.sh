@@ -42,6 +42,8 @@
 #  9. Renamed and moved directories (nested too) keep what they hold.
 # 10. No inode keeps stale extent entries (checked on every image).
 # 11. New inodes take one run of free slots, in as few chunks as may be.
+# 12. Sparse files cost what they store, not their size: in a fresh
+#     layout, and in a version that adds one.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -408,6 +410,13 @@ dumpe2fs -h "$tmp/small4/img.img" 2> /dev/null | grep -Eq "Block size: +4096" ||
 build "$tmp/small-src" "$tmp/small" --block-size 4096
 dumpe2fs -h "$tmp/small/img.img" 2> /dev/null | grep -Eq "Block size: +1024" ||
   fail "--block-size 4096 with a 1 KiB base: the base's block size was not kept"
+grep -q "block-size 4096: a new version keeps its base's 1024-byte blocks" "$tmp/err" ||
+  fail "--block-size 4096 with a 1 KiB base: not said: $(cat "$tmp/err")"
+# So is a chunk size other than the base's: a full fetch, said so.
+cp -r "$tmp/small" "$tmp/small-chunks"
+build "$tmp/small-src" "$tmp/small-chunks" --chunk-size 4M
+grep -q "chunk-size 4.0 MiB: the base's chunks are 1.0 MiB, so nodes holding it fetch this version in full" "$tmp/err" ||
+  fail "--chunk-size 4M on a 1 MiB base: not said: $(cat "$tmp/err")"
 if "$mk" "$tmp/small-src" "$tmp/x" --block-size 2048 > /dev/null \
      2> "$tmp/err"; then
   fail "--block-size 2048 was accepted"
@@ -560,4 +569,36 @@ done
 [ "$(dir_blocks "$tmp/dirs/img.img" /d070)" = "$d070" ] ||
   fail "a directory that did not change moved: /d070 was in blocks $d070, now $(dir_blocks "$tmp/dirs/img.img" /d070)"
 echo "ok: new inodes: 100 in one run ($lo-$hi), 3 in a hole of 5 (${got% })"
+
+# 12. Sparse files.  A fresh layout of 1 MB of data and a 4 GiB sparse
+# file with 3 bytes in it is sized by what it stores: it had the inodes
+# and groups of 4 GiB (the first attempt counts sizes), a 460 MiB image
+# for 1 MB.  A version that adds a 200 MiB sparse file and 5 MB of data
+# to a 25 MB tree grows by about the 5 MB: it grew by the 200 MiB, and
+# every later version kept them.
+t=$tmp/sparse-src
+mkdir -p "$t/a"
+gen "$t/a/data" 1000000 sparse1
+truncate -s 4G "$t/a/sparse"
+printf 'abc' | dd of="$t/a/sparse" bs=1 seek=3000000000 conv=notrunc 2> /dev/null
+build "$t/a" "$tmp/sparse-fresh" --no-base
+size=$(stat -c %s "$tmp/sparse-fresh/img.img")
+[ "$size" -le $((8 << 20)) ] ||
+  fail "sparse: a fresh layout of 1 MB and a sparse 4 GiB file is $size bytes"
+fsck_clean "$tmp/sparse-fresh/img.img"
+echo "ok: sparse: a fresh layout of 1 MB and a sparse 4 GiB file is $size bytes"
+mkdir -p "$t/b"
+for i in $(seq 25); do gen "$t/b/f$i" 1000000 "sparse-f$i"; done
+build "$t/b" "$tmp/sparse-v" --no-base
+size=$(stat -c %s "$tmp/sparse-v/img.img")
+cp "$tmp/sparse-v/img.img.manifest" "$tmp/prev.manifest"
+digests "$t/b" "$tmp/old.digests"
+gen "$t/b/new" 5000000 sparse-new
+truncate -s 200M "$t/b/sparse"
+printf 'x' | dd of="$t/b/sparse" bs=1 seek=100000000 conv=notrunc 2> /dev/null
+next_version "sparse: 5 MB and a sparse 200 MiB file added" "$t/b" "$tmp/sparse-v" 5000001
+limit=$(( (size + 5000001) * 105 / 100 ))
+[ "$(stat -c %s "$tmp/sparse-v/img.img")" -le "$limit" ] ||
+  fail "sparse: the image grew from $size to $(stat -c %s "$tmp/sparse-v/img.img") bytes for 5 MB and a sparse file (limit $limit)"
+echo "ok: sparse: $size to $(stat -c %s "$tmp/sparse-v/img.img") bytes for 5 MB and a sparse 200 MiB file"
 echo OK

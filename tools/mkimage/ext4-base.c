@@ -260,7 +260,7 @@ ext4_base_load (const char *path)
   if (m == NULL)
     goto err;
   if (strcmp (manifest_fs_type (m), "ext4") != 0) {
-    report_error ("%s: the base is a %s image, not ext4 (use --no-base for "
+    report_error ("%s: the base is an image of %s, not ext4 (use --no-base for "
                   "a fresh layout)",
                   path, manifest_fs_type (m));
     goto err;

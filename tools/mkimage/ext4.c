@@ -23,8 +23,9 @@
  * 4. Check it and index its directories with e2fsck -fD (ours: it
  *    must find nothing to fix).
  * 5. If more than 1% is left free (files with long runs of zeros:
- *    counted in full, stored as holes), build it again at the size the
- *    first build used (deterministic too: the first build is).  NB:
+ *    counted in full, stored as holes), build it again at the size of
+ *    what the first build stored, with the inodes and metadata of that
+ *    size (deterministic too: the first build is).  NB:
  *    not resize2fs -M, which is deterministic but leaves a lot free
  *    (29% in a test with a sparse 2 GiB file: its minimum keeps room
  *    for metadata of groups it removes).
@@ -687,6 +688,26 @@ slack_blocks (const struct mkimage_options *o, uint64_t blocks, unsigned bs)
   return s > chunks ? s : chunks;
 }
 
+/* The inodes of a fresh layout of blocks blocks for a tree of
+ * est_inodes: 10% more and SLACK_INODES, or, if more, as many as fit in
+ * the inode table's share of the image (SLACK_TABLE_PERCENT): only new
+ * groups bring inodes to a later version, and a group's worth of
+ * blocks comes with them.  NB: of the blocks the layout really has, not
+ * of a first estimate that counted sparse files' holes (a 10 GiB
+ * sparse file would have given the tree half a million inodes, and the
+ * image groups enough to hold them).
+ */
+static uint64_t
+fresh_inodes (uint64_t est_inodes, uint64_t blocks, unsigned bs,
+              unsigned inode_size)
+{
+  uint64_t inodes = est_inodes + est_inodes / 10 + SLACK_INODES;
+  uint64_t table =
+      est_inodes + blocks * bs / 100 * SLACK_TABLE_PERCENT / inode_size;
+
+  return inodes > table ? inodes : table;
+}
+
 /* Would a file system of blocks be more than BASE_MAX_FREE_PERCENT
  * free beyond the slack a fresh layout of est_blocks keeps?  That
  * slack is not waste: a small tree's image is mostly slack (at least
@@ -1060,13 +1081,13 @@ ext4_build (const struct mkimage_options *o, const char *image,
 {
   unsigned char digest[32];
   uint64_t blocks, inodes, used = 0, total = 0, unused, free_blocks;
-  uint64_t est_blocks, est_inodes, est_holes, based_blocks = 0;
+  uint64_t est_blocks, est_inodes, based_blocks = 0;
   struct estimate e4[2], e1[2];
   uint64_t ref;
   const struct estimate *fresh, *layouts[4];
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
-  uint64_t cramped, table;
+  uint64_t cramped, made_inodes, table, stored, bpg;
   unsigned inode_size = EXT4_INODE_SIZE, block_size = EXT4_BLOCK_SIZE;
   struct stat st;
   size_t i;
@@ -1096,7 +1117,6 @@ ext4_build (const struct mkimage_options *o, const char *image,
             fresh->blocks * fresh->block_size)
       fresh = layouts[i];
   est_blocks = fresh->blocks;
-  est_holes = fresh->holes;
   if (o->base) {
     const struct manifest_fs_layout *l = ext4_base_layout (o->base);
     const struct estimate *b = NULL;
@@ -1112,20 +1132,24 @@ ext4_build (const struct mkimage_options *o, const char *image,
                       "which accel-mkimage does not make: making a fresh "
                       "layout, which nodes fetch again in full",
                       o->src, l->block_size, l->inode_size);
-    else if (base_geometry (o, b->blocks, est_inodes, &based_blocks)) {
+    /* NB: without the holes of the tree's sparse files, which the
+     * image does not store either: a base is grown (and judged mostly
+     * free) for the blocks the tree needs, not for its files' sizes
+     * (a 200 MiB sparse file would have grown a 30 MiB base to 237
+     * MiB, all of it kept by every later version), and republishing
+     * an unchanged tree with sparse files gives the same image.  If the
+     * source's block counts say less than it holds (a compressing file
+     * system), the build does not fit and grows step by step
+     * (grow_more).
+     */
+    else if (base_geometry (o, b->blocks - b->holes, est_inodes,
+                            &based_blocks)) {
       base = o->base;
       inode_size = b->inode_size;
       block_size = b->block_size;
-      est_blocks = b->blocks;
-      est_holes = b->holes;
+      est_blocks = b->blocks - b->holes;
     }
-    /* Grow the base's file system at once only if the tree needs it
-     * without counting its files' holes; else try the base's size
-     * first, so that republishing an unchanged tree with sparse files
-     * gives the same image.
-     */
-    grow = base && based_blocks > ext4_base_layout (base)->blocks &&
-        est_blocks - est_holes > ext4_base_layout (base)->blocks;
+    grow = base && based_blocks > ext4_base_layout (base)->blocks;
   }
   for (r->attempts = 1; r->attempts <= MAX_ATTEMPTS; r->attempts++) {
     if (r->attempts == 1 || (base == NULL && p == 1 && r->based)) {
@@ -1141,15 +1165,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
         inode_size = fresh->inode_size;
         block_size = fresh->block_size;
         blocks = fresh->blocks + slack_blocks (o, fresh->blocks, block_size);
-        inodes = est_inodes + est_inodes / 10 + SLACK_INODES;
-        /* A tree of few files gets as many more as fit in its inode
-         * table's share: only new groups bring inodes to a later
-         * version, and a group's worth of blocks comes with them.
-         */
-        table = est_inodes +
-            blocks * block_size / 100 * SLACK_TABLE_PERCENT / inode_size;
-        if (inodes < table)
-          inodes = table;
+        inodes = fresh_inodes (est_inodes, blocks, block_size, inode_size);
       }
     }
     if (base == NULL)
@@ -1203,7 +1219,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
       blocks += blocks / 10 > 256 ? blocks / 10 : 256;
       continue;
     }
-    if (read_counts (image, &total, &unused, &free_blocks) == -1)
+    if (read_counts (image, &total, &made_inodes, &free_blocks) == -1)
       return -1;
     used = total - free_blocks;
     report_debug ("%" PRIu64 " of %" PRIu64 " blocks used", used, total);
@@ -1212,11 +1228,18 @@ ext4_build (const struct mkimage_options *o, const char *image,
         (total - used) * 100 <= total * SHRINK_FREE_PERCENT +
                 slack_blocks (o, used, block_size) * 100)
       break;
-    /* Much too big (zeros counted as data): again, at the size used
-     * plus the usual margin and the slack.  Smaller, it has less
-     * metadata.
+    /* Much too big (zeros counted as data): again, at the size of
+     * what this attempt stored (less its inode table, which was sized
+     * for its size too) with the metadata, margin and slack of that
+     * size.  Deterministic: so is this attempt.
      */
-    blocks = used + used / 2000 + 16 + slack_blocks (o, used, block_size);
+    table = (made_inodes * inode_size + block_size - 1) / block_size;
+    stored = used > table ? used - table : 0;
+    inodes =
+        fresh_inodes (est_inodes, stored + slack_blocks (o, stored, block_size),
+                      block_size, inode_size);
+    blocks = fs_blocks (stored, inodes, inode_size, block_size, &bpg);
+    blocks += blocks / 2000 + 16 + slack_blocks (o, stored, block_size);
     resized = true;
   }
   if (p != 0 || r->attempts > MAX_ATTEMPTS) {

@@ -35,6 +35,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "format.h"
 #include "index.h"
 #include "manifest.h"
 #include "report.h"
@@ -479,6 +480,21 @@ load_base (struct mkimage_options *o)
     return -1;
   if (!o->chunk_size_given)
     o->chunk_size = ext4_base_chunk_size (o->base);
+  else if (o->chunk_size != ext4_base_chunk_size (o->base)) {
+    char a[32], b[32];
+
+    /* NB: a warning, not an error: the only way to change the chunk
+     * size of a dataset is one such version.
+     */
+    report_warning ("--chunk-size %s: the base's chunks are %s, so nodes "
+                    "holding it fetch this version in full",
+                    format_size (o->chunk_size, a, sizeof a),
+                    format_size (ext4_base_chunk_size (o->base), b, sizeof b));
+  }
+  if (o->block_size && o->block_size != ext4_base_layout (o->base)->block_size)
+    report_warning ("--block-size %u: a new version keeps its base's "
+                    "%" PRIu32 "-byte blocks (--no-base for a fresh layout)",
+                    o->block_size, ext4_base_layout (o->base)->block_size);
   return 0;
 }
 
