@@ -51,6 +51,9 @@ import sys
 
 def open_manifest(path):
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # Paths are the tree's bytes, which need not be UTF-8: as Python's
+    # os functions give them (surrogateescape).
+    db.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
     return db, dict(db.execute("select key, value from meta"))
 
 
@@ -84,31 +87,49 @@ def regular_files(top):
 def digests(top, out):
     import hashlib
     import os
-    with open(out, "w") as o:
+    with open(out, "w", encoding="utf-8") as o:
         for rel in regular_files(top):
             h = hashlib.sha256()
             with open(os.path.join(top, rel), "rb") as fh:
                 for b in iter(lambda: fh.read(1 << 20), b""):
                     h.update(b)
-            o.write(f"{h.hexdigest()} /{rel}\n")
+            o.write(f"{h.hexdigest()} {quote('/' + rel)}\n")
+
+
+def quote(p):
+    """A path on one line of text: backslashes and newlines escaped, and
+    bytes that are not UTF-8 as \\xNN."""
+    b = p.encode("utf-8", "surrogateescape")
+    return b.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").decode(
+        "utf-8", "backslashreplace")
+
+
+def unquote(q):
+    """quote's inverse."""
+    import codecs
+    b = codecs.escape_decode(q.encode("utf-8"))[0]
+    return b.decode("utf-8", "surrogateescape")
 
 
 def read_digests(path):
     out = {}
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             h, p = line.rstrip("\n").split(" ", 1)
-            out[p] = h
+            out[unquote(p)] = h
     return out
 
 
 def placement(db, path):
     """A file's extents and inode number, as the manifest records them."""
+    # NB: the path's bytes, as stored (not UTF-8, maybe).
+    raw = path.encode("utf-8", "surrogateescape")
     ext = db.execute("select e.file_offset, e.image_offset, e.length "
                      "from files f join extents e on e.file_id = f.id "
-                     "where f.path = ? order by e.file_offset",
-                     (path,)).fetchall()
-    r = db.execute("select ino from nodes where path = ?", (path,)).fetchone()
+                     "where f.path = cast(? as text) order by e.file_offset",
+                     (raw,)).fetchall()
+    r = db.execute("select ino from nodes where path = cast(? as text)",
+                   (raw,)).fetchone()
     return ext, r and r[0]
 
 
