@@ -39,11 +39,12 @@
 #  7. Trees of small files: stored inline (1 KiB inodes), or with 1 KiB
 #     blocks; versions of them hold the targets too (see there).
 #  8. A tiny image does not grow for a few blocks that do not fit.
-#  9. Renamed and moved directories (nested too) keep what they hold.
+#  9. Renamed and moved directories (nested too) keep what they hold;
+#     so do files moved or renamed on their own.
 # 10. No inode keeps stale extent entries (checked on every image).
 # 11. New inodes take one run of free slots, in as few chunks as may be.
 # 12. Sparse files cost what they store, not their size: in a fresh
-#     layout, and in a version that adds one.
+#     layout, and in a version that adds one, written sparse or dense.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -505,6 +506,34 @@ read -r nchunks _ _ target nsame _ <<< "$r"
   fail "renames: $nchunks new chunks, more than $target"
 echo "ok: renamed and moved directories: $nsame files kept in place, $nchunks new chunks (target $target)"
 mounted_holds renames "$tmp/ren/img.img" "$t"
+# Files moved or renamed on their own keep their inode and blocks too
+# (paired by size: the only file the new tree lacks of its size and the
+# only new one of it), in a version that adds a file as well: one moved
+# to another directory, one renamed in place.  Two deleted files of one
+# size and a new one of it are not paired (which, is a guess).
+place () { debugfs -R "stat $2" "$1" 2> /dev/null | awk '/^Inode:/ { print $2 } /^EXTENTS:/ { getline; print }'; }
+moved=$(place "$tmp/ren/img.img" /top2/f3)
+renamed=$(place "$tmp/ren/img.img" /into/moved/f5)
+cp "$tmp/ren/img.img.manifest" "$tmp/prev.manifest"
+mv "$t/top2/f3" "$t/into/f3-moved"
+mv "$t/into/moved/f5" "$t/into/moved/f5-renamed"
+gen "$t/into/new.bin" 3000000 ren-new
+gen "$t/edited2/a1" 4321 same-size-1
+gen "$t/edited2/a2" 4321 same-size-2
+build "$t" "$tmp/ren"
+cp "$tmp/ren/img.img.manifest" "$tmp/prev.manifest"
+rm "$t/edited2/a1" "$t/edited2/a2"
+gen "$t/edited2/a3" 4321 same-size-3
+build "$t" "$tmp/ren" -v
+[ "$(place "$tmp/ren/img.img" /into/f3-moved)" = "$moved" ] ||
+  fail "moved file: /top2/f3 was $moved, /into/f3-moved is $(place "$tmp/ren/img.img" /into/f3-moved)"
+[ "$(place "$tmp/ren/img.img" /into/moved/f5-renamed)" = "$renamed" ] ||
+  fail "renamed file: /into/moved/f5 was $renamed, now $(place "$tmp/ren/img.img" /into/moved/f5-renamed)"
+grep -q "base: /edited2/a[12] is" "$tmp/err" &&
+  fail "a file was paired with one of two of its size: $(grep "base: /edited2" "$tmp/err")"
+fsck_clean "$tmp/ren/img.img"
+mounted_holds renames "$tmp/ren/img.img" "$t"
+echo "ok: a moved and a renamed file kept their inodes and blocks"
 
 # 10. Directories of a few 1 KiB blocks, one of them given a file: the
 # based build (e2fsck -D among others) leaves no stale extent entries
@@ -601,4 +630,13 @@ limit=$(( (size + 5000001) * 105 / 100 ))
 [ "$(stat -c %s "$tmp/sparse-v/img.img")" -le "$limit" ] ||
   fail "sparse: the image grew from $size to $(stat -c %s "$tmp/sparse-v/img.img") bytes for 5 MB and a sparse file (limit $limit)"
 echo "ok: sparse: $size to $(stat -c %s "$tmp/sparse-v/img.img") bytes for 5 MB and a sparse 200 MiB file"
+# The same file written densely (its zeros stored in the source: the
+# sizing counts them) gives the same image: the base grown for them is
+# built again at what the tree stored.
+cp --sparse=never "$t/b/sparse" "$tmp/dense" && mv "$tmp/dense" "$t/b/sparse"
+[ "$(stat -c %b "$t/b/sparse")" -gt 300000 ] || fail "sparse: the dense copy is sparse"
+build "$t/b" "$tmp/sparse-dense" --base "$tmp/prev.manifest"
+cmp -s "$tmp/sparse-v/img.img" "$tmp/sparse-dense/img.img" ||
+  fail "sparse: the dense copy gave another image ($(stat -c %s "$tmp/sparse-dense/img.img") bytes)"
+echo "ok: sparse: the same tree with the file written densely gives the same image"
 echo OK

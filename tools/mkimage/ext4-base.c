@@ -389,7 +389,8 @@ collect_path (void *opaque, const struct tree_node *tn, uint64_t *handle)
   }
   t->v[t->n++] =
       (struct path_entry){ path, tn->st->st_mode,
-                           S_ISREG (tn->st->st_mode) ? tn->st->st_size : 0 };
+                           S_ISREG (tn->st->st_mode) ? tn->st->st_size : 0,
+                           S_ISREG (tn->st->st_mode) && tn->st->st_nlink > 1 };
   return 0;
 }
 
@@ -433,10 +434,93 @@ rename_nodes (struct ext4_base *b, const struct node_rename *r)
   return 0;
 }
 
+static int
+cmp_ino (const void *a, const void *b)
+{
+  uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* The base's nodes as path entries, for ext4-renames.c: in old (as many
+ * as nodes), a regular file linked if its inode has other names (inos:
+ * the regular files' inodes, sorted).
+ */
+static void
+base_entries (const struct ext4_base *b, const uint32_t *inos, size_t nr_inos,
+              struct path_entry *old)
+{
+  size_t i;
+
+  for (i = 0; i < b->nr_nodes; i++) {
+    const struct base_node *n = &b->nodes[i];
+    const uint32_t *f = NULL;
+
+    if (S_ISREG (n->mode))
+      f = bsearch (&n->ino, inos, nr_inos, sizeof *inos, cmp_ino);
+    /* NB: bsearch finds any of equal ones: look both ways. */
+    old[i] =
+        (struct path_entry){ n->path, n->mode, n->size,
+                             f &&
+                                 ((f > inos && f[-1] == n->ino) ||
+                                  (f + 1 < inos + nr_inos && f[1] == n->ino)) };
+  }
+}
+
+/* Give the base's nodes the new paths of rn (directories with all
+ * below them, or single files), then sort them again.  All are looked
+ * up first: renaming frees the old paths (which rn and old point to)
+ * and unsorts the nodes.  The pairs are disjoint.
+ */
+static int
+apply_renames (struct ext4_base *b, const struct path_entry *old,
+               const struct ext4_rename *rn, size_t nrn)
+{
+  struct node_rename *nr = calloc (nrn ? nrn : 1, sizeof *nr);
+  size_t i, k;
+  int r = -1;
+
+  if (nr == NULL) {
+    report_error ("calloc: %m");
+    return -1;
+  }
+  for (k = 0; k < nrn; k++) {
+    struct base_node *d = find_node (b, rn[k].from);
+
+    if (d == NULL) {
+      report_error ("%s: renamed /%s not found", b->path, rn[k].from);
+      goto out;
+    }
+    report_debug ("base: /%s is /%s now: %s kept", rn[k].from, rn[k].to,
+                  S_ISDIR (d->mode) ? "what it holds is" : "it is");
+    nr[k].dir = d - b->nodes;
+    nr[k].from_len = strlen (rn[k].from);
+    nr[k].to = rn[k].to;
+    if (S_ISDIR (d->mode))
+      ext4_paths_below (old, b->nr_nodes, rn[k].from, &nr[k].lo, &nr[k].hi);
+  }
+  for (k = 0; k < nrn; k++)
+    if (rename_nodes (b, &nr[k]) == -1)
+      goto out;
+  qsort (b->nodes, b->nr_nodes, sizeof *b->nodes, cmp_node);
+  for (i = 1; i < b->nr_nodes; i++)
+    if (strcmp (b->nodes[i - 1].path, b->nodes[i].path) == 0) {
+      report_error ("%s: renaming gave path /%s twice", b->path,
+                    b->nodes[i].path);
+      goto out;
+    }
+  r = 0;
+
+out:
+  free (nr);
+  return r;
+}
+
 /* Find the directories the tree at src renamed or moved, and give the
  * base's paths in them their new names, so that what they hold is kept
  * (ext4-renames.c).  One pass per level of renames inside renamed
- * directories.  0, or -1 (error reported).
+ * directories.  Then the same for files moved or renamed on their own.
+ * 0, or -1 (error reported).
  */
 static int
 follow_renames (struct ext4_base *b, const char *src)
@@ -444,72 +528,50 @@ follow_renames (struct ext4_base *b, const char *src)
   struct tree_paths t = { 0 };
   struct path_entry *old = NULL;
   struct ext4_rename *rn = NULL;
-  struct node_rename *nr = NULL;
-  size_t nrn = 0, i, k, total = 0;
+  uint32_t *inos = NULL;
+  size_t nrn = 0, i, total = 0, nr_inos = 0;
   int pass, r = -1;
 
   if (tree_walk (src, &(struct tree_ops){ .visit = collect_path }, &t) == -1)
     goto out;
   qsort (t.v, t.n, sizeof *t.v, cmp_path_entry);
   old = calloc (b->nr_nodes ? b->nr_nodes : 1, sizeof *old);
-  if (old == NULL) {
+  inos = calloc (b->nr_nodes ? b->nr_nodes : 1, sizeof *inos);
+  if (old == NULL || inos == NULL) {
     report_error ("calloc: %m");
     goto out;
   }
+  for (i = 0; i < b->nr_nodes; i++)
+    if (S_ISREG (b->nodes[i].mode))
+      inos[nr_inos++] = b->nodes[i].ino;
+  qsort (inos, nr_inos, sizeof *inos, cmp_ino);
   for (pass = 0; pass < MAX_RENAME_PASSES; pass++) {
-    for (i = 0; i < b->nr_nodes; i++)
-      old[i] = (struct path_entry){ b->nodes[i].path, b->nodes[i].mode,
-                                    b->nodes[i].size };
+    base_entries (b, inos, nr_inos, old);
     free (rn);
-    free (nr);
-    nr = NULL;
     if (ext4_find_renames (old, b->nr_nodes, t.v, t.n, &rn, &nrn) == -1)
       goto out;
     if (nrn == 0)
       break;
-    /* NB: all found first: renaming frees the old paths (which rn and
-     * old point to) and unsorts the nodes.  The pairs are disjoint.
-     */
-    nr = calloc (nrn, sizeof *nr);
-    if (nr == NULL) {
-      report_error ("calloc: %m");
+    if (apply_renames (b, old, rn, nrn) == -1)
       goto out;
-    }
-    for (k = 0; k < nrn; k++) {
-      struct base_node *d = find_node (b, rn[k].from);
-
-      if (d == NULL) {
-        report_error ("%s: renamed directory /%s not found", b->path,
-                      rn[k].from);
-        goto out;
-      }
-      report_debug ("base: /%s is /%s now: what it holds is kept", rn[k].from,
-                    rn[k].to);
-      nr[k].dir = d - b->nodes;
-      nr[k].from_len = strlen (rn[k].from);
-      nr[k].to = rn[k].to;
-      ext4_paths_below (old, b->nr_nodes, rn[k].from, &nr[k].lo, &nr[k].hi);
-    }
-    for (k = 0; k < nrn; k++)
-      if (rename_nodes (b, &nr[k]) == -1)
-        goto out;
     total += nrn;
-    qsort (b->nodes, b->nr_nodes, sizeof *b->nodes, cmp_node);
-    for (i = 1; i < b->nr_nodes; i++)
-      if (strcmp (b->nodes[i - 1].path, b->nodes[i].path) == 0) {
-        report_error ("%s: renaming gave path /%s twice", b->path,
-                      b->nodes[i].path);
-        goto out;
-      }
   }
   if (total)
     report_debug ("%zu director%s renamed or moved: kept in place", total,
                   total == 1 ? "y" : "ies");
+  base_entries (b, inos, nr_inos, old);
+  free (rn);
+  if (ext4_find_moved_files (old, b->nr_nodes, t.v, t.n, &rn, &nrn) == -1 ||
+      apply_renames (b, old, rn, nrn) == -1)
+    goto out;
+  if (nrn)
+    report_debug ("%zu file%s moved or renamed: kept in place", nrn,
+                  nrn == 1 ? "" : "s");
   r = 0;
 
 out:
-  free (nr);
   free (rn);
+  free (inos);
   free (old);
   for (i = 0; i < t.n; i++)
     free ((char *) t.v[i].path);

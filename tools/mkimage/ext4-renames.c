@@ -1,4 +1,5 @@
-/* accel-mkimage: directories a new version renamed or moved.
+/* accel-mkimage: directories and files a new version renamed or moved
+ * (files: ext4_find_moved_files, at the end).
  *
  * The base keeps what it has by path (ext4-base.c).  A renamed
  * directory has new paths for all it holds, so without this its files
@@ -356,6 +357,104 @@ done:
 
 out:
   free (sim);
+  free (a);
+  free (b);
+  if (r == -1) {
+    free (*renames);
+    *renames = NULL;
+    *nr_renames = 0;
+  }
+  return r;
+}
+
+/* ---- moved files ---- */
+
+/* A regular file only one side has. */
+struct lone_file {
+  uint64_t size;
+  const char *path;
+};
+
+static int
+cmp_lone_file (const void *a, const void *b)
+{
+  const struct lone_file *x = a, *y = b;
+
+  if (x->size != y->size)
+    return x->size < y->size ? -1 : 1;
+  return strcmp (x->path, y->path);
+}
+
+/* The regular files of from that to lacks (as any type), not empty and
+ * with no other names, sorted by size: in *out (n of them).
+ */
+static int
+lone_files (const struct path_entry *from, size_t nf,
+            const struct path_entry *to, size_t nt, struct lone_file **out,
+            size_t *n)
+{
+  size_t i;
+
+  *n = 0;
+  *out = calloc (nf ? nf : 1, sizeof **out);
+  if (*out == NULL) {
+    report_error ("calloc: %m");
+    return -1;
+  }
+  for (i = 0; i < nf; i++)
+    if (S_ISREG (from[i].mode) && from[i].size > 0 && !from[i].linked &&
+        find (to, nt, from[i].path) == NULL)
+      (*out)[(*n)++] = (struct lone_file){ from[i].size, from[i].path };
+  qsort (*out, *n, sizeof **out, cmp_lone_file);
+  return 0;
+}
+
+/* A file moved or renamed has a path the base lacks and a size that a
+ * file the new tree lacks had.  Without the old contents (the base is
+ * a manifest) a pair is made by size alone, where each side has only
+ * one such file of that size: then it is the moved file, most likely,
+ * and it keeps its inode and blocks (the new tree's bytes are written
+ * into them, so they only change if it is not).  If it is a file
+ * deleted and another added, the new one goes into the old one's
+ * blocks, which it fits exactly: no dearer than anywhere else, and the
+ * old blocks change anyway.
+ */
+int
+ext4_find_moved_files (const struct path_entry *old, size_t nr_old,
+                       const struct path_entry *new, size_t nr_new,
+                       struct ext4_rename **renames, size_t *nr_renames)
+{
+  struct lone_file *a = NULL, *b = NULL;
+  size_t na, nb, i = 0, j = 0, ei, ej, cap;
+  int r = -1;
+
+  *renames = NULL;
+  *nr_renames = 0;
+  if (lone_files (old, nr_old, new, nr_new, &a, &na) == -1 ||
+      lone_files (new, nr_new, old, nr_old, &b, &nb) == -1)
+    goto out;
+  cap = na < nb ? na : nb;
+  while (i < na && j < nb) {
+    if (a[i].size != b[j].size) {
+      if (a[i].size < b[j].size)
+        i++;
+      else
+        j++;
+      continue;
+    }
+    for (ei = i; ei < na && a[ei].size == a[i].size; ei++)
+      ;
+    for (ej = j; ej < nb && b[ej].size == b[j].size; ej++)
+      ;
+    if (ei - i == 1 && ej - j == 1 &&
+        add_rename (renames, nr_renames, cap, a[i].path, b[j].path) == -1)
+      goto out;
+    i = ei;
+    j = ej;
+  }
+  r = 0;
+
+out:
   free (a);
   free (b);
   if (r == -1) {

@@ -86,6 +86,12 @@
  */
 #define BASE_MAX_FREE_PERCENT 40
 
+/* A base grown by the sizing's count of a tree's blocks is built again
+ * at the size of what it stored if more than this much of it was left
+ * free (files of zeros: see ext4_build).
+ */
+#define BASE_SHRINK_FREE_PERCENT 25
+
 /* A base too small for the tree grows to what the tree needs and this
  * much more.
  */
@@ -1223,6 +1229,31 @@ ext4_build (const struct mkimage_options *o, const char *image,
       return -1;
     used = total - free_blocks;
     report_debug ("%" PRIu64 " of %" PRIu64 " blocks used", used, total);
+    /* On a base grown for far more than the tree stored (runs of zeros
+     * in files the source does not keep sparse: the sizing counts them,
+     * the image stores holes), again at the size that what it stored
+     * needs, as if the source had been sparse; or a fresh layout, if
+     * that would leave the base mostly free.  Once.
+     */
+    if (base && !resized && total > ext4_base_layout (base)->blocks &&
+        (total - used) * 100 > total * BASE_SHRINK_FREE_PERCENT &&
+        total - used > 2 * slack_blocks (o, used, block_size) &&
+        r->attempts + 2 < MAX_ATTEMPTS) {
+      resized = true;
+      est_blocks = used;
+      if (!base_geometry (o, used, est_inodes, &based_blocks)) {
+        base = NULL;
+        p = 1; /* so the next attempt starts a fresh layout */
+        resized = false; /* which may shrink in turn */
+        continue;
+      }
+      if (based_blocks < total) {
+        report_debug ("the tree stored %" PRIu64 " blocks: again at %" PRIu64,
+                      used, based_blocks);
+        grow = based_blocks > ext4_base_layout (base)->blocks;
+        continue;
+      }
+    }
     if (base || resized ||
         total - used <= 64 + slack_blocks (o, used, block_size) ||
         (total - used) * 100 <= total * SHRINK_FREE_PERCENT +

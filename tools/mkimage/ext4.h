@@ -132,6 +132,7 @@ struct path_entry {
   const char *path; /* relative, "" for the root */
   uint32_t mode;
   uint64_t size; /* of a regular file, else 0 */
+  bool linked; /* a regular file with other names (hard links) */
 };
 struct ext4_rename {
   const char *from, *to; /* into the lists' paths */
@@ -146,6 +147,15 @@ struct ext4_rename {
 extern int ext4_find_renames (const struct path_entry *old, size_t nr_old,
                               const struct path_entry *new, size_t nr_new,
                               struct ext4_rename **renames, size_t *n);
+
+/* The regular files of old (the base) that new (the tree) moved or
+ * renamed, paired by size (ext4-renames.c): in *renames (n of them,
+ * malloc'd, NULL if none), from and to pointing into the lists' paths.
+ * Both lists sorted by path.  0, or -1 (error reported).
+ */
+extern int ext4_find_moved_files (const struct path_entry *old, size_t nr_old,
+                                  const struct path_entry *new, size_t nr_new,
+                                  struct ext4_rename **renames, size_t *n);
 
 /* The entries below directory dir in e (sorted): [*lo, *hi). */
 extern void ext4_paths_below (const struct path_entry *e, size_t n,
