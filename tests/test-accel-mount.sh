@@ -280,6 +280,36 @@ grep -q "wrong-secret" "$tmp/fail.out" && fail "the secret appears in the error"
 try_fail "no filesystem" "no filesystem found" \
   "$mount_tool" "${fuse[@]}" "s3://$bucket/raw.img" "$tmp/mnt/bad" "$ep" --cache-dir "$tmp/cache"
 
+# 9b. nbdkit's errors after it started reach its log (and accel-umount
+# shows them): the object replaced under a mounted image, in a bucket
+# without versioning, fails the reads of chunks not cached yet; the log
+# must say why (without -v, nbdkit sends its stderr to /dev/null as it
+# forks, and the log stayed empty).  No wrong bytes are read.
+s3_put "$tmp/one.img" "$bucket/swap.img"
+s3_put "$tmp/one.img.manifest" "$bucket/swap.img.manifest"
+"$mount_tool" "${fuse[@]}" "s3://$bucket/swap.img" "$tmp/mnt/swap" --name swap "$ep" \
+  --cache-dir "$tmp/cache-swap" > "$tmp/swap.out" 2>&1 || fail "accel-mount swap: $(cat "$tmp/swap.out")"
+s3_put "$tmp/two.img" "$bucket/swap.img"
+echo 3 > /proc/sys/vm/drop_caches
+bad=0
+while IFS= read -r -d '' f; do
+  if cmp -s "$f" "$tmp/src1/${f#"$tmp/mnt/swap/"}" 2> /dev/null; then :
+  elif [ -r "$f" ] && cat "$f" > /dev/null 2>&1; then
+    fail "swap: $f read other bytes than its source"
+  else
+    bad=$((bad + 1))
+  fi
+done < <(find "$tmp/mnt/swap" -type f -print0)
+[ "$bad" -gt 0 ] || fail "swap: every file read fine from a replaced object"
+grep ': error: ' "$ACCEL_RUN_DIR/swap/nbdkit.log" | tail -n 3
+grep -q ': error: .*changed since it was opened' "$ACCEL_RUN_DIR/swap/nbdkit.log" ||
+  fail "swap: nbdkit's log does not say why reads failed: $(tail -n 5 "$ACCEL_RUN_DIR/swap/nbdkit.log")"
+awk '/: debug: / { n++ } END { exit n > 200 }' "$ACCEL_RUN_DIR/swap/nbdkit.log" ||
+  fail "swap: nbdkit's log is flooded with debug lines"
+"$umount_tool" --name swap > /dev/null || fail "accel-umount swap"
+assert_nothing_left "accel-umount swap"
+echo "ok: $bad files failed to read from a replaced object, and nbdkit's log says why"
+
 # 10. Usage errors exit 2; --help describes the tools.
 rc=0; "$mount_tool" "${fuse[@]}" "$url1" > /dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || fail "accel-mount with no mountpoint: exit $rc, not 2"
