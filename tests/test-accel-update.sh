@@ -212,12 +212,28 @@ run_update 0 "$link" "$url1" "${opts[@]}"
 # data@4, and data@3, dead and not in use, is unmounted at once.
 kill -9 "$(cat "$ACCEL_RUN_DIR"/*/nbdkit.pid)"
 run_update 0 "$link" "$url1" "${opts[@]}"
-grep -q "its nbdkit has exited" "$tmp/update.out" || fail "dead nbdkit not reported"
+grep -q "its nbdkit or nbdfuse has exited" "$tmp/update.out" || fail "dead nbdkit not reported"
 [ "$(readlink "$link")" = "data@4" ] || fail "link: $(readlink "$link")"
 direct_cmp "$link/data/changing.bin" "$tmp/src1/data/changing.bin" || fail "data@4 reads wrong"
 findmnt -n -M "$link@3" > /dev/null && fail "the dead $link@3 is still mounted"
 [ ! -e "$link@3" ] || fail "the dead $link@3 is left"
 [ "$(processes)" = 2 ] || fail "expected 1 nbdkit + 1 nbdfuse: $(leftovers)"
+# So when its nbdfuse dies (where there is one): data@5.
+fuse_pid=$(cat "$ACCEL_RUN_DIR"/*/nbdfuse.pid 2> /dev/null || :)
+if [ -n "$fuse_pid" ]; then
+  kill -9 "$fuse_pid"
+  run_update 0 "$link" "$url1" "${opts[@]}"
+  grep -q "nothing to do" "$tmp/update.out" && fail "a dead nbdfuse taken for a working version"
+  [ "$(readlink "$link")" = "data@5" ] || fail "link: $(readlink "$link")"
+  direct_cmp "$link/data/changing.bin" "$tmp/src1/data/changing.bin" || fail "data@5 reads wrong"
+  findmnt -n -M "$link@4" > /dev/null && fail "the dead $link@4 is still mounted"
+fi
+# LINK named through a symbolic link to its directory is the same LINK:
+# the same URL is nothing to do.
+ln -s "$(dirname "$link")" "$tmp/via"
+run_update 0 "$tmp/via/$(basename "$link")" "$url1" "${opts[@]}"
+grep -q "nothing to do" "$tmp/update.out" ||
+  fail "LINK through a symbolic link to its directory: not the same LINK"
 
 # 10. Usage errors exit 2; --help describes the tool.
 rc=0; "$update" "$link" > /dev/null 2>&1 || rc=$?
@@ -228,7 +244,7 @@ rc=0; "$update" "$link" "$url1" --idle-timeout x > /dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || fail "accel-update --idle-timeout x: exit $rc, not 2"
 "$update" --help | grep -q '^SYNOPSIS' || fail "accel-update --help"
 
-"$umount_tool" "$link@4" > /dev/null || fail "accel-umount v4"
-rm "$link"
+"$umount_tool" "$(readlink -f "$link")" > /dev/null || fail "accel-umount $(readlink "$link")"
+rm "$link" "$tmp/via"
 [ -z "$(leftovers)" ] || fail "left behind: $(leftovers)"
 echo OK
