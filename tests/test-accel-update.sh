@@ -170,9 +170,25 @@ run_update 3 --finish "$link" --idle-timeout 0
 findmnt -n -M "$link@1" > /dev/null || fail "--finish unmounted v1 while in use"
 
 # 6. The tasks let go: --finish unmounts v1, whose chunks stay cached
-# until evicted.
+# until evicted.  But first a task in a mount namespace of its own (a
+# container's private copy of the mount, where umount here would not
+# fail): v1 is still in use.
 kill "$holder" "$cwd_holder"
 wait "$holder" "$cwd_holder" 2>/dev/null || :
+unshare -m --propagation private sh -c 'exec 3< "$1"; exec sleep 60' sh \
+  "$link@1/data/changing.bin" & ns_holder=$!
+for _ in $(seq 50); do
+  [ -e "/proc/$ns_holder/fd/3" ] && break
+  sleep 0.1
+done
+run_update 3 --finish "$link" --idle-timeout 1
+grep -q "^    $ns_holder (sleep): 1 open file" "$tmp/update.out" ||
+  fail "the holder in another mount namespace is not named"
+findmnt -n -M "$link@1" > /dev/null || fail "v1 was unmounted while a task in another namespace uses it"
+direct_cmp "/proc/$ns_holder/fd/3" "$tmp/src1/data/changing.bin" ||
+  fail "the file held in another namespace no longer reads v1's bytes"
+kill "$ns_holder"
+wait "$ns_holder" 2>/dev/null || :
 run_update 0 --finish "$link"
 findmnt -n -M "$link@1" > /dev/null && fail "v1 is still mounted"
 [ ! -e "$link@1" ] || fail "v1's mountpoint is left"
