@@ -34,6 +34,7 @@ make_tmpdir
 start_proxy "$tmp"
 update="$top/tools/sh/accel-update"
 umount_tool="$top/tools/sh/accel-umount"
+mount_tool="$top/tools/sh/accel-mount"
 cache_tool="$top/tools/accel-cache"
 # A private state directory: never the real /run/accel.
 export ACCEL_RUN_DIR="$tmp/run" ACCEL_CACHE_KEY="$tmp/node.key"
@@ -250,6 +251,23 @@ ln -s "$(dirname "$link")" "$tmp/via"
 run_update 0 "$tmp/via/$(basename "$link")" "$url1" "${opts[@]}"
 grep -q "nothing to do" "$tmp/update.out" ||
   fail "LINK through a symbolic link to its directory: not the same LINK"
+
+# 9b. A mount made by hand that LINK pointed to, adopted by the first
+# update while in use: the command given to finish is accel-umount's
+# (--finish finds LINK@N only), and it does.
+"$mount_tool" "$url1" "$tmp/ds/hand" "${opts[@]}" > /dev/null 2>&1 || fail "accel-mount hand"
+ln -s hand "$tmp/ds/h"
+sleep 60 < "$tmp/ds/h/VERSION" & hand_holder=$!
+run_update 3 "$tmp/ds/h" "$url2" "${opts[@]}" --idle-timeout 1
+grep -q "^    accel-umount --when-idle $tmp/ds/hand$" "$tmp/update.out" ||
+  fail "no way to finish the adopted mount given"
+grep -q "accel-update --finish" "$tmp/update.out" && fail "--finish given for an adopted mount"
+kill "$hand_holder"
+wait "$hand_holder" 2>/dev/null || :
+"$umount_tool" --when-idle "$tmp/ds/hand" > /dev/null || fail "accel-umount --when-idle hand"
+findmnt -n -M "$tmp/ds/hand" > /dev/null && fail "the adopted mount is still mounted"
+"$umount_tool" "$(readlink -f "$tmp/ds/h")" > /dev/null || fail "accel-umount h@1"
+rm "$tmp/ds/h"
 
 # 10. Usage errors exit 2; --help describes the tool.
 rc=0; "$update" "$link" > /dev/null 2>&1 || rc=$?
