@@ -425,21 +425,28 @@ verify_release (struct cache_image *ci, uint64_t idx)
   pthread_cond_broadcast (&ci->verify_done);
 }
 
-/* A read of a chunk this process has verified (or stored), out of its
- * resident slot (cache-resident.c), or, for a read of the whole chunk,
- * by loading it into one.  The bytes copied (short if the data file
- * is), -2 if neither (read it through the page cache), or -1.  The
- * caller checks the chunk's state afterwards: a slot is published only
- * if it had not changed meanwhile.
+/* A read of a chunk this process has verified (or stored), present in
+ * state s1, out of its resident slot (cache-resident.c), or, for a read
+ * of the whole chunk, by loading it into one.  The bytes copied (short
+ * if the data file is), -2 if neither (read it through the page cache),
+ * or -1.  The caller checks the chunk's state afterwards: a slot is
+ * published only if it had not changed meanwhile, present all along.
+ * NB: never for a chunk that is only pending (stored here, not yet
+ * recorded): another process may have stored, recorded and evicted it
+ * meanwhile, punching the bytes we wrote, and a slot loaded then, of
+ * zeros, would have the generation under which the chunk is present
+ * once it is stored again.
  */
 static ssize_t
-read_resident (struct cache_image *ci, uint64_t idx, uint32_t gen,
+read_resident (struct cache_image *ci, uint64_t idx, uint32_t s1,
                uint32_t offset, uint32_t len, void *buf)
 {
   struct cache_resident_slot *slot;
-  uint32_t clen = chunk_len (ci, idx), s2;
+  uint32_t clen = chunk_len (ci, idx), s2, gen = s1 & ~STATE_PRESENT;
   int64_t n;
 
+  if (!(s1 & STATE_PRESENT))
+    return -2;
   if (cache_resident_copy (&ci->resident, idx, gen, offset, len, buf))
     return len;
   if (len != clen)
@@ -451,8 +458,7 @@ read_resident (struct cache_image *ci, uint64_t idx, uint32_t gen,
     return -2;
   memcpy (buf, slot->buf, n);
   s2 = atomic_load_explicit (&ci->entries[idx].state, memory_order_acquire);
-  cache_resident_loaded (&ci->resident, slot,
-                         n == clen && (s2 & ~STATE_PRESENT) == gen, gen, n);
+  cache_resident_loaded (&ci->resident, slot, n == clen && s2 == s1, gen, n);
   return n;
 }
 
@@ -492,7 +498,7 @@ again:
     return r;
   }
 
-  r = read_resident (ci, idx, s1 & ~STATE_PRESENT, offset, len, buf);
+  r = read_resident (ci, idx, s1, offset, len, buf);
   if (r == -1)
     return -1;
   if (r == -2) {

@@ -2496,6 +2496,58 @@ find_info (const struct cache_image_info *infos, size_t n, const struct geom *g)
 }
 
 /* Opening an existing directory; the recorded cap; list, counters. */
+/* A chunk stored here and not yet recorded (pending) that another
+ * process stores, records and evicts meanwhile, punching the bytes:
+ * reads of it here are misses, and none may keep the zeros they found in
+ * a resident slot, whose generation is the one under which the chunk is
+ * present once it is stored again (test-faults-cache once served such
+ * zeros, two nbdkits evicting each other's chunks under a cap).
+ */
+static void
+test_pending_evicted (const char *tmp)
+{
+  const struct geom g = { "pending", 4 * CHUNK, CHUNK, 23 };
+  char path[PATH_MAX];
+  struct cache_dir *da, *db;
+  struct cache_image *a = NULL, *b = NULL;
+
+  join (path, sizeof path, tmp, "pending");
+  da = cache_dir_open (path, 0);
+  db = cache_dir_open (path, 0);
+  CHECK (da != NULL && db != NULL);
+  if (da)
+    a = open_image (da, &g);
+  if (db)
+    b = open_image (db, &g);
+  CHECK (a != NULL && b != NULL);
+  if (a == NULL || b == NULL)
+    goto out;
+  CHECK (store (a, &g, 1) == 0); /* pending in a */
+  CHECK (store (b, &g, 1) == 0);
+  CHECK (cache_flush (b) == 0); /* recorded by b */
+  CHECK (cache_evict_chunk (b, 1, atomic_load (&b->entries[1].state)) == 0);
+  CHECK (!(atomic_load (&a->entries[1].state) & STATE_PRESENT));
+  CHECK (read_all (a, &g, 1) == 0); /* whole: a miss, zeros not kept */
+  CHECK (read_range (a, &g, 1, 100, 200) == 0);
+  CHECK (store (b, &g, 1) == 0);
+  CHECK (cache_flush (b) == 0); /* present again */
+  /* Still pending in a (its own store, which it trusts): the bytes b
+   * stored.
+   */
+  CHECK (read_all (a, &g, 1) == 1);
+  CHECK (read_range (a, &g, 1, 100, 200) == 1);
+  CHECK (cache_flush (a) == 0); /* a's record fails: forgotten */
+  CHECK (read_all (a, &g, 1) == 1); /* verified: the right bytes */
+  CHECK (read_range (a, &g, 1, 100, 200) == 1);
+
+out:
+  cache_image_close (a);
+  cache_image_close (b);
+  cache_dir_close (da);
+  cache_dir_close (db);
+  EXPECT_ERRORS (0);
+}
+
 static void
 test_admin_list (const char *tmp)
 {
@@ -2962,6 +3014,7 @@ main (int argc, char *argv[])
   run_case ("page cache: chunks read again kept", test_pages);
   run_case ("resident chunks: read whole into memory", test_resident);
   run_case ("readers racing after a restart", test_readers);
+  run_case ("a pending chunk evicted by another process", test_pending_evicted);
   run_case ("many storing threads", test_threads);
   run_case ("admin: list, counters, recorded cap", test_admin_list);
   run_case ("admin: evict, evict older, gc", test_admin_evict);
