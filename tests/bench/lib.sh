@@ -103,10 +103,12 @@ nbd_start () {
   local sock="$run/$name.sock" pidf="$run/$name.pid"
   rm -f "$sock" "$pidf"
   cpu_cgroup_make "$name"
-  # NB: nbdkit goes into its cgroup before it starts, and stays there
-  # when it forks into the background: none of its CPU is left out.
-  sh -c '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 1; shift; exec "$@"' \
-    sh "$nbd_cg" nbdkit -U "$sock" -P "$pidf" --log=stderr "$@" > "$run/logs/$name.log" 2>&1 ||
+  # NB: nbdkit goes into its cgroup before it starts (a subshell joins
+  # it first), and stays there when it forks into the background: none
+  # of its CPU is left out.  A subshell, not sh -c: nbdkit may be
+  # functions.sh's function (a sanitizer build's runtime preloaded).
+  ( if [ -n "$nbd_cg" ]; then echo "$BASHPID" > "$nbd_cg/cgroup.procs" || exit 1; fi
+    nbdkit -U "$sock" -P "$pidf" --log=stderr "$@" ) > "$run/logs/$name.log" 2>&1 ||
     die "nbdkit $name did not start: $(tail -n 5 "$run/logs/$name.log")"
   for _ in $(seq 100); do [ -s "$pidf" ] && break; sleep 0.1; done
   nbd_pid=$(cat "$pidf") || die "nbdkit $name wrote no pid file"
