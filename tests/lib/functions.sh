@@ -377,7 +377,7 @@ unmount_export () {
 # leftovers: for the node tools' tests (accel-mount, accel-update):
 # everything of ours still there, one line each: processes with the run
 # directory ($ACCEL_RUN_DIR) in their arguments, loop devices over files
-# under $tmp, mounts under $tmp and state directories.
+# under $tmp, mounts under $tmp, state directories and lock files.
 leftovers () {
   local p args a b
   for p in /proc/[0-9]*; do
@@ -398,6 +398,11 @@ leftovers () {
   grep -F " $tmp/" /proc/mounts | sed 's/^/mount: /'
   for b in "$ACCEL_RUN_DIR"/*/; do
     [ -d "$b" ] && echo "state directory: $b"
+  done
+  # A name's lock file lasts as long as its mount; the others, as long
+  # as the command that took them (nbd.lock, one for the node, stays).
+  for b in "$ACCEL_RUN_DIR"/.locks/*; do
+    [ -e "$b" ] && [ "${b##*/}" != nbd.lock ] && echo "lock file: $b"
   done
   return 0
 }

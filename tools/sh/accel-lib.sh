@@ -56,13 +56,48 @@ escape_path () {
   printf '%s\n' "$out"
 }
 
+# take_lock VAR FILE SECS: open FILE and lock it (flock), waiting at
+# most SECS, and put the fd in the variable VAR (which anything left
+# running must not inherit: {fd}>&-).  Lock files go when what they
+# guard is gone (release_lock), so the file opened may have been removed
+# while we waited for its lock: then lock the one at FILE now instead.
+take_lock () {
+  # NB: names of our own, which the caller's VAR cannot be.
+  local _tl_file=$2 _tl_end=$((SECONDS + $3)) _tl_fd _tl_left
+  mkdir -p "${_tl_file%/*}"
+  while :; do
+    exec {_tl_fd}> "$_tl_file" || return 1
+    _tl_left=$((_tl_end - SECONDS))
+    ((_tl_left > 0)) || _tl_left=0
+    if ! flock -w "$_tl_left" "$_tl_fd"; then
+      exec {_tl_fd}>&-
+      return 1
+    fi
+    if [ "$_tl_file" -ef "/dev/fd/$_tl_fd" ]; then
+      printf -v "$1" %s "$_tl_fd"
+      return 0
+    fi
+    exec {_tl_fd}>&-
+  done
+}
+
+# release_lock FD FILE: remove FILE, whose lock we hold as FD, and let
+# go of it.  The last thing done under that lock: whoever takes FILE
+# next makes a new one, and nothing excludes them from us any more.
+release_lock () {
+  local fd=$1
+  rm -f -- "$2"
+  exec {fd}>&-
+}
+
 # lock_dataset NAME: take the lock that lets one accel-mount or
 # accel-umount at a time work on NAME, in the fd lock_fd (which anything
-# left running must not inherit: {lock_fd}>&-).
+# left running must not inherit: {lock_fd}>&-); lock_file is its file,
+# which goes when NAME's last mount does (release_lock).
+lock_fd= lock_file=
 lock_dataset () {
-  mkdir -p "$run_dir/.locks"
-  exec {lock_fd}> "$run_dir/.locks/$1.lock"
-  flock -w 60 "$lock_fd" ||
+  lock_file="$run_dir/.locks/$1.lock"
+  take_lock lock_fd "$lock_file" 60 ||
     die "$1: another accel-mount or accel-umount is still running (waited 60 s)"
 }
 
