@@ -94,7 +94,8 @@ release_lock () {
 # accel-umount at a time work on NAME, in the fd lock_fd (which anything
 # left running must not inherit: {lock_fd}>&-); lock_file is its file,
 # which goes when NAME's last mount does (release_lock).
-lock_fd= lock_file=
+# shellcheck disable=SC2034 # the tools use lock_fd
+lock_fd='' lock_file=''
 lock_dataset () {
   lock_file="$run_dir/.locks/$1.lock"
   take_lock lock_fd "$lock_file" 60 ||
