@@ -49,10 +49,11 @@ read_small (const char *path)
  */
 static char *
 fetch_manifest (struct image *img, const char *cache_dir, const char *url,
-                bool missing_ok, bool *missing)
+                bool missing_ok, bool *missing, char digest[65])
 {
   CLEANUP_FREE char *dir = NULL, *etag_path = NULL, *tmp = NULL;
   CLEANUP_FREE char *saved = NULL, *versioned = NULL;
+  CLEANUP_FREE char *sum_path = NULL, *saved_sum = NULL;
   struct s3_object *mobj;
   unsigned char id[32];
   char hex[65];
@@ -85,6 +86,7 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
   if (asprintf (&dir, "%s/manifests", cache_dir) == -1 ||
       asprintf (&path, "%s/%s", dir, hex) == -1 ||
       asprintf (&etag_path, "%s.etag", path) == -1 ||
+      asprintf (&sum_path, "%s.sha256", path) == -1 ||
       asprintf (&tmp, "%s.tmp", path) == -1) {
     report_error ("asprintf: %m");
     goto err;
@@ -94,12 +96,29 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
     goto err;
   }
 
+  /* NB: the local copy is used only if it still has the SHA-256 it
+   * had when it was downloaded: damage at rest (a flipped bit can turn
+   * a data chunk into an "all zeros" one) is downloaded again, never
+   * served from.
+   */
   saved = read_small (etag_path);
   if (saved && strcmp (saved, s3_object_etag (mobj)) == 0 &&
       access (path, R_OK) == 0) {
-    report_debug ("manifest: %s: local copy is current", url);
-    s3_object_close (mobj);
-    return path;
+    saved_sum = read_small (sum_path);
+    if (saved_sum && sha256_file (path, digest) == 0 &&
+        strcmp (saved_sum, digest) == 0) {
+      report_debug ("manifest: %s: local copy is current", url);
+      s3_object_close (mobj);
+      return path;
+    }
+    if (saved_sum)
+      report_warning ("manifest: %s: the local copy %s is damaged (its "
+                      "SHA-256 changed): downloading it again",
+                      url, path);
+    else
+      report_debug ("manifest: %s: the local copy %s has no recorded "
+                    "SHA-256: downloading it again",
+                    url, path);
   }
 
   report_debug ("manifest: downloading %s", url);
@@ -118,7 +137,9 @@ fetch_manifest (struct image *img, const char *cache_dir, const char *url,
     unlink (tmp);
     goto err;
   }
-  if (image_write_small (etag_path, s3_object_etag (mobj)) == -1)
+  if (sha256_file (path, digest) == -1 ||
+      image_write_small (sum_path, digest) == -1 ||
+      image_write_small (etag_path, s3_object_etag (mobj)) == -1)
     goto err;
   s3_object_close (mobj);
   return path;
@@ -139,6 +160,7 @@ open_manifest (struct image *img, const struct image_config *cfg,
   CLEANUP_FREE char *local = NULL, *default_url = NULL;
   const char *where = cfg->manifest;
   char digest[65];
+  bool remote = false;
 
   *identity = NULL;
   if (where && strcmp (where, "none") == 0) {
@@ -153,6 +175,7 @@ open_manifest (struct image *img, const struct image_config *cfg,
     local = strdup (where); /* a local file */
   else {
     bool missing_ok = where == NULL, missing;
+    remote = true;
     if (where == NULL) {
       /* Default: URL.manifest, unless the URL has a query (presigned). */
       if (strchr (cfg->url, '?') != NULL)
@@ -163,7 +186,8 @@ open_manifest (struct image *img, const struct image_config *cfg,
       }
       where = default_url;
     }
-    local = fetch_manifest (img, cfg->cache_dir, where, missing_ok, &missing);
+    local = fetch_manifest (img, cfg->cache_dir, where, missing_ok, &missing,
+                            digest);
     if (local == NULL) {
       if (missing && cfg->manifest_sha256) {
         report_error ("%s: no manifest there, but manifest-sha256= pins one",
@@ -184,8 +208,10 @@ open_manifest (struct image *img, const struct image_config *cfg,
     return -1;
   }
 
-  /* NB: the pin is checked before the manifest is parsed at all. */
-  if (sha256_file (local, digest) == -1)
+  /* NB: the pin is checked before the manifest is parsed at all.  A
+   * downloaded copy's digest is known already (fetch_manifest).
+   */
+  if (!remote && sha256_file (local, digest) == -1)
     return -1;
   if (cfg->manifest_sha256 && strcasecmp (cfg->manifest_sha256, digest) != 0) {
     report_error ("manifest %s has SHA-256 %s, but manifest-sha256= pins %s: "

@@ -12,7 +12,9 @@
 #     truncated while nbdkit is stopped: each damaged chunk is detected
 #     at its first read and fetched again, one GET each, with a manifest
 #     and without one (then the hash recorded at store time catches it);
-#     a map whose header is scribbled on is started anew
+#     a map whose header is scribbled on is started anew; the cache's
+#     copy of the manifest flipped by one bit (a data chunk marked all
+#     zeros) or truncated is downloaded again, never used
 #  9. two nbdkits on one cache dir serving one image, cold, read at
 #     once: both right, both store chunks, all of them between them,
 #     and a third serves all of it from the cache with
@@ -248,6 +250,44 @@ stop_nbdkit mapb
 grep -q "not a version 1 map of this image: starting it anew" "$tmp/mapb.log" ||
   fail "the scribbled map was not noticed"
 [ "$(nbdkit_stat mapb "chunk fetches")" = 14 ] || fail "expected every chunk refetched"
+
+echo "== 8. the cache's copy of the manifest damaged at rest"
+# One bit of the copy's record for chunk 5 (its "zero" column, sqlite's
+# serial type 8 for 0 to 9 for 1) would make it an all-zero chunk: a
+# restart must notice the copy changed, download it again and serve
+# chunk 5's bytes.  Then a truncated copy: downloaded again too.
+rm -rf "$tmp/cache"
+serve mfa
+copy_check mfa
+stop_nbdkit mfa
+mcopy=$(echo "$tmp"/cache/manifests/????????????????????????????????????????????????????????????????)
+[ -f "$mcopy" ] || fail "no single manifest copy in the cache: $mcopy"
+python3 - "$mcopy" "$tmp/disk.img" <<'PY' || fail "could not flip chunk 5's zero bit"
+import hashlib, sys
+m = bytearray(open(sys.argv[1], "rb").read())
+with open(sys.argv[2], "rb") as f:
+    f.seek(5 << 20)
+    h = hashlib.sha256(f.read(1 << 20)).digest()
+# NB: the hash is in other tables too; the chunks table's record is
+# (header size 4, rowid, a 32-byte blob, the integer 0) and the hash.
+i = m.find(b"\x04\x00\x4c\x08" + h)
+assert i >= 0 and m.find(b"\x04\x00\x4c\x08" + h, i + 1) == -1
+m[i + 3] = 9
+open(sys.argv[1], "wb").write(m)
+PY
+count_fault manifest-copy
+serve mfb
+copy_check mfb
+stop_nbdkit mfb
+grep -q "local copy .* is damaged (its SHA-256 changed): downloading it again" "$tmp/mfb.log" ||
+  fail "the damaged manifest copy was not noticed: $(grep manifest "$tmp/mfb.log")"
+truncate -s 4096 "$mcopy"
+count_fault manifest-copy
+serve mfc
+copy_check mfc
+stop_nbdkit mfc
+grep -q "is damaged .* downloading it again" "$tmp/mfc.log" ||
+  fail "the truncated manifest copy was not noticed"
 
 echo "== 9. two nbdkits, one cache dir, one image, cold, at once"
 rm -rf "$tmp/cache"
