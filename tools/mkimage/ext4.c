@@ -860,7 +860,8 @@ drop_backup_supers (ext2_filsys fs)
  * the backup superblocks.  0, or -1 (error reported).
  */
 static int
-set_log_groups_per_flex (const char *image, unsigned log, unsigned *was)
+set_log_groups_per_flex (const struct mkimage_options *o, const char *image,
+                         unsigned log, unsigned *was)
 {
   ext2_filsys fs;
   errcode_t err;
@@ -871,6 +872,7 @@ set_log_groups_per_flex (const char *image, unsigned log, unsigned *was)
     report_error ("%s: ext2fs_open: %s", image, ext4_strerror (err));
     return -1;
   }
+  fs->now = o->epoch; /* s_wtime, written at close (scrub_extent_slots) */
   if (was)
     *was = fs->super->s_log_groups_per_flex;
   fs->super->s_log_groups_per_flex = log;
@@ -957,10 +959,10 @@ grow_fs (const struct mkimage_options *o, const char *image, uint64_t blocks)
   snprintf (nr_blocks, sizeof nr_blocks, "%" PRIu64, blocks);
   snprintf (fake_time, sizeof fake_time, "E2FSPROGS_FAKE_TIME=%" PRIu32,
             o->epoch);
-  if (set_log_groups_per_flex (image, 0, &log) == -1 ||
+  if (set_log_groups_per_flex (o, image, 0, &log) == -1 ||
       run_program ("resize2fs", argv, env, workdir_file ("resize2fs.log")) ==
           -1 ||
-      set_log_groups_per_flex (image, log, NULL) == -1)
+      set_log_groups_per_flex (o, image, log, NULL) == -1)
     return -1;
   return 0;
 }
@@ -974,7 +976,7 @@ grow_fs (const struct mkimage_options *o, const char *image, uint64_t blocks)
  * links) have no extent flag.  0, or -1 (error reported).
  */
 static int
-scrub_extent_slots (const char *image)
+scrub_extent_slots (const struct mkimage_options *o, const char *image)
 {
   ext2_filsys fs = NULL;
   ext2_inode_scan scan = NULL;
@@ -988,6 +990,11 @@ scrub_extent_slots (const char *image)
 
   err = ext2fs_open (image, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0,
                      unix_io_manager, &fs);
+  /* Closing it writes the superblock: its s_wtime must be the fixed
+   * epoch, not the clock (ext2fs_flush takes fs->now, else time()).
+   */
+  if (err == 0)
+    fs->now = o->epoch;
   if (err == 0)
     err = ext2fs_open_inode_scan (fs, 0, &scan);
   while (err == 0) {
@@ -1279,7 +1286,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
     return -1;
   }
   r->based = base != NULL;
-  if (scrub_extent_slots (image) == -1 || zero_free_blocks (image) == -1)
+  if (scrub_extent_slots (o, image) == -1 || zero_free_blocks (image) == -1)
     return -1;
   r->free_bytes = (total - used) * block_size;
 

@@ -476,8 +476,14 @@ load_base (struct mkimage_options *o)
     return 0;
   }
   o->base = ext4_base_load (path);
-  if (o->base == NULL)
+  if (o->base == NULL) {
+    /* The messages above name the downloaded copy, a temporary file. */
+    if (is_url (o->base_path))
+      report_error ("%s: not a usable base manifest (downloaded as %s, "
+                    "above)",
+                    o->base_path, path);
     return -1;
+  }
   if (!o->chunk_size_given)
     o->chunk_size = ext4_base_chunk_size (o->base);
   else if (o->chunk_size != ext4_base_chunk_size (o->base)) {
