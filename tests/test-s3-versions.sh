@@ -6,6 +6,8 @@
 # still serve exactly v1 (every read is pinned with versionId=), and a
 # new instance must serve v2, each saying which version it serves.
 #
+# The version served deleted under the node: its reads fail, saying so.
+#
 # In an unversioned bucket: the same overwrite must make the old
 # instance fail its uncached reads with the clear "replaced" error, and
 # it must never hand out a byte of v2.
@@ -67,6 +69,22 @@ cmp "$tmp/c.out" "$tmp/v2.img" || fail "v2 got v1's cached bytes"
 n=$(find "$tmp/cache-a/manifests" -type f ! -name '*.*' | wc -l)
 [ "$n" = 2 ] || fail "$n local manifest copies for two versions, expected 2"
 stop_nbdkit a; stop_nbdkit b; stop_nbdkit c
+
+# The version a node serves deleted under it (DELETE ?versionId=): its
+# uncached reads fail, and say that version is gone, not that the key
+# is missing (it is not: the key has another version).
+start_nbdkit e "${args[@]}" cache-dir="$tmp/cache-e" ||
+  fail "nbdkit e: $(cat "$tmp/e.log")"
+ver=$(sed -n 's|.*s3: opened s3://[^ ]*/disk\.img: .*, version \([^ ,]*\).*|\1|p' "$tmp/e.log" | head -n 1)
+[ -n "$ver" ] && [ "$ver" != none ] || fail "no pinned version in the log: $(grep 'opened' "$tmp/e.log")"
+s3_curl -X DELETE "$ACCEL_TEST_S3_ENDPOINT/$vb/disk.img?versionId=$ver" > /dev/null ||
+  fail "deleting version $ver"
+if nbdcopy "$(nbd_uri e)" "$tmp/e.out" 2>/dev/null; then
+  fail "read a deleted version"
+fi
+grep -q "version $ver of the object is gone (404 Not Found" "$tmp/e.log" ||
+  fail "no clear error for a deleted version: $(grep ': error: ' "$tmp/e.log" | tail -n 3)"
+stop_nbdkit e
 
 # 2. An unversioned bucket: the old instance fails, clearly.
 ub=$(unique_bucket)

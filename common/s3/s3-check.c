@@ -81,6 +81,19 @@ format_access_hint (const struct s3_url *url, const struct s3_response *rs,
               rs->key_hint, rs->creds_source);
 }
 
+/* The versionId= a request pins (s3.c, a versioned bucket), or NULL. */
+static const char *
+pinned_version (const struct s3_request *rq)
+{
+  size_t i;
+
+  for (i = 0; i < rq->nr_query; i++)
+    if (strcmp (rq->query[i].name, "versionId") == 0 && rq->query[i].value &&
+        rq->query[i].value[0])
+      return rq->query[i].value;
+  return NULL;
+}
+
 /* A response with a status other than 2xx. */
 static enum s3_outcome
 judge_status (const struct s3_url *url, const struct s3_request *rq,
@@ -88,7 +101,7 @@ judge_status (const struct s3_url *url, const struct s3_request *rq,
 {
   struct http_s3_error xe;
   char detail[2 * HTTP_MAX_XML_FIELD + 8], hint[256];
-  const char *region;
+  const char *region, *version;
   long st = rs->status;
   int e = http_status_errno (st);
   enum s3_outcome retry = http_status_retryable (st) ? S3_RETRY : S3_FAIL;
@@ -127,6 +140,13 @@ judge_status (const struct s3_url *url, const struct s3_request *rq,
       return verdict (S3_FAIL, e, err, msg, msglen,
                       "no such upload (404 Not Found, NoSuchUpload): it was "
                       "completed or aborted meanwhile");
+    version = pinned_version (rq);
+    if (version)
+      return verdict (S3_FAIL, e, err, msg, msglen,
+                      "version %s of the object is gone (404 Not Found%s%s): "
+                      "it was deleted after it was opened; a restart opens "
+                      "the current version",
+                      version, xe.code[0] ? ", " : "", xe.code);
     return verdict (S3_FAIL, e, err, msg, msglen,
                     "no such object (404 Not Found%s%s): check the %s",
                     xe.code[0] ? ", " : "", xe.code,
