@@ -24,10 +24,7 @@
  *  - a stream that reads a file to its end and goes on to the start of
  *    a later one is a walk (`find`, `tar`, `cp -r`, `cat` of a glob read
  *    file after file), and its window runs over the next files in
- *    that order, skipping metadata and free space, as far ahead as the
- *    walk has come (a chunk at least): nothing says where a walk stops,
- *    and a task reading its few files of a directory had a whole window
- *    of the files after them fetched;
+ *    that order, skipping metadata and free space;
  *  - ahead of a stream, a read must start within a chunk (1 MiB at
  *    least) of its end to continue it, and a non-walk stream is not
  *    continued by reads of earlier files, so that probes (blkid reads
@@ -136,7 +133,7 @@ find_stream (struct readahead_streams *s, uint64_t offset, uint64_t behind,
     if (st->last_use < oldest->last_use)
       oldest = st;
   }
-  *oldest = (struct readahead_stream){ .next_offset = offset, .start = offset };
+  *oldest = (struct readahead_stream){ .next_offset = offset };
   return oldest;
 }
 
@@ -266,7 +263,7 @@ readahead_detect_walk (struct readahead_streams *s,
                        size_t room, bool *in_file)
 {
   uint64_t w, avail, file_start, file_end, from, until, bound, reached;
-  uint64_t w_end, ahead, prev_end, win, walked;
+  uint64_t w_end, ahead, prev_end;
   struct readahead_stream *st;
   size_t n;
 
@@ -294,37 +291,24 @@ readahead_detect_walk (struct readahead_streams *s,
     if (st->walk || (prev_end >= st->file_end && w == file_start))
       st->walk = true;
     else
-      *st = (struct readahead_stream){
-        .next_offset = w_end, .start = w, .streak = 1, .last_use = st->last_use
-      };
+      *st = (struct readahead_stream){ .next_offset = w_end,
+                                       .streak = 1,
+                                       .last_use = st->last_use };
     st->file_end = file_end;
   }
   if (st->streak <= STREAK)
     return 0;
 
-  /* A walk's window is as long as the walk so far (a chunk at least,
-   * readahead= at most): where it stops, nothing says, and a reader of
-   * a few small files (a task's share of a directory) would otherwise
-   * have a whole window of the files after them fetched, twice what it
-   * read (an exploratory review measured 2.2x).  So what a walk fetches
-   * past its end is at most what it read.
-   */
-  win = g->window;
-  if (st->walk) {
-    walked = st->next_offset - st->start;
-    if (walked < win)
-      win = walked > g->chunk_size ? walked : g->chunk_size;
-  }
   bound = st->walk ? map->walk_size : st->file_end;
   from =
       st->next_offset > st->queued_until ? st->next_offset : st->queued_until;
-  until = st->next_offset + win;
+  until = st->next_offset + g->window;
   if (until > bound)
     until = bound;
   /* A quarter of a window at least at a time, as above, or all that
    * is left of the file.
    */
-  if (from >= until || (until - from < win / 4 && until < bound))
+  if (from >= until || (until - from < g->window / 4 && until < bound))
     return 0;
   n = readahead_map_ranges (map, from, until, g->chunk_size, g->image_size,
                             piece_size (g), out, room, &reached);

@@ -33,7 +33,6 @@ struct readahead_stream {
   uint64_t last_use; /* a tick of clock below; 0: slot unused */
   /* Streams in the file map's walk (readahead_detect_walk) only: */
   uint64_t file_end; /* the end of the latest file it read */
-  uint64_t start; /* where its first read started */
   bool walk; /* it has moved on from one file to a later one */
 };
 
