@@ -7,7 +7,9 @@
 #     slowed origin), at a moment when chunks are written but not yet
 #     recorded (the process is stopped first and the cache inspected):
 #     the restarted nbdkit punches exactly those chunks, and serves
-#     every byte right
+#     every byte right; with serve.lock removed instead (the server
+#     stopped, not killed), a second nbdkit punches nothing of the
+#     first's, and both serve every byte right
 #  8. the data file scribbled on (random bytes over several chunks) or
 #     truncated while nbdkit is stopped: each damaged chunk is detected
 #     at its first read and fetched again, one GET each, with a manifest
@@ -79,14 +81,27 @@ scribble () {
 }
 
 echo "== 7. kill -9 while fetching, with chunks written but unrecorded"
-# unrecorded.py PID IMAGE_DIR: wait until some chunk has bytes in
+# unrecorded.py PID IMAGE_DIR [stop]: wait until some chunk has bytes in
 # the data file but is not present in the map (written, not yet
 # recorded: the flusher records every 100 ms), SIGSTOP the process and
 # look again, SIGKILL it if the state still holds, else SIGCONT and keep
-# watching.  Prints how many such chunks the dead process left.
+# watching.  Prints how many such chunks the dead process left.  With
+# "stop", the process is left stopped instead, and only at a moment it
+# does not hold the cache directory's lock (so that others can open).
 cat > "$tmp/unrecorded.py" <<'EOF'
-import os, signal, struct, sys, time
+import fcntl, os, signal, struct, sys, time
 pid, d = int(sys.argv[1]), sys.argv[2]
+stop = len(sys.argv) > 3 and sys.argv[3] == "stop"
+
+def dir_lock_free():
+    fd = os.open(os.path.dirname(os.path.dirname(d)) + "/lock", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 chunk, n = 1 << 20, 16
 
 def unrecorded():
@@ -121,7 +136,10 @@ while time.time() < deadline:
         while not all_stopped():
             time.sleep(0.001)
         n_left = unrecorded()
-        if n_left > 0:
+        if n_left > 0 and stop and dir_lock_free():
+            print(n_left)
+            sys.exit(0)
+        if n_left > 0 and not stop:
             os.kill(pid, signal.SIGKILL)
             print(n_left)
             sys.exit(0)
@@ -159,6 +177,40 @@ copy_check crash2
 nbdcheck random "$(nbd_uri crash2)" "$tmp/disk.img" 200 9 || fail "random reads"
 stop_nbdkit crash2
 [ "$(nbdkit_stat crash2 damaged)" = 0 ] || fail "damaged chunks after the crash"
+
+echo "== 7. serve.lock removed under a server with chunks written but unrecorded"
+# A second nbdkit opening the image must not take the first for gone and
+# punch its unrecorded chunks (which the first would then record and
+# serve as zeros): the data file's lock still says it serves.
+rm -rf "$tmp/cache"
+serve lost
+faults '[{"id": 7, "method": "GET", "action": "delay", "seconds": 0.2}]'
+readers=()
+for seed in 1 2 3 4; do
+  nbdcheck random "$(nbd_uri lost)" "$tmp/disk.img" 100 "$seed" \
+    > "$tmp/lost-reader-$seed.out" 2>&1 &
+  readers+=($!)
+done
+on_exit "kill -CONT $pid_lost; kill ${readers[*]}"
+left=$(python3 "$tmp/unrecorded.py" "$pid_lost" "$(image_dir)" stop) ||
+  fail "could not catch nbdkit with unrecorded chunks"
+rm "$(image_dir)/serve.lock"
+count_fault serve-lock-removed
+serve lost2
+kill -CONT "$pid_lost"
+grep -q "served by another process, whose serve.lock was removed" "$tmp/lost2.log" ||
+  fail "the second nbdkit did not notice the first: $(grep 'cache' "$tmp/lost2.log" | tail -n 3)"
+! grep "punched [0-9]* unrecorded" "$tmp/lost2.log" ||
+  fail "the second nbdkit punched the first one's $left unrecorded chunks"
+for r in "${readers[@]}"; do
+  wait "$r" || fail "a reader of the first nbdkit got wrong bytes: $(tail -n 3 "$tmp"/lost-reader-*.out)"
+done
+faults '[]'
+copy_check lost
+copy_check lost2
+stop_nbdkit lost2
+stop_nbdkit lost
+echo "serve.lock removed with $left unrecorded chunks: nothing punched, every byte right"
 
 # damage_case TAG HOW EXPECT [KEY=VALUE...]: fill a cold cache, damage
 # its data file with HOW (a function of the data file), then check that

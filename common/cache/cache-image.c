@@ -7,6 +7,12 @@
  * process wrote but never recorded are punched out, and a map of another
  * format or geometry is rebuilt.  All of this runs under the directory
  * lock, so two processes never open the same image at once.
+ *
+ * Servers hold a shared flock on the data file too, and the clean-up
+ * needs it exclusively as well: serve.lock unlinked by hand (or by a tmp
+ * cleaner) under a running server would otherwise let the next opener
+ * punch the chunks that server has stored but not yet recorded, which it
+ * would then record and serve as zeros.
  */
 
 #include <errno.h>
@@ -278,8 +284,19 @@ open_files_locked (struct cache_image *ci, const char *description)
     return -1;
   ci->map_fd = open_in (ci->path, "map", O_RDWR | O_CREAT);
   ci->data_fd = open_in (ci->path, "data", O_RDWR | O_CREAT);
-  if (ci->map_fd == -1 || ci->data_fd == -1 ||
-      check_map (ci, id, exclusive) == -1 || size_data (ci) == -1)
+  if (ci->map_fd == -1 || ci->data_fd == -1)
+    return -1;
+  if (exclusive && flock (ci->data_fd, LOCK_EX | LOCK_NB) == -1) {
+    if (errno != EWOULDBLOCK) {
+      report_error ("cache: flock: %s/data: %m", ci->path);
+      return -1;
+    }
+    report_warning ("cache: %s: served by another process, whose serve.lock "
+                    "was removed: not recovering anything",
+                    ci->path);
+    exclusive = false;
+  }
+  if (check_map (ci, id, exclusive) == -1 || size_data (ci) == -1)
     return -1;
   ci->data_direct_fd = open_direct (ci->path);
   cache_no_readahead (ci->data_fd);
@@ -308,6 +325,10 @@ open_files_locked (struct cache_image *ci, const char *description)
    */
   if (flock (ci->serve_fd, LOCK_SH) == -1) {
     report_error ("cache: flock: %s/serve.lock: %m", ci->path);
+    return -1;
+  }
+  if (flock (ci->data_fd, LOCK_SH) == -1) {
+    report_error ("cache: flock: %s/data: %m", ci->path);
     return -1;
   }
   return 0;
