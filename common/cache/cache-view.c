@@ -194,6 +194,28 @@ cache_views_close (struct cache_view *views, size_t n)
   free (views);
 }
 
+/* Whether another process holds a flock on images/ID/NAME (a file that
+ * is not there is not held).
+ */
+static bool
+held (struct cache_dir *d, const char *id, const char *name)
+{
+  char path[4096];
+  bool r;
+  int fd;
+
+  if (snprintf (path, sizeof path, "%s/images/%s/%s", d->path, id, name) >=
+      (int) sizeof path)
+    return false;
+  /* NB: a read-only descriptor is enough for flock, and never creates. */
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1)
+    return false;
+  r = flock (fd, LOCK_EX | LOCK_NB) == -1;
+  close (fd); /* releases it */
+  return r;
+}
+
 bool
 cache_image_serving_locked (struct cache_dir *d, const char *id, int *keep_fd)
 {
@@ -207,12 +229,20 @@ cache_image_serving_locked (struct cache_dir *d, const char *id, int *keep_fd)
     return false;
   /* NB: a read-only descriptor is enough for flock, and never creates. */
   fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1)
-    return false; /* never served, or being removed */
-  if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
+  if (fd != -1 && flock (fd, LOCK_EX | LOCK_NB) == -1) {
     close (fd);
     return true;
   }
+  /* Servers hold data too: they still serve if serve.lock was removed
+   * under them (cache-image.c).
+   */
+  if (held (d, id, "data")) {
+    if (fd != -1)
+      close (fd);
+    return true;
+  }
+  if (fd == -1)
+    return false; /* never served, or being removed */
   if (keep_fd)
     *keep_fd = fd;
   else
