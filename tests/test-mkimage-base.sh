@@ -78,11 +78,17 @@ compare () { "$py" "$top/tests/lib/versions.py" compare "$@"; }
 # digests DIR OUT: the contents of the tree in DIR.
 digests () { "$py" "$top/tests/lib/versions.py" digests "$@"; }
 
-# fsck_clean IMAGE: e2fsck -fn finds nothing, and no inode keeps stale
-# extent entries past its count (versions.py slots).
+# fsck_clean IMAGE: e2fsck -fn finds nothing, no inode keeps stale
+# extent entries past its count (versions.py slots), and the superblock's
+# times are the fixed epoch (never the clock: same tree, same bytes).
 fsck_clean () {
+  local times
   e2fsck -fn "$1" > "$tmp/fsck.log" 2>&1 ||
     fail "e2fsck -fn $1: $(cat "$tmp/fsck.log")"
+  times=$(dumpe2fs -h "$1" 2>/dev/null |
+    grep -E '^(Filesystem created|Last write time|Last checked):')
+  [ "$(echo "$times" | grep -c 'Sat Jan  1 00:00:00 2000$')" = 3 ] ||
+    fail "$1: superblock times are not the fixed epoch: $times"
   "$py" "$top/tests/lib/versions.py" slots "$1" > /dev/null 2> "$tmp/slots.err" ||
     fail "$1: $(cat "$tmp/slots.err")"
 }

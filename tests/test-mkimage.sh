@@ -180,6 +180,13 @@ $dir/tree.img.manifest" ] || fail "stdout: $(cat "$tmp/out")"
     fail "$fs: manifest fs_type"
   echo "ok: $fs: 3 builds, identical ($(stat -c %s "$tmp/$fs-1/tree.img") bytes)"
 done
+# Every time in the superblock is the fixed epoch, never the clock (a
+# late step that opened the image read-write once wrote the clock into
+# its write time: two builds of a tree then differed).
+times=$(dumpe2fs -h "$tmp/ext4-1/tree.img" 2>/dev/null |
+  grep -E '^(Filesystem created|Last write time|Last checked):')
+[ "$(echo "$times" | grep -c 'Sat Jan  1 00:00:00 2000$')" = 3 ] ||
+  fail "superblock times are not the fixed epoch: $times"
 e2fsck -fn "$tmp/ext4-1/tree.img" > "$tmp/fsck.log" 2>&1 ||
   fail "e2fsck: $(cat "$tmp/fsck.log")"
 # The big directory is indexed (htree: EXT4_INDEX_FL, 0x1000).
