@@ -476,10 +476,13 @@ static int
 apply_renames (struct ext4_base *b, const struct path_entry *old,
                const struct ext4_rename *rn, size_t nrn)
 {
-  struct node_rename *nr = calloc (nrn ? nrn : 1, sizeof *nr);
+  struct node_rename *nr;
   size_t i, k;
   int r = -1;
 
+  if (nrn == 0)
+    return 0; /* the nodes are sorted already */
+  nr = calloc (nrn, sizeof *nr);
   if (nr == NULL) {
     report_error ("calloc: %m");
     return -1;
