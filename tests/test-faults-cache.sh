@@ -147,16 +147,23 @@ while time.time() < deadline:
     time.sleep(0.001)
 sys.exit("no unrecorded chunk seen in 30 s")
 EOF
-rm -rf "$tmp/cache"
-serve crash
-faults '[{"id": 7, "method": "GET", "action": "delay", "seconds": 0.2}]'
-readers=()
-for seed in 1 2 3 4; do
-  nbdcheck random "$(nbd_uri crash)" "$tmp/disk.img" 200 "$seed" \
-    > "$tmp/reader-$seed.out" 2>&1 &
-  readers+=($!)
-done
-on_exit "kill ${readers[*]}"
+# busy_cold NAME READS: a cold nbdkit NAME with slow GETs and four
+# random readers of READS reads each (pids in readers, output in
+# $tmp/NAME-reader-SEED.out), so that stores are often unrecorded.
+busy_cold () {
+  local seed
+  rm -rf "$tmp/cache"
+  serve "$1"
+  faults '[{"id": 7, "method": "GET", "action": "delay", "seconds": 0.2}]'
+  readers=()
+  for seed in 1 2 3 4; do
+    nbdcheck random "$(nbd_uri "$1")" "$tmp/disk.img" "$2" "$seed" \
+      > "$tmp/$1-reader-$seed.out" 2>&1 &
+    readers+=($!)
+  done
+  on_exit "kill ${readers[*]}"
+}
+busy_cold crash 200
 left=$(python3 "$tmp/unrecorded.py" "$pid_crash" "$(image_dir)") ||
   fail "could not catch nbdkit with unrecorded chunks"
 count_fault kill-9; count_fault unrecorded-chunks "$left"
@@ -182,16 +189,8 @@ echo "== 7. serve.lock removed under a server with chunks written but unrecorded
 # A second nbdkit opening the image must not take the first for gone and
 # punch its unrecorded chunks (which the first would then record and
 # serve as zeros): the data file's lock still says it serves.
-rm -rf "$tmp/cache"
-serve lost
-faults '[{"id": 7, "method": "GET", "action": "delay", "seconds": 0.2}]'
-readers=()
-for seed in 1 2 3 4; do
-  nbdcheck random "$(nbd_uri lost)" "$tmp/disk.img" 100 "$seed" \
-    > "$tmp/lost-reader-$seed.out" 2>&1 &
-  readers+=($!)
-done
-on_exit "kill -CONT $pid_lost; kill ${readers[*]}"
+busy_cold lost 100
+on_exit "kill -CONT $pid_lost"
 left=$(python3 "$tmp/unrecorded.py" "$pid_lost" "$(image_dir)" stop) ||
   fail "could not catch nbdkit with unrecorded chunks"
 rm "$(image_dir)/serve.lock"
