@@ -35,6 +35,7 @@ NBDKIT_DLL_PUBLIC int accel_debug_stats = 0;
 static struct image_config cfg = {
   .cache_dir = "/var/cache/accel",
   .dedup = true,
+  .publish_wait = 60,
   .s3 = { .connections = 16,
           .retries = 6,
           .timeout = 60,
@@ -212,6 +213,14 @@ accel_config (const char *key, const char *value)
   }
   else if (strcmp (key, "profile") == 0)
     cfg.s3.profile = value;
+  else if (strcmp (key, "publish-wait") == 0) {
+    if (nbdkit_parse_unsigned (key, value, &cfg.publish_wait) == -1)
+      return -1;
+    if (cfg.publish_wait > 3600) {
+      nbdkit_error ("publish-wait: must be between 0 and 3600 seconds");
+      return -1;
+    }
+  }
   else if (strcmp (key, "readahead") == 0) {
     r = nbdkit_parse_size (value);
     if (r == -1)
@@ -323,6 +332,8 @@ accel_config_complete (void)
   "profile=NAME          AWS profile (default: AWS_PROFILE or \"default\").\n" \
   "manifest=URL|FILE|none Default: URL.manifest if that object exists.\n"      \
   "manifest-sha256=HEX   Accept only the manifest with this SHA-256.\n"        \
+  "publish-wait=SECS     Wait for the image's own manifest while a publish\n"  \
+  "                      is under way (default 60).\n"                         \
   "metrics-file=PATH     Write Prometheus metrics there (node_exporter).\n"    \
   "metrics-interval=SECS How often to write them (default 5).\n"               \
   "cache-dir=DIR         Persistent cache (default /var/cache/accel).\n"       \

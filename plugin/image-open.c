@@ -17,6 +17,7 @@
 #include <openssl/sha.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "hex.h"
 #include "image.h"
 #include "offline.h"
@@ -310,6 +311,26 @@ open_cache (struct image *img, const struct image_config *cfg,
   return 0;
 }
 
+/* Whether the manifest is fetched from the origin (and so may race a
+ * republish), not a local file or none.
+ */
+static bool
+manifest_is_remote (const struct image_config *cfg)
+{
+  return cfg->manifest == NULL || strstr (cfg->manifest, "://") != NULL;
+}
+
+/* Drop the manifest open_manifest opened, to pair again. */
+static void
+forget_manifest (struct image *img)
+{
+  manifest_close (img->manifest);
+  img->manifest = NULL;
+  free (img->manifest_path);
+  img->manifest_path = NULL;
+  img->manifest_sha256[0] = '\0';
+}
+
 /* NB: the image and its manifest are pinned by two HEADs, and a
  * republish between them could pair the old image with the new
  * manifest (same size: then every chunk would fail its hash).  A
@@ -340,13 +361,58 @@ image_unchanged (struct image *img, const struct image_config *cfg)
                 s3_object_name (now));
   s3_object_close (img->obj);
   img->obj = now;
-  manifest_close (img->manifest);
-  img->manifest = NULL;
-  free (img->manifest_path);
-  img->manifest_path = NULL;
+  forget_manifest (img);
   free (img->name);
   img->name = NULL;
   return learn_object (img) == -1 ? -1 : 0;
+}
+
+/* NB: the pairing above cannot see the one window a publish leaves: a
+ * node starting between the upload of a new image and that of its
+ * manifest finds the new image beside the old manifest.  accel-mkimage
+ * gives the image the SHA-256 its manifest records (S3_META_IMAGE_SHA256),
+ * so the pair can be checked; a manifest updated alone (a new hot
+ * list) keeps it.  An object without one (another publisher, or an
+ * older accel-mkimage) is taken on trust, as before: its chunks are
+ * still checked against the manifest, so a wrong pair fails reads but
+ * never serves wrong bytes.  Returns 1 if the manifest is the
+ * object's (or nothing says), 0 if not but the manifest's URL may yet
+ * get the right one (wait and look again), or -1 (error reported).
+ */
+static int
+manifest_pairs (struct image *img, const struct image_config *cfg,
+                double deadline, bool *waiting)
+{
+  const char *want = s3_object_image_sha256 (img->obj);
+  char have[65];
+
+  hex_encode (manifest_image_sha256 (img->manifest), 32, have);
+  if (want == NULL || strcmp (want, have) == 0)
+    return 1;
+  if (!manifest_is_remote (cfg) || cfg->manifest_sha256) {
+    report_error (
+        "%s: the object is an image with SHA-256 %s, but the "
+        "manifest %s is for one with SHA-256 %s: they do not "
+        "belong together",
+        s3_object_name (img->obj), want,
+        cfg->manifest ? cfg->manifest : "pinned by manifest-sha256=", have);
+    return -1;
+  }
+  if (now_monotonic_seconds () >= deadline) {
+    report_error ("%s: the object is an image with SHA-256 %s, but its "
+                  "manifest is still for one with SHA-256 %s after %u s: "
+                  "was the image uploaded without its manifest?  Publish "
+                  "again, or wait longer with publish-wait=",
+                  s3_object_name (img->obj), want, have, cfg->publish_wait);
+    return -1;
+  }
+  if (!*waiting)
+    report_debug ("%s: the manifest is for another version of the image "
+                  "(SHA-256 %.12s, not %.12s): a publish under way?  "
+                  "Waiting up to %u s for the image's own",
+                  s3_object_name (img->obj), have, want, cfg->publish_wait);
+  *waiting = true;
+  return 0;
 }
 
 /* Back off together with every nbdkit of the node: the throttle
@@ -365,21 +431,14 @@ share_throttle (struct image *img, const char *cache_dir)
   s3_client_share_throttle (img->s3, path);
 }
 
-/* Whether the manifest is fetched from the origin (and so may race a
- * republish), not a local file or none.
- */
-static bool
-manifest_is_remote (const struct image_config *cfg)
-{
-  return cfg->manifest == NULL || strstr (cfg->manifest, "://") != NULL;
-}
-
 struct image *
 image_open (const struct image_config *cfg)
 {
   CLEANUP_FREE char *identity = NULL;
   struct image *img;
-  unsigned tries;
+  unsigned republished = 0;
+  bool waiting = false;
+  double deadline;
 
   img = calloc (1, sizeof *img);
   if (img == NULL) {
@@ -402,26 +461,36 @@ image_open (const struct image_config *cfg)
   if (image_open_cache_dir (img, cfg) == -1)
     goto err;
   share_throttle (img, cfg->cache_dir);
-  for (tries = 0;; tries++) {
-    int r;
+  deadline = now_monotonic_seconds () + cfg->publish_wait;
+  for (;;) {
+    int r = 1;
 
     if (open_manifest (img, cfg, &identity) == -1)
       goto err;
-    if (img->manifest == NULL || !manifest_is_remote (cfg))
+    if (img->manifest == NULL)
       break;
-    r = image_unchanged (img, cfg);
-    if (r == -1)
-      goto err;
-    if (r == 1)
-      break;
+    if (manifest_is_remote (cfg)) {
+      r = image_unchanged (img, cfg);
+      if (r == -1)
+        goto err;
+      if (r == 0 && ++republished == 3) {
+        report_error ("%s: republished three times while opening it: try "
+                      "again when publishing is done",
+                      s3_object_name (img->obj));
+        goto err;
+      }
+    }
+    if (r == 1) {
+      r = manifest_pairs (img, cfg, deadline, &waiting);
+      if (r == -1)
+        goto err;
+      if (r == 1)
+        break;
+      forget_manifest (img);
+      sleep (1);
+    }
     free (identity);
     identity = NULL;
-    if (tries == 2) {
-      report_error ("%s: republished three times while opening it: try "
-                    "again when publishing is done",
-                    s3_object_name (img->obj));
-      goto err;
-    }
   }
   if (choose_chunks (img, cfg, &identity) == -1 ||
       open_cache (img, cfg, identity) == -1)

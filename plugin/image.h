@@ -25,6 +25,10 @@ struct image_config {
   uint64_t cache_size; /* 0 = no cap */
   uint32_t chunk_size; /* 0 = the manifest's, else 1 MiB */
   bool dedup; /* copy chunks the cache holds for other images */
+  /* Seconds to wait at open for the image's own manifest while the one
+   * found is another version's (a publish under way).
+   */
+  unsigned publish_wait;
   struct s3_config s3;
 };
 

@@ -389,6 +389,12 @@ for k in tree.img tree.img.manifest; do
   s3_curl -o "$tmp/got" "$ep/$bucket/sets/$k" || fail "GET $k"
   cmp "$tmp/got" "$tmp/ext4-1/$k" || fail "$k in S3 differs"
 done
+# The image says which image its manifest must record (the plugin
+# checks it; tests/test-s3-versions.sh).
+want=$(sha256sum < "$tmp/ext4-1/tree.img" | cut -c1-64)
+s3_curl -I "$ep/$bucket/sets/tree.img" |
+  grep -qi "^x-amz-meta-accel-image-sha256: $want" ||
+  fail "the image lacks its SHA-256 metadata: $(s3_curl -I "$ep/$bucket/sets/tree.img")"
 echo "ok: S3: both objects are there ($puts PUTs)"
 
 before_put=$(proxy_count PUT) before_post=$(proxy_count POST)

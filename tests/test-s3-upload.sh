@@ -122,6 +122,29 @@ run again-small "$tmp/small.bin" "s3://$bucket/small.bin"
 [ $rc = 0 ] && [ "$(cat "$tmp/again-small.out")" = skipped ] &&
   [ $puts = 0 ] || fail "small file not skipped"
 
+# 3b. The image metadata (x-amz-meta-accel-image-sha256), which
+# accel-mkimage sets: the same bytes without it, or with another value,
+# are uploaded again (metadata cannot change in place); with it, skipped.
+# Signed (radosgw checks), in one PUT and in a multipart upload.
+sha_a=$(printf a | sha256sum | cut -c1-64)
+sha_b=$(printf b | sha256sum | cut -c1-64)
+for f in small big; do
+  run "meta-$f" --part-size 5M --image-sha256 "$sha_a" "$tmp/$f.bin" "s3://$bucket/$f.bin"
+  [ $rc = 0 ] && [ "$(cat "$tmp/meta-$f.out")" = uploaded ] ||
+    fail "$f: the same bytes without the metadata were skipped"
+  s3_curl -I "$ep/$bucket/$f.bin" | grep -qi "^x-amz-meta-accel-image-sha256: $sha_a" ||
+    fail "$f: the metadata was not set"
+  run "meta-again-$f" --part-size 5M --image-sha256 "$sha_a" "$tmp/$f.bin" "s3://$bucket/$f.bin"
+  [ $rc = 0 ] && [ "$(cat "$tmp/meta-again-$f.out")" = skipped ] ||
+    fail "$f: the same bytes and metadata were not skipped"
+  run "meta-other-$f" --part-size 5M --image-sha256 "$sha_b" "$tmp/$f.bin" "s3://$bucket/$f.bin"
+  [ $rc = 0 ] && [ "$(cat "$tmp/meta-other-$f.out")" = uploaded ] ||
+    fail "$f: other metadata was skipped"
+  s3_curl -I "$ep/$bucket/$f.bin" | grep -qi "^x-amz-meta-accel-image-sha256: $sha_b" ||
+    fail "$f: the metadata was not replaced"
+  same "$f.bin" "$tmp/$f.bin"
+done
+
 # 4. The same size, different bytes: uploaded again.
 printf 'changed' | dd of="$tmp/big.bin" bs=1 seek=$((17 * MiB)) \
   conv=notrunc status=none

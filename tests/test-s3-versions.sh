@@ -11,6 +11,12 @@
 # In an unversioned bucket: the same overwrite must make the old
 # instance fail its uncached reads with the clear "replaced" error, and
 # it must never hand out a byte of v2.
+#
+# The publish window: a node starting after the new image is up but
+# before its manifest must wait for that manifest (the image's
+# x-amz-meta-accel-image-sha256 says which it needs), and fail clearly
+# if it never comes; a manifest changed alone (re-indexed) is still
+# the image's.
 . "$(dirname "$0")/lib/functions.sh"
 requires nbdkit; requires nbdcopy
 needs_s3
@@ -18,7 +24,8 @@ make_tmpdir
 
 make_image "$tmp/v1.img" 6
 make_image "$tmp/v2.img" 6
-for v in v1 v2; do
+make_image "$tmp/v3.img" 7
+for v in v1 v2 v3; do
   "$top/indexer/accel-index" "$tmp/$v.img" -o "$tmp/$v.img.manifest" ||
     fail "accel-index $v"
 done
@@ -108,4 +115,76 @@ if [ -s "$tmp/d.out" ]; then
     fail "the old instance served v2 bytes"
 fi
 stop_nbdkit d
+
+# 3. The publish window.
+# put_image BUCKET VERSION [SHA]: the image alone, with its SHA-256 (or
+# SHA) as accel-mkimage's metadata.
+put_image () {
+  local sha=${3:-$(sha256sum < "$tmp/$2.img" | cut -c1-64)}
+  s3_curl -X PUT -H "x-amz-meta-accel-image-sha256: $sha" \
+    --upload-file "$tmp/$2.img" "$ACCEL_TEST_S3_ENDPOINT/$1/disk.img" >/dev/null ||
+    fail "put $2 image"
+}
+put_manifest () {
+  s3_put "$3" "$1/disk.img.manifest" || fail "put $2 manifest"
+}
+# 3a. Versioned bucket, v3's image beside v2's manifest: the node waits,
+# then serves v3 once its manifest is up.
+put_image "$vb" v3
+start_nbdkit w "${args[@]}" cache-dir="$tmp/cache-w" publish-wait=60 &
+starter=$!
+for _ in $(seq 100); do
+  grep -q "Waiting up to 60 s" "$tmp/w.log" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "the manifest is for another version of the image" "$tmp/w.log" ||
+  fail "the node did not see the old manifest was not the image's: $(cat "$tmp/w.log")"
+[ ! -s "$tmp/w.pid" ] || fail "the node started with another version's manifest"
+put_manifest "$vb" v3 "$tmp/v3.img.manifest"
+wait "$starter" || fail "nbdkit w: $(cat "$tmp/w.log")"
+_nbdkit_started w "$tmp/w.pid"
+sock_w="$tmp/w.sock"
+nbdcopy "$(nbd_uri w)" "$tmp/w.out" || fail "reading v3 after the wait"
+cmp "$tmp/w.out" "$tmp/v3.img" || fail "the node that waited did not serve v3"
+stop_nbdkit w
+
+# 3b. Unversioned bucket, v1's image beside v2's manifest for good: a
+# clear error after publish-wait=, nothing served.
+put_image "$ub" v1
+uargs=(url="s3://$ub/disk.img" endpoint="$ACCEL_TEST_S3_ENDPOINT" readahead=0
+       prefetch=none)
+if start_nbdkit x "${uargs[@]}" cache-dir="$tmp/cache-x" publish-wait=2; then
+  fail "served an image beside another version's manifest"
+fi
+grep -q "but its manifest is still for one with SHA-256 [0-9a-f]\{64\} after 2 s: was the image uploaded without its manifest" "$tmp/x.log" ||
+  fail "no clear error for a manifest that never came: $(grep error "$tmp/x.log")"
+# 3c. A local manifest= of another version: refused at once.
+if start_nbdkit y "${uargs[@]}" cache-dir="$tmp/cache-y" \
+     manifest="$tmp/v2.img.manifest"; then
+  fail "served an image with another version's local manifest"
+fi
+grep -q "is for one with SHA-256 [0-9a-f]\{64\}: they do not belong together" "$tmp/y.log" ||
+  fail "no clear error for a local manifest of another version: $(grep error "$tmp/y.log")"
+# 3d. v1's manifest, then v1 re-indexed in 512 KiB chunks and uploaded
+# alone: the same image, so no wait.
+"$top/indexer/accel-index" "$tmp/v1.img" --chunk-size 512K \
+  -o "$tmp/v1-512k.manifest" || fail "accel-index 512K"
+put_manifest "$ub" v1 "$tmp/v1.img.manifest"
+put_manifest "$ub" v1-512k "$tmp/v1-512k.manifest"
+start_nbdkit z "${uargs[@]}" cache-dir="$tmp/cache-z" publish-wait=0 ||
+  fail "nbdkit z (a manifest re-indexed alone): $(cat "$tmp/z.log")"
+grep -q "chunks of 524288" "$tmp/z.log" || fail "nbdkit z did not take the re-indexed manifest"
+nbdcopy "$(nbd_uri z)" "$tmp/z.out" || fail "reading v1 re-indexed"
+cmp "$tmp/z.out" "$tmp/v1.img" || fail "nbdkit z did not serve v1"
+stop_nbdkit z
+# 3e. Metadata that is not a SHA-256 is ignored, with a warning: the
+# pair is taken on trust (its chunks are still verified).
+put_image "$ub" v1 "not-a-sha256"
+start_nbdkit q "${uargs[@]}" cache-dir="$tmp/cache-q" publish-wait=0 ||
+  fail "nbdkit q: $(cat "$tmp/q.log")"
+grep -q "ignoring its x-amz-meta-accel-image-sha256 header, which is not one SHA-256" "$tmp/q.log" ||
+  fail "no warning for bad metadata"
+nbdcopy "$(nbd_uri q)" "$tmp/q.out" || fail "reading with bad metadata"
+cmp "$tmp/q.out" "$tmp/v1.img" || fail "nbdkit q did not serve v1"
+stop_nbdkit q
 echo PASS

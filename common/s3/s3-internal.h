@@ -70,6 +70,7 @@ struct s3_request {
   const char *body_sha256; /* its lowercase hex SHA-256; NULL if none */
   const char *content_md5; /* base64 MD5 of the body, or NULL */
   const char *content_type; /* or NULL */
+  const char *image_sha256; /* sent as S3_META_IMAGE_SHA256, or NULL */
 };
 
 /* One header we keep: its value (trimmed, "" if too long) and how many
@@ -96,6 +97,7 @@ struct s3_response {
 
   struct s3_header content_range, content_length, etag, bucket_region;
   struct s3_header version_id; /* x-amz-version-id */
+  struct s3_header image_sha256; /* S3_META_IMAGE_SHA256 */
 
   /* The start of a non-2xx body (HTTP_MAX_ERROR_BODY at most). */
   char *err_body;

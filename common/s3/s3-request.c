@@ -85,6 +85,7 @@ reset_headers (struct s3_response *rs)
   memset (&rs->etag, 0, sizeof rs->etag);
   memset (&rs->bucket_region, 0, sizeof rs->bucket_region);
   memset (&rs->version_id, 0, sizeof rs->version_id);
+  memset (&rs->image_sha256, 0, sizeof rs->image_sha256);
 }
 
 /* libcurl calls this once per header line ("Name: value\r\n", not
@@ -127,6 +128,8 @@ s3_response_header (char *ptr, size_t size, size_t nitems, void *opaque)
     h = &rs->bucket_region;
   else if (IS ("x-amz-version-id"))
     h = &rs->version_id;
+  else if (IS (S3_META_IMAGE_SHA256))
+    h = &rs->image_sha256;
   else
     return n;
 #undef IS
@@ -321,8 +324,8 @@ set_key_hint (struct s3_response *rs, const char *key)
 
 /* Add the SigV4 headers (host, x-amz-date, x-amz-content-sha256,
  * x-amz-security-token, Authorization) to *list, with the credentials
- * of the moment, signing Content-MD5 and Content-Type too when rq has
- * them.  Nothing is added if the provider says anonymous.
+ * of the moment, signing Content-MD5, Content-Type and our metadata
+ * too when rq has them.  Nothing is added if the provider says anonymous.
  */
 static int
 sign_request (struct creds_provider *provider, const char *region,
@@ -332,7 +335,7 @@ sign_request (struct creds_provider *provider, const char *region,
   const char *payload_hash = rq->body_sha256 ? rq->body_sha256 : EMPTY_SHA256;
   struct aws_creds *cr = NULL;
   char amz_date[17];
-  struct sigv4_kv h[6];
+  struct sigv4_kv h[7];
   size_t nh = 0;
   struct sigv4_request sr;
   char *auth = NULL;
@@ -361,6 +364,8 @@ sign_request (struct creds_provider *provider, const char *region,
     h[nh++] = (struct sigv4_kv){ "Content-MD5", rq->content_md5 };
   if (rq->content_type)
     h[nh++] = (struct sigv4_kv){ "Content-Type", rq->content_type };
+  if (rq->image_sha256)
+    h[nh++] = (struct sigv4_kv){ S3_META_IMAGE_SHA256, rq->image_sha256 };
   sr = (struct sigv4_request){
     .method = rq->method,
     .path = url->path,
@@ -532,6 +537,9 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
       goto out;
     if (rq->content_type &&
         add_header (&list, "Content-Type", rq->content_type) == -1)
+      goto out;
+    if (rq->image_sha256 &&
+        add_header (&list, S3_META_IMAGE_SHA256, rq->image_sha256) == -1)
       goto out;
   }
   /* Waiting for "100 Continue" costs a round trip per part. */

@@ -17,6 +17,7 @@
  * throttle budget lasts, without using up the retries.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -69,6 +70,8 @@ struct s3_object {
    */
   char version_id[HTTP_MAX_VERSION_ID];
   struct sigv4_kv version_query;
+
+  char image_sha256[65]; /* S3_META_IMAGE_SHA256, lowercase; "" if none */
 };
 
 /* Defaults in one place, so that a zeroed config does not mean "no
@@ -527,6 +530,30 @@ set_version_query (const struct s3_object *o, struct s3_request *rq)
   }
 }
 
+/* Keep the object's S3_META_IMAGE_SHA256 if it is one.  NB: a value
+ * that is not a SHA-256 is not ours to refuse the object for (anyone
+ * can set metadata): it is taken as none, with a warning.
+ */
+static void
+learn_image_sha256 (struct s3_object *o, const struct s3_response *rs)
+{
+  const char *v = rs->image_sha256.value;
+  size_t i;
+
+  if (rs->image_sha256.count == 0)
+    return;
+  for (i = 0; i < 64 && isxdigit ((unsigned char) v[i]); i++)
+    o->image_sha256[i] = tolower ((unsigned char) v[i]);
+  if (rs->image_sha256.count == 1 && i == 64 && v[64] == '\0') {
+    o->image_sha256[64] = '\0';
+    return;
+  }
+  o->image_sha256[0] = '\0';
+  report_warning ("%s: ignoring its %s header, which is not one SHA-256 "
+                  "in hex",
+                  o->url.name, S3_META_IMAGE_SHA256);
+}
+
 /* Pin the object's size, ETag and version, which every later read
  * relies on.
  */
@@ -567,6 +594,7 @@ s3_object_open (struct s3_client *c, const char *url, bool missing_ok)
   memcpy (o->etag, rs.learned_etag, sizeof o->etag);
   if (pin_version (o, &rs) == -1)
     goto err;
+  learn_image_sha256 (o, &rs);
   report_debug ("s3: opened %s: size %" PRIu64 ", ETag %s, version %s",
                 o->url.name, o->size, o->etag,
                 o->version_id[0] ? o->version_id : "none");
@@ -610,6 +638,13 @@ const char *
 s3_object_version_id (const struct s3_object *o)
 {
   return o->version_id[0] ? o->version_id : NULL;
+}
+
+/* The SHA-256 its publisher gave it, or NULL. */
+const char *
+s3_object_image_sha256 (const struct s3_object *o)
+{
+  return o->image_sha256[0] ? o->image_sha256 : NULL;
 }
 
 /* What messages call the object (no secrets, no query string). */

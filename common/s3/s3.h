@@ -118,6 +118,19 @@ extern const char *s3_object_version_id (const struct s3_object *o);
 /* The ETag as the server sent it, quotes included. */
 extern const char *s3_object_etag (const struct s3_object *o);
 
+/* The user metadata accel-mkimage gives an image it publishes: the
+ * SHA-256 of the image's bytes in hex, as its manifest records it.  It
+ * lets a node tell that the manifest it fetched is another version's
+ * (plugin/image-open.c), whatever else the manifest says.
+ */
+#define S3_META_IMAGE_SHA256 "x-amz-meta-accel-image-sha256"
+
+/* The object's S3_META_IMAGE_SHA256 as 64 lowercase hex digits, or
+ * NULL if it has none (or a value that is not a SHA-256: a warning
+ * said so at open).
+ */
+extern const char *s3_object_image_sha256 (const struct s3_object *o);
+
 /* For messages: "s3://bucket/key", or the URL without its query. */
 extern const char *s3_object_name (const struct s3_object *o);
 

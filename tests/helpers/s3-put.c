@@ -7,6 +7,8 @@
  * --part-size SIZE and --parallel N are s3_put_options' (SIZE may end
  * in K, M or G: powers of 1024).  --progress prints each progress call
  * to stderr as "progress DONE TOTAL", --stats the client's counters.
+ * --image-sha256 HEX gives the object that metadata (S3_META_IMAGE_SHA256),
+ * as accel-mkimage does for an image.
  * Credentials come from the usual places (creds.h).  Exit status: 0
  * uploaded or skipped, 1 failure, 2 usage.
  */
@@ -34,6 +36,7 @@ usage (void)
            "usage: " PROG " [--endpoint URL] [--region R] [--profile P]\n"
            "         [--part-size SIZE] [--parallel N] [--connections N]\n"
            "         [--retries N] [--timeout S] [--content-type T]\n"
+           "         [--image-sha256 HEX]\n"
            "         [--progress] [--stats] [--verbose] FILE URL\n");
   exit (2);
 }
@@ -73,6 +76,7 @@ main (int argc, char *argv[])
     OPT_RETRIES,
     OPT_TIMEOUT,
     OPT_CONTENT_TYPE,
+    OPT_IMAGE_SHA256,
     OPT_PROGRESS,
     OPT_STATS,
   };
@@ -86,6 +90,7 @@ main (int argc, char *argv[])
     { "retries", required_argument, NULL, OPT_RETRIES },
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "content-type", required_argument, NULL, OPT_CONTENT_TYPE },
+    { "image-sha256", required_argument, NULL, OPT_IMAGE_SHA256 },
     { "progress", no_argument, NULL, OPT_PROGRESS },
     { "stats", no_argument, NULL, OPT_STATS },
     { "verbose", no_argument, NULL, 'v' },
@@ -140,6 +145,9 @@ main (int argc, char *argv[])
       break;
     case OPT_CONTENT_TYPE:
       opts.content_type = optarg;
+      break;
+    case OPT_IMAGE_SHA256:
+      opts.image_sha256 = optarg;
       break;
     case OPT_PROGRESS:
       opts.progress = print_progress;

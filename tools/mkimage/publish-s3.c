@@ -3,7 +3,10 @@
  * DEST s3://BUCKET[/PREFIX] receives PREFIX/NAME.img and then
  * PREFIX/NAME.img.manifest.  The manifest goes last: the plugin only
  * serves an image once its manifest is there, so no reader ever sees a
- * manifest beside a half-uploaded image.  s3_put_file (common/
+ * manifest beside a half-uploaded image.  The image carries the SHA-256
+ * its manifest records (S3_META_IMAGE_SHA256), so that a node starting
+ * between the two uploads of an overwrite, which finds the new image
+ * beside the old manifest, can tell and wait for the new one.  s3_put_file (common/
  * s3-upload.c) skips an object that is already there with the same
  * content and resumes an interrupted multipart upload, so running the
  * tool again after a failure, or on an unchanged tree, sends only what
@@ -24,6 +27,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "manifest.h"
 #include "report.h"
 #include "s3.h"
@@ -39,14 +43,18 @@ upload_progress (void *opaque, uint64_t done, uint64_t total)
   progress_update (done);
 }
 
-/* Upload path to url; adds the bytes sent to *uploaded. */
+/* Upload path to url with image_sha256 (or NULL) as metadata; adds
+ * the bytes sent to *uploaded.
+ */
 static int
 put (struct s3_client *c, const char *url, const char *path,
-     const char *content_type, const char *what, uint64_t *uploaded)
+     const char *content_type, const char *image_sha256, const char *what,
+     uint64_t *uploaded)
 {
   struct s3_put_options opts = {
     .progress = upload_progress,
     .content_type = content_type,
+    .image_sha256 = image_sha256,
   };
   struct stat st;
   int r;
@@ -134,15 +142,29 @@ publish_s3_check (struct mkimage_options *o)
   return r;
 }
 
+/* The image's SHA-256 as the manifest at path records it, in hex. */
+static int
+recorded_sha256 (const char *path, char hex[65])
+{
+  struct manifest *m = manifest_open (path);
+
+  if (m == NULL)
+    return -1;
+  hex_encode (manifest_image_sha256 (m), 32, hex);
+  manifest_close (m);
+  return 0;
+}
+
 int
 publish_s3 (const struct mkimage_options *o, const char *image,
             const char *manifest, uint64_t *uploaded)
 {
   CLEANUP_FREE char *img_url = image_url (o), *man_url = NULL;
   struct s3_client *c;
+  char sha256[65];
   int r = -1;
 
-  if (img_url == NULL)
+  if (img_url == NULL || recorded_sha256 (manifest, sha256) == -1)
     return -1;
   if (asprintf (&man_url, "%s.manifest", img_url) == -1) {
     man_url = NULL;
@@ -152,9 +174,9 @@ publish_s3 (const struct mkimage_options *o, const char *image,
   c = new_client (o);
   if (c == NULL)
     return -1;
-  if (put (c, img_url, image, "application/octet-stream", "uploading image",
-           uploaded) == 0 &&
-      put (c, man_url, manifest, "application/vnd.sqlite3",
+  if (put (c, img_url, image, "application/octet-stream", sha256,
+           "uploading image", uploaded) == 0 &&
+      put (c, man_url, manifest, "application/vnd.sqlite3", NULL,
            "uploading manifest", uploaded) == 0)
     r = 0;
   s3_client_free (c);

@@ -359,8 +359,8 @@ find_resumable (struct upload *up, struct pending *pd)
   return 0;
 }
 
-/* CreateMultipartUpload ?uploads= (the object's Content-Type is given
- * here, not with the parts).
+/* CreateMultipartUpload ?uploads= (the object's Content-Type and
+ * metadata are given here, not with the parts).
  */
 static int
 create_upload (struct upload *up)
@@ -370,7 +370,8 @@ create_upload (struct upload *up)
                            .what = "CreateMultipartUpload",
                            .query = q,
                            .nr_query = 1,
-                           .content_type = up->opts.content_type };
+                           .content_type = up->opts.content_type,
+                           .image_sha256 = up->opts.image_sha256 };
   CLEANUP_FREE char *buf = NULL;
   size_t len;
 

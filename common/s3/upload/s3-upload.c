@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,7 +120,8 @@ put_single (struct upload *up)
                            .body_len = pt->len,
                            .body_sha256 = pt->sha256,
                            .content_md5 = md5_b64,
-                           .content_type = up->opts.content_type };
+                           .content_type = up->opts.content_type,
+                           .image_sha256 = up->opts.image_sha256 };
 
   s3_md5_base64 (pt->md5, md5_b64);
   if (s3_run (up->c, &up->url, &rq, NULL, NULL, 0) == -1)
@@ -199,12 +201,32 @@ verify_object (struct upload *up, const char *etag, bool unconfirmed)
     if (!s3_etag_equal (s3_object_etag (o), etag))
       report_debug ("s3: %s: ETag %s, not %s (encryption?)", up->url.name,
                     s3_object_etag (o), etag);
+    if (up->opts.image_sha256 && s3_object_image_sha256 (o) == NULL)
+      report_warning ("%s: the server did not keep the object's %s: nodes "
+                      "cannot tell whether its manifest is its own",
+                      up->url.name, S3_META_IMAGE_SHA256);
     ret = 0;
   }
   if (ret == -1)
     errno = EIO;
   s3_object_close (o);
   return ret;
+}
+
+/* Does o carry the S3_META_IMAGE_SHA256 this upload would give it? */
+static bool
+same_metadata (const struct upload *up, const struct s3_object *o)
+{
+  const char *want = up->opts.image_sha256, *have = s3_object_image_sha256 (o);
+
+  if (want == NULL)
+    return true;
+  if (have && strcasecmp (have, want) == 0)
+    return true;
+  report_debug ("s3: %s: same bytes, but %s %s, not %s: uploading again",
+                up->url.name, S3_META_IMAGE_SHA256, have ? have : "missing",
+                want);
+  return false;
 }
 
 /* The steps, in order. */
@@ -223,7 +245,7 @@ put (struct upload *up)
     return -1;
   }
   same = o && s3_object_size (o) == up->size &&
-      s3_etag_equal (s3_object_etag (o), etag);
+      s3_etag_equal (s3_object_etag (o), etag) && same_metadata (up, o);
   s3_object_close (o);
   if (same) {
     report_debug ("s3: %s: already there (ETag %s): skipped", up->url.name,

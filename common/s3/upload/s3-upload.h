@@ -47,6 +47,11 @@ struct s3_put_options {
   s3_progress_fn progress;
   void *opaque;
   const char *content_type; /* NULL = "application/octet-stream" */
+  /* Sent as S3_META_IMAGE_SHA256 (64 hex digits), or NULL.  An object
+   * that is already there with the same bytes but not this value is
+   * uploaded again: metadata cannot be changed in place.
+   */
+  const char *image_sha256;
 };
 
 /* Upload the local regular file path to url (s3://BUCKET/KEY; http and
