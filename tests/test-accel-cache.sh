@@ -277,6 +277,20 @@ grep -q "no image 's3://.*nothing.img' in the cache" "$tmp/err6.txt" || fail "$(
 serve f2 b "$c3"
 nbdcheck random "$(nbd_uri f2)" "$tmp/b.img" 100 || fail "B after its removal"
 stop_nbdkit f2
+# A served image whose serve.lock was removed by hand still counts as
+# served (its server holds data too): listed as served, and evict
+# empties it but keeps its files.
+id_a3=$(jget "$tmp/s6.json" "$A['id']")
+rm -f "$c3/images/$id_a3/serve.lock"
+stat_json "$c3" "$tmp/s6b.json"
+expect "A served without its serve.lock" "$(jget "$tmp/s6b.json" "$A['serving']")" True
+"$tool" -d "$c3" evict "${id_a3:0:6}" > "$tmp/evict6b.txt" ||
+  fail "evict A without its serve.lock: $(cat "$tmp/evict6b.txt")"
+cat "$tmp/evict6b.txt"
+grep -q "kept: a running nbdkit serves it" "$tmp/evict6b.txt" ||
+  fail "A was removed while served"
+[ -e "$c3/images/$id_a3/data" ] || fail "A's data was removed while served"
+nbdcheck random "$(nbd_uri e)" "$tmp/a.img" 100 || fail "A after evict without serve.lock"
 stop_nbdkit e
 
 echo "== 7. evict --older-than"

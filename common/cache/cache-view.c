@@ -194,58 +194,58 @@ cache_views_close (struct cache_view *views, size_t n)
   free (views);
 }
 
-/* Whether another process holds a flock on images/ID/NAME (a file that
- * is not there is not held).
+/* Try to take a flock on images/ID/NAME exclusively without waiting:
+ * true if another process holds one (a file that is not there is not
+ * held).  Otherwise the descriptor that holds it goes to *keep_fd if
+ * asked (-1 if there is no such file), else is closed, which releases
+ * it.
  */
 static bool
-held (struct cache_dir *d, const char *id, const char *name)
-{
-  char path[4096];
-  bool r;
-  int fd;
-
-  if (snprintf (path, sizeof path, "%s/images/%s/%s", d->path, id, name) >=
-      (int) sizeof path)
-    return false;
-  /* NB: a read-only descriptor is enough for flock, and never creates. */
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1)
-    return false;
-  r = flock (fd, LOCK_EX | LOCK_NB) == -1;
-  close (fd); /* releases it */
-  return r;
-}
-
-bool
-cache_image_serving_locked (struct cache_dir *d, const char *id, int *keep_fd)
+held (struct cache_dir *d, const char *id, const char *name, int *keep_fd)
 {
   char path[4096];
   int fd;
 
   if (keep_fd)
     *keep_fd = -1;
-  if (snprintf (path, sizeof path, "%s/images/%s/serve.lock", d->path, id) >=
+  if (snprintf (path, sizeof path, "%s/images/%s/%s", d->path, id, name) >=
       (int) sizeof path)
     return false;
   /* NB: a read-only descriptor is enough for flock, and never creates. */
   fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd != -1 && flock (fd, LOCK_EX | LOCK_NB) == -1) {
+  if (fd == -1)
+    return false; /* never served, or being removed */
+  if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
     close (fd);
     return true;
   }
+  if (keep_fd)
+    *keep_fd = fd;
+  else
+    close (fd);
+  return false;
+}
+
+bool
+cache_image_serving_locked (struct cache_dir *d, const char *id, int *keep_fd)
+{
+  int fd;
+
+  if (keep_fd)
+    *keep_fd = -1;
+  if (held (d, id, "serve.lock", &fd))
+    return true;
   /* Servers hold data too: they still serve if serve.lock was removed
    * under them (cache-image.c).
    */
-  if (held (d, id, "data")) {
+  if (held (d, id, "data", NULL)) {
     if (fd != -1)
       close (fd);
     return true;
   }
-  if (fd == -1)
-    return false; /* never served, or being removed */
   if (keep_fd)
     *keep_fd = fd;
-  else
+  else if (fd != -1)
     close (fd); /* releases it */
   return false;
 }
