@@ -39,7 +39,7 @@ MiB=1048576
 # Remove what we stored: the shared server keeps objects in memory.
 cleanup_bucket () {
   local k id
-  for k in small.bin big.bin resume.bin resume.bin.other fatal.bin; do
+  for k in small.bin big.bin resume.bin resume.bin.other fatal.bin meta.bin; do
     s3_curl -X DELETE "$ep/$bucket/$k" >/dev/null 2>&1
   done
   s3_curl "$ep/$bucket?uploads=" 2>/dev/null |
@@ -209,6 +209,39 @@ same resume.bin "$tmp/resume.bin"
   fail "the upload of another key was touched"
 grep -q "aborted upload $stale" "$tmp/resumed.log" ||
   fail "the stale upload was not aborted"
+
+# 5b. An upload in progress keeps the metadata it was created with:
+# resumed by a run with another image SHA-256 (a tree fixed after an
+# interrupted publish), the object must end up with the new run's, so
+# it is sent again afresh; resumed with the same one, it is not.
+for case in other same; do
+  echo '[{"method": "PUT", "match": "partNumber=5&", "action": "status",
+          "status": 403, "count": 100}]' > "$proxy_faults"
+  run "meta-broken-$case" --part-size 5M --parallel 1 --image-sha256 "$sha_a" \
+    "$tmp/resume.bin" "s3://$bucket/meta.bin"
+  [ $rc = 1 ] || fail "meta-broken-$case: an interrupted upload succeeded"
+  echo '[]' > "$proxy_faults"
+  want=$sha_a
+  [ $case = same ] || want=$sha_b
+  run "meta-resumed-$case" --part-size 5M --parallel 1 --image-sha256 "$want" \
+    "$tmp/resume.bin" "s3://$bucket/meta.bin"
+  [ $rc = 0 ] && [ "$(cat "$tmp/meta-resumed-$case.out")" = uploaded ] ||
+    fail "meta-resumed-$case: $(cat "$tmp/meta-resumed-$case.log")"
+  grep -q "resuming upload .*: 4 of 8 parts are there" "$tmp/meta-resumed-$case.log" ||
+    fail "meta-resumed-$case: the parts sent were not reused"
+  s3_curl -I "$ep/$bucket/meta.bin" | grep -qi "^x-amz-meta-accel-image-sha256: $want" ||
+    fail "meta-resumed-$case: the object does not carry $want: $(s3_curl -I "$ep/$bucket/meta.bin" | grep -i meta)"
+  same meta.bin "$tmp/resume.bin"
+  if [ $case = same ]; then
+    [ $puts = 4 ] || fail "resumed with the same metadata: $puts PUTs, expected 4"
+  else
+    grep -q "the resumed upload did not carry this x-amz-meta-accel-image-sha256: uploading again" \
+      "$tmp/meta-resumed-$case.log" || fail "no word of the upload sent again"
+    [ $puts = 12 ] || fail "resumed with other metadata: $puts PUTs, expected 4 + 8"
+  fi
+  [ -z "$(uploads_of meta.bin)" ] || fail "meta-resumed-$case: uploads for the key are left"
+  s3_curl -X DELETE "$ep/$bucket/meta.bin" >/dev/null || fail "DELETE meta.bin"
+done
 
 # 6. S3 refuses a part as corrupt (BadDigest): resuming cannot help, so
 # the upload is aborted.

@@ -48,6 +48,8 @@ struct upload {
   size_t nparts;
   struct part *parts;
   char *upload_id; /* multipart only */
+  bool fresh; /* multipart: do not resume an upload in progress */
+  bool resumed; /* multipart: an upload in progress was resumed */
   unsigned parallel;
   struct s3_put_options opts;
 

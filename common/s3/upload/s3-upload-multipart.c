@@ -333,7 +333,11 @@ find_resumable (struct upload *up, struct pending *pd)
 
   if (list_pending (up, pd, msg, sizeof msg) == -1)
     return listing_failed (msg);
-  if (pd->n == 0)
+  /* NB: an upload in progress keeps the metadata it was created with
+   * (perhaps another version's S3_META_IMAGE_SHA256): put() asks for a
+   * fresh one if the completed object does not carry ours.
+   */
+  if (pd->n == 0 || up->fresh)
     return 0;
   /* NB: ISO 8601 timestamps in one format sort as strings. */
   for (i = 1; i < pd->n; i++)
@@ -347,6 +351,7 @@ find_resumable (struct upload *up, struct pending *pd)
     up->upload_id = NULL;
     return listing_failed (msg);
   }
+  up->resumed = true;
   for (i = 0; i < up->nparts; i++)
     if (up->parts[i].etag) {
       reused++;

@@ -178,8 +178,37 @@ hash_file (struct upload *up, char etag[S3_ETAG_LEN])
   return 0;
 }
 
+/* The object's S3_META_IMAGE_SHA256 against the one we sent: 0 if it
+ * is ours (or we sent none), 2 if a resumed upload gave it the value
+ * of the run that created the upload (another version's, or none from
+ * an older accel-mkimage), so that it must be sent again afresh; -1
+ * if it is another's all the same (error reported).  A server that
+ * keeps no metadata is warned about, not failed.
+ */
+static int
+check_metadata (const struct upload *up, const struct s3_object *o)
+{
+  const char *want = up->opts.image_sha256, *have = s3_object_image_sha256 (o);
+
+  if (want == NULL || (have && strcasecmp (have, want) == 0))
+    return 0;
+  if (up->resumed)
+    return 2;
+  if (have) {
+    report_error ("%s: the object carries %s %s, not %s: is another "
+                  "publisher writing this key?",
+                  up->url.name, S3_META_IMAGE_SHA256, have, want);
+    return -1;
+  }
+  report_warning ("%s: the server did not keep the object's %s: nodes "
+                  "cannot tell whether its manifest is its own",
+                  up->url.name, S3_META_IMAGE_SHA256);
+  return 0;
+}
+
 /* Step 4: the object must be there with the file's size.  If the
- * completion was unconfirmed, it must also have our ETag.
+ * completion was unconfirmed, it must also have our ETag.  Returns 0,
+ * 2 (check_metadata) or -1.
  */
 static int
 verify_object (struct upload *up, const char *etag, bool unconfirmed)
@@ -201,11 +230,7 @@ verify_object (struct upload *up, const char *etag, bool unconfirmed)
     if (!s3_etag_equal (s3_object_etag (o), etag))
       report_debug ("s3: %s: ETag %s, not %s (encryption?)", up->url.name,
                     s3_object_etag (o), etag);
-    if (up->opts.image_sha256 && s3_object_image_sha256 (o) == NULL)
-      report_warning ("%s: the server did not keep the object's %s: nodes "
-                      "cannot tell whether its manifest is its own",
-                      up->url.name, S3_META_IMAGE_SHA256);
-    ret = 0;
+    ret = check_metadata (up, o);
   }
   if (ret == -1)
     errno = EIO;
@@ -236,6 +261,7 @@ put (struct upload *up)
   struct s3_object *o;
   char etag[S3_ETAG_LEN];
   bool same, unconfirmed = false;
+  int r;
 
   o = s3_object_open (up->c, up->url_str, true);
   if (o == NULL && errno != ENOENT)
@@ -253,14 +279,32 @@ put (struct upload *up)
     return 1;
   }
 
+again:
   if (up->nparts == 1) {
     if (put_single (up) == -1)
       return -1;
   }
   else if (upload_multipart (up, &unconfirmed) == -1)
     return -1;
-  if (verify_object (up, etag, unconfirmed) == -1)
+  r = verify_object (up, etag, unconfirmed);
+  if (r == -1)
     return -1;
+  if (r == 2) {
+    /* NB: only the metadata is wrong: nodes starting meanwhile see it
+     * differ from their manifest and wait (plugin/image-open.c).
+     */
+    report_debug ("s3: %s: the resumed upload did not carry this %s: "
+                  "uploading again",
+                  up->url.name, S3_META_IMAGE_SHA256);
+    up->fresh = true;
+    up->resumed = false;
+    unconfirmed = false;
+    upload_forget_parts (up);
+    free (up->upload_id);
+    up->upload_id = NULL;
+    up->done = 0; /* progress starts again */
+    goto again;
+  }
   report_debug ("s3: %s: uploaded %" PRIu64 " bytes in %zu part(s)",
                 up->url.name, up->size, up->nparts);
   return 0;
