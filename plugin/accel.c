@@ -428,6 +428,11 @@ accel_after_fork (void)
 static void
 accel_cleanup (void)
 {
+  /* No client is left: what the workers still wait for from the origin
+   * is wanted by nobody, so a stalled origin must not hold the exit.
+   */
+  if (img)
+    s3_client_abort (img->s3);
   readahead_stop ();
   background_stop ();
   trace_close ();

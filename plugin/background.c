@@ -1,7 +1,9 @@
 /* accel plugin: background threads.
  *
  * The flusher records written chunks every FLUSH_MS (one fdatasync per
- * batch, see cache_flush), so reads never wait for a sync.  It also
+ * batch, see cache_flush), so reads never wait for a sync.  Tests
+ * widen that window with -D accel.flush_ms=N, to catch a process with
+ * chunks written but not recorded (tests/test-faults-cache.sh).  It also
  * writes out the trace (trace=, trace.c) and, when that is due, the
  * metrics file (metrics.c).
  *
@@ -26,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nbdkit-plugin.h>
+
 #include "background.h"
 #include "cleanup.h"
 #include "clock.h"
@@ -37,6 +41,9 @@
 #include "trace.h"
 
 #define FLUSH_MS 100
+
+/* -D accel.flush_ms=N: the flusher's period, for tests. */
+NBDKIT_DLL_PUBLIC int accel_debug_flush_ms = FLUSH_MS;
 #define PREFETCH_WORKERS 2
 
 /* How often a prefetch worker looks again while foreground reads are
@@ -61,24 +68,26 @@ static unsigned prefetch_workers; /* set before background_start */
 static uint64_t prefetch_jitter_ns; /* ... and the most they wait */
 static uint64_t prefetch_delay_ns; /* drawn by background_start */
 
-/* The flusher: every FLUSH_MS, what the other threads left to record. */
+/* The flusher: every FLUSH_MS (accel_debug_flush_ms), what the other
+ * threads left to record.
+ */
 static void *
 flusher_main (void *arg)
 {
   (void) arg;
   for (;;) {
     struct timespec ts;
+    uint64_t ms = accel_debug_flush_ms > 0 ? accel_debug_flush_ms : FLUSH_MS;
+    uint64_t ns;
 
     {
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&lock);
       if (quit)
         break;
       clock_gettime (CLOCK_REALTIME, &ts);
-      ts.tv_nsec += FLUSH_MS * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      ns = ts.tv_nsec + ms * 1000000;
+      ts.tv_sec += ns / 1000000000;
+      ts.tv_nsec = ns % 1000000000;
       pthread_cond_timedwait (&quit_cond, &lock, &ts);
       if (quit)
         break;

@@ -485,7 +485,7 @@ finish_chunk (struct run *r, size_t i, const unsigned char *data,
  * chunk of a long GET does not wait for the whole of it.  A chunk that
  * does not match the manifest is left for fetch_run to fetch again.
  */
-static void
+static uint64_t
 run_progress (void *opaque, uint64_t done)
 {
   struct run *r = opaque;
@@ -515,6 +515,10 @@ run_progress (void *opaque, uint64_t done)
                     r->miss[i].idx, r->img->name);
     }
   }
+  /* Whole chunks handled: a retry must not write over them, and may
+   * write over the rest (s3.h).
+   */
+  return r->next_pos;
 }
 
 /* A chunk that failed its check once: fetch it alone until it matches,

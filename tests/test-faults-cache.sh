@@ -149,11 +149,13 @@ sys.exit("no unrecorded chunk seen in 30 s")
 EOF
 # busy_cold NAME READS: a cold nbdkit NAME with slow GETs and four
 # random readers of READS reads each (pids in readers, output in
-# $tmp/NAME-reader-SEED.out), so that stores are often unrecorded.
+# $tmp/NAME-reader-SEED.out), so that stores are often unrecorded: its
+# flusher records them every second, not every 100 ms, so that even a
+# loaded machine sees them.
 busy_cold () {
   local seed
   rm -rf "$tmp/cache"
-  serve "$1"
+  serve "$1" -D accel.flush_ms=1000
   faults '[{"id": 7, "method": "GET", "action": "delay", "seconds": 0.2}]'
   readers=()
   for seed in 1 2 3 4; do

@@ -28,6 +28,13 @@
 #  6. 403 and 404 while serving: clear errors naming bucket and key, not
 #     retried; cached chunks still served; reads work again once the
 #     fault is gone (a failure is not cached)
+#  7. bodies that are wrong in other ways: a cut body whose sent part
+#     was wrong (a retry rewrites the whole unchecked chunk, even
+#     without a manifest); a Content-Encoding (refused, never served);
+#     bytes past the Content-Length on a kept-alive connection (the
+#     next request on it retried on a new one)
+#  8. SIGTERM while the origin stalls every GET: nbdkit exits at once,
+#     not after the retries of the fetches under way
 # Counters checked: the proxy's (requests by status, faults injected)
 # and the plugin's own (-D accel.stats=1, printed at exit).
 # accel-test: alone (times retries against a stalled origin)
@@ -318,6 +325,60 @@ grep "error: $url: no such object (404 Not Found, NoSuchKey): check the bucket a
   "$tmp/denied.log" || fail "no clear error for 404"
 copy_check denied
 stop_nbdkit denied
+
+echo "== 7. bodies wrong in other ways"
+rm -rf "$tmp/cache"
+serve splice manifest=none
+# Chunk 5's GET: 600000 bytes, byte 1000 of them wrong, then cut.
+faults '[{"id": "7a", "method": "GET", "range": "bytes=5242880-",
+          "action": "truncate", "after_bytes": 600000, "offset": 1000, "count": 1}]'
+range_check splice $((5 * MiB)) $MiB
+[ "$(proxy_count faults.truncate)" -ge 4 ] || fail "7a: the body was not cut"
+faults '[]'
+copy_check splice
+stop_nbdkit splice
+rm -rf "$tmp/cache"
+serve encoded
+faults '[{"id": "7b", "method": "GET", "range": "bytes=7340032-",
+          "action": "header", "headers": {"Content-Encoding": "gzip"}}]'
+read_fails encoded $((7 * MiB)) 4096
+grep -q 'the response has Content-Encoding "gzip"' "$tmp/encoded.log" ||
+  fail "7b: no clear error for an encoded body: $(grep error "$tmp/encoded.log")"
+faults '[]'
+copy_check encoded
+stop_nbdkit encoded
+rm -rf "$tmp/cache"
+serve long connections=1
+faults '[{"id": "7c", "method": "GET", "range": "bytes=8388608-",
+          "action": "long", "extra": 100, "count": 1}]'
+range_check long $((8 * MiB)) $MiB
+range_check long $((9 * MiB)) $MiB
+faults '[]'
+copy_check long
+stop_nbdkit long
+no_errors long
+
+echo "== 8. SIGTERM while every GET stalls: out at once"
+rm -rf "$tmp/cache"
+faults '[{"id": 8, '"$ranged"', "action": "delay", "seconds": 60}]'
+serve stalled prefetch=all prefetch-jitter=0 timeout=20 retries=1
+for _ in $(seq 100); do
+  [ "$(proxy_count faults.delay)" -ge 1 ] && break
+  sleep 0.1
+done
+[ "$(proxy_count faults.delay)" -ge 1 ] || fail "8: prefetch sent no GET"
+t0=$(date +%s%N)
+kill "$pid_stalled"
+for _ in $(seq 300); do
+  kill -0 "$pid_stalled" 2>/dev/null || break
+  sleep 0.1
+done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "nbdkit exited $ms ms after SIGTERM, with GETs stalled (timeout=20 retries=1)"
+! kill -0 "$pid_stalled" 2>/dev/null || fail "8: nbdkit still runs 30 s after SIGTERM"
+# Not a speed target: without the abort it waits out 2 x 20 s.
+[ "$ms" -lt 10000 ] || fail "8: nbdkit took $ms ms to exit"
+faults '[]'
 
 echo "faults injected: $(proxy_faults_summary)"
 echo "error statuses: 500=$(proxy_count status.500) 503=$(proxy_count status.503)" \

@@ -480,6 +480,13 @@ http_curl_retryable (int curl_code)
   case CURLE_RECV_ERROR:
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM:
+  /* A kept-alive connection on which a server sent more than an earlier
+   * response's Content-Length: the next response starts with that
+   * excess (libcurl: "Received HTTP/0.9").  A new connection cures it;
+   * a bad scheme was refused at open.
+   */
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_WEIRD_SERVER_REPLY:
     return true;
   default:
     return false;

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct http_pool {
   unsigned connect_timeout, timeout, stall_timeout;
   bool tls_verify;
   char *cainfo;
+  _Atomic bool aborted; /* http_pool_abort */
 
   CURLSH *share;
   /* Each protects libcurl's shared data of one kind (DNS cache, TLS
@@ -114,6 +116,30 @@ share_setup (struct http_pool *pool)
   return 0;
 }
 
+/* libcurl calls this at least once a second during a transfer. */
+static int
+xferinfo_cb (void *opaque, curl_off_t dltotal, curl_off_t dlnow,
+             curl_off_t ultotal, curl_off_t ulnow)
+{
+  struct http_pool *pool = opaque;
+
+  (void) dltotal, (void) dlnow, (void) ultotal, (void) ulnow;
+  return atomic_load (&pool->aborted) ? 1 : 0;
+}
+
+void
+http_pool_abort (struct http_pool *pool)
+{
+  if (pool)
+    atomic_store (&pool->aborted, true);
+}
+
+bool
+http_pool_aborted (struct http_pool *pool)
+{
+  return pool && atomic_load (&pool->aborted);
+}
+
 /* The options that every request needs, applied after each reset so
  * that nothing one request set (method, range, headers) leaks into the
  * next.  NB: curl_easy_reset keeps the handle's live connection.
@@ -128,6 +154,10 @@ conn_setup (struct http_pool *pool, struct http_conn *conn)
   SETOPT (curl_easy_setopt, h, CURLOPT_SHARE, pool->share);
   /* Many threads, and signals belong to nbdkit. */
   SETOPT (curl_easy_setopt, h, CURLOPT_NOSIGNAL, 1L);
+  /* Shutdown (http_pool_abort) cuts transfers under way. */
+  SETOPT (curl_easy_setopt, h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+  SETOPT (curl_easy_setopt, h, CURLOPT_XFERINFODATA, pool);
+  SETOPT (curl_easy_setopt, h, CURLOPT_NOPROGRESS, 0L);
 
   /* A redirect would take signed requests somewhere else; S3 uses
    * 301/307 to say "wrong region", which we report instead.

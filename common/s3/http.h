@@ -55,6 +55,12 @@ extern struct http_conn *http_conn_get (struct http_pool *pool);
 /* Give a handle back to its pool.  conn may be NULL. */
 extern void http_conn_put (struct http_conn *conn);
 
+/* From now on every transfer of the pool is cut (CURLE_ABORTED_BY_CALLBACK)
+ * within a second, and http_pool_aborted is true: for shutdown.
+ */
+extern void http_pool_abort (struct http_pool *pool);
+extern bool http_pool_aborted (struct http_pool *pool);
+
 /* Put a handle back at scope exit:
  *   CLEANUP_HTTP_CONN_PUT struct http_conn *conn = http_conn_get (pool);
  */

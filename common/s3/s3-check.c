@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -181,6 +182,11 @@ judge_curl (const struct s3_response *rs, char *msg, size_t msglen, int *err)
   case CURLE_COULDNT_CONNECT:
     hint = ": check the endpoint, and that the server is up";
     break;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_WEIRD_SERVER_REPLY:
+    hint = ": the server sent something that is not an HTTP response "
+           "(an earlier response longer than its Content-Length?)";
+    break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_CERTPROBLEM:
@@ -315,6 +321,13 @@ judge_read_headers (const struct s3_request *rq, const struct s3_response *rs,
 {
   enum s3_outcome o;
 
+  if (rs->content_encoding.count > 0 &&
+      strcasecmp (rs->content_encoding.value, "identity") != 0)
+    return verdict (S3_FAIL, EPROTO, err, msg, msglen,
+                    "the response has Content-Encoding \"%s\": a proxy or "
+                    "the server encodes the body, whose bytes are then not "
+                    "the object's (turn that off for this object)",
+                    rs->content_encoding.value);
   if (etag_changed (rs, etag))
     return verdict (S3_FAIL, ESTALE, err, msg, msglen,
                     "the object changed since it was opened (ETag was %s, "

@@ -96,6 +96,7 @@ struct s3_response {
   bool body_shrank; /* ... or its file ended early */
 
   struct s3_header content_range, content_length, etag, bucket_region;
+  struct s3_header content_encoding;
   struct s3_header version_id; /* x-amz-version-id */
   struct s3_header image_sha256; /* S3_META_IMAGE_SHA256 */
 

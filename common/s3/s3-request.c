@@ -82,6 +82,7 @@ reset_headers (struct s3_response *rs)
 {
   memset (&rs->content_range, 0, sizeof rs->content_range);
   memset (&rs->content_length, 0, sizeof rs->content_length);
+  memset (&rs->content_encoding, 0, sizeof rs->content_encoding);
   memset (&rs->etag, 0, sizeof rs->etag);
   memset (&rs->bucket_region, 0, sizeof rs->bucket_region);
   memset (&rs->version_id, 0, sizeof rs->version_id);
@@ -122,6 +123,8 @@ s3_response_header (char *ptr, size_t size, size_t nitems, void *opaque)
     h = &rs->content_range;
   else if (IS ("content-length"))
     h = &rs->content_length;
+  else if (IS ("content-encoding"))
+    h = &rs->content_encoding;
   else if (IS ("etag"))
     h = &rs->etag;
   else if (IS ("x-amz-bucket-region"))
@@ -161,9 +164,9 @@ keep_error_body (struct s3_response *rs, const char *ptr, size_t n)
 
 /* A body the caller takes as it comes (s3_request.progress): no byte is
  * handed over before the headers say it is the range of the version
- * asked for, and a retry, which gets the same bytes again (If-Match),
- * does not write over what the caller was already given and may be
- * reading.
+ * asked for, and a retry does not write over what the caller took and
+ * may be reading; it does write over the rest of what a failed attempt
+ * sent, which need not be the object's bytes.
  */
 static size_t
 write_progress (struct s3_response *rs, const char *ptr, size_t n)
@@ -185,8 +188,8 @@ write_progress (struct s3_response *rs, const char *ptr, size_t n)
     uint64_t skip = p->done > rs->got ? p->done - rs->got : 0;
 
     memcpy (rq->buf + rs->got + skip, ptr + skip, n - skip);
-    p->done = end;
-    p->fn (p->opaque, end);
+    /* Only what the caller took is final (s3.h). */
+    p->done = p->fn (p->opaque, end);
   }
   rs->got = end;
   return n;

@@ -176,6 +176,14 @@ s3_client_endpoint (const struct s3_client *c)
   return c->endpoint;
 }
 
+/* Shutdown: cut every request under way and retry none. */
+void
+s3_client_abort (struct s3_client *c)
+{
+  if (c)
+    http_pool_abort (c->pool);
+}
+
 /* The node's throttle state, shared through a file. */
 int
 s3_client_share_throttle (struct s3_client *c, const char *path)
@@ -426,7 +434,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
       snprintf (slow_msg, sizeof slow_msg, "%s", msg);
       atomic_fetch_add_explicit (&c->counters.slowdowns, 1,
                                  memory_order_relaxed);
-      if (now_monotonic_ns () < deadline) {
+      if (now_monotonic_ns () < deadline && !http_pool_aborted (c->pool)) {
         report_debug ("s3: %s%s%s: %s: throttled (%u), sending again at a "
                       "lower rate",
                       url->name, rq->what ? ": " : "", rq->what ? rq->what : "",
@@ -443,6 +451,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
      * that its time stays bounded (README, "Timeouts").
      */
     else if (outcome == S3_RETRY && attempt < c->retries &&
+             !http_pool_aborted (c->pool) &&
              ((throttled == 0 && waited_all == 0) ||
               now_monotonic_ns () < deadline)) {
       if (rq->fd >= 0 && rs.got > 0 && !rewind_fd (rq->fd, fd_start)) {
@@ -466,6 +475,13 @@ s3_run (struct s3_client *c, const struct s3_url *url,
 
     if (rq->missing_ok && err == ENOENT) {
       errno = ENOENT;
+      return -1;
+    }
+    /* Cut at shutdown (s3_client_abort): nobody waits for it. */
+    if (http_pool_aborted (c->pool)) {
+      report_debug ("s3: %s%s%s: %s: cut short, shutting down", url->name,
+                    rq->what ? ": " : "", rq->what ? rq->what : "", msg);
+      errno = ECANCELED;
       return -1;
     }
     if (strcmp (rq->method, "HEAD") == 0)

@@ -95,6 +95,8 @@ extern enum s3_priority s3_thread_priority (void);
 
 /* Free the client.  Every object must have been closed. */
 extern void s3_client_free (struct s3_client *c);
+/* Shutdown: cut the requests under way (within a second) and retry none. */
+extern void s3_client_abort (struct s3_client *c);
 
 /* Open url: s3://BUCKET/KEY, or an http:// or https:// URL (public or
  * presigned).  Makes one request to learn the size and ETag (HEAD, or
@@ -146,14 +148,16 @@ extern int s3_object_get_range (struct s3_object *o, uint64_t offset,
                                 uint64_t len, void *buf);
 
 /* The same, telling progress->fn(progress->opaque, done) each time more
- * of buf is filled: bytes [0, done) of buf are then final (checked to
- * be the right range of the right version, never written again, even
- * by a retry), so the caller can use them while the rest comes.  It is
- * called in the calling thread; done only grows.  Set progress->done
- * to 0 first.
+ * of buf is filled (bytes [0, done), whose headers said they are the
+ * right range of the right version).  fn returns how many of them it
+ * took (used, as final): those are never written again, even by a
+ * retry; the rest may be, since a failed attempt's body may be wrong
+ * (a Content-Encoding, a proxy's garbage) though its headers were
+ * right.  It is called in the calling thread.  Set progress->done to 0
+ * first.
  */
 struct s3_progress {
-  void (*fn) (void *opaque, uint64_t done);
+  uint64_t (*fn) (void *opaque, uint64_t done);
   void *opaque;
   uint64_t done;
 };

@@ -218,7 +218,7 @@ struct progress_check {
   bool bad;
 };
 
-static void
+static uint64_t
 progress_cb (void *opaque, uint64_t done)
 {
   struct progress_check *pc = opaque;
@@ -227,10 +227,11 @@ progress_cb (void *opaque, uint64_t done)
     fprintf (stderr, PROG ": progress went from %" PRIu64 " to %" PRIu64 "\n",
              pc->seen, done);
     pc->bad = true;
-    return;
+    return done;
   }
   memcpy (pc->shadow + pc->seen, pc->buf + pc->seen, done - pc->seen);
   pc->seen = done;
+  return done;
 }
 
 static int

@@ -32,6 +32,14 @@ applies:
                                           bytes, then send a TCP RST
   {"action": "truncate", "after_bytes": N}  the same, then close cleanly
   {"action": "corrupt", "offset": N}      invert the body byte at offset N
+                                          (reset and truncate take an
+                                          "offset" too: a wrong byte in
+                                          the part that is sent)
+  {"action": "header", "headers": {H: V}} forward, with these response
+                                          headers added (or replaced)
+  {"action": "long", "extra": N}          forward, then N bytes more than
+                                          the Content-Length on the same
+                                          kept-alive connection
   {"action": "limit", "rate": R}          admit R requests a second (a
                                           token bucket shared by every
                                           client, "burst" tokens at most,
@@ -203,9 +211,12 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return self.send_error_xml(502, "BadGateway", str(e))
 
         self.send_status(resp.status, resp.reason)
+        added = rule.get("headers", {}) if action == "header" else {}
         for name, value in resp.getheaders():
-            if name.lower() not in HOP_HEADERS:
+            if name.lower() not in HOP_HEADERS and name not in added:
                 self.send_header(name, value)
+        for name, value in added.items():
+            self.send_header(name, value)
         chunked = resp.chunked
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
@@ -216,7 +227,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         limit = None
         if action in ("reset", "truncate"):
             limit = int(rule.get("after_bytes", 0))
-        flip = int(rule.get("offset", 0)) if action == "corrupt" else -1
+        flip = int(rule.get("offset", 0 if action == "corrupt" else -1))
         while self.command != "HEAD" and (limit is None or self.sent < limit):
             block = resp.read(BLOCK if limit is None
                               else min(BLOCK, limit - self.sent))
@@ -235,6 +246,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.count_sent()
         if chunked and limit is None:
             self.wfile.write(b"0\r\n\r\n")
+        if action == "long" and not chunked and self.command != "HEAD":
+            self.wfile.write(b"x" * int(rule.get("extra", 1)))
         self.wfile.flush()
         if self.command == "HEAD":
             # Done with the (empty) response, or the upstream connection
