@@ -216,8 +216,9 @@ accel_config (const char *key, const char *value)
   else if (strcmp (key, "publish-wait") == 0) {
     if (nbdkit_parse_unsigned (key, value, &cfg.publish_wait) == -1)
       return -1;
-    if (cfg.publish_wait > 3600) {
-      nbdkit_error ("publish-wait: must be between 0 and 3600 seconds");
+    /* NB: the systemd unit gives a start 10 minutes in all. */
+    if (cfg.publish_wait > 600) {
+      nbdkit_error ("publish-wait: must be between 0 and 600 seconds");
       return -1;
     }
   }
