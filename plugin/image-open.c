@@ -408,9 +408,9 @@ manifest_pairs (struct image *img, const struct image_config *cfg,
   }
   if (!*waiting)
     report_warning ("%s: the manifest is for another version of the image "
-                  "(SHA-256 %.12s, not %.12s): a publish under way?  "
-                  "Waiting up to %u s for the image's own",
-                  s3_object_name (img->obj), have, want, cfg->publish_wait);
+                    "(SHA-256 %.12s, not %.12s): a publish under way?  "
+                    "Waiting up to %u s for the image's own",
+                    s3_object_name (img->obj), have, want, cfg->publish_wait);
   *waiting = true;
   return 0;
 }

@@ -11,12 +11,14 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "clock.h"
 #include "format.h"
 #include "manifest.h"
 #include "report.h"
+#include "sha256-file.h"
 #include "tool.h"
 
 /* cache_expected_fn: the hash the image's manifest gives a chunk. */
@@ -28,6 +30,23 @@ manifest_hash (void *opaque, uint64_t idx, unsigned char sha256[32])
   if (manifest_chunk_sha256 (m, idx, sha256) == -1)
     return -1;
   return 1;
+}
+
+/* NB: a manifest's copy is named after its URL, so a server that has
+ * downloaded another version since the listing wrote it over the one
+ * that was listed: checking chunks against it would drop good ones.
+ * Called with the copy open (m), so that what sqlite reads is what was
+ * hashed, unless it is replaced again meanwhile (then the hashes the
+ * map recorded are used, as here).
+ */
+static bool
+still_its_manifest (const struct cache_image_info *info, const char *path)
+{
+  char digest[65];
+
+  return info->identity && strncmp (info->identity, "manifest:", 9) == 0 &&
+      sha256_file (path, digest) == 0 &&
+      strcmp (digest, info->identity + 9) == 0;
 }
 
 /* Verify one image; adds what was found to *total.  0 or -1. */
@@ -61,6 +80,13 @@ verify_one (struct cache_dir *d, const struct listing *l, size_t i,
                     l->manifest[i], info->id);
       manifest_close (m);
       return -1;
+    }
+    if (!still_its_manifest (info, l->manifest[i])) {
+      report_debug ("%s: another version's manifest now: checking image %s "
+                    "against the hashes its map recorded",
+                    l->manifest[i], info->id);
+      manifest_close (m);
+      m = NULL;
     }
   }
   r = cache_dir_verify_image (d, info->id, m ? manifest_hash : NULL, m, &res);
