@@ -54,6 +54,7 @@ fail) echo "proc: please log in first" >&2; exit 1 ;;
 hang) sleep 60 ;;
 version2) printf '{"Version":2,"AccessKeyId":"%s","SecretAccessKey":"fakeSecret-v2"}' "$key" ;;
 nosecret) printf '{"Version":1,"AccessKeyId":"%s"}' "$key" ;;
+emptytoken) printf '{"Version":1,"AccessKeyId":"%s","SecretAccessKey":"fakeSecret-e","SessionToken":""}' "$key" ;;
 expired) printf '{"Version":1,"AccessKeyId":"%s","SecretAccessKey":"fakeSecret-old","Expiration":"2020-01-01T00:00:00Z"}' "$key" ;;
 esac
 EOF
@@ -117,6 +118,29 @@ proc_mode long
 with_proc run proc-long || fail "process without expiry: exit $?"
 has proc-long '^source=process access_key=AKIAFAKEPROC[0-9]+ session_token=no$' ||
   fail "process without SessionToken/Expiration"
+
+# An empty SessionToken is none (as botocore takes it), not an empty
+# X-Amz-Security-Token header.
+proc_mode emptytoken
+with_proc run proc-emptytoken || fail "process with an empty SessionToken: exit $?"
+has proc-emptytoken '^source=process access_key=AKIAFAKEPROC[0-9]+ session_token=no$' ||
+  fail "an empty SessionToken was kept as a token"
+# A value continued on an indented line, and "key: value" (configparser,
+# as the AWS CLI reads the files): the command is "sh PROC".
+cat > "$tmp/config-cont" <<EOF
+[profile cont]
+credential_process = sh
+    "$tmp/proc"
+[profile colon]
+credential_process: "$tmp/proc" --x=1
+EOF
+proc_mode long
+for p in cont colon; do
+  AWS_CONFIG_FILE="$tmp/config-cont" AWS_PROFILE=$p run "proc-$p" ||
+    fail "credential_process in profile $p: exit $?"
+  has "proc-$p" '^source=process access_key=AKIAFAKEPROC[0-9]+ ' ||
+    fail "credential_process in profile $p was not run as the AWS CLI runs it"
+done
 
 # Each failure is an error (not a fall-through to anonymous) that says
 # what went wrong, and never prints the output.

@@ -367,7 +367,7 @@ creds_from_fields_opt (const char *what, bool xml, const char *doc, size_t len,
     report_error ("%s: invalid Expiration: %s", what, exp);
     return -1;
   }
-  *out = creds_new (ak, sk, token, expiration, source);
+  *out = creds_new (ak, sk, token && *token ? token : NULL, expiration, source);
   return *out ? 0 : -1;
 }
 

@@ -40,6 +40,11 @@
 
 #define DEFAULT_REFRESH_MARGIN 300
 #define DEFAULT_RETRY_INTERVAL 5
+/* "Nothing found" is looked at again this often: a source that was
+ * briefly unreachable at start (IMDS busy) must not mean unsigned
+ * requests for the life of the process.
+ */
+#define DEFAULT_ANONYMOUS_RECHECK 300
 
 /* Take another reference; callers may hold them from any thread. */
 static struct aws_creds *
@@ -121,6 +126,20 @@ creds_from_section (const char *path, const struct ini *ini,
   return creds_origin_or_drop (out, "[%s] in %s", section, path);
 }
 
+/* A key of the profile, the credentials file's [NAME] over the config
+ * file's section, as botocore merges them (creds-assume.c reads
+ * role settings the same way).
+ */
+static const char *
+profile_merged_get (const struct profile *pf, const char *key)
+{
+  const char *v = NULL;
+
+  if (pf->credentials)
+    v = nonempty (ini_get (pf->credentials, pf->name, key));
+  return v ? v : profile_config_get (pf, key);
+}
+
 /* Step 3: web identity.  Each setting comes from its environment
  * variable, else from the profile (as in the AWS CLI, which therefore
  * lets the two be mixed).
@@ -140,11 +159,11 @@ creds_from_web_identity (const struct profile *pf, const char *cainfo,
     session = creds_getenv ("AWS_ROLE_SESSION_NAME");
   }
   if (token_file == NULL)
-    token_file = profile_config_get (pf, "web_identity_token_file");
+    token_file = profile_merged_get (pf, "web_identity_token_file");
   if (role_arn == NULL)
-    role_arn = profile_config_get (pf, "role_arn");
+    role_arn = profile_merged_get (pf, "role_arn");
   if (session == NULL)
-    session = profile_config_get (pf, "role_session_name");
+    session = profile_merged_get (pf, "role_session_name");
 
   /* NB: a role_arn without a token file is the assume-role step's. */
   if (token_file == NULL)
@@ -328,6 +347,20 @@ creds_resolve (const char *profile, const char *cainfo, struct aws_creds **out)
   endpoint_setting_free (&ca);
 
 done:
+  /* Already expired when received (a wrong clock here or at the
+   * source): say so now, rather than failing later with "the last
+   * attempt failed".
+   */
+  if (r == 0 && (*out)->expiration &&
+      (*out)->expiration <= now_wall_seconds ()) {
+    report_error ("AWS credentials from %s expired %lld s ago, when they "
+                  "were received: is this machine's clock right?",
+                  (*out)->origin ? (*out)->origin : (*out)->source,
+                  (long long) (now_wall_seconds () - (*out)->expiration));
+    creds_put (*out);
+    *out = NULL;
+    return -1;
+  }
   if (r == 0)
     creds_describe (*out);
   else if (r == 1)
@@ -347,7 +380,8 @@ struct creds_provider {
   pthread_cond_t refreshed; /* broadcast when a resolution ends */
   struct aws_creds *current; /* the provider's own reference, or NULL */
   bool resolved; /* some resolution has succeeded */
-  bool anonymous; /* ... and found nothing: final */
+  bool anonymous; /* ... and found nothing (until anonymous_until) */
+  time_t anonymous_until; /* 0: for good */
   bool refreshing; /* one caller is resolving right now */
   unsigned generation; /* counts finished resolutions */
   time_t next_attempt; /* no new attempt before this time */
@@ -384,7 +418,10 @@ creds_provider_new (const char *profile, const char *cainfo)
   if (creds_env_seconds ("ACCEL_CREDS_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN,
                          &hooks.refresh_margin) == -1 ||
       creds_env_seconds ("ACCEL_CREDS_RETRY_INTERVAL", DEFAULT_RETRY_INTERVAL,
-                         &hooks.retry_interval) == -1)
+                         &hooks.retry_interval) == -1 ||
+      creds_env_seconds ("ACCEL_CREDS_ANONYMOUS_RECHECK",
+                         DEFAULT_ANONYMOUS_RECHECK,
+                         &hooks.anonymous_recheck) == -1)
     return NULL;
   p = creds_provider_new_with_hooks (profile, &hooks);
   if (p == NULL)
@@ -466,7 +503,9 @@ creds_provider_get (struct creds_provider *p, struct aws_creds **out)
   pthread_mutex_lock (&p->lock);
   for (;;) {
     now = p->hooks.now (p->hooks.opaque);
-    if (p->anonymous) {
+    if (p->anonymous &&
+        (p->anonymous_until == 0 || now < p->anonymous_until ||
+         p->refreshing)) {
       pthread_mutex_unlock (&p->lock);
       return 1;
     }
@@ -520,13 +559,17 @@ creds_provider_get (struct creds_provider *p, struct aws_creds **out)
     creds_put (p->current);
     p->current = fresh;
     p->resolved = true;
+    p->anonymous = false;
     *out = creds_ref (fresh);
     pthread_mutex_unlock (&p->lock);
     creds_put (old);
     return 0;
   }
-  if (r == 1 && !p->resolved) {
+  if ((r == 1 && !p->resolved) || (r == -1 && p->anonymous)) {
+    /* NB: a failed re-check while anonymous stays anonymous. */
     p->anonymous = true;
+    p->anonymous_until =
+        p->hooks.anonymous_recheck ? now + p->hooks.anonymous_recheck : 0;
     pthread_mutex_unlock (&p->lock);
     return 1;
   }

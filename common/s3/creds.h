@@ -163,6 +163,7 @@ struct creds_provider_hooks {
   void *opaque;
   time_t refresh_margin; /* seconds */
   time_t retry_interval; /* seconds */
+  time_t anonymous_recheck; /* seconds; 0: "nothing found" is final */
 };
 struct creds_provider *
 creds_provider_new_with_hooks (const char *profile,

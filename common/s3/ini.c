@@ -191,8 +191,8 @@ ini_parse_header (struct ini *ini, struct ini_state *st, const char *p,
   return 0;
 }
 
-/* "key = value": the key is everything before the first '=' (a value
- * such as an ARN may itself contain '=' or ':').  parent is 0 for a
+/* "key = value" or "key: value": the key is everything before the
+ * first '=' or ':' (a value such as an ARN may itself contain both).  parent is 0 for a
  * key of the section, else 1 + the index of the key it is nested in.
  */
 static int
@@ -208,8 +208,12 @@ ini_parse_key_value (struct ini *ini, struct ini_state *st, const char *p,
     errno = EINVAL;
     return -1;
   }
-  eq = memchr (p, '=', len);
-  if (eq == NULL) {
+  /* As configparser (botocore) reads it, "key: value" is "key = value":
+   * the first '=' or ':' ends the key.
+   */
+  for (eq = p; eq < p + len && *eq != '=' && *eq != ':'; eq++)
+    ;
+  if (eq == p + len) {
     if (parent)
       report_error ("%s: line %zu: expected 'key = value' nested in '%s'",
                     st->name, st->lineno, ini->entries[parent - 1].key);
@@ -273,8 +277,31 @@ ini_parse_line (struct ini *ini, struct ini_state *st, const char *p,
   if (st->in_key && indent > st->key_indent) {
     const struct ini_entry *parent = &ini->entries[st->key_entry];
 
-    if (parent->value[0] != '\0')
+    if (parent->value[0] != '\0') {
+      /* configparser joins continuation lines to the value (botocore
+       * then splits a credential_process on white space): append it
+       * rather than silently dropping it.
+       */
+      struct ini_entry *e = &ini->entries[st->key_entry];
+      size_t old = strlen (e->value), add = len - indent;
+      char *v;
+
+      while (add > 0 && isblank ((unsigned char) p[indent + add - 1]))
+        add--;
+      v = malloc (old + 1 + add + 1);
+      if (v == NULL) {
+        report_error ("%s: malloc: %m", st->name);
+        return -1;
+      }
+      memcpy (v, e->value, old);
+      v[old] = ' ';
+      memcpy (v + old + 1, p + indent, add);
+      v[old + 1 + add] = '\0';
+      explicit_bzero (e->value, old); /* may be a secret */
+      free (e->value);
+      e->value = v;
       return 0;
+    }
     return ini_parse_key_value (ini, st, p + indent, len - indent, indent,
                                 st->key_entry + 1);
   }

@@ -1,7 +1,7 @@
 /* accel: a small parser for the AWS shared credentials and config files.
  *
  * Both files are INI files: "[section]" headers, then "key = value"
- * lines.  The credentials file names its sections after the profile
+ * (or "key: value") lines.  The credentials file names its sections after the profile
  * ("[NAME]"); the config file uses "[profile NAME]" except for
  * "[default]".  That naming rule belongs to the caller (creds.c); this
  * module only parses, so a file is loaded once and queried for several
@@ -14,9 +14,11 @@
  * no inline comments in values.  Lines indented below a key that has no
  * value of its own ("s3 =") are its nested "key = value" pairs (the
  * AWS CLI's sub-properties, as in [services NAME] sections); a nested
- * line without '=' is an error, as in the AWS CLI.  Lines indented
- * below a key with a value continue that value and are skipped.  Either
- * way a nested key is never mistaken for a top-level one.
+ * line without '=' or ':' is an error, as in the AWS CLI.  Lines
+ * indented below a key with a value continue that value: they are
+ * joined to it with a space, as configparser does (so a
+ * credential_process may go on over several lines).  Either way a
+ * nested key is never mistaken for a top-level one.
  */
 
 #ifndef ACCEL_INI_H

@@ -59,7 +59,11 @@ test_syntax (void)
                "[profile   dev ]\n"
                "role_arn = arn:aws:iam::123456789012:role/x=y\n"
                "empty =\n"
-               "Mixed_Case = yes\n");
+               "Mixed_Case = yes\n"
+               "[colon]\n"
+               "aws_access_key_id: AKIDCOLON\n"
+               "credential_process: helper --x=1\n"
+               "role_arn = arn:aws:iam::1:role/r\n");
   CHECK (ini != NULL);
   CHECK (test_nr_errors () == 0);
   if (ini == NULL)
@@ -76,6 +80,13 @@ test_syntax (void)
   CHECK (test_str_is (ini_get (ini, "profile dev", "mixed_case"), "yes"));
   CHECK (test_str_is (ini_get (ini, "profile dev", "MIXED_CASE"), "yes"));
   CHECK (ini_get (ini, "Default", "region") == NULL);
+  /* "key: value", as configparser reads it: the first '=' or ':'. */
+  CHECK (
+      test_str_is (ini_get (ini, "colon", "aws_access_key_id"), "AKIDCOLON"));
+  CHECK (test_str_is (ini_get (ini, "colon", "credential_process"),
+                      "helper --x=1"));
+  CHECK (test_str_is (ini_get (ini, "colon", "role_arn"),
+                      "arn:aws:iam::1:role/r"));
   /* Keys do not leak between sections. */
   CHECK (ini_get (ini, "profile dev", "region") == NULL);
   CHECK (ini_get (ini, "default", "role_arn") == NULL);
@@ -152,8 +163,11 @@ test_nested (void)
   CHECK (ini_get (ini, "default", "aws_access_key_id") == NULL);
   CHECK (ini_get (ini, "default", "max_concurrent_requests") == NULL);
   CHECK (ini_get (ini, "default", "signature_version") == NULL);
-  CHECK (test_str_is (ini_get (ini, "default", "region"), "us-west-2"));
-  /* "indented" is deeper than "region" above it: a continuation. */
+  /* "indented" is deeper than "region" above it: a continuation,
+   * joined to the value as configparser does (with a space).
+   */
+  CHECK (test_str_is (ini_get (ini, "default", "region"),
+                      "us-west-2 indented = top deeper = skipped"));
   CHECK (ini_get (ini, "default", "indented") == NULL);
   CHECK (ini_get (ini, "default", "deeper") == NULL);
   CHECK (test_str_is (ini_get (ini, "profile other", "first"),
