@@ -823,9 +823,11 @@ script_calls (void)
   return script.calls;
 }
 
-/* A provider over the script, with a 300 s margin and 5 s back-off. */
+/* A provider over the script, with a 300 s margin, 5 s back-off, and
+ * "nothing found" looked at again after recheck seconds (0: final).
+ */
 static struct creds_provider *
-script_provider (int result, time_t lifetime)
+script_provider_recheck (int result, time_t lifetime, time_t recheck)
 {
   struct creds_provider_hooks hooks = {
     .resolve = script_resolve,
@@ -833,6 +835,7 @@ script_provider (int result, time_t lifetime)
     .opaque = &script,
     .refresh_margin = 300,
     .retry_interval = 5,
+    .anonymous_recheck = recheck,
   };
   struct creds_provider *p;
 
@@ -845,6 +848,12 @@ script_provider (int result, time_t lifetime)
     exit (EXIT_FAILURE);
   test_clear_errors ();
   return p;
+}
+
+static struct creds_provider *
+script_provider (int result, time_t lifetime)
+{
+  return script_provider_recheck (result, lifetime, 0);
 }
 
 /* Get from the provider: expect return value r and access key key. */
@@ -900,6 +909,27 @@ test_provider_basic (void)
   SCRIPT_SET (result, 0);
   CHECK (get_is (p, 0, "AKID2"));
   CHECK (script_calls () == 2);
+  creds_provider_free (p);
+
+  /* Anonymous, looked at again every 300 s: a source that was not
+   * there at first (IMDS slow at start) is found later.
+   */
+  p = script_provider_recheck (1, 0, 300);
+  CHECK (get_is (p, 1, NULL));
+  SCRIPT_SET (now, 1000000 + 299);
+  CHECK (get_is (p, 1, NULL));
+  CHECK (script_calls () == 1);
+  SCRIPT_SET (now, 1000000 + 300);
+  CHECK (get_is (p, 1, NULL)); /* still nothing */
+  CHECK (script_calls () == 2);
+  SCRIPT_SET (now, 1000000 + 599);
+  SCRIPT_SET (result, 0);
+  CHECK (get_is (p, 1, NULL)); /* not before the next 300 s */
+  CHECK (script_calls () == 2);
+  SCRIPT_SET (now, 1000000 + 600);
+  CHECK (get_is (p, 0, "AKID3"));
+  CHECK (script_calls () == 3);
+  CHECK (test_nr_errors () == 0);
   creds_provider_free (p);
 
   /* A failure, then nothing found: that is anonymous. */
