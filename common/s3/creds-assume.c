@@ -67,22 +67,6 @@ struct chain {
   char *leaf, *leaf_origin;
 };
 
-/* A value of the profile: as in the AWS CLI, the credentials file's
- * [NAME] section is merged over the config file's, so assume-role
- * settings may be in either.
- */
-static const char *
-profile_get (const struct profile *pf, const char *key)
-{
-  const char *v = NULL;
-
-  if (pf->credentials)
-    v = ini_get (pf->credentials, pf->name, key);
-  if (v && *v)
-    return v;
-  return profile_config_get (pf, key);
-}
-
 /* Does the profile exist in either file? */
 static bool
 profile_exists (const struct profile *pf)
@@ -95,15 +79,15 @@ profile_exists (const struct profile *pf)
 static bool
 has_static_keys (const struct profile *pf)
 {
-  return profile_get (pf, "aws_access_key_id") != NULL;
+  return profile_merged_get (pf, "aws_access_key_id") != NULL;
 }
 
 /* The assume-role step applies: role_arn without web identity. */
 static bool
 has_assume_role (const struct profile *pf)
 {
-  return profile_get (pf, "role_arn") &&
-      profile_get (pf, "web_identity_token_file") == NULL;
+  return profile_merged_get (pf, "role_arn") &&
+      profile_merged_get (pf, "web_identity_token_file") == NULL;
 }
 
 /* "a -> b -> c" for messages. */
@@ -426,12 +410,12 @@ check_duration (const struct profile *pf, const char *s)
 static int
 assume_role (struct chain *ch, const struct profile *pf, struct aws_creds **out)
 {
-  const char *role_arn = profile_get (pf, "role_arn");
-  const char *source_profile = profile_get (pf, "source_profile");
-  const char *credential_source = profile_get (pf, "credential_source");
-  const char *session = profile_get (pf, "role_session_name");
-  const char *duration = profile_get (pf, "duration_seconds");
-  const char *external_id = profile_get (pf, "external_id");
+  const char *role_arn = profile_merged_get (pf, "role_arn");
+  const char *source_profile = profile_merged_get (pf, "source_profile");
+  const char *credential_source = profile_merged_get (pf, "credential_source");
+  const char *session = profile_merged_get (pf, "role_session_name");
+  const char *duration = profile_merged_get (pf, "duration_seconds");
+  const char *external_id = profile_merged_get (pf, "external_id");
   struct aws_creds *src = NULL;
   char default_session[64], path[512];
   int r;
@@ -457,7 +441,7 @@ assume_role (struct chain *ch, const struct profile *pf, struct aws_creds **out)
                   pf->name, role_arn);
     return -1;
   }
-  if (profile_get (pf, "mfa_serial")) {
+  if (profile_merged_get (pf, "mfa_serial")) {
     report_error ("credentials: profile %s: role %s needs an MFA code "
                   "(mfa_serial), which cannot be typed here; get "
                   "credentials with \"aws configure export-credentials "
@@ -514,7 +498,7 @@ creds_from_assume_role (const struct profile *pf, const char *cainfo,
   if (r == 0) {
     chain_describe (&ch, ch.leaf, path, sizeof path);
     if (creds_set_origin (*out, "role %s, profile chain %s, source: %s",
-                          profile_get (pf, "role_arn"), path,
+                          profile_merged_get (pf, "role_arn"), path,
                           ch.leaf_origin) == -1) {
       creds_put (*out);
       *out = NULL;

@@ -162,6 +162,19 @@ profile_config_get (const struct profile *pf, const char *key)
   return nonempty (ini_get (pf->config, pf->config_section, key));
 }
 
+/* As in the AWS CLI (botocore), the credentials file's [NAME] section
+ * is merged over the config file's: a setting may be in either.
+ */
+const char *
+profile_merged_get (const struct profile *pf, const char *key)
+{
+  const char *v = NULL;
+
+  if (pf->credentials)
+    v = nonempty (ini_get (pf->credentials, pf->name, key));
+  return v ? v : profile_config_get (pf, key);
+}
+
 /* The profile as endpoint.c reads it. */
 struct endpoint_profile
 profile_endpoint_view (const struct profile *pf)

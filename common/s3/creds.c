@@ -126,20 +126,6 @@ creds_from_section (const char *path, const struct ini *ini,
   return creds_origin_or_drop (out, "[%s] in %s", section, path);
 }
 
-/* A key of the profile, the credentials file's [NAME] over the config
- * file's section, as botocore merges them (creds-assume.c reads
- * role settings the same way).
- */
-static const char *
-profile_merged_get (const struct profile *pf, const char *key)
-{
-  const char *v = NULL;
-
-  if (pf->credentials)
-    v = nonempty (ini_get (pf->credentials, pf->name, key));
-  return v ? v : profile_config_get (pf, key);
-}
-
 /* Step 3: web identity.  Each setting comes from its environment
  * variable, else from the profile (as in the AWS CLI, which therefore
  * lets the two be mixed).

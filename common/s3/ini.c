@@ -192,8 +192,9 @@ ini_parse_header (struct ini *ini, struct ini_state *st, const char *p,
 }
 
 /* "key = value" or "key: value": the key is everything before the
- * first '=' or ':' (a value such as an ARN may itself contain both).  parent is 0 for a
- * key of the section, else 1 + the index of the key it is nested in.
+ * first '=' or ':' (a value such as an ARN may itself contain both).
+ * parent is 0 for a key of the section, else 1 + the index of the key
+ * it is nested in.
  */
 static int
 ini_parse_key_value (struct ini *ini, struct ini_state *st, const char *p,

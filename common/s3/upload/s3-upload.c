@@ -178,6 +178,15 @@ hash_file (struct upload *up, char etag[S3_ETAG_LEN])
   return 0;
 }
 
+/* Does o carry the S3_META_IMAGE_SHA256 this upload gives (if any)? */
+static bool
+metadata_is_ours (const struct upload *up, const struct s3_object *o)
+{
+  const char *want = up->opts.image_sha256, *have = s3_object_image_sha256 (o);
+
+  return want == NULL || (have && strcasecmp (have, want) == 0);
+}
+
 /* The object's S3_META_IMAGE_SHA256 against the one we sent: 0 if it
  * is ours (or we sent none), 2 if a resumed upload gave it the value
  * of the run that created the upload (another version's, or none from
@@ -190,7 +199,7 @@ check_metadata (const struct upload *up, const struct s3_object *o)
 {
   const char *want = up->opts.image_sha256, *have = s3_object_image_sha256 (o);
 
-  if (want == NULL || (have && strcasecmp (have, want) == 0))
+  if (metadata_is_ours (up, o))
     return 0;
   if (up->resumed)
     return 2;
@@ -238,15 +247,15 @@ verify_object (struct upload *up, const char *etag, bool unconfirmed)
   return ret;
 }
 
-/* Does o carry the S3_META_IMAGE_SHA256 this upload would give it? */
+/* An object that is already there: is it ours, metadata included?
+ * (Said in the debug log if only the metadata differs.)
+ */
 static bool
 same_metadata (const struct upload *up, const struct s3_object *o)
 {
   const char *want = up->opts.image_sha256, *have = s3_object_image_sha256 (o);
 
-  if (want == NULL)
-    return true;
-  if (have && strcasecmp (have, want) == 0)
+  if (metadata_is_ours (up, o))
     return true;
   report_debug ("s3: %s: same bytes, but %s %s, not %s: uploading again",
                 up->url.name, S3_META_IMAGE_SHA256, have ? have : "missing",
