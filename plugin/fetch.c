@@ -523,7 +523,8 @@ run_progress (void *opaque, uint64_t done)
 
 /* A chunk that failed its check once: fetch it alone until it matches,
  * VERIFY_TRIES fetches in all.  Returns 1 (good), 0 (never matched,
- * reported) or -1 (the GET failed, errno set).
+ * reported) or -1 (the GET failed, errno set).  The caller bounds the
+ * time of these GETs (s3_set_thread_deadline).
  */
 static int
 refetch_chunk (struct image *img, uint64_t idx, unsigned char *data,
@@ -598,7 +599,8 @@ fetch_run (struct image *img, struct fetch_miss *miss, size_t n, bool prefetch)
 {
   struct run r = { .img = img, .miss = miss, .n = n, .prefetch = prefetch };
   struct s3_progress progress = { .fn = run_progress, .opaque = &r };
-  uint64_t len = 0, pos;
+  uint64_t len = 0, pos, budget = img->s3 ? s3_client_budget_ns (img->s3) : 0;
+  uint64_t start = now_monotonic_ns ();
   int err = 0;
   size_t i;
 
@@ -619,8 +621,12 @@ fetch_run (struct image *img, struct fetch_miss *miss, size_t n, bool prefetch)
   budget_get_done ();
 
   /* What the GET did not hand over: chunks that failed their check, and
-   * all those after a failure.
+   * all those after a failure.  The chunks fetched again share the
+   * GET's budget, so that the read stays within the bound accel-mount
+   * gives the kernel (README, "Timeouts"), however many fail.
    */
+  if (budget)
+    s3_set_thread_deadline (start + budget);
   for (i = 0, pos = 0; i < n; pos += image_chunk_len (img, miss[i].idx), i++) {
     uint32_t clen = image_chunk_len (img, miss[i].idx);
     unsigned char sha[32];
@@ -638,6 +644,7 @@ fetch_run (struct image *img, struct fetch_miss *miss, size_t n, bool prefetch)
     else
       finish_chunk (&r, i, NULL, NULL, good == 0 ? EIO : (errno ? errno : EIO));
   }
+  s3_set_thread_deadline (0);
   if (r.b == NULL)
     budget_release (len);
   blob_put (r.b);

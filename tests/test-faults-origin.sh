@@ -35,6 +35,9 @@
 #     next request on it retried on a new one)
 #  8. SIGTERM while the origin stalls every GET: nbdkit exits at once,
 #     not after the retries of the fetches under way
+#  9. a wrong body, then a stalled origin: the chunk's fetches again
+#     share the first GET's budget (README, "Timeouts"), so the read
+#     fails within it, not after three of them
 # Counters checked: the proxy's (requests by status, faults injected)
 # and the plugin's own (-D accel.stats=1, printed at exit).
 # accel-test: alone (times retries against a stalled origin)
@@ -379,6 +382,31 @@ echo "nbdkit exited $ms ms after SIGTERM, with GETs stalled (timeout=20 retries=
 # Not a speed target: without the abort it waits out 2 x 20 s.
 [ "$ms" -lt 10000 ] || fail "8: nbdkit took $ms ms to exit"
 faults '[]'
+
+echo "== 9. a wrong body, then a stalled origin: one budget for the read"
+# timeout=2 retries=5 throttle-timeout=1: 12 s for a read.  Chunk 10's
+# GETs: wrong, 5 stalled, wrong, 5 stalled, wrong.  Each fetch again
+# had a budget of its own before: 2 x (10 s + backoffs), about 23 s.
+rm -rf "$tmp/cache"
+r10='"method": "GET", "range": "bytes=10485760-"'
+faults '[{"id": "9a", '"$r10"', "action": "corrupt", "offset": 0, "count": 1},
+         {"id": "9b", '"$r10"', "action": "delay", "seconds": 60, "count": 5},
+         {"id": "9c", '"$r10"', "action": "corrupt", "offset": 0, "count": 1},
+         {"id": "9d", '"$r10"', "action": "delay", "seconds": 60, "count": 5},
+         {"id": "9e", '"$r10"', "action": "corrupt", "offset": 0, "count": 1}]'
+serve budget timeout=2 retries=5 throttle-timeout=1
+t0=$(date +%s%N)
+read_fails budget $((10 * MiB)) 4096
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "a wrong body then a stalled origin: the read failed after $ms ms (budget 12 s)"
+grep "error:" "$tmp/budget.log"
+# Not a speed target: the bound accel-mount's nbd timeout is built on.
+[ "$ms" -lt 16000 ] || fail "9: the read took $ms ms, past its 12 s budget"
+grep -q "used up its time\|timed out\|Timeout" "$tmp/budget.log" ||
+  fail "9: no clear error: $(grep error "$tmp/budget.log")"
+faults '[]'
+range_check budget $((10 * MiB)) $MiB
+stop_nbdkit budget
 
 echo "faults injected: $(proxy_faults_summary)"
 echo "error statuses: 500=$(proxy_count status.500) 503=$(proxy_count status.503)" \

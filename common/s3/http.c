@@ -15,12 +15,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "http.h"
 #include "report.h"
 
@@ -380,6 +382,25 @@ http_conn_get (struct http_pool *pool)
     return NULL;
   }
   return conn;
+}
+
+int
+http_conn_deadline (struct http_conn *conn, uint64_t deadline_ns)
+{
+  uint64_t now = now_monotonic_ns (), ms;
+
+  if (now >= deadline_ns)
+    return -1;
+  ms = (deadline_ns - now + 999999) / 1000000;
+  if (conn->pool->timeout > 0 && ms >= conn->pool->timeout * UINT64_C (1000))
+    return 0;
+  /* NB: set on every get (conn_setup), so this lasts one transfer. */
+  if (curl_easy_setopt (conn->curl, CURLOPT_TIMEOUT_MS, (long) ms) !=
+      CURLE_OK) {
+    report_error ("curl_easy_setopt: CURLOPT_TIMEOUT_MS failed");
+    return -1;
+  }
+  return 0;
 }
 
 /* Return a handle and wake one waiter. */

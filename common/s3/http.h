@@ -52,6 +52,12 @@ extern void http_pool_free (struct http_pool *pool);
  */
 extern struct http_conn *http_conn_get (struct http_pool *pool);
 
+/* End this handle's next transfer by deadline_ns (now_monotonic_ns
+ * time) if that comes before the pool's timeout.  The handle forgets it
+ * when it goes back to the pool.  Returns -1 if the deadline has passed.
+ */
+extern int http_conn_deadline (struct http_conn *conn, uint64_t deadline_ns);
+
 /* Give a handle back to its pool.  conn may be NULL. */
 extern void http_conn_put (struct http_conn *conn);
 

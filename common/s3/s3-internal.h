@@ -132,6 +132,9 @@ extern void s3_response_free (struct s3_response *rs);
 extern size_t
 s3_response_header (char *ptr, size_t size, size_t nitems, void *opaque);
 
+/* The calling thread's deadline (s3_set_thread_deadline), 0 if none. */
+extern uint64_t s3_thread_deadline (void);
+
 /* Perform one exchange: take a handle, sign (if url->sign and we have
  * credentials), send, stream the body.  Returns 0 if the exchange was
  * made, whatever came of it (see rs), or -1 after report_error if it

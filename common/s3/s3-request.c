@@ -556,6 +556,11 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
   if (conn == NULL)
     goto out;
   rs->curl = conn->curl;
+  if (s3_thread_deadline () &&
+      http_conn_deadline (conn, s3_thread_deadline ()) == -1) {
+    report_error ("%s: not sent: no time left for it", url->name);
+    goto out;
+  }
   SETOPT (conn->curl, CURLOPT_URL, req_url);
   SETOPT (conn->curl, CURLOPT_HTTPHEADER, list);
   SETOPT (conn->curl, CURLOPT_HEADERFUNCTION, s3_response_header);

@@ -52,6 +52,7 @@ struct s3_client {
   char *endpoint, *region, *profile;
   unsigned retries;
   uint64_t throttle_ns; /* throttle budget of one request */
+  uint64_t budget_ns; /* s3_client_budget_ns */
   struct throttle *throttle;
   struct http_pool *pool;
   struct creds_provider *creds;
@@ -132,6 +133,12 @@ s3_client_new (const struct s3_config *cfg)
   }
   c->retries = cfg->retries;
   c->throttle_ns = cfg->throttle_timeout * UINT64_C (1000000000);
+  if (cfg->timeout > 0) {
+    uint64_t t = cfg->timeout * UINT64_C (1000000000);
+    uint64_t real = (cfg->retries + UINT64_C (1)) * t;
+
+    c->budget_ns = real > c->throttle_ns + t ? real : c->throttle_ns + t;
+  }
   c->throttle = throttle_new (cfg->connections ? cfg->connections
                                                : HTTP_DEFAULT_CONNECTIONS);
   if (c->throttle == NULL)
@@ -206,6 +213,26 @@ enum s3_priority
 s3_thread_priority (void)
 {
   return thread_priority;
+}
+
+uint64_t
+s3_client_budget_ns (const struct s3_client *c)
+{
+  return c->budget_ns;
+}
+
+static __thread uint64_t thread_deadline;
+
+void
+s3_set_thread_deadline (uint64_t ns)
+{
+  thread_deadline = ns;
+}
+
+uint64_t
+s3_thread_deadline (void)
+{
+  return thread_deadline;
 }
 
 /* Free a client after its last object is closed. */
@@ -359,7 +386,11 @@ s3_run (struct s3_client *c, const struct s3_url *url,
   off_t fd_start = -1;
   unsigned attempt = 0, throttled = 0;
   uint64_t deadline = now_monotonic_ns () + c->throttle_ns, waited_all = 0;
+  uint64_t limit = thread_deadline; /* s3_set_thread_deadline */
   char line[2560], slow_msg[2048] = "";
+
+  if (limit && limit < deadline)
+    deadline = limit;
 
   if (rq->fd >= 0)
     fd_start = lseek (rq->fd, 0, SEEK_CUR);
@@ -405,6 +436,14 @@ s3_run (struct s3_client *c, const struct s3_url *url,
     }
     count_throttled (c, waited);
     waited_all += waited;
+    if (limit && now_monotonic_ns () >= limit) {
+      snprintf (msg, sizeof msg,
+                "not sent: the read has used up its time (timeout= x "
+                "(retries=+1), or throttle-timeout=) on earlier requests");
+      err = ETIMEDOUT;
+      outcome = S3_FAIL;
+      goto fail;
+    }
     if (retry)
       atomic_fetch_add_explicit (&c->counters.retries, 1, memory_order_relaxed);
     retry = false;
@@ -453,7 +492,8 @@ s3_run (struct s3_client *c, const struct s3_url *url,
     else if (outcome == S3_RETRY && attempt < c->retries &&
              !http_pool_aborted (c->pool) &&
              ((throttled == 0 && waited_all == 0) ||
-              now_monotonic_ns () < deadline)) {
+              now_monotonic_ns () < deadline) &&
+             (limit == 0 || now_monotonic_ns () < limit)) {
       if (rq->fd >= 0 && rs.got > 0 && !rewind_fd (rq->fd, fd_start)) {
         report_error ("%s: %s (cannot retry: the output cannot be "
                       "rewound: %m)",
@@ -469,6 +509,11 @@ s3_run (struct s3_client *c, const struct s3_url *url,
       sleep_ms (ms);
       continue;
     }
+    else if (outcome == S3_RETRY && limit && now_monotonic_ns () >= limit)
+      snprintf (gave_up, sizeof gave_up,
+                " (gave up after %u attempts: the read has used up its "
+                "time)",
+                attempt + 1);
     else if (outcome == S3_RETRY && attempt > 0)
       snprintf (gave_up, sizeof gave_up, " (gave up after %u attempts)",
                 attempt + 1);

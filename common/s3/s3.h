@@ -93,6 +93,20 @@ extern int s3_client_share_throttle (struct s3_client *c, const char *path);
 extern void s3_set_thread_priority (enum s3_priority prio);
 extern enum s3_priority s3_thread_priority (void);
 
+/* The longest one request of c may take, retries and throttling
+ * included: the longer of (retries+1) x timeout and throttle_timeout +
+ * timeout (README, "Timeouts"), in ns; 0 if timeout is 0 (no bound).
+ */
+extern uint64_t s3_client_budget_ns (const struct s3_client *c);
+
+/* Until cleared (0), the calling thread's requests end by this
+ * now_monotonic_ns () time: an attempt is cut when it comes (ETIMEDOUT,
+ * as a timeout), and none is started or retried after it.  For work
+ * made of several requests that must fit one budget, e.g. a chunk
+ * fetched again after a body that failed its hash.
+ */
+extern void s3_set_thread_deadline (uint64_t ns);
+
 /* Free the client.  Every object must have been closed. */
 extern void s3_client_free (struct s3_client *c);
 /* Shutdown: cut the requests under way (within a second) and retry none. */
