@@ -320,6 +320,22 @@ manifest_is_remote (const struct image_config *cfg)
   return cfg->manifest == NULL || strstr (cfg->manifest, "://") != NULL;
 }
 
+/* Whether the manifest can never change: a local file, a pin by
+ * manifest-sha256=, or a URL that names one version (versionId=).
+ */
+static bool
+manifest_is_fixed (const struct image_config *cfg)
+{
+  const char *q;
+
+  if (!manifest_is_remote (cfg) || cfg->manifest_sha256)
+    return true;
+  q = cfg->manifest ? strchr (cfg->manifest, '?') : NULL;
+  return q &&
+      (strncmp (q + 1, "versionId=", 10) == 0 ||
+       strstr (q, "&versionId=") != NULL);
+}
+
 /* Drop the manifest open_manifest opened, to pair again. */
 static void
 forget_manifest (struct image *img)
@@ -377,7 +393,8 @@ image_unchanged (struct image *img, const struct image_config *cfg)
  * still checked against the manifest, so a wrong pair fails reads but
  * never serves wrong bytes.  Returns 1 if the manifest is the
  * object's (or nothing says), 0 if not but the manifest's URL may yet
- * get the right one (wait and look again), or -1 (error reported).
+ * get the right one (wait and look again), or -1 (error reported, at
+ * once if the manifest cannot change).
  */
 static int
 manifest_pairs (struct image *img, const struct image_config *cfg,
@@ -389,7 +406,7 @@ manifest_pairs (struct image *img, const struct image_config *cfg,
   hex_encode (manifest_image_sha256 (img->manifest), 32, have);
   if (want == NULL || strcmp (want, have) == 0)
     return 1;
-  if (!manifest_is_remote (cfg) || cfg->manifest_sha256) {
+  if (manifest_is_fixed (cfg)) {
     report_error (
         "%s: the object is an image with SHA-256 %s, but the "
         "manifest %s is for one with SHA-256 %s: they do not "

@@ -187,4 +187,39 @@ grep -q "ignoring its x-amz-meta-accel-image-sha256 header, which is not one SHA
 nbdcopy "$(nbd_uri q)" "$tmp/q.out" || fail "reading with bad metadata"
 cmp "$tmp/q.out" "$tmp/v1.img" || fail "nbdkit q did not serve v1"
 stop_nbdkit q
+# 3f. Both pinned by versionId= (http URLs: in an s3:// URL a '?' is
+# part of the key): a pair that does not belong together can never
+# change, so it is refused at once, not after publish-wait=.  Public
+# copies: v3's image, then v2's manifest and v3's.
+# put_public FILE KEY [SHA]: prints the version ID of the new object.
+put_public () {
+  local h=()
+  [ -z "${3:-}" ] || h=(-H "x-amz-meta-accel-image-sha256: $3")
+  s3_curl -X PUT -H "x-amz-acl: public-read" "${h[@]}" -D "$tmp/put.h" \
+    --upload-file "$1" "$ACCEL_TEST_S3_ENDPOINT/$vb/pub/$2" >/dev/null ||
+    fail "put pub/$2"
+  tr -d '\r' < "$tmp/put.h" | sed -n 's/^[xX]-[aA]mz-[vV]ersion-[iI]d: //p'
+}
+v3_image=$(put_public "$tmp/v3.img" disk.img "$(sha256sum < "$tmp/v3.img" | cut -c1-64)")
+v2_manifest=$(put_public "$tmp/v2.img.manifest" disk.img.manifest)
+v3_manifest=$(put_public "$tmp/v3.img.manifest" disk.img.manifest)
+[ -n "$v3_image" ] && [ -n "$v2_manifest" ] && [ -n "$v3_manifest" ] ||
+  fail "no version IDs: '$v3_image' '$v2_manifest' '$v3_manifest'"
+pub="$ACCEL_TEST_S3_ENDPOINT/$vb/pub"
+t0=$SECONDS
+if start_nbdkit p url="$pub/disk.img?versionId=$v3_image" readahead=0 \
+     prefetch=none cache-dir="$tmp/cache-p" publish-wait=60 \
+     manifest="$pub/disk.img.manifest?versionId=$v2_manifest"; then
+  fail "served v3 with v2's manifest, both pinned"
+fi
+[ $((SECONDS - t0)) -lt 30 ] || fail "3f: waited for a pinned manifest to change"
+grep -q "they do not belong together" "$tmp/p.log" ||
+  fail "no clear error for two pinned versions: $(grep error "$tmp/p.log")"
+start_nbdkit p2 url="$pub/disk.img?versionId=$v3_image" readahead=0 \
+  prefetch=none cache-dir="$tmp/cache-p" publish-wait=0 \
+  manifest="$pub/disk.img.manifest?versionId=$v3_manifest" ||
+  fail "nbdkit p2 (v3 and its manifest, pinned): $(cat "$tmp/p2.log")"
+nbdcopy "$(nbd_uri p2)" "$tmp/p2.out" || fail "reading pinned v3"
+cmp "$tmp/p2.out" "$tmp/v3.img" || fail "nbdkit p2 did not serve v3"
+stop_nbdkit p2
 echo PASS
