@@ -63,9 +63,12 @@ void profile_view_free (struct profile *v);
 /* A non-empty key of the profile's section in the config file, or NULL. */
 const char *profile_config_get (const struct profile *pf, const char *key);
 /* The same, from the credentials file's [NAME] if it has the key, else
- * the config file's: where role and web identity settings may be.
+ * the config file's: where role and web identity settings and the
+ * region may be.  profile_merged_find also says which file (*path).
  */
 const char *profile_merged_get (const struct profile *pf, const char *key);
+const char *profile_merged_find (const struct profile *pf, const char *key,
+                                 const char **path);
 
 /* The profile as endpoint.c reads it. */
 struct endpoint_profile profile_endpoint_view (const struct profile *pf);

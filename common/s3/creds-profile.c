@@ -166,13 +166,28 @@ profile_config_get (const struct profile *pf, const char *key)
  * is merged over the config file's: a setting may be in either.
  */
 const char *
-profile_merged_get (const struct profile *pf, const char *key)
+profile_merged_find (const struct profile *pf, const char *key,
+                     const char **path)
 {
   const char *v = NULL;
 
   if (pf->credentials)
     v = nonempty (ini_get (pf->credentials, pf->name, key));
-  return v ? v : profile_config_get (pf, key);
+  if (v) {
+    *path = pf->credentials_path;
+    return v;
+  }
+  v = profile_config_get (pf, key);
+  *path = pf->config_path;
+  return v;
+}
+
+const char *
+profile_merged_get (const struct profile *pf, const char *key)
+{
+  const char *path;
+
+  return profile_merged_find (pf, key, &path);
 }
 
 /* The profile as endpoint.c reads it. */
@@ -259,7 +274,7 @@ profile_region (const struct profile *pf)
   if (r == NULL)
     r = creds_getenv ("AWS_DEFAULT_REGION");
   if (r == NULL && pf)
-    r = profile_config_get (pf, "region");
+    r = profile_merged_get (pf, "region");
   if (r == NULL)
     r = DEFAULT_REGION;
   region = strdup (r);
@@ -273,20 +288,19 @@ int
 creds_region (const char *profile, struct endpoint_setting *out)
 {
   const char *names[] = { "AWS_REGION", "AWS_DEFAULT_REGION" };
-  const char *r = NULL;
+  const char *r = NULL, *path;
   struct profile pf;
   size_t i;
   int ret = 0;
 
   memset (out, 0, sizeof *out);
-  if (profile_load (&pf, profile, false) == -1)
+  if (profile_load (&pf, profile, true) == -1)
     return -1;
   for (i = 0; r == NULL && i < 2; ++i)
     if ((r = creds_getenv (names[i])) != NULL)
       out->source = strdup (names[i]);
-  if (r == NULL && (r = profile_config_get (&pf, "region")) != NULL &&
-      asprintf (&out->source, "profile %s in %s", pf.name, pf.config_path) ==
-          -1)
+  if (r == NULL && (r = profile_merged_find (&pf, "region", &path)) != NULL &&
+      asprintf (&out->source, "profile %s in %s", pf.name, path) == -1)
     out->source = NULL;
   if (r == NULL) {
     r = DEFAULT_REGION;
@@ -312,7 +326,7 @@ creds_default_region (const char *profile)
   /* The environment wins: no need to read any file. */
   if (creds_getenv ("AWS_REGION") || creds_getenv ("AWS_DEFAULT_REGION"))
     return profile_region (NULL);
-  if (profile_load (&pf, profile, false) == -1)
+  if (profile_load (&pf, profile, true) == -1)
     return NULL;
   region = profile_region (&pf);
   profile_free (&pf);

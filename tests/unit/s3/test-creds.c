@@ -317,6 +317,17 @@ test_region (void)
   CHECK (region_is (NULL, "eu-north-1"));
   CHECK (region_is ("dev", "eu-west-3"));
   CHECK (region_is ("cfgonly", "us-east-1"));
+  /* As botocore: the credentials file's section is merged over the
+   * config file's, region included.
+   */
+  write_file ("credentials2",
+              "[cfgonly]\nregion = me-south-1\n"
+              "[dev]\nregion = af-south-1\n");
+  setenv_path ("AWS_SHARED_CREDENTIALS_FILE", "credentials2");
+  CHECK (region_is ("cfgonly", "me-south-1"));
+  CHECK (region_is ("dev", "af-south-1"));
+  CHECK (region_is (NULL, "eu-north-1"));
+  unsetenv ("AWS_SHARED_CREDENTIALS_FILE");
   setenv ("AWS_PROFILE", "dev", 1);
   CHECK (region_is (NULL, "eu-west-3"));
   setenv ("AWS_DEFAULT_REGION", "ap-east-1", 1);
