@@ -5,7 +5,7 @@
 # not cached yet, and reading those files afterwards takes no GET while
 # reading another file does.  --socket with and without --manifest (the
 # plugin names it), --dry-run, the progress bar on a terminal, and bad
-# paths.  The plugin's trace of the session, given to accel-mkimage
+# paths; a stopped, stuck or killed nbdkit.  The plugin's trace of the session, given to accel-mkimage
 # --hot, rebuilds the same image with that hot list, and accel-index
 # --update of the old manifest gives the same manifest.
 . "$(dirname "$0")/lib/functions.sh"
@@ -171,6 +171,33 @@ expect_fail "no path" 2 "no PATH given" "$prefetch" "$tmp/mnt"
 expect_fail "bad --requests" 2 "not a number from 1 to 64" \
   "$prefetch" -r 0 "$tmp/mnt" big1.bin
 echo "bad paths and usage: refused"
+
+# 3b. An nbdkit that is stopped, stuck behind a stalled origin, or
+# killed mid-run: a clear error, not a hang or "N requests failed".
+start_nbdkit s url="s3://$bucket/data.img" endpoint="$proxy_url" \
+  cache-dir="$tmp/cache-s" readahead=0 prefetch=none ||
+  fail "nbdkit s: $(cat "$tmp/s.log")"
+man=(--socket "$sock_s" --manifest "$tmp/pub/data.img.manifest" --jitter 0)
+kill -STOP "$pid_s"
+t0=$SECONDS
+expect_fail "a stopped nbdkit" 1 "did not answer within 2 s (--timeout): is it stopped or stuck" \
+  "$prefetch" "${man[@]}" --timeout 2 big1.bin
+kill -CONT "$pid_s"
+echo '[{"id": "stall", "method": "GET", "range": "bytes=", "action": "delay", "seconds": 30}]' > "$proxy_faults"
+expect_fail "a stuck nbdkit" 1 "nbdkit answered none of the 4 requests in flight for 2 s (--timeout)" \
+  "$prefetch" "${man[@]}" --timeout 2 -r 4 --batch 64K big1.bin
+"$prefetch" "${man[@]}" big2.bin > "$tmp/killed.log" 2>&1 &
+killed=$!
+sleep 1
+kill -9 "$pid_s"
+wait "$killed"
+rc=$?
+[ "$rc" = 1 ] || fail "nbdkit killed: exit status $rc: $(cat "$tmp/killed.log")"
+grep -q "lost the connection to nbdkit after 0 B of .* were cached: did nbdkit exit" "$tmp/killed.log" ||
+  fail "nbdkit killed: $(cat "$tmp/killed.log")"
+[ $((SECONDS - t0)) -lt 25 ] || fail "a stopped, stuck or killed nbdkit took $((SECONDS - t0)) s"
+echo '[]' > "$proxy_faults"
+echo "a stopped, stuck or killed nbdkit: clear errors in $((SECONDS - t0)) s"
 
 # 4. The session's trace rebuilds the same image with a hot list.
 "$top/tools/sh/accel-umount" "$tmp/mnt" -q || fail "accel-umount"

@@ -48,6 +48,12 @@
  */
 #define DEFAULT_JITTER 2
 #define MAX_JITTER 600
+/* Longer than the plugin's own budget for one request with its
+ * defaults (420 s: README, "Timeouts"), which it may take before it
+ * answers.
+ */
+#define DEFAULT_TIMEOUT 600
+#define MAX_TIMEOUT 86400
 
 enum {
   HELP_OPTION = CHAR_MAX + 1,
@@ -56,6 +62,7 @@ enum {
   JITTER_OPTION,
   MANIFEST_OPTION,
   SOCKET_OPTION,
+  TIMEOUT_OPTION,
 };
 
 /* A leading ':' : getopt_long reports nothing, report_usage_error does. */
@@ -69,6 +76,7 @@ static const struct option long_options[] = {
   { "quiet", no_argument, NULL, 'q' },
   { "requests", required_argument, NULL, 'r' },
   { "socket", required_argument, NULL, SOCKET_OPTION },
+  { "timeout", required_argument, NULL, TIMEOUT_OPTION },
   { "verbose", no_argument, NULL, 'v' },
   { "version", no_argument, NULL, VERSION_OPTION },
   { NULL, 0, NULL, 0 },
@@ -123,6 +131,10 @@ usage (void)
       "                      (default %d, at most %d; 0: at once), so that\n"
       "                      a fleet running this together does not reach\n"
       "                      S3 in lockstep.\n"
+      "  --timeout SECS      give up when nbdkit answers nothing for SECS\n"
+      "                      seconds (default %d, longer than the plugin's\n"
+      "                      own budget for a request; at most %d; 0:\n"
+      "                      wait for ever).\n"
       "  -n, --dry-run       only say what would be fetched.\n"
       "  -q, --quiet         print nothing but errors.\n"
       "  -v, --verbose       list each file selected.\n"
@@ -143,7 +155,8 @@ usage (void)
       "\n"
       "SEE ALSO\n"
       "  accel-mount(1), accel-inspect(1), nbdkit-accel-plugin\n",
-      DEFAULT_REQUESTS, MAX_REQUESTS, DEFAULT_JITTER, MAX_JITTER);
+      DEFAULT_REQUESTS, MAX_REQUESTS, DEFAULT_JITTER, MAX_JITTER,
+      DEFAULT_TIMEOUT, MAX_TIMEOUT);
 }
 
 /* A number from min to max, or report_usage_error. */
@@ -197,7 +210,7 @@ run (struct target *t, char *const *args, size_t nr_args, bool dry_run,
     n++;
   }
   /* The plugin names its manifest when it was not recorded. */
-  if ((!dry_run || t->manifest == NULL) && warm_connect (t) == -1)
+  if ((!dry_run || t->manifest == NULL) && warm_connect (t, o->timeout) == -1)
     goto out;
   m = manifest_open (t->manifest);
   if (m == NULL)
@@ -247,7 +260,8 @@ main (int argc, char *argv[])
 {
   struct warm_options o = { .requests = DEFAULT_REQUESTS,
                             .batch = DEFAULT_BATCH,
-                            .jitter = DEFAULT_JITTER };
+                            .jitter = DEFAULT_JITTER,
+                            .timeout = DEFAULT_TIMEOUT };
   struct target t = { 0 };
   const char *sock = NULL, *manifest = NULL;
   bool dry_run = false, verbose = false;
@@ -283,6 +297,9 @@ main (int argc, char *argv[])
       break;
     case SOCKET_OPTION:
       sock = optarg;
+      break;
+    case TIMEOUT_OPTION:
+      o.timeout = parse_count ("--timeout", optarg, 0, MAX_TIMEOUT);
       break;
     case HELP_OPTION:
       usage ();

@@ -79,13 +79,15 @@ struct warm_options {
   bool progress; /* a progress bar on stderr */
   bool quiet; /* no summary either */
   unsigned jitter; /* start after a random 0 to jitter seconds */
+  unsigned timeout; /* give up after this many seconds without an answer */
 };
 
-/* Connect to t->socket; if t->manifest is NULL, learn it from the
- * plugin's export description.  The handle is kept for warm_run.
- * 0, or -1 (error reported).
+/* Connect to t->socket, giving up after timeout seconds without an
+ * answer (0: never); if t->manifest is NULL, learn it from the plugin's
+ * export description.  The handle is kept for warm_run.  0, or -1
+ * (error reported).
  */
-int warm_connect (struct target *t);
+int warm_connect (struct target *t, unsigned timeout);
 
 /* Check that m describes the export (its size). */
 int warm_check (struct manifest *m);

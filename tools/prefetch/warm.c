@@ -41,7 +41,17 @@ struct run {
   unsigned failed;
   uint64_t first_failed; /* offset of the first failed request */
   int first_errno;
+  double last_answer; /* when nbdkit last answered (or the run began) */
 };
+
+/* Whether the connection to nbdkit is gone (nbdkit exited or was
+ * killed): then requests fail without nbdkit having tried them.
+ */
+static bool
+connection_lost (void)
+{
+  return nbd_aio_is_dead (nbd) == 1 || nbd_aio_is_closed (nbd) == 1;
+}
 
 /* One request, for its completion callback. */
 struct request {
@@ -65,8 +75,40 @@ manifest_from_description (const char *desc)
   return found && *found ? strdup (found) : NULL;
 }
 
+/* NB: asynchronous, so that a stopped or stuck nbdkit (whose socket
+ * still accepts: the kernel does that) cannot hang us for ever.
+ */
+static int
+connect_within (const char *socket, unsigned timeout)
+{
+  double start = now_monotonic_seconds ();
+
+  if (nbd_aio_connect_unix (nbd, socket) == -1) {
+    report_error ("%s: %s", socket, nbd_get_error ());
+    return -1;
+  }
+  while (nbd_aio_is_connecting (nbd) == 1) {
+    if (nbd_poll (nbd, 1000) == -1)
+      break;
+    if (timeout && now_monotonic_seconds () - start >= timeout) {
+      report_error ("%s: nbdkit accepted the connection but did not answer "
+                    "within %u s (--timeout): is it stopped or stuck?",
+                    socket, timeout);
+      return -1;
+    }
+  }
+  if (nbd_aio_is_ready (nbd) != 1) {
+    const char *e = nbd_get_error ();
+
+    report_error ("%s: %s", socket,
+                  e ? e : "the connection failed (did nbdkit exit?)");
+    return -1;
+  }
+  return 0;
+}
+
 int
-warm_connect (struct target *t)
+warm_connect (struct target *t, unsigned timeout)
 {
   nbd = nbd_create ();
   if (nbd == NULL) {
@@ -77,10 +119,8 @@ warm_connect (struct target *t)
     report_error ("libnbd: %s", nbd_get_error ());
     return -1;
   }
-  if (nbd_connect_unix (nbd, t->socket) == -1) {
-    report_error ("%s: %s", t->socket, nbd_get_error ());
+  if (connect_within (t->socket, timeout) == -1)
     return -1;
-  }
   if (nbd_can_cache (nbd) != 1) {
     report_error ("%s: the server does not support NBD_CMD_CACHE (is it "
                   "nbdkit with the accel plugin?)",
@@ -131,6 +171,7 @@ request_done (void *user_data, int *error)
   struct run *run = rq->run;
 
   run->in_flight--;
+  run->last_answer = now_monotonic_seconds ();
   if (*error) {
     if (run->failed++ == 0) {
       run->first_failed = rq->offset;
@@ -231,7 +272,7 @@ warm_run (struct manifest *m, const struct selection *s,
   run = (struct run){ .total = s->bytes };
   if (s->nr_selected > 0)
     jitter_sleep (o->jitter);
-  start = now_monotonic_seconds ();
+  start = run.last_answer = now_monotonic_seconds ();
 
   while (more || run.in_flight > 0) {
     while (more && run.in_flight < o->requests) {
@@ -250,22 +291,44 @@ warm_run (struct manifest *m, const struct selection *s,
                          (nbd_completion_callback){ .callback = request_done,
                                                     .user_data = rq },
                          0) == -1) {
-        report_error ("NBD_CMD_CACHE: %s", nbd_get_error ());
         free (rq);
+        if (connection_lost ())
+          goto lost;
+        report_error ("NBD_CMD_CACHE: %s", nbd_get_error ());
         return -1;
       }
       run.in_flight++;
     }
     if (run.in_flight > 0 && nbd_poll (nbd, 100) == -1) {
+      if (connection_lost ())
+        goto lost;
       report_error ("libnbd: %s", nbd_get_error ());
       return -1;
     }
     if (o->progress)
       show_progress (&run, start, false);
+    /* NB: the plugin may take its own budget for one request (retries,
+     * throttling: README, "Timeouts") before it answers, so the
+     * default is longer than that.
+     */
+    if (o->timeout && run.in_flight > 0 &&
+        now_monotonic_seconds () - run.last_answer >= o->timeout) {
+      if (o->progress)
+        fprintf (stderr, "\n");
+      report_error ("nbdkit answered none of the %u requests in flight for "
+                    "%u s (--timeout): is it stopped or stuck?  %s of %s "
+                    "were cached",
+                    run.in_flight, o->timeout,
+                    format_size (run.done, d, sizeof d),
+                    format_size (run.total, r, sizeof r));
+      return -1;
+    }
   }
   if (o->progress)
     show_progress (&run, start, true);
 
+  if (run.failed && connection_lost ())
+    goto lost;
   if (run.failed) {
     errno = run.first_errno;
     report_error ("%u of the requests failed, the first at byte %" PRIu64
@@ -281,13 +344,27 @@ warm_run (struct manifest *m, const struct selection *s,
              s->nr_files, s->nr_selected, format_size (run.done, d, sizeof d),
              secs, format_size (secs > 0 ? run.done / secs : 0, r, sizeof r));
   return 0;
+
+lost:
+  if (o->progress)
+    fprintf (stderr, "\n");
+  report_error ("lost the connection to nbdkit after %s of %s were cached: "
+                "did nbdkit exit? (its log says why)",
+                format_size (run.done, d, sizeof d),
+                format_size (run.total, r, sizeof r));
+  return -1;
 }
 
 void
 warm_disconnect (void)
 {
   if (nbd) {
-    nbd_shutdown (nbd, 0);
+    /* NB: a clean shutdown waits for nbdkit to answer every request in
+     * flight, which after an error (--timeout) may be never: then the
+     * connection is just closed.
+     */
+    if (nbd_aio_in_flight (nbd) == 0)
+      nbd_shutdown (nbd, 0);
     nbd_close (nbd);
     nbd = NULL;
   }
