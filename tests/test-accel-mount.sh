@@ -10,6 +10,8 @@
 # file must fail within a bounded time (not hang), and accel-umount then
 # accel-mount must recover.  A missing object, a wrong secret and an
 # image without a filesystem fail with a clear error, leaving nothing.
+# Under UMask=0077 other users still reach the dataset; a mount made
+# over the dataset stops accel-umount before it stops anything.
 # The device's read-ahead is the plugin's preferred block size, its
 # chunk size, whatever the manifest's (1 MiB, 4 MiB, 256 KiB).
 . "$(dirname "$0")/lib/functions.sh"
@@ -329,6 +331,31 @@ n=$(findmnt -n -R "$tmp/mnt/both" | wc -l)
   fail "two accel-mounts on one mountpoint: exit $rc1 and $rc2: $(cat "$tmp/both1.out" "$tmp/both2.out")"
 "$umount_tool" "$tmp/mnt/both" > /dev/null || fail "accel-umount both"
 assert_nothing_left "accel-umount both"
+
+# 9d. Under the unit's UMask=0077 the directories made above the
+# mountpoint still let every user reach the dataset; a mount made over
+# the dataset (here a bind mount) stops accel-umount before it stops
+# anything, so the dataset keeps being served.
+chmod 711 "$tmp"
+on_exit "chmod 700 '$tmp'"
+(umask 0077 && "$mount_tool" "${fuse[@]}" "$url1" "$tmp/mnt/deep/a/b" "$ep" \
+   --cache-dir "$tmp/cache" > "$tmp/deep.out" 2>&1) ||
+  fail "accel-mount under umask 0077: $(cat "$tmp/deep.out")"
+f=$(cd "$tmp/src1" && find . -type f | head -n 1)
+runuser -u nobody -- cat "$tmp/mnt/deep/a/b/$f" > "$tmp/deep.read" ||
+  fail "another user cannot read the dataset mounted under umask 0077: $(ls -ld "$tmp/mnt/deep" "$tmp/mnt/deep/a")"
+cmp "$tmp/deep.read" "$tmp/src1/$f" || fail "umask 0077 mount: wrong bytes"
+mount --bind "$tmp/src2" "$tmp/mnt/deep/a/b" || fail "bind mount"
+rc=0; "$umount_tool" "$tmp/mnt/deep/a/b" > "$tmp/over.out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "is mounted over the dataset: unmount it first" "$tmp/over.out" ||
+  fail "accel-umount under a mount over it: exit $rc: $(cat "$tmp/over.out")"
+umount "$tmp/mnt/deep/a/b" || fail "umount the bind mount"
+cat "$tmp/mnt/deep/a/b/$f" > "$tmp/deep.read2" ||
+  fail "the dataset is no longer served after accel-umount refused"
+cmp "$tmp/deep.read2" "$tmp/src1/$f" || fail "wrong bytes after accel-umount refused"
+"$umount_tool" "$tmp/mnt/deep/a/b" > /dev/null || fail "accel-umount deep"
+assert_nothing_left "accel-umount deep"
+chmod 700 "$tmp"
 
 # 10. Usage errors exit 2; --help describes the tools.
 rc=0; "$mount_tool" "${fuse[@]}" "$url1" > /dev/null 2>&1 || rc=$?

@@ -40,4 +40,21 @@ nbdcopy "$(nbd_uri b)" "$tmp/copy2.img" || fail "nbdcopy after restart"
 cmp "$tmp/disk.img" "$tmp/copy2.img" || fail "wrong bytes after restart"
 stop_nbdkit b
 grep -q "damaged\|short" "$tmp/b.log" && fail "a damaged chunk was recorded"
+
+# A new cache directory on a disk that is full already: nbdkit does not
+# start (the manifest's local copy cannot be written), and says why;
+# it must not crash (a store into a hole of a shared mapping on a full
+# tmpfs is SIGBUS: the throttle file is allocated, not sparse).
+mkdir "$tmp/full"
+mount -t tmpfs -o size=256k tmpfs "$tmp/full" || fail "cannot mount tmpfs"
+on_exit "umount '$tmp/full'"
+dd if=/dev/zero of="$tmp/full/fill" bs=4k 2>/dev/null
+if start_nbdkit c url="s3://$bucket/disk.img" \
+     endpoint="$ACCEL_TEST_S3_ENDPOINT" cache-dir="$tmp/full/cache"; then
+  stop_nbdkit c
+  fail "nbdkit started with no room for its manifest"
+fi
+grep -q "Bus error\|signal" "$tmp/c.log" && fail "nbdkit crashed: $(cat "$tmp/c.log")"
+grep -q "error: .*No space left on device" "$tmp/c.log" ||
+  fail "no clear error on a full disk: $(grep -i error "$tmp/c.log")"
 echo OK

@@ -285,9 +285,14 @@ throttle_share (struct throttle *t, const char *path)
     report_debug ("throttle: %s: %m: the throttle is this process's", path);
     return -1;
   }
+  /* NB: allocated, not sparse (as the cache's tags): a store into a
+   * hole of a shared mapping on a full disk is SIGBUS (on tmpfs, so is
+   * reading one).  posix_fallocate returns the error, not -1.
+   */
   if (flock (fd, LOCK_EX) == -1 || fstat (fd, &st) == -1 ||
       (st.st_size < THROTTLE_FILE_SIZE &&
-       ftruncate (fd, THROTTLE_FILE_SIZE) == -1)) {
+       ftruncate (fd, THROTTLE_FILE_SIZE) == -1) ||
+      (errno = posix_fallocate (fd, 0, THROTTLE_FILE_SIZE)) != 0) {
     report_debug ("throttle: %s: %m: the throttle is this process's", path);
     close (fd);
     return -1;
