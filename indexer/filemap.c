@@ -52,7 +52,12 @@ filemap_error (struct filemap *fm, const char *fs, ...)
   vsnprintf (msg, sizeof msg, fs, args);
   va_end (args);
   safe_path (fm, path);
-  report_error ("%s: %s: %s: %s", fm->image, fm->fs_type, path, msg);
+  /* NB: a line holds 4096 bytes: keep the reason, shorten the path. */
+  if (strlen (path) > 1024)
+    report_error ("%s: %s: ...%s: %s", fm->image, fm->fs_type,
+                  path + strlen (path) - 1000, msg);
+  else
+    report_error ("%s: %s: %s: %s", fm->image, fm->fs_type, path, msg);
 }
 
 /* The same for accel-index -v. */

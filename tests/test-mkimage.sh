@@ -19,8 +19,9 @@
 #     in TMPDIR is gone after success, failure and SIGINT.  With no
 #     accel-index to run, the manifest (--chunk-size, --hot) is the one
 #     accel-index writes: the indexer is linked in.
-#  4. Bad SRC exits 1 with a clear message; bad options exit 2 with a
-#     pointer to --help.
+#  4. Bad SRC exits 1 with a clear message (also TMPDIR inside it, and
+#     a file the publisher cannot read, in every format); bad options
+#     exit 2 with a pointer to --help.
 #  5. S3 DEST (radosgw, through the counting proxy): both objects are
 #     there, equal to the local files; a second run sends no PUT or POST;
 #     the plugin serves the image byte for byte.
@@ -361,6 +362,41 @@ mkdir -p "$tmp/longname"
 : > "$tmp/longname/$(printf 'n%.0s' $(seq 255))"
 expect 1 "cannot store a name longer than 254 bytes" "$tmp/longname" "$pub" \
   --fs erofs
+# A path longer than the manifest (and mksquashfs, mkfs.erofs) can hold.
+d="$tmp/deep"
+for _ in $(seq 25); do d="$d/$(printf 'd%.0s' $(seq 200))"; done
+mkdir -p "$d" && echo deep > "$d/f"
+for fs in ext4 squashfs erofs; do
+  expect 1 "a path in the tree is longer than" "$tmp/deep" "$pub" --fs "$fs"
+done
+rm -rf "$tmp/deep"
+# TMPDIR inside SRC_DIR: the work directory would be part of the tree.
+mkdir -p "$tmp/insrc/tmp" && echo a > "$tmp/insrc/a"
+rc=0; TMPDIR="$tmp/insrc/tmp" "$mk" "$tmp/insrc" "$pub" --name insrc \
+  > /dev/null 2> "$tmp/err" || rc=$?
+[ $rc = 1 ] && grep -q "is inside SRC_DIR: set TMPDIR to a directory outside it" "$tmp/err" ||
+  fail "TMPDIR inside SRC_DIR: exit $rc: $(cat "$tmp/err")"
+[ ! -e "$pub/insrc.img" ] || fail "TMPDIR inside SRC_DIR: an image was published"
+echo "ok: TMPDIR inside SRC_DIR -> $rc: $(head -n 1 "$tmp/err")"
+# A file the publisher cannot read (as a user: root reads anything) is
+# an error naming it, in every format; never an empty file.
+nb="$tmp/nb"
+mkdir -p "$nb/src" "$nb/out" "$nb/work"
+echo pub > "$nb/src/pub"
+echo secret > "$nb/src/priv" && chmod 600 "$nb/src/priv"
+chown nobody "$nb/out" "$nb/work"
+chmod 711 "$tmp"
+on_exit "chmod 700 '$tmp'"
+for fs in ext4 squashfs erofs; do
+  rc=0
+  runuser -u nobody -- env TMPDIR="$nb/work" PATH="$PATH" "$mk" "$nb/src" \
+    "$nb/out" --fs "$fs" --name t > /dev/null 2> "$tmp/err" || rc=$?
+  [ $rc = 1 ] && grep -q "$nb/src/priv: open: Permission denied" "$tmp/err" ||
+    fail "$fs, an unreadable file: exit $rc: $(cat "$tmp/err")"
+  [ ! -e "$nb/out/t.img" ] || fail "$fs, an unreadable file: published"
+  echo "ok: $fs, an unreadable file -> $rc: $(grep -m1 priv "$tmp/err")"
+done
+chmod 700 "$tmp"
 mkimage --help | grep -q '^SYNOPSIS' || fail "--help"
 mkimage --version | grep -q '^accel-mkimage ' || fail "--version"
 

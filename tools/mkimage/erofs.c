@@ -58,7 +58,7 @@
 
 /* What the walk finds: for the summary, the inode check and the UUID. */
 struct shape {
-  const char *src;
+  const char *src, *real_src;
   struct tree_links *links;
   EVP_MD_CTX *digest;
   uint64_t file_bytes, nr_entries, nr_inodes;
@@ -92,6 +92,9 @@ shape_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
   ssize_t len;
 
   (void) handle;
+  /* NB: mkfs.erofs 1.5 crashes on a path of PATH_MAX bytes or more. */
+  if (tree_check_for_tool ("mkfs.erofs", s->src, s->real_src, n) == -1)
+    return -1;
   if (strlen (n->name) > MKFS_EROFS_NAME_MAX) {
     report_error ("%s/%s: mkfs.erofs (erofs-utils 1.5) cannot store a name "
                   "longer than %d bytes",
@@ -244,6 +247,7 @@ erofs_build (const struct mkimage_options *o, const char *image,
     report_error ("%s: %m", o->src);
     return -1;
   }
+  s.real_src = src;
   if (tree_shape (o->src, &s, uuid) == -1)
     return -1;
 

@@ -506,6 +506,32 @@ load_base (struct mkimage_options *o)
   return 0;
 }
 
+/* The work directory (in TMPDIR) must not be inside SRC_DIR: the
+ * half-built image, the logs and the manifest would be part of the tree
+ * (ext4 publishes them; mksquashfs and mkfs.erofs see the tree change).
+ */
+static int
+check_workdir_outside_src (const struct mkimage_options *o)
+{
+  CLEANUP_FREE char *src = realpath (o->src, NULL);
+  CLEANUP_FREE char *work = realpath (workdir_dir (), NULL);
+  size_t len;
+
+  if (src == NULL || work == NULL) {
+    report_error ("%s: %m", src == NULL ? o->src : workdir_dir ());
+    return -1;
+  }
+  len = strlen (src);
+  if (strcmp (src, "/") == 0 ||
+      (strncmp (work, src, len) == 0 && work[len] == '/')) {
+    report_error ("%s: the work directory %s is inside SRC_DIR: set TMPDIR "
+                  "to a directory outside it",
+                  o->src, work);
+    return -1;
+  }
+  return 0;
+}
+
 /* The steps, in order.  0, or -1 (error reported). */
 static int
 mkimage (struct mkimage_options *o)
@@ -519,7 +545,7 @@ mkimage (struct mkimage_options *o)
 
   if (is_s3 (o->dest) && publish_s3_check (o) == -1)
     return -1;
-  if (workdir_create () == -1)
+  if (workdir_create () == -1 || check_workdir_outside_src (o) == -1)
     return -1;
   if (load_base (o) == -1)
     return -1;

@@ -112,6 +112,16 @@ extern int64_t tree_links_find (struct tree_links *l, const struct stat *st);
 extern int
 tree_links_add (struct tree_links *l, const struct stat *st, int64_t value);
 
+/* For the builders that hand SRC_DIR to another program (mksquashfs,
+ * mkfs.erofs), which opens entries by absolute path and may skip what
+ * it cannot read: real_src is SRC_DIR resolved.  Fails (error reported)
+ * when real_src/path reaches PATH_MAX or a regular file cannot be
+ * opened for reading.  0, or -1.
+ */
+extern int
+tree_check_for_tool (const char *tool, const char *src, const char *real_src,
+                     const struct tree_node *n);
+
 /* ext4.c: size, make, fill, check and index an ext4 image.  0 or -1
  * (error reported).
  */
@@ -160,6 +170,9 @@ extern int workdir_create (void);
  * string lives until exit.
  */
 extern const char *workdir_file (const char *name);
+
+/* The work directory itself (after workdir_create). */
+extern const char *workdir_dir (void);
 
 /* Remove path at exit unless workdir_forget is called first (for
  * temporary files outside the work directory).  0, or -1 (error

@@ -57,7 +57,7 @@
 
 /* What the walk counts: for the summary and the inode check. */
 struct counts {
-  const char *src;
+  const char *src, *real_src;
   struct tree_links *links;
   uint64_t file_bytes, nr_entries, nr_inodes;
 };
@@ -70,6 +70,11 @@ count_entry (void *opaque, const struct tree_node *n, uint64_t *handle)
   char target[PATH_MAX];
 
   (void) handle;
+  /* NB: mksquashfs skips a path it cannot stat (PATH_MAX) and stores a
+   * file it cannot read as an empty file, with only a warning.
+   */
+  if (tree_check_for_tool ("mksquashfs", c->src, c->real_src, n) == -1)
+    return -1;
   if (n->dirfd != -1)
     c->nr_entries++;
   if (n->st->st_nlink > 1 && !S_ISDIR (n->st->st_mode)) {
@@ -160,7 +165,7 @@ squashfs_build (const struct mkimage_options *o, const char *image,
                 struct build_result *r)
 {
   CLEANUP_FREE char *src = realpath (o->src, NULL);
-  struct counts c = { .src = o->src };
+  struct counts c = { .src = o->src, .real_src = src };
   char root_mode[16];
   struct stat st;
   uint32_t got = 0;

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "manifest.h"
 #include "report.h"
 #include "mkimage.h"
 
@@ -161,6 +162,13 @@ walk_dir (const char *src, int fd, const char *path, uint64_t handle,
 
     if (child == NULL)
       goto out;
+    /* The manifest stores "/" + path (the ext4 layout every path). */
+    if (strlen (child) + 1 > MANIFEST_MAX_PATH_LEN) {
+      report_error ("%s/%.200s...: a path in the tree is longer than %d "
+                    "bytes, the manifest's limit",
+                    src, child, MANIFEST_MAX_PATH_LEN - 1);
+      goto out;
+    }
     if (fstatat (fd, n.v[i], &st, AT_SYMLINK_NOFOLLOW) == -1) {
       report_error ("%s/%s: stat: %m", src, child);
       goto out;
@@ -320,5 +328,31 @@ tree_links_add (struct tree_links *l, const struct stat *st, int64_t value)
     free (k);
     return -1;
   }
+  return 0;
+}
+
+int
+tree_check_for_tool (const char *tool, const char *src, const char *real_src,
+                     const struct tree_node *n)
+{
+  int fd;
+
+  if (n->dirfd == -1)
+    return 0;
+  if (strlen (real_src) + 1 + strlen (n->path) >= PATH_MAX) {
+    report_error ("%s/%.200s...: %s cannot read a path of %d bytes or more "
+                  "(with SRC_DIR resolved to %s)",
+                  src, n->path, tool, PATH_MAX, real_src);
+    return -1;
+  }
+  if (!S_ISREG (n->st->st_mode))
+    return 0;
+  fd = openat (n->dirfd, n->name,
+               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd == -1) {
+    report_error ("%s/%s: open: %m", src, n->path);
+    return -1;
+  }
+  close (fd);
   return 0;
 }

@@ -149,6 +149,12 @@ add_file (const char *path)
 }
 
 const char *
+workdir_dir (void)
+{
+  return dir;
+}
+
+const char *
 workdir_file (const char *name)
 {
   char path[PATH_MAX];
