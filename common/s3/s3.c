@@ -417,7 +417,18 @@ s3_run (struct s3_client *c, const struct s3_url *url,
         errno = EAGAIN;
         return -1;
       }
-      if (throttled > 0) {
+      /* NB: EBUSY, not ETIMEDOUT: the origin answered (it throttles),
+       * so it is not unreachable (offline.c must not serve offline).
+       */
+      err = EBUSY;
+      if (limit && now_monotonic_ns () >= limit) {
+        snprintf (msg, sizeof msg,
+                  "not sent: the read has used up its time (timeout= x "
+                  "(retries=+1), or throttle-timeout=) on earlier requests, "
+                  "held back by the origin's throttling");
+        err = ETIMEDOUT;
+      }
+      else if (throttled > 0) {
         snprintf (msg, sizeof msg, "%s", slow_msg);
         snprintf (
             gave_up, sizeof gave_up,
@@ -430,7 +441,6 @@ s3_run (struct s3_client *c, const struct s3_url *url,
                   "the origin throttles this node: no slot for the request "
                   "within throttle-timeout=%" PRIu64 " s",
                   c->throttle_ns / 1000000000);
-      err = ETIMEDOUT;
       outcome = S3_FAIL;
       goto fail;
     }
