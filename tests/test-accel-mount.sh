@@ -356,6 +356,18 @@ cmp "$tmp/deep.read2" "$tmp/src1/$f" || fail "wrong bytes after accel-umount ref
 "$umount_tool" "$tmp/mnt/deep/a/b" > /dev/null || fail "accel-umount deep"
 assert_nothing_left "accel-umount deep"
 chmod 700 "$tmp"
+# A mountpoint whose name is too long for a socket's path (each '-' is
+# 4 bytes escaped): a short socket path, gone after accel-umount.
+long="$tmp/mnt/$(printf 'a-%.0s' $(seq 30))z"
+"$mount_tool" "${fuse[@]}" "$url1" "$long" "$ep" --cache-dir "$tmp/cache" \
+  > "$tmp/long.out" 2>&1 || fail "accel-mount on a long name: $(cat "$tmp/long.out")"
+grep -q "socket $ACCEL_RUN_DIR/.sockets/[0-9a-f]*.sock" "$tmp/long.out" ||
+  fail "no short socket path: $(cat "$tmp/long.out")"
+diff -r "$tmp/src1" "$long" -x lost+found || fail "the long-named mount differs"
+"$umount_tool" "$long" > /dev/null || fail "accel-umount of the long name"
+assert_nothing_left "accel-umount long name"
+[ -z "$(ls -A "$ACCEL_RUN_DIR/.sockets")" ] ||
+  fail "left in .sockets: $(ls -A "$ACCEL_RUN_DIR/.sockets")"
 
 # 10. Usage errors exit 2; --help describes the tools.
 rc=0; "$mount_tool" "${fuse[@]}" "$url1" > /dev/null 2>&1 || rc=$?
