@@ -355,6 +355,7 @@ cat "$tmp/mnt/deep/a/b/$f" > "$tmp/deep.read2" ||
 cmp "$tmp/deep.read2" "$tmp/src1/$f" || fail "wrong bytes after accel-umount refused"
 "$umount_tool" "$tmp/mnt/deep/a/b" > /dev/null || fail "accel-umount deep"
 assert_nothing_left "accel-umount deep"
+[ ! -e "$tmp/mnt/deep" ] || fail "accel-umount left the directories accel-mount made: $(find "$tmp/mnt/deep")"
 chmod 700 "$tmp"
 # A mountpoint whose name is too long for a socket's path (each '-' is
 # 4 bytes escaped): a short socket path, gone after accel-umount.
