@@ -330,10 +330,27 @@ manifest_is_fixed (const struct image_config *cfg)
 
   if (!manifest_is_remote (cfg) || cfg->manifest_sha256)
     return true;
-  q = cfg->manifest ? strchr (cfg->manifest, '?') : NULL;
-  return q &&
-      (strncmp (q + 1, "versionId=", 10) == 0 ||
-       strstr (q, "&versionId=") != NULL);
+  /* NB: in an s3:// URL a '?' is part of the key; versionId=null
+   * names the version a PUT to an unversioned key replaces.
+   */
+  if (cfg->manifest == NULL ||
+      (strncmp (cfg->manifest, "http://", 7) != 0 &&
+       strncmp (cfg->manifest, "https://", 8) != 0))
+    return false;
+  q = strchr (cfg->manifest, '?');
+  if (q == NULL)
+    return false;
+  q++;
+  while (strncmp (q, "versionId=", 10) != 0) {
+    q = strchr (q, '&');
+    if (q == NULL)
+      return false;
+    q++;
+  }
+  q += 10;
+  return *q != '\0' && *q != '&' && *q != '#' &&
+      !(strncmp (q, "null", 4) == 0 &&
+        (q[4] == '\0' || q[4] == '&' || q[4] == '#'));
 }
 
 /* Drop the manifest open_manifest opened, to pair again. */

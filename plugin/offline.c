@@ -18,6 +18,7 @@
  *   manifest=/var/cache/accel/manifests/...    (empty without one)
  *   manifest-sha256=...                        (empty without one)
  *   object-identity=...
+ *   version-id=...                              (only in a versioned bucket)
  *
  * When opening the object fails because the origin is unreachable
  * (offline_unreachable: connection refused, no route, DNS, timeouts,
@@ -186,6 +187,8 @@ offline_parse_record (const char *path, char *text, struct offline_record *rec)
       ok = set_once (&rec->manifest_sha256, eq);
     else if (strcmp (line, "object-identity") == 0)
       ok = set_once (&rec->object_identity, eq);
+    else if (strcmp (line, "version-id") == 0)
+      ok = *eq != '\0' && set_once (&rec->version_id, eq);
     else if (strcmp (line, "size") == 0) {
       if (have_size || parse_number (eq, &rec->size) == -1 || rec->size == 0)
         goto bad;
@@ -215,12 +218,14 @@ void
 offline_save (const struct image_config *cfg, const struct image *img)
 {
   CLEANUP_FREE char *path = NULL, *dir = NULL, *text = NULL, *old = NULL;
-  const char *values[4] = { img->name, s3_object_etag (img->obj),
+  const char *version_id = s3_object_version_id (img->obj);
+  const char *values[5] = { img->name, s3_object_etag (img->obj),
                             img->manifest_path ? img->manifest_path : "",
-                            s3_object_identity (img->obj) };
+                            s3_object_identity (img->obj),
+                            version_id ? version_id : "" };
   size_t i;
 
-  for (i = 0; i < 4; i++) {
+  for (i = 0; i < 5; i++) {
     if (strchr (values[i], '\n')) {
       report_debug ("offline: a name contains a newline: not recording "
                     "this image for offline starts");
@@ -238,9 +243,14 @@ offline_save (const struct image_config *cfg, const struct image *img)
   if (asprintf (&text,
                 RECORD_MAGIC "\nname=%s\netag=%s\nsize=%" PRIu64
                              "\nchunk-size=%" PRIu32 "\nmanifest=%s\n"
-                             "manifest-sha256=%s\nobject-identity=%s\n",
+                             "manifest-sha256=%s\nobject-identity=%s\n%s%s%s",
                 values[0], values[1], img->size, img->chunk_size, values[2],
-                img->manifest_sha256, values[3]) == -1) {
+                img->manifest_sha256, values[3],
+                /* NB: without a manifest the cache identity of a
+                 * versioned object holds its version (choose_chunks).
+                 */
+                version_id ? "version-id=" : "", values[4],
+                version_id ? "\n" : "") == -1) {
     text = NULL;
     report_error ("asprintf: %m");
     return;
@@ -348,7 +358,7 @@ open_from_record (const struct image_config *cfg, struct image *img,
   img->chunk_size = rec.chunk_size;
   img->nr_chunks = (img->size + img->chunk_size - 1) / img->chunk_size;
   identity = image_cache_identity (rec.manifest_sha256, rec.object_identity,
-                                   rec.etag, NULL, rec.size);
+                                   rec.etag, rec.version_id, rec.size);
   if (identity == NULL)
     return -1;
   if (image_open_cache_dir (img, cfg) == -1)

@@ -37,6 +37,7 @@ int offline_open (const struct image_config *cfg, struct image *img);
 /* A record (CACHE_DIR/origins/KEY), parsed: pointers into its text. */
 struct offline_record {
   const char *name, *etag, *manifest, *manifest_sha256, *object_identity;
+  const char *version_id; /* NULL: not pinned (or a record without it) */
   uint64_t size;
   uint32_t chunk_size;
 };

@@ -222,4 +222,26 @@ start_nbdkit p2 url="$pub/disk.img?versionId=$v3_image" readahead=0 \
 nbdcopy "$(nbd_uri p2)" "$tmp/p2.out" || fail "reading pinned v3"
 cmp "$tmp/p2.out" "$tmp/v3.img" || fail "nbdkit p2 did not serve v3"
 stop_nbdkit p2
+
+# 4. Offline start in a versioned bucket without a manifest (the cache
+# identity then holds the version): hydrated once online, served
+# offline once the origin is gone (here the proxy, stopped).
+start_proxy "$tmp"
+oargs=(url="s3://$vb/disk.img" endpoint="$proxy_url" manifest=none
+       readahead=0 cache-dir="$tmp/cache-o")
+start_nbdkit o "${oargs[@]}" prefetch=all prefetch-jitter=0 ||
+  fail "nbdkit o: $(cat "$tmp/o.log")"
+for _ in $(seq 200); do
+  grep -q "prefetch: done" "$tmp/o.log" && break
+  sleep 0.1
+done
+grep -q "prefetch: done.* 0 failed" "$tmp/o.log" || fail "prefetch=all: $(grep prefetch "$tmp/o.log")"
+stop_nbdkit o
+kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null
+start_nbdkit o2 "${oargs[@]}" prefetch=none retries=1 ||
+  fail "offline start in a versioned bucket: $(grep error "$tmp/o2.log")"
+grep -q "OFFLINE" "$tmp/o2.log" || fail "nbdkit o2 did not say it is offline"
+nbdcopy "$(nbd_uri o2)" "$tmp/o2.out" || fail "reading offline"
+cmp "$tmp/o2.out" "$tmp/v3.img" || fail "offline: not v3"
+stop_nbdkit o2
 echo PASS

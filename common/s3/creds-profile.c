@@ -7,10 +7,13 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "creds-fetch.h"
@@ -131,6 +134,42 @@ profile_load (struct profile *pf, const char *profile, bool want_credentials)
 err:
   profile_free (pf);
   return -1;
+}
+
+/* For the region alone: the config file, and the credentials file's
+ * [NAME] too (botocore merges it), but a credentials file that cannot
+ * be opened (unreadable, a directory) is skipped, as botocore's
+ * configparser does: credentials from the environment never read it,
+ * and the region lookup did not need it before.
+ */
+static int
+profile_load_for_region (struct profile *pf, const char *profile)
+{
+  struct stat st;
+  char *path;
+  int fd;
+
+  if (profile_load (pf, profile, false) == -1)
+    return -1;
+  path = shared_file_path ("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+  if (path == NULL)
+    return 0;
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1 || fstat (fd, &st) == -1 || !S_ISREG (st.st_mode)) {
+    if (fd == -1 && errno != ENOENT)
+      report_debug ("credentials: %s: %m: not read for the region", path);
+    else if (fd != -1)
+      report_debug ("credentials: %s: not a file: not read for the region",
+                    path);
+    if (fd != -1)
+      close (fd);
+    free (path);
+    return 0;
+  }
+  close (fd);
+  pf->credentials = ini_load (path);
+  pf->credentials_path = path;
+  return 0;
 }
 
 /* See creds-internal.h: the same files, another section. */
@@ -294,7 +333,7 @@ creds_region (const char *profile, struct endpoint_setting *out)
   int ret = 0;
 
   memset (out, 0, sizeof *out);
-  if (profile_load (&pf, profile, true) == -1)
+  if (profile_load_for_region (&pf, profile) == -1)
     return -1;
   for (i = 0; r == NULL && i < 2; ++i)
     if ((r = creds_getenv (names[i])) != NULL)
@@ -326,7 +365,7 @@ creds_default_region (const char *profile)
   /* The environment wins: no need to read any file. */
   if (creds_getenv ("AWS_REGION") || creds_getenv ("AWS_DEFAULT_REGION"))
     return profile_region (NULL);
-  if (profile_load (&pf, profile, true) == -1)
+  if (profile_load_for_region (&pf, profile) == -1)
     return NULL;
   region = profile_region (&pf);
   profile_free (&pf);

@@ -559,6 +559,7 @@ s3_perform (struct http_pool *pool, struct creds_provider *creds,
   if (s3_thread_deadline () &&
       http_conn_deadline (conn, s3_thread_deadline ()) == -1) {
     report_error ("%s: not sent: no time left for it", url->name);
+    errno = ETIMEDOUT;
     goto out;
   }
   SETOPT (conn->curl, CURLOPT_URL, req_url);

@@ -405,6 +405,20 @@ s3_run (struct s3_client *c, const struct s3_url *url,
     bool slow;
     unsigned ms;
 
+    /* NB: before throttle_wait, which takes a slot that only
+     * throttle_done gives back (past it, s3_perform sees the deadline).
+     */
+    if (limit && now_monotonic_ns () >= limit) {
+      snprintf (msg, sizeof msg,
+                "not sent: the read has used up its time (timeout= x "
+                "(retries=+1), or throttle-timeout=) on earlier requests%s",
+                throttled || waited_all ? ", held back by the origin's "
+                                          "throttling"
+                                        : "");
+      err = ETIMEDOUT;
+      outcome = S3_FAIL;
+      goto fail;
+    }
     if (throttle_wait (c->throttle, thread_priority, deadline, &waited) == -1) {
       count_throttled (c, waited);
       if (errno == EAGAIN) {
@@ -446,14 +460,6 @@ s3_run (struct s3_client *c, const struct s3_url *url,
     }
     count_throttled (c, waited);
     waited_all += waited;
-    if (limit && now_monotonic_ns () >= limit) {
-      snprintf (msg, sizeof msg,
-                "not sent: the read has used up its time (timeout= x "
-                "(retries=+1), or throttle-timeout=) on earlier requests");
-      err = ETIMEDOUT;
-      outcome = S3_FAIL;
-      goto fail;
-    }
     if (retry)
       atomic_fetch_add_explicit (&c->counters.retries, 1, memory_order_relaxed);
     retry = false;
@@ -490,10 +496,17 @@ s3_run (struct s3_client *c, const struct s3_url *url,
                       msg, throttled);
         continue;
       }
-      snprintf (gave_up, sizeof gave_up,
-                " (throttled %u times: gave up after throttle-timeout=%" PRIu64
-                " s)",
-                throttled, c->throttle_ns / 1000000000);
+      if (limit && now_monotonic_ns () >= limit)
+        snprintf (gave_up, sizeof gave_up,
+                  " (throttled %u times: gave up when the read had used up "
+                  "its time)",
+                  throttled);
+      else
+        snprintf (
+            gave_up, sizeof gave_up,
+            " (throttled %u times: gave up after throttle-timeout=%" PRIu64
+            " s)",
+            throttled, c->throttle_ns / 1000000000);
     }
     /* NB: once throttled (or held back by the throttle), a request also
      * stops retrying real errors at the end of the throttle budget, so

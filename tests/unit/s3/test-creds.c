@@ -327,6 +327,12 @@ test_region (void)
   CHECK (region_is ("cfgonly", "me-south-1"));
   CHECK (region_is ("dev", "af-south-1"));
   CHECK (region_is (NULL, "eu-north-1"));
+  /* A credentials file that cannot be read (here a directory) is not
+   * needed for the region: skipped, as botocore does.
+   */
+  setenv_path ("AWS_SHARED_CREDENTIALS_FILE", ".");
+  CHECK (region_is ("dev", "eu-west-3"));
+  CHECK (test_nr_errors () == 0);
   unsetenv ("AWS_SHARED_CREDENTIALS_FILE");
   setenv ("AWS_PROFILE", "dev", 1);
   CHECK (region_is (NULL, "eu-west-3"));
