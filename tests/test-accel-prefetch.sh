@@ -186,9 +186,15 @@ kill -CONT "$pid_s"
 echo '[{"id": "stall", "method": "GET", "range": "bytes=", "action": "delay", "seconds": 30}]' > "$proxy_faults"
 expect_fail "a stuck nbdkit" 1 "nbdkit answered none of the 4 requests in flight for 2 s (--timeout)" \
   "$prefetch" "${man[@]}" --timeout 2 -r 4 --batch 64K big1.bin
+d0=$(proxy_count faults.delay)
 "$prefetch" "${man[@]}" big2.bin > "$tmp/killed.log" 2>&1 &
 killed=$!
-sleep 1
+# Killed once its request is under way (the origin stalls it).
+for _ in $(seq 200); do
+  [ "$(proxy_count faults.delay)" -gt "$d0" ] && break
+  sleep 0.05
+done
+[ "$(proxy_count faults.delay)" -gt "$d0" ] || fail "accel-prefetch sent nothing"
 kill -9 "$pid_s"
 wait "$killed"
 rc=$?
