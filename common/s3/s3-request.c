@@ -500,6 +500,23 @@ out:
   return -1;
 }
 
+/* NB: here, where each attempt reads it, rather than in s3.c (whose
+ * retry loop reads it too): s3.c uses this file, not the reverse.
+ */
+static __thread uint64_t thread_deadline;
+
+void
+s3_set_thread_deadline (uint64_t ns)
+{
+  thread_deadline = ns;
+}
+
+uint64_t
+s3_thread_deadline (void)
+{
+  return thread_deadline;
+}
+
 /* One attempt: sign, send, stream.  Judging is left to s3-check.c. */
 int
 s3_perform (struct http_pool *pool, struct creds_provider *creds,

@@ -221,20 +221,6 @@ s3_client_budget_ns (const struct s3_client *c)
   return c->budget_ns;
 }
 
-static __thread uint64_t thread_deadline;
-
-void
-s3_set_thread_deadline (uint64_t ns)
-{
-  thread_deadline = ns;
-}
-
-uint64_t
-s3_thread_deadline (void)
-{
-  return thread_deadline;
-}
-
 /* Free a client after its last object is closed. */
 void
 s3_client_free (struct s3_client *c)
@@ -386,7 +372,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
   off_t fd_start = -1;
   unsigned attempt = 0, throttled = 0;
   uint64_t deadline = now_monotonic_ns () + c->throttle_ns, waited_all = 0;
-  uint64_t limit = thread_deadline; /* s3_set_thread_deadline */
+  uint64_t limit = s3_thread_deadline ();
   char line[2560], slow_msg[2048] = "";
 
   if (limit && limit < deadline)
