@@ -180,8 +180,16 @@ request_done (void *user_data, int *error)
   }
   else
     run->done += rq->count;
-  free (rq);
   return 1; /* retire the command */
+}
+
+/* libnbd calls this once it no longer needs the request: after
+ * request_done, or at nbd_close for one never answered (--timeout).
+ */
+static void
+request_free (void *user_data)
+{
+  free (user_data);
 }
 
 /* The progress bar, at most every 0.1 s (and always when final). */
@@ -287,11 +295,12 @@ warm_run (struct manifest *m, const struct selection *s,
         return -1;
       }
       *rq = (struct request){ .run = &run, .offset = offset, .count = count };
+      /* NB: libnbd frees rq (request_free), also if this fails. */
       if (nbd_aio_cache (nbd, count, offset,
                          (nbd_completion_callback){ .callback = request_done,
-                                                    .user_data = rq },
+                                                    .user_data = rq,
+                                                    .free = request_free },
                          0) == -1) {
-        free (rq);
         if (connection_lost ())
           goto lost;
         report_error ("NBD_CMD_CACHE: %s", nbd_get_error ());
