@@ -360,6 +360,18 @@ count_throttled (struct s3_client *c, uint64_t ns)
                              memory_order_relaxed);
 }
 
+/* The message of a request not sent because the read's time
+ * (s3_set_thread_deadline) is up.
+ */
+static void
+out_of_time (char *msg, size_t len, bool held_back)
+{
+  snprintf (msg, len,
+            "not sent: the read has used up its time (timeout= x "
+            "(retries=+1), or throttle-timeout=) on earlier requests%s",
+            held_back ? ", held back by the origin's throttling" : "");
+}
+
 /* Attempts until success, a permanent failure, the last retry or the
  * end of the throttle budget; then one message, reported or handed
  * back in errbuf.  Each attempt first waits for a throttle slot.
@@ -395,12 +407,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
      * throttle_done gives back (past it, s3_perform sees the deadline).
      */
     if (limit && now_monotonic_ns () >= limit) {
-      snprintf (msg, sizeof msg,
-                "not sent: the read has used up its time (timeout= x "
-                "(retries=+1), or throttle-timeout=) on earlier requests%s",
-                throttled || waited_all ? ", held back by the origin's "
-                                          "throttling"
-                                        : "");
+      out_of_time (msg, sizeof msg, throttled || waited_all);
       err = ETIMEDOUT;
       outcome = S3_FAIL;
       goto fail;
@@ -422,10 +429,7 @@ s3_run (struct s3_client *c, const struct s3_url *url,
        */
       err = EBUSY;
       if (limit && now_monotonic_ns () >= limit) {
-        snprintf (msg, sizeof msg,
-                  "not sent: the read has used up its time (timeout= x "
-                  "(retries=+1), or throttle-timeout=) on earlier requests, "
-                  "held back by the origin's throttling");
+        out_of_time (msg, sizeof msg, true);
         err = ETIMEDOUT;
       }
       else if (throttled > 0) {
