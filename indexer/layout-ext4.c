@@ -211,6 +211,18 @@ layout_ext4 (struct filemap *fm)
   l.inode_size = EXT2_INODE_SIZE (wk.fs->super);
   l.mkfs_blocks = fm->origin.mkfs_blocks ? fm->origin.mkfs_blocks : l.blocks;
   l.mkfs_inodes = fm->origin.mkfs_inodes ? fm->origin.mkfs_inodes : l.inodes;
+  l.blocks_per_group = wk.fs->super->s_blocks_per_group;
+  l.groups_per_flex = 1;
+  if (ext2fs_has_feature_flex_bg (wk.fs->super) &&
+      wk.fs->super->s_log_groups_per_flex < 32)
+    l.groups_per_flex <<= wk.fs->super->s_log_groups_per_flex;
+  /* An image made elsewhere (bigalloc's groups are clusters) may have
+   * a geometry accel-mkimage never makes: then none is recorded, and a
+   * base of it is judged as one that predates the record.
+   */
+  if (!manifest_fs_groups_valid (l.block_size, l.blocks_per_group,
+                                 l.groups_per_flex))
+    l.blocks_per_group = l.groups_per_flex = 0;
   err = ext2fs_allocate_inode_bitmap (wk.fs, "directories", &wk.dirs_seen);
   wk.dir_buf = malloc (wk.fs->blocksize);
   if (err || wk.dir_buf == NULL) {

@@ -148,7 +148,45 @@ manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l)
     return -1;
   }
   l->inode_size = v[0];
+  /* Optional, both or neither: manifests written before them have
+   * mke2fs's own geometry.
+   */
+  present = 0;
+  r = layout_meta (m, "fs_blocks_per_group", SQLITE_INTEGER, &v[0], NULL, 0);
+  if (r == -1)
+    return -1;
+  present += r == 0;
+  r = layout_meta (m, "fs_groups_per_flex", SQLITE_INTEGER, &v[1], NULL, 0);
+  if (r == -1)
+    return -1;
+  present += r == 0;
+  if (present == 0)
+    v[0] = v[1] = 0;
+  if (present == 1 || v[0] < 0 || v[0] > UINT32_MAX || v[1] < 0 ||
+      v[1] > UINT32_MAX ||
+      !manifest_fs_groups_valid (l->block_size, v[0], v[1]) ||
+      (present == 2 && v[0] == 0)) {
+    report_error ("manifest: %s: fs_blocks_per_group and fs_groups_per_flex "
+                  "are incomplete or out of range",
+                  m->path);
+    return -1;
+  }
+  l->blocks_per_group = v[0];
+  l->groups_per_flex = v[1];
   return layout_check_tables (m);
+}
+
+bool
+manifest_fs_groups_valid (uint32_t block_size, uint32_t blocks_per_group,
+                          uint32_t groups_per_flex)
+{
+  if (blocks_per_group == 0)
+    return groups_per_flex == 0;
+  /* As the kernel requires: a group is what one bitmap block covers,
+   * or less, in whole bytes of it.
+   */
+  return blocks_per_group % 8 == 0 && blocks_per_group <= 8 * block_size &&
+      groups_per_flex > 0 && (groups_per_flex & (groups_per_flex - 1)) == 0;
 }
 
 /* Step stmt (prepared by the caller), checking each row with check and

@@ -512,7 +512,9 @@ check_file_size (struct manifest_writer *w)
   return 0;
 }
 
-/* Eight meta keys, all or none (docs/manifest-format.md, "layout"). */
+/* Eight meta keys, all or none, and two more (docs/manifest-format.md,
+ * "layout").
+ */
 int
 manifest_writer_set_fs_layout (struct manifest_writer *w,
                                const struct manifest_fs_layout *l)
@@ -525,7 +527,9 @@ manifest_writer_set_fs_layout (struct manifest_writer *w,
       l->mkfs_inodes > l->inodes || l->block_size < 1024 ||
       l->block_size > 65536 || (l->block_size & (l->block_size - 1)) ||
       l->inode_size < 128 || l->inode_size > l->block_size ||
-      (l->inode_size & (l->inode_size - 1))) {
+      (l->inode_size & (l->inode_size - 1)) ||
+      !manifest_fs_groups_valid (l->block_size, l->blocks_per_group,
+                                 l->groups_per_flex)) {
     report_error ("manifest: %s: file system layout set twice or out of "
                   "range",
                   w->path);
@@ -541,6 +545,12 @@ manifest_writer_set_fs_layout (struct manifest_writer *w,
       writer_meta (w, "fs_mkfs_blocks", NULL, l->mkfs_blocks) == -1 ||
       writer_meta (w, "fs_mkfs_inodes", NULL, l->mkfs_inodes) == -1 ||
       writer_meta (w, "fs_inode_size", NULL, l->inode_size) == -1)
+    return -1;
+  /* Absent in a copy of a manifest that predates them. */
+  if (l->blocks_per_group &&
+      (writer_meta (w, "fs_blocks_per_group", NULL, l->blocks_per_group) ==
+           -1 ||
+       writer_meta (w, "fs_groups_per_flex", NULL, l->groups_per_flex) == -1))
     return -1;
   w->have_layout = true;
   w->layout_blocks = l->blocks;

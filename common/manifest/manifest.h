@@ -206,6 +206,12 @@ struct manifest_fs_layout {
    * only size accel-mkimage made then).
    */
   uint32_t inode_size;
+  /* s_blocks_per_group and the groups per flex group (1 without
+   * flex_bg): fs_blocks_per_group and fs_groups_per_flex, 0 in
+   * manifests that predate them, whose geometry is mke2fs's own for
+   * mkfs_blocks and mkfs_inodes (tools/mkimage/ext4.c).
+   */
+  uint32_t blocks_per_group, groups_per_flex;
 };
 
 /* One path of the image and its inode; "/" is the root. */
@@ -226,6 +232,13 @@ struct manifest_node_blocks {
  * has a broken one.
  */
 int manifest_fs_layout (struct manifest *m, struct manifest_fs_layout *l);
+
+/* True if blocks_per_group and groups_per_flex are a group geometry
+ * that a file system of block_size bytes per block can have (both 0:
+ * not recorded).
+ */
+bool manifest_fs_groups_valid (uint32_t block_size, uint32_t blocks_per_group,
+                               uint32_t groups_per_flex);
 
 /* Call fn for every node (in the order written: a walk from the root)
  * or every run of node blocks.  Each row is checked as it is read
