@@ -45,6 +45,9 @@
 # 11. New inodes take one run of free slots, in as few chunks as may be.
 # 12. Sparse files cost what they store, not their size: in a fresh
 #     layout, and in a version that adds one, written sparse or dense.
+# 13. A version that needs more inodes than a 4 KiB-block base has:
+#     the base grows by a few small groups (never up to 128 MiB), not
+#     a fresh layout, within the targets.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -296,6 +299,18 @@ expect_fail "no layout" --base "$tmp/nolayout.manifest"
 sqlite3 "$tmp/nolayout.manifest" \
   "INSERT INTO meta VALUES ('fs_uuid', 'zz')" || fail "sqlite3"
 expect_fail "incomplete or out of range" --base "$tmp/nolayout.manifest"
+# The group geometry: both keys or neither, and one ext4 can have.
+cp "$tmp/old/pub.manifest" "$tmp/groups.manifest"
+sqlite3 "$tmp/groups.manifest" \
+  "DELETE FROM meta WHERE key = 'fs_groups_per_flex'" || fail "sqlite3"
+expect_fail "fs_blocks_per_group and fs_groups_per_flex are incomplete" \
+  --base "$tmp/groups.manifest"
+cp "$tmp/old/pub.manifest" "$tmp/groups.manifest"
+sqlite3 "$tmp/groups.manifest" \
+  "UPDATE meta SET value = 12 WHERE key = 'fs_blocks_per_group'" ||
+  fail "sqlite3"
+expect_fail "fs_blocks_per_group and fs_groups_per_flex are incomplete" \
+  --base "$tmp/groups.manifest"
 "$mk" "$src" "$tmp/bad" --base x --no-base > /dev/null 2>&1
 [ $? = 2 ] || fail "--base with --no-base is not bad usage"
 
@@ -645,4 +660,45 @@ build "$t/b" "$tmp/sparse-dense" --base "$tmp/prev.manifest"
 cmp -s "$tmp/sparse-v/img.img" "$tmp/sparse-dense/img.img" ||
   fail "sparse: the dense copy gave another image ($(stat -c %s "$tmp/sparse-dense/img.img") bytes)"
 echo "ok: sparse: the same tree with the file written densely gives the same image"
+
+# 13. 34 MiB of files of 1 to 60 KB (4 KiB blocks), then 1800 files of
+# 4 KiB in one version: 1800 inodes more than the base has spare, which
+# only new groups bring.  With groups of 128 MiB the partial last group
+# had to be made whole first, and that was judged mostly free: a fresh
+# layout, 45 new chunks of 45.
+t=$tmp/inodes-src
+mkdir -p "$t/d"
+"$py" - "$t/d" << 'PYEOF2'
+import random, sys
+r = random.Random(13)
+total = i = 0
+while total < 34 << 20:
+    n = r.randint(1000, 60000)
+    with open("%s/f%04d" % (sys.argv[1], i), "wb") as f:
+        f.write(r.randbytes(n))
+    total += n
+    i += 1
+PYEOF2
+build "$t" "$tmp/inodes" --no-base
+[ "$(dumpe2fs -h "$tmp/inodes/img.img" 2>/dev/null |
+     sed -n 's/^Block size: *//p')" = 4096 ] ||
+  fail "inodes: the fresh layout does not have 4 KiB blocks"
+size=$(stat -c %s "$tmp/inodes/img.img")
+cp "$tmp/inodes/img.img.manifest" "$tmp/prev.manifest"
+digests "$t" "$tmp/old.digests"
+"$py" - "$t/d" << 'PYEOF2'
+import random, sys
+r = random.Random(14)
+for i in range(1800):
+    with open("%s/g%04d" % (sys.argv[1], i), "wb") as f:
+        f.write(r.randbytes(4096))
+PYEOF2
+next_version "inodes: 1800 files added, more than the base's spare inodes" \
+  "$t" "$tmp/inodes" $((1800 * 4096))
+grep -q "growing the base's file system" "$tmp/err" ||
+  fail "inodes: the base did not grow (the case is not tested)"
+limit=$(( (size + 1800 * 4096) * 105 / 100 ))
+[ "$(stat -c %s "$tmp/inodes/img.img")" -le "$limit" ] ||
+  fail "inodes: the image grew from $size to $(stat -c %s "$tmp/inodes/img.img") bytes for 7 MB (limit $limit)"
+echo "ok: inodes: $size to $(stat -c %s "$tmp/inodes/img.img") bytes for 1800 new inodes and 7 MB"
 echo OK

@@ -101,6 +101,12 @@
  */
 #define CRAMPED_MIN_CHUNKS 20
 
+/* A fresh layout's groups are a power of two bytes, at least this
+ * many, and at most a sixteenth of the image or what one bitmap block
+ * covers (group_cap).
+ */
+#define MIN_GROUP_BYTES (8 * 1024 * 1024)
+
 /* Features of the image.  metadata_csum_seed lets the UUID be set last
  * (see ext4-populate.c).  No has_journal, resize_inode.  No backup
  * superblocks (sparse_super2, num_backup_sb=0): their free counts change
@@ -166,7 +172,8 @@ struct sizing {
 struct estimate {
   unsigned block_size, inode_size;
   uint64_t blocks;
-  uint64_t holes; /* of blocks, holes in the source's files */
+  uint64_t data; /* of blocks, those of files, directories, extent trees */
+  uint64_t holes; /* of data, holes in the source's files */
 };
 
 /* The size of a directory entry for a name of len bytes. */
@@ -294,16 +301,37 @@ has_super (uint64_t g)
   return false;
 }
 
-/* The blocks per group mke2fs makes for a file system of blocks blocks
- * and inodes inodes (-N): as many as a bitmap covers, less 8 at a time
- * while a group would need more inodes than its bitmap covers (as
- * libext2fs's ext2fs_initialize does).  With 1 KiB inodes and small
- * files, groups are smaller than usual.
+/* The blocks per group of a fresh layout of blocks blocks: a power of
+ * two bytes, a sixteenth of the image or more, from MIN_GROUP_BYTES up
+ * to what one bitmap block covers (8 MiB with 1 KiB blocks, 128 MiB
+ * with 4 KiB).  Why not always the most: a later version that needs
+ * more inodes than its base has gets them only from new groups, and
+ * the base's partial last group must be made whole first.  With 128
+ * MiB groups that grew a 34 MiB image to 129 MiB; with groups of at
+ * most a sixteenth of the image (and 8 MiB), what it must grow by
+ * stays near the data it adds.  Each group costs two bitmap blocks.
  */
 static uint64_t
-blocks_per_group (uint64_t blocks, uint64_t inodes, unsigned bs)
+group_cap (uint64_t blocks, unsigned bs)
 {
-  uint64_t bpg = 8 * bs, groups;
+  uint64_t max = 8 * bs, bpg = MIN_GROUP_BYTES / bs;
+
+  while (bpg * 2 <= max && bpg * 2 * 16 <= blocks)
+    bpg *= 2;
+  return bpg < max ? bpg : max;
+}
+
+/* The blocks per group mke2fs makes for a file system of blocks blocks
+ * and inodes inodes (-N) asked for at most cap per group (-g; 8 * bs,
+ * its default, in layouts made before group_cap): less 8 at a time
+ * while a group would need more inodes than its bitmap covers (as
+ * libext2fs's ext2fs_initialize does).  With 1 KiB inodes and small
+ * files, groups are smaller than cap.
+ */
+static uint64_t
+blocks_per_group (uint64_t blocks, uint64_t inodes, unsigned bs, uint64_t cap)
+{
+  uint64_t bpg = cap, groups;
 
   blocks -= bs == 1024; /* block 0 is the boot block's */
   for (;;) {
@@ -331,7 +359,7 @@ fs_blocks (uint64_t data, uint64_t inodes, unsigned inode_size, unsigned bs,
     uint64_t ipg, gdt, meta = 0, g, per_block = bs / inode_size;
 
     prev = groups;
-    *bpg = blocks_per_group (total, inodes, bs);
+    *bpg = blocks_per_group (total, inodes, bs, group_cap (total, bs));
     groups = (total + *bpg - 1) / *bpg;
     if (groups == 0)
       groups = 1;
@@ -380,7 +408,7 @@ static uint64_t
 whole_last_group (uint64_t total, uint64_t inodes, unsigned inode_size,
                   unsigned bs)
 {
-  uint64_t bpg = blocks_per_group (total, inodes, bs);
+  uint64_t bpg = blocks_per_group (total, inodes, bs, group_cap (total, bs));
   uint64_t rem = (total - (bs == 1024)) % bpg, groups, ipg, itb;
 
   if (total <= bpg || rem == 0)
@@ -390,8 +418,6 @@ whole_last_group (uint64_t total, uint64_t inodes, unsigned inode_size,
   itb = (ipg * inode_size + bs - 1) / bs;
   if (rem < 3 + itb + 50)
     total += 3 + itb + 50 - rem;
-  if (rem < 1024 && (total - (bs == 1024)) % bpg < 1024)
-    total += 1024 - (total - (bs == 1024)) % bpg;
   return total;
 }
 
@@ -431,6 +457,7 @@ size_for (uint64_t data, uint64_t inodes, unsigned inode_size, unsigned bs,
     total = MIN_BLOCKS;
   e->block_size = bs;
   e->inode_size = inode_size;
+  e->data = data;
   e->blocks = whole_last_group (total, inodes, inode_size, bs);
 }
 
@@ -515,12 +542,71 @@ write_conf (const char *name, const char *text)
   return path;
 }
 
-/* Run mke2fs to make an empty file system of blocks blocks. */
+/* The group geometry of a file system to make: blocks per group (-g)
+ * and groups per flex group (-G), each 0 for mke2fs's own choice.
+ */
+struct groups {
+  uint64_t bpg, flex;
+};
+
+/* Flex groups that hold every group's bitmaps and inode table together
+ * at the start, as 16 groups of 128 MiB do for an image of up to 2
+ * GiB: at least 16, a power of two.
+ */
+static uint64_t
+flex_for (uint64_t blocks, uint64_t bpg, unsigned bs)
+{
+  uint64_t groups = (blocks - (bs == 1024) + bpg - 1) / bpg, f = 16;
+
+  while (f < groups)
+    f *= 2;
+  return f;
+}
+
+/* A fresh layout's geometry (group_cap).  Images of 2 GiB and more with
+ * 4 KiB blocks keep mke2fs's 16 groups per flex group.
+ */
+static struct groups
+fresh_groups (uint64_t blocks, uint64_t inodes, unsigned bs)
+{
+  struct groups g;
+
+  g.bpg = blocks_per_group (blocks, inodes, bs, group_cap (blocks, bs));
+  g.flex = bs == 1024 || g.bpg < 8 * bs ? flex_for (blocks, g.bpg, bs) : 0;
+  return g;
+}
+
+/* The base's geometry: recorded in its manifest, or, if it predates
+ * that, what mke2fs made without -g at its mkfs size (and the flex
+ * groups 1 KiB blocks were given).
+ */
+static struct groups
+base_mkfs_groups (const struct manifest_fs_layout *l)
+{
+  struct groups g = { 0, 0 };
+
+  if (l->blocks_per_group) {
+    g.bpg = l->blocks_per_group;
+    g.flex = l->groups_per_flex;
+  }
+  else if (l->block_size == 1024) {
+    uint64_t bpg =
+        blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, 1024, 8 * 1024);
+
+    g.flex = flex_for (l->mkfs_blocks, bpg, 1024);
+  }
+  return g;
+}
+
+/* Run mke2fs to make an empty file system of blocks blocks, with the
+ * groups g.
+ */
 static int
 make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
-         uint64_t inodes, unsigned inode_size, unsigned bs)
+         uint64_t inodes, unsigned inode_size, unsigned bs,
+         const struct groups *g)
 {
-  char nr_blocks[32], nr_inodes[32], isize[16], bsize[16], flex[32];
+  char nr_blocks[32], nr_inodes[32], isize[16], bsize[16], flex[32], bpg[32];
   char fake_time[48], conf_env[4200];
   const char *conf = write_conf ("mke2fs.conf", mke2fs_conf);
   const char *argv[32];
@@ -547,18 +633,13 @@ make_fs (const struct mkimage_options *o, const char *image, uint64_t blocks,
   argv[n++] = "ext4";
   argv[n++] = "-b";
   argv[n++] = bsize;
-  if (bs == 1024) {
-    /* Groups are 8 MiB: one flex group for all of them, so that every
-     * group's bitmaps and inode table are together at the start, as
-     * with 4 KiB blocks (where 16 groups are 2 GiB).  The same sizes
-     * give the same count, for a base's mke2fs too.
-     */
-    uint64_t bpg = blocks_per_group (blocks, inodes, bs);
-    uint64_t groups = (blocks - 1 + bpg - 1) / bpg, f = 16;
-
-    while (f < groups)
-      f *= 2;
-    snprintf (flex, sizeof flex, "%" PRIu64, f);
+  if (g->bpg) {
+    snprintf (bpg, sizeof bpg, "%" PRIu64, g->bpg);
+    argv[n++] = "-g";
+    argv[n++] = bpg;
+  }
+  if (g->flex) {
+    snprintf (flex, sizeof flex, "%" PRIu64, g->flex);
     argv[n++] = "-G";
     argv[n++] = flex;
   }
@@ -735,8 +816,30 @@ base_groups (const struct mkimage_options *o, uint64_t *bpg, uint64_t *ipg)
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
 
-  *bpg = blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, l->block_size);
+  *bpg = l->blocks_per_group
+      ? l->blocks_per_group
+      : blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, l->block_size,
+                          8 * l->block_size);
   *ipg = l->inodes / ((l->blocks + *bpg - 1) / *bpg);
+}
+
+/* The metadata blocks of the base's file system grown to total blocks:
+ * the superblock and group descriptors (and the boot block of 1 KiB
+ * blocks), and each group's bitmaps and inode table.  What is not
+ * metadata is what the tree stored: the same count whatever size it
+ * was stored at, so that sizes derived from it agree.
+ */
+static uint64_t
+based_metadata (const struct mkimage_options *o, uint64_t total)
+{
+  const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+  unsigned bs = l->block_size;
+  uint64_t bpg, ipg, groups;
+
+  base_groups (o, &bpg, &ipg);
+  groups = (total - (bs == 1024) + bpg - 1) / bpg;
+  return (bs == 1024) + 1 + (groups * 64 + bs - 1) / bs +
+      groups * (2 + (ipg * l->inode_size + bs - 1) / bs);
 }
 
 /* A size to grow the base's file system to, at least total: whole
@@ -762,6 +865,18 @@ grown_size (const struct mkimage_options *o, uint64_t total)
   return total;
 }
 
+/* What a fresh layout would count for a tree of data blocks and inodes
+ * inodes on the base's block and inode sizes (for mostly_free): the
+ * data and an inode table for the tree's inodes.
+ */
+static uint64_t
+based_estimate (const struct mkimage_options *o, uint64_t data, uint64_t inodes)
+{
+  const struct manifest_fs_layout *l = ext4_base_layout (o->base);
+
+  return data + inodes * l->inode_size / l->block_size;
+}
+
 /* The geometry of a build around the base: mke2fs makes the file
  * system at the size the base's was first made (so every group's
  * metadata is where it was), then resize2fs grows it to the base's
@@ -771,29 +886,28 @@ grown_size (const struct mkimage_options *o, uint64_t total)
  * free beyond the slack of a fresh layout.
  */
 static bool
-base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
+base_geometry (const struct mkimage_options *o, uint64_t data,
                uint64_t est_inodes, uint64_t *blocks)
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
   unsigned bs = l->block_size;
-  uint64_t bpg, ipg, need, itb, data, i;
+  uint64_t bpg, ipg, need, i;
 
   base_groups (o, &bpg, &ipg);
 
   *blocks = l->blocks;
-  /* The estimate counts an inode table for the tree's inodes; every
-   * group of the base, and every group added, has one of ipg.  NB:
+  /* data is what the tree stores, without metadata (based_metadata),
+   * and a little room for what the sizing does not model.  NB: grown,
    * plus a chunk: a large file added starts on a chunk boundary,
    * skipping up to a chunk (ext4-alloc.c, rule 2).  If that is not
    * enough, the build grows it again (grow_more).
    */
-  if (est_blocks > *blocks) {
-    itb = (ipg * l->inode_size + bs - 1) / bs;
-    data = est_blocks - est_inodes * l->inode_size / bs;
+  if (data + data / 2000 + 16 + based_metadata (o, *blocks) > *blocks) {
     data += data * GROW_SLACK_PERCENT / 100 + o->chunk_size / bs;
-    for (need = est_blocks, i = 0; i < 4; i++)
-      need = data + (need + bpg - 1) / bpg * (itb + 2);
-    *blocks = need > est_blocks ? need : est_blocks;
+    for (need = data + based_metadata (o, *blocks), i = 0; i < 4; i++)
+      need = data + based_metadata (o, need);
+    if (need > *blocks)
+      *blocks = need;
   }
   if (est_inodes > l->inodes) {
     /* Only new groups bring inodes: ipg is fixed at mke2fs time.  The
@@ -809,7 +923,7 @@ base_geometry (const struct mkimage_options *o, uint64_t est_blocks,
     report_debug ("growing the base's file system from %" PRIu64 " to "
                   "%" PRIu64 " blocks",
                   l->blocks, *blocks);
-  if (mostly_free (o, est_blocks, *blocks, bs)) {
+  if (mostly_free (o, based_estimate (o, data, est_inodes), *blocks, bs)) {
     report_warning ("%s: more than %d%% of the base's file system would be "
                     "free (files were deleted, or more inodes are needed "
                     "than it has, which only new groups bring): making a "
@@ -1101,6 +1215,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
   uint64_t cramped, made_inodes, table, stored, bpg;
+  struct groups groups;
   unsigned inode_size = EXT4_INODE_SIZE, block_size = EXT4_BLOCK_SIZE;
   struct stat st;
   size_t i;
@@ -1155,12 +1270,11 @@ ext4_build (const struct mkimage_options *o, const char *image,
      * system), the build does not fit and grows step by step
      * (grow_more).
      */
-    else if (base_geometry (o, b->blocks - b->holes, est_inodes,
-                            &based_blocks)) {
+    else if (base_geometry (o, b->data - b->holes, est_inodes, &based_blocks)) {
       base = o->base;
       inode_size = b->inode_size;
       block_size = b->block_size;
-      est_blocks = b->blocks - b->holes;
+      est_blocks = based_estimate (o, b->data - b->holes, est_inodes);
     }
     grow = base && based_blocks > ext4_base_layout (base)->blocks;
   }
@@ -1187,7 +1301,10 @@ ext4_build (const struct mkimage_options *o, const char *image,
                   " inodes of %u%s",
                   r->attempts, blocks, block_size, inodes, inode_size,
                   base ? " (the base's)" : "");
-    if (make_fs (o, image, blocks, inodes, inode_size, block_size) == -1)
+    groups = base ? base_mkfs_groups (ext4_base_layout (base))
+                  : fresh_groups (blocks, inodes, block_size);
+    if (make_fs (o, image, blocks, inodes, inode_size, block_size, &groups) ==
+        -1)
       return -1;
     /* NB: mke2fs rounds the inodes up to whole inode table blocks; the
      * manifest records what it made, which it makes again when asked.
@@ -1247,8 +1364,9 @@ ext4_build (const struct mkimage_options *o, const char *image,
         total - used > 2 * slack_blocks (o, used, block_size) &&
         r->attempts + 2 < MAX_ATTEMPTS) {
       resized = true;
-      est_blocks = used;
-      if (!base_geometry (o, used, est_inodes, &based_blocks)) {
+      stored = used - based_metadata (o, total);
+      est_blocks = based_estimate (o, stored, est_inodes);
+      if (!base_geometry (o, stored, est_inodes, &based_blocks)) {
         base = NULL;
         p = 1; /* so the next attempt starts a fresh layout */
         resized = false; /* which may shrink in turn */
