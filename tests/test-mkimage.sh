@@ -19,8 +19,9 @@
 #     in TMPDIR is gone after success, failure and SIGINT.  With no
 #     accel-index to run, the manifest (--chunk-size, --hot) is the one
 #     accel-index writes: the indexer is linked in.
-#  4. Bad SRC exits 1 with a clear message (also TMPDIR inside it, and
-#     a file the publisher cannot read, in every format); bad options
+#  4. Bad SRC exits 1 with a clear message (also TMPDIR, a local DEST or
+#     --keep-image inside it, and a file the publisher cannot read, in
+#     every format); bad options
 #     exit 2 with a pointer to --help.
 #  5. S3 DEST (radosgw, through the counting proxy): both objects are
 #     there, equal to the local files; a second run sends no PUT or POST;
@@ -378,6 +379,19 @@ rc=0; TMPDIR="$tmp/insrc/tmp" "$mk" "$tmp/insrc" "$pub" --name insrc \
   fail "TMPDIR inside SRC_DIR: exit $rc: $(cat "$tmp/err")"
 [ ! -e "$pub/insrc.img" ] || fail "TMPDIR inside SRC_DIR: an image was published"
 echo "ok: TMPDIR inside SRC_DIR -> $rc: $(head -n 1 "$tmp/err")"
+# A local DEST or --keep-image inside SRC_DIR: the next version would
+# hold this one's image and manifest.
+mkdir -p "$tmp/insrc/pub"
+for args in "$tmp/insrc/pub" "$tmp/insrc" "$pub --keep-image $tmp/insrc/k.img"; do
+  # shellcheck disable=SC2086 # args is split on purpose
+  rc=0; "$mk" "$tmp/insrc" $args --name insrc > /dev/null 2> "$tmp/err" ||
+    rc=$?
+  [ $rc = 1 ] && grep -q "is inside SRC_DIR: the next version would hold" "$tmp/err" ||
+    fail "$args inside SRC_DIR: exit $rc: $(cat "$tmp/err")"
+  [ -z "$(find "$tmp/insrc" -name '*.img*')" ] && [ ! -e "$pub/insrc.img" ] ||
+    fail "$args inside SRC_DIR: an image was written"
+  echo "ok: $args inside SRC_DIR -> $rc: $(head -n 1 "$tmp/err")"
+done
 # A file the publisher cannot read (as a user: root reads anything) is
 # an error naming it, in every format; never an empty file.
 nb="$tmp/nb"

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -203,6 +204,9 @@ usage (void)
       "  On a terminal, long steps show a progress line; otherwise only a\n"
       "  summary is printed (on stderr).  The nbdkit command line (or, for\n"
       "  a local DEST, the paths written) is printed on stdout.\n"
+      "\n"
+      "  A local DEST, --keep-image and TMPDIR must be outside SRC_DIR:\n"
+      "  what the build writes there would be part of the next version.\n"
       "\n"
       "ENVIRONMENT\n"
       "  SOURCE_DATE_EPOCH   the timestamp of every file, in seconds since\n"
@@ -506,28 +510,63 @@ load_base (struct mkimage_options *o)
   return 0;
 }
 
-/* The work directory (in TMPDIR) must not be inside SRC_DIR: the
- * half-built image, the logs and the manifest would be part of the tree
- * (ext4 publishes them; mksquashfs and mkfs.erofs see the tree change).
+/* True if path (resolved) is src (resolved) or lies under it. */
+static bool
+is_inside (const char *src, const char *path)
+{
+  size_t len = strlen (src);
+
+  return strcmp (src, "/") == 0 ||
+      (strncmp (path, src, len) == 0 &&
+       (path[len] == '/' || path[len] == '\0'));
+}
+
+/* What the build writes must be outside SRC_DIR, or it becomes part of
+ * the tree: the work directory (in TMPDIR: the half-built image, the
+ * logs and the manifest; ext4 publishes them, mksquashfs and mkfs.erofs
+ * see the tree change), a local DEST and --keep-image (the next version
+ * would hold this one's image and manifest, silently).
  */
 static int
-check_workdir_outside_src (const struct mkimage_options *o)
+check_outputs_outside_src (const struct mkimage_options *o)
 {
   CLEANUP_FREE char *src = realpath (o->src, NULL);
   CLEANUP_FREE char *work = realpath (workdir_dir (), NULL);
-  size_t len;
+  CLEANUP_FREE char *dest = NULL;
+  CLEANUP_FREE char *keep = NULL;
 
   if (src == NULL || work == NULL) {
     report_error ("%s: %m", src == NULL ? o->src : workdir_dir ());
     return -1;
   }
-  len = strlen (src);
-  if (strcmp (src, "/") == 0 ||
-      (strncmp (work, src, len) == 0 && work[len] == '/')) {
+  if (is_inside (src, work)) {
     report_error ("%s: the work directory %s is inside SRC_DIR: set TMPDIR "
                   "to a directory outside it",
                   o->src, work);
     return -1;
+  }
+  /* NB: a DEST that does not exist is reported when publishing. */
+  if (!is_s3 (o->dest) && (dest = realpath (o->dest, NULL)) != NULL &&
+      is_inside (src, dest)) {
+    report_error ("%s: DEST %s is inside SRC_DIR: the next version would "
+                  "hold this one's image; publish outside it",
+                  o->src, o->dest);
+    return -1;
+  }
+  if (o->keep_image) {
+    CLEANUP_FREE char *copy = strdup (o->keep_image);
+
+    if (copy == NULL) {
+      report_error ("strdup: %m");
+      return -1;
+    }
+    keep = realpath (dirname (copy), NULL);
+    if (keep && is_inside (src, keep)) {
+      report_error ("%s: --keep-image %s is inside SRC_DIR: the next "
+                    "version would hold this one's image; keep it outside",
+                    o->src, o->keep_image);
+      return -1;
+    }
   }
   return 0;
 }
@@ -545,7 +584,7 @@ mkimage (struct mkimage_options *o)
 
   if (is_s3 (o->dest) && publish_s3_check (o) == -1)
     return -1;
-  if (workdir_create () == -1 || check_workdir_outside_src (o) == -1)
+  if (workdir_create () == -1 || check_outputs_outside_src (o) == -1)
     return -1;
   if (load_base (o) == -1)
     return -1;
