@@ -5,7 +5,8 @@
 # holds more than the cap; stat's numbers agree with what was read;
 # verify finds a chunk damaged while nbdkit is stopped and while it
 # serves (dropped, fetched again, right); evict and gc while nbdkit
-# serves and readers go on; evict --older-than; bad directories.
+# serves and readers go on; evict --older-than; bad directories; an
+# image whose map is damaged (verify says so, gc removes it).
 #
 #  A: 24 MiB with a manifest (chunks 2 and 3 all zeros)
 #  B: 16 MiB without a manifest (manifest=none)
@@ -330,4 +331,25 @@ grep -q "Permission denied" "$tmp/err.txt" || fail "$(cat "$tmp/err.txt")"
 expect "gc without --to" $? 2
 "$tool" -d "$c4" evict --older-than 3x 2> /dev/null
 expect "a bad duration" $? 2
+
+echo "== 9. an image whose map is damaged (a crash while it was made)"
+# No server can use its data and no eviction sees its chunks, yet it
+# counts against the cap: verify says so, gc removes it.
+id_a4=$(jget "$tmp/s7.json" "$A['id']")
+bad_id=$(printf 'b%.0s' $(seq 64))
+cp -a "$c4/images/$id_a4" "$c4/images/$bad_id"
+printf 'XXXX' | dd of="$c4/images/$bad_id/map" conv=notrunc status=none
+"$tool" -d "$c4" verify > "$tmp/verify9.txt" 2> "$tmp/err9.txt"
+expect "verify with a damaged map" $? 1
+grep -q "image $bad_id: its map is missing or damaged.*accel-cache evict" \
+  "$tmp/err9.txt" || fail "verify: $(cat "$tmp/err9.txt")"
+"$tool" -d "$c4" gc --to 0 > "$tmp/gc9.txt" || fail "gc: $(cat "$tmp/gc9.txt")"
+cat "$tmp/gc9.txt"
+grep -q "removed 1 image whose map was missing or damaged" "$tmp/gc9.txt" ||
+  fail "gc did not say it removed the damaged image"
+[ -e "$c4/images/$bad_id" ] && fail "gc left the image with a damaged map"
+stat_json "$c4" "$tmp/s9.json"
+expect "usage after gc --to 0" "$(jget "$tmp/s9.json" 'd["usage_bytes"]')" 0
+"$tool" -d "$c4" stat --cap 0 > "$tmp/stat9.txt" || fail "stat --cap 0"
+grep -q "no cap (--cap 0)" "$tmp/stat9.txt" || fail "stat --cap 0: $(cat "$tmp/stat9.txt")"
 echo OK

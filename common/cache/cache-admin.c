@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache-internal.h"
@@ -80,6 +81,70 @@ out:
   return r;
 }
 
+/* With the directory lock held: remove the directories of images whose
+ * map is missing or not a valid map (a crash while one was created, a
+ * damaged map) and that nobody serves.  No server can use their data,
+ * and no eviction can free it (it sees no chunks), yet it counts
+ * against the cap.  Only those not modified since before (0: any).
+ * NB: under the directory lock an image is never half-created by
+ * anyone but a process that already holds its serve.lock.
+ */
+static int
+remove_unusable_locked (struct cache_dir *d, uint32_t before,
+                        struct cache_evict_result *res)
+{
+  char (*ids)[65] = NULL;
+  size_t n = 0, i;
+  struct dirent *ent;
+  DIR *dir;
+  int r = 0;
+
+  ids = calloc (CACHE_MAX_IMAGES, sizeof *ids);
+  if (ids == NULL) {
+    report_error ("calloc: %m");
+    return -1;
+  }
+  dir = cache_images_opendir (d);
+  if (dir == NULL) {
+    free (ids);
+    return -1;
+  }
+  while ((ent = readdir (dir)) != NULL && n < CACHE_MAX_IMAGES) {
+    struct cache_view v;
+    struct stat st;
+    int o;
+
+    if (!cache_is_image_id (ent->d_name))
+      continue;
+    o = cache_view_open (dirfd (dir), ent->d_name, false, &v);
+    if (o == -1) {
+      r = -1;
+      break;
+    }
+    if (o == 1) {
+      cache_view_close (&v);
+      continue;
+    }
+    if (before &&
+        (fstatat (dirfd (dir), ent->d_name, &st, 0) == -1 ||
+         st.st_mtime >= (time_t) before))
+      continue;
+    memcpy (ids[n++], ent->d_name, 65);
+  }
+  closedir (dir);
+  for (i = 0; i < n && r == 0; i++) {
+    unsigned removed = res->removed;
+
+    r = remove_image_locked (d, ids[i], res);
+    if (r == 0 && res->removed != removed)
+      report_debug ("cache: %s: removed an image whose map is missing or "
+                    "damaged",
+                    ids[i]);
+  }
+  free (ids);
+  return r;
+}
+
 /* Lock, measure, run fn, measure again, unlock. */
 static int
 with_lock (struct cache_dir *d, struct cache_evict_result *res,
@@ -110,6 +175,12 @@ gc_locked (struct cache_dir *d, struct cache_evict_result *res, const void *arg)
   uint64_t target = *(const uint64_t *) arg, usage = res->usage_before;
   int round;
 
+  /* First what nobody can use at all. */
+  if (usage > target) {
+    if (remove_unusable_locked (d, 0, res) == -1 ||
+        cache_dir_usage_locked (d, &usage) == -1)
+      return -1;
+  }
   for (round = 0; round < GC_ROUNDS && usage > target; round++) {
     uint64_t before = res->chunks;
 
@@ -194,6 +265,8 @@ evict_older_locked (struct cache_dir *d, struct cache_evict_result *res,
       r = remove_image_locked (d, views[i].id, res);
   }
   cache_views_close (views, n);
+  if (r == 0)
+    r = remove_unusable_locked (d, before, res);
   return r;
 }
 

@@ -167,9 +167,10 @@ stat_text (const struct listing *l, const char *path, uint64_t usage,
                 : "the cache-size= of the last nbdkit to open the cache");
   else
     printf ("usage     %s; no cap%s\n", format_size (usage, h1, sizeof h1),
-            cap_source ? " (the last nbdkit to open the cache had no "
-                         "cache-size=)"
-                       : " recorded (give --cap SIZE to compare)");
+            cap_source == NULL ? " recorded (give --cap SIZE to compare)"
+                : strcmp (cap_source, "--cap") == 0
+                ? " (--cap 0)"
+                : " (the last nbdkit to open the cache had no cache-size=)");
   printf ("images    %zu, %zu being served\n", nr, serving);
   for (i = 0; i < l->n; i++) {
     if (!l->selected[i])

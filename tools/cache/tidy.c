@@ -61,9 +61,20 @@ verify_one (struct cache_dir *d, const struct listing *l, size_t i,
   int r;
 
   if (!info->valid) {
+    char h[32];
+
     print_name (info);
     printf (" (%s): no valid map: nothing to verify\n",
             short_id (info->id, id));
+    /* NB: not one being created: that one is served already. */
+    if (!info->serving && info->disk_bytes > 0) {
+      report_error ("image %s: its map is missing or damaged, so its %s "
+                    "of data can never be served; free them with " PROGNAME
+                    " evict %s",
+                    info->id, format_size (info->disk_bytes, h, sizeof h),
+                    short_id (info->id, id));
+      return -1;
+    }
     return 0;
   }
   /* Against the manifest, which is what the bytes must be; the hashes
@@ -217,8 +228,12 @@ do_gc (struct cache_dir *d, uint64_t target)
     return EXIT_FAILURE;
   printf ("evicted ");
   print_evicted (&res);
-  printf (", of images nobody serves first, to bring the cache to %s\n",
+  printf (", of images nobody serves first, to bring the cache to %s",
           format_size (target, h, sizeof h));
+  if (res.removed)
+    printf ("; removed %u image%s whose map was missing or damaged",
+            res.removed, res.removed == 1 ? "" : "s");
+  putchar ('\n');
   print_usage (&res);
   /* NB: not a failure: what is left is not evictable yet, and would be
    * stored again at once by the servers reading it.
