@@ -5,6 +5,7 @@
 # loop, --fuse) behind a symlink, and a task holds a file of v1 open
 # and another has its working directory there, both reached through
 # the symlink.  Then:
+#  - options end at --; --threads reaches accel-mount;
 #  - an update to a missing object fails with exit 1 and changes
 #    nothing: same link, v1 mounted, nothing new left behind;
 #  - the update to v2 switches the link (new lookups read v2's bytes),
@@ -99,7 +100,9 @@ link="$tmp/ds/data"
 opts=(--cache-dir "$tmp/cache" --fuse "endpoint=$proxy_url")
 
 # 2. The first run mounts v1 on data@1 and makes the link, relative.
-run_update 0 "$link" "$url1" "${opts[@]}"
+# (Options, then -- and the operands.)
+run_update 0 --cache-dir "$tmp/cache" --fuse -- "$link" "$url1" \
+  "endpoint=$proxy_url"
 [ "$(readlink "$link")" = "data@1" ] || fail "link: $(readlink "$link")"
 findmnt -n -M "$link@1" > /dev/null || fail "v1 is not mounted on $link@1"
 diff -r -x lost+found "$tmp/src1" "$link/" || fail "v1 differs from its tree"
@@ -133,8 +136,10 @@ grep -q "still points to $link@1, unchanged" "$tmp/update.out" || fail "unclear 
 # 4. The update to v2, with v1 held: switched, v1 left mounted.
 bytes0=$(proxy_count bytes)
 t0=$(date +%s)
-run_update 3 "$link" "$url2" "${opts[@]}" --idle-timeout 2
+run_update 3 "$link" "$url2" "${opts[@]}" --idle-timeout 2 --threads 3
 t1=$(date +%s)
+grep -q "nbdkit threads 3$" "$tmp/update.out" ||
+  fail "--threads 3 did not reach accel-mount"
 [ $((t1 - t0)) -lt 30 ] || fail "the update took $((t1 - t0)) s"
 grep -q "accel-update --finish" "$tmp/update.out" || fail "does not say how to finish"
 grep -q "^    $holder (sleep): 1 open file" "$tmp/update.out" || fail "holder not named"
