@@ -40,7 +40,7 @@
  * means sqlite sees a different untrusted file, which it checks again.
  */
 static int
-check_file (const char *path)
+check_file (const char *path, const char *name)
 {
   char header[16];
   struct stat st;
@@ -49,43 +49,43 @@ check_file (const char *path)
 
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1) {
-    report_error ("manifest: %s: open: %m", path);
+    report_error ("manifest: %s: open: %m", name);
     return -1;
   }
   if (fstat (fd, &st) == -1) {
-    report_error ("manifest: %s: fstat: %m", path);
+    report_error ("manifest: %s: fstat: %m", name);
     close (fd);
     return -1;
   }
   if (!S_ISREG (st.st_mode)) {
-    report_error ("manifest: %s: not a regular file", path);
+    report_error ("manifest: %s: not a regular file", name);
     close (fd);
     return -1;
   }
   if (st.st_size < MIN_FILE_SIZE) {
     report_error ("manifest: %s: only %jd bytes, too small to be a "
                   "manifest (truncated?)",
-                  path, (intmax_t) st.st_size);
+                  name, (intmax_t) st.st_size);
     close (fd);
     return -1;
   }
   if ((uint64_t) st.st_size > MANIFEST_MAX_FILE_SIZE) {
     report_error ("manifest: %s: %jd bytes, larger than the limit of "
                   "%" PRIu64,
-                  path, (intmax_t) st.st_size, MANIFEST_MAX_FILE_SIZE);
+                  name, (intmax_t) st.st_size, MANIFEST_MAX_FILE_SIZE);
     close (fd);
     return -1;
   }
   r = pread (fd, header, sizeof header, 0);
   if (r == -1) {
-    report_error ("manifest: %s: read: %m", path);
+    report_error ("manifest: %s: read: %m", name);
     close (fd);
     return -1;
   }
   close (fd);
   if (r != (ssize_t) sizeof header ||
       memcmp (header, SQLITE_MAGIC, sizeof header) != 0) {
-    report_error ("manifest: %s: not a sqlite3 database (bad header)", path);
+    report_error ("manifest: %s: not a sqlite3 database (bad header)", name);
     return -1;
   }
   return 0;
@@ -152,9 +152,9 @@ set_db_config (struct manifest *m, int op, int value)
  * no journal are looked for.
  */
 static int
-open_db (struct manifest *m)
+open_db (struct manifest *m, const char *path)
 {
-  CLEANUP_FREE char *uri = make_uri (m->path);
+  CLEANUP_FREE char *uri = make_uri (path);
   const int flags =
       SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
   int r;
@@ -241,27 +241,33 @@ load_zero_bitmap (struct manifest *m)
 struct manifest *
 manifest_open (const char *path)
 {
+  return manifest_open_as (path, path);
+}
+
+struct manifest *
+manifest_open_as (const char *path, const char *name)
+{
   struct manifest *m;
   int err;
 
   m = calloc (1, sizeof *m);
   if (m == NULL) {
-    report_error ("manifest: %s: calloc: %m", path);
+    report_error ("manifest: %s: calloc: %m", name);
     return NULL;
   }
   err = pthread_mutex_init (&m->lock, NULL);
   if (err != 0) {
     errno = err;
-    report_error ("manifest: %s: pthread_mutex_init: %m", path);
+    report_error ("manifest: %s: pthread_mutex_init: %m", name);
     free (m);
     return NULL;
   }
-  m->path = strdup (path);
+  m->path = strdup (name);
   if (m->path == NULL) {
-    report_error ("manifest: %s: strdup: %m", path);
+    report_error ("manifest: %s: strdup: %m", name);
     goto err;
   }
-  if (check_file (path) == -1 || open_db (m) == -1 ||
+  if (check_file (path, name) == -1 || open_db (m, path) == -1 ||
       manifest_check_contents (m) == -1 || load_zero_bitmap (m) == -1 ||
       manifest_prepare (m, "SELECT sha256 FROM chunks WHERE idx = ?1",
                         "reading chunks", &m->chunk_stmt) == -1 ||

@@ -94,6 +94,10 @@ struct manifest;
  * problem.
  */
 struct manifest *manifest_open (const char *path);
+/* The same, for a copy of a manifest at path: messages name name (the
+ * URL it was downloaded from).
+ */
+struct manifest *manifest_open_as (const char *path, const char *name);
 void manifest_close (struct manifest *m);
 
 uint64_t manifest_image_size (const struct manifest *m);

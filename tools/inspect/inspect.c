@@ -221,7 +221,7 @@ open_manifest (const char *arg, const char *endpoint)
       return NULL;
     report_debug ("%s: downloaded to %s", arg, path);
   }
-  m = manifest_open (path);
+  m = manifest_open_as (path, arg);
   /* NB: sqlite keeps the file open (and immutable=1 means it never
    * reopens it), so the download can go at once: nothing is left behind
    * even if printing is interrupted.
