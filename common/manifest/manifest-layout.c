@@ -185,8 +185,9 @@ manifest_fs_groups_valid (uint32_t block_size, uint32_t blocks_per_group,
   /* As the kernel requires: a group is what one bitmap block covers,
    * or less, in whole bytes of it.
    */
-  return blocks_per_group % 8 == 0 && blocks_per_group <= 8 * block_size &&
-      groups_per_flex > 0 && (groups_per_flex & (groups_per_flex - 1)) == 0;
+  return blocks_per_group % 8 == 0 && blocks_per_group >= 256 &&
+      blocks_per_group <= 8 * block_size && groups_per_flex > 0 &&
+      (groups_per_flex & (groups_per_flex - 1)) == 0;
 }
 
 /* Step stmt (prepared by the caller), checking each row with check and

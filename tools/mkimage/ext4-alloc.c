@@ -88,7 +88,13 @@ past_group_metadata (ext2_filsys fs, blk64_t b)
   first = ext2fs_group_first_block2 (fs, g);
   it = ext2fs_inode_table_loc (fs, g);
   end = it + fs->inode_blocks_per_group;
-  if (it < first || it > first + 2 || b < first || b >= end)
+  /* NB: the last group resize2fs adds has a backup superblock and
+   * descriptors first (sparse_super2), which drop_backup_supers freed:
+   * its bitmaps and inode table follow them.
+   */
+  if (g == 0 || it < first ||
+      (it > first + 2 && it != first + 1 + fs->desc_blocks + 2) || b < first ||
+      b >= end)
     return b;
   return end;
 }

@@ -855,6 +855,11 @@ grown_size (const struct mkimage_options *o, uint64_t total)
 
   base_groups (o, &bpg, &ipg);
   min = 2 + (ipg * l->inode_size + bs - 1) / bs + 64;
+  /* A group of less than that (inode tables of nearly a group) is
+   * made whole: else no size would do, and this would never end.
+   */
+  if (min > bpg)
+    min = bpg;
   do {
     t = total;
     total = whole_chunks (o, total, bs);
@@ -1215,6 +1220,7 @@ ext4_build (const struct mkimage_options *o, const char *image,
   struct ext4_base *base = NULL;
   bool resized = false, grow = false;
   uint64_t cramped, made_inodes, table, stored, bpg;
+  uint64_t too_small = 0; /* on a base: the largest size that was */
   struct groups groups;
   unsigned inode_size = EXT4_INODE_SIZE, block_size = EXT4_BLOCK_SIZE;
   struct stat st;
@@ -1327,6 +1333,8 @@ ext4_build (const struct mkimage_options *o, const char *image,
      * that would not change otherwise), grow the file system, within
      * what base_geometry allows.
      */
+    if (base && (p == 1 || cramped) && r->attempts < MAX_ATTEMPTS)
+      too_small = grow ? based_blocks : ext4_base_layout (base)->blocks;
     if (base && (p == 1 || cramped) && r->attempts < MAX_ATTEMPTS &&
         grow_more (o, est_blocks, grow, p == 1 ? 0 : cramped, &based_blocks)) {
       report_debug ("%s: growing the file system to %" PRIu64 " blocks",
@@ -1372,7 +1380,10 @@ ext4_build (const struct mkimage_options *o, const char *image,
         resized = false; /* which may shrink in turn */
         continue;
       }
-      if (based_blocks < total) {
+      /* NB: never back to a size found too small or cramped: that
+       * would replay the attempts that grew it.
+       */
+      if (based_blocks < total && based_blocks > too_small) {
         report_debug ("the tree stored %" PRIu64 " blocks: again at %" PRIu64,
                       used, based_blocks);
         grow = based_blocks > ext4_base_layout (base)->blocks;
