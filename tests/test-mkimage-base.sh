@@ -48,6 +48,8 @@
 # 13. A version that needs more inodes than a 4 KiB-block base has:
 #     the base grows by a few small groups (never up to 128 MiB), not
 #     a fresh layout, within the targets.
+# 14. A one-group image grown by a version: in one attempt, within the
+#     growth limit.
 . "$(dirname "$0")/lib/functions.sh"
 PATH=$PATH:/usr/sbin:/sbin
 requires mke2fs; requires e2fsck; requires python3; requires sqlite3
@@ -701,4 +703,37 @@ limit=$(( (size + 1800 * 4096) * 105 / 100 ))
 [ "$(stat -c %s "$tmp/inodes/img.img")" -le "$limit" ] ||
   fail "inodes: the image grew from $size to $(stat -c %s "$tmp/inodes/img.img") bytes for 7 MB (limit $limit)"
 echo "ok: inodes: $size to $(stat -c %s "$tmp/inodes/img.img") bytes for 1800 new inodes and 7 MB"
+
+# 14. A one-group image (7 MiB) that a version grows by 11 MB: the last
+# group resize2fs adds had a backup superblock first (dropped), then its
+# bitmaps and inode table, which the free end must run through, or the
+# build grows again and again (20 MiB in 2 attempts, up to 8 in a chain
+# of versions, where 14 MiB in 1 do).
+gen_files () { # gen_files DIR SEED COUNT MIN MAX
+  "$py" - "$@" << 'PYEOF2'
+import os, random, sys
+d, seed, count, lo, hi = sys.argv[1], *map(int, sys.argv[2:6])
+os.makedirs(d, exist_ok=True)
+r = random.Random(seed)
+for i in range(count):
+    with open("%s/f%04d" % (d, i), "wb") as f:
+        f.write(r.randbytes(r.randint(lo, hi)))
+PYEOF2
+}
+t=$tmp/onegroup-src
+gen_files "$t/d" 51 100 1000 60000
+build "$t" "$tmp/onegroup" --no-base
+size=$(stat -c %s "$tmp/onegroup/img.img")
+cp "$tmp/onegroup/img.img.manifest" "$tmp/prev.manifest"
+digests "$t" "$tmp/old.digests"
+before=$(du -sb --apparent-size "$t" | cut -f1)
+gen_files "$t/e" 52 20 100000 1000000
+added=$(( $(du -sb --apparent-size "$t" | cut -f1) - before ))
+next_version "one group: $added bytes added" "$t" "$tmp/onegroup" "$added"
+grep -q "built in [0-9]* attempts" "$tmp/err" &&
+  fail "one group: more than one attempt: $(grep 'built in' "$tmp/err")"
+limit=$(( (size + added) * 105 / 100 ))
+[ "$(stat -c %s "$tmp/onegroup/img.img")" -le "$limit" ] ||
+  fail "one group: the image grew from $size to $(stat -c %s "$tmp/onegroup/img.img") bytes for $added (limit $limit)"
+echo "ok: one group: $size to $(stat -c %s "$tmp/onegroup/img.img") bytes for $added, in one attempt"
 echo OK
