@@ -576,9 +576,21 @@ fresh_groups (uint64_t blocks, uint64_t inodes, unsigned bs)
   return g;
 }
 
-/* The base's geometry: recorded in its manifest, or, if it predates
- * that, what mke2fs made without -g at its mkfs size (and the flex
- * groups 1 KiB blocks were given).
+/* The base's blocks per group: recorded in its manifest, or, if it
+ * predates that, what mke2fs made without -g at its mkfs size.
+ */
+static uint64_t
+base_blocks_per_group (const struct manifest_fs_layout *l)
+{
+  return l->blocks_per_group
+      ? l->blocks_per_group
+      : blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, l->block_size,
+                          8 * l->block_size);
+}
+
+/* The base's geometry for mke2fs: as recorded, or, for a base that
+ * predates the record, mke2fs's own groups (and the flex groups 1 KiB
+ * blocks were given).
  */
 static struct groups
 base_mkfs_groups (const struct manifest_fs_layout *l)
@@ -589,12 +601,8 @@ base_mkfs_groups (const struct manifest_fs_layout *l)
     g.bpg = l->blocks_per_group;
     g.flex = l->groups_per_flex;
   }
-  else if (l->block_size == 1024) {
-    uint64_t bpg =
-        blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, 1024, 8 * 1024);
-
-    g.flex = flex_for (l->mkfs_blocks, bpg, 1024);
-  }
+  else if (l->block_size == 1024)
+    g.flex = flex_for (l->mkfs_blocks, base_blocks_per_group (l), 1024);
   return g;
 }
 
@@ -816,10 +824,7 @@ base_groups (const struct mkimage_options *o, uint64_t *bpg, uint64_t *ipg)
 {
   const struct manifest_fs_layout *l = ext4_base_layout (o->base);
 
-  *bpg = l->blocks_per_group
-      ? l->blocks_per_group
-      : blocks_per_group (l->mkfs_blocks, l->mkfs_inodes, l->block_size,
-                          8 * l->block_size);
+  *bpg = base_blocks_per_group (l);
   *ipg = l->inodes / ((l->blocks + *bpg - 1) / *bpg);
 }
 
@@ -1333,16 +1338,17 @@ ext4_build (const struct mkimage_options *o, const char *image,
      * that would not change otherwise), grow the file system, within
      * what base_geometry allows.
      */
-    if (base && (p == 1 || cramped) && r->attempts < MAX_ATTEMPTS)
+    if (base && (p == 1 || cramped) && r->attempts < MAX_ATTEMPTS) {
       too_small = grow ? based_blocks : ext4_base_layout (base)->blocks;
-    if (base && (p == 1 || cramped) && r->attempts < MAX_ATTEMPTS &&
-        grow_more (o, est_blocks, grow, p == 1 ? 0 : cramped, &based_blocks)) {
-      report_debug ("%s: growing the file system to %" PRIu64 " blocks",
-                    p == 1 ? "the tree did not fit"
-                           : "new blocks found no free chunks",
-                    based_blocks);
-      grow = true;
-      continue;
+      if (grow_more (o, est_blocks, grow, p == 1 ? 0 : cramped,
+                     &based_blocks)) {
+        report_debug ("%s: growing the file system to %" PRIu64 " blocks",
+                      p == 1 ? "the tree did not fit"
+                             : "new blocks found no free chunks",
+                      based_blocks);
+        grow = true;
+        continue;
+      }
     }
     if (p == 1 && base) {
       report_warning ("%s: the tree did not fit in the base's file system: "

@@ -533,7 +533,6 @@ check_outputs_outside_src (const struct mkimage_options *o)
   CLEANUP_FREE char *src = realpath (o->src, NULL);
   CLEANUP_FREE char *work = realpath (workdir_dir (), NULL);
   CLEANUP_FREE char *dest = NULL;
-  CLEANUP_FREE char *keep = NULL;
 
   if (src == NULL || work == NULL) {
     report_error ("%s: %m", src == NULL ? o->src : workdir_dir ());
@@ -555,6 +554,7 @@ check_outputs_outside_src (const struct mkimage_options *o)
   }
   if (o->keep_image) {
     CLEANUP_FREE char *copy = strdup (o->keep_image);
+    CLEANUP_FREE char *keep = NULL;
 
     if (copy == NULL) {
       report_error ("strdup: %m");
